@@ -1,0 +1,238 @@
+package store
+
+import "time"
+
+// User is a person who signs up on pifrontend. Password is a bcrypt hash.
+type User struct {
+	ID             uint   `gorm:"primaryKey"`
+	Email          string `gorm:"size:255;uniqueIndex;not null"`
+	PasswordHash   string `gorm:"size:255;not null"`
+	FirstName      string `gorm:"size:100"`
+	LastName       string `gorm:"size:100"`
+	SSHKey         string `gorm:"type:text"`
+	EmailConfirmed bool
+	Authorized     bool
+	Admin          bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Switch is a PoE switch that powers nodes through SNMP.
+type Switch struct {
+	ID   uint   `gorm:"primaryKey"`
+	Name string `gorm:"size:100;uniqueIndex;not null"`
+	// IP is the management address; SNMPPort the UDP port (161 when zero).
+	IP       string `gorm:"size:64;not null"`
+	SNMPPort int
+	// SNMPVersion is "2c" (Community) or "3" (V3User, V3AuthProto, V3AuthPass, V3PrivProto, V3PrivPass).
+	SNMPVersion string `gorm:"size:4;not null;default:2c"`
+	Community   string `gorm:"size:255"`
+	V3User      string `gorm:"size:100"`
+	V3AuthProto string `gorm:"size:16"`
+	V3AuthPass  string `gorm:"size:255"`
+	V3PrivProto string `gorm:"size:16"`
+	V3PrivPass  string `gorm:"size:255"`
+	PortCount   int
+	// MasterPort is the pimaster's own port: never powered off. 0 = none.
+	MasterPort int
+	// OID is the admin-enable column base (pethPsePortAdminEnable); OIDOffset is added to the port number.
+	OID       string `gorm:"size:255;not null"`
+	OIDOffset int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Node is one Raspberry Pi on a switch port.
+type Node struct {
+	ID       uint   `gorm:"primaryKey"`
+	Name     string `gorm:"size:100;uniqueIndex;not null"`
+	SwitchID uint   `gorm:"index;not null"`
+	Switch   Switch `gorm:"constraint:OnDelete:RESTRICT"`
+	Port     int    `gorm:"not null"`
+	IP       string `gorm:"size:64"`
+	MAC      string `gorm:"size:17"`
+	// Serial is the last 8 hex digits of the Pi's serial: the name of its TFTP folder.
+	Serial    string `gorm:"size:16;index"`
+	Model     string `gorm:"size:64"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Environment types, as in the original's environment JSON.
+const (
+	EnvDefault = "default"
+	EnvUser    = "user"
+	EnvHidden  = "hidden"
+)
+
+// Environment is an OS image that can be deployed on nodes.
+type Environment struct {
+	ID          uint   `gorm:"primaryKey"`
+	Name        string `gorm:"size:100;uniqueIndex;not null"`
+	Type        string `gorm:"size:16;not null;default:default"`
+	Description string `gorm:"type:text"`
+	// ImageName is a file name inside the configured img_dir (never a path).
+	ImageName string `gorm:"size:255;not null"`
+	// ImageSize is the uncompressed size in bytes; ImageFormat raw, gz, xz, zst or tar.gz.
+	ImageSize   int64
+	ImageFormat string `gorm:"size:16"`
+	ImageSHA256 string `gorm:"size:64"`
+	// DecompressOn is "node" or "pimaster": where a compressed image is inflated.
+	DecompressOn string `gorm:"size:16"`
+	// SectorStart is the first sector of the root partition.
+	SectorStart int64
+	SSHUser     string `gorm:"size:64;not null;default:root"`
+	Shell       string `gorm:"size:255;not null;default:bash"`
+	Web         bool
+	ScriptTest  string `gorm:"type:text"`
+	// OwnerID is the user who captured it (0: admin-provided).
+	OwnerID   uint `gorm:"index"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Reservation gives a user a set of nodes from Start to End.
+type Reservation struct {
+	ID        uint `gorm:"primaryKey"`
+	UserID    uint `gorm:"index;not null"`
+	User      User `gorm:"constraint:OnDelete:RESTRICT"`
+	Start     time.Time
+	End       time.Time `gorm:"index"`
+	Nodes     []Node    `gorm:"many2many:reservation_nodes;constraint:OnDelete:CASCADE"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Processes a deployment runs; see pkg/engine for their states.
+const (
+	ProcessDeploy   = "deploy"
+	ProcessDestroy  = "destroy"
+	ProcessReboot   = "reboot"
+	ProcessBootTest = "boot_test"
+)
+
+// Terminal states that the engine does not advance on its own.
+const (
+	StateDeployed  = "deployed"
+	StateDestroyed = "destroyed"
+	StateBooted    = "booted"
+	StateLost      = "lost"
+	StateFailed    = "failed"
+)
+
+// Deployment is one node of one reservation going through a process. The web writes the
+// desired columns (Process, State on a new request, the user's options); pitasks alone writes
+// the observed ones (progress, errors, timers, lease).
+type Deployment struct {
+	ID            uint        `gorm:"primaryKey"`
+	ReservationID uint        `gorm:"index;not null"`
+	Reservation   Reservation `gorm:"constraint:OnDelete:CASCADE"`
+	NodeID        uint        `gorm:"index;not null"`
+	Node          Node        `gorm:"constraint:OnDelete:RESTRICT"`
+	UserID        uint        `gorm:"index;not null"`
+	Name          string      `gorm:"size:100"`
+	EnvironmentID uint        `gorm:"index"`
+	Environment   Environment `gorm:"constraint:OnDelete:RESTRICT"`
+
+	// The user's options.
+	OSUpdate bool
+	// SystemSize is the root partition size in MiB; 0 means the whole card.
+	SystemSize     int64
+	SystemPassword string `gorm:"size:255" json:"-"`
+	PublicKey      string `gorm:"type:text"`
+	InitScript     string `gorm:"type:text"`
+
+	// The state machine.
+	Process string `gorm:"size:16;not null;index:idx_due,priority:1"`
+	State   string `gorm:"size:32;not null;index:idx_due,priority:2"`
+	// ResumeProcess/ResumeState: where a reboot or a lost node goes back to.
+	ResumeProcess  string `gorm:"size:16"`
+	ResumeState    string `gorm:"size:32"`
+	StateStartedAt time.Time
+	ExecDone       bool
+	Rebooted       bool
+	NextCheckAt    time.Time `gorm:"index:idx_due,priority:3"`
+	Failures       int
+	LastError      string `gorm:"type:text"`
+
+	// Progress of the image copy.
+	BytesDone  int64
+	BytesTotal int64
+	// Throughput in bytes per second.
+	Throughput int64
+	// Output of the user's init script.
+	ScriptOutput string `gorm:"type:mediumtext"`
+
+	// Lease: the pitasks process working on this row, until LeaseUntil.
+	LeaseOwner string `gorm:"size:64;index"`
+	LeaseUntil time.Time
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Active reports whether the engine still has work to do on the deployment.
+func (d *Deployment) Active() bool {
+	switch d.State {
+	case StateDeployed, StateDestroyed, StateBooted, StateLost, StateFailed:
+		return false
+	}
+	return true
+}
+
+// Outcomes of a state, recorded in StateEvent.
+const (
+	OutcomeDone    = "done"
+	OutcomeReboot  = "reboot"
+	OutcomeLost    = "lost"
+	OutcomeFailed  = "failed"
+	OutcomeRetry   = "retry"
+	OutcomeForced  = "forced"
+	OutcomeResumed = "resumed"
+)
+
+// StateEvent is one row per state transition or notable attempt: the source of per-state statistics.
+type StateEvent struct {
+	ID           uint   `gorm:"primaryKey"`
+	DeploymentID uint   `gorm:"index;not null"`
+	NodeID       uint   `gorm:"index"`
+	Process      string `gorm:"size:16"`
+	State        string `gorm:"size:32;index"`
+	Outcome      string `gorm:"size:16"`
+	Message      string `gorm:"type:text"`
+	StartedAt    time.Time
+	EndedAt      time.Time
+	// Duration in milliseconds, for statistics.
+	DurationMS int64
+}
+
+// APIToken authenticates /api/v1 calls. Only a SHA-256 of the token is stored.
+type APIToken struct {
+	ID         uint   `gorm:"primaryKey"`
+	UserID     uint   `gorm:"index;not null"`
+	Name       string `gorm:"size:100"`
+	Hash       string `gorm:"size:64;uniqueIndex;not null"`
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// Setting is a key/value row for admin settings and generated secrets.
+type Setting struct {
+	Key   string `gorm:"primaryKey;size:64"`
+	Value string `gorm:"type:text"`
+}
+
+// HostKey pins an SSH host key: Role is "nfs" (one key for the shared NFS system) or
+// "system" (the deployed system of NodeID, learned on first contact after a deployment).
+type HostKey struct {
+	ID        uint   `gorm:"primaryKey"`
+	Role      string `gorm:"size:16;uniqueIndex:idx_hostkey"`
+	NodeID    uint   `gorm:"uniqueIndex:idx_hostkey"`
+	Key       string `gorm:"type:text;not null"`
+	CreatedAt time.Time
+}
+
+func allModels() []any {
+	return []any{&User{}, &Switch{}, &Node{}, &Environment{}, &Reservation{}, &Deployment{},
+		&StateEvent{}, &APIToken{}, &Setting{}, &HostKey{}}
+}
