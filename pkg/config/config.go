@@ -1,0 +1,331 @@
+// Package config reads seducepp.conf, the INI file both daemons share, into one typed,
+// validated Config.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// SearchPath is where the config is looked up when no -config flag is given, in the original's order.
+var SearchPath = []string{"/etc/seducepp.conf", "./seducepp.conf"}
+
+// Secret is a string that never prints: logs and error messages show <secret>.
+type Secret string
+
+func (Secret) String() string   { return "<secret>" }
+func (Secret) GoString() string { return "<secret>" }
+
+// MarshalText keeps secrets out of JSON and text encodings too.
+func (Secret) MarshalText() ([]byte, error) { return []byte("<secret>"), nil }
+
+// Value returns the secret itself, for the one place that needs it.
+func (s Secret) Value() string { return string(s) }
+
+// Timeout is a state's pair of timeouts: hard-reboot the node after BeforeReboot, give up
+// (state lost) after Lost. Zero means no such timeout.
+type Timeout struct {
+	BeforeReboot time.Duration
+	Lost         time.Duration
+}
+
+// Config is everything seducepp.conf says.
+type Config struct {
+	Path string
+
+	Frontend struct {
+		Listen        string // address to bind, default 127.0.0.1 (a reverse proxy or an explicit 0.0.0.0 opens it)
+		Port          int
+		PublicAddress string // base URL used in e-mails
+		SessionSecret Secret // generated and stored in the database when empty
+		SecureCookies bool   // set behind TLS
+		MetricsListen string // separate listen address for /metrics; empty = served behind admin auth
+	}
+	Mail struct {
+		SMTPAddress string
+		SMTPPort    int
+		Account     string
+		Password    Secret
+		From        string
+	}
+	DB struct {
+		ConnectionURL Secret
+	}
+	Tasks struct {
+		Tick          string        // cron spec
+		Workers       int           // deployments worked on at once
+		Lease         time.Duration // how long a claimed deployment stays ours without renewal
+		StepDeadline  time.Duration // the longest any single remote call may take
+		MaxBooting    int           // nodes powered on at once
+		StopGrace     time.Duration // how long a clean stop waits for running steps
+		MetricsListen string
+	}
+	Cluster struct {
+		TFTPRoot    string
+		NFSBootDir  string // boot files that make a node boot the NFS system
+		ImgDir      string
+		NFSHostname string // /etc/hostname of the NFS system
+		SSHKey      string // pimaster's private key for the nodes
+		PimasterIP  string
+	}
+	// Timeouts overrides the per-state timeouts of the engine, by state name.
+	Timeouts map[string]Timeout
+}
+
+// Default returns the configuration used for every key the file does not set.
+func Default() *Config {
+	c := &Config{Timeouts: map[string]Timeout{}}
+	c.Frontend.Listen = "127.0.0.1"
+	c.Frontend.Port = 9000
+	c.Frontend.PublicAddress = "http://localhost:9000"
+	c.Mail.SMTPPort = 587
+	c.DB.ConnectionURL = "sqlite://./data/piseduce.db"
+	c.Tasks.Tick = "@every 2s"
+	c.Tasks.Workers = 16
+	c.Tasks.Lease = 60 * time.Second
+	c.Tasks.StepDeadline = 30 * time.Minute
+	c.Tasks.MaxBooting = 8
+	c.Tasks.StopGrace = 20 * time.Second
+	c.Cluster.TFTPRoot = "/tftpboot"
+	c.Cluster.NFSBootDir = "/tftpboot/rpiboot_uboot"
+	c.Cluster.ImgDir = "/var/lib/piseduce/img"
+	c.Cluster.NFSHostname = "nfspi"
+	c.Cluster.SSHKey = "/var/lib/piseduce/id_ed25519"
+	return c
+}
+
+// Find returns the config file to read: explicit when given, else the first of SearchPath that exists.
+func Find(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	for _, p := range SearchPath {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("config: no seducepp.conf found (looked in %s); use -config", strings.Join(SearchPath, ", "))
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse reads a config from r; name is used in error messages.
+func Parse(name string, r io.Reader) (*Config, error) {
+	entries, err := parseINI(name, r)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := Default()
+	for _, e := range entries {
+		if err := c.set(e); err != nil {
+			return nil, fmt.Errorf("config: %s:%d: [%s] %s: %w", name, e.line, e.section, e.key, err)
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", name, err)
+	}
+	return c, nil
+}
+
+var errUnknownKey = errors.New("unknown key")
+
+// TickParser parses [tasks] tick: standard cron with optional seconds, or @every 2s.
+func TickParser() cron.Parser {
+	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
+
+func (c *Config) set(e entry) error {
+	v := e.value
+	switch e.section {
+	case "frontend":
+		switch e.key {
+		case "listen":
+			c.Frontend.Listen = v
+		case "port":
+			return setPort(&c.Frontend.Port, v)
+		case "public_address":
+			c.Frontend.PublicAddress = strings.TrimRight(v, "/")
+		case "session_secret", "secret_key":
+			c.Frontend.SessionSecret = Secret(v)
+		case "secure_cookies":
+			return setBool(&c.Frontend.SecureCookies, v)
+		case "metrics_listen":
+			c.Frontend.MetricsListen = v
+		default:
+			return errUnknownKey
+		}
+	case "mail":
+		switch e.key {
+		case "smtp_address":
+			c.Mail.SMTPAddress = v
+		case "smtp_port":
+			return setPort(&c.Mail.SMTPPort, v)
+		case "account":
+			c.Mail.Account = v
+		case "password":
+			c.Mail.Password = Secret(v)
+		case "from":
+			c.Mail.From = v
+		default:
+			return errUnknownKey
+		}
+	case "db":
+		switch e.key {
+		case "connection_url":
+			c.DB.ConnectionURL = Secret(v)
+		default:
+			return errUnknownKey
+		}
+	case "tasks":
+		switch e.key {
+		case "tick":
+			if _, err := TickParser().Parse(v); err != nil {
+				return fmt.Errorf("not a cron spec: %v", err)
+			}
+			c.Tasks.Tick = v
+		case "workers":
+			return setInt(&c.Tasks.Workers, v, 1, 4096)
+		case "max_booting":
+			return setInt(&c.Tasks.MaxBooting, v, 1, 4096)
+		case "lease":
+			return setDuration(&c.Tasks.Lease, v)
+		case "step_deadline":
+			return setDuration(&c.Tasks.StepDeadline, v)
+		case "stop_grace":
+			return setDuration(&c.Tasks.StopGrace, v)
+		case "metrics_listen":
+			c.Tasks.MetricsListen = v
+		default:
+			return errUnknownKey
+		}
+	case "cluster":
+		switch e.key {
+		case "tftp_root":
+			c.Cluster.TFTPRoot = v
+		case "nfs_boot_dir":
+			c.Cluster.NFSBootDir = v
+		case "img_dir":
+			c.Cluster.ImgDir = v
+		case "nfs_hostname":
+			c.Cluster.NFSHostname = v
+		case "ssh_key":
+			c.Cluster.SSHKey = v
+		case "pimaster_ip":
+			c.Cluster.PimasterIP = v
+		default:
+			return errUnknownKey
+		}
+	case "timeouts":
+		t, err := parseTimeout(v)
+		if err != nil {
+			return err
+		}
+		c.Timeouts[e.key] = t
+	default:
+		return fmt.Errorf("unknown section [%s]", e.section)
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	for name, p := range map[string]string{"tftp_root": c.Cluster.TFTPRoot, "img_dir": c.Cluster.ImgDir, "nfs_boot_dir": c.Cluster.NFSBootDir} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("[cluster] %s must be an absolute path, got %q", name, p)
+		}
+	}
+	if c.Cluster.NFSHostname == "" {
+		return errors.New("[cluster] nfs_hostname must not be empty")
+	}
+	if string(c.DB.ConnectionURL) == "" {
+		return errors.New("[db] connection_url must not be empty")
+	}
+	if c.Tasks.Lease < 5*time.Second {
+		return fmt.Errorf("[tasks] lease %s is too short (at least 5s)", c.Tasks.Lease)
+	}
+	return nil
+}
+
+func setPort(dst *int, v string) error { return setInt(dst, v, 1, 65535) }
+
+func setInt(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("want a whole number from %d to %d, got %q", lo, hi, v)
+	}
+	*dst = n
+	return nil
+}
+
+func setBool(dst *bool, v string) error {
+	switch strings.ToLower(v) {
+	case "1", "yes", "true", "on":
+		*dst = true
+	case "0", "no", "false", "off":
+		*dst = false
+	default:
+		return fmt.Errorf("want yes or no, got %q", v)
+	}
+	return nil
+}
+
+// setDuration accepts Go durations (90s, 2m) and plain seconds (90).
+func setDuration(dst *time.Duration, v string) error {
+	d, err := parseSeconds(v)
+	if err != nil {
+		return err
+	}
+	*dst = d
+	return nil
+}
+
+func parseSeconds(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 7*24*3600 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > 7*24*time.Hour {
+		return 0, fmt.Errorf("want a duration like 90 or 90s (at most a week), got %q", v)
+	}
+	return d, nil
+}
+
+// parseTimeout reads "before_reboot/lost", e.g. "60/90" or "0/30s".
+func parseTimeout(v string) (Timeout, error) {
+	a, b, ok := strings.Cut(v, "/")
+	if !ok {
+		return Timeout{}, fmt.Errorf("want before_reboot/lost in seconds, like 60/90, got %q", v)
+	}
+	br, err := parseSeconds(a)
+	if err != nil {
+		return Timeout{}, err
+	}
+	lost, err := parseSeconds(b)
+	if err != nil {
+		return Timeout{}, err
+	}
+	if lost != 0 && br >= lost {
+		return Timeout{}, fmt.Errorf("before_reboot (%s) must be shorter than lost (%s)", br, lost)
+	}
+	return Timeout{BeforeReboot: br, Lost: lost}, nil
+}

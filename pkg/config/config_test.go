@@ -1,0 +1,115 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShippedConfigLoads(t *testing.T) {
+	c, err := Load("../../seducepp.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Frontend.Port != 9000 || c.Tasks.Tick != "@every 2s" || c.Cluster.NFSHostname != "nfspi" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if got := c.DB.ConnectionURL.Value(); !strings.HasPrefix(got, "sqlite://") {
+		t.Fatalf("shipped config must use the embedded SQLite default, got %q", got)
+	}
+	if c.Mail.SMTPAddress != "" {
+		t.Fatal("shipped config must name no SMTP host")
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	in := `
+; comment
+[frontend]
+Port = 9100
+session_secret = s3cr3t
+[db]
+connection_url = mysql://pipi:p@ss=word@localhost/piseduce
+[tasks]
+tick = */3 * * * * *
+lease = 2m
+workers = 4
+[timeouts]
+turn_on = 60/90
+ssh_system = 150s/180
+`
+	c, err := Parse("t.conf", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Frontend.Port != 9100 || c.Tasks.Lease != 2*time.Minute || c.Tasks.Workers != 4 {
+		t.Fatalf("got %+v", c)
+	}
+	if c.DB.ConnectionURL.Value() != "mysql://pipi:p@ss=word@localhost/piseduce" {
+		t.Fatalf("connection_url = %q", c.DB.ConnectionURL.Value())
+	}
+	if got := c.Timeouts["turn_on"]; got != (Timeout{60 * time.Second, 90 * time.Second}) {
+		t.Fatalf("turn_on = %+v", got)
+	}
+	if got := c.Timeouts["ssh_system"]; got != (Timeout{150 * time.Second, 180 * time.Second}) {
+		t.Fatalf("ssh_system = %+v", got)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	c, err := Parse("t.conf", strings.NewReader("[mail]\npassword = hunter2\n[frontend]\nsession_secret = abc123\n[db]\nconnection_url = mysql://u:dbpass@h/d\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(f, c)
+		for _, secret := range []string{"hunter2", "abc123", "dbpass"} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("format %s leaks %q: %s", f, secret, out)
+			}
+		}
+	}
+}
+
+func TestErrorsNameTheLine(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"port = 1\n", "t.conf:1: key \"port\" is outside any [section]"},
+		{"[frontend]\nport = 99999\n", "t.conf:2: [frontend] port: want a whole number from 1 to 65535"},
+		{"[frontend]\nprot = 9000\n", "t.conf:2: [frontend] prot: unknown key"},
+		{"[nope]\nx = 1\n", "unknown section [nope]"},
+		{"[frontend\n", "t.conf:1: section header"},
+		{"[frontend]\njust words\n", "t.conf:2: want key = value"},
+		{"[frontend]\nport = 1\nport = 2\n", "t.conf:3: frontend.port given twice (first on line 2)"},
+		{"[tasks]\ntick = every now and then\n", "[tasks] tick: not a cron spec"},
+		{"[timeouts]\nturn_on = 90/60\n", "must be shorter than lost"},
+		{"[timeouts]\nturn_on = 60\n", "want before_reboot/lost"},
+		{"[cluster]\ntftp_root = tftpboot\n", "tftp_root must be an absolute path"},
+		{"[tasks]\nlease = 1\n", "lease 1s is too short"},
+	}
+	for _, tc := range cases {
+		_, err := Parse("t.conf", strings.NewReader(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) error = %v, want it to contain %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("[frontend]\nport = 9000\n")
+	f.Add("[timeouts]\nturn_on = 60/90\n[tasks]\ntick = @every 2s\n")
+	f.Add("[db]\nconnection_url = mysql://a:b@c/d\n")
+	f.Add("\ufeff[mail]\npassword: x\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse("fuzz.conf", strings.NewReader(in))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "config: ") {
+				t.Fatalf("error without context: %v", err)
+			}
+			return
+		}
+		if c.Frontend.Port < 1 || c.Frontend.Port > 65535 || c.Tasks.Workers < 1 {
+			t.Fatalf("invalid config accepted: %+v", c)
+		}
+	})
+}
