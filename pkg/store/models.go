@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/process"
+)
 
 // User is a person who signs up on pifrontend. Password is a bcrypt hash.
 type User struct {
@@ -91,33 +95,25 @@ type Environment struct {
 	UpdatedAt time.Time
 }
 
-// Reservation gives a user a set of nodes from Start to End.
+// Reservation gives a user a set of nodes from StartsAt to EndsAt.
 type Reservation struct {
-	ID        uint `gorm:"primaryKey"`
-	UserID    uint `gorm:"index;not null"`
-	User      User `gorm:"constraint:OnDelete:RESTRICT"`
-	Start     time.Time
-	End       time.Time `gorm:"index"`
+	ID        uint      `gorm:"primaryKey"`
+	UserID    uint      `gorm:"index;not null"`
+	User      User      `gorm:"constraint:OnDelete:RESTRICT"`
+	StartsAt  time.Time `gorm:"index"`
+	EndsAt    time.Time `gorm:"index"`
 	Nodes     []Node    `gorm:"many2many:reservation_nodes;constraint:OnDelete:CASCADE"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
 
-// Processes a deployment runs; see pkg/engine for their states.
+// States outside every process (see pkg/process): the engine gave up on the deployment.
 const (
-	ProcessDeploy   = "deploy"
-	ProcessDestroy  = "destroy"
-	ProcessReboot   = "reboot"
-	ProcessBootTest = "boot_test"
-)
-
-// Terminal states that the engine does not advance on its own.
-const (
-	StateDeployed  = "deployed"
-	StateDestroyed = "destroyed"
-	StateBooted    = "booted"
-	StateLost      = "lost"
-	StateFailed    = "failed"
+	// StateLost: a state timed out; ResumeProcess/ResumeState say where, and a restart of
+	// pitasks or a user's reboot resumes from there.
+	StateLost = "lost"
+	// StateFailed: a step failed for good (a broken image, a bad request); LastError says why.
+	StateFailed = "failed"
 )
 
 // Deployment is one node of one reservation going through a process. The web writes the
@@ -142,9 +138,11 @@ type Deployment struct {
 	PublicKey      string `gorm:"type:text"`
 	InitScript     string `gorm:"type:text"`
 
-	// The state machine.
-	Process string `gorm:"size:16;not null;index:idx_due,priority:1"`
-	State   string `gorm:"size:32;not null;index:idx_due,priority:2"`
+	// The state machine. Generation is bumped by every request from the web; the engine's
+	// writes are conditional on it, so a user's new request always wins over a running step.
+	Generation int64  `gorm:"not null;default:0"`
+	Process    string `gorm:"size:16;not null;index:idx_due,priority:1"`
+	State      string `gorm:"size:32;not null;index:idx_due,priority:2"`
 	// ResumeProcess/ResumeState: where a reboot or a lost node goes back to.
 	ResumeProcess  string `gorm:"size:16"`
 	ResumeState    string `gorm:"size:32"`
@@ -173,11 +171,11 @@ type Deployment struct {
 
 // Active reports whether the engine still has work to do on the deployment.
 func (d *Deployment) Active() bool {
-	switch d.State {
-	case StateDeployed, StateDestroyed, StateBooted, StateLost, StateFailed:
+	if d.State == StateLost || d.State == StateFailed {
 		return false
 	}
-	return true
+	p, err := process.Get(d.Process)
+	return err == nil && !p.Terminal(d.State)
 }
 
 // Outcomes of a state, recorded in StateEvent.

@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/piseduce/piseduce/pkg/process"
+)
+
+// ErrLeaseLost is returned by the engine's writes when the deployment is no longer ours: its
+// lease was taken over, or the web asked for something new (Generation moved on).
+var ErrLeaseLost = errors.New("store: lease lost or deployment changed by a new request")
+
+// observedColumns are the columns only pitasks writes.
+var observedColumns = []string{"process", "state", "resume_process", "resume_state", "state_started_at",
+	"exec_done", "rebooted", "next_check_at", "failures", "last_error", "bytes_done", "bytes_total",
+	"throughput", "script_output", "updated_at"}
+
+// terminalStates are the states the engine never advances by itself.
+func terminalStates() []string {
+	out := []string{StateLost, StateFailed}
+	for _, p := range process.All() {
+		out = append(out, p.States[len(p.States)-1].Name)
+	}
+	return out
+}
+
+// Deployment returns one deployment with its node, switch, environment and reservation.
+func (s *Store) Deployment(ctx context.Context, id uint) (*Deployment, error) {
+	var d Deployment
+	err := s.DB.WithContext(ctx).Preload("Node.Switch").Preload("Environment").Preload("Reservation").
+		First(&d, id).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &d, nil
+}
+
+// CreateDeployments inserts new deploy requests, all or none.
+func (s *Store) CreateDeployments(ctx context.Context, ds []Deployment) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	p, _ := process.Get(process.Deploy)
+	now := time.Now().UTC()
+	for i := range ds {
+		ds[i].Process = process.Deploy
+		ds[i].State = p.First()
+		ds[i].StateStartedAt = now
+		ds[i].NextCheckAt = now
+	}
+	if err := s.DB.WithContext(ctx).Omit("Node", "Environment", "Reservation").Create(&ds).Error; err != nil {
+		return fmt.Errorf("store: unable to create deployments: %w", err)
+	}
+	return nil
+}
+
+// RequestProcess asks pitasks to run proc on deployment id, from its first state. A reboot
+// remembers where the deployment was, to go back there once the node is up again.
+func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error {
+	p, err := process.Get(proc)
+	if err != nil {
+		return err
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var d Deployment
+		if err := tx.First(&d, id).Error; err != nil {
+			return notFound(err)
+		}
+		updates := requestUpdates(p.Name, p.First(), time.Now().UTC())
+		if proc == process.Reboot {
+			resumeP, resumeS := d.Process, d.State
+			switch {
+			case d.State == StateLost || d.State == StateFailed || d.Process == process.Reboot:
+				resumeP, resumeS = d.ResumeProcess, d.ResumeState
+			}
+			if resumeP == "" {
+				return fmt.Errorf("store: deployment %d has nothing to reboot back to", id)
+			}
+			updates["resume_process"], updates["resume_state"] = resumeP, resumeS
+		}
+		return tx.Model(&Deployment{}).Where("id = ?", id).Updates(updates).Error
+	})
+}
+
+// ForceState puts deployment id in the given process and state (an admin's repair), with the
+// reason recorded as an event.
+func (s *Store) ForceState(ctx context.Context, id uint, proc, state, reason string) error {
+	p, err := process.Get(proc)
+	if err != nil {
+		return err
+	}
+	if p.Index(state) < 0 && state != StateLost && state != StateFailed {
+		return fmt.Errorf("store: %q is not a state of process %s", state, proc)
+	}
+	now := time.Now().UTC()
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var d Deployment
+		if err := tx.First(&d, id).Error; err != nil {
+			return notFound(err)
+		}
+		if err := tx.Model(&Deployment{}).Where("id = ?", id).Updates(requestUpdates(proc, state, now)).Error; err != nil {
+			return err
+		}
+		return tx.Create(&StateEvent{DeploymentID: id, NodeID: d.NodeID, Process: proc, State: state,
+			Outcome: OutcomeForced, Message: reason, StartedAt: now, EndedAt: now}).Error
+	})
+}
+
+// requestUpdates are the columns a new request resets; bumping generation fences off any
+// step still running for the previous request.
+func requestUpdates(proc, state string, now time.Time) map[string]any {
+	return map[string]any{
+		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
+		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
+		"failures": 0, "last_error": "", "updated_at": now,
+	}
+}
+
+// ClaimDue leases up to limit deployments that have work due at now and no live lease,
+// skipping the ids in exclude (those this process is already working on). The lease is taken
+// with a conditional UPDATE, so two processes never both win the same row.
+func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]Deployment, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	db := s.DB.WithContext(ctx)
+	var ids []uint
+	q := db.Model(&Deployment{}).
+		Where("state NOT IN ?", terminalStates()).
+		Where("next_check_at <= ?", now).
+		Where("(lease_owner = '' OR lease_until < ?)", now)
+	if len(exclude) > 0 {
+		q = q.Where("id NOT IN ?", exclude)
+	}
+	if err := q.Order("next_check_at").Limit(limit).Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("store: unable to find due deployments: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	res := db.Model(&Deployment{}).
+		Where("id IN ?", ids).
+		Where("(lease_owner = '' OR lease_until < ?)", now).
+		Updates(map[string]any{"lease_owner": owner, "lease_until": now.Add(lease)})
+	if res.Error != nil {
+		return nil, fmt.Errorf("store: unable to lease deployments: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, nil
+	}
+	var ds []Deployment
+	err := db.Preload("Node.Switch").Preload("Environment").Preload("Reservation").
+		Where("id IN ? AND lease_owner = ?", ids, owner).Order("next_check_at").Find(&ds).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)
+	}
+	return ds, nil
+}
+
+// RenewLeases extends this owner's leases on ids until until.
+func (s *Store) RenewLeases(ctx context.Context, owner string, ids []uint, until time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.DB.WithContext(ctx).Model(&Deployment{}).Where("id IN ? AND lease_owner = ?", ids, owner).
+		Update("lease_until", until).Error
+}
+
+// ReleaseLease gives deployment id back, if it is still ours.
+func (s *Store) ReleaseLease(ctx context.Context, owner string, id uint) error {
+	return s.DB.WithContext(ctx).Model(&Deployment{}).Where("id = ? AND lease_owner = ?", id, owner).
+		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
+}
+
+// ReleaseAll gives back every lease held by owner (clean stop).
+func (s *Store) ReleaseAll(ctx context.Context, owner string) error {
+	return s.DB.WithContext(ctx).Model(&Deployment{}).Where("lease_owner = ?", owner).
+		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
+}
+
+// SaveObserved writes the engine's columns of d, and ev when not nil, in one transaction, on
+// condition that owner still holds the lease and no new request came (same Generation).
+func (s *Store) SaveObserved(ctx context.Context, owner string, d *Deployment, ev *StateEvent) error {
+	d.UpdatedAt = time.Now().UTC()
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&Deployment{}).
+			Where("id = ? AND lease_owner = ? AND generation = ?", d.ID, owner, d.Generation).
+			Select(observedColumns).Updates(d)
+		if res.Error != nil {
+			return fmt.Errorf("store: unable to save deployment %d: %w", d.ID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrLeaseLost
+		}
+		if ev != nil {
+			if err := tx.Create(ev).Error; err != nil {
+				return fmt.Errorf("store: unable to record event of deployment %d: %w", d.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// SaveProgress records copy progress, under the same lease condition as SaveObserved.
+func (s *Store) SaveProgress(ctx context.Context, owner string, d *Deployment) error {
+	res := s.DB.WithContext(ctx).Model(&Deployment{}).
+		Where("id = ? AND lease_owner = ? AND generation = ?", d.ID, owner, d.Generation).
+		Updates(map[string]any{"bytes_done": d.BytesDone, "bytes_total": d.BytesTotal, "throughput": d.Throughput})
+	if res.Error != nil {
+		return fmt.Errorf("store: unable to save progress of deployment %d: %w", d.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// ExpiredDeployments returns the ids of deployments whose reservation ended before now and
+// that are not being destroyed yet.
+func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, error) {
+	var ids []uint
+	err := s.DB.WithContext(ctx).Model(&Deployment{}).
+		Joins("JOIN reservations ON reservations.id = deployments.reservation_id").
+		Where("reservations.ends_at < ? AND deployments.process <> ?", now, process.Destroy).
+		Pluck("deployments.id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: unable to find expired deployments: %w", err)
+	}
+	return ids, nil
+}
+
+// LostDeployments returns the ids of deployments given up as lost.
+func (s *Store) LostDeployments(ctx context.Context) ([]uint, error) {
+	var ids []uint
+	err := s.DB.WithContext(ctx).Model(&Deployment{}).Where("state = ?", StateLost).Pluck("id", &ids).Error
+	return ids, err
+}
+
+// ResumeLost sends a lost deployment back to the state it was lost in, with fresh timers.
+func (s *Store) ResumeLost(ctx context.Context, id uint) error {
+	now := time.Now().UTC()
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var d Deployment
+		if err := tx.First(&d, id).Error; err != nil {
+			return notFound(err)
+		}
+		if d.State != StateLost || d.ResumeProcess == "" {
+			return nil
+		}
+		u := requestUpdates(d.ResumeProcess, d.ResumeState, now)
+		if err := tx.Model(&Deployment{}).Where("id = ? AND state = ?", id, StateLost).Updates(u).Error; err != nil {
+			return err
+		}
+		return tx.Create(&StateEvent{DeploymentID: id, NodeID: d.NodeID, Process: d.ResumeProcess,
+			State: d.ResumeState, Outcome: OutcomeResumed, Message: "resumed when pitasks started",
+			StartedAt: now, EndedAt: now}).Error
+	})
+}
