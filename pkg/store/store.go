@@ -69,7 +69,7 @@ func Open(ctx context.Context, connURL string) (*Store, error) {
 		return nil, fmt.Errorf("store: connect %s: %w", redactURL(connURL), err)
 	}
 	s := &Store{DB: db, Dialect: dialect}
-	if err := db.WithContext(ctx).AutoMigrate(allModels()...); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(append(allModels(), webModels()...)...); err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
 	return s, nil

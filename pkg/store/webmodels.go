@@ -1,0 +1,4 @@
+package store
+
+// webModels lists the tables that only the web interface uses.
+func webModels() []any { return []any{} }
