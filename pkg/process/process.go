@@ -24,10 +24,13 @@ type State struct {
 	Lost         time.Duration
 }
 
-// Process is an ordered list of states; the last one is terminal.
+// Process is an ordered list of states. The last one is terminal, unless the process Resumes:
+// then, once its last state is done, the deployment goes back to where it was before
+// (Deployment.ResumeProcess and ResumeState).
 type Process struct {
-	Name   string
-	States []State
+	Name    string
+	States  []State
+	Resumes bool
 }
 
 func s(name string, beforeReboot, lost int) State {
@@ -38,16 +41,16 @@ func s(name string, beforeReboot, lost int) State {
 // use its later agent's 300/330 because a Pi 3B+ rebooting from a fresh card is slow.
 func All() map[string]Process {
 	return map[string]Process{
-		Deploy: {Deploy, []State{
+		Deploy: {Name: Deploy, States: []State{
 			s("boot_conf", 0, 30), s("turn_off", 0, 30), s("turn_on", 60, 90), s("ssh_nfs", 45, 120),
 			s("env_copy", 0, 3600), s("env_check", 0, 400),
 			s("partition", 0, 120), s("system_conf", 0, 60), s("boot_files", 0, 60),
 			s("ssh_system", 300, 330), s("system_update", 0, 3600), s("boot_update", 0, 120),
 			s("user_conf", 0, 60), s("user_script", 0, 1800), s("deployed", 0, 0),
 		}},
-		Destroy: {Destroy, []State{s("destroying", 0, 60), s("turn_off", 0, 30), s("destroyed", 0, 0)}},
-		Reboot:  {Reboot, []State{s("turn_off", 0, 30), s("turn_on", 0, 30), s("coming_back", 0, 330)}},
-		BootTest: {BootTest, []State{
+		Destroy: {Name: Destroy, States: []State{s("destroying", 0, 60), s("turn_off", 0, 30), s("destroyed", 0, 0)}},
+		Reboot:  {Name: Reboot, Resumes: true, States: []State{s("turn_off", 0, 30), s("turn_on", 0, 30), s("coming_back", 0, 330)}},
+		BootTest: {Name: BootTest, States: []State{
 			s("boot_conf", 0, 30), s("turn_off", 0, 30), s("turn_on", 60, 90), s("ssh_nfs", 45, 120), s("booted", 0, 0),
 		}},
 	}
@@ -84,7 +87,15 @@ func (p Process) Next(state string) (next string, ok bool) {
 	return p.States[i+1].Name, true
 }
 
-// Terminal reports whether state is the last state of p.
+// Terminal reports whether state ends p: its last state, unless p resumes.
 func (p Process) Terminal(state string) bool {
-	return len(p.States) > 0 && p.States[len(p.States)-1].Name == state
+	return !p.Resumes && p.States[len(p.States)-1].Name == state
+}
+
+// State returns the definition of the named state of p.
+func (p Process) State(name string) (State, bool) {
+	if i := p.Index(name); i >= 0 {
+		return p.States[i], true
+	}
+	return State{}, false
 }

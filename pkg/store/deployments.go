@@ -18,13 +18,15 @@ var ErrLeaseLost = errors.New("store: lease lost or deployment changed by a new 
 // observedColumns are the columns only pitasks writes.
 var observedColumns = []string{"process", "state", "resume_process", "resume_state", "state_started_at",
 	"exec_done", "rebooted", "next_check_at", "failures", "last_error", "bytes_done", "bytes_total",
-	"throughput", "script_output", "updated_at"}
+	"throughput", "script_output", "scratch", "updated_at"}
 
 // terminalStates are the states the engine never advances by itself.
 func terminalStates() []string {
 	out := []string{StateLost, StateFailed}
 	for _, p := range process.All() {
-		out = append(out, p.States[len(p.States)-1].Name)
+		if last := p.States[len(p.States)-1].Name; p.Terminal(last) {
+			out = append(out, last)
+		}
 	}
 	return out
 }

@@ -160,6 +160,8 @@ type Deployment struct {
 	Throughput int64
 	// Output of the user's init script.
 	ScriptOutput string `gorm:"type:mediumtext"`
+	// Scratch is what a step keeps between its exec and post parts (JSON).
+	Scratch string `gorm:"type:text"`
 
 	// Lease: the pitasks process working on this row, until LeaseUntil.
 	LeaseOwner string `gorm:"size:64;index"`

@@ -1,0 +1,315 @@
+// Package engine is pitasks' reconcile loop. On every tick it leases the deployments that have
+// work due, and a bounded pool of workers advances each one through its process: a state's
+// Exec acts once, its Post polls until the state is done; a state that takes too long gets one
+// hard reboot, then the node is lost. The engine knows states and timers only: what a state
+// does on the hardware is a Step, given to it by the caller.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// Step is the work of one state.
+type Step interface {
+	// Exec acts once when the state is entered, and again after a hard reboot. It must be
+	// idempotent: a crash between Exec and the record of its end runs it again.
+	Exec(ctx context.Context, t *Task) error
+	// Post reports whether the state's work is done; it is called until it is.
+	Post(ctx context.Context, t *Task) (bool, error)
+}
+
+// Rebooter power-cycles a node: the hard reboot given to a state that timed out.
+type Rebooter interface {
+	HardReboot(ctx context.Context, d *store.Deployment) error
+}
+
+// Clock tells the time; tests give a fake one.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now().UTC() }
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err so that the deployment fails at once (state failed) instead of retrying.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Options configure an Engine. Zero values take the defaults in brackets.
+type Options struct {
+	Store    *store.Store
+	Steps    map[string]Step // by state name; every non-terminal state of every process needs one
+	Rebooter Rebooter
+	Log      *slog.Logger
+	Clock    Clock // [real time]
+	// Owner names this process in leases [a random id].
+	Owner string
+	// Workers is the number of deployments worked on at once [16].
+	Workers int
+	// Lease is how long a claimed deployment stays ours without renewal [60s].
+	Lease time.Duration
+	// StepDeadline bounds every Exec and Post call [30m].
+	StepDeadline time.Duration
+	// PollInterval is how soon a state whose Post said "not yet" is looked at again [1s].
+	PollInterval time.Duration
+	// MaxBackoff caps the wait after a failed attempt [1m].
+	MaxBackoff time.Duration
+	// ProgressEvery is the least time between two progress writes [1s].
+	ProgressEvery time.Duration
+	// Timeouts override the processes' default timeouts, by state name.
+	Timeouts map[string]process.State
+}
+
+// Engine runs deployments. Create it with New, call Tick periodically, Stop at the end.
+type Engine struct {
+	o        Options
+	procs    map[string]process.Process
+	log      *slog.Logger
+	clock    Clock
+	mu       sync.Mutex
+	inflight map[uint]context.CancelFunc
+	stopping bool
+	wg       sync.WaitGroup
+	tickMu   sync.Mutex
+	base     context.Context
+	cancel   context.CancelFunc
+	renewal  chan struct{}
+}
+
+// New checks the options and returns an engine ready to Tick.
+func New(o Options) (*Engine, error) {
+	if o.Store == nil || o.Rebooter == nil {
+		return nil, errors.New("engine: Store and Rebooter are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.Owner == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		o.Owner = "pitasks-" + hex.EncodeToString(b)
+	}
+	setDefault(&o.Workers, 16)
+	setDefault(&o.Lease, 60*time.Second)
+	setDefault(&o.StepDeadline, 30*time.Minute)
+	setDefault(&o.PollInterval, time.Second)
+	setDefault(&o.MaxBackoff, time.Minute)
+	setDefault(&o.ProgressEvery, time.Second)
+	procs := process.All()
+	for name, t := range o.Timeouts {
+		found := false
+		for _, p := range procs {
+			for i := range p.States {
+				if p.States[i].Name == name {
+					p.States[i].BeforeReboot, p.States[i].Lost = t.BeforeReboot, t.Lost
+					found = true
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("engine: timeout given for unknown state %q", name)
+		}
+	}
+	for _, p := range procs {
+		for _, st := range p.States {
+			if _, ok := o.Steps[st.Name]; !ok && !p.Terminal(st.Name) {
+				return nil, fmt.Errorf("engine: no step for state %s of process %s", st.Name, p.Name)
+			}
+		}
+	}
+	base, cancel := context.WithCancel(context.Background())
+	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{},
+		base: base, cancel: cancel, renewal: make(chan struct{})}
+	go e.renewLeases()
+	return e, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Owner is the name this engine leases deployments under.
+func (e *Engine) Owner() string { return e.o.Owner }
+
+// Start resumes the deployments that were lost, as the original pitasks did when it started.
+func (e *Engine) Start(ctx context.Context) error {
+	ids, err := e.o.Store.LostDeployments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := e.o.Store.ResumeLost(ctx, id); err != nil {
+			return err
+		}
+		e.log.Info("resuming lost deployment", "deployment", id)
+	}
+	return nil
+}
+
+// Tick does one round of the loop: reservations that ended are destroyed, then due
+// deployments are leased and handed to free workers. It does not wait for the work: a slow
+// node never holds up the next tick. A tick that starts while the previous one is still
+// claiming returns at once.
+func (e *Engine) Tick(ctx context.Context) error {
+	if !e.tickMu.TryLock() {
+		return nil
+	}
+	defer e.tickMu.Unlock()
+	now := e.clock.Now()
+	expired, err := e.o.Store.ExpiredDeployments(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range expired {
+		if err := e.o.Store.RequestProcess(ctx, id, process.Destroy); err != nil {
+			return err
+		}
+		e.log.Info("reservation ended: destroying", "deployment", id)
+	}
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return nil
+	}
+	free := e.o.Workers - len(e.inflight)
+	busy := make([]uint, 0, len(e.inflight))
+	for id := range e.inflight {
+		busy = append(busy, id)
+	}
+	e.mu.Unlock()
+	ds, err := e.o.Store.ClaimDue(ctx, e.o.Owner, now, e.o.Lease, free, busy)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range ds {
+		d := ds[i]
+		wctx, cancel := context.WithCancel(e.base)
+		e.inflight[d.ID] = cancel
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.work(wctx, &d)
+			cancel()
+			e.mu.Lock()
+			delete(e.inflight, d.ID)
+			e.mu.Unlock()
+			// A fresh context: the lease must go back even while stopping.
+			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer rcancel()
+			if err := e.o.Store.ReleaseLease(rctx, e.o.Owner, d.ID); err != nil {
+				e.log.Warn("release lease", "deployment", d.ID, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Busy returns the number of deployments being worked on now.
+func (e *Engine) Busy() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.inflight)
+}
+
+// Wait blocks until no deployment is being worked on (tests).
+func (e *Engine) Wait() { e.wg.Wait() }
+
+// Stop takes no new work, gives running steps until ctx ends to finish, then cancels them,
+// waits for them to return (bounded) and gives back every lease.
+func (e *Engine) Stop(ctx context.Context) {
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.log.Warn("stop: abandoning running steps", "running", e.Busy())
+		e.cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	e.cancel()
+	close(e.renewal)
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.o.Store.ReleaseAll(rctx, e.o.Owner); err != nil {
+		e.log.Warn("stop: release leases", "err", err)
+	}
+}
+
+// renewLeases keeps the leases of running deployments alive, every third of the lease.
+func (e *Engine) renewLeases() {
+	t := time.NewTicker(e.o.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.renewal:
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		ids := make([]uint, 0, len(e.inflight))
+		for id := range e.inflight {
+			ids = append(ids, id)
+		}
+		e.mu.Unlock()
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		ctx, cancel := context.WithTimeout(context.Background(), e.o.Lease/3)
+		if err := e.o.Store.RenewLeases(ctx, e.o.Owner, ids, e.clock.Now().Add(e.o.Lease)); err != nil {
+			e.log.Warn("renew leases", "err", err)
+		}
+		cancel()
+	}
+}
+
+func (e *Engine) stopRequested() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// backoff is the wait after the n-th failed attempt in a row: exponential, capped, jittered.
+func (e *Engine) backoff(n int) time.Duration {
+	d := time.Second << min(n, 10)
+	d = min(d, e.o.MaxBackoff)
+	return d/2 + mrand.N(d/2+1)
+}

@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// Task is what a step sees of the deployment it works on.
+type Task struct {
+	D   *store.Deployment
+	Log *slog.Logger
+
+	e            *Engine
+	lastProgress time.Time
+	lastBytes    int64
+}
+
+// Progress records how far a copy is; it is written to the database at most every
+// Options.ProgressEvery, with the throughput since the previous write.
+func (t *Task) Progress(ctx context.Context, done, total int64) error {
+	now := t.e.clock.Now()
+	if t.lastProgress.IsZero() {
+		t.lastProgress, t.lastBytes = now, t.D.BytesDone
+	}
+	t.D.BytesDone, t.D.BytesTotal = done, total
+	el := now.Sub(t.lastProgress)
+	if el < t.e.o.ProgressEvery && done != total {
+		return nil
+	}
+	if el > 0 {
+		t.D.Throughput = int64(float64(done-t.lastBytes) / el.Seconds())
+	}
+	t.lastProgress, t.lastBytes = now, done
+	return t.e.o.Store.SaveProgress(ctx, t.e.o.Owner, t.D)
+}
+
+// work advances one leased deployment as far as it can go now: states whose work is done
+// follow one another at once; the first one that must wait, fails or times out ends the turn.
+func (e *Engine) work(ctx context.Context, d *store.Deployment) {
+	for !e.stopRequested() {
+		if !e.step(ctx, d) {
+			return
+		}
+	}
+}
+
+// step runs one state of d once and saves the outcome; it reports whether the next state
+// can start right away.
+func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
+	p, ok := e.procs[d.Process]
+	if !ok {
+		return e.fail(ctx, d, fmt.Errorf("unknown process %q", d.Process))
+	}
+	st, ok := p.State(d.State)
+	if !ok {
+		return e.fail(ctx, d, fmt.Errorf("state %q is not part of process %s", d.State, d.Process))
+	}
+	if p.Terminal(d.State) || !d.Active() {
+		return false
+	}
+	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
+	t := &Task{D: d, Log: log, e: e}
+	s := e.o.Steps[d.State]
+
+	if !d.ExecDone {
+		if err := e.call(ctx, func(c context.Context) error { return s.Exec(c, t) }); err != nil {
+			return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
+		}
+		d.ExecDone = true
+	}
+	var done bool
+	err := e.call(ctx, func(c context.Context) error {
+		var err error
+		done, err = s.Post(c, t)
+		return err
+	})
+	if err != nil {
+		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
+	}
+	now := e.clock.Now()
+	if done {
+		ev := e.event(d, store.OutcomeDone, "", now)
+		next, ok := p.Next(d.State)
+		if !ok && p.Resumes {
+			d.Process, next = d.ResumeProcess, d.ResumeState
+			d.ResumeProcess, d.ResumeState = "", ""
+		}
+		e.enter(d, next, now)
+		log.Info("state done", "next", next, "took", time.Duration(ev.DurationMS)*time.Millisecond)
+		return e.save(ctx, d, ev, log)
+	}
+	elapsed := now.Sub(d.StateStartedAt)
+	switch {
+	case st.Lost > 0 && elapsed >= st.Lost:
+		return e.lose(ctx, d, fmt.Sprintf("no progress in %s after %s", d.State, elapsed.Round(time.Second)), log)
+	case st.BeforeReboot > 0 && elapsed >= st.BeforeReboot && !d.Rebooted:
+		msg := fmt.Sprintf("%s not done after %s: hard reboot", d.State, elapsed.Round(time.Second))
+		log.Warn(msg)
+		err := e.call(ctx, func(c context.Context) error { return e.o.Rebooter.HardReboot(c, d) })
+		if err != nil {
+			return e.retry(ctx, d, st, log, fmt.Errorf("hard reboot: %w", err))
+		}
+		ev := e.event(d, store.OutcomeReboot, msg, now)
+		d.Rebooted, d.ExecDone = true, false
+		d.NextCheckAt = now.Add(e.o.PollInterval)
+		e.save(ctx, d, ev, log)
+		return false
+	}
+	d.NextCheckAt = now.Add(e.o.PollInterval)
+	e.save(ctx, d, nil, log)
+	return false
+}
+
+// call runs f with the step deadline. A step that ignores its context is abandoned shortly
+// after the deadline, so a hung driver never holds a worker for ever.
+func (e *Engine) call(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, e.o.StepDeadline)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				res <- fmt.Errorf("step panicked: %v", r)
+			}
+		}()
+		res <- f(ctx)
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-res:
+			return err
+		case <-time.After(2 * time.Second):
+			return fmt.Errorf("abandoned after %s: %w", e.o.StepDeadline, ctx.Err())
+		}
+	}
+}
+
+// enter puts d at the start of state.
+func (e *Engine) enter(d *store.Deployment, state string, now time.Time) {
+	d.State, d.StateStartedAt, d.NextCheckAt = state, now, now
+	d.ExecDone, d.Rebooted, d.Failures, d.LastError = false, false, 0, ""
+}
+
+func (e *Engine) event(d *store.Deployment, outcome, msg string, now time.Time) *store.StateEvent {
+	return &store.StateEvent{DeploymentID: d.ID, NodeID: d.NodeID, Process: d.Process, State: d.State,
+		Outcome: outcome, Message: msg, StartedAt: d.StateStartedAt, EndedAt: now,
+		DurationMS: now.Sub(d.StateStartedAt).Milliseconds()}
+}
+
+// retry records a failed attempt: a permanent error fails the deployment, a lost timeout
+// loses it, anything else is tried again after a backoff.
+func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.State, log *slog.Logger, err error) bool {
+	if IsPermanent(err) {
+		return e.fail(ctx, d, err)
+	}
+	if errors.Is(err, store.ErrLeaseLost) || ctx.Err() != nil {
+		log.Info("turn abandoned", "err", err)
+		return false
+	}
+	now := e.clock.Now()
+	if st.Lost > 0 && now.Sub(d.StateStartedAt) >= st.Lost {
+		return e.lose(ctx, d, err.Error(), log)
+	}
+	d.Failures++
+	d.LastError = err.Error()
+	d.NextCheckAt = now.Add(e.backoff(d.Failures))
+	log.Warn("attempt failed", "err", err, "failures", d.Failures, "retry_at", d.NextCheckAt)
+	e.save(ctx, d, e.event(d, store.OutcomeRetry, err.Error(), now), log)
+	return false
+}
+
+// lose gives the deployment up as lost, remembering where to resume.
+func (e *Engine) lose(ctx context.Context, d *store.Deployment, reason string, log *slog.Logger) bool {
+	now := e.clock.Now()
+	ev := e.event(d, store.OutcomeLost, reason, now)
+	if p := e.procs[d.Process]; !p.Resumes {
+		// Inside a reboot the resume point already says where the node was going back to.
+		d.ResumeProcess, d.ResumeState = d.Process, d.State
+	}
+	d.State, d.LastError = store.StateLost, reason
+	log.Error("node lost", "reason", reason)
+	e.save(ctx, d, ev, log)
+	return false
+}
+
+// fail ends the deployment in state failed for a reason retrying cannot fix.
+func (e *Engine) fail(ctx context.Context, d *store.Deployment, err error) bool {
+	now := e.clock.Now()
+	ev := e.event(d, store.OutcomeFailed, err.Error(), now)
+	d.ResumeProcess, d.ResumeState = d.Process, d.State
+	d.State, d.LastError = store.StateFailed, err.Error()
+	e.log.Error("deployment failed", "deployment", d.ID, "node", d.Node.Name, "err", err)
+	e.save(ctx, d, ev, e.log)
+	return false
+}
+
+// save writes d's observed columns and ev; it reports whether the deployment is still ours.
+func (e *Engine) save(ctx context.Context, d *store.Deployment, ev *store.StateEvent, log *slog.Logger) bool {
+	if err := e.o.Store.SaveObserved(ctx, e.o.Owner, d, ev); err != nil {
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.Info("deployment changed by a new request or leased elsewhere: leaving it")
+		} else {
+			log.Error("save", "err", err)
+		}
+		return false
+	}
+	return true
+}

@@ -1,0 +1,144 @@
+// Package storetest opens throwaway databases for tests: a SQLite file in the test's temp
+// folder, or a fresh database on the MariaDB at PISEDUCE_TEST_MYSQL (default
+// root@127.0.0.1:3306), dropped when the test ends.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/testenv"
+)
+
+// Dialects are the databases every store test runs on.
+var Dialects = []string{"sqlite", "mysql"}
+
+// mysqlServer is "user:pass@host:port" of the test server.
+func mysqlServer() string {
+	if s := os.Getenv("PISEDUCE_TEST_MYSQL"); s != "" {
+		return s
+	}
+	return "root@127.0.0.1:3306"
+}
+
+// URL returns the connection URL of a new empty database of the given dialect, dropped at the
+// end of the test. On MariaDB it skips (or, in CI, fails) when the server is unreachable.
+func URL(t testing.TB, dialect string) string {
+	t.Helper()
+	switch dialect {
+	case "sqlite":
+		return "sqlite://" + t.TempDir() + "/piseduce.db"
+	case "mysql":
+		server := mysqlServer()
+		admin, err := sql.Open("mysql", dsnFor(server, ""))
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err = admin.PingContext(ctx)
+			cancel()
+		}
+		testenv.Need(t, err == nil, fmt.Sprintf("MariaDB at %s (%v)", server, err))
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		name := "piseduce_test_" + hex.EncodeToString(b)
+		if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
+			t.Fatalf("create test database: %v", err)
+		}
+		t.Cleanup(func() {
+			_, _ = admin.Exec("DROP DATABASE IF EXISTS " + name)
+			admin.Close()
+		})
+		return "mysql://" + server + "/" + name
+	default:
+		t.Fatalf("unknown dialect %q", dialect)
+		return ""
+	}
+}
+
+// Open returns a migrated store on a new empty database, closed at the end of the test.
+func Open(t testing.TB, dialect string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), URL(t, dialect))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func dsnFor(server, db string) string {
+	user, host := "root", server
+	for i := len(server) - 1; i >= 0; i-- {
+		if server[i] == '@' {
+			user, host = server[:i], server[i+1:]
+			break
+		}
+	}
+	return fmt.Sprintf("%s@tcp(%s)/%s?timeout=3s", user, host, db)
+}
+
+// Cluster is a small cluster written by Seed: one switch, its nodes, an environment and a user
+// holding all nodes in one reservation.
+type Cluster struct {
+	Switch      store.Switch
+	Nodes       []store.Node
+	Environment store.Environment
+	User        store.User
+	Reservation store.Reservation
+}
+
+// Seed writes a cluster of n nodes whose reservation runs from an hour ago to an hour from now.
+func Seed(t testing.TB, s *store.Store, n int) *Cluster {
+	t.Helper()
+	db := s.DB
+	c := &Cluster{
+		Switch: store.Switch{Name: "sw1", IP: "127.0.0.1", SNMPVersion: "2c", Community: "private",
+			PortCount: n + 1, MasterPort: n + 1, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"},
+		Environment: store.Environment{Name: "tiny", Type: store.EnvDefault, ImageName: "tiny.img.gz",
+			ImageFormat: "gz", SSHUser: "pi", Shell: "bash"},
+		User: store.User{Email: "user@example.com", PasswordHash: "x", FirstName: "Ada", Authorized: true, EmailConfirmed: true},
+	}
+	must(t, db.Create(&c.Switch).Error)
+	must(t, db.Create(&c.Environment).Error)
+	must(t, db.Create(&c.User).Error)
+	nodes := make([]store.Node, n)
+	for i := range nodes {
+		nodes[i] = store.Node{Name: fmt.Sprintf("node-%d", i+1), SwitchID: c.Switch.ID, Port: i + 1,
+			Serial: fmt.Sprintf("%08x", 0xa0000000+i), Model: "RPI4B"}
+	}
+	if n > 0 {
+		must(t, db.CreateInBatches(&nodes, 200).Error)
+	}
+	c.Nodes = nodes
+	now := time.Now().UTC()
+	c.Reservation = store.Reservation{UserID: c.User.ID, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour)}
+	must(t, db.Omit("Nodes").Create(&c.Reservation).Error)
+	return c
+}
+
+// Deploy asks for deploy requests on the first n nodes of c.
+func (c *Cluster) Deploy(t testing.TB, s *store.Store, n int) []store.Deployment {
+	t.Helper()
+	ds := make([]store.Deployment, n)
+	for i := range ds {
+		ds[i] = store.Deployment{ReservationID: c.Reservation.ID, NodeID: c.Nodes[i].ID, UserID: c.User.ID,
+			EnvironmentID: c.Environment.ID, Name: "test"}
+	}
+	must(t, s.CreateDeployments(context.Background(), ds))
+	return ds
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
