@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"testing"
+)
+
+func TestHostKeys(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+t.TempDir()+"/t.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const k1, k2 = "ssh-ed25519 AAAAkey1", "ssh-ed25519 AAAAkey2"
+
+	if k, found, err := s.HostKey(ctx, "system", 3); err != nil || found || k != "" {
+		t.Fatalf("missing key: %q %v %v", k, found, err)
+	}
+	if err := s.SetHostKey(ctx, "system", 3, k1); err != nil {
+		t.Fatal(err)
+	}
+	if k, found, err := s.HostKey(ctx, "system", 3); err != nil || !found || k != k1 {
+		t.Fatalf("stored key: %q %v %v", k, found, err)
+	}
+	// First writer wins: a second key for the same role and node is not stored.
+	if err := s.SetHostKey(ctx, "system", 3, k2); err != nil {
+		t.Fatal(err)
+	}
+	if k, _, _ := s.HostKey(ctx, "system", 3); k != k1 {
+		t.Fatalf("key replaced by %q", k)
+	}
+	// Role and node are both part of the key.
+	if err := s.SetHostKey(ctx, "nfs", 0, k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetHostKey(ctx, "system", 4, k2); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		role string
+		node uint
+		want string
+	}{{"system", 3, k1}, {"system", 4, k2}, {"nfs", 0, k2}} {
+		if k, found, _ := s.HostKey(ctx, c.role, c.node); !found || k != c.want {
+			t.Errorf("%s/%d = %q %v, want %q", c.role, c.node, k, found, c.want)
+		}
+	}
+	if _, found, _ := s.HostKey(ctx, "nfs", 3); found {
+		t.Error("nfs/3 found")
+	}
+	// Forget, then a new key can be learned; forgetting again is fine.
+	if err := s.ForgetHostKey(ctx, "system", 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.HostKey(ctx, "system", 3); found {
+		t.Fatal("still there after forget")
+	}
+	if err := s.ForgetHostKey(ctx, "system", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetHostKey(ctx, "system", 3, k2); err != nil {
+		t.Fatal(err)
+	}
+	if k, _, _ := s.HostKey(ctx, "system", 3); k != k2 {
+		t.Fatalf("relearned %q", k)
+	}
+	if k, _, _ := s.HostKey(ctx, "system", 4); k != k2 {
+		t.Fatalf("other node touched: %q", k)
+	}
+	if err := s.SetHostKey(ctx, "system", 5, ""); err == nil {
+		t.Fatal("empty key accepted")
+	}
+	// Cancelled contexts are errors, not "not found".
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, found, err := s.HostKey(cctx, "system", 4); err == nil || found {
+		t.Fatalf("cancelled: %v %v", found, err)
+	}
+}
