@@ -1,0 +1,175 @@
+// Command pilab runs the virtual Pi lab.
+//
+//	pilab up [-n 4] [-dir /var/tmp/pilab] [-model RPI3Bplus|RPI4B] [-boot-delay 500ms] [-link-mbit 0] [-card-mb 512]
+//	pilab run ...            same as up, in the foreground (up starts this in the background)
+//	pilab down [-dir DIR]    idempotent; also cleans up after a killed lab
+//	pilab status [-dir DIR]
+//	pilab cluster-desc [-dir DIR] OUTDIR
+//	pilab image OUTDIR       build the test OS image only
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/piseduce/piseduce/lab"
+)
+
+const defaultDir = "/var/tmp/pilab"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	dir := fs.String("dir", defaultDir, "lab directory")
+	n := fs.Int("n", 4, "number of nodes")
+	model := fs.String("model", lab.ModelPi3, "node model: RPI3Bplus or RPI4B")
+	bootDelay := fs.Duration("boot-delay", 500*time.Millisecond, "boot delay")
+	retry := fs.Duration("retry-delay", 2*time.Second, "delay before a failed boot is retried")
+	link := fs.Int("link-mbit", 0, "link rate in Mbit/s (0: model default, -1: unlimited)")
+	cardMB := fs.Int64("card-mb", 512, "SD card size in MiB")
+	offset := fs.Int("offset", 0, "switch OID offset")
+	community := fs.String("community", "private", "switch community")
+	fs.Parse(args)
+	opts := func() lab.Options {
+		o := lab.Options{Dir: *dir, Nodes: *n, Model: *model, BootDelay: *bootDelay, RetryDelay: *retry,
+			CardSize: *cardMB << 20, Offset: *offset, Community: *community, Log: os.Stderr}
+		for i := 0; i < *n; i++ {
+			o.Specs = append(o.Specs, lab.NodeSpec{LinkMbit: *link})
+		}
+		return o
+	}
+	switch cmd {
+	case "run":
+		os.MkdirAll(*dir, 0o755)
+		abs, _ := filepath.Abs(*dir)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		l, err := lab.Up(ctx, opts())
+		cancel()
+		if err != nil {
+			fatal(err)
+		}
+		os.WriteFile(filepath.Join(abs, "runner.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+		os.WriteFile(filepath.Join(abs, "ready"), []byte("ready\n"), 0o644)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		os.Remove(filepath.Join(abs, "ready"))
+		err = l.Down()
+		os.Remove(filepath.Join(abs, "runner.pid"))
+		if err != nil {
+			fatal(err)
+		}
+	case "up":
+		if err := os.MkdirAll(*dir, 0o755); err != nil {
+			fatal(err)
+		}
+		abs, _ := filepath.Abs(*dir)
+		os.Remove(filepath.Join(abs, "ready"))
+		self, _ := os.Executable()
+		logf, err := os.OpenFile(filepath.Join(abs, "pilab.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fatal(err)
+		}
+		c := exec.Command(self, append([]string{"run", "-dir", abs}, args...)...)
+		c.Stdout, c.Stderr = logf, logf
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := c.Start(); err != nil {
+			fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		for {
+			select {
+			case err := <-done:
+				b, _ := os.ReadFile(filepath.Join(abs, "pilab.log"))
+				fatal(fmt.Errorf("lab failed to start (%v):\n%s", err, tail(string(b), 2000)))
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := os.Stat(filepath.Join(abs, "ready")); err == nil {
+				status(abs)
+				fmt.Printf("lab up (pid %d); log %s; stop with: pilab down -dir %s\n", c.Process.Pid, logf.Name(), abs)
+				return
+			}
+		}
+	case "down":
+		if err := lab.DownDir(*dir); err != nil {
+			fatal(err)
+		}
+		fmt.Println("lab down")
+	case "status":
+		status(*dir)
+	case "cluster-desc":
+		if fs.NArg() != 1 {
+			usage()
+		}
+		d, err := lab.Load(*dir)
+		if err != nil {
+			fatal(err)
+		}
+		if err := d.WriteClusterDesc(fs.Arg(0)); err != nil {
+			fatal(err)
+		}
+		fmt.Println("wrote", fs.Arg(0))
+	case "image":
+		if fs.NArg() != 1 {
+			usage()
+		}
+		im, err := lab.BuildImage(fs.Arg(0))
+		if err != nil {
+			fatal(err)
+		}
+		fmt.Printf("%s\n%s\n%s\nsize %d, root partition at sector %d\n", im.Img, im.Gz, im.Zst, im.Size, im.SectorStart)
+	default:
+		usage()
+	}
+}
+
+func status(dir string) {
+	d, err := lab.Load(dir)
+	if err != nil {
+		fatal(err)
+	}
+	up := "down"
+	if b, err := os.ReadFile(filepath.Join(d.Dir, "runner.pid")); err == nil {
+		if _, err := os.Stat("/proc/" + strings.TrimSpace(string(b))); err == nil {
+			up = "up (pid " + strings.TrimSpace(string(b)) + ")"
+		}
+	}
+	fmt.Printf("lab %s: %s\nswitch %s community %s oid %s offset %d\ntftp root %s\nnfs boot files %s\ndhcp hosts %s (dnsmasq pid %d)\npimaster key %s\n",
+		d.Dir, up, d.Switch.Addr, d.Switch.Community, d.Switch.OID, d.Switch.Offset, d.TFTPRoot, d.NFSBootDir,
+		d.DHCPHostsFile, d.DnsmasqPID, d.PimasterKey)
+	fmt.Printf("%-8s %-4s %-12s %-17s %-8s %-9s %s\n", "NODE", "PORT", "IP", "MAC", "SERIAL", "MODEL", "STATE")
+	for _, n := range d.Nodes {
+		st, _ := os.ReadFile(filepath.Join(n.Dir, "state"))
+		fmt.Printf("%-8s %-4d %-12s %-17s %-8s %-9s %s\n", n.Name, n.Port, n.IP, n.MAC, n.Serial, n.Model, strings.TrimSpace(string(st)))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: pilab up|run|down|status [-dir DIR] [-n N] ... | pilab cluster-desc [-dir DIR] OUTDIR | pilab image OUTDIR")
+	os.Exit(2)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "pilab:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,189 @@
+#!/bin/sh
+# pilab node boot script. It runs as PID 1 of a fresh PID, mount and UTS namespace inside the
+# node's network namespace (started by the lab's supervisor) and behaves like a Raspberry Pi
+# powering up: firmware (SD or network boot), then the system, then sshd.
+# Exit codes: 0 = poweroff (halted), 10 = reboot, 20 = boot failed (the supervisor retries).
+# SAFETY: this shares the host's file system. Write only into the node dir ($ND), into the
+# node's private tmpfs mounts, or onto the node's own card.
+ND="$1"
+. "$ND/node.env"
+SC="$LABDIR/scripts"
+log() { echo "$(date +%s.%N | cut -c1-14) $*" >>"$ND/events.log"; echo "pilab[$NAME]: $*"; }
+state() { echo "$1" >"$ND/state"; }
+fail() { log "boot failed: $*"; state failed; exit 20; }
+trap 'sync; log "poweroff"; state halted; exit 0' TERM
+trap 'sync; log "reboot"; exit 10' USR1
+export MTOOLS_SKIP_CHECK=1 PATH=/usr/sbin:/usr/bin:/sbin:/bin
+state booting
+
+# --- private /run, /tmp and /dev (never the host's) ---
+mount -t tmpfs -o mode=755,size=64m pilab-run /run || fail "tmpfs /run"
+mount -t tmpfs -o mode=1777,size=64m pilab-tmp /tmp || fail "tmpfs /tmp"
+mount -t tmpfs -o mode=755,size=1m pilab-dev /dev || fail "tmpfs /dev"
+mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7
+mknod -m 666 /dev/random c 1 8; mknod -m 666 /dev/urandom c 1 9; mknod -m 666 /dev/tty c 5 0
+mkdir /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /dev/pts || fail "devpts"
+ln -s pts/ptmx /dev/ptmx; ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
+mknod -m 660 /dev/mmcblk0 b "$CARD_MAJ" "$CARD_MIN" || fail "no card device"
+
+# Keep /dev/mmcblk0pN in line with the kernel's partitions of the card (a tiny udev).
+sync_parts() {
+	for p in /dev/mmcblk0p*; do
+		[ -b "$p" ] || continue
+		n=${p#/dev/mmcblk0p}
+		[ -e "/sys/block/$CARD_NAME/${CARD_NAME}p$n/dev" ] || rm -f "$p"
+	done
+	for s in /sys/block/"$CARD_NAME"/"$CARD_NAME"p*; do
+		[ -e "$s/dev" ] || continue
+		n=${s##*p}
+		d=$(cat "$s/dev")
+		if [ -b "/dev/mmcblk0p$n" ]; then
+			cur=$(stat -c '%t:%T' "/dev/mmcblk0p$n")
+			want=$(printf '%x:%x' "${d%%:*}" "${d##*:}")
+			[ "$cur" = "$want" ] && continue
+			rm -f "/dev/mmcblk0p$n"
+		fi
+		mknod -m 660 "/dev/mmcblk0p$n" b "${d%%:*}" "${d##*:}"
+	done
+}
+partx -u /dev/mmcblk0 >/dev/null 2>&1 || partx -a /dev/mmcblk0 >/dev/null 2>&1
+sync_parts
+(trap - TERM USR1; while :; do sync_parts; sleep 0.3; done) >/dev/null 2>&1 &
+
+ip link set lo up
+ip link set eth0 up
+
+# --- firmware ---
+# The card's boot partition (FAT, read with mtools: this kernel cannot mount FAT).
+card_p1_off() {
+	s=$(partx -g -o START -n 1 /dev/mmcblk0 2>/dev/null | tr -d ' ')
+	[ -n "$s" ] && echo $((s * 512))
+}
+card_has() { o=$(card_p1_off) && [ -n "$o" ] && mtype -i "/dev/mmcblk0@@$o" "::$1" >/dev/null 2>&1; }
+card_get() { o=$(card_p1_off) && mtype -i "/dev/mmcblk0@@$o" "::$1" >"/run/pilab-fw/$1" 2>/dev/null; }
+mkdir -p /run/pilab-fw
+SRC=""
+net_boot() {
+	rm -f /run/pilab-dhcp.env
+	udhcpc -f -q -n -i eth0 -t 3 -T 1 -A 1 -s "$SC/dhcp-hook.sh" \
+		-V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -x "0x61:00$UUID" >>"$ND/dhcp.log" 2>&1 \
+		|| { log "dhcp: no answer"; return 1; }
+	. /run/pilab-dhcp.env
+	SRV=${DHCP_SIADDR:-$DHCP_SERVERID}
+	[ -n "$SRV" ] && [ "$SRV" != 0.0.0.0 ] || SRV=$DHCP_SERVERID
+	log "dhcp: $DHCP_IP from $DHCP_SERVERID, tftp $SRV"
+	tget() { curl -sS -f --max-time 10 -o "/run/pilab-fw/$1" "tftp://$SRV/$SERIAL/$1" 2>/dev/null; }
+	tget cmdline.txt || { log "tftp: no $SERIAL/cmdline.txt"; return 1; }
+	tget config.txt || true
+	for k in $KERNELS; do tget "$k" && K=$k && break; done
+	[ -n "${K:-}" ] || { log "tftp: no kernel in $SERIAL/"; return 1; }
+	SRC=net
+}
+sd_boot() {
+	card_has cmdline.txt || { log "sd: no boot partition"; return 1; }
+	card_get cmdline.txt || return 1
+	card_get config.txt || true
+	for k in $KERNELS; do card_has "$k" && K=$k && break; done
+	[ -n "${K:-}" ] || { log "sd: no kernel on card"; return 1; }
+	SRC=sd
+}
+case "$MODEL" in
+RPI3Bplus)
+	# A Pi 3B+ boots from the card when it holds bootcode.bin, else from the network.
+	if card_has bootcode.bin; then sd_boot || fail "card has bootcode.bin but no bootable system"
+	else net_boot || fail "network boot"; fi ;;
+*)
+	# A Pi 4 with BOOT_ORDER 0xf12: network first, then the card.
+	net_boot || sd_boot || fail "network boot and card boot" ;;
+esac
+CMDLINE=$(cat /run/pilab-fw/cmdline.txt)
+log "firmware: $SRC boot, kernel $K, cmdline: $CMDLINE"
+ROOT=""
+for w in $CMDLINE; do case "$w" in root=*) ROOT=${w#root=} ;; esac; done
+case "$ROOT" in
+/dev/nfs) MODE=nfs ;;
+/dev/mmcblk0p[0-9]*) MODE=card; PART=${ROOT#/dev/mmcblk0p} ;;
+PARTUUID=*-0[0-9]) MODE=card; PART=${ROOT##*-0} ;;
+*) fail "kernel panic: unknown root '$ROOT'" ;;
+esac
+
+# --- kernel: build the node's root ---
+TOPDIRS="usr etc var opt srv boot"
+if [ "$MODE" = nfs ]; then
+	# The NFS system: a private copy-on-write view of the pimaster's system.
+	B=/run/pilab-nfs; R=$B/root
+	mkdir -p $R
+	for d in $TOPDIRS home root mnt media; do
+		mkdir -p "$B/u/$d" "$B/w/$d" "$R/$d"
+		mount -t overlay overlay -o "lowerdir=/$d,upperdir=$B/u/$d,workdir=$B/w/$d" "$R/$d" || fail "overlay /$d"
+	done
+	echo nfspi >"$R/etc/hostname"
+	mkdir -p "$R/root/.ssh"; chmod 700 "$R/root/.ssh"
+	cp "$PIMASTER_PUB" "$R/root/.ssh/authorized_keys"; chmod 600 "$R/root/.ssh/authorized_keys"
+	cp "$NFS_HOSTKEY" /run/pilab-hostkey; chmod 600 /run/pilab-hostkey
+	HOSTKEY=/run/pilab-hostkey
+else
+	sync_parts
+	[ -b "/dev/mmcblk0p$PART" ] || fail "kernel panic: no /dev/mmcblk0p$PART"
+	C=/run/pilab-card; R=/run/pilab-root
+	mkdir -p $C $R
+	mount -t ext4 "/dev/mmcblk0p$PART" $C || fail "kernel panic: cannot mount /dev/mmcblk0p$PART"
+	[ -s $C/etc/passwd ] || { umount $C; fail "kernel panic: no system on /dev/mmcblk0p$PART"; }
+	mount --bind $C $R
+	# The card's root is the root; the pimaster's programs show through where the card has none,
+	# and every write lands on the card (overlay upper layers are the card's own directories).
+	for d in $TOPDIRS; do
+		mkdir -p "$C/$d" "$C/.pilab-overlay-work/$d"
+		mount -t overlay overlay -o "lowerdir=/$d,upperdir=$C/$d,workdir=$C/.pilab-overlay-work/$d" "$R/$d" \
+			|| fail "overlay /$d"
+	done
+	mkdir -p $C/home $C/root $C/mnt $C/media $C/tmp; chmod 1777 $C/tmp
+	if [ ! -s $C/etc/ssh/ssh_host_ed25519_key ]; then
+		mkdir -p $C/etc/ssh
+		ssh-keygen -q -t ed25519 -N "" -C "root@$(cat $C/etc/hostname 2>/dev/null)" -f $C/etc/ssh/ssh_host_ed25519_key \
+			|| fail "ssh host key"
+		log "card: new ssh host key"
+	fi
+	cp $C/etc/ssh/ssh_host_ed25519_key.pub "$ND/card_host_key.pub"
+	HOSTKEY=/etc/ssh/ssh_host_ed25519_key
+fi
+for l in bin sbin lib lib64; do
+	if [ -L "/$l" ] && [ ! -e "$R/$l" ] && [ ! -L "$R/$l" ]; then ln -s "$(readlink "/$l")" "$R/$l"; fi
+done
+for d in dev proc sys run tmp; do mkdir -p "$R/$d"; done
+chmod 1777 "$R/tmp"
+mount --rbind /dev "$R/dev"
+mount -t proc proc "$R/proc"
+mount --rbind /sys "$R/sys"
+mount -t tmpfs -o mode=755,size=64m pilab-run "$R/run"
+mkdir -p "$R/run/sshd" "$R/run/pilab" "$R/run/pilab-bin"
+mount --bind "$ND" "$R/run/pilab"
+mount --bind -o ro "$SC" "$R/run/pilab-bin"
+[ -n "${HOSTKEY#/run/pilab-hostkey}" ] || { cp /run/pilab-hostkey "$R/run/pilab-hostkey"; chmod 600 "$R/run/pilab-hostkey"; }
+mount --bind "$ND/cpuinfo" "$R/proc/cpuinfo"
+H=$(head -n1 "$R/etc/hostname" 2>/dev/null | tr -d ' \r')
+hostname "${H:-raspberrypi}"
+cat >"$R/run/pilab-sshd_config" <<CONF
+Port 22
+ListenAddress 0.0.0.0
+HostKey $HOSTKEY
+PidFile /run/sshd.pid
+PermitRootLogin yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+PrintMotd no
+StrictModes yes
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+CONF
+echo "$MODE" >"$ND/state"
+chroot "$R" /bin/sh /run/pilab-bin/stage2.sh &
+SSHD=$!
+log "booted from $MODE (hostname $(hostname))"
+while kill -0 $SSHD 2>/dev/null; do wait $SSHD; done
+log "sshd ended: crash, rebooting"
+exit 10
