@@ -33,6 +33,9 @@ var ErrHostKeyMismatch = errors.New("remote: host key mismatch")
 // value has to be shared or adapted between the packages. err is for real failures only.
 //
 // Keys are exchanged in authorized_keys format ("ssh-ed25519 AAAA…", no comment).
+// SetHostKey stores a key only when none is stored (first writer wins; the existing key is
+// kept without error): Dial reads the key back after learning it, so two connections learning
+// at once agree on one key. Replacing a key means forgetting it first.
 type HostKeyStore interface {
 	HostKey(ctx context.Context, role string, nodeID uint) (key string, found bool, err error)
 	SetHostKey(ctx context.Context, role string, nodeID uint, key string) error
@@ -95,14 +98,16 @@ func (m *MemoryHostKeys) HostKey(_ context.Context, role string, nodeID uint) (s
 	return k, ok, nil
 }
 
-// SetHostKey stores (or replaces) a key.
+// SetHostKey stores a key when none is stored (first writer wins, as the interface says).
 func (m *MemoryHostKeys) SetHostKey(_ context.Context, role string, nodeID uint, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.keys == nil {
 		m.keys = make(map[memKey]string)
 	}
-	m.keys[memKey{role, nodeID}] = key
+	if _, ok := m.keys[memKey{role, nodeID}]; !ok {
+		m.keys[memKey{role, nodeID}] = key
+	}
 	return nil
 }
 
