@@ -1,4 +1,38 @@
 package store
 
+import "time"
+
+// Session is a logged-in browser. The cookie holds a random token; only its SHA-256 is stored,
+// so a copy of the database does not let anyone log in.
+type Session struct {
+	ID         uint   `gorm:"primaryKey"`
+	Hash       string `gorm:"size:64;uniqueIndex;not null"`
+	UserID     uint   `gorm:"index;not null"`
+	User       User   `gorm:"constraint:OnDelete:CASCADE"`
+	IP         string `gorm:"size:64"`
+	UserAgent  string `gorm:"size:255"`
+	CreatedAt  time.Time
+	ExpiresAt  time.Time `gorm:"index"`
+	LastSeenAt time.Time
+}
+
+// Email token purposes.
+const (
+	// TokenConfirmEmail confirms the address given at sign-up.
+	TokenConfirmEmail = "confirm_email"
+)
+
+// EmailToken is a single-use, expiring token sent by e-mail (only its SHA-256 is stored).
+type EmailToken struct {
+	ID        uint   `gorm:"primaryKey"`
+	Hash      string `gorm:"size:64;uniqueIndex;not null"`
+	UserID    uint   `gorm:"index;not null"`
+	User      User   `gorm:"constraint:OnDelete:CASCADE"`
+	Purpose   string `gorm:"size:32;not null"`
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
 // webModels lists the tables that only the web interface uses.
-func webModels() []any { return []any{} }
+func webModels() []any { return []any{&Session{}, &EmailToken{}} }

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Everything here stores only a hash (hex SHA-256) of a random token; the caller hashes.
+
+// CreateAPIToken stores a token of user userID.
+func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
+	if err := s.DB.WithContext(ctx).Create(t).Error; err != nil {
+		return fmt.Errorf("store: unable to create API token: %w", err)
+	}
+	return nil
+}
+
+// APITokens returns the tokens of a user, newest first.
+func (s *Store) APITokens(ctx context.Context, userID uint) ([]APIToken, error) {
+	var ts []APIToken
+	err := s.DB.WithContext(ctx).Where("user_id = ?", userID).Order("id DESC").Find(&ts).Error
+	return ts, err
+}
+
+// DeleteAPIToken revokes token id of user userID; ErrNotFound when it is not theirs.
+func (s *Store) DeleteAPIToken(ctx context.Context, userID, id uint) error {
+	res := s.DB.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&APIToken{})
+	if res.Error != nil {
+		return fmt.Errorf("store: unable to delete API token: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// UserByAPIToken returns the owner of the token with that hash and notes its use (at most
+// once a minute, to keep API calls read-only most of the time).
+func (s *Store) UserByAPIToken(ctx context.Context, hash string, now time.Time) (*User, error) {
+	var t APIToken
+	db := s.DB.WithContext(ctx)
+	if err := db.Where("hash = ?", hash).First(&t).Error; err != nil {
+		return nil, notFound(err)
+	}
+	u, err := s.User(ctx, t.UserID)
+	if err != nil {
+		return nil, err
+	}
+	now = now.UTC()
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
+		db.Model(&APIToken{}).Where("id = ?", t.ID).Update("last_used_at", now)
+	}
+	return u, nil
+}
+
+// CreateSession stores a new session.
+func (s *Store) CreateSession(ctx context.Context, se *Session) error {
+	if err := s.DB.WithContext(ctx).Omit("User").Create(se).Error; err != nil {
+		return fmt.Errorf("store: unable to create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByHash returns the unexpired session with that hash, with its user.
+func (s *Store) SessionByHash(ctx context.Context, hash string, now time.Time) (*Session, error) {
+	var se Session
+	err := s.DB.WithContext(ctx).Preload("User").Where("hash = ? AND expires_at > ?", hash, now.UTC()).First(&se).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &se, nil
+}
+
+// DeleteSession ends the session with that hash.
+func (s *Store) DeleteSession(ctx context.Context, hash string) error {
+	return s.DB.WithContext(ctx).Where("hash = ?", hash).Delete(&Session{}).Error
+}
+
+// DeleteExpiredSessions removes the sessions and e-mail tokens that expired before now.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
+	db := s.DB.WithContext(ctx)
+	if err := db.Where("expires_at <= ?", now.UTC()).Delete(&Session{}).Error; err != nil {
+		return err
+	}
+	return db.Where("expires_at <= ?", now.UTC().Add(-24*time.Hour)).Delete(&EmailToken{}).Error
+}
+
+// CreateEmailToken stores a token to send by e-mail.
+func (s *Store) CreateEmailToken(ctx context.Context, t *EmailToken) error {
+	if err := s.DB.WithContext(ctx).Omit("User").Create(t).Error; err != nil {
+		return fmt.Errorf("store: unable to create e-mail token: %w", err)
+	}
+	return nil
+}
+
+// ErrTokenInvalid: the e-mail token is unknown, used or expired.
+var ErrTokenInvalid = errors.New("store: this link is invalid, already used or expired")
+
+// ConfirmEmail uses the confirmation token with that hash, once, before it expires: the user's
+// e-mail becomes confirmed, and authorized too when autoApprove is set.
+func (s *Store) ConfirmEmail(ctx context.Context, hash string, now time.Time, autoApprove bool) (*User, error) {
+	now = now.UTC()
+	var u User
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var t EmailToken
+		if err := tx.Where("hash = ? AND purpose = ?", hash, TokenConfirmEmail).First(&t).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrTokenInvalid
+			}
+			return err
+		}
+		// The guarded update is what makes the token single-use, even under concurrent clicks.
+		res := tx.Model(&EmailToken{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", t.ID, now).
+			Update("used_at", now)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrTokenInvalid
+		}
+		updates := map[string]any{"email_confirmed": true}
+		if autoApprove {
+			updates["authorized"] = true
+		}
+		if err := tx.Model(&User{}).Where("id = ?", t.UserID).Updates(updates).Error; err != nil {
+			return err
+		}
+		return tx.First(&u, t.UserID).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}

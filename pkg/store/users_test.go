@@ -1,0 +1,225 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+func TestUsers(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 2, 0)
+		if err := s.CreateUser(ctx, &store.User{Email: "ALICE@example.com ", PasswordHash: "x"}); !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("duplicate e-mail: %v", err)
+		}
+		u, err := s.UserByEmail(ctx, "alice@EXAMPLE.com")
+		check(t, err)
+		if u.ID != c.alice.ID {
+			t.Fatal("lookup by e-mail is not case-insensitive")
+		}
+		// The last admin stays one.
+		check(t, s.SetUserAdmin(ctx, c.alice.ID, true))
+		if err := s.SetUserAdmin(ctx, c.alice.ID, false); !errors.Is(err, store.ErrLastAdmin) {
+			t.Fatalf("unadmin last admin: %v", err)
+		}
+		if err := s.SetUserAuthorized(ctx, c.alice.ID, false); !errors.Is(err, store.ErrLastAdmin) {
+			t.Fatalf("revoke last admin: %v", err)
+		}
+		if _, err := s.DeleteUser(ctx, c.alice.ID, time.Now()); !errors.Is(err, store.ErrLastAdmin) {
+			t.Fatalf("delete last admin: %v", err)
+		}
+		// Revoking ends sessions.
+		check(t, s.CreateSession(ctx, &store.Session{Hash: "h1", UserID: c.bob.ID, ExpiresAt: time.Now().Add(time.Hour)}))
+		check(t, s.SetUserAuthorized(ctx, c.bob.ID, false))
+		if _, err := s.SessionByHash(ctx, "h1", time.Now()); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("session of a revoked user: %v", err)
+		}
+	})
+}
+
+func TestDeleteUser(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 3, 0)
+		now := time.Now().UTC()
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Hash: "tokenhash"}))
+		r, err := s.CreateReservation(ctx, store.ReservationRequest{UserID: c.bob.ID, NodeIDs: []uint{c.nodes[0].ID, c.nodes[1].ID},
+			StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)}, now.Add(-time.Minute))
+		check(t, err)
+		future, err := s.CreateReservation(ctx, store.ReservationRequest{UserID: c.bob.ID, NodeIDs: []uint{c.nodes[2].ID},
+			StartsAt: now.Add(5 * time.Hour), EndsAt: now.Add(6 * time.Hour)}, now)
+		check(t, err)
+		ds, err := s.DeployReservation(ctx, r.ID, store.Deployment{EnvironmentID: c.env.ID}, now)
+		check(t, err)
+
+		deleted, err := s.DeleteUser(ctx, c.bob.ID, now)
+		check(t, err)
+		if deleted {
+			t.Fatal("deleted while nodes still need destroying")
+		}
+		tomb, err := s.User(ctx, c.bob.ID)
+		check(t, err)
+		if !tomb.IsDeleted() || tomb.FirstName != "" || tomb.Authorized || tomb.DisplayName() != "deleted user" {
+			t.Fatalf("tombstone: %+v", tomb)
+		}
+		if _, err := s.UserByAPIToken(ctx, "tokenhash", now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("token of a deleted user: %v", err)
+		}
+		if _, err := s.Reservation(ctx, future.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("future reservation kept: %v", err)
+		}
+		for _, d := range ds {
+			got, err := s.Deployment(ctx, d.ID)
+			check(t, err)
+			if got.Process != process.Destroy {
+				t.Fatalf("deployment %d not destroyed: %s", d.ID, got.Process)
+			}
+		}
+		users, err := s.Users(ctx)
+		check(t, err)
+		if len(users) != 1 {
+			t.Fatalf("tombstone listed: %d users", len(users))
+		}
+		if n, err := s.PurgeDeletedUsers(ctx); err != nil || n != 0 {
+			t.Fatalf("purged too early: %d %v", n, err)
+		}
+		check(t, s.DB.Model(&store.Deployment{}).Where("user_id = ?", c.bob.ID).Update("state", "destroyed").Error)
+		if n, err := s.PurgeDeletedUsers(ctx); err != nil || n != 1 {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+		if _, err := s.User(ctx, c.bob.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("user kept: %v", err)
+		}
+		var left int64
+		s.DB.Model(&store.Deployment{}).Count(&left)
+		if left != 0 {
+			t.Fatalf("%d deployments left", left)
+		}
+		// A user with nothing deployed goes at once.
+		deleted, err = s.DeleteUser(ctx, c.alice.ID, now)
+		check(t, err)
+		if !deleted {
+			t.Fatal("alice not deleted")
+		}
+	})
+}
+
+func TestTokensAndSettings(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 0, 0)
+		now := time.Now().UTC()
+		check(t, s.CreateEmailToken(ctx, &store.EmailToken{Hash: "e1", UserID: c.bob.ID, Purpose: store.TokenConfirmEmail, ExpiresAt: now.Add(time.Hour)}))
+		check(t, s.CreateEmailToken(ctx, &store.EmailToken{Hash: "e2", UserID: c.bob.ID, Purpose: store.TokenConfirmEmail, ExpiresAt: now.Add(-time.Second)}))
+		check(t, s.DB.Model(&store.User{}).Where("id = ?", c.bob.ID).Updates(map[string]any{"email_confirmed": false, "authorized": false}).Error)
+		u, err := s.ConfirmEmail(ctx, "e1", now, true)
+		check(t, err)
+		if !u.EmailConfirmed || !u.Authorized {
+			t.Fatalf("confirm: %+v", u)
+		}
+		if _, err := s.ConfirmEmail(ctx, "e1", now, true); !errors.Is(err, store.ErrTokenInvalid) {
+			t.Fatalf("second use: %v", err)
+		}
+		if _, err := s.ConfirmEmail(ctx, "e2", now, true); !errors.Is(err, store.ErrTokenInvalid) {
+			t.Fatalf("expired: %v", err)
+		}
+		if _, err := s.ConfirmEmail(ctx, "nope", now, true); !errors.Is(err, store.ErrTokenInvalid) {
+			t.Fatalf("unknown: %v", err)
+		}
+
+		tok := store.APIToken{UserID: c.bob.ID, Name: "ci", Hash: "abc"}
+		check(t, s.CreateAPIToken(ctx, &tok))
+		if err := s.DeleteAPIToken(ctx, c.alice.ID, tok.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("alice revoked bob's token: %v", err)
+		}
+		got, err := s.UserByAPIToken(ctx, "abc", now)
+		check(t, err)
+		if got.ID != c.bob.ID {
+			t.Fatal("wrong token owner")
+		}
+		check(t, s.DeleteAPIToken(ctx, c.bob.ID, tok.ID))
+
+		calls := 0
+		gen := func() (string, error) { calls++; return "secret1", nil }
+		v1, err := s.EnsureSetting(ctx, "session_secret", gen)
+		check(t, err)
+		v2, err := s.EnsureSetting(ctx, "session_secret", func() (string, error) { return "other", nil })
+		check(t, err)
+		if v1 != "secret1" || v2 != "secret1" || calls != 1 {
+			t.Fatalf("ensure: %q %q %d", v1, v2, calls)
+		}
+		check(t, s.SetSettings(ctx, map[string]string{"a": "1", "b": "2"}))
+		check(t, s.SetSettings(ctx, map[string]string{"a": "3"}))
+		m, err := s.Settings(ctx)
+		check(t, err)
+		if m["a"] != "3" || m["b"] != "2" {
+			t.Fatalf("settings: %v", m)
+		}
+	})
+}
+
+func TestClusterCRUD(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 2, 0)
+		now := time.Now().UTC()
+		if err := s.CreateNode(ctx, &store.Node{Name: "node-x", SwitchID: c.sw.ID, Port: 1}); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("two nodes on one port: %v", err)
+		}
+		if err := s.CreateNode(ctx, &store.Node{Name: "node-1", SwitchID: c.sw.ID, Port: 9}); !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("duplicate node name: %v", err)
+		}
+		if err := s.DeleteSwitch(ctx, c.sw.ID); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("delete a switch with nodes: %v", err)
+		}
+		n := c.nodes[1]
+		n.IP = "10.0.0.99"
+		check(t, s.UpdateNode(ctx, &n))
+		got, err := s.Node(ctx, n.ID)
+		check(t, err)
+		if got.IP != "10.0.0.99" || got.Switch.Name != "sw1" {
+			t.Fatalf("update node: %+v", got)
+		}
+		r, err := s.CreateReservation(ctx, store.ReservationRequest{UserID: c.alice.ID, NodeIDs: []uint{c.nodes[0].ID},
+			StartsAt: now, EndsAt: now.Add(time.Hour)}, now)
+		check(t, err)
+		_, err = s.DeployReservation(ctx, r.ID, store.Deployment{EnvironmentID: c.env.ID}, now)
+		check(t, err)
+		if err := s.DeleteNode(ctx, c.nodes[0].ID); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("delete a deployed node: %v", err)
+		}
+		if err := s.DeleteEnvironment(ctx, c.env.ID); !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("delete a used environment: %v", err)
+		}
+		check(t, s.DeleteNode(ctx, c.nodes[1].ID))
+		env := c.env
+		env.Description = "new"
+		check(t, s.UpdateEnvironment(ctx, &env))
+		sw := c.sw
+		sw.Community = "secret"
+		check(t, s.UpdateSwitch(ctx, &sw))
+		gs, err := s.Switch(ctx, sw.ID)
+		check(t, err)
+		if gs.Community != "secret" {
+			t.Fatal("switch not updated")
+		}
+		check(t, s.CreateEnvironment(ctx, &store.Environment{Name: "mine", Type: store.EnvUser, OwnerID: c.bob.ID, ImageName: "m.img"}))
+		check(t, s.CreateEnvironment(ctx, &store.Environment{Name: "hidden", Type: store.EnvHidden, ImageName: "h.img"}))
+		for _, tc := range []struct {
+			user  uint
+			admin bool
+			want  int
+		}{{c.alice.ID, false, 1}, {c.bob.ID, false, 2}, {c.alice.ID, true, 2}} {
+			es, err := s.VisibleEnvironments(ctx, tc.user, tc.admin)
+			check(t, err)
+			if len(es) != tc.want {
+				t.Errorf("user %d admin %v sees %d environments", tc.user, tc.admin, len(es))
+			}
+		}
+	})
+}
