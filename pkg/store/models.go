@@ -48,11 +48,12 @@ type Switch struct {
 
 // Node is one Raspberry Pi on a switch port.
 type Node struct {
-	ID       uint   `gorm:"primaryKey"`
-	Name     string `gorm:"size:100;uniqueIndex;not null"`
-	SwitchID uint   `gorm:"index;not null"`
+	ID   uint   `gorm:"primaryKey"`
+	Name string `gorm:"size:100;uniqueIndex;not null"`
+	// One node per switch port.
+	SwitchID uint   `gorm:"uniqueIndex:idx_switch_port;not null"`
 	Switch   Switch `gorm:"constraint:OnDelete:RESTRICT"`
-	Port     int    `gorm:"not null"`
+	Port     int    `gorm:"uniqueIndex:idx_switch_port;not null"`
 	IP       string `gorm:"size:64"`
 	MAC      string `gorm:"size:17"`
 	// Serial is the last 8 hex digits of the Pi's serial: the name of its TFTP folder.
@@ -215,6 +216,14 @@ type APIToken struct {
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 }
+
+// Keys of the Setting table shared by more than one package.
+const (
+	// SettingSignupDomains: the e-mail domains allowed to sign up, one per line (empty: any).
+	SettingSignupDomains = "signup_domains"
+	// SettingEmailSignup: "true" when sign-up needs a confirmation e-mail.
+	SettingEmailSignup = "email_signup"
+)
 
 // Setting is a key/value row for admin settings and generated secrets.
 type Setting struct {
