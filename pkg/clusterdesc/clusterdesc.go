@@ -289,22 +289,6 @@ func fileOr(file, dir, name string) string {
 	return dir + "/" + name + ".json"
 }
 
-// ImageFormat guesses an image's format from its file name.
-func ImageFormat(name string) string {
-	switch {
-	case strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".tgz"):
-		return "tar.gz"
-	case strings.HasSuffix(name, ".gz"):
-		return "gz"
-	case strings.HasSuffix(name, ".xz"):
-		return "xz"
-	case strings.HasSuffix(name, ".zst"):
-		return "zst"
-	default:
-		return "raw"
-	}
-}
-
 // Write writes d as a cluster_desc folder at dir, in the original's layout.
 func (d *Desc) Write(dir string) error {
 	if err := d.Validate(dir); err != nil {

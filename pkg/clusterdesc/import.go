@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -42,7 +43,7 @@ func Import(ctx context.Context, s *store.Store, d *Desc) (Summary, error) {
 		}
 		for _, in := range d.Environments {
 			e := store.Environment{Name: in.Name, Type: in.Type, Description: strings.Join(in.Desc, "\n"),
-				ImageName: in.ImgName, ImageSize: in.ImgSize, ImageFormat: ImageFormat(in.ImgName),
+				ImageName: in.ImgName, ImageSize: in.ImgSize, ImageFormat: image.FormatOf(in.ImgName),
 				DecompressOn: "node", SectorStart: in.SectorStart, SSHUser: in.SSHUser, Shell: in.Shell,
 				Web: in.Web, ScriptTest: in.ScriptTest}
 			if err := upsert(tx, &e, &e.ID, in.Name, &sum); err != nil {

@@ -1,0 +1,109 @@
+package image
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Send streams the image file at path into run's stdin, and returns the size and sha256 of the
+// raw disk image it carried, to be checked against what lands on the card.
+//
+// With inflateHere the image is inflated by the pimaster and raw bytes go on the wire; else the
+// file's own bytes are sent (run's command inflates them, see NodeInflater) and a copy of the
+// stream is inflated here only to measure it. A truncated or damaged image fails with
+// ErrCorrupt, even when the node's command did not notice. progress gets the file bytes sent so
+// far and the file size.
+func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error, progress func(done, total int64)) (Sum, error) {
+	if err := Check(format); err != nil {
+		return Sum{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Sum{}, fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Sum{}, fmt.Errorf("image: %w", err)
+	}
+	src := &counter{r: bufio.NewReaderSize(f, 1<<20), total: fi.Size(), progress: progress}
+	h := NewHasher()
+
+	if inflateHere || format == Raw {
+		raw, err := Inflate(src, format)
+		if err != nil {
+			return Sum{}, err
+		}
+		defer raw.Close()
+		rec := &recorder{r: raw}
+		rerr := run(io.TeeReader(rec, h))
+		// A stream the node accepted may still have been cut short by a corrupt file.
+		if rec.err != nil {
+			return Sum{}, fmt.Errorf("image %s: %w", path, rec.err)
+		}
+		if rerr != nil {
+			return Sum{}, rerr
+		}
+		return h.Sum(), nil
+	}
+
+	// Inflate a copy of the stream here, in step with the sender; on a corrupt image the copy
+	// keeps draining so the sender never blocks.
+	pr, pw := io.Pipe()
+	measured := make(chan error, 1)
+	go func() {
+		raw, err := Inflate(pr, format)
+		if err == nil {
+			_, err = io.Copy(h, raw)
+			raw.Close()
+		}
+		io.Copy(io.Discard, pr)
+		measured <- err
+	}()
+	rerr := run(io.TeeReader(src, pw))
+	pw.CloseWithError(rerr)
+	merr := <-measured
+	if errors.Is(merr, ErrCorrupt) {
+		return Sum{}, fmt.Errorf("image %s: %w", path, merr)
+	}
+	if rerr != nil {
+		return Sum{}, rerr
+	}
+	if merr != nil {
+		return Sum{}, merr
+	}
+	return h.Sum(), nil
+}
+
+// counter counts the file bytes read and reports them.
+type counter struct {
+	r        io.Reader
+	n, total int64
+	progress func(done, total int64)
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.n, c.total)
+	}
+	return n, err
+}
+
+// recorder keeps the first read error other than EOF.
+type recorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
