@@ -34,7 +34,7 @@ func terminalStates() []string {
 // Deployment returns one deployment with its node, switch, environment and reservation.
 func (s *Store) Deployment(ctx context.Context, id uint) (*Deployment, error) {
 	var d Deployment
-	err := s.DB.WithContext(ctx).Preload("Node.Switch").Preload("Environment").Preload("Reservation").
+	err := s.DB.WithContext(ctx).Preload("Node.Switch").Preload("Environment").Preload("Reservation").Preload("User").
 		First(&d, id).Error
 	if err != nil {
 		return nil, notFound(err)
@@ -55,7 +55,7 @@ func (s *Store) CreateDeployments(ctx context.Context, ds []Deployment) error {
 		ds[i].StateStartedAt = now
 		ds[i].NextCheckAt = now
 	}
-	if err := s.DB.WithContext(ctx).Omit("Node", "Environment", "Reservation").Create(&ds).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Omit("Node", "Environment", "Reservation", "User").Create(&ds).Error; err != nil {
 		return fmt.Errorf("store: unable to create deployments: %w", err)
 	}
 	return nil
@@ -156,7 +156,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		return nil, nil
 	}
 	var ds []Deployment
-	err := db.Preload("Node.Switch").Preload("Environment").Preload("Reservation").
+	err := db.Preload("Node.Switch").Preload("Environment").Preload("Reservation").Preload("User").
 		Where("id IN ? AND lease_owner = ?", ids, owner).Order("next_check_at").Find(&ds).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)

@@ -127,6 +127,7 @@ type Deployment struct {
 	NodeID        uint        `gorm:"index;not null"`
 	Node          Node        `gorm:"constraint:OnDelete:RESTRICT"`
 	UserID        uint        `gorm:"index;not null"`
+	User          User        `gorm:"constraint:OnDelete:RESTRICT"`
 	Name          string      `gorm:"size:100"`
 	EnvironmentID uint        `gorm:"index"`
 	Environment   Environment `gorm:"constraint:OnDelete:RESTRICT"`
