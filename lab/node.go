@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// pollInterval is how often a node reads its port state. A power cut shorter than about two
+// intervals may go unnoticed, like a real Pi riding through a very short cut.
+const pollInterval = 25 * time.Millisecond
+
 // node supervises one virtual Pi: its switch port is its power.
 type node struct {
 	lab *Lab
@@ -106,7 +110,7 @@ func (n *node) supervise(ctx context.Context) {
 				}
 				n.setState("booting")
 			}
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pollInterval):
 		}
 	}
 }

@@ -115,7 +115,10 @@ if [ "$MODE" = nfs ]; then
 	# The NFS system: a private copy-on-write view of the pimaster's system.
 	B=/run/pilab-nfs; R=$B/root
 	mkdir -p $R
-	for d in $TOPDIRS home root mnt media; do
+	# /root and /home are the NFS system's own (fresh), not the pimaster's.
+	mkdir -p "$R/root" "$R/home"; chmod 700 "$R/root"
+	printf '# NFS system (pilab)\n' >"$R/root/.profile"
+	for d in $TOPDIRS mnt media; do
 		mkdir -p "$B/u/$d" "$B/w/$d" "$R/$d"
 		mount -t overlay overlay -o "lowerdir=/$d,upperdir=$B/u/$d,workdir=$B/w/$d" "$R/$d" || fail "overlay /$d"
 	done
