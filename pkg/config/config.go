@@ -74,7 +74,10 @@ type Config struct {
 		ImgDir      string
 		NFSHostname string // /etc/hostname of the NFS system
 		SSHKey      string // pimaster's private key for the nodes
-		PimasterIP  string
+		// NFSHostKey is the NFS system's SSH host public key file; when set the key is pinned,
+		// else it is learned on first contact.
+		NFSHostKey string
+		PimasterIP string
 	}
 	// Timeouts overrides the per-state timeouts of the engine, by state name.
 	Timeouts map[string]Timeout
@@ -230,6 +233,8 @@ func (c *Config) set(e entry) error {
 			c.Cluster.NFSHostname = v
 		case "ssh_key":
 			c.Cluster.SSHKey = v
+		case "nfs_host_key":
+			c.Cluster.NFSHostKey = v
 		case "pimaster_ip":
 			c.Cluster.PimasterIP = v
 		default:

@@ -1,0 +1,176 @@
+// Command pitasks is PiSeduce's worker: it polls the database on a cron tick and moves every
+// node through its process (deploy, destroy, reboot, boot_test).
+//
+//	pitasks [-config FILE] [-log-level LEVEL]                  run the worker
+//	pitasks [-config FILE] import-cluster DIR                  import an original cluster_desc/ folder
+//	pitasks [-config FILE] check                               check the configuration and the database
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/piseduce/piseduce/pkg/clusterdesc"
+	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/deploy"
+	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "pitasks:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("pitasks", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | import-cluster DIR | check]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(*level)
+	if err != nil {
+		return err
+	}
+	path, err := config.Find(*cfgPath)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, cfg.DB.ConnectionURL.Value())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch cmd := fs.Arg(0); cmd {
+	case "", "run":
+		return serve(ctx, cfg, st, log)
+	case "import-cluster":
+		if fs.NArg() != 2 {
+			return errors.New("usage: pitasks import-cluster DIR")
+		}
+		d, err := clusterdesc.Read(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		sum, err := clusterdesc.Import(ctx, st, d)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("imported %s: %d switches, %d nodes, %d environments (%s)\n", fs.Arg(1),
+			len(d.Switches), len(d.Nodes), len(d.Environments), sum)
+		return nil
+	case "check":
+		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
+		return nil
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs the engine on the configured tick until ctx ends, then stops cleanly.
+func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) error {
+	signer, err := remote.LoadOrCreateKey(cfg.Cluster.SSHKey)
+	if err != nil {
+		return err
+	}
+	if p := cfg.Cluster.NFSHostKey; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("[cluster] nfs_host_key: %w", err)
+		}
+		if err := pinNFSKey(ctx, st, strings.TrimSpace(string(b))); err != nil {
+			return err
+		}
+	}
+	dep := deploy.New(deploy.Deployer{
+		Dialer:      deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: deploy.GuardedKeys{HostKeyStore: st}}},
+		Switches:    &deploy.SNMPSwitches{},
+		Boot:        netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
+		Keys:        st,
+		ImgDir:      cfg.Cluster.ImgDir,
+		NFSHostname: cfg.Cluster.NFSHostname,
+		PimasterKey: remote.AuthorizedKey(signer.PublicKey()),
+	}, cfg.Tasks.MaxBooting)
+	timeouts := map[string]process.State{}
+	for name, t := range cfg.Timeouts {
+		timeouts[name] = process.State{BeforeReboot: t.BeforeReboot, Lost: t.Lost}
+	}
+	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
+		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: timeouts})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	c := cron.New(cron.WithParser(config.TickParser()))
+	if _, err := c.AddFunc(cfg.Tasks.Tick, func() {
+		if err := eng.Tick(ctx); err != nil && ctx.Err() == nil {
+			log.Error("tick", "err", err)
+		}
+	}); err != nil {
+		return fmt.Errorf("[tasks] tick: %w", err)
+	}
+	log.Info("pitasks started", "owner", eng.Owner(), "tick", cfg.Tasks.Tick, "workers", cfg.Tasks.Workers, "db", st.Dialect)
+	c.Start()
+	<-ctx.Done()
+	log.Info("stopping: no new work, waiting for running steps", "grace", cfg.Tasks.StopGrace)
+	<-c.Stop().Done()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Tasks.StopGrace)
+	defer cancel()
+	eng.Stop(sctx)
+	log.Info("pitasks stopped")
+	return nil
+}
+
+// pinNFSKey stores the NFS system's key, replacing a different one learned before.
+func pinNFSKey(ctx context.Context, st *store.Store, key string) error {
+	if _, err := remote.ParseKey(key); err != nil {
+		return fmt.Errorf("[cluster] nfs_host_key: %w", err)
+	}
+	old, found, err := st.HostKey(ctx, remote.RoleNFS, 0)
+	if err != nil {
+		return err
+	}
+	if found && old != key {
+		if err := st.ForgetHostKey(ctx, remote.RoleNFS, 0); err != nil {
+			return err
+		}
+	}
+	return st.SetHostKey(ctx, remote.RoleNFS, 0, key)
+}

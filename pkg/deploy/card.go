@@ -1,0 +1,261 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/remote"
+)
+
+// partTable is the part of `sfdisk --json` we read.
+type partTable struct {
+	PartitionTable struct {
+		Partitions []struct {
+			Node  string `json:"node"`
+			Start int64  `json:"start"`
+			Size  int64  `json:"size"`
+		} `json:"partitions"`
+	} `json:"partitiontable"`
+}
+
+// partition grows the root partition (2) to the size the user asked for, or to the whole
+// card, with an sfdisk script, then grows its file system while it is not mounted.
+func (d *Deployer) partition(ctx context.Context, t *engine.Task) error {
+	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+		run(ctx, sh, "umount", rootMount) // a previous attempt may have left it mounted
+		out, err := sh.Output(ctx, "sfdisk", "--json", card)
+		if err != nil {
+			return err
+		}
+		var pt partTable
+		if err := json.Unmarshal([]byte(out), &pt); err != nil {
+			return fmt.Errorf("reading the card's partition table: %w", err)
+		}
+		parts := pt.PartitionTable.Partitions
+		if len(parts) < 2 {
+			return engine.Permanent(errorf(t, "the image has %d partitions, want a boot and a root partition", len(parts)))
+		}
+		start, cur := parts[1].Start, parts[1].Size
+		if want := t.D.Environment.SectorStart; want > 0 && want != start {
+			t.Log.Warn("root partition starts elsewhere than the environment says", "sfdisk", start, "environment", want)
+		}
+		out, err = sh.Output(ctx, "blockdev", "--getsz", card)
+		if err != nil {
+			return err
+		}
+		total, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+		if err != nil {
+			return fmt.Errorf("card size %q: %w", out, err)
+		}
+		size := total - start // the whole card
+		if mib := t.D.SystemSize; mib > 0 {
+			size = mib * 2048
+		}
+		switch {
+		case size < cur:
+			return engine.Permanent(errorf(t, "a root partition of %d MiB is smaller than the image's (%d MiB)", size/2048, cur/2048))
+		case start+size > total:
+			return engine.Permanent(errorf(t, "a root partition of %d MiB does not fit on the %d MiB card", size/2048, total/2048))
+		}
+		script := fmt.Sprintf("%d,%d\n", start, size)
+		if err := sh.Run(ctx, []string{"sfdisk", "--no-reread", "--no-tell-kernel", "-q", "-N", "2", card},
+			remote.RunOptions{Stdin: strings.NewReader(script)}); err != nil {
+			return err
+		}
+		// Tell the kernel: partx uses BLKPG, which works where a re-read of the table does not.
+		run(ctx, sh, "partx", "-u", card)
+		run(ctx, sh, "partx", "-a", card)
+		if err := waitPartition(ctx, sh, cardRoot, size); err != nil {
+			return err
+		}
+		// e2fsck: 0 = clean, 1 = errors fixed; anything else is a damaged file system.
+		if err := run(ctx, sh, "e2fsck", "-f", "-y", "-q", cardRoot); err != nil {
+			var ee *remote.ExitError
+			if !errors.As(err, &ee) || ee.Status != 1 {
+				return err
+			}
+		}
+		return run(ctx, sh, "resize2fs", cardRoot)
+	})
+}
+
+// waitPartition waits until dev exists with the given size in sectors.
+func waitPartition(ctx context.Context, sh Shell, dev string, sectors int64) error {
+	var last string
+	for i := 0; i < 50; i++ {
+		out, err := sh.Output(ctx, "blockdev", "--getsz", dev)
+		if err == nil && strings.TrimSpace(out) == strconv.FormatInt(sectors, 10) {
+			return nil
+		}
+		last = strings.TrimSpace(out)
+		if err != nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not appear with %d sectors (last: %s)", dev, sectors, last)
+}
+
+// mtools edits the FAT boot partition without mounting it (some kernels cannot mount FAT).
+func mtools(tool string, args ...string) []string {
+	return append([]string{"env", "MTOOLS_SKIP_CHECK=1", tool, "-i", cardBoot}, args...)
+}
+
+// systemConf configures the system on the card: hostname, SSH enabled, the pimaster's key
+// for root, no first-boot resize (done already), and no bootcode.bin so that a Pi 3B+ keeps
+// booting from the network, where its TFTP folder decides.
+func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
+	name := t.D.Node.Name
+	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+		run(ctx, sh, "umount", rootMount)
+		if err := run(ctx, sh, "mkdir", "-p", rootMount); err != nil {
+			return err
+		}
+		if err := run(ctx, sh, "mount", cardRoot, rootMount); err != nil {
+			return err
+		}
+		err := d.configureRoot(ctx, sh, name)
+		if uerr := run(ctx, sh, "umount", rootMount); err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return err
+		}
+		return configureBoot(ctx, sh)
+	})
+}
+
+func (d *Deployer) configureRoot(ctx context.Context, sh Shell, name string) error {
+	if err := sh.Upload(ctx, rootMount+"/etc/hostname", strings.NewReader(name+"\n"), 0o644); err != nil {
+		return err
+	}
+	hosts, _ := sh.Output(ctx, "cat", rootMount+"/etc/hosts")
+	if err := sh.Upload(ctx, rootMount+"/etc/hosts", strings.NewReader(withHostname(hosts, name)), 0o644); err != nil {
+		return err
+	}
+	if err := run(ctx, sh, "install", "-d", "-m", "700", rootMount+"/root/.ssh"); err != nil {
+		return err
+	}
+	return sh.Upload(ctx, rootMount+"/root/.ssh/authorized_keys", strings.NewReader(d.PimasterKey+"\n"), 0o600)
+}
+
+// withHostname points 127.0.1.1 at name in an /etc/hosts file.
+func withHostname(hosts, name string) string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(hosts, "\n"), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "127.0.1.1" || l == "" && len(out) == 0 {
+			continue
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		out = append(out, "127.0.0.1\tlocalhost")
+	}
+	return strings.Join(append(out, "127.0.1.1\t"+name), "\n") + "\n"
+}
+
+func configureBoot(ctx context.Context, sh Shell) error {
+	cmdline, err := sh.Output(ctx, mtools("mtype", "::cmdline.txt")...)
+	if err != nil {
+		return fmt.Errorf("reading the card's cmdline.txt: %w", err)
+	}
+	var words []string
+	for _, w := range strings.Fields(cmdline) {
+		if !strings.HasPrefix(w, "init=") {
+			words = append(words, w)
+		}
+	}
+	const tmp = "/tmp/piseduce-cmdline.txt"
+	if err := sh.Upload(ctx, tmp, strings.NewReader(strings.Join(words, " ")+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := run(ctx, sh, mtools("mcopy", "-o", tmp, "::cmdline.txt")...); err != nil {
+		return err
+	}
+	const empty = "/tmp/piseduce-empty"
+	if err := sh.Upload(ctx, empty, strings.NewReader(""), 0o644); err != nil {
+		return err
+	}
+	if err := run(ctx, sh, mtools("mcopy", "-o", empty, "::ssh")...); err != nil {
+		return err
+	}
+	list, err := sh.Output(ctx, mtools("mdir", "-b", "::")...)
+	if err != nil {
+		return err
+	}
+	for _, f := range strings.Fields(list) {
+		if strings.EqualFold(strings.TrimPrefix(f, "::/"), "bootcode.bin") {
+			return run(ctx, sh, mtools("mdel", "::bootcode.bin")...)
+		}
+	}
+	return nil
+}
+
+// bootFiles copies the card's boot partition into the node's TFTP folder: its next network
+// boot starts the system on its card.
+func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
+	const dir = "/tmp/piseduce-boot"
+	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+		if err := run(ctx, sh, "rm", "-rf", dir); err != nil {
+			return err
+		}
+		if err := run(ctx, sh, "mkdir", "-p", dir); err != nil {
+			return err
+		}
+		if err := run(ctx, sh, mtools("mcopy", "-s", "-n", "::*", dir+"/")...); err != nil {
+			return err
+		}
+		return d.installBootFiles(ctx, t, sh, dir)
+	})
+}
+
+// installBootFiles streams dir on the node as a tar archive into the node's TFTP folder.
+func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shell, dir string) error {
+	pr, pw := io.Pipe()
+	installed := make(chan error, 1)
+	go func() {
+		err := d.Boot.InstallSD(t.D.Node.Serial, pr)
+		pr.CloseWithError(err)
+		installed <- err
+	}()
+	err := sh.Run(ctx, []string{"tar", "-C", dir, "-cf", "-", "."}, remote.RunOptions{Stdout: pw})
+	pw.CloseWithError(err)
+	if ierr := <-installed; err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// rebootNode reboots the node into the system its TFTP folder now boots.
+func (d *Deployer) rebootNode(ctx context.Context, t *engine.Task) (bool, error) {
+	if !d.slots.acquire(t.D.NodeID) {
+		return false, nil
+	}
+	return true, d.reboot(ctx, t, remote.RoleNFS)
+}
+
+// reboot asks the system in role to reboot. The connection drops as it goes down, so only a
+// failure to connect is an error.
+func (d *Deployer) reboot(ctx context.Context, t *engine.Task, role string) error {
+	sh, err := d.Dialer.Dial(ctx, d.target(t, role))
+	if err != nil {
+		return err
+	}
+	defer sh.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	run(ctx, sh, "sync")
+	run(rctx, sh, "reboot")
+	return nil
+}

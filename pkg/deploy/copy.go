@@ -1,0 +1,119 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/remote"
+)
+
+// card is the node's SD card, as the NFS system sees it.
+const (
+	card      = "/dev/mmcblk0"
+	cardBoot  = card + "p1"
+	cardRoot  = card + "p2"
+	rootMount = "/mnt/piseduce"
+)
+
+// ddArgv writes stdin onto the card; conv=fsync: the copy is over when the data is on the card.
+var ddArgv = []string{"dd", "of=" + card, "bs=4M", "iflag=fullblock", "conv=fsync", "status=none"}
+
+// copyScratch is what env_copy leaves for env_check.
+type copyScratch struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// imagePath is the environment's image file; the name was validated as a plain file name when
+// the environment was registered, and is checked again here.
+func (d *Deployer) imagePath(t *engine.Task) (string, error) {
+	name := t.D.Environment.ImageName
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		return "", engine.Permanent(fmt.Errorf("environment %s: bad image name %q", t.D.Environment.Name, name))
+	}
+	return filepath.Join(d.ImgDir, name), nil
+}
+
+// envCopy streams the image over SSH into dd on the card, with byte-exact progress, and
+// remembers the size and sha256 of the raw image for env_check.
+func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
+	env := t.D.Environment
+	path, err := d.imagePath(t)
+	if err != nil {
+		return err
+	}
+	format := env.ImageFormat
+	if format == "" {
+		format = image.FormatOf(env.ImageName)
+	}
+	inflateHere := env.DecompressOn == "pimaster" || format == image.Raw
+	argv := ddArgv
+	if !inflateHere {
+		// bash's pipefail: a failing inflater fails the command, not only dd.
+		argv = append([]string{"bash", "-o", "pipefail", "-c", `"$@" | ` + strings.Join(ddArgv, " "), "bash"}, image.NodeInflater(format)...)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var progressErr error
+	progress := func(done, total int64) {
+		if err := t.Progress(ctx, done, total); err != nil && progressErr == nil {
+			progressErr = err // the deployment is no longer ours: stop sending
+			cancel()
+		}
+	}
+	var sum image.Sum
+	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+		var err error
+		sum, err = image.Send(path, format, inflateHere, func(stdin io.Reader) error {
+			return sh.Run(ctx, argv, remote.RunOptions{Stdin: stdin})
+		}, progress)
+		return err
+	})
+	switch {
+	case progressErr != nil:
+		return progressErr
+	case errors.Is(err, image.ErrCorrupt):
+		return engine.Permanent(err)
+	case err != nil:
+		return err
+	}
+	if env.ImageSHA256 != "" && (sum.SHA256 != env.ImageSHA256 || (env.ImageSize > 0 && sum.Size != env.ImageSize)) {
+		return engine.Permanent(fmt.Errorf("image %s changed since it was registered: %d bytes, sha256 %s; registered %d bytes, sha256 %s",
+			env.ImageName, sum.Size, sum.SHA256, env.ImageSize, env.ImageSHA256))
+	}
+	b, _ := json.Marshal(copyScratch{Size: sum.Size, SHA256: sum.SHA256})
+	t.D.Scratch = string(b)
+	t.Log.Info("image copied", "bytes", sum.Size, "sha256", sum.SHA256)
+	return nil
+}
+
+// envCheck reads back what landed on the card and compares it with what was sent.
+func (d *Deployer) envCheck(ctx context.Context, t *engine.Task) (bool, error) {
+	var want copyScratch
+	if err := json.Unmarshal([]byte(t.D.Scratch), &want); err != nil || want.Size <= 0 {
+		return false, engine.Permanent(errors.New("no record of the image copy to check"))
+	}
+	var out string
+	err := d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+		var err error
+		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" `+card+` | sha256sum`, "sh", strconv.FormatInt(want.Size, 10))
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	got, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if got != want.SHA256 {
+		return false, engine.Permanent(fmt.Errorf("the card does not hold the image: sha256 of its first %d bytes is %s, the image's is %s",
+			want.Size, got, want.SHA256))
+	}
+	return true, nil
+}

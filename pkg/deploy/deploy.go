@@ -1,0 +1,320 @@
+// Package deploy holds what each state of PiSeduce's processes does to a node: power it
+// through its switch, point its TFTP folder at a system, drive it over SSH (first the shared NFS
+// system, then the system deployed on its card). The engine decides when; this package decides
+// how. Every value that comes from a user reaches the node as data (stdin or an uploaded
+// file), never inside a shell line.
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// Shell is a command runner on a node (pkg/remote's Client).
+type Shell interface {
+	Run(ctx context.Context, argv []string, o remote.RunOptions) error
+	Output(ctx context.Context, argv ...string) (string, error)
+	Upload(ctx context.Context, path string, r io.Reader, mode os.FileMode) error
+	Close() error
+}
+
+// Dialer opens a Shell on a node.
+type Dialer interface {
+	Dial(ctx context.Context, t remote.Target) (Shell, error)
+}
+
+// SSH adapts a remote.Dialer to Dialer.
+type SSH struct{ *remote.Dialer }
+
+// Dial opens an SSH connection.
+func (s SSH) Dial(ctx context.Context, t remote.Target) (Shell, error) { return s.Dialer.Dial(ctx, t) }
+
+// Switches gives the power controller of a switch.
+type Switches interface {
+	Controller(sw *store.Switch) (power.Controller, error)
+}
+
+// Boot manages the nodes' TFTP folders (pkg/netboot).
+type Boot interface {
+	BootNFS(serial string) error
+	InstallSD(serial string, tarStream io.Reader) error
+	Clear(serial string) error
+	Mode(serial string) (netboot.Mode, error)
+}
+
+// HostKeys forgets a deployed system's host key before the node gets a new system.
+type HostKeys interface {
+	ForgetHostKey(ctx context.Context, role string, nodeID uint) error
+}
+
+// Deployer holds the drivers the steps use. Create it with New.
+type Deployer struct {
+	Dialer   Dialer
+	Switches Switches
+	Boot     Boot
+	Keys     HostKeys
+	// ImgDir holds the environments' image files.
+	ImgDir string
+	// NFSHostname is /etc/hostname of the NFS system.
+	NFSHostname string
+	// PimasterKey is the pimaster's public key (authorized_keys line), put in root's
+	// authorized_keys on every card so pitasks can reach the deployed system.
+	PimasterKey string
+	// SSHPort of the nodes [22].
+	SSHPort int
+	// PowerOffWait is how long a hard reboot leaves the port off [2s].
+	PowerOffWait time.Duration
+
+	slots *bootSlots
+}
+
+// New returns a Deployer that lets at most maxBooting nodes boot at once.
+func New(d Deployer, maxBooting int) *Deployer {
+	if d.SSHPort == 0 {
+		d.SSHPort = 22
+	}
+	if d.PowerOffWait == 0 {
+		d.PowerOffWait = 2 * time.Second
+	}
+	d.slots = newBootSlots(maxBooting)
+	return &d
+}
+
+// step adapts two functions to engine.Step; a nil exec does nothing, a nil post is done at once.
+type step struct {
+	exec func(context.Context, *engine.Task) error
+	post func(context.Context, *engine.Task) (bool, error)
+}
+
+func (s step) Exec(ctx context.Context, t *engine.Task) error {
+	if s.exec == nil {
+		return nil
+	}
+	return s.exec(ctx, t)
+}
+
+func (s step) Post(ctx context.Context, t *engine.Task) (bool, error) {
+	if s.post == nil {
+		return true, nil
+	}
+	return s.post(ctx, t)
+}
+
+// Steps returns the step of every state of every process.
+func (d *Deployer) Steps() map[string]engine.Step {
+	return map[string]engine.Step{
+		"boot_conf":     step{exec: d.bootConf},
+		"turn_off":      step{exec: d.turnOff, post: d.isOff},
+		"turn_on":       step{post: d.turnOn},
+		"ssh_nfs":       step{post: d.nfsUp},
+		"env_copy":      step{exec: d.envCopy},
+		"env_check":     step{post: d.envCheck},
+		"partition":     step{exec: d.partition},
+		"system_conf":   step{exec: d.systemConf},
+		"boot_files":    step{exec: d.bootFiles, post: d.rebootNode},
+		"ssh_system":    step{post: d.systemUp},
+		"system_update": step{exec: d.systemUpdate},
+		"boot_update":   step{exec: d.bootUpdate, post: d.bootUpdated},
+		"user_conf":     step{exec: d.userConf},
+		"user_script":   step{exec: d.userScript},
+		"destroying":    step{exec: d.destroying},
+		"coming_back":   step{post: d.comingBack},
+	}
+}
+
+// HardReboot power-cycles the node: engine.Rebooter.
+func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error {
+	ctl, err := d.Switches.Controller(&dep.Node.Switch)
+	if err != nil {
+		return err
+	}
+	if err := ctl.Set(ctx, dep.Node.Port, false); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(d.PowerOffWait):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return ctl.Set(ctx, dep.Node.Port, true)
+}
+
+// --- power and boot ---
+
+func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
+	// A new system gets a new host key: forget the previous deployment's.
+	if err := d.Keys.ForgetHostKey(ctx, remote.RoleSystem, t.D.NodeID); err != nil {
+		return err
+	}
+	return d.Boot.BootNFS(t.D.Node.Serial)
+}
+
+func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
+	d.slots.release(t.D.NodeID)
+	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
+	if err != nil {
+		return err
+	}
+	return ctl.Set(ctx, t.D.Node.Port, false)
+}
+
+func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
+	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
+	if err != nil {
+		return false, err
+	}
+	st, err := ctl.Status(ctx, t.D.Node.Port)
+	return err == nil && !st.On, err
+}
+
+// turnOn powers the node once a boot slot is free: Pis that netboot all together stall.
+func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
+	if !d.slots.acquire(t.D.NodeID) {
+		t.Log.Debug("waiting for a boot slot")
+		return false, nil
+	}
+	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
+	if err != nil {
+		return false, err
+	}
+	if err := ctl.Set(ctx, t.D.Node.Port, true); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (d *Deployer) destroying(ctx context.Context, t *engine.Task) error {
+	if err := d.Boot.Clear(t.D.Node.Serial); err != nil {
+		return err
+	}
+	return d.Keys.ForgetHostKey(ctx, remote.RoleSystem, t.D.NodeID)
+}
+
+// comingBack waits for the system the node's TFTP folder boots.
+func (d *Deployer) comingBack(ctx context.Context, t *engine.Task) (bool, error) {
+	mode, err := d.Boot.Mode(t.D.Node.Serial)
+	if err != nil {
+		return false, err
+	}
+	switch mode {
+	case netboot.ModeNFS:
+		return d.nfsUp(ctx, t)
+	case netboot.ModeSD:
+		return d.systemUp(ctx, t)
+	}
+	return true, nil
+}
+
+// --- SSH ---
+
+func (d *Deployer) target(t *engine.Task, role string) remote.Target {
+	return remote.Target{Addr: net.JoinHostPort(t.D.Node.IP, strconv.Itoa(d.SSHPort)), User: "root",
+		Role: role, NodeID: t.D.NodeID, Policy: remote.TrustOnFirstUse}
+}
+
+// withShell runs f with a root shell on the node's NFS system or deployed system.
+func (d *Deployer) withShell(ctx context.Context, t *engine.Task, role string, f func(Shell) error) error {
+	sh, err := d.Dialer.Dial(ctx, d.target(t, role))
+	if err != nil {
+		return err
+	}
+	defer sh.Close()
+	return f(sh)
+}
+
+// hostnameIs reports whether the node answers SSH in role with the wanted hostname. A node
+// that does not answer yet is not an error: it is still booting.
+func (d *Deployer) hostnameIs(ctx context.Context, t *engine.Task, role, want string) (bool, error) {
+	var got string
+	err := d.withShell(ctx, t, role, func(sh Shell) error {
+		var err error
+		got, err = sh.Output(ctx, "cat", "/etc/hostname")
+		return err
+	})
+	if err != nil {
+		t.Log.Debug("node not up yet", "role", role, "err", err)
+		return false, nil
+	}
+	if got = strings.TrimSpace(got); got != want {
+		t.Log.Debug("node up with another system", "hostname", got, "want", want)
+		return false, nil
+	}
+	d.slots.release(t.D.NodeID)
+	return true, nil
+}
+
+func (d *Deployer) nfsUp(ctx context.Context, t *engine.Task) (bool, error) {
+	return d.hostnameIs(ctx, t, remote.RoleNFS, d.NFSHostname)
+}
+
+func (d *Deployer) systemUp(ctx context.Context, t *engine.Task) (bool, error) {
+	return d.hostnameIs(ctx, t, remote.RoleSystem, t.D.Node.Name)
+}
+
+// run runs argv and returns an error carrying its stderr.
+func run(ctx context.Context, sh Shell, argv ...string) error {
+	return sh.Run(ctx, argv, remote.RunOptions{})
+}
+
+// --- boot slots ---
+
+// bootSlots lets at most max nodes boot at once (in this pitasks process). A slot is taken
+// when a node is powered on or rebooted and given back when its system answers SSH, when it
+// is powered off, or after slotTTL in case the deployment went elsewhere.
+type bootSlots struct {
+	mu    sync.Mutex
+	max   int
+	taken map[uint]time.Time
+}
+
+const slotTTL = 6 * time.Minute
+
+func newBootSlots(max int) *bootSlots {
+	if max <= 0 {
+		max = 1 << 30
+	}
+	return &bootSlots{max: max, taken: map[uint]time.Time{}}
+}
+
+func (b *bootSlots) acquire(node uint) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	for n, at := range b.taken {
+		if now.Sub(at) > slotTTL {
+			delete(b.taken, n)
+		}
+	}
+	if _, ok := b.taken[node]; ok {
+		return true
+	}
+	if len(b.taken) >= b.max {
+		return false
+	}
+	b.taken[node] = now
+	return true
+}
+
+func (b *bootSlots) release(node uint) {
+	b.mu.Lock()
+	delete(b.taken, node)
+	b.mu.Unlock()
+}
+
+// errorf formats an error for a node.
+func errorf(t *engine.Task, format string, a ...any) error {
+	return fmt.Errorf("%s: %s", t.D.Node.Name, fmt.Sprintf(format, a...))
+}

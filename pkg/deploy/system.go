@@ -1,0 +1,182 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/remote"
+)
+
+// systemUpdate upgrades the deployed system's packages, when the user asked for it.
+func (d *Deployer) systemUpdate(ctx context.Context, t *engine.Task) error {
+	if !t.D.OSUpdate {
+		return nil
+	}
+	return d.withShell(ctx, t, remote.RoleSystem, func(sh Shell) error {
+		apt := []string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "-o", "Dpkg::Options::=--force-confold"}
+		if err := run(ctx, sh, append(apt, "update")...); err != nil {
+			return err
+		}
+		return run(ctx, sh, append(apt, "dist-upgrade")...)
+	})
+}
+
+// bootUpdate copies the boot files of an upgraded system (maybe a new kernel) to the node's
+// TFTP folder and reboots it on them.
+func (d *Deployer) bootUpdate(ctx context.Context, t *engine.Task) error {
+	if !t.D.OSUpdate {
+		return nil
+	}
+	err := d.withShell(ctx, t, remote.RoleSystem, func(sh Shell) error {
+		// Raspberry Pi OS mounts the boot partition on /boot/firmware since bookworm.
+		dir := "/boot"
+		if _, err := sh.Output(ctx, "test", "-f", "/boot/firmware/cmdline.txt"); err == nil {
+			dir = "/boot/firmware"
+		}
+		return d.installBootFiles(ctx, t, sh, dir)
+	})
+	if err != nil {
+		return err
+	}
+	d.slots.acquire(t.D.NodeID)
+	return d.reboot(ctx, t, remote.RoleSystem)
+}
+
+func (d *Deployer) bootUpdated(ctx context.Context, t *engine.Task) (bool, error) {
+	if !t.D.OSUpdate {
+		return true, nil
+	}
+	return d.systemUp(ctx, t)
+}
+
+// account is a user of the deployed system.
+type account struct{ name, uid, gid, home string }
+
+func lookupAccount(ctx context.Context, sh Shell, name string) (account, error) {
+	out, err := sh.Output(ctx, "getent", "passwd", name)
+	if err != nil {
+		return account{}, engine.Permanent(fmt.Errorf("the environment's user %q does not exist on the system: %w", name, err))
+	}
+	f := strings.Split(strings.TrimSpace(out), ":")
+	if len(f) < 7 || f[5] == "" || !strings.HasPrefix(f[5], "/") {
+		return account{}, fmt.Errorf("unexpected passwd entry for %q", name)
+	}
+	return account{name: f[0], uid: f[2], gid: f[3], home: f[5]}, nil
+}
+
+// userConf gives the user their keys and password on the environment's account.
+func (d *Deployer) userConf(ctx context.Context, t *engine.Task) error {
+	user := t.D.Environment.SSHUser
+	if user == "" {
+		user = "root"
+	}
+	var keys []string
+	if user == "root" {
+		keys = append(keys, d.PimasterKey) // pitasks must keep its way in
+	}
+	for _, k := range []string{t.D.User.SSHKey, t.D.PublicKey} {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return d.withShell(ctx, t, remote.RoleSystem, func(sh Shell) error {
+		acct, err := lookupAccount(ctx, sh, user)
+		if err != nil {
+			return err
+		}
+		sshDir := path.Join(acct.home, ".ssh")
+		if err := run(ctx, sh, "install", "-d", "-m", "700", "-o", acct.uid, "-g", acct.gid, sshDir); err != nil {
+			return err
+		}
+		authz := path.Join(sshDir, "authorized_keys")
+		if err := sh.Upload(ctx, authz, strings.NewReader(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		if err := run(ctx, sh, "chown", acct.uid+":"+acct.gid, authz); err != nil {
+			return err
+		}
+		if pw := t.D.SystemPassword; pw != "" {
+			if strings.ContainsAny(pw, "\n\r") {
+				return engine.Permanent(errors.New("the OS password must be one line"))
+			}
+			// The password travels on stdin, never on a command line.
+			in := strings.NewReader(acct.name + ":" + pw + "\n")
+			if err := sh.Run(ctx, []string{"chpasswd"}, remote.RunOptions{Stdin: in}); err != nil {
+				return fmt.Errorf("setting the password of %s: %w", acct.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Where the init script and its output go on the node.
+const (
+	initScript = "/root/piseduce-init.sh"
+	initLog    = "/var/log/piseduce-init.log"
+	// MaxScriptOutput is how much of the init script's output is kept.
+	MaxScriptOutput = 256 << 10
+)
+
+// userScript runs the user's init script with the environment's shell; its output is kept on
+// the node (initLog) and in the deployment, for its owner.
+func (d *Deployer) userScript(ctx context.Context, t *engine.Task) error {
+	if strings.TrimSpace(t.D.InitScript) == "" {
+		return nil
+	}
+	shell := t.D.Environment.Shell
+	if shell == "" {
+		shell = "sh"
+	}
+	return d.withShell(ctx, t, remote.RoleSystem, func(sh Shell) error {
+		if err := sh.Upload(ctx, initScript, strings.NewReader(t.D.InitScript), 0o700); err != nil {
+			return err
+		}
+		out := &capped{max: MaxScriptOutput}
+		err := sh.Run(ctx, []string{shell, initScript}, remote.RunOptions{Stdout: out, Stderr: out})
+		var ee *remote.ExitError
+		status := "exit status 0"
+		switch {
+		case errors.As(err, &ee):
+			status = fmt.Sprintf("exit status %d", ee.Status)
+		case err != nil:
+			return err
+		}
+		text := out.String() + fmt.Sprintf("\n[piseduce: init script ended with %s]\n", status)
+		t.D.ScriptOutput = text
+		return sh.Upload(ctx, initLog, strings.NewReader(text), 0o644)
+	})
+}
+
+// capped keeps the first max bytes written to it; stdout and stderr write from two goroutines.
+type capped struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - c.buf.Len(); room < len(p) {
+		c.truncated = true
+		c.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.truncated {
+		return c.buf.String() + "\n[piseduce: output truncated]"
+	}
+	return c.buf.String()
+}
