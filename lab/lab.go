@@ -280,6 +280,12 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		return l, err
 	}
 	d.TFTPRoot = dirs["tftpboot"]
+	// Fresh cards, fresh TFTP folders: nothing boots until the deployer says so.
+	if old, _ := os.ReadDir(d.TFTPRoot); len(old) > 0 {
+		for _, e := range old {
+			os.RemoveAll(filepath.Join(d.TFTPRoot, e.Name()))
+		}
+	}
 	d.DHCPHostsFile = filepath.Join(o.Dir, "dhcp-hosts")
 	d.DnsmasqLog = filepath.Join(o.Dir, "dnsmasq.log")
 
