@@ -1,0 +1,68 @@
+# PiSeduce. `make run` starts both daemons on the embedded SQLite database; `make test` runs
+# every test (the virtual Pi lab and end-to-end tests need root on Linux: without it they are
+# skipped, loudly).
+GO      ?= go
+BIN     := bin
+DIST    := dist
+CMDS    := pifrontend pitasks
+LDFLAGS := -s -w
+export CGO_ENABLED ?= 0
+
+.PHONY: all build release run test fuzz bench vet fmt deps lab lab-down clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+# The pimaster is usually a Raspberry Pi: arm64 (Pi 4/5, 64-bit OS) and armv7 (32-bit OS).
+release: build
+	@mkdir -p $(DIST)
+	for c in $(CMDS); do \
+		GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$c-linux-amd64 ./cmd/$$c && \
+		GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$c-linux-arm64 ./cmd/$$c && \
+		GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$c-linux-armv7 ./cmd/$$c || exit 1; \
+	done
+	@ls -l $(DIST)
+
+# Both daemons with ./seducepp.conf (SQLite under ./data); Ctrl-C stops both.
+run: build
+	@mkdir -p data
+	@$(BIN)/pitasks -config seducepp.conf & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid' EXIT INT TERM; \
+	$(BIN)/pifrontend -config seducepp.conf
+
+test: vet
+	@[ "$$(id -u)" = 0 ] || printf '\n*** WARNING: not root: the virtual Pi lab, sshd and end-to-end tests will be SKIPPED ***\n\n' >&2
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 45m ./...
+
+# Each fuzz target for a short while (longer: make fuzz FUZZTIME=10m).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/clusterdesc
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./pkg/engine
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# Installs what the tests need on Debian (packages only; nothing is started).
+deps:
+	sh lab/install-deps.sh
+	sh admin/test-deps.sh
+
+lab:
+	$(GO) run ./lab/cmd/pilab up -n $(or $(N),4)
+
+lab-down:
+	$(GO) run ./lab/cmd/pilab down
+
+clean:
+	rm -rf $(BIN) $(DIST)

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs the servers and tools the tests talk to, beyond the lab's own (lab/install-deps.sh):
+# MariaDB, Chromium for the browser tests, shellcheck. Nothing is started here.
+set -e
+need=""
+for c in mariadbd:mariadb-server mariadb:mariadb-client chromium:chromium shellcheck:shellcheck gzip:gzip; do
+	PATH=$PATH:/usr/sbin:/sbin command -v "${c%%:*}" >/dev/null 2>&1 || need="$need ${c##*:}"
+done
+[ -z "$need" ] && { echo "test deps: all present"; exit 0; }
+echo "test deps: installing$need"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y --no-install-recommends $need
