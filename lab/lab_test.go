@@ -152,7 +152,7 @@ func TestLabDeploysThreeNodes(t *testing.T) {
 	dir := labDir(t)
 	tm := &timings{}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // may wait for another lab (one per machine)
 	defer cancel()
 	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 3, BootDelay: 300 * time.Millisecond, RetryDelay: time.Second,
 		CardSize: 256 << 20, Specs: []lab.NodeSpec{{}, {}, {Model: lab.ModelPi4}}, Log: testLog{t}})
