@@ -449,7 +449,7 @@ func TestDownAfterSIGKILL(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(4 * time.Minute) // the child may wait for another lab (one per machine)
 	n1 := filepath.Join(dir, "nodes", "node-1", "state")
 	for {
 		st, _ := os.ReadFile(n1)
