@@ -1,0 +1,215 @@
+// Package power switches Raspberry Pis on and off through the PoE ports of a
+// switch driven over SNMP (POWER-ETHERNET-MIB pethPsePortAdminEnable or a
+// vendor OID with the same 1=on / 2=off convention).
+//
+// The engine consumes the small Controller interface; SNMP is the real driver
+// and Fake a goroutine-safe stand-in for other packages' unit tests. This
+// package imports no store package.
+package power
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// PortStatus is what the switch says about one port.
+type PortStatus struct {
+	On         bool // admin state: the port is enabled (pethPsePortAdminEnable = 1)
+	Delivering bool // the port delivers power (pethPsePortDetectionStatus = 3)
+}
+
+// Controller is what the engine needs from a power driver.
+type Controller interface {
+	Set(ctx context.Context, port int, on bool) error
+	Status(ctx context.Context, port int) (PortStatus, error)
+}
+
+// Errors callers can test with errors.Is.
+var (
+	ErrConfig       = errors.New("invalid power configuration")
+	ErrMasterPort   = errors.New("refusing to switch the master port")
+	ErrPortRange    = errors.New("port out of range")
+	ErrNoAnswer     = errors.New("no answer from switch")
+	ErrAuth         = errors.New("switch rejected the SNMPv3 credentials")
+	ErrSNMP         = errors.New("switch returned an SNMP error")
+	ErrNoSuchPort   = errors.New("switch has no such OID")
+	ErrBadValue     = errors.New("unexpected value from switch")
+	ErrReadBack     = errors.New("port state read back differs from what was set")
+	ErrCycleAborted = errors.New("power cycle aborted, port left off")
+)
+
+// Standard POWER-ETHERNET-MIB columns (group 1).
+const (
+	PethPsePortEntry           = ".1.3.6.1.2.1.105.1.1.1"
+	PethPsePortAdminEnable     = PethPsePortEntry + ".3.1"
+	PethPsePortDetectionStatus = PethPsePortEntry + ".6.1"
+)
+
+// Defaults applied by NewSNMP.
+const (
+	DefaultPort    = 161
+	DefaultTimeout = 2 * time.Second
+)
+
+// Config describes one PoE switch. Secrets (Community, V3AuthPass, V3PrivPass)
+// never appear in String, GoString, errors or logs.
+type Config struct {
+	Name      string // for messages, e.g. "poe-rack1"
+	Host      string // IP address or name of the switch
+	Port      int    // UDP port; 161 if 0
+	Version   string // "2c" (default when empty) or "3"
+	Community string // v2c read-write community
+
+	V3User      string
+	V3AuthProto string // MD5, SHA (default), SHA224, SHA256, SHA384, SHA512
+	V3AuthPass  string
+	V3PrivProto string // DES, AES (default), AES192, AES256, AES192C, AES256C
+	V3PrivPass  string
+
+	OID        string        // admin-enable column base; POWER-ETHERNET-MIB pethPsePortAdminEnable if empty
+	StatusOID  string        // detection-status column base; derived from OID (column 3 -> 6) when empty
+	OIDOffset  int           // OID index of port p is OIDOffset+p (Linksys LGS308P: 48)
+	MasterPort int           // port of the master node: never powered (0 = none)
+	Ports      int           // number of PoE ports, 1..Ports
+	Timeout    time.Duration // per attempt; 2s if 0
+	Retries    int           // extra attempts after the first
+}
+
+func redact(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "<secret>"
+}
+
+// String prints the configuration with secrets redacted.
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "power.Config{Name:%q Host:%q Port:%d Version:%q Community:%s", c.Name, c.Host, c.Port, c.Version, redact(c.Community))
+	fmt.Fprintf(&b, " V3User:%q V3AuthProto:%q V3AuthPass:%s V3PrivProto:%q V3PrivPass:%s", c.V3User, c.V3AuthProto, redact(c.V3AuthPass), c.V3PrivProto, redact(c.V3PrivPass))
+	fmt.Fprintf(&b, " OID:%q StatusOID:%q OIDOffset:%d MasterPort:%d Ports:%d Timeout:%s Retries:%d}", c.OID, c.StatusOID, c.OIDOffset, c.MasterPort, c.Ports, c.Timeout, c.Retries)
+	return b.String()
+}
+
+// GoString makes %#v redact secrets too.
+func (c Config) GoString() string { return c.String() }
+
+var authProtos = map[string]bool{"MD5": true, "SHA": true, "SHA224": true, "SHA256": true, "SHA384": true, "SHA512": true}
+var privProtos = map[string]bool{"DES": true, "AES": true, "AES192": true, "AES256": true, "AES192C": true, "AES256C": true}
+
+// normalize validates c and fills in defaults.
+func (c Config) normalize() (Config, error) {
+	var errs []string
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	if c.Name == "" {
+		c.Name = c.Host
+	}
+	if c.Host == "" {
+		bad("host is empty")
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		bad("port %d out of range 1..65535", c.Port)
+	}
+	switch strings.ToLower(c.Version) {
+	case "", "2c", "v2c", "2":
+		c.Version = "2c"
+		if c.Community == "" {
+			bad("SNMP v2c needs a community")
+		}
+	case "3", "v3":
+		c.Version = "3"
+		c.V3AuthProto = strings.ToUpper(c.V3AuthProto)
+		c.V3PrivProto = strings.ToUpper(c.V3PrivProto)
+		if c.V3User == "" {
+			bad("SNMP v3 needs a user")
+		}
+		if c.V3AuthPass != "" && c.V3AuthProto == "" {
+			c.V3AuthProto = "SHA"
+		}
+		if c.V3PrivPass != "" && c.V3PrivProto == "" {
+			c.V3PrivProto = "AES"
+		}
+		if c.V3AuthProto != "" && !authProtos[c.V3AuthProto] {
+			bad("unknown v3 auth protocol %q (want MD5, SHA, SHA224, SHA256, SHA384 or SHA512)", c.V3AuthProto)
+		}
+		if c.V3PrivProto != "" && !privProtos[c.V3PrivProto] {
+			bad("unknown v3 privacy protocol %q (want DES, AES, AES192, AES256, AES192C or AES256C)", c.V3PrivProto)
+		}
+		if c.V3AuthProto != "" && len(c.V3AuthPass) < 8 {
+			bad("v3 auth password must have at least 8 characters")
+		}
+		if c.V3PrivProto != "" && len(c.V3PrivPass) < 8 {
+			bad("v3 privacy password must have at least 8 characters")
+		}
+		if c.V3PrivProto != "" && c.V3AuthProto == "" {
+			bad("v3 privacy needs authentication too")
+		}
+	default:
+		bad("unsupported SNMP version %q (want \"2c\" or \"3\")", c.Version)
+	}
+	if c.OID == "" {
+		c.OID = PethPsePortAdminEnable
+	}
+	var err error
+	if c.OID, err = normOID(c.OID); err != nil {
+		bad("oid: %v", err)
+	}
+	if c.StatusOID == "" && err == nil {
+		if rest, ok := strings.CutPrefix(c.OID, PethPsePortEntry+".3."); ok {
+			c.StatusOID = PethPsePortEntry + ".6." + rest
+		} else {
+			bad("status oid is empty and cannot be derived from oid %s (not a POWER-ETHERNET-MIB pethPsePortAdminEnable column)", c.OID)
+		}
+	} else if c.StatusOID != "" {
+		if c.StatusOID, err = normOID(c.StatusOID); err != nil {
+			bad("status oid: %v", err)
+		}
+	}
+	if c.OIDOffset < 0 {
+		bad("oid offset %d is negative", c.OIDOffset)
+	}
+	if c.Ports < 1 {
+		bad("ports must be at least 1 (got %d)", c.Ports)
+	}
+	if c.MasterPort < 0 || c.MasterPort > c.Ports {
+		bad("master port %d out of range 0..%d", c.MasterPort, c.Ports)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Timeout < 0 {
+		bad("timeout %s is negative", c.Timeout)
+	}
+	if c.Retries < 0 {
+		bad("retries %d is negative", c.Retries)
+	}
+	if len(errs) > 0 {
+		name := c.Name
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return c, fmt.Errorf("%w: switch %s: %s", ErrConfig, name, strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+func normOID(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	t := strings.TrimSuffix(strings.TrimPrefix(s, "."), ".")
+	if t == "" {
+		return "", fmt.Errorf("%q is not a numeric OID", s)
+	}
+	for _, arc := range strings.Split(t, ".") {
+		if _, err := strconv.ParseUint(arc, 10, 32); err != nil {
+			return "", fmt.Errorf("%q is not a numeric OID", s)
+		}
+	}
+	return "." + t, nil
+}
