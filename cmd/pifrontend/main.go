@@ -1,0 +1,128 @@
+// Command pifrontend serves PiSeduce's web interface and JSON API. It only writes requests
+// into the database; pitasks carries them out.
+//
+//	pifrontend [-config seducepp.conf] [-log-level info] [-admin-email admin@piseduce.local] [-check]
+//
+// On an empty database it creates the first admin with a random password, printed once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/web"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pifrontend", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	adminEmail := fs.String("admin-email", web.DefaultAdminEmail, "e-mail of the admin created on an empty database")
+	check := fs.Bool("check", false, "check the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "pifrontend: bad -log-level %q: %v\n", *level, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+
+	path, err := config.Find(*cfgPath)
+	if err != nil {
+		log.Error("no configuration", "err", err)
+		return 1
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration OK\n", path)
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, cfg.DB.ConnectionURL.Value())
+	if err != nil {
+		log.Error("database", "err", err)
+		return 1
+	}
+	defer st.Close()
+
+	pw, created, err := web.EnsureFirstAdmin(ctx, st, *adminEmail)
+	if err != nil {
+		log.Error("first admin", "err", err)
+		return 1
+	}
+	if created {
+		fmt.Fprintf(stdout, "Created the first admin account.\n  e-mail:   %s\n  password: %s\n"+
+			"This password is shown only now: log in and change it on the Account page.\n", *adminEmail, pw)
+	}
+
+	srv, err := web.New(ctx, web.Options{Store: st, Config: cfg, Logger: log, Power: snmpPower})
+	if err != nil {
+		log.Error("web", "err", err)
+		return 1
+	}
+	addr := net.JoinHostPort(cfg.Frontend.Listen, strconv.Itoa(cfg.Frontend.Port))
+	hs := &http.Server{Addr: addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("listen", "addr", addr, "err", err)
+		return 1
+	}
+	log.Info("pifrontend listening", "addr", "http://"+ln.Addr().String(), "config", path, "public_address", cfg.Frontend.PublicAddress)
+
+	go func() {
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			srv.Housekeeping(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		log.Error("server stopped", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown", "err", err)
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+type accountData struct {
+	Tokens []store.APIToken
+	// NewToken is shown once, right after it was created.
+	NewToken string
+	SSHKey   string
+}
+
+func (s *Server) accountPage(c echo.Context, code int, p *page) error {
+	u := currentUser(c)
+	toks, err := s.store.APITokens(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	d, _ := p.Data.(*accountData)
+	if d == nil {
+		d = &accountData{SSHKey: u.SSHKey}
+	}
+	d.Tokens = toks
+	p.Title, p.Nav, p.Data = "Account", "account", d
+	return s.render(c, code, "account", p)
+}
+
+func (s *Server) showAccount(c echo.Context) error {
+	return s.accountPage(c, http.StatusOK, &page{})
+}
+
+func (s *Server) accountError(c echo.Context, err error) error {
+	msg, code, ok := userMessage(err)
+	if !ok {
+		return err
+	}
+	return s.accountPage(c, code, &page{Error: msg})
+}
+
+// saveAccountPassword changes the password: the old one is asked, and every other session of
+// the user ends.
+func (s *Server) saveAccountPassword(c echo.Context) error {
+	u := currentUser(c)
+	now := s.now()
+	key := "pwchange|" + strconv.Itoa(int(u.ID))
+	if b, _ := s.loginByIP.Blocked(key, now); b {
+		return s.accountPage(c, http.StatusTooManyRequests, &page{Error: "Too many wrong passwords. Try again later."})
+	}
+	if !auth.CheckPassword(u.PasswordHash, c.FormValue("old_password")) {
+		s.loginByIP.Fail(key, now)
+		return s.accountPage(c, http.StatusBadRequest, &page{Error: "The current password is wrong."})
+	}
+	pw := c.FormValue("new_password")
+	if err := auth.ValidatePassword(pw); err != nil {
+		return s.accountPage(c, http.StatusBadRequest, &page{Error: upperFirst(err.Error()) + "."})
+	}
+	if pw != c.FormValue("new_password_confirm") {
+		return s.accountPage(c, http.StatusBadRequest, &page{Error: "The two new passwords differ."})
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SetUserPassword(c.Request().Context(), u.ID, hash, vis(c).SessionHash); err != nil {
+		return err
+	}
+	return s.redirect(c, "/account", "Password changed. Your other sessions were logged out.")
+}
+
+// saveAccountSSHKey stores the account's SSH public key (copied to every node deployed).
+func (s *Server) saveAccountSSHKey(c echo.Context) error {
+	key, err := normalizeSSHKey(c.FormValue("ssh_key"))
+	if err != nil {
+		return s.accountPage(c, http.StatusBadRequest, &page{Error: err.Error(), Data: &accountData{SSHKey: c.FormValue("ssh_key")}})
+	}
+	if err := s.store.SetUserSSHKey(c.Request().Context(), currentUser(c).ID, key); err != nil {
+		return err
+	}
+	if key == "" {
+		return s.redirect(c, "/account", "SSH key removed.")
+	}
+	return s.redirect(c, "/account", "SSH key saved.")
+}
+
+// createToken makes an API token. It is shown once, in this response; only its SHA-256 is kept.
+func (s *Server) createToken(c echo.Context) error {
+	u := currentUser(c)
+	name, err := oneLine("The token name", c.FormValue("name"), 1, 100)
+	if err != nil {
+		return s.accountError(c, err)
+	}
+	tok := auth.NewToken("psd_")
+	if err := s.store.CreateAPIToken(c.Request().Context(), &store.APIToken{UserID: u.ID, Name: name, Hash: auth.HashToken(tok)}); err != nil {
+		return err
+	}
+	s.log.Info("API token created", "user", u.ID)
+	return s.accountPage(c, http.StatusOK, &page{Flash: "Token created. Copy it now: it will not be shown again.",
+		Data: &accountData{NewToken: tok, SSHKey: u.SSHKey}})
+}
+
+func (s *Server) revokeToken(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteAPIToken(c.Request().Context(), currentUser(c).ID, id); err != nil {
+		return err
+	}
+	return s.redirect(c, "/account", "Token revoked.")
+}

@@ -1,0 +1,179 @@
+package web
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+var (
+	imageNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$`)
+	unixUserRE  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	shellRE     = regexp.MustCompile(`^[A-Za-z0-9/._-]{1,255}$`)
+	sha256RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+var (
+	envTypes     = []string{store.EnvDefault, store.EnvUser, store.EnvHidden}
+	imageFormats = []string{"", "raw", "gz", "xz", "zst", "tar.gz"}
+)
+
+// environmentInput is the environment form.
+type environmentInput struct {
+	Name         string `json:"name"`
+	Type         string `json:"type"`
+	Description  string `json:"description"`
+	ImageName    string `json:"image_name"`
+	ImageSize    int64  `json:"image_size"`
+	ImageFormat  string `json:"image_format"`
+	ImageSHA256  string `json:"image_sha256"`
+	DecompressOn string `json:"decompress_on"`
+	SectorStart  int64  `json:"sector_start"`
+	SSHUser      string `json:"ssh_user"`
+	Shell        string `json:"shell"`
+	Web          bool   `json:"web"`
+	ScriptTest   string `json:"script_test"`
+}
+
+func oneOf(v string, set []string) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// apply validates in and writes it over e. The image name is a plain file name inside img_dir:
+// no folder, no "..".
+func (in environmentInput) apply(e *store.Environment) error {
+	in.ImageSHA256 = strings.ToLower(strings.TrimSpace(in.ImageSHA256))
+	switch {
+	case !nameRE.MatchString(in.Name):
+		return badInput("The name may hold letters, digits, dots, dashes and underscores (at most 100).")
+	case !oneOf(in.Type, envTypes):
+		return badInput("The type must be default, user or hidden.")
+	case len(in.Description) > 4000:
+		return badInput("The description may have at most 4000 characters.")
+	case !imageNameRE.MatchString(in.ImageName) || strings.Contains(in.ImageName, ".."):
+		return badInput("The image is a file name inside the image folder (no / and no ..).")
+	case in.ImageSize < 0 || in.SectorStart < 0:
+		return badInput("Sizes cannot be negative.")
+	case !oneOf(in.ImageFormat, imageFormats):
+		return badInput("The image format must be raw, gz, xz, zst or tar.gz.")
+	case in.ImageSHA256 != "" && !sha256RE.MatchString(in.ImageSHA256):
+		return badInput("The SHA-256 must be 64 hexadecimal digits.")
+	case !oneOf(in.DecompressOn, []string{"", "node", "pimaster"}):
+		return badInput("Decompress on must be node or pimaster.")
+	case !unixUserRE.MatchString(in.SSHUser):
+		return badInput("The SSH user must be a Unix user name.")
+	case !shellRE.MatchString(in.Shell):
+		return badInput("The shell must be a program name or path, like bash or /bin/sh.")
+	case len(in.ScriptTest) > 64<<10:
+		return badInput("The test script may have at most 64 KiB.")
+	}
+	e.Name, e.Type, e.Description, e.ImageName, e.ImageSize = in.Name, in.Type, strings.ReplaceAll(in.Description, "\r\n", "\n"), in.ImageName, in.ImageSize
+	e.ImageFormat, e.ImageSHA256, e.DecompressOn, e.SectorStart = in.ImageFormat, in.ImageSHA256, in.DecompressOn, in.SectorStart
+	e.SSHUser, e.Shell, e.Web, e.ScriptTest = in.SSHUser, in.Shell, in.Web, strings.ReplaceAll(in.ScriptTest, "\r\n", "\n")
+	return nil
+}
+
+func (s *Server) showAdminEnvironments(c echo.Context) error {
+	es, err := s.store.Environments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_environments", &page{Title: "Environments", Nav: "admin", Data: es})
+}
+
+type environmentFormData struct {
+	Form    environmentInput
+	ID      uint
+	Types   []string
+	Formats []string
+}
+
+func (s *Server) environmentFormPage(c echo.Context, code int, d environmentFormData, msg string) error {
+	d.Types, d.Formats = envTypes, imageFormats
+	return s.render(c, code, "admin_environment_form", &page{Title: "Environment", Nav: "admin", Error: msg, Data: d})
+}
+
+func environmentForm(e *store.Environment) environmentInput {
+	return environmentInput{Name: e.Name, Type: e.Type, Description: e.Description, ImageName: e.ImageName,
+		ImageSize: e.ImageSize, ImageFormat: e.ImageFormat, ImageSHA256: e.ImageSHA256, DecompressOn: e.DecompressOn,
+		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest}
+}
+
+func (s *Server) showEnvironmentForm(c echo.Context) error {
+	d := environmentFormData{Form: environmentInput{Type: store.EnvDefault, SSHUser: "root", Shell: "bash", ImageFormat: "gz", SectorStart: 532480}}
+	if c.Param("id") != "" {
+		id, err := paramID(c, "id")
+		if err != nil {
+			return err
+		}
+		e, err := s.store.Environment(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		d.ID, d.Form = e.ID, environmentForm(e)
+	}
+	return s.environmentFormPage(c, http.StatusOK, d, "")
+}
+
+func (s *Server) saveEnvironment(c echo.Context) error {
+	ctx := c.Request().Context()
+	var e store.Environment
+	if c.Param("id") != "" {
+		id, err := paramID(c, "id")
+		if err != nil {
+			return err
+		}
+		cur, err := s.store.Environment(ctx, id)
+		if err != nil {
+			return err
+		}
+		e = *cur
+	}
+	atoi := func(k string) int64 { n, _ := strconv.ParseInt(strings.TrimSpace(c.FormValue(k)), 10, 64); return n }
+	in := environmentInput{Name: strings.TrimSpace(c.FormValue("name")), Type: c.FormValue("type"),
+		Description: c.FormValue("description"), ImageName: strings.TrimSpace(c.FormValue("image_name")),
+		ImageSize: atoi("image_size"), ImageFormat: c.FormValue("image_format"), ImageSHA256: c.FormValue("image_sha256"),
+		DecompressOn: c.FormValue("decompress_on"), SectorStart: atoi("sector_start"),
+		SSHUser: strings.TrimSpace(c.FormValue("ssh_user")), Shell: strings.TrimSpace(c.FormValue("shell")),
+		Web: c.FormValue("web") == "true", ScriptTest: c.FormValue("script_test")}
+	err := in.apply(&e)
+	if err == nil {
+		if e.ID == 0 {
+			err = s.store.CreateEnvironment(ctx, &e)
+		} else {
+			err = s.store.UpdateEnvironment(ctx, &e)
+		}
+	}
+	if err != nil {
+		msg, code, ok := userMessage(err)
+		if !ok {
+			return err
+		}
+		return s.environmentFormPage(c, code, environmentFormData{Form: in, ID: e.ID}, msg)
+	}
+	return s.redirect(c, "/admin/environments", "Environment "+e.Name+" saved.")
+}
+
+func (s *Server) deleteEnvironment(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteEnvironment(c.Request().Context(), id); err != nil {
+		if msg, _, ok := userMessage(err); ok {
+			return s.redirectError(c, "/admin/environments", msg)
+		}
+		return err
+	}
+	return s.redirect(c, "/admin/environments", "Environment deleted.")
+}

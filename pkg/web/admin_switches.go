@@ -1,0 +1,273 @@
+package web
+
+import (
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// nameRE is what node, switch and environment names may hold: they end up in file names and
+// host names elsewhere.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+var oidRE = regexp.MustCompile(`^\.?[0-9]+(\.[0-9]+)+$`)
+
+// switchInput is the switch form. The secrets (community, SNMPv3 passwords) are write-only:
+// empty keeps the stored value.
+type switchInput struct {
+	Name        string `json:"name"`
+	IP          string `json:"ip"`
+	SNMPPort    int    `json:"snmp_port"`
+	SNMPVersion string `json:"snmp_version"`
+	Community   string `json:"community"`
+	V3User      string `json:"v3_user"`
+	V3AuthProto string `json:"v3_auth_proto"`
+	V3AuthPass  string `json:"v3_auth_pass"`
+	V3PrivProto string `json:"v3_priv_proto"`
+	V3PrivPass  string `json:"v3_priv_pass"`
+	PortCount   int    `json:"port_count"`
+	MasterPort  int    `json:"master_port"`
+	OID         string `json:"oid"`
+	OIDOffset   int    `json:"oid_offset"`
+}
+
+// validHost accepts an IP address or a DNS name.
+func validHost(h string) bool {
+	return net.ParseIP(h) != nil || auth.ValidDomain(strings.ToLower(h))
+}
+
+// apply validates in and writes it over sw.
+func (in switchInput) apply(sw *store.Switch) error {
+	switch {
+	case !nameRE.MatchString(in.Name):
+		return badInput("The name may hold letters, digits, dots, dashes and underscores (at most 100).")
+	case !validHost(in.IP):
+		return badInput("The address must be an IP address or a host name.")
+	case in.SNMPPort < 0 || in.SNMPPort > 65535:
+		return badInput("The SNMP port must be from 1 to 65535 (empty for 161).")
+	case in.SNMPVersion != "2c" && in.SNMPVersion != "3":
+		return badInput("The SNMP version must be 2c or 3.")
+	case in.PortCount < 1 || in.PortCount > 256:
+		return badInput("The number of ports must be from 1 to 256.")
+	case in.MasterPort < 0 || in.MasterPort > in.PortCount:
+		return badInput("The pimaster's port must be one of the switch's ports (0: none).")
+	case !oidRE.MatchString(in.OID):
+		return badInput("The OID must be numeric, like .1.3.6.1.2.1.105.1.1.1.3.1.")
+	case in.OIDOffset < 0 || in.OIDOffset > 100000:
+		return badInput("The OID offset must be from 0 to 100000.")
+	}
+	for _, f := range []string{in.Community, in.V3User, in.V3AuthProto, in.V3AuthPass, in.V3PrivProto, in.V3PrivPass} {
+		if !printable(f) || len(f) > 255 {
+			return badInput("SNMP credentials must fit on one line (at most 255 characters).")
+		}
+	}
+	sw.Name, sw.IP, sw.SNMPPort, sw.SNMPVersion = in.Name, in.IP, in.SNMPPort, in.SNMPVersion
+	sw.V3User, sw.V3AuthProto, sw.V3PrivProto = in.V3User, in.V3AuthProto, in.V3PrivProto
+	sw.PortCount, sw.MasterPort, sw.OID, sw.OIDOffset = in.PortCount, in.MasterPort, in.OID, in.OIDOffset
+	if in.Community != "" {
+		sw.Community = in.Community
+	}
+	if in.V3AuthPass != "" {
+		sw.V3AuthPass = in.V3AuthPass
+	}
+	if in.V3PrivPass != "" {
+		sw.V3PrivPass = in.V3PrivPass
+	}
+	if sw.SNMPVersion == "2c" && sw.Community == "" {
+		return badInput("SNMP v2c needs a read-write community.")
+	}
+	if sw.SNMPVersion == "3" && sw.V3User == "" {
+		return badInput("SNMPv3 needs a user.")
+	}
+	return nil
+}
+
+func (s *Server) showAdminSwitches(c echo.Context) error {
+	sws, err := s.store.Switches(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_switches", &page{Title: "Switches", Nav: "admin", Data: sws})
+}
+
+type switchFormData struct {
+	Switch store.Switch
+	Form   switchInput
+	New    bool
+}
+
+func switchForm(sw *store.Switch) switchInput {
+	return switchInput{Name: sw.Name, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion, V3User: sw.V3User,
+		V3AuthProto: sw.V3AuthProto, V3PrivProto: sw.V3PrivProto, PortCount: sw.PortCount, MasterPort: sw.MasterPort,
+		OID: sw.OID, OIDOffset: sw.OIDOffset}
+}
+
+// showSwitchForm is the add (/admin/switches/new) or edit form.
+func (s *Server) showSwitchForm(c echo.Context) error {
+	d := switchFormData{New: c.Param("id") == ""}
+	if d.New {
+		d.Switch = store.Switch{SNMPVersion: "2c", PortCount: 8, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
+	} else {
+		id, err := paramID(c, "id")
+		if err != nil {
+			return err
+		}
+		sw, err := s.store.Switch(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		d.Switch = *sw
+	}
+	d.Form = switchForm(&d.Switch)
+	return s.render(c, http.StatusOK, "admin_switch_form", &page{Title: "Switch", Nav: "admin", Data: d})
+}
+
+func bindSwitchForm(c echo.Context) switchInput {
+	atoi := func(k string) int { n, _ := strconv.Atoi(strings.TrimSpace(c.FormValue(k))); return n }
+	return switchInput{Name: strings.TrimSpace(c.FormValue("name")), IP: strings.TrimSpace(c.FormValue("ip")),
+		SNMPPort: atoi("snmp_port"), SNMPVersion: c.FormValue("snmp_version"), Community: c.FormValue("community"),
+		V3User: c.FormValue("v3_user"), V3AuthProto: c.FormValue("v3_auth_proto"), V3AuthPass: c.FormValue("v3_auth_pass"),
+		V3PrivProto: c.FormValue("v3_priv_proto"), V3PrivPass: c.FormValue("v3_priv_pass"), PortCount: atoi("port_count"),
+		MasterPort: atoi("master_port"), OID: strings.TrimSpace(c.FormValue("oid")), OIDOffset: atoi("oid_offset")}
+}
+
+// saveSwitch creates (POST /admin/switches) or updates (POST /admin/switches/:id) a switch.
+func (s *Server) saveSwitch(c echo.Context) error {
+	ctx := c.Request().Context()
+	d := switchFormData{New: c.Param("id") == ""}
+	if !d.New {
+		id, err := paramID(c, "id")
+		if err != nil {
+			return err
+		}
+		sw, err := s.store.Switch(ctx, id)
+		if err != nil {
+			return err
+		}
+		d.Switch = *sw
+	}
+	d.Form = bindSwitchForm(c)
+	err := d.Form.apply(&d.Switch)
+	if err == nil {
+		if d.New {
+			err = s.store.CreateSwitch(ctx, &d.Switch)
+		} else {
+			err = s.store.UpdateSwitch(ctx, &d.Switch)
+		}
+	}
+	if err != nil {
+		msg, code, ok := userMessage(err)
+		if !ok {
+			return err
+		}
+		d.Form.Community, d.Form.V3AuthPass, d.Form.V3PrivPass = "", "", ""
+		return s.render(c, code, "admin_switch_form", &page{Title: "Switch", Nav: "admin", Error: msg, Data: d})
+	}
+	return s.redirect(c, "/admin/switches/"+strconv.Itoa(int(d.Switch.ID)), "Switch "+d.Switch.Name+" saved.")
+}
+
+func (s *Server) deleteSwitch(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteSwitch(c.Request().Context(), id); err != nil {
+		if msg, _, ok := userMessage(err); ok {
+			return s.redirectError(c, "/admin/switches", msg)
+		}
+		return err
+	}
+	return s.redirect(c, "/admin/switches", "Switch deleted.")
+}
+
+// portView is one port of the PoE grid.
+type portView struct {
+	Port   int
+	Node   *store.Node
+	Master bool
+	Known  bool
+	State  PortState
+}
+
+type switchPortsData struct {
+	Switch store.Switch
+	Ports  []portView
+	// StatusError says why the switch could not be read.
+	StatusError string
+}
+
+func (s *Server) switchPorts(c echo.Context, sw *store.Switch) (switchPortsData, error) {
+	ctx := c.Request().Context()
+	nodes, err := s.store.Nodes(ctx)
+	if err != nil {
+		return switchPortsData{}, err
+	}
+	byPort := map[int]*store.Node{}
+	for i := range nodes {
+		if nodes[i].SwitchID == sw.ID {
+			byPort[nodes[i].Port] = &nodes[i]
+		}
+	}
+	d := switchPortsData{Switch: *sw}
+	st, err := s.portStatus(ctx, sw)
+	if err != nil {
+		d.StatusError = err.Error()
+		s.log.Warn("PoE status", "switch", sw.Name, "err", err)
+	}
+	for p := 1; p <= sw.PortCount; p++ {
+		pv := portView{Port: p, Node: byPort[p], Master: p == sw.MasterPort}
+		pv.State, pv.Known = st[p]
+		d.Ports = append(d.Ports, pv)
+	}
+	return d, nil
+}
+
+// showSwitchPorts is the PoE port grid of a switch: each port's node and power, with on / off
+// / power-cycle buttons (not for the pimaster's port).
+func (s *Server) showSwitchPorts(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	sw, err := s.store.Switch(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	d, err := s.switchPorts(c, sw)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_switch", &page{Title: "Switch " + sw.Name, Nav: "admin", Data: d})
+}
+
+func (s *Server) powerPort(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	sw, err := s.store.Switch(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	back := "/admin/switches/" + strconv.Itoa(int(sw.ID))
+	port, err := strconv.Atoi(c.Param("port"))
+	if err != nil {
+		return echo.ErrNotFound
+	}
+	action := c.FormValue("action")
+	if err := s.setPort(c.Request().Context(), sw, port, action); err != nil {
+		if msg, _, ok := userMessage(err); ok {
+			return s.redirectError(c, back, msg)
+		}
+		return err
+	}
+	s.log.Info("PoE port changed", "admin", currentUser(c).ID, "switch", sw.Name, "port", port, "action", action)
+	return s.redirect(c, back, "Port "+strconv.Itoa(port)+": "+action+".")
+}

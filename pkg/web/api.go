@@ -1,0 +1,289 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// The JSON API: Bearer tokens, JSON in and out, errors as {"error": "..."} with the status
+// code that fits (400 bad input, 401 no token, 403 not an admin, 404 not found or not yours,
+// 409 conflict, 500 with a reference).
+
+// maxJSONBody bounds request bodies (an init script is at most 64 KiB).
+const maxJSONBody = 1 << 20
+
+// bindJSON decodes the request body into v, refusing unknown fields and trailing data.
+func bindJSON(c echo.Context, v any) error {
+	r := c.Request()
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return apiError(http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json")
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return apiError(http.StatusBadRequest, "the request body is empty; send a JSON object")
+		}
+		return apiError(http.StatusBadRequest, "invalid JSON: "+err.Error())
+	}
+	if dec.More() {
+		return apiError(http.StatusBadRequest, "invalid JSON: data after the object")
+	}
+	return nil
+}
+
+// allRequested: an admin asks for everyone's rows with ?all=true.
+func allRequested(c echo.Context) bool {
+	return currentUser(c).Admin && c.QueryParam("all") == "true"
+}
+
+type nodeJSON struct {
+	ID            uint       `json:"id"`
+	Name          string     `json:"name"`
+	Model         string     `json:"model"`
+	Switch        string     `json:"switch"`
+	Port          int        `json:"port"`
+	IP            string     `json:"ip"`
+	Free          bool       `json:"free"`
+	Held          bool       `json:"held"`
+	Holder        string     `json:"holder,omitempty"`
+	Until         *time.Time `json:"until,omitempty"`
+	NextStart     *time.Time `json:"next_reservation,omitempty"`
+	Process       string     `json:"process,omitempty"`
+	State         string     `json:"state,omitempty"`
+	ReservationID uint       `json:"reservation_id,omitempty"`
+}
+
+func (s *Server) apiNodes(c echo.Context) error {
+	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
+	if err != nil {
+		return err
+	}
+	me := currentUser(c)
+	out := make([]nodeJSON, len(sts))
+	for i, n := range sts {
+		out[i] = nodeJSON{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
+			Free: n.Free(), Held: n.Held, Holder: n.Holder, NextStart: n.NextStart, Process: n.Process, State: n.State}
+		if n.Held {
+			u := n.Until
+			out[i].Until = &u
+			if n.HolderID == me.ID || me.Admin {
+				out[i].ReservationID = n.ReservationID
+			}
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"nodes": out})
+}
+
+type environmentJSON struct {
+	ID          uint   `json:"id"`
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Description string `json:"description"`
+	SSHUser     string `json:"ssh_user"`
+	Web         bool   `json:"web"`
+	ImageSize   int64  `json:"image_size"`
+}
+
+func (s *Server) apiEnvironments(c echo.Context) error {
+	u := currentUser(c)
+	es, err := s.store.VisibleEnvironments(c.Request().Context(), u.ID, u.Admin)
+	if err != nil {
+		return err
+	}
+	out := make([]environmentJSON, len(es))
+	for i, e := range es {
+		out[i] = environmentJSON{ID: e.ID, Name: e.Name, Type: e.Type, Description: e.Description, SSHUser: e.SSHUser,
+			Web: e.Web, ImageSize: e.ImageSize}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"environments": out})
+}
+
+type reservationJSON struct {
+	ID       uint      `json:"id"`
+	UserID   uint      `json:"user_id"`
+	User     string    `json:"user"`
+	StartsAt time.Time `json:"starts_at"`
+	EndsAt   time.Time `json:"ends_at"`
+	NodeIDs  []uint    `json:"node_ids"`
+	Nodes    []string  `json:"nodes"`
+}
+
+func viewReservation(r *store.Reservation) reservationJSON {
+	out := reservationJSON{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
+		NodeIDs: []uint{}, Nodes: []string{}}
+	for _, n := range r.Nodes {
+		out.NodeIDs = append(out.NodeIDs, n.ID)
+		out.Nodes = append(out.Nodes, n.Name)
+	}
+	return out
+}
+
+func (s *Server) apiReservations(c echo.Context) error {
+	uid := currentUser(c).ID
+	if allRequested(c) {
+		uid = 0
+	}
+	rs, err := s.store.UserReservations(c.Request().Context(), uid, s.now())
+	if err != nil {
+		return err
+	}
+	out := make([]reservationJSON, len(rs))
+	for i := range rs {
+		out[i] = viewReservation(&rs[i])
+	}
+	return c.JSON(http.StatusOK, map[string]any{"reservations": out})
+}
+
+func (s *Server) apiCreateReservation(c echo.Context) error {
+	var in reserveInput
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.reserve(c.Request().Context(), currentUser(c), in)
+	if err != nil {
+		return httpError(err)
+	}
+	full, err := s.store.Reservation(c.Request().Context(), r.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, viewReservation(full))
+}
+
+func (s *Server) apiExtendReservation(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := s.ownReservation(c, id, false)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Hours int `json:"hours"`
+	}
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	if err := s.extend(c.Request().Context(), r, in.Hours); err != nil {
+		return httpError(err)
+	}
+	full, err := s.store.Reservation(c.Request().Context(), r.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewReservation(full))
+}
+
+func (s *Server) apiEndReservation(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := s.ownReservation(c, id, false)
+	if err != nil {
+		return err
+	}
+	if err := s.store.EndReservation(c.Request().Context(), r.ID, s.now()); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ended"})
+}
+
+func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]deploymentView, error) {
+	ds, err := s.store.Deployments(c.Request().Context(), f)
+	if err != nil {
+		return nil, err
+	}
+	u := currentUser(c)
+	now := s.now()
+	out := make([]deploymentView, len(ds))
+	for i := range ds {
+		out[i] = viewDeployment(&ds[i], u, now)
+	}
+	return out, nil
+}
+
+func (s *Server) apiDeployments(c echo.Context) error {
+	f := store.DeploymentFilter{UserID: currentUser(c).ID, Current: s.now()}
+	if allRequested(c) {
+		f.UserID = 0
+	}
+	out, err := s.deploymentViews(c, f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"deployments": out})
+}
+
+func (s *Server) apiCreateDeployments(c echo.Context) error {
+	var in struct {
+		ReservationID uint `json:"reservation_id"`
+		deployInput
+	}
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.ownReservation(c, in.ReservationID, false)
+	if err != nil {
+		return err
+	}
+	ds, err := s.deploy(c.Request().Context(), currentUser(c), r, in.deployInput)
+	if err != nil {
+		return httpError(err)
+	}
+	ids := make([]uint, len(ds))
+	for i := range ds {
+		ids[i] = ds[i].ID
+	}
+	out, err := s.deploymentViews(c, store.DeploymentFilter{IDs: ids})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"deployments": out})
+}
+
+// apiDeployment returns one deployment; the OS password only to its owner.
+func (s *Server) apiDeployment(c echo.Context) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	d, err := s.ownDeployment(c, id, true)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewDeployment(d, currentUser(c), s.now()))
+}
+
+func (s *Server) apiRequest(c echo.Context, proc string) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	d, err := s.ownDeployment(c, id, false)
+	if err != nil {
+		return err
+	}
+	if err := s.request(c.Request().Context(), currentUser(c), d, proc); err != nil {
+		return httpError(err)
+	}
+	d, err = s.store.Deployment(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, viewDeployment(d, currentUser(c), s.now()))
+}
+
+func (s *Server) apiDestroy(c echo.Context) error  { return s.apiRequest(c, "destroy") }
+func (s *Server) apiReboot(c echo.Context) error   { return s.apiRequest(c, "reboot") }
+func (s *Server) apiRedeploy(c echo.Context) error { return s.apiRequest(c, "deploy") }

@@ -1,0 +1,122 @@
+package web
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// reservationView is one reservation on the "My deployments" page.
+type reservationView struct {
+	Reservation store.Reservation
+	Running     bool
+	Future      bool
+	Ended       bool
+	Deployments []deploymentView
+	// Undeployed counts the nodes with no deployment yet.
+	Undeployed int
+	Extend     []int
+}
+
+type deploymentsData struct {
+	Reservations []reservationView
+	// All: an admin's view of everyone's deployments.
+	All bool
+}
+
+// deploymentsData gathers the current and future reservations of userID (0: everyone's), with
+// their deployments, plus any deployment of an ended reservation that is not destroyed yet.
+func (s *Server) deploymentsData(c echo.Context, userID uint) (*deploymentsData, error) {
+	ctx := c.Request().Context()
+	now := s.now().UTC()
+	st, err := s.settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.store.UserReservations(ctx, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := s.store.Deployments(ctx, store.DeploymentFilter{UserID: userID, Current: now})
+	if err != nil {
+		return nil, err
+	}
+	viewer := currentUser(c)
+	byRes := map[uint]int{}
+	out := &deploymentsData{All: userID == 0}
+	add := func(r store.Reservation) {
+		byRes[r.ID] = len(out.Reservations)
+		rv := reservationView{Reservation: r, Future: r.StartsAt.After(now), Ended: !r.EndsAt.After(now)}
+		rv.Running = !rv.Future && !rv.Ended
+		if r.UserID == viewer.ID {
+			rv.Extend = extendChoices(&r, now, st.MaxHours)
+		}
+		out.Reservations = append(out.Reservations, rv)
+	}
+	for _, r := range rs {
+		add(r)
+	}
+	for i := range ds {
+		if _, ok := byRes[ds[i].ReservationID]; !ok {
+			add(ds[i].Reservation)
+		}
+		rv := &out.Reservations[byRes[ds[i].ReservationID]]
+		rv.Deployments = append(rv.Deployments, viewDeployment(&ds[i], viewer, now))
+	}
+	for i := range out.Reservations {
+		rv := &out.Reservations[i]
+		if n := len(rv.Reservation.Nodes) - len(rv.Deployments); n > 0 && rv.Running {
+			rv.Undeployed = n
+		}
+	}
+	sort.SliceStable(out.Reservations, func(i, j int) bool {
+		return out.Reservations[i].Reservation.StartsAt.Before(out.Reservations[j].Reservation.StartsAt)
+	})
+	return out, nil
+}
+
+// showDeployments is "My deployments": each reservation with its nodes' state, a live
+// progress bar during the copy (app.js polls deploymentsStatus) and the actions.
+func (s *Server) showDeployments(c echo.Context) error {
+	d, err := s.deploymentsData(c, currentUser(c).ID)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "deployments", &page{Title: "My deployments", Nav: "deployments", Data: d})
+}
+
+// deploymentsStatus is the live feed of the pages: the visitor's own deployments (ids=1,2,3 to
+// choose some; an admin may ask for anyone's by id).
+func (s *Server) deploymentsStatus(c echo.Context) error {
+	u := currentUser(c)
+	f := store.DeploymentFilter{UserID: u.ID, Current: s.now()}
+	if ids := c.QueryParam("ids"); ids != "" {
+		f.Current = f.Current.AddDate(-1, 0, 0)
+		for _, p := range strings.Split(ids, ",") {
+			id, err := strconv.ParseUint(p, 10, 32)
+			if err != nil || len(f.IDs) >= 500 {
+				return echo.NewHTTPError(http.StatusBadRequest, "ids must be a comma-separated list of numbers")
+			}
+			f.IDs = append(f.IDs, uint(id))
+		}
+		if u.Admin {
+			f.UserID = 0
+		}
+	}
+	ds, err := s.store.Deployments(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	out := make([]deploymentView, len(ds))
+	for i := range ds {
+		out[i] = viewDeployment(&ds[i], u, now)
+		out[i].OSPassword, out[i].PublicKey = "", ""
+	}
+	return c.JSON(http.StatusOK, map[string]any{"deployments": out})
+}

@@ -1,0 +1,153 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// formError is a message for the visitor about what they sent (shown in the form, or as a
+// 4xx JSON error); any other error is internal.
+type formError struct {
+	msg  string
+	code int
+}
+
+func (e *formError) Error() string { return e.msg }
+
+func badInput(format string, args ...any) error {
+	return &formError{msg: fmt.Sprintf(format, args...), code: http.StatusBadRequest}
+}
+
+func conflict(format string, args ...any) error {
+	return &formError{msg: fmt.Sprintf(format, args...), code: http.StatusConflict}
+}
+
+// userMessage returns what to tell the visitor about err and the status code, or ok=false
+// when err is internal.
+func userMessage(err error) (msg string, code int, ok bool) {
+	var fe *formError
+	var ce *store.ConflictError
+	switch {
+	case errors.As(err, &fe):
+		return fe.msg, fe.code, true
+	case errors.As(err, &ce):
+		m := ce.Reason
+		if len(ce.Nodes) > 0 {
+			m = strings.Join(ce.Nodes, ", ") + ": " + ce.Reason
+		}
+		return upperFirst(m) + ".", http.StatusConflict, true
+	case errors.Is(err, store.ErrNotFound):
+		return "Not found.", http.StatusNotFound, true
+	case errors.Is(err, store.ErrLastAdmin):
+		return "The last active admin cannot be removed, revoked or demoted.", http.StatusConflict, true
+	case errors.Is(err, store.ErrPortTaken):
+		return "Another node is already on that switch port.", http.StatusConflict, true
+	case errors.Is(err, store.ErrInUse):
+		return "It is still in use, so it cannot be deleted.", http.StatusConflict, true
+	case errors.Is(err, store.ErrDuplicate):
+		return "That name is already taken.", http.StatusConflict, true
+	}
+	return "", 0, false
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+// httpError turns err into what the error handler shows: the user's message for a user
+// error, a logged 500 otherwise.
+func httpError(err error) error {
+	if msg, code, ok := userMessage(err); ok {
+		return echo.NewHTTPError(code, msg)
+	}
+	return err
+}
+
+// paramID reads a numeric path parameter; anything else is a 404.
+func paramID(c echo.Context, name string) (uint, error) {
+	n, err := strconv.ParseUint(c.Param(name), 10, 32)
+	if err != nil || n == 0 {
+		return 0, echo.ErrNotFound
+	}
+	return uint(n), nil
+}
+
+// ownDeployment loads deployment id if the visitor owns it (admins may see any); someone
+// else's is reported as not found, so ids do not reveal what exists.
+func (s *Server) ownDeployment(c echo.Context, id uint, adminMay bool) (*store.Deployment, error) {
+	d, err := s.store.Deployment(c.Request().Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	u := currentUser(c)
+	if d.UserID != u.ID && !(adminMay && u.Admin) {
+		return nil, store.ErrNotFound
+	}
+	return d, nil
+}
+
+// ownReservation loads reservation id if the visitor owns it (admins may act on any when adminMay).
+func (s *Server) ownReservation(c echo.Context, id uint, adminMay bool) (*store.Reservation, error) {
+	r, err := s.store.Reservation(c.Request().Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	u := currentUser(c)
+	if r.UserID != u.ID && !(adminMay && u.Admin) {
+		return nil, store.ErrNotFound
+	}
+	return r, nil
+}
+
+// printable rejects control characters (new lines included) in one-line fields.
+func printable(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// oneLine validates a short one-line text field.
+func oneLine(field, v string, min, max int) (string, error) {
+	v = strings.TrimSpace(v)
+	n := len([]rune(v))
+	switch {
+	case n < min && min == 1:
+		return "", badInput("%s is required.", field)
+	case n < min:
+		return "", badInput("%s must have at least %d characters.", field, min)
+	case n > max:
+		return "", badInput("%s must have at most %d characters.", field, max)
+	case !printable(v):
+		return "", badInput("%s must fit on one line.", field)
+	}
+	return v, nil
+}
+
+// healthz answers without auth: the process is up and the database answers.
+func (s *Server) healthz(c echo.Context) error {
+	sqlDB, err := s.store.DB.DB()
+	if err == nil {
+		err = sqlDB.PingContext(c.Request().Context())
+	}
+	if err != nil {
+		s.log.Error("health check: database", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,290 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// visitor is who makes the request, set by the guard for every handler.
+type visitor struct {
+	User *store.User
+	// SessionHash is the stored hash of the session cookie ("" when anonymous or API).
+	SessionHash string
+	// csrfSeed is what the CSRF token of this visitor's forms is derived from: the session
+	// token when logged in, else the random anonymous cookie.
+	csrfSeed string
+	API      bool
+}
+
+const visitorKey = "piseduce.visitor"
+
+// vis returns the visitor the guard set.
+func vis(c echo.Context) *visitor {
+	if v, ok := c.Get(visitorKey).(*visitor); ok {
+		return v
+	}
+	return &visitor{}
+}
+
+// currentUser is the logged-in user (never nil behind a user, admin or API route).
+func currentUser(c echo.Context) *store.User { return vis(c).User }
+
+// Cookie names; behind TLS they carry the __Host- prefix (Secure, Path=/, no Domain).
+const (
+	sessionCookie = "piseduce_session"
+	csrfCookie    = "piseduce_csrf"
+	flashCookie   = "piseduce_flash"
+)
+
+func (s *Server) cookieName(base string) string {
+	if s.cfg.Frontend.SecureCookies {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (s *Server) setCookie(c echo.Context, base, value string, maxAge int) {
+	c.SetCookie(&http.Cookie{Name: s.cookieName(base), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.cfg.Frontend.SecureCookies})
+}
+
+func (s *Server) cookie(c echo.Context, base string) string {
+	ck, err := c.Cookie(s.cookieName(base))
+	if err != nil {
+		return ""
+	}
+	return ck.Value
+}
+
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// guard is the one access check, deny by default: it finds the route's access level in
+// s.access (a route without one is refused), authenticates the visitor (session cookie for
+// pages, Bearer token for /api/v1), checks the CSRF token of every unsafe page request, and
+// refuses admin routes to non-admins.
+func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		level := s.access[r.Method+" "+c.Path()]
+		v := &visitor{}
+		c.Set(visitorKey, v)
+		switch level {
+		case denied:
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				return apiError(http.StatusNotFound, "no such API route")
+			}
+			return echo.ErrNotFound
+		case open:
+			return next(c)
+		case apiUser, apiAdmin:
+			u := s.bearerUser(c)
+			if u == nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="piseduce"`)
+				return apiError(http.StatusUnauthorized, "missing, invalid or revoked API token (send Authorization: Bearer <token>)")
+			}
+			if level == apiAdmin && !u.Admin {
+				return apiError(http.StatusForbidden, "this route is for admins")
+			}
+			v.User, v.API = u, true
+			return next(c)
+		}
+		s.loadSession(c, v)
+		if unsafeMethod(r.Method) && !s.csrfOK(c, v) {
+			return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+		}
+		switch level {
+		case public:
+			return next(c)
+		case user, admin:
+			if v.User == nil {
+				if r.Method == http.MethodGet {
+					return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(r.URL.RequestURI()))
+				}
+				return echo.NewHTTPError(http.StatusForbidden, "Please log in first.")
+			}
+			if level == admin && !v.User.Admin {
+				return echo.NewHTTPError(http.StatusForbidden, "This page is for admins.")
+			}
+			return next(c)
+		}
+		return echo.ErrNotFound
+	}
+}
+
+// canLogIn reports whether u may use the site: confirmed, approved, not deleted.
+func canLogIn(u *store.User) bool {
+	return u != nil && u.EmailConfirmed && u.Authorized && !u.IsDeleted()
+}
+
+// loadSession finds the visitor's session from the cookie; anonymous visitors get a random
+// CSRF cookie instead.
+func (s *Server) loadSession(c echo.Context, v *visitor) {
+	if tok := s.cookie(c, sessionCookie); tok != "" {
+		se, err := s.store.SessionByHash(c.Request().Context(), auth.HashToken(tok), s.now())
+		switch {
+		case err == nil && canLogIn(&se.User):
+			u := se.User
+			v.User, v.SessionHash, v.csrfSeed = &u, se.Hash, "session:"+tok
+			return
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			s.log.Error("session lookup failed", "err", err)
+		}
+		s.setCookie(c, sessionCookie, "", -1)
+	}
+	seed := s.cookie(c, csrfCookie)
+	if len(seed) < 40 {
+		seed = auth.NewToken("")
+		s.setCookie(c, csrfCookie, seed, 0)
+	}
+	v.csrfSeed = "anon:" + seed
+}
+
+// csrfToken is the token the visitor's forms carry.
+func (s *Server) csrfToken(c echo.Context) string {
+	return s.signer.Tag("csrf", vis(c).csrfSeed)
+}
+
+// csrfOK checks the form's (or X-CSRF-Token header's) token, and the Origin header when the
+// browser sends one.
+func (s *Server) csrfOK(c echo.Context, v *visitor) bool {
+	r := c.Request()
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || !s.sameSite(u.Host, r.Host) {
+			return false
+		}
+	}
+	tok := r.Header.Get("X-CSRF-Token")
+	if tok == "" {
+		tok = c.FormValue("csrf_token")
+	}
+	return tok != "" && v.csrfSeed != "" && s.signer.Check("csrf", v.csrfSeed, tok)
+}
+
+func (s *Server) sameSite(originHost, requestHost string) bool {
+	if strings.EqualFold(originHost, requestHost) {
+		return true
+	}
+	if pub, err := url.Parse(s.cfg.Frontend.PublicAddress); err == nil && pub.Host != "" {
+		return strings.EqualFold(originHost, pub.Host)
+	}
+	return false
+}
+
+// bearerUser returns the active owner of the request's API token, or nil.
+func (s *Server) bearerUser(c echo.Context) *store.User {
+	h := c.Request().Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return nil
+	}
+	u, err := s.store.UserByAPIToken(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)), s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("API token lookup failed", "err", err)
+		}
+		return nil
+	}
+	if !canLogIn(u) {
+		return nil
+	}
+	return u
+}
+
+// securityHeaders: a strict CSP (no inline script or style, nothing from elsewhere), no
+// framing, no sniffing, no caching of pages (they may show passwords).
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		if s.cfg.Frontend.SecureCookies {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		} else {
+			h.Set("Cache-Control", "public, max-age=3600")
+		}
+		return next(c)
+	}
+}
+
+// recoverer turns a panic into a logged 500 with a reference; the stack goes to the log only.
+func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+		}()
+		return next(c)
+	}
+}
+
+// apiError is an error the API reports as {"error": msg} with status code.
+func apiError(code int, msg string) error { return echo.NewHTTPError(code, msg) }
+
+// errorRef is a short random reference that links a 500 page to its log line.
+func errorRef() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// handleError answers every error: JSON {"error": …} under /api/, an error page elsewhere.
+// Internal errors are logged with a reference; the visitor sees only the reference.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, ""
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(code)
+		}
+		if he.Internal != nil {
+			err = he.Internal
+		}
+	case errors.Is(err, store.ErrNotFound):
+		code, msg = http.StatusNotFound, "Not found."
+	}
+	if code >= 500 {
+		ref := errorRef()
+		s.log.Error("request failed", "ref", ref, "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		msg = fmt.Sprintf("Something went wrong on our side (reference %s). Please try again later.", ref)
+	}
+	if strings.HasPrefix(c.Request().URL.Path, "/api/") || strings.HasSuffix(c.Path(), ".json") {
+		_ = c.JSON(code, map[string]string{"error": msg})
+		return
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	if rerr := s.render(c, code, "error", &page{Title: http.StatusText(code), Data: msg}); rerr != nil {
+		s.log.Error("error page failed", "err", rerr)
+		_ = c.String(code, msg)
+	}
+}

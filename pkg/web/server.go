@@ -1,0 +1,127 @@
+// Package web is pifrontend: the server-rendered pages and the /api/v1 JSON API. It only writes
+// requests into the database; pitasks does the work on the nodes.
+//
+// Layout: routes.go lists every route with its access level; middleware.go holds the
+// deny-by-default guard (sessions, API tokens, CSRF, admin checks); each page action has its
+// own file (login.go, reserve_save.go, …) and each API resource its own api_*.go file.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce"
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// Options configures a Server. Store and Config are required.
+type Options struct {
+	Store  *store.Store
+	Config *config.Config
+	Logger *slog.Logger
+	// Mailer sends e-mail; auth.SMTPMailer{} when nil.
+	Mailer auth.Mailer
+	// Power opens a switch's PoE control; nil means the port grid shows no status.
+	Power PowerDialer
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Assets holds templates/ and static/ (the embedded piseduce.Assets when nil).
+	Assets fs.FS
+}
+
+// Server is the web application.
+type Server struct {
+	store  *store.Store
+	cfg    *config.Config
+	log    *slog.Logger
+	mailer auth.Mailer
+	power  PowerDialer
+	now    func() time.Time
+	signer *auth.Signer
+	pages  *pages
+	echo   *echo.Echo
+	// access gives the access level of each route, by "METHOD /path/:param".
+	access map[string]access
+
+	// Login failures per address and e-mail, and per e-mail alone (against spread-out guessing).
+	loginByIP    *auth.Limiter
+	loginByEmail *auth.Limiter
+	// Sign-ups per address.
+	signupByIP *auth.Limiter
+}
+
+// Session lifetime.
+const sessionTTL = 7 * 24 * time.Hour
+
+// New builds the server. The session secret comes from the config, or is generated once and
+// kept in the database (setting "session_secret").
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Store == nil || o.Config == nil {
+		return nil, errors.New("web: Store and Config are required")
+	}
+	s := &Server{store: o.Store, cfg: o.Config, log: o.Logger, mailer: o.Mailer, power: o.Power, now: o.Now,
+		loginByIP:    auth.NewLimiter(5, 15*time.Minute),
+		loginByEmail: auth.NewLimiter(20, 15*time.Minute),
+		signupByIP:   auth.NewLimiter(10, time.Hour),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.mailer == nil {
+		s.mailer = auth.SMTPMailer{}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	assets := o.Assets
+	if assets == nil {
+		assets = piseduce.Assets
+	}
+	secret := o.Config.Frontend.SessionSecret.Value()
+	if secret == "" {
+		var err error
+		secret, err = o.Store.EnsureSetting(ctx, settingSessionSecret, func() (string, error) { return auth.NewToken(""), nil })
+		if err != nil {
+			return nil, fmt.Errorf("web: session secret: %w", err)
+		}
+	}
+	s.signer = auth.NewSigner(secret)
+	var err error
+	if s.pages, err = loadPages(assets); err != nil {
+		return nil, err
+	}
+	static, err := fs.Sub(assets, "static")
+	if err != nil {
+		return nil, err
+	}
+	s.echo = s.routes(static)
+	return s, nil
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Routes lists the registered routes (for tests and docs).
+func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
+
+// Housekeeping deletes expired sessions and purges deleted users whose nodes are destroyed;
+// pifrontend runs it every few minutes.
+func (s *Server) Housekeeping(ctx context.Context) {
+	if err := s.store.DeleteExpiredSessions(ctx, s.now()); err != nil {
+		s.log.Warn("housekeeping: sessions", "err", err)
+	}
+	if n, err := s.store.PurgeDeletedUsers(ctx); err != nil {
+		s.log.Warn("housekeeping: deleted users", "err", err)
+	} else if n > 0 {
+		s.log.Info("housekeeping: purged deleted users", "count", n)
+	}
+}

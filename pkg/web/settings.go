@@ -1,0 +1,66 @@
+package web
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/piseduce/piseduce/pkg/auth"
+)
+
+// Keys of the Setting table that the web uses.
+const (
+	settingSessionSecret = "session_secret"
+	settingSignupDomains = "signup_domains"
+	settingAutoApprove   = "auto_approve"
+	settingMaxHours      = "max_hours"
+	settingSMTPAddress   = "smtp_address"
+	settingSMTPPort      = "smtp_port"
+	settingSMTPAccount   = "smtp_account"
+	settingSMTPPassword  = "smtp_password"
+	settingSMTPFrom      = "smtp_from"
+)
+
+// Reservation length limits: MaxHours is the admin's setting, within these bounds.
+const (
+	defaultMaxHours = 72
+	limitMaxHours   = 24 * 30
+	maxDaysAhead    = 90
+)
+
+// siteSettings are the admin's settings, with the config file's mail section as defaults.
+type siteSettings struct {
+	SignupDomains []string
+	AutoApprove   bool
+	MaxHours      int
+	SMTP          auth.SMTPSettings
+}
+
+func (s *Server) settings(ctx context.Context) (siteSettings, error) {
+	m, err := s.store.Settings(ctx)
+	if err != nil {
+		return siteSettings{}, err
+	}
+	st := siteSettings{
+		SignupDomains: auth.ParseDomains(m[settingSignupDomains]),
+		AutoApprove:   m[settingAutoApprove] == "true",
+		MaxHours:      defaultMaxHours,
+		SMTP: auth.SMTPSettings{Address: s.cfg.Mail.SMTPAddress, Port: s.cfg.Mail.SMTPPort,
+			Account: s.cfg.Mail.Account, Password: s.cfg.Mail.Password.Value(), From: s.cfg.Mail.From},
+	}
+	if h, err := strconv.Atoi(m[settingMaxHours]); err == nil && h >= 1 && h <= limitMaxHours {
+		st.MaxHours = h
+	}
+	// Once the admin saved the mail settings in the page, they replace the config file's.
+	if v, ok := m[settingSMTPAddress]; ok {
+		st.SMTP.Address = v
+		st.SMTP.Account = m[settingSMTPAccount]
+		st.SMTP.From = m[settingSMTPFrom]
+		if p, err := strconv.Atoi(m[settingSMTPPort]); err == nil {
+			st.SMTP.Port = p
+		}
+		if p, ok := m[settingSMTPPassword]; ok {
+			st.SMTP.Password = p
+		}
+	}
+	return st, nil
+}

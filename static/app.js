@@ -1,0 +1,76 @@
+// PiSeduce pages: small progressive enhancements. Every page works without this file.
+(function () {
+  "use strict";
+
+  // The browser's time zone for datetime-local fields (minutes behind UTC).
+  document.querySelectorAll("input[name=tz_offset]").forEach(function (el) {
+    el.value = String(new Date().getTimezoneOffset());
+  });
+
+  // Ask before destructive actions.
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) { ev.preventDefault(); }
+    });
+  });
+
+  // Tab inserts a tab in code editors instead of leaving the field.
+  document.querySelectorAll("textarea.code").forEach(function (ta) {
+    ta.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Tab" || ev.shiftKey) { return; }
+      ev.preventDefault();
+      var s = ta.selectionStart, e = ta.selectionEnd;
+      ta.value = ta.value.slice(0, s) + "\t" + ta.value.slice(e);
+      ta.selectionStart = ta.selectionEnd = s + 1;
+    });
+  });
+
+  // Live deployment status: poll the JSON feed and update rows in place (no reload).
+  var rows = document.querySelectorAll("[data-dep]");
+  if (!rows.length) { return; }
+  var ids = Array.prototype.map.call(rows, function (r) { return r.getAttribute("data-dep"); });
+  var unique = ids.filter(function (v, i) { return ids.indexOf(v) === i; });
+
+  function fmtDuration(s) {
+    if (s <= 0) { return ""; }
+    if (s < 60) { return s + "s left"; }
+    if (s < 3600) { return Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s left"; }
+    return Math.floor(s / 3600) + "h" + String(Math.floor(s / 60) % 60).padStart(2, "0") + "m left";
+  }
+
+  function update(d) {
+    document.querySelectorAll('[data-dep="' + d.id + '"]').forEach(function (row) {
+      var st = row.querySelector(".js-state");
+      if (st) {
+        st.textContent = d.process === "deploy" ? d.state : d.process + ": " + d.state;
+        st.className = "badge js-state " + d.state_class;
+      }
+      var pr = row.querySelector(".js-progress");
+      if (pr) {
+        pr.hidden = !d.copying;
+        var bar = pr.querySelector("progress");
+        if (bar) { bar.value = d.percent; bar.setAttribute("aria-valuenow", String(d.percent)); }
+        var pct = pr.querySelector(".js-pct");
+        if (pct) { pct.textContent = d.percent.toFixed(1) + " %"; }
+        var sp = pr.querySelector(".js-speed");
+        if (sp) { sp.textContent = d.mb_per_s > 0 ? d.mb_per_s.toFixed(1) + " MB/s" : ""; }
+        var eta = pr.querySelector(".js-eta");
+        if (eta) { eta.textContent = fmtDuration(d.eta_s); }
+      }
+      var step = row.querySelector(".js-step");
+      if (step) { step.textContent = d.steps ? "step " + d.step + " of " + d.steps : ""; }
+      var er = row.querySelector(".js-error");
+      if (er) { er.textContent = d.last_error || ""; er.hidden = !d.last_error; }
+    });
+  }
+
+  var timer = null;
+  function poll() {
+    fetch("/deployments/status.json?ids=" + unique.join(","), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (body) { (body.deployments || []).forEach(update); schedule(2000); })
+      .catch(function () { schedule(10000); });
+  }
+  function schedule(ms) { clearTimeout(timer); timer = setTimeout(poll, document.hidden ? Math.max(ms, 10000) : ms); }
+  schedule(1500);
+})();
