@@ -76,7 +76,7 @@ func (d *Deployer) partition(ctx context.Context, t *engine.Task) error {
 			return err
 		}
 		// e2fsck: 0 = clean, 1 = errors fixed; anything else is a damaged file system.
-		if err := run(ctx, sh, "e2fsck", "-f", "-y", "-q", cardRoot); err != nil {
+		if err := run(ctx, sh, "e2fsck", "-f", "-y", cardRoot); err != nil {
 			var ee *remote.ExitError
 			if !errors.As(err, &ee) || ee.Status != 1 {
 				return err
@@ -226,13 +226,17 @@ func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shel
 	installed := make(chan error, 1)
 	go func() {
 		err := d.Boot.InstallSD(t.D.Node.Serial, pr)
+		if err == nil {
+			io.Copy(io.Discard, pr) // tar pads its archive past the end marker
+		}
 		pr.CloseWithError(err)
 		installed <- err
 	}()
 	err := sh.Run(ctx, []string{"tar", "-C", dir, "-cf", "-", "."}, remote.RunOptions{Stdout: pw})
 	pw.CloseWithError(err)
-	if ierr := <-installed; err == nil {
-		err = ierr
+	// The installer's error says why the stream was cut, if it was.
+	if ierr := <-installed; ierr != nil {
+		return ierr
 	}
 	return err
 }
