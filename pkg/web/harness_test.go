@@ -342,3 +342,5 @@ func (f *fixture) fingerprint() string {
 	}
 	return b.String()
 }
+
+func newEmptyStore(t testing.TB) *store.Store { return storetest.Open(t, "sqlite") }

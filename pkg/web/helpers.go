@@ -39,11 +39,10 @@ func userMessage(err error) (msg string, code int, ok bool) {
 	case errors.As(err, &fe):
 		return fe.msg, fe.code, true
 	case errors.As(err, &ce):
-		m := ce.Reason
 		if len(ce.Nodes) > 0 {
-			m = strings.Join(ce.Nodes, ", ") + ": " + ce.Reason
+			return strings.Join(ce.Nodes, ", ") + ": " + ce.Reason + ".", http.StatusConflict, true
 		}
-		return upperFirst(m) + ".", http.StatusConflict, true
+		return upperFirst(ce.Reason) + ".", http.StatusConflict, true
 	case errors.Is(err, store.ErrNotFound):
 		return "Not found.", http.StatusNotFound, true
 	case errors.Is(err, store.ErrLastAdmin):
