@@ -1,11 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -344,3 +346,25 @@ func (f *fixture) fingerprint() string {
 }
 
 func newEmptyStore(t testing.TB) *store.Store { return storetest.Open(t, "sqlite") }
+
+// upload sends a multipart form with files and the browser's CSRF token.
+func (b *browser) upload(path string, form url.Values, files map[string]string) *httptest.ResponseRecorder {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for k, vs := range form {
+		for _, v := range vs {
+			w.WriteField(k, v)
+		}
+	}
+	if form.Get("csrf_token") == "" {
+		w.WriteField("csrf_token", b.csrf)
+	}
+	for name, content := range files {
+		fw, _ := w.CreateFormFile("files", name)
+		fw.Write([]byte(content))
+	}
+	w.Close()
+	req := httptest.NewRequest(http.MethodPost, path, &buf)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	return b.do(req)
+}

@@ -29,6 +29,9 @@ type visitor struct {
 
 const visitorKey = "piseduce.visitor"
 
+// maxFormBody bounds what a page POST may send (the largest is a cluster_desc upload).
+const maxFormBody = 8 << 20
+
 // vis returns the visitor the guard set.
 func vis(c echo.Context) *visitor {
 	if v, ok := c.Get(visitorKey).(*visitor); ok {
@@ -102,6 +105,9 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		s.loadSession(c, v)
+		if unsafeMethod(r.Method) {
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, maxFormBody)
+		}
 		if unsafeMethod(r.Method) && !s.csrfOK(c, v) {
 			return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
 		}

@@ -103,6 +103,8 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(admin, get, "/admin/environments/:id/edit", s.showEnvironmentForm)
 	add(admin, post, "/admin/environments/:id", s.saveEnvironment)
 	add(admin, post, "/admin/environments/:id/delete", s.deleteEnvironment)
+	add(admin, get, "/admin/import", s.showImport)
+	add(admin, post, "/admin/import", s.saveImport)
 	add(admin, get, "/admin/deployments", s.showAdminDeployments)
 	add(admin, post, "/admin/deployments/:id/state", s.forceState)
 

@@ -17,10 +17,11 @@ func (w want) of(role string) int {
 
 // routeCase is one row of the access table: a concrete request for a registered route.
 type routeCase struct {
-	path string
-	form url.Values // page POSTs
-	body any        // API requests
-	want want
+	path  string
+	form  url.Values        // page POSTs
+	files map[string]string // page POSTs with a file upload (multipart)
+	body  any               // API requests
+	want  want
 	// noEffect: a success that leaves the database as it was (logout, PoE switching).
 	noEffect bool
 }
@@ -52,6 +53,9 @@ var (
 	apiOwn       = want{unauth, ok, notFound, notFound}
 	apiAdminWant = func(code int) want { return want{unauth, forbid, forbid, code} }
 )
+
+const origSwitchJSON = `{"name": "sw9", "ip": "192.0.2.90", "community": "private", "port_nb": 8, "master_port": 8,
+	"oid": "1.3.6.1.2.1.105.1.1.1.3.1", "oid_offset": 0}`
 
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGp2k8a5Zs3Zb0QjOQdMuS6c6yUNU4pGf3Du0PFqxFvB alice@laptop"
 
@@ -130,6 +134,8 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"GET /admin/environments/:id/edit":     {path: "/admin/environments/" + id(f.env.ID) + "/edit", want: adminPage},
 		"POST /admin/environments/:id":         {path: "/admin/environments/" + id(f.env.ID), form: envEdit, want: adminPost},
 		"POST /admin/environments/:id/delete":  {path: "/admin/environments/" + id(f.env2.ID) + "/delete", want: adminPost},
+		"GET /admin/import":                    {path: "/admin/import", want: adminPage},
+		"POST /admin/import":                   {path: "/admin/import", files: map[string]string{"sw9.json": origSwitchJSON}, want: want{forbid, forbid, forbid, ok}},
 		"GET /admin/deployments":               {path: "/admin/deployments", want: adminPage},
 		"POST /admin/deployments/:id/state":    {path: "/admin/deployments/" + d1 + "/state", form: url.Values{"process": {"deploy"}, "state": {"boot_conf"}, "reason": {"stuck"}}, want: adminPost},
 
@@ -257,6 +263,9 @@ func TestRouteAccess(t *testing.T) {
 						form[k] = v
 					}
 					res := b.post(tc.path, form)
+					if tc.files != nil {
+						res = b.upload(tc.path, form, tc.files)
+					}
 					code, body = res.Code, res.Body.String()
 				}
 				if w := tc.want.of(role); code != w {
