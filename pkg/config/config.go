@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -78,6 +79,12 @@ type Config struct {
 		// else it is learned on first contact.
 		NFSHostKey string
 		PimasterIP string
+		// dnsmasq: the DHCP hosts file pitasks generates from the database, the pid file of the
+		// dnsmasq to reload (SIGHUP) and its log (log-dhcp), which node discovery watches.
+		DHCPHostsFile  string
+		DnsmasqPIDFile string
+		DnsmasqLog     string
+		FirstNodeIP    string // node discovery gives new nodes the free addresses from here on
 	}
 	// Timeouts overrides the per-state timeouts of the engine, by state name.
 	Timeouts map[string]Timeout
@@ -102,6 +109,9 @@ func Default() *Config {
 	c.Cluster.ImgDir = "/var/lib/piseduce/img"
 	c.Cluster.NFSHostname = "nfspi"
 	c.Cluster.SSHKey = "/var/lib/piseduce/id_ed25519"
+	c.Cluster.DHCPHostsFile = "/var/lib/piseduce/dhcp-hosts"
+	c.Cluster.DnsmasqPIDFile = "/run/dnsmasq/dnsmasq.pid"
+	c.Cluster.DnsmasqLog = "/var/log/piseduce/dnsmasq.log"
 	return c
 }
 
@@ -237,6 +247,17 @@ func (c *Config) set(e entry) error {
 			c.Cluster.NFSHostKey = v
 		case "pimaster_ip":
 			c.Cluster.PimasterIP = v
+		case "dhcp_hosts_file":
+			c.Cluster.DHCPHostsFile = v
+		case "dnsmasq_pid_file":
+			c.Cluster.DnsmasqPIDFile = v
+		case "dnsmasq_log":
+			c.Cluster.DnsmasqLog = v
+		case "first_node_ip":
+			if a, err := netip.ParseAddr(v); err != nil || !a.Is4() {
+				return fmt.Errorf("want an IPv4 address, got %q", v)
+			}
+			c.Cluster.FirstNodeIP = v
 		default:
 			return errUnknownKey
 		}
@@ -253,7 +274,8 @@ func (c *Config) set(e entry) error {
 }
 
 func (c *Config) validate() error {
-	for name, p := range map[string]string{"tftp_root": c.Cluster.TFTPRoot, "img_dir": c.Cluster.ImgDir, "nfs_boot_dir": c.Cluster.NFSBootDir} {
+	for name, p := range map[string]string{"tftp_root": c.Cluster.TFTPRoot, "img_dir": c.Cluster.ImgDir, "nfs_boot_dir": c.Cluster.NFSBootDir,
+		"dhcp_hosts_file": c.Cluster.DHCPHostsFile, "dnsmasq_pid_file": c.Cluster.DnsmasqPIDFile, "dnsmasq_log": c.Cluster.DnsmasqLog} {
 		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("[cluster] %s must be an absolute path, got %q", name, p)
 		}

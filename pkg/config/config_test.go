@@ -86,12 +86,37 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[timeouts]\nturn_on = 60\n", "want before_reboot/lost"},
 		{"[cluster]\ntftp_root = tftpboot\n", "tftp_root must be an absolute path"},
 		{"[tasks]\nlease = 1\n", "lease 1s is too short"},
+		{"[cluster]\nfirst_node_ip = 10.10.0\n", "t.conf:2: [cluster] first_node_ip: want an IPv4 address"},
+		{"[cluster]\nfirst_node_ip = fe80::1\n", "first_node_ip: want an IPv4 address"},
+		{"[cluster]\ndhcp_hosts_file = dhcp-hosts\n", "dhcp_hosts_file must be an absolute path"},
+		{"[cluster]\ndnsmasq_pid_file = x.pid\n", "dnsmasq_pid_file must be an absolute path"},
+		{"[cluster]\ndnsmasq_log = \n", "dnsmasq_log must be an absolute path"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("t.conf", strings.NewReader(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q) error = %v, want it to contain %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+func TestDnsmasqKeys(t *testing.T) {
+	c, err := Parse("t.conf", strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.DHCPHostsFile != "/var/lib/piseduce/dhcp-hosts" || c.Cluster.DnsmasqPIDFile != "/run/dnsmasq/dnsmasq.pid" ||
+		c.Cluster.DnsmasqLog != "/var/log/piseduce/dnsmasq.log" || c.Cluster.FirstNodeIP != "" {
+		t.Fatalf("defaults: %+v", c.Cluster)
+	}
+	c, err = Parse("t.conf", strings.NewReader("[cluster]\ndhcp_hosts_file = /etc/piseduce/hosts\n"+
+		"dnsmasq_pid_file = /run/dnsmasq.pid\ndnsmasq_log = /var/log/dnsmasq.log\nfirst_node_ip = 10.10.0.11\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.DHCPHostsFile != "/etc/piseduce/hosts" || c.Cluster.DnsmasqPIDFile != "/run/dnsmasq.pid" ||
+		c.Cluster.DnsmasqLog != "/var/log/dnsmasq.log" || c.Cluster.FirstNodeIP != "10.10.0.11" {
+		t.Fatalf("got %+v", c.Cluster)
 	}
 }
 
