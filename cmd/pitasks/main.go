@@ -4,6 +4,9 @@
 //	pitasks [-config FILE] [-log-level LEVEL]                  run the worker
 //	pitasks [-config FILE] import-cluster DIR                  import an original cluster_desc/ folder
 //	pitasks [-config FILE] check                               check the configuration and the database
+//	pitasks [-config FILE] port SWITCH PORT status|on|off|cycle  one PoE port (see admin.go)
+//	pitasks [-config FILE] switches                            does each switch answer; port grid
+//	pitasks [-config FILE] nodes [NAME]                        node state: deployment, lease, events
 package main
 
 import (
@@ -88,6 +91,12 @@ func run(args []string) error {
 	case "check":
 		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
 		return nil
+	case "port":
+		return portCmd(ctx, st, fs.Args()[1:], os.Stdout)
+	case "switches":
+		return switchesCmd(ctx, st, fs.Args()[1:], os.Stdout)
+	case "nodes":
+		return nodesCmd(ctx, st, fs.Args()[1:], os.Stdout)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
