@@ -106,10 +106,7 @@ func startLab(t *testing.T, n int, specs []lab.NodeSpec) *harness {
 	if len(h.nodes) != n {
 		t.Fatalf("imported %d nodes", len(h.nodes))
 	}
-	// The environment's account is the image's user; its measure is taken once, as an admin would.
 	h.st.DB.First(&h.env)
-	h.env.SSHUser = lab.ImageUser
-	h.st.DB.Save(&h.env)
 
 	h.userKey = newKey(t)
 	h.user = store.User{Email: "ada@example.com", PasswordHash: "x", FirstName: "Ada", Authorized: true,
