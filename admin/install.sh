@@ -1,0 +1,614 @@
+#!/usr/bin/env bash
+# Sets up a PiSeduce pimaster on a fresh Raspberry Pi OS / Debian: packages, the NFS root, the
+# tftp root, the MariaDB database and user, /etc/seducepp.conf, the binaries and the systemd
+# units. Idempotent: a second run changes nothing that is already right. See --help.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: admin/install.sh [options]
+
+Sets up this machine as a PiSeduce pimaster, as root. Each step checks what is there first and
+only changes what is not right, so running it again is safe. Steps, in order:
+
+  packages   apt-get install dnsmasq nfs-kernel-server mariadb-server snmp pv mtools rsync …
+  user       the system user and group piseduce (pifrontend runs as it)
+  dirs       /var/lib/piseduce (0750 root:piseduce), its img/ and db/ folders
+  forward    IP forwarding (the nodes' gateway): /etc/sysctl.d/90-piseduce.conf
+  ssh-key    pitasks' SSH key for the nodes, /var/lib/piseduce/id_ed25519
+  nfs-root   /nfs/raspi: a copy of this system (rsync of / without /nfs /proc /sys /dev /tmp
+             /run and secrets), hostname nfspi, its own SSH host keys, the pimaster's key in
+             root's authorized_keys, the pimaster's services masked
+  exports    the /etc/exports line of /nfs/raspi, then exportfs -ra
+  tftp       /tftpboot and /tftpboot/rpiboot_uboot (the boot files of /boot/firmware or /boot
+             without bootcode.bin and cmdline.txt)
+  database   the MariaDB database and user, with a generated password
+  config     /etc/seducepp.conf from the shipped one, with the mysql:// URL (0640 root:piseduce)
+  binaries   pifrontend and pitasks into /usr/local/bin (build them first: make build)
+  units      pifrontend.service and pitasks.service into /etc/systemd/system, enabled and
+             started when systemd runs this machine
+
+Options:
+  --dry-run            print every step it would run, change nothing
+  --only STEP,…        run only these steps
+  --skip STEP,…        run all steps but these
+  --bin-dir DIR        where the built pifrontend and pitasks are (default: bin/ of the checkout)
+  --pimaster-ip IP     the pimaster's address on the nodes' network ([cluster] pimaster_ip)
+  --listen ADDR        [frontend] listen (the shipped 127.0.0.1 serves only this machine;
+                       0.0.0.0 serves every network)
+  --nfs-clients SPEC   who may mount /nfs/raspi, e.g. 10.10.0.0/24 (default: *)
+  --db-name NAME       MariaDB database (default: piseduce)
+  --db-user NAME       MariaDB user (default: pipi)
+  --refresh-nfs-root   copy this system into /nfs/raspi again (else only done once)
+  --nfs-source DIR     the system to copy into the NFS root (default: /)
+  --boot-source DIR    the Raspberry Pi boot files (default: /boot/firmware, else /boot)
+  -h, --help           this help
+
+Environment:
+  PISEDUCE_ROOT=DIR    write every file under DIR instead of / (a throwaway root for tests);
+                       steps that change the running system (apt-get, useradd, mariadb,
+                       exportfs, sysctl, systemctl) are then printed and skipped.
+
+The database password is generated once (openssl rand) and kept only in /etc/seducepp.conf.
+EOF
+}
+
+die() {
+	printf 'install.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+ALL_STEPS="packages user dirs forward ssh-key nfs-root exports tftp database config binaries units"
+PACKAGES=(dnsmasq nfs-kernel-server mariadb-server mariadb-client snmp pv mtools rsync openssl
+	openssh-server fdisk e2fsprogs dosfstools gzip xz-utils zstd tar iproute2 procps)
+# Services of the pimaster that must not start on a node booting the NFS copy of this system.
+NFS_MASKED=(dnsmasq mariadb nfs-server nfs-kernel-server pifrontend pitasks)
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CHECKOUT=$(dirname "$HERE")
+ROOT=${PISEDUCE_ROOT:-/}
+DRY_RUN=0
+ONLY=""
+SKIP=""
+BIN_DIR=$CHECKOUT/bin
+PIMASTER_IP=""
+LISTEN=""
+NFS_CLIENTS="*"
+DB_NAME=piseduce
+DB_USER=pipi
+REFRESH_NFS=0
+NFS_SOURCE=/
+BOOT_SOURCE=""
+
+need_arg() {
+	if [ $# -lt 2 ] || [ -z "$2" ]; then
+		die "$1 needs a value (see --help)"
+	fi
+}
+while [ $# -gt 0 ]; do
+	case $1 in
+	-h | --help) usage; exit 0 ;;
+	--dry-run) DRY_RUN=1 ;;
+	--only) need_arg "$@"; ONLY=${2//,/ }; shift ;;
+	--skip) need_arg "$@"; SKIP=${2//,/ }; shift ;;
+	--bin-dir) need_arg "$@"; BIN_DIR=$2; shift ;;
+	--pimaster-ip) need_arg "$@"; PIMASTER_IP=$2; shift ;;
+	--listen) need_arg "$@"; LISTEN=$2; shift ;;
+	--nfs-clients) need_arg "$@"; NFS_CLIENTS=$2; shift ;;
+	--db-name) need_arg "$@"; DB_NAME=$2; shift ;;
+	--db-user) need_arg "$@"; DB_USER=$2; shift ;;
+	--refresh-nfs-root) REFRESH_NFS=1 ;;
+	--nfs-source) need_arg "$@"; NFS_SOURCE=$2; shift ;;
+	--boot-source) need_arg "$@"; BOOT_SOURCE=$2; shift ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+	shift
+done
+
+for s in $ONLY $SKIP; do
+	case " $ALL_STEPS " in *" $s "*) ;; *) die "unknown step '$s' (steps: $ALL_STEPS)" ;; esac
+done
+# Values that end up in files, SQL or the exports line: checked here, never quoted later.
+[[ $DB_NAME =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "--db-name must be letters, digits and _ (at most 32)"
+[[ $DB_USER =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "--db-user must be letters, digits and _ (at most 32)"
+[ -z "$PIMASTER_IP" ] || [[ $PIMASTER_IP =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || die "--pimaster-ip must be an IPv4 address"
+[ -z "$LISTEN" ] || [[ $LISTEN =~ ^[0-9A-Za-z.:-]{1,64}$ ]] || die "--listen must be an address like 0.0.0.0"
+[[ $NFS_CLIENTS =~ ^[0-9A-Za-z.*/:-]{1,64}$ ]] || die "--nfs-clients must be a host, a network like 10.10.0.0/24, or *"
+[ "${ROOT:0:1}" = / ] || die "PISEDUCE_ROOT must be an absolute path"
+if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then
+	die "run it as root (or with --dry-run)"
+fi
+
+REAL_ROOT=0
+[ "$ROOT" = / ] && REAL_ROOT=1
+# R PATH: PATH under the target root.
+R() { printf '%s%s' "${ROOT%/}" "$1"; }
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+CHANGED=0  # something the daemons read changed: restart them
+PROBLEMS=0 # warnings the admin must act on
+
+say() { printf '%s\n' "$*"; }
+ok() { printf '   ok: %s\n' "$*"; }
+warn() {
+	printf '   WARNING: %s\n' "$*"
+	PROBLEMS=$((PROBLEMS + 1))
+}
+show() {
+	local q
+	q=$(printf '%q ' "$@")
+	printf ' + %s\n' "${q% }"
+}
+# run CMD…: a change to the target's files.
+run() {
+	show "$@"
+	[ "$DRY_RUN" = 1 ] || "$@"
+}
+# sys CMD…: a change to the running system, not to files under the target root.
+sys() {
+	if [ "$DRY_RUN" = 0 ] && [ "$REAL_ROOT" = 0 ]; then
+		printf ' - skipped (PISEDUCE_ROOT is not /): %s\n' "$(printf '%q ' "$@")"
+		return 0
+	fi
+	run "$@"
+}
+want_step() {
+	case " ${ONLY:-$ALL_STEPS} " in *" $1 "*) ;; *) return 1 ;; esac
+	case " $SKIP " in *" $1 "*) return 1 ;; esac
+	return 0
+}
+
+# The group that may read the config: piseduce, or root in a throwaway root without it.
+group() {
+	if [ "$REAL_ROOT" = 0 ] && ! getent group piseduce >/dev/null; then
+		printf root
+	else
+		printf piseduce
+	fi
+}
+
+# ensure_dir PATH MODE OWNER:GROUP: PATH is a folder with this mode (as stat %a prints it) and owner.
+ensure_dir() {
+	local p=$1 mode=$2 own=$3
+	if [ -d "$p" ] && [ "$(stat -c '%a %U:%G' "$p")" = "$mode $own" ]; then
+		ok "$p"
+		return 0
+	fi
+	run install -d -m "$mode" -o "${own%%:*}" -g "${own##*:}" "$p"
+	if [ "${mode:0:1}" = 2 ] || [ "${mode:0:1}" = 1 ]; then
+		run chmod "$mode" "$p" # install -d does not set the setgid or sticky bit of an existing folder
+	fi
+	CHANGED=1
+}
+
+# mkdir_p PATH: a folder of the system that must exist; its mode and owner stay as they are.
+mkdir_p() {
+	[ -d "$1" ] || run mkdir -p "$1"
+}
+
+# install_file SRC DEST MODE OWNER:GROUP [SECRET]: DEST gets SRC's content, mode and owner.
+# With SECRET the plan does not show where the content comes from.
+install_file() {
+	local src=$1 dest=$2 mode=$3 own=$4 secret=${5:-}
+	if [ -f "$dest" ] && cmp -s "$src" "$dest" &&
+		[ "$(stat -c '%a %U:%G' "$dest")" = "$mode $own" ]; then
+		ok "$dest"
+		return 0
+	fi
+	if [ -n "$secret" ]; then
+		printf ' + write %s (mode %s, %s): %s\n' "$dest" "$mode" "$own" "$secret"
+		[ "$DRY_RUN" = 1 ] || install -m "$mode" -o "${own%%:*}" -g "${own##*:}" "$src" "$dest"
+	else
+		run install -m "$mode" -o "${own%%:*}" -g "${own##*:}" "$src" "$dest"
+	fi
+	CHANGED=1
+}
+
+# write_file DEST MODE OWNER:GROUP: DEST gets stdin.
+write_file() {
+	local tmp
+	tmp=$(mktemp "$TMP/file.XXXXXX")
+	cat >"$tmp"
+	install_file "$tmp" "$1" "$2" "$3" "${4:-$(head -c 100 "$tmp" | tr '\n' ' ')…}"
+}
+
+# ensure_line FILE LINE: FILE has LINE (appended when missing).
+ensure_line() {
+	local f=$1 line=$2
+	if [ -f "$f" ] && grep -qxF -- "$line" "$f"; then
+		ok "$f has: $line"
+		return 1
+	fi
+	printf ' + append to %s: %s\n' "$f" "$line"
+	[ "$DRY_RUN" = 1 ] || printf '%s\n' "$line" >>"$f"
+	CHANGED=1
+}
+
+systemd_running() { [ "$REAL_ROOT" = 1 ] && [ -d /run/systemd/system ]; }
+
+# ---- steps
+
+step_packages() {
+	say "== packages: ${PACKAGES[*]}"
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		if [ "$REAL_ROOT" = 1 ] && [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ]; then
+			continue
+		fi
+		missing+=("$p")
+	done
+	if [ ${#missing[@]} = 0 ]; then
+		ok "all installed"
+		return 0
+	fi
+	sys env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	sys env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+step_user() {
+	say "== user: system user and group piseduce"
+	if [ "$REAL_ROOT" = 1 ] && getent group piseduce >/dev/null; then
+		ok "group piseduce"
+	else
+		sys groupadd --system piseduce
+	fi
+	if [ "$REAL_ROOT" = 1 ] && id -u piseduce >/dev/null 2>&1; then
+		ok "user piseduce"
+	else
+		sys useradd --system --gid piseduce --home-dir /var/lib/piseduce --no-create-home \
+			--shell /usr/sbin/nologin --comment "PiSeduce web interface" piseduce
+	fi
+}
+
+step_dirs() {
+	say "== dirs: /var/lib/piseduce and its img/ and db/ folders"
+	local g
+	g=$(group)
+	mkdir_p "$(R /var/lib)"
+	ensure_dir "$(R /var/lib/piseduce)" 750 "root:$g"
+	ensure_dir "$(R /var/lib/piseduce/img)" 755 root:root
+	# Only used with SQLite: both daemons write it (setgid keeps the group).
+	ensure_dir "$(R /var/lib/piseduce/db)" 2770 "root:$g"
+}
+
+step_forward() {
+	say "== forward: IP forwarding (the pimaster is the nodes' gateway)"
+	mkdir_p "$(R /etc/sysctl.d)"
+	printf '# PiSeduce: the pimaster routes for the nodes.\nnet.ipv4.ip_forward = 1\n' |
+		write_file "$(R /etc/sysctl.d/90-piseduce.conf)" 644 root:root
+	if [ "$REAL_ROOT" = 1 ] && [ "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)" = 1 ]; then
+		ok "net.ipv4.ip_forward is 1"
+	else
+		sys sysctl -q -w net.ipv4.ip_forward=1
+	fi
+}
+
+KEY=/var/lib/piseduce/id_ed25519
+step_ssh_key() {
+	say "== ssh-key: pitasks' key for the nodes ($KEY)"
+	if [ -f "$(R $KEY)" ] && [ -f "$(R $KEY).pub" ]; then
+		ok "$(R $KEY)"
+	else
+		[ -d "$(R /var/lib/piseduce)" ] || [ "$DRY_RUN" = 1 ] || die "$(R /var/lib/piseduce) is missing: run the dirs step"
+		run ssh-keygen -q -t ed25519 -N "" -C "piseduce pitasks" -f "$(R $KEY)"
+		CHANGED=1
+	fi
+	if [ -f "$(R $KEY)" ] && [ "$(stat -c '%a %U' "$(R $KEY)")" != "600 root" ]; then
+		run chmod 600 "$(R $KEY)"
+		run chown root:root "$(R $KEY)"
+	fi
+}
+
+NFS=/nfs/raspi
+step_nfs_root() {
+	say "== nfs-root: $NFS, a copy of $NFS_SOURCE booted by the nodes"
+	local nfs marker
+	nfs=$(R $NFS)
+	marker=$nfs/.piseduce-nfs-root
+	if [ -f "$marker" ] && [ "$REFRESH_NFS" = 0 ]; then
+		ok "$nfs was copied (--refresh-nfs-root copies it again)"
+	else
+		mkdir_p "$(R /nfs)"
+		ensure_dir "$nfs" 755 root:root
+		# -x: this file system only; secrets of the pimaster stay out of a tree every node mounts.
+		run rsync -aHx --numeric-ids --delete \
+			--exclude=/nfs --exclude=/proc --exclude=/sys --exclude=/dev --exclude=/tmp --exclude=/run \
+			--exclude=/mnt --exclude=/media --exclude=/lost+found --exclude=/tftpboot \
+			--exclude=/var/lib/piseduce --exclude=/var/lib/mysql --exclude=/etc/seducepp.conf \
+			--exclude='/root/.ssh/id_*' --exclude='/home/*/.ssh/id_*' --exclude='/etc/ssh/ssh_host_*' \
+			--exclude=/swapfile --exclude=/var/swap --exclude='/var/cache/apt/archives/*.deb' \
+			--exclude=/.piseduce-nfs-root \
+			"${NFS_SOURCE%/}/" "$nfs/"
+		run touch "$marker"
+		CHANGED=1
+	fi
+	# The mount points rsync left out.
+	local d
+	for d in dev run mnt etc/ssh/sshd_config.d etc/systemd/system; do
+		mkdir_p "$nfs/$d"
+	done
+	ensure_dir "$nfs/proc" 555 root:root
+	ensure_dir "$nfs/sys" 555 root:root
+	ensure_dir "$nfs/tmp" 1777 root:root
+	ensure_dir "$nfs/root" 700 root:root
+	ensure_dir "$nfs/root/.ssh" 700 root:root
+	printf 'nfspi\n' | write_file "$nfs/etc/hostname" 644 root:root
+	printf '# The NFS system of PiSeduce: its root comes from the kernel command line.\n' |
+		write_file "$nfs/etc/fstab" 644 root:root
+	printf '# PiSeduce NFS system\nUsePAM no\nPermitRootLogin prohibit-password\n' |
+		write_file "$nfs/etc/ssh/sshd_config.d/piseduce.conf" 644 root:root
+	# Its own host keys: never the pimaster's.
+	local hk=$nfs/etc/ssh/ssh_host_ed25519_key
+	if [ -f "$hk" ] && ! cmp -s "$hk" "${NFS_SOURCE%/}/etc/ssh/ssh_host_ed25519_key"; then
+		ok "$nfs has its own SSH host keys"
+	else
+		run find "$nfs/etc/ssh" -maxdepth 1 -name 'ssh_host_*' -delete
+		run ssh-keygen -A -f "$nfs"
+		CHANGED=1
+	fi
+	# The pimaster's keys may log in as root.
+	local pub ak=$nfs/root/.ssh/authorized_keys
+	[ -f "$ak" ] || run install -m 600 /dev/null "$ak"
+	for pub in "$(R $KEY).pub" "$(R /root/.ssh/id_ed25519.pub)" "$(R /root/.ssh/id_rsa.pub)"; do
+		if [ -f "$pub" ]; then
+			ensure_line "$ak" "$(head -n1 "$pub")" || true
+		elif [ "$pub" = "$(R $KEY).pub" ]; then
+			printf ' + append to %s: the public key %s (made by the ssh-key step)\n' "$ak" "$pub"
+		fi
+	done
+	# A node booting this copy must not start the pimaster's servers (a second DHCP server…).
+	local s
+	for s in "${NFS_MASKED[@]}"; do
+		if [ "$(readlink "$nfs/etc/systemd/system/$s.service" 2>/dev/null)" = /dev/null ]; then
+			ok "$s masked in the NFS system"
+		else
+			run ln -sfn /dev/null "$nfs/etc/systemd/system/$s.service"
+		fi
+	done
+}
+
+step_exports() {
+	say "== exports: $NFS to $NFS_CLIENTS"
+	local line="$NFS $NFS_CLIENTS(rw,sync,no_subtree_check,no_root_squash)"
+	mkdir_p "$(R /etc)"
+	local added=0
+	ensure_line "$(R /etc/exports)" "$line" && added=1
+	if [ "$added" = 0 ] && [ "$REAL_ROOT" = 1 ] && exportfs -v 2>/dev/null | grep -q "^${NFS}[[:space:]]"; then
+		ok "$NFS is exported"
+	else
+		sys exportfs -ra
+	fi
+}
+
+step_tftp() {
+	local src=$BOOT_SOURCE dest
+	if [ -z "$src" ]; then
+		src=/boot
+		[ -f /boot/firmware/config.txt ] && src=/boot/firmware
+	fi
+	dest=$(R /tftpboot/rpiboot_uboot)
+	say "== tftp: /tftpboot and $dest from $src (without bootcode.bin and cmdline.txt)"
+	ensure_dir "$(R /tftpboot)" 755 root:root
+	ensure_dir "$dest" 755 root:root
+	if ! compgen -G "$src/start*.elf" >/dev/null && [ ! -f "$src/config.txt" ]; then
+		warn "$src holds no Raspberry Pi boot files: copy them into $dest yourself (or --boot-source DIR)"
+		return 0
+	fi
+	# Without --delete: the NFS cmdline.txt (with the pimaster's address) is written there from
+	# the database, not copied.
+	# shellcheck disable=SC2054 # --chmod takes a comma-separated list
+	local opts=(-rlt --chmod=D755,F644 --exclude=/bootcode.bin --exclude=/cmdline.txt)
+	if [ -d "$dest" ] && [ -z "$(rsync --dry-run --itemize-changes "${opts[@]}" "${src%/}/" "$dest/" 2>/dev/null)" ]; then
+		ok "$dest is up to date with $src"
+	else
+		run rsync "${opts[@]}" "${src%/}/" "$dest/"
+		CHANGED=1
+	fi
+	# A node must get the bootcode.bin of /tftpboot, never one from this machine's boot folder.
+	[ ! -e "$dest/bootcode.bin" ] || run rm -f "$dest/bootcode.bin"
+}
+
+# The database password: kept from /etc/seducepp.conf when it names this user and database,
+# else generated.
+DB_PASS=""
+existing_password() {
+	local url
+	url=$(awk -F= '/^\[/{s=$0} s=="[db]" && $1 ~ /^[ \t]*connection_url[ \t]*$/ {sub(/^[^=]*=[ \t]*/, ""); print; exit}' \
+		"$(R /etc/seducepp.conf)" 2>/dev/null || true)
+	if [[ $url =~ ^mysql://${DB_USER}:([A-Za-z0-9]{16,128})@localhost/${DB_NAME}$ ]]; then
+		printf '%s' "${BASH_REMATCH[1]}"
+	fi
+}
+db_password() {
+	[ -n "$DB_PASS" ] && return 0
+	DB_PASS=$(existing_password)
+	if [ -z "$DB_PASS" ]; then
+		if command -v openssl >/dev/null; then
+			DB_PASS=$(openssl rand -hex 24)
+		else
+			DB_PASS=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+		fi
+		GENERATED=1
+	fi
+	[[ $DB_PASS =~ ^[A-Za-z0-9]{16,128}$ ]] || die "could not make a database password"
+}
+GENERATED=0
+
+# mariadb_user_ok: the user logs in to the database with the password (given on a pipe, never
+# on the command line).
+mariadb_user_ok() {
+	mariadb --defaults-extra-file=<(printf '[client]\nuser=%s\npassword=%s\n' "$DB_USER" "$DB_PASS") \
+		--protocol=socket -e 'SELECT 1' "$DB_NAME" >/dev/null 2>&1
+}
+
+step_database() {
+	say "== database: MariaDB database $DB_NAME and user $DB_USER@localhost"
+	db_password
+	if [ "$GENERATED" = 1 ]; then
+		say "   a new password is generated (openssl rand -hex 24) and kept in /etc/seducepp.conf"
+	fi
+	if [ "$REAL_ROOT" = 1 ] && ! mariadb -e 'SELECT 1' >/dev/null 2>&1; then
+		if systemd_running; then
+			sys systemctl enable --now mariadb
+		else
+			sys service mariadb start
+		fi
+	fi
+	if [ "$REAL_ROOT" = 1 ] && mariadb_user_ok; then
+		ok "user $DB_USER logs in to $DB_NAME"
+		return 0
+	fi
+	if [ "$DRY_RUN" = 0 ] && [ "$REAL_ROOT" = 0 ]; then
+		say " - skipped (PISEDUCE_ROOT is not /): mariadb"
+		return 0
+	fi
+	# The SQL is fixed; the names are checked against ^[A-Za-z0-9_]+$ and the password against
+	# ^[A-Za-z0-9]+$ above, and it all goes through stdin.
+	printf " + mariadb <<SQL  # as root: CREATE DATABASE IF NOT EXISTS \`%s\`; CREATE USER IF NOT EXISTS / ALTER USER '%s'@'localhost' IDENTIFIED BY <the password>; GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'localhost'\n" \
+		"$DB_NAME" "$DB_USER" "$DB_NAME" "$DB_USER"
+	[ "$DRY_RUN" = 0 ] || return 0
+	mariadb --batch <<SQL
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+	mariadb_user_ok || die "user $DB_USER cannot log in to $DB_NAME after its creation"
+	CHANGED=1
+}
+
+# ini_set SECTION KEY: stdin with [SECTION] KEY = $VALUE (environment), on stdout. The value
+# reaches awk through the environment, never through its program text.
+ini_set() {
+	S=$1 K=$2 awk '
+		function flush() { if (cur == ENVIRON["S"] && !done) { print ENVIRON["K"] " = " ENVIRON["VALUE"]; done = 1 } }
+		/^[ \t]*\[.*\][ \t]*$/ { flush(); cur = $0; gsub(/[][ \t]/, "", cur); seen[cur] = 1; print; next }
+		{
+			line = $0; sub(/^[ \t]+/, "", line)
+			if (cur == ENVIRON["S"] && index(line, ENVIRON["K"]) == 1) {
+				rest = substr(line, length(ENVIRON["K"]) + 1)
+				if (rest ~ /^[ \t]*=/) { if (!done) print ENVIRON["K"] " = " ENVIRON["VALUE"]; done = 1; next }
+			}
+			print
+		}
+		END {
+			flush()
+			if (!done) { print ""; print "[" ENVIRON["S"] "]"; print ENVIRON["K"] " = " ENVIRON["VALUE"] }
+		}'
+}
+
+step_config() {
+	local conf src g
+	conf=$(R /etc/seducepp.conf)
+	src=$conf
+	[ -f "$src" ] || src=$CHECKOUT/seducepp.conf
+	[ -f "$src" ] || die "no $conf and no shipped seducepp.conf at $src"
+	say "== config: $conf from $src"
+	db_password
+	g=$(group)
+	local tmp=$TMP/seducepp.conf
+	local -a sets=(
+		"db connection_url mysql://$DB_USER:$DB_PASS@localhost/$DB_NAME"
+		"cluster ssh_key $KEY"
+		"cluster img_dir /var/lib/piseduce/img"
+		"cluster nfs_host_key $NFS/etc/ssh/ssh_host_ed25519_key.pub"
+	)
+	[ -z "$PIMASTER_IP" ] || sets+=("cluster pimaster_ip $PIMASTER_IP")
+	[ -z "$LISTEN" ] || sets+=("frontend listen $LISTEN")
+	cp "$src" "$tmp"
+	local s
+	for s in "${sets[@]}"; do
+		read -r sec key val <<<"$s"
+		VALUE=$val ini_set "$sec" "$key" <"$tmp" >"$tmp.new"
+		mv "$tmp.new" "$tmp"
+	done
+	if [ -x "$BIN_DIR/pifrontend" ] && ! "$BIN_DIR/pifrontend" -config "$tmp" -check >/dev/null; then
+		die "the generated configuration does not parse (pifrontend -check)"
+	fi
+	install_file "$tmp" "$conf" 640 "root:$g" \
+		"the shipped configuration with [db] connection_url = mysql://$DB_USER:<password>@localhost/$DB_NAME, [cluster] ssh_key, img_dir, nfs_host_key${PIMASTER_IP:+, pimaster_ip}${LISTEN:+, [frontend] listen}"
+}
+
+step_binaries() {
+	say "== binaries: pifrontend and pitasks into /usr/local/bin"
+	mkdir_p "$(R /usr/local/bin)"
+	local b
+	for b in pifrontend pitasks; do
+		if [ ! -x "$BIN_DIR/$b" ]; then
+			if [ "$DRY_RUN" = 1 ]; then
+				printf ' + install -m 0755 %s %s   (not built yet: make build)\n' "$BIN_DIR/$b" "$(R /usr/local/bin/$b)"
+				continue
+			fi
+			die "$BIN_DIR/$b is missing: build it first (make build), or give --bin-dir"
+		fi
+		install_file "$BIN_DIR/$b" "$(R /usr/local/bin/$b)" 755 root:root
+	done
+}
+
+step_units() {
+	say "== units: pifrontend.service and pitasks.service"
+	mkdir_p "$(R /etc/systemd/system)"
+	local u before=$CHANGED units_changed
+	CHANGED=0
+	for u in pifrontend pitasks; do
+		install_file "$HERE/$u.service" "$(R /etc/systemd/system/$u.service)" 644 root:root
+	done
+	units_changed=$CHANGED
+	CHANGED=$((before | units_changed))
+	if systemd_running; then
+		[ "$units_changed" = 0 ] || sys systemctl daemon-reload
+		for u in pitasks pifrontend; do
+			if systemctl is-enabled -q "$u" 2>/dev/null; then
+				ok "$u enabled"
+			else
+				sys systemctl enable "$u"
+			fi
+			# A new binary, config or unit is only used after a restart.
+			if systemctl is-active -q "$u" && [ "$CHANGED" = 0 ]; then
+				ok "$u running"
+			else
+				sys systemctl restart "$u"
+			fi
+		done
+		return 0
+	fi
+	if [ "$DRY_RUN" = 1 ] && [ "$REAL_ROOT" = 0 ]; then
+		say "   with systemd as PID 1 on the target:"
+		sys systemctl daemon-reload
+		sys systemctl enable pitasks pifrontend
+		sys systemctl restart pitasks pifrontend
+	fi
+	cat <<'EOF'
+   systemd does not run this machine: the units are installed but not enabled. Start the
+   daemons (logs to the files given) with:
+     start-stop-daemon --start --background --make-pidfile --pidfile /run/pitasks.pid \
+       --output /var/log/pitasks.log --exec /usr/local/bin/pitasks -- -config /etc/seducepp.conf run
+     start-stop-daemon --start --background --make-pidfile --pidfile /run/pifrontend.pid \
+       --chuid piseduce:piseduce --output /var/log/pifrontend.log \
+       --exec /usr/local/bin/pifrontend -- -config /etc/seducepp.conf
+   and stop them with: start-stop-daemon --stop --retry TERM/45 --pidfile /run/pitasks.pid
+EOF
+}
+
+# ---- main
+
+[ "$DRY_RUN" = 1 ] && say "DRY RUN: nothing is changed; ' + ' lines are what a real run would do."
+[ "$REAL_ROOT" = 1 ] || say "target root: $ROOT (steps on the running system are $([ "$DRY_RUN" = 1 ] && echo printed || echo skipped))"
+for step in $ALL_STEPS; do
+	want_step "$step" || continue
+	"step_${step//-/_}"
+done
+say ""
+if [ "$PROBLEMS" -gt 0 ]; then
+	say "done, with $PROBLEMS warning(s) above."
+else
+	say "done."
+fi
+cat <<'EOF'
+Next: import the cluster (pitasks -config /etc/seducepp.conf import-cluster DIR), write the
+dnsmasq configuration from the database, and check everything with admin/check.sh. The first
+admin's password is printed once by pifrontend on its first start (journalctl -u pifrontend).
+EOF
