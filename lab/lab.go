@@ -44,6 +44,7 @@ const (
 	ModelPi3 = "RPI3Bplus"
 	ModelPi4 = "RPI4B"
 
+	vethPrefix = "pl-n" // root-side end of node i's veth: pl-n<i>
 	lockFile   = "/var/tmp/pilab.lock"
 	activeFile = "/var/tmp/pilab.active"
 )
@@ -70,6 +71,9 @@ type Options struct {
 	Community  string        // switch read-write community (default "private")
 	Offset     int           // switch OID offset (default 0)
 	Log        io.Writer     // lab events (default: discard)
+	// NoDHCPHosts starts dnsmasq with an empty DHCP hosts file, as on a fresh cluster: nodes
+	// get no address until a deployer (node discovery) adds them and sends SIGHUP.
+	NoDHCPHosts bool
 }
 
 // NodeDesc describes one node in lab.json.
@@ -328,13 +332,15 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		}
 		nd := NodeDesc{Name: name, Port: i, IP: fmt.Sprintf("%s.%d", SubnetPrefix, 10+i),
 			MAC:    fmt.Sprintf("%s:%s:%s:%s", prefix, serial[2:4], serial[4:6], serial[6:8]),
-			Serial: serial, Model: spec.Model, Netns: NSPrefix + name, Veth: fmt.Sprintf("pl-n%d", i),
+			Serial: serial, Model: spec.Model, Netns: NSPrefix + name, Veth: fmt.Sprintf("%s%d", vethPrefix, i),
 			Dir: filepath.Join(dirs["nodes"], name), CardSize: o.CardSize, BootDelayMS: spec.BootDelay.Milliseconds(),
 			LinkMbit: spec.LinkMbit, TFTPDir: filepath.Join(d.TFTPRoot, serial)}
 		nd.Card = filepath.Join(nd.Dir, "sdcard.img")
 		nd.EventsLog = filepath.Join(nd.Dir, "events.log")
 		d.Nodes = append(d.Nodes, nd)
-		fmt.Fprintf(&hosts, "%s,%s,%s\n", nd.MAC, nd.Name, nd.IP)
+		if !o.NoDHCPHosts {
+			fmt.Fprintf(&hosts, "%s,%s,%s\n", nd.MAC, nd.Name, nd.IP)
+		}
 	}
 	if err := writeAtomic(d.DHCPHostsFile, []byte(hosts.String()), 0o644); err != nil {
 		return l, err
