@@ -368,3 +368,12 @@ func (b *browser) upload(path string, form url.Values, files map[string]string) 
 	req.Header.Set("Content-Type", w.FormDataContentType())
 	return b.do(req)
 }
+
+func newFixtureConfig() *config.Config {
+	cfg := config.Default()
+	cfg.Frontend.PublicAddress = "http://piseduce.test"
+	cfg.Frontend.SessionSecret = testSessionKey
+	return cfg
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

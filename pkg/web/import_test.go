@@ -16,7 +16,7 @@ func TestImportClusterDesc(t *testing.T) {
 	files := map[string]string{
 		"main.json": `{"pimaster": {"ip": "192.168.1.1", "user": "root"}, "first_node_ip": "192.168.1.10", "email_signup": true,
 			"email_filters": ["@uni.example", "lab.example"], "env_cfg_dir": "/root/cluster_desc/environments/", "img_dir": "/root/img/"}`,
-		"sw9.json": origSwitchJSON,
+		"sw9.json":     origSwitchJSON,
 		"node-20.json": `{"name": "node-20", "port_number": 1, "ip": "192.168.1.20", "switch": "sw9", "model": "RPI3Bplus", "id": "00000000a1b2c3d4"}`,
 		"node-21.json": `{"name": "node-21", "port_number": 2, "ip": "192.168.1.21", "switch": "sw9", "model": "RPI4B", "id": "e5f6a7b8"}`,
 		"node-22.json": `{"name": "node-22", "port_number": 3, "switch": "nope", "model": "RPI4B", "id": "e5f6a7b9"}`,

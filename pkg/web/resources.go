@@ -1,8 +1,12 @@
 package web
 
 import (
+	"bytes"
+	"html/template"
 	"net/http"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,9 +22,66 @@ type nodeGroup struct {
 }
 
 type resourcesData struct {
-	Groups []nodeGroup
+	// Tables is the rendered node tables, the same for every visitor (see resourcesCache).
+	Tables template.HTML
 	Total  int
 	Free   int
+}
+
+// resourcesCache keeps the resources page's node tables for resourcesTTL: under many clients
+// the page is built once per second instead of once per request. The tables hold nothing
+// specific to a visitor (holders are shown by name to everyone).
+type resourcesCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	data resourcesData
+}
+
+const resourcesTTL = time.Second
+
+// resourceGroup and nodeRow are the resources page, formatted beforehand: with a thousand
+// nodes the template must only copy strings (no method calls, no lookups through embedded
+// structs), which makes the page several times faster.
+type resourceGroup struct {
+	Switch, Model string
+	Free          int
+	Rows          []nodeRow
+}
+
+type nodeRow struct {
+	ID                                       uint
+	Name, Status, StatusClass, Holder, Until string
+	State, StateClass, Next                  string
+}
+
+func resourceRows(groups []nodeGroup) []resourceGroup {
+	out := make([]resourceGroup, len(groups))
+	for i, g := range groups {
+		rg := resourceGroup{Switch: g.Switch, Model: g.Model, Free: g.Free, Rows: make([]nodeRow, len(g.Nodes))}
+		for j := range g.Nodes {
+			n := &g.Nodes[j]
+			r := nodeRow{ID: n.ID, Name: n.Name, Status: "free", StatusClass: "free", Holder: "—", Until: "—", Next: "—",
+				State: "never deployed"}
+			switch {
+			case n.Held:
+				r.Status, r.StatusClass, r.Holder, r.Until = "held", "held", n.Holder, n.Until.UTC().Format("2006-01-02 15:04 UTC")
+			case !n.Free():
+				r.Status, r.StatusClass = "cleaning up", "warn"
+			}
+			if n.State != "" {
+				r.State, r.StateClass = n.State, stateClass(n.Process, n.State)
+				if n.Process != "deploy" {
+					r.State = n.Process + ": " + n.State
+				}
+			}
+			if n.NextStart != nil {
+				r.Next = n.NextStart.UTC().Format("2006-01-02 15:04 UTC")
+			}
+			rg.Rows[j] = r
+		}
+		out[i] = rg
+	}
+	return out
 }
 
 func groupNodes(sts []store.NodeStatus) []nodeGroup {
@@ -51,15 +112,37 @@ func groupNodes(sts []store.NodeStatus) []nodeGroup {
 // showResources is the cluster at a glance: nodes by switch and model, free or held, by whom
 // (a name, never an e-mail), until when, and their state.
 func (s *Server) showResources(c echo.Context) error {
-	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
+	d, err := s.resourcesTables(c)
 	if err != nil {
 		return err
 	}
-	d := resourcesData{Groups: groupNodes(sts), Total: len(sts)}
-	for _, g := range d.Groups {
+	return s.render(c, http.StatusOK, "resources", &page{Title: "Resources", Nav: "resources", Data: d})
+}
+
+func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
+	s.resources.mu.Lock()
+	defer s.resources.mu.Unlock()
+	if !s.resources.at.IsZero() && time.Since(s.resources.at) < resourcesTTL {
+		return s.resources.data, nil
+	}
+	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
+	if err != nil {
+		return resourcesData{}, err
+	}
+	groups := resourceRows(groupNodes(sts))
+	d := resourcesData{Total: len(sts)}
+	for _, g := range groups {
 		d.Free += g.Free
 	}
-	return s.render(c, http.StatusOK, "resources", &page{Title: "Resources", Nav: "resources", Data: d})
+	var buf bytes.Buffer
+	if err := s.pages.sets["resources"].ExecuteTemplate(&buf, "nodetables", groups); err != nil {
+		return resourcesData{}, err
+	}
+	// The tables were produced by html/template with contextual escaping, for the HTML body
+	// context the page inserts them in.
+	d.Tables = template.HTML(buf.String()) //nolint:gosec // escaped by html/template above
+	s.resources.at, s.resources.data = time.Now(), d
+	return d, nil
 }
 
 type nodeData struct {

@@ -57,6 +57,8 @@ type Server struct {
 	loginByEmail *auth.Limiter
 	// Sign-ups per address.
 	signupByIP *auth.Limiter
+
+	resources resourcesCache
 }
 
 // Session lifetime.

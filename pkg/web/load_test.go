@@ -1,0 +1,167 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
+)
+
+// TestLoad measures the busiest pages with 1,000 nodes and 200 active deployments under 50
+// concurrent clients, on MariaDB (PISEDUCE_LOAD=1 to run it; PISEDUCE_LOAD_DB=sqlite for SQLite).
+// The report goes to the test log and to $ARTIFACTS/web-load.txt.
+func TestLoad(t *testing.T) {
+	if os.Getenv("PISEDUCE_LOAD") != "1" {
+		t.Skip("set PISEDUCE_LOAD=1 to run the load test")
+	}
+	dialect := os.Getenv("PISEDUCE_LOAD_DB")
+	if dialect == "" {
+		dialect = "mysql"
+	}
+	st := storetest.Open(t, dialect)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 20 switches of 50 nodes; 40 users holding 5 nodes each, all deployed or deploying.
+	env := store.Environment{Name: "raspios", Type: store.EnvDefault, ImageName: "r.img.gz", SSHUser: "pi", Shell: "bash"}
+	must(st.CreateEnvironment(ctx, &env))
+	var nodes []store.Node
+	for s := 0; s < 20; s++ {
+		sw := store.Switch{Name: fmt.Sprintf("sw%02d", s), IP: fmt.Sprintf("192.0.2.%d", s+1), Community: "c", PortCount: 52, MasterPort: 52, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
+		must(st.CreateSwitch(ctx, &sw))
+		for p := 1; p <= 50; p++ {
+			nodes = append(nodes, store.Node{Name: fmt.Sprintf("node-%d", s*50+p), SwitchID: sw.ID, Port: p,
+				IP: fmt.Sprintf("10.%d.0.%d", s, p), Model: []string{"RPI4B", "RPI3Bplus"}[p%2]})
+		}
+	}
+	must(st.DB.CreateInBatches(&nodes, 500).Error)
+	hash, _ := auth.HashPassword(testPassword)
+	var users []store.User
+	for i := 0; i < 40; i++ {
+		users = append(users, store.User{Email: fmt.Sprintf("u%d@example.org", i), PasswordHash: hash, FirstName: "User", LastName: fmt.Sprint(i),
+			EmailConfirmed: true, Authorized: true, Admin: i == 0})
+	}
+	must(st.DB.Create(&users).Error)
+	deployState := process.All()[process.Deploy].States
+	var deps []store.Deployment
+	for i, u := range users {
+		r := store.Reservation{UserID: u.ID, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(5 * time.Hour)}
+		must(st.DB.Omit("Nodes", "User").Create(&r).Error)
+		var links []map[string]any
+		for k := 0; k < 5; k++ {
+			n := nodes[i*25+k] // spread over the switches
+			links = append(links, map[string]any{"reservation_id": r.ID, "node_id": n.ID})
+			deps = append(deps, store.Deployment{ReservationID: r.ID, NodeID: n.ID, UserID: u.ID, Name: "load", EnvironmentID: env.ID,
+				Process: process.Deploy, State: deployState[(i+k)%len(deployState)].Name, StateStartedAt: now, NextCheckAt: now.Add(time.Hour),
+				BytesDone: 500_000_000, BytesTotal: 1_800_000_000, Throughput: 9_000_000, SystemPassword: "x"})
+		}
+		must(st.DB.Table("reservation_nodes").Create(links).Error)
+	}
+	must(st.DB.Omit("Node", "Reservation", "Environment").CreateInBatches(&deps, 100).Error)
+
+	cfg := newFixtureConfig()
+	s, err := New(ctx, Options{Store: st, Config: cfg, Logger: quietLogger()})
+	must(err)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	// A session cookie and an API token per user.
+	cookies := make([]string, len(users))
+	tokens := make([]string, len(users))
+	for i, u := range users {
+		tok := auth.NewToken("")
+		must(st.CreateSession(ctx, &store.Session{Hash: auth.HashToken(tok), UserID: u.ID, ExpiresAt: now.Add(time.Hour)}))
+		cookies[i] = tok
+		tokens[i] = auth.NewToken("psd_")
+		must(st.CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Hash: auth.HashToken(tokens[i])}))
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	const clients = 50
+	duration := 8 * time.Second
+	var report strings.Builder
+	fmt.Fprintf(&report, "pifrontend load test: %s, %d nodes, %d active deployments, %d concurrent clients, %s per endpoint\n",
+		dialect, len(nodes), len(deps), clients, duration)
+	for _, ep := range []struct {
+		name string
+		path string
+		api  bool
+	}{
+		{"resources page (HTML, 1,000 nodes)", "/resources", false},
+		{"deployments page (HTML)", "/deployments", false},
+		{"live status JSON (own deployments)", "/deployments/status.json", false},
+		{"API GET /api/v1/deployments", "/api/v1/deployments", true},
+		{"API GET /api/v1/deployments?all=true (admin, 200)", "/api/v1/deployments?all=true", true},
+		{"API GET /api/v1/nodes (1,000)", "/api/v1/nodes", true},
+	} {
+		var mu sync.Mutex
+		var lat []time.Duration
+		errs := 0
+		end := time.Now().Add(duration)
+		var wg sync.WaitGroup
+		for c := 0; c < clients; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				i := c % len(users)
+				if strings.Contains(ep.path, "all=true") {
+					i = 0
+				}
+				var mine []time.Duration
+				bad := 0
+				for time.Now().Before(end) {
+					req, _ := http.NewRequest(http.MethodGet, srv.URL+ep.path, nil)
+					if ep.api {
+						req.Header.Set("Authorization", "Bearer "+tokens[i])
+					} else {
+						req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookies[i]})
+					}
+					t0 := time.Now()
+					res, err := client.Do(req)
+					if err == nil {
+						_, _ = io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+					}
+					mine = append(mine, time.Since(t0))
+					if err != nil || res.StatusCode != http.StatusOK {
+						bad++
+					}
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				errs += bad
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
+		fmt.Fprintf(&report, "%-52s %7.0f req/s  p50 %7s  p99 %7s  max %7s  errors %d\n", ep.name,
+			float64(len(lat))/duration.Seconds(), pct(.5).Round(100*time.Microsecond), pct(.99).Round(100*time.Microsecond),
+			lat[len(lat)-1].Round(time.Millisecond), errs)
+		if errs > 0 {
+			t.Errorf("%s: %d errors", ep.name, errs)
+		}
+	}
+	t.Log("\n" + report.String())
+	if a := os.Getenv("ARTIFACTS"); a != "" {
+		_ = os.MkdirAll(a, 0o755)
+		_ = os.WriteFile(filepath.Join(a, "web-load.txt"), []byte(report.String()), 0o644)
+	}
+}
