@@ -93,6 +93,17 @@ func cleanup(dir string, logf func(string, ...any)) error {
 			}
 		}
 	}
+	// A node veth can outlive its namespace's name while the kernel still holds the namespace:
+	// delete the root-side ends by name (lab names only; deleting one end deletes both).
+	if links, err := os.ReadDir("/sys/class/net"); err == nil {
+		for _, l := range links {
+			if strings.HasPrefix(l.Name(), vethPrefix) {
+				if err := run("ip", "link", "del", l.Name()); err != nil {
+					errs = append(errs, err.Error())
+				}
+			}
+		}
+	}
 	if _, err := os.Stat("/sys/class/net/" + Bridge); err == nil {
 		if err := run("ip", "link", "del", Bridge); err != nil {
 			errs = append(errs, err.Error())
