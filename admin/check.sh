@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks a PiSeduce pimaster's set-up and lists what is wrong; changes nothing. See --help.
 set -euo pipefail
-# shellcheck source=admin/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# shellcheck disable=SC2317 # called by parse_common
 usage() {
 	cat <<'USAGE'
 usage: admin/check.sh [--config FILE] [--bin-dir DIR] [--dry-run]

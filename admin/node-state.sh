@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Shows the state of every node, or of one: admin/node-state.sh [NODE]. See --help.
 set -euo pipefail
-# shellcheck source=admin/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# shellcheck disable=SC2317 # called by parse_common
 usage() {
 	cat <<'USAGE'
 usage: admin/node-state.sh [--config FILE] [--bin-dir DIR] [--dry-run] [NODE]

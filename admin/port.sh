@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Switches one PoE port of a switch: admin/port.sh SWITCH PORT status|on|off|cycle. See --help.
 set -euo pipefail
-# shellcheck source=admin/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# shellcheck disable=SC2317 # called by parse_common
 usage() {
 	cat <<'USAGE'
 usage: admin/port.sh [--config FILE] [--bin-dir DIR] [--dry-run] SWITCH PORT status|on|off|cycle

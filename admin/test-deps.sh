@@ -3,7 +3,10 @@
 # MariaDB, Chromium for the browser tests, shellcheck. Nothing is started here.
 set -e
 need=""
-for c in mariadbd:mariadb-server mariadb:mariadb-client chromium:chromium shellcheck:shellcheck gzip:gzip; do
+# systemd-analyze (package systemd, without systemd-sysv: PID 1 is left alone), rsync and
+# ssh-keygen: the admin/ tests (units verified, install.sh run in a throwaway root).
+for c in mariadbd:mariadb-server mariadb:mariadb-client chromium:chromium shellcheck:shellcheck gzip:gzip \
+	systemd-analyze:systemd rsync:rsync ssh-keygen:openssh-client; do
 	PATH=$PATH:/usr/sbin:/sbin command -v "${c%%:*}" >/dev/null 2>&1 || need="$need ${c##*:}"
 done
 [ -z "$need" ] && { echo "test deps: all present"; exit 0; }
