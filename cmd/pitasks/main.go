@@ -91,6 +91,8 @@ func run(args []string) error {
 	case "check":
 		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
 		return nil
+	case "discover", "dnsmasq": // see discover.go
+		return discoveryCmd(ctx, cfg, st, cmd, fs.Args()[1:], os.Stdout)
 	case "port":
 		return portCmd(ctx, st, fs.Args()[1:], os.Stdout)
 	case "switches":

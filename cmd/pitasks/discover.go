@@ -1,0 +1,168 @@
+package main
+
+// Node discovery and the generated dnsmasq files:
+//
+//	pitasks discover [-dhcp-timeout 20s] [-boot-timeout 2m] SWITCH [PORT…]
+//	    power each port of SWITCH without a node (or only PORT…), one at a time, and register
+//	    the Raspberry Pi found there (see pkg/discovery); progress on stdout, one line each.
+//	pitasks dnsmasq [-no-reload] [-conf FILE -interface IFACE -network NET] [-cmdline]
+//	    rewrite [cluster] dhcp_hosts_file from the database and reload dnsmasq (SIGHUP to the pid
+//	    in dnsmasq_pid_file); -conf also writes the main snippet (listen address: pimaster_ip),
+//	    -cmdline the NFS system's cmdline.txt in nfs_boot_dir.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/discovery"
+	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// discoveryCmd runs "discover …" and "dnsmasq …".
+func discoveryCmd(ctx context.Context, cfg *config.Config, st *store.Store, cmd string, args []string, w io.Writer) error {
+	if cmd == "dnsmasq" {
+		return dnsmasqCmd(ctx, cfg, st, args, w)
+	}
+	return discoverCmd(ctx, cfg, st, args, w)
+}
+
+func discoverCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
+	const usage = "usage: pitasks discover [-dhcp-timeout 20s] [-boot-timeout 2m] SWITCH [PORT…]"
+	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
+	fs.SetOutput(w)
+	dhcpTimeout := fs.Duration("dhcp-timeout", discovery.DefaultDHCPTimeout, "how long a powered port is watched for a Pi's DHCP request")
+	bootTimeout := fs.Duration("boot-timeout", discovery.DefaultBootTimeout, "bound of each later wait (TFTP request, NFS system's SSH)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%v\n%s", err, usage)
+	}
+	if fs.NArg() < 1 {
+		return errors.New(usage)
+	}
+	var ports []int
+	for _, a := range fs.Args()[1:] {
+		p, err := strconv.Atoi(a)
+		if err != nil || p < 1 {
+			return fmt.Errorf("port %q is not a port number (1, 2, …)\n%s", a, usage)
+		}
+		ports = append(ports, p)
+	}
+	if cfg.Cluster.FirstNodeIP == "" {
+		return errors.New("set [cluster] first_node_ip (the address of the first node, e.g. 10.10.0.11) for discovery")
+	}
+	signer, err := remote.LoadOrCreateKey(cfg.Cluster.SSHKey)
+	if err != nil {
+		return err
+	}
+	policy := remote.TrustOnFirstUse // as the worker: the NFS key is learned once, then pinned
+	if p := cfg.Cluster.NFSHostKey; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("[cluster] nfs_host_key: %w", err)
+		}
+		if err := pinNFSKey(ctx, st, strings.TrimSpace(string(b))); err != nil {
+			return err
+		}
+		policy = remote.Pinned
+	}
+	d := &discovery.Discoverer{
+		Store:         st,
+		Power:         func(sw *store.Switch) (power.Controller, error) { return switchDriver(sw) },
+		Dialer:        &remote.Dialer{Signer: signer, Keys: st, Timeout: 5 * time.Second},
+		HostKeyPolicy: policy,
+		NFSHostname:   cfg.Cluster.NFSHostname,
+		TFTP:          netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
+		HostsFile:     cfg.Cluster.DHCPHostsFile,
+		PIDFile:       cfg.Cluster.DnsmasqPIDFile,
+		LogFile:       cfg.Cluster.DnsmasqLog,
+		FirstNodeIP:   cfg.Cluster.FirstNodeIP,
+		DHCPTimeout:   *dhcpTimeout,
+		BootTimeout:   *bootTimeout,
+		Progress: func(e discovery.Event) {
+			fmt.Fprintf(w, "%s %s\n", e.Time.Format("15:04:05"), e)
+		},
+	}
+	res, err := d.Run(ctx, fs.Arg(0), ports...)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("discovery of %s: %d port(s) failed:\n%w", fs.Arg(0), len(res.Failed), err)
+	}
+	return nil
+}
+
+func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
+	const usage = "usage: pitasks dnsmasq [-no-reload] [-conf FILE -interface IFACE -network NET] [-cmdline]"
+	fs := flag.NewFlagSet("dnsmasq", flag.ContinueOnError)
+	fs.SetOutput(w)
+	noReload := fs.Bool("no-reload", false, "write the hosts file only, do not signal dnsmasq")
+	conf := fs.String("conf", "", "also write the main dnsmasq snippet there (e.g. /etc/dnsmasq.d/piseduce.conf)")
+	iface := fs.String("interface", "eth0", "with -conf: the nodes' network interface")
+	network := fs.String("network", "", "with -conf: the nodes' network, e.g. 10.10.0.0/24")
+	cmdline := fs.Bool("cmdline", false, "also write cmdline.txt of the NFS system into [cluster] nfs_boot_dir")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%v\n%s", err, usage)
+	}
+	if fs.NArg() != 0 {
+		return errors.New(usage)
+	}
+	if *conf != "" {
+		b, err := netboot.DnsmasqConf(netboot.DnsmasqConfig{Interface: *iface, ListenAddress: cfg.Cluster.PimasterIP,
+			Network: *network, TFTPRoot: cfg.Cluster.TFTPRoot, HostsFile: cfg.Cluster.DHCPHostsFile, LogFile: cfg.Cluster.DnsmasqLog})
+		if err != nil {
+			return fmt.Errorf("%w (the listen address is [cluster] pimaster_ip)", err)
+		}
+		if err := writeFile(*conf, b); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "wrote %s\n", *conf)
+	}
+	if *cmdline {
+		if err := netboot.WriteNFSCmdline(cfg.Cluster.NFSBootDir, cfg.Cluster.PimasterIP); err != nil {
+			return fmt.Errorf("%w (set [cluster] pimaster_ip)", err)
+		}
+		fmt.Fprintf(w, "wrote %s\n", filepath.Join(cfg.Cluster.NFSBootDir, "cmdline.txt"))
+	}
+	reload := func() error { return netboot.ReloadDnsmasq(cfg.Cluster.DnsmasqPIDFile) }
+	if *noReload {
+		reload = func() error { return nil }
+	}
+	if err := discovery.SyncDHCP(ctx, st, cfg.Cluster.DHCPHostsFile, reload); err != nil {
+		return err
+	}
+	nodes, err := st.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	hosts, _ := discovery.Hosts(nodes)
+	fmt.Fprintf(w, "wrote %s: %d of %d nodes (those with a MAC and an address)\n", cfg.Cluster.DHCPHostsFile, len(hosts), len(nodes))
+	if !*noReload {
+		fmt.Fprintf(w, "dnsmasq reloaded (SIGHUP)\n")
+	}
+	return nil
+}
+
+// writeFile writes b at path through a temporary file renamed over it.
+func writeFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}

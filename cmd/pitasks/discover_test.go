@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
+)
+
+func discoveryConfig(t *testing.T) *config.Config {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Cluster.TFTPRoot = filepath.Join(dir, "tftpboot")
+	cfg.Cluster.NFSBootDir = filepath.Join(dir, "nfs-boot")
+	cfg.Cluster.DHCPHostsFile = filepath.Join(dir, "dhcp-hosts")
+	cfg.Cluster.DnsmasqPIDFile = filepath.Join(dir, "dnsmasq.pid")
+	cfg.Cluster.DnsmasqLog = filepath.Join(dir, "dnsmasq.log")
+	cfg.Cluster.SSHKey = filepath.Join(dir, "id_ed25519")
+	cfg.Cluster.PimasterIP = "10.10.0.2"
+	os.MkdirAll(cfg.Cluster.NFSBootDir, 0o755)
+	return cfg
+}
+
+func TestDnsmasqCommand(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, st, 3)
+	// Two nodes with a MAC and an address, one without (imported without them).
+	for i, mac := range []string{"B8:27:EB:00:00:01", "dc:a6:32:00:00:02"} {
+		n := c.Nodes[i]
+		n.MAC, n.IP = mac, fmt.Sprintf("10.10.0.%d", 11+i)
+		if err := st.UpdateNode(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := discoveryConfig(t)
+	conf := filepath.Join(t.TempDir(), "piseduce.conf")
+	var out bytes.Buffer
+	err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload", "-conf", conf, "-network", "10.10.0.0/24", "-cmdline"}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	b, _ := os.ReadFile(cfg.Cluster.DHCPHostsFile)
+	if !strings.HasSuffix(string(b), "\nb8:27:eb:00:00:01,node-1,10.10.0.11\ndc:a6:32:00:00:02,node-2,10.10.0.12\n") {
+		t.Fatalf("hosts file:\n%s", b)
+	}
+	if !strings.Contains(out.String(), "2 of 3 nodes") {
+		t.Fatalf("output: %s", out.String())
+	}
+	b, _ = os.ReadFile(conf)
+	if !strings.Contains(string(b), "listen-address=10.10.0.2\n") || !strings.Contains(string(b), "dhcp-hostsfile="+cfg.Cluster.DHCPHostsFile+"\n") {
+		t.Fatalf("snippet:\n%s", b)
+	}
+	if dnsmasq, err := exec.LookPath("dnsmasq"); err == nil {
+		if out, err := exec.Command(dnsmasq, "--test", "-C", conf).CombinedOutput(); err != nil {
+			t.Fatalf("dnsmasq --test: %v: %s", err, out)
+		}
+	}
+	b, _ = os.ReadFile(filepath.Join(cfg.Cluster.NFSBootDir, "cmdline.txt"))
+	if !strings.Contains(string(b), "nfsroot=10.10.0.2:/nfs/raspi,vers=3 ") {
+		t.Fatalf("cmdline.txt: %q", b)
+	}
+
+	// No dnsmasq running: the reload fails clearly (after writing the file).
+	out.Reset()
+	if err := dnsmasqCmd(ctx, cfg, st, nil, &out); err == nil || !strings.Contains(err.Error(), "dnsmasq pid file") {
+		t.Fatalf("reload without dnsmasq: %v", err)
+	}
+	// A node with a broken MAC is named, and the file is left as it was.
+	n := c.Nodes[2]
+	n.MAC, n.IP = "not-a-mac", "10.10.0.13"
+	st.UpdateNode(ctx, &n)
+	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload"}, &out); err == nil || !strings.Contains(err.Error(), "node node-3") {
+		t.Fatalf("bad MAC: %v", err)
+	}
+	if b2, _ := os.ReadFile(cfg.Cluster.DHCPHostsFile); strings.Contains(string(b2), "node-3") {
+		t.Fatalf("hosts file changed: %s", b2)
+	}
+	// -conf without a valid network.
+	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload", "-conf", conf}, &out); err == nil || !strings.Contains(err.Error(), "network") {
+		t.Fatalf("-conf without -network: %v", err)
+	}
+}
+
+func TestDiscoverCommandArguments(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t, "sqlite")
+	storetest.Seed(t, st, 2)
+	cfg := discoveryConfig(t)
+	var out bytes.Buffer
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage: pitasks discover"},
+		{[]string{"sw1", "x"}, "port \"x\" is not a port number"},
+		{[]string{"sw1"}, "set [cluster] first_node_ip"},
+	}
+	for _, c := range cases {
+		if err := discoverCmd(ctx, cfg, st, c.args, &out); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("discover %q: %v, want %q", c.args, err, c.want)
+		}
+	}
+	cfg.Cluster.FirstNodeIP = "10.10.0.11"
+	if err := discoverCmd(ctx, cfg, st, []string{"nope"}, &out); err == nil || !strings.Contains(err.Error(), `no switch called "nope"`) {
+		t.Errorf("unknown switch: %v", err)
+	}
+	if err := discoverCmd(ctx, cfg, st, []string{"sw1", "9"}, &out); err == nil || !strings.Contains(err.Error(), "no port 9") {
+		t.Errorf("port out of range: %v", err)
+	}
+	// Every port of sw1 has a node or is the master port: nothing is powered, nothing fails.
+	out.Reset()
+	if err := discoverCmd(ctx, cfg, st, []string{"sw1"}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "port 1: already has node node-1: skipped") ||
+		!strings.Contains(out.String(), "port 3: the pimaster's port: skipped") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
+
+// Through run(): the subcommands are wired in.
+func TestDnsmasqThroughRun(t *testing.T) {
+	cfg := discoveryConfig(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "seducepp.conf")
+	db := "sqlite://" + filepath.Join(dir, "piseduce.db")
+	os.WriteFile(p, []byte(fmt.Sprintf("[db]\nconnection_url = %s\n[cluster]\ndhcp_hosts_file = %s\nssh_key = %s\n",
+		db, cfg.Cluster.DHCPHostsFile, cfg.Cluster.SSHKey)), 0o644)
+	if err := run([]string{"-config", p, "dnsmasq", "-no-reload"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(cfg.Cluster.DHCPHostsFile); err != nil || !strings.HasPrefix(string(b), "# Generated by PiSeduce") {
+		t.Fatalf("hosts file: %q %v", b, err)
+	}
+	if err := run([]string{"-config", p, "discover"}); err == nil || !strings.Contains(err.Error(), "usage: pitasks discover") {
+		t.Fatalf("discover without a switch: %v", err)
+	}
+}
