@@ -436,11 +436,11 @@ db_password() {
 }
 GENERATED=0
 
-# mariadb_user_ok: the user logs in to the database with the password (given on a pipe, never
-# on the command line).
+# mariadb_user_ok: the user logs in to the database over TCP, as the daemons do, with the
+# password (given on a pipe, never on the command line).
 mariadb_user_ok() {
 	mariadb --defaults-extra-file=<(printf '[client]\nuser=%s\npassword=%s\n' "$DB_USER" "$DB_PASS") \
-		--protocol=socket -e 'SELECT 1' "$DB_NAME" >/dev/null 2>&1
+		--protocol=tcp --host=localhost -e 'SELECT 1' "$DB_NAME" >/dev/null 2>&1
 }
 
 step_database() {
@@ -448,6 +448,7 @@ step_database() {
 	db_password
 	if [ "$GENERATED" = 1 ]; then
 		say "   a new password is generated (openssl rand -hex 24) and kept in /etc/seducepp.conf"
+		want_step config || warn "the config step is not run: the new password is not kept anywhere"
 	fi
 	if [ "$REAL_ROOT" = 1 ] && ! mariadb -e 'SELECT 1' >/dev/null 2>&1; then
 		if systemd_running; then
@@ -466,16 +467,20 @@ step_database() {
 	fi
 	# The SQL is fixed; the names are checked against ^[A-Za-z0-9_]+$ and the password against
 	# ^[A-Za-z0-9]+$ above, and it all goes through stdin.
-	printf " + mariadb <<SQL  # as root: CREATE DATABASE IF NOT EXISTS \`%s\`; CREATE USER IF NOT EXISTS / ALTER USER '%s'@'localhost' IDENTIFIED BY <the password>; GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'localhost'\n" \
+	printf " + mariadb <<SQL  # as root: CREATE DATABASE IF NOT EXISTS \`%s\`; CREATE USER IF NOT EXISTS / ALTER USER '%s'@'localhost' IDENTIFIED BY <the password>; GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'localhost' (and @127.0.0.1, @::1)\n" \
 		"$DB_NAME" "$DB_USER" "$DB_NAME" "$DB_USER"
 	[ "$DRY_RUN" = 0 ] || return 0
-	mariadb --batch <<SQL
-CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
-ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
-GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'localhost';
-FLUSH PRIVILEGES;
-SQL
+	# The daemons connect over TCP to localhost: with skip-name-resolve MariaDB sees them as
+	# 127.0.0.1 or ::1, not localhost, so the user exists for the three.
+	local h
+	{
+		printf "CREATE DATABASE IF NOT EXISTS \`%s\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n" "$DB_NAME"
+		for h in localhost 127.0.0.1 ::1; do
+			printf "CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s';\n" "$DB_USER" "$h" "$DB_PASS"
+			printf "ALTER USER '%s'@'%s' IDENTIFIED BY '%s';\n" "$DB_USER" "$h" "$DB_PASS"
+			printf "GRANT ALL PRIVILEGES ON \`%s\`.* TO '%s'@'%s';\n" "$DB_NAME" "$DB_USER" "$h"
+		done
+	} | mariadb --batch
 	mariadb_user_ok || die "user $DB_USER cannot log in to $DB_NAME after its creation"
 	CHANGED=1
 }
