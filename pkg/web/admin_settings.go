@@ -12,6 +12,7 @@ import (
 
 type settingsData struct {
 	Domains     string
+	EmailSignup bool
 	AutoApprove bool
 	MaxHours    int
 	SMTPAddress string
@@ -29,7 +30,7 @@ func (s *Server) showAdminSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := settingsData{Domains: strings.Join(st.SignupDomains, "\n"), AutoApprove: st.AutoApprove, MaxHours: st.MaxHours,
+	d := settingsData{Domains: strings.Join(st.SignupDomains, "\n"), EmailSignup: st.EmailSignup, AutoApprove: st.AutoApprove, MaxHours: st.MaxHours,
 		SMTPAddress: st.SMTP.Address, SMTPPort: st.SMTP.Port, SMTPAccount: st.SMTP.Account, SMTPFrom: st.SMTP.From,
 		PasswordSet: st.SMTP.Password != "", Limit: limitMaxHours}
 	return s.render(c, http.StatusOK, "admin_settings", &page{Title: "Settings", Nav: "admin", Data: d})
@@ -70,6 +71,7 @@ func (s *Server) saveAdminSettings(c echo.Context) error {
 	values := map[string]string{
 		settingSignupDomains: strings.Join(domains, "\n"),
 		settingAutoApprove:   strconv.FormatBool(c.FormValue("auto_approve") == "true"),
+		settingEmailSignup:   strconv.FormatBool(c.FormValue("email_signup") == "true"),
 		settingMaxHours:      strconv.Itoa(hours),
 		settingSMTPAddress:   addr,
 		settingSMTPPort:      strconv.Itoa(port),

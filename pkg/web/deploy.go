@@ -32,7 +32,7 @@ func (s *Server) deployData(c echo.Context) (*deployData, error) {
 		return nil, err
 	}
 	d := &deployData{Reservation: r, Environments: envs, Sizes: systemSizes, MaxScriptKiB: maxInitScript >> 10,
-		Form: deployInput{Name: "deployment-" + strconv.Itoa(int(r.ID)), PublicKey: u.SSHKey}}
+		Form: deployInput{Name: "deployment-" + strconv.Itoa(int(r.ID))}}
 	if len(envs) > 0 {
 		d.Form.EnvironmentID = envs[0].ID
 	}

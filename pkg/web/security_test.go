@@ -374,6 +374,20 @@ func TestSignupAndConfirmation(t *testing.T) {
 	if res := b.post("/login", url.Values{"email": {"pia@example.org"}, "password": {testPassword}}); res.Code != http.StatusSeeOther {
 		t.Fatalf("auto-approved user cannot log in: %d", res.Code)
 	}
+	// With SMTP but confirmation turned off, no mail is sent.
+	if err := f.st.SetSettings(ctx, map[string]string{settingSMTPAddress: "smtp.example.org", settingEmailSignup: "false"}); err != nil {
+		t.Fatal(err)
+	}
+	mails := len(f.mail.Sent())
+	if code, _ := signup("rae@example.org"); code != http.StatusSeeOther || len(f.mail.Sent()) != mails {
+		t.Fatal("confirmation mail sent although turned off")
+	}
+	if u, err := f.st.UserByEmail(ctx, "rae@example.org"); err != nil || !u.EmailConfirmed || !u.Authorized {
+		t.Fatalf("rae: %+v %v", u, err)
+	}
+	if err := f.st.SetSettings(ctx, map[string]string{settingEmailSignup: "true"}); err != nil {
+		t.Fatal(err)
+	}
 	// A failing mail server undoes the sign-up.
 	if err := f.st.SetSettings(ctx, map[string]string{settingSMTPAddress: "smtp.example.org"}); err != nil {
 		t.Fatal(err)

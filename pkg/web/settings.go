@@ -5,12 +5,14 @@ import (
 	"strconv"
 
 	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/store"
 )
 
 // Keys of the Setting table that the web uses.
 const (
 	settingSessionSecret = "session_secret"
-	settingSignupDomains = "signup_domains"
+	settingSignupDomains = store.SettingSignupDomains
+	settingEmailSignup   = store.SettingEmailSignup
 	settingAutoApprove   = "auto_approve"
 	settingMaxHours      = "max_hours"
 	settingSMTPAddress   = "smtp_address"
@@ -30,7 +32,9 @@ const (
 // siteSettings are the admin's settings, with the config file's mail section as defaults.
 type siteSettings struct {
 	SignupDomains []string
-	AutoApprove   bool
+	// EmailSignup: new users confirm their address by e-mail (when SMTP is configured).
+	EmailSignup bool
+	AutoApprove bool
 	MaxHours      int
 	SMTP          auth.SMTPSettings
 }
@@ -42,6 +46,7 @@ func (s *Server) settings(ctx context.Context) (siteSettings, error) {
 	}
 	st := siteSettings{
 		SignupDomains: auth.ParseDomains(m[settingSignupDomains]),
+		EmailSignup:   m[settingEmailSignup] != "false",
 		AutoApprove:   m[settingAutoApprove] == "true",
 		MaxHours:      defaultMaxHours,
 		SMTP: auth.SMTPSettings{Address: s.cfg.Mail.SMTPAddress, Port: s.cfg.Mail.SMTPPort,
@@ -64,3 +69,6 @@ func (s *Server) settings(ctx context.Context) (siteSettings, error) {
 	}
 	return st, nil
 }
+
+// confirmByMail says whether a new account must confirm its e-mail address first.
+func (st siteSettings) confirmByMail() bool { return st.EmailSignup && st.SMTP.Configured() }

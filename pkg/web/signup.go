@@ -77,7 +77,7 @@ func (s *Server) saveSignup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	mail := st.SMTP.Configured()
+	mail := st.confirmByMail()
 	u := &store.User{Email: email, PasswordHash: hash, FirstName: first, LastName: last,
 		EmailConfirmed: !mail, Authorized: st.AutoApprove && !mail}
 	var done string
