@@ -74,3 +74,30 @@
   function schedule(ms) { clearTimeout(timer); timer = setTimeout(poll, document.hidden ? Math.max(ms, 10000) : ms); }
   schedule(1500);
 })();
+
+// Live output of a node discovery.
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-discovery][data-live]");
+  if (!box) { return; }
+  var id = box.getAttribute("data-discovery");
+  function poll() {
+    fetch("/admin/discovery/" + id + "/status.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (d) {
+        var st = box.querySelector(".js-dstate");
+        st.textContent = d.state;
+        st.className = "badge js-dstate " + (d.state === "done" ? "good" : d.state === "failed" ? "bad" : "busy");
+        box.querySelector(".js-dwait").hidden = d.state !== "requested";
+        var out = box.querySelector(".js-doutput");
+        var atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+        out.textContent = d.output || "(no output yet)";
+        if (atEnd) { out.scrollTop = out.scrollHeight; }
+        var er = box.querySelector(".js-derror");
+        er.textContent = d.error || ""; er.hidden = !d.error;
+        if (d.active) { setTimeout(poll, 1500); }
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  setTimeout(poll, 1000);
+})();

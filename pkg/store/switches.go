@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // saveError maps constraint violations of a create or update to ErrDuplicate / ErrInUse.
@@ -75,4 +79,110 @@ func (s *Store) DeleteSwitch(ctx context.Context, id uint) error {
 		}
 		return nil
 	})
+}
+
+// RequestDiscovery asks pitasks to discover the nodes on ports (nil: every port without a node)
+// of switch switchID. One run per switch at a time: ErrInUse when one is pending or running.
+func (s *Store) RequestDiscovery(ctx context.Context, switchID uint, ports []int, by uint) (*DiscoveryRun, error) {
+	var r *DiscoveryRun
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var sw Switch
+		q := tx
+		if s.Dialect == "mysql" {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.First(&sw, switchID).Error; err != nil {
+			return notFound(err)
+		}
+		var busy int64
+		if err := tx.Model(&DiscoveryRun{}).Where("switch_id = ? AND state IN ?", switchID,
+			[]string{DiscoveryRequested, DiscoveryRunning}).Count(&busy).Error; err != nil {
+			return err
+		}
+		if busy > 0 {
+			return ErrInUse
+		}
+		list := make([]string, len(ports))
+		for i, p := range ports {
+			list[i] = strconv.Itoa(p)
+		}
+		r = &DiscoveryRun{SwitchID: switchID, Ports: strings.Join(list, ","), RequestedBy: by, State: DiscoveryRequested}
+		return tx.Omit("Switch").Create(r).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DiscoveryRun returns a run with its switch.
+func (s *Store) DiscoveryRun(ctx context.Context, id uint) (*DiscoveryRun, error) {
+	var r DiscoveryRun
+	if err := s.DB.WithContext(ctx).Preload("Switch").First(&r, id).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &r, nil
+}
+
+// DiscoveryRuns returns the latest runs of a switch, newest first.
+func (s *Store) DiscoveryRuns(ctx context.Context, switchID uint, limit int) ([]DiscoveryRun, error) {
+	var rs []DiscoveryRun
+	err := s.DB.WithContext(ctx).Omit("output").Where("switch_id = ?", switchID).Order("id DESC").Limit(limit).Find(&rs).Error
+	return rs, err
+}
+
+// PortList reads Ports.
+func (r *DiscoveryRun) PortList() []int {
+	var out []int
+	for _, f := range strings.Split(r.Ports, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ClaimDiscovery is for pitasks: it takes the oldest requested run, if any, for owner.
+func (s *Store) ClaimDiscovery(ctx context.Context, owner string, now time.Time) (*DiscoveryRun, error) {
+	for {
+		var r DiscoveryRun
+		err := s.DB.WithContext(ctx).Preload("Switch").Where("state = ?", DiscoveryRequested).Order("id").First(&r).Error
+		if err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		t := now.UTC()
+		res := s.DB.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ? AND state = ?", r.ID, DiscoveryRequested).
+			Updates(map[string]any{"state": DiscoveryRunning, "owner": owner, "started_at": t})
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		if res.RowsAffected == 1 {
+			r.State, r.Owner, r.StartedAt = DiscoveryRunning, owner, &t
+			return &r, nil
+		}
+		// Another pitasks took it first: look again.
+	}
+}
+
+// AppendDiscoveryOutput adds a line of progress to run id.
+func (s *Store) AppendDiscoveryOutput(ctx context.Context, id uint, line string) error {
+	line = strings.TrimRight(line, "\n") + "\n"
+	concat := "CONCAT(output, ?)"
+	if s.Dialect == "sqlite" {
+		concat = "output || ?"
+	}
+	return s.DB.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ?", id).
+		Update("output", gorm.Expr(concat, line)).Error
+}
+
+// FinishDiscovery ends run id: done, or failed with runErr's message.
+func (s *Store) FinishDiscovery(ctx context.Context, id uint, runErr error, now time.Time) error {
+	u := map[string]any{"state": DiscoveryDone, "ended_at": now.UTC()}
+	if runErr != nil {
+		u["state"], u["error"] = DiscoveryFailed, runErr.Error()
+	}
+	return s.DB.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ?", id).Updates(u).Error
 }

@@ -34,5 +34,32 @@ type EmailToken struct {
 	UsedAt    *time.Time
 }
 
+// Discovery run states.
+const (
+	DiscoveryRequested = "requested"
+	DiscoveryRunning   = "running"
+	DiscoveryDone      = "done"
+	DiscoveryFailed    = "failed"
+)
+
+// DiscoveryRun is an admin's request to discover the nodes of a switch ("analyze ports"): the
+// web writes it, pitasks claims it (ClaimDiscovery), appends its progress lines to Output and
+// finishes it (FinishDiscovery); the page shows Output live.
+type DiscoveryRun struct {
+	ID       uint   `gorm:"primaryKey"`
+	SwitchID uint   `gorm:"index;not null"`
+	Switch   Switch `gorm:"constraint:OnDelete:CASCADE"`
+	// Ports to look at, comma-separated; empty: every port without a node.
+	Ports       string `gorm:"size:1024"`
+	RequestedBy uint
+	State       string `gorm:"size:16;index;not null"`
+	Owner       string `gorm:"size:64"`
+	Output      string `gorm:"type:mediumtext"`
+	Error       string `gorm:"type:text"`
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	EndedAt     *time.Time
+}
+
 // webModels lists the tables that only the web interface uses.
-func webModels() []any { return []any{&Session{}, &EmailToken{}} }
+func webModels() []any { return []any{&Session{}, &EmailToken{}, &DiscoveryRun{}} }

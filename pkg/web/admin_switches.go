@@ -199,6 +199,7 @@ type portView struct {
 type switchPortsData struct {
 	Switch store.Switch
 	Ports  []portView
+	Runs   []store.DiscoveryRun
 	// StatusError says why the switch could not be read.
 	StatusError string
 }
@@ -242,6 +243,9 @@ func (s *Server) showSwitchPorts(c echo.Context) error {
 	}
 	d, err := s.switchPorts(c, sw)
 	if err != nil {
+		return err
+	}
+	if d.Runs, err = s.store.DiscoveryRuns(c.Request().Context(), sw.ID, 5); err != nil {
 		return err
 	}
 	return s.render(c, http.StatusOK, "admin_switch", &page{Title: "Switch " + sw.Name, Nav: "admin", Data: d})

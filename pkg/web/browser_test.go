@@ -309,7 +309,7 @@ func TestBrowser(t *testing.T) {
 
 	// 8. Admin pages.
 	login(f.admin.Email)
-	for i, p := range []string{fmt.Sprintf("/admin/switches/%d", f.sw.ID), "/admin/settings", "/admin/deployments", "/admin/nodes"} {
+	for i, p := range []string{fmt.Sprintf("/admin/switches/%d", f.sw.ID), "/admin/settings", "/admin/deployments", "/admin/nodes", fmt.Sprintf("/admin/discovery/%d", f.discovery.ID)} {
 		do("admin page "+p, chromedp.Navigate(srv.URL+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		shot(t, ctx, shots, fmt.Sprintf("%02d-admin-%s", 12+i, strings.ReplaceAll(strings.Trim(p, "/"), "/", "-")))
 	}

@@ -88,10 +88,11 @@ type fixture struct {
 	sw, sw2                        store.Switch
 	nodes                          []store.Node
 	env, env2                      store.Environment
-	r1, r2, r3                     store.Reservation // alice deployed, bob deployed, alice not deployed
-	d1, d2, d3                     store.Deployment  // alice node-1, alice node-2, bob node-3
-	tokens                         map[string]string // role → API token
-	aliceToken2                    store.APIToken    // a token of alice to revoke
+	r1, r2, r3                     store.Reservation  // alice deployed, bob deployed, alice not deployed
+	d1, d2, d3                     store.Deployment   // alice node-1, alice node-2, bob node-3
+	tokens                         map[string]string  // role → API token
+	aliceToken2                    store.APIToken     // a token of alice to revoke
+	discovery                      store.DiscoveryRun // a finished discovery on sw2
 }
 
 type fixtureOpt func(*config.Config)
@@ -186,6 +187,11 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 	f.aliceToken2 = store.APIToken{UserID: f.alice.ID, Name: "old", Hash: auth.HashToken(auth.NewToken("psd_"))}
 	must(st.CreateAPIToken(ctx, &f.aliceToken2))
 	must(st.SetSettings(ctx, map[string]string{settingSMTPPassword: testSMTPPass}))
+	run, err := st.RequestDiscovery(ctx, f.sw2.ID, []int{1}, f.admin.ID)
+	must(err)
+	must(st.AppendDiscoveryOutput(ctx, run.ID, "port 1: no Raspberry Pi answered"))
+	must(st.FinishDiscovery(ctx, run.ID, nil, f.now))
+	f.discovery = *run
 
 	logger := slog.New(slog.NewTextHandler(lockedWriter{b: f.log}, nil))
 	f.s, err = New(ctx, Options{Store: st, Config: cfg, Logger: logger, Mailer: f.mail,
@@ -311,7 +317,7 @@ func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRec
 // delete them) and the tokens' last-use time: equal fingerprints mean a request changed nothing.
 func (f *fixture) fingerprint() string {
 	tables := []string{"users", "switches", "nodes", "environments", "reservations", "reservation_nodes",
-		"deployments", "state_events", "api_tokens", "settings", "email_tokens"}
+		"deployments", "state_events", "api_tokens", "settings", "email_tokens", "discovery_runs"}
 	var b strings.Builder
 	for _, tname := range tables {
 		rows, err := f.st.DB.Raw("SELECT * FROM " + tname).Rows()

@@ -17,8 +17,8 @@ func TestImportClusterDesc(t *testing.T) {
 	good := map[string]string{
 		"main.json": `{"pimaster": {"ip": "192.168.1.1", "user": "root"}, "first_node_ip": "192.168.1.10", "email_signup": true,
 			"email_filters": ["uni.example", "lab.example"], "env_cfg_dir": "/root/cluster_desc/environments/", "img_dir": "/root/img/"}`,
-		"sw9.json":     origSwitchJSON,
-		"node-20.json": `{"name": "node-20", "port_number": 1, "ip": "192.168.1.20", "switch": "sw9", "model": "RPI3Bplus", "id": "a1b2c3d4"}`,
+		"sw9.json":           origSwitchJSON,
+		"node-20.json":       `{"name": "node-20", "port_number": 1, "ip": "192.168.1.20", "switch": "sw9", "model": "RPI3Bplus", "id": "a1b2c3d4"}`,
 		"nodes/node-21.json": `{"name": "node-21", "port_number": 2, "ip": "192.168.1.21", "switch": "sw9", "model": "RPI4B", "id": "E5F6A7B8"}`,
 		"tiny.json": `{"type": "default", "name": "tiny_core", "desc": ["Tiny Core Linux,", "a small system"], "img_name": "tiny_core.img.gz",
 			"img_size": 123456789, "sector_start": 122880, "ssh_user": "tc", "shell": "sh", "web": false, "script_test": "true"}`,

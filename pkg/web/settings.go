@@ -35,8 +35,8 @@ type siteSettings struct {
 	// EmailSignup: new users confirm their address by e-mail (when SMTP is configured).
 	EmailSignup bool
 	AutoApprove bool
-	MaxHours      int
-	SMTP          auth.SMTPSettings
+	MaxHours    int
+	SMTP        auth.SMTPSettings
 }
 
 func (s *Server) settings(ctx context.Context) (siteSettings, error) {
