@@ -188,6 +188,13 @@ func TestDiscoverLabSwitch(t *testing.T) {
 			t.Errorf("hosts file lacks %s: %q", n.Name, b)
 		}
 	}
+	// Each node got its lease from the generated hosts file (written, then SIGHUP).
+	lg, _ := os.ReadFile(desc.DnsmasqLog)
+	for _, n := range desc.Nodes {
+		if !strings.Contains(string(lg), "DHCPACK(eth0) "+n.IP+" "+n.MAC+" "+n.Name) {
+			t.Errorf("dnsmasq never acknowledged %s's lease", n.Name)
+		}
+	}
 	portsOff()
 
 	// A second run finds nothing new.
