@@ -98,7 +98,8 @@ func cleanup(dir string, logf func(string, ...any)) error {
 	if links, err := os.ReadDir("/sys/class/net"); err == nil {
 		for _, l := range links {
 			if strings.HasPrefix(l.Name(), vethPrefix) {
-				if err := run("ip", "link", "del", l.Name()); err != nil {
+				// It may vanish on its own meanwhile, with its namespace: only one left is an error.
+				if err := run("ip", "link", "del", l.Name()); err != nil && linkExists(l.Name()) {
 					errs = append(errs, err.Error())
 				}
 			}
@@ -139,6 +140,11 @@ func cleanup(dir string, logf func(string, ...any)) error {
 		return fmt.Errorf("lab cleanup: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func linkExists(name string) bool {
+	_, err := os.Stat("/sys/class/net/" + name)
+	return err == nil
 }
 
 func backingUnder(loop, dir string) bool {

@@ -185,3 +185,29 @@ func waitCardReleased(loop string, max time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Faults a test can inject into a node with Lab.InjectFault.
+const (
+	FaultNone     = ""
+	FaultHangOnce = "hang-once" // the next boot hangs before the firmware: no DHCP, no SSH
+	FaultHang     = "hang"      // every boot hangs until the fault is cleared
+)
+
+// InjectFault sets the fault of the named node's next boots (FaultNone clears it).
+func (l *Lab) InjectFault(name, fault string) error {
+	n := l.Desc.Node(name)
+	if n == nil {
+		return fmt.Errorf("lab: no node %q", name)
+	}
+	p := filepath.Join(n.Dir, "fault")
+	if fault == FaultNone {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	if fault != FaultHangOnce && fault != FaultHang {
+		return fmt.Errorf("lab: unknown fault %q", fault)
+	}
+	return writeAtomic(p, []byte(fault+"\n"), 0o644)
+}

@@ -16,6 +16,13 @@ trap 'sync; log "reboot"; exit 10' USR1
 export MTOOLS_SKIP_CHECK=1 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 state booting
 
+# Faults a test can inject (Lab.InjectFault): a node that hangs at power-on and never answers,
+# once ("hang-once", consumed by this boot) or until the fault file is removed ("hang").
+case "$(cat "$ND/fault" 2>/dev/null)" in
+hang-once) rm -f "$ND/fault"; log "fault: hanging this boot"; while :; do sleep 1; done ;;
+hang) log "fault: hanging"; while :; do sleep 1; done ;;
+esac
+
 # --- private /run, /tmp and /dev (never the host's) ---
 mount -t tmpfs -o mode=755,size=64m pilab-run /run || fail "tmpfs /run"
 mount -t tmpfs -o mode=1777,size=64m pilab-tmp /tmp || fail "tmpfs /tmp"

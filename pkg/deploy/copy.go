@@ -23,8 +23,15 @@ const (
 	rootMount = "/mnt/piseduce"
 )
 
-// ddArgv writes stdin onto the card; conv=fsync: the copy is over when the data is on the card.
-var ddArgv = []string{"dd", "of=" + card, "bs=4M", "iflag=fullblock", "conv=fsync", "status=none"}
+// writeCard is the node's side of the copy: the image (inflated by the program given as its
+// arguments) onto the card, its partition table last. The old table is wiped first, so a copy
+// cut short leaves a card with no partitions: a Pi 3B+ whose card still had bootcode.bin would
+// try to boot that half-written card instead of the network, and be out of reach.
+const writeCard = `set -eo pipefail
+dd if=/dev/zero of=` + card + ` bs=512 count=1 conv=fsync status=none
+"$@" | { dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
+	dd of=` + card + ` bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }
+dd if=/run/piseduce-mbr of=` + card + ` bs=512 count=1 conv=fsync,notrunc status=none`
 
 // copyScratch is what env_copy leaves for env_check.
 type copyScratch struct {
@@ -55,11 +62,11 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 		format = image.FormatOf(env.ImageName)
 	}
 	inflateHere := env.DecompressOn == "pimaster" || format == image.Raw
-	argv := ddArgv
+	inflater := []string{"cat"}
 	if !inflateHere {
-		// bash's pipefail: a failing inflater fails the command, not only dd.
-		argv = append([]string{"bash", "-o", "pipefail", "-c", `"$@" | ` + strings.Join(ddArgv, " "), "bash"}, image.NodeInflater(format)...)
+		inflater = image.NodeInflater(format)
 	}
+	argv := append([]string{"bash", "-c", writeCard, "bash"}, inflater...)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var progressErr error

@@ -139,9 +139,8 @@ func startLab(t *testing.T, n int, specs []lab.NodeSpec) *harness {
 		Log:     slog.New(slog.NewTextHandler(&syncWriter{w: h.log}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers: 16, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
-			"turn_on":    {BeforeReboot: 20 * time.Second, Lost: 40 * time.Second},
-			"ssh_nfs":    {BeforeReboot: 20 * time.Second, Lost: 40 * time.Second},
-			"ssh_system": {BeforeReboot: 20 * time.Second, Lost: 40 * time.Second},
+			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
+			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +167,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // request is what a user fills in the deploy form.
 type request struct {
+	env      *store.Environment // nil: the lab's test environment
 	sizeMiB  int64
 	password string
 	key      ssh.Signer
@@ -182,9 +182,13 @@ func (h *harness) deploy(nodes []store.Node, req request) []store.Deployment {
 	if err := h.st.DB.Create(&res).Error; err != nil {
 		h.t.Fatal(err)
 	}
+	env := req.env
+	if env == nil {
+		env = &h.env
+	}
 	ds := make([]store.Deployment, len(nodes))
 	for i, n := range nodes {
-		ds[i] = store.Deployment{ReservationID: res.ID, NodeID: n.ID, UserID: h.user.ID, EnvironmentID: h.env.ID,
+		ds[i] = store.Deployment{ReservationID: res.ID, NodeID: n.ID, UserID: h.user.ID, EnvironmentID: env.ID,
 			Name: "e2e", SystemSize: req.sizeMiB, SystemPassword: req.password, InitScript: req.script}
 		if req.key != nil {
 			ds[i].PublicKey = remote.AuthorizedKey(req.key.PublicKey())
@@ -229,6 +233,37 @@ func (h *harness) runUntil(ds []store.Deployment, limit time.Duration, states ..
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// waitEnd ticks the engine until no deployment has work left, and returns them as they ended.
+func (h *harness) waitEnd(ds []store.Deployment, limit time.Duration) map[uint]*store.Deployment {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if err := h.eng.Tick(context.Background()); err != nil {
+			h.t.Fatal(err)
+		}
+		end := map[uint]*store.Deployment{}
+		for _, d := range ds {
+			if got := h.load(d.ID); !got.Active() {
+				end[d.ID] = got
+			}
+		}
+		if len(end) == len(ds) {
+			return end
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d of %d deployments still running after %s", len(ds)-len(end), len(ds), limit)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// events returns the state events of a deployment.
+func (h *harness) events(id uint) []store.StateEvent {
+	var evs []store.StateEvent
+	h.st.DB.Where("deployment_id = ?", id).Order("id").Find(&evs)
+	return evs
 }
 
 func (h *harness) load(id uint) *store.Deployment {

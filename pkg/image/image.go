@@ -129,7 +129,7 @@ func corrupt(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: it ends too early", ErrCorrupt)
 	}
-	return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	return fmt.Errorf("%w: %w", ErrCorrupt, err)
 }
 
 // NodeInflater is the argv of the program that inflates format on a node (stdin to stdout),

@@ -129,3 +129,21 @@ func TestMeasure(t *testing.T) {
 		}
 	}
 }
+
+// A node that stops reading (power cut, network) is not a corrupt image: the error is the
+// node's, and the deployment will try again.
+func TestNodeFailureIsNotCorruption(t *testing.T) {
+	dir, _ := images(t)
+	cut := errors.New("connection lost")
+	for format, name := range files {
+		for _, here := range []bool{false, true} {
+			_, err := Send(filepath.Join(dir, name), format, here, func(stdin io.Reader) error {
+				io.CopyN(io.Discard, stdin, 100<<10)
+				return cut
+			}, nil)
+			if !errors.Is(err, cut) || errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s (inflate here %v): err = %v, want the node's error", format, here, err)
+			}
+		}
+	}
+}

@@ -64,19 +64,28 @@ func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error
 		measured <- err
 	}()
 	rerr := run(io.TeeReader(src, pw))
-	pw.CloseWithError(rerr)
+	if rerr != nil {
+		pw.CloseWithError(errStreamCut)
+	} else {
+		pw.Close()
+	}
 	merr := <-measured
-	if errors.Is(merr, ErrCorrupt) {
+	switch {
+	case rerr == nil && merr == nil:
+		return h.Sum(), nil
+	case merr != nil && !errors.Is(merr, errStreamCut):
 		return Sum{}, fmt.Errorf("image %s: %w", path, merr)
 	}
-	if rerr != nil {
-		return Sum{}, rerr
+	// The node gave up first: because of the image (its inflater failed on it too), or of
+	// the node or the network. Only reading the whole file tells.
+	if _, err := Measure(path, format); errors.Is(err, ErrCorrupt) {
+		return Sum{}, err
 	}
-	if merr != nil {
-		return Sum{}, merr
-	}
-	return h.Sum(), nil
+	return Sum{}, rerr
 }
+
+// errStreamCut ends the local copy of a stream the node stopped reading.
+var errStreamCut = errors.New("stream cut: the node stopped reading")
 
 // counter counts the file bytes read and reports them.
 type counter struct {
