@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,25 +59,44 @@ func discoverCmd(ctx context.Context, cfg *config.Config, st *store.Store, args 
 		}
 		ports = append(ports, p)
 	}
+	d, err := newDiscoverer(ctx, cfg, st, func(e discovery.Event) {
+		fmt.Fprintf(w, "%s %s\n", e.Time.Format("15:04:05"), e)
+	})
+	if err != nil {
+		return err
+	}
+	d.DHCPTimeout, d.BootTimeout = *dhcpTimeout, *bootTimeout
+	res, err := d.Run(ctx, fs.Arg(0), ports...)
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("discovery of %s: %d port(s) failed:\n%w", fs.Arg(0), len(res.Failed), err)
+	}
+	return nil
+}
+
+// newDiscoverer builds the discovery of the configured cluster, reporting to progress.
+func newDiscoverer(ctx context.Context, cfg *config.Config, st *store.Store, progress func(discovery.Event)) (*discovery.Discoverer, error) {
 	if cfg.Cluster.FirstNodeIP == "" {
-		return errors.New("set [cluster] first_node_ip (the address of the first node, e.g. 10.10.0.11) for discovery")
+		return nil, errors.New("set [cluster] first_node_ip (the address of the first node, e.g. 10.10.0.11) for discovery")
 	}
 	signer, err := remote.LoadOrCreateKey(cfg.Cluster.SSHKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	policy := remote.TrustOnFirstUse // as the worker: the NFS key is learned once, then pinned
 	if p := cfg.Cluster.NFSHostKey; p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return fmt.Errorf("[cluster] nfs_host_key: %w", err)
+			return nil, fmt.Errorf("[cluster] nfs_host_key: %w", err)
 		}
 		if err := pinNFSKey(ctx, st, strings.TrimSpace(string(b))); err != nil {
-			return err
+			return nil, err
 		}
 		policy = remote.Pinned
 	}
-	d := &discovery.Discoverer{
+	return &discovery.Discoverer{
 		Store:         st,
 		Power:         func(sw *store.Switch) (power.Controller, error) { return switchDriver(sw) },
 		Dialer:        &remote.Dialer{Signer: signer, Keys: st, Timeout: 5 * time.Second},
@@ -87,20 +107,45 @@ func discoverCmd(ctx context.Context, cfg *config.Config, st *store.Store, args 
 		PIDFile:       cfg.Cluster.DnsmasqPIDFile,
 		LogFile:       cfg.Cluster.DnsmasqLog,
 		FirstNodeIP:   cfg.Cluster.FirstNodeIP,
-		DHCPTimeout:   *dhcpTimeout,
-		BootTimeout:   *bootTimeout,
-		Progress: func(e discovery.Event) {
-			fmt.Fprintf(w, "%s %s\n", e.Time.Format("15:04:05"), e)
-		},
+		Progress:      progress,
+	}, nil
+}
+
+// runDiscoveryRequests carries out the discovery runs admins ask for on the web, one at a
+// time, their progress written line by line for the page to show.
+func runDiscoveryRequests(ctx context.Context, cfg *config.Config, st *store.Store, owner string, log *slog.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r, err := st.ClaimDiscovery(ctx, owner, time.Now())
+		if err != nil || r == nil {
+			if err != nil && ctx.Err() == nil {
+				log.Error("discovery requests", "err", err)
+			}
+			continue
+		}
+		log.Info("discovery started", "switch", r.Switch.Name, "run", r.ID)
+		d, err := newDiscoverer(ctx, cfg, st, func(e discovery.Event) {
+			if err := st.AppendDiscoveryOutput(context.WithoutCancel(ctx), r.ID, e.String()); err != nil {
+				log.Warn("discovery output", "run", r.ID, "err", err)
+			}
+		})
+		if err == nil {
+			var res *discovery.Result
+			if res, err = d.Run(ctx, r.Switch.Name, r.PortList()...); err == nil {
+				err = res.Err()
+			}
+		}
+		if ferr := st.FinishDiscovery(context.WithoutCancel(ctx), r.ID, err, time.Now()); ferr != nil {
+			log.Error("discovery end", "run", r.ID, "err", ferr)
+		}
+		log.Info("discovery ended", "switch", r.Switch.Name, "run", r.ID, "err", err)
 	}
-	res, err := d.Run(ctx, fs.Arg(0), ports...)
-	if err != nil {
-		return err
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("discovery of %s: %d port(s) failed:\n%w", fs.Arg(0), len(res.Failed), err)
-	}
-	return nil
 }
 
 func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
