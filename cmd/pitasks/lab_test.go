@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/testenv"
+)
+
+// The test binary doubles as pitasks: the tests below run it as a separate process, so that
+// they can kill it like a crash would.
+func TestMain(m *testing.M) {
+	if os.Getenv("PITASKS_AS_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// daemon is a pitasks process.
+type daemon struct {
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startDaemon(t *testing.T, cfg string, out *lockedBuffer) *daemon {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-config", cfg, "-log-level", "debug")
+	cmd.Env = append(os.Environ(), "PITASKS_AS_MAIN=1")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, out: out}
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+	})
+	return d
+}
+
+// labCluster is a lab imported into a database through the pitasks command, with one
+// deployment request per node on an environment whose copy takes a while.
+type labCluster struct {
+	lab *lab.Lab
+	st  *store.Store
+	cfg string
+	ds  []store.Deployment
+	out *lockedBuffer
+}
+
+func newLabCluster(t *testing.T, dbURL string, nodes int) *labCluster {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedCommand(t, lab.Commands...)
+	dir, err := os.MkdirTemp("/var/tmp", "piseduce-pitasks-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var labLog lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Options{Dir: filepath.Join(dir, "lab"), Nodes: nodes, Log: &labLog})
+	if err != nil {
+		t.Fatalf("lab: %v\n%s", err, labLog.String())
+	}
+	c := &labCluster{lab: l, out: &lockedBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lab log:\n%s", tailOf(labLog.String(), 4000))
+			t.Logf("pitasks output:\n%s", tailOf(c.out.String(), 12000))
+		}
+		l.Down()
+	})
+	d := l.Desc
+	c.cfg = filepath.Join(dir, "seducepp.conf")
+	conf := fmt.Sprintf(`[db]
+connection_url = %s
+[tasks]
+tick = @every 1s
+lease = 5s
+stop_grace = 5s
+[cluster]
+tftp_root = %s
+nfs_boot_dir = %s
+img_dir = %s
+ssh_key = %s
+nfs_host_key = %s
+[timeouts]
+ssh_nfs = 8/20
+ssh_system = 8/20
+`, dbURL, d.TFTPRoot, d.NFSBootDir, filepath.Dir(d.Image.Img), d.PimasterKey, d.NFSHostPubKey)
+	if err := os.WriteFile(c.cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cd := filepath.Join(dir, "cluster_desc")
+	if err := d.WriteClusterDesc(cd); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.pitasks("import-cluster", cd); err != nil {
+		t.Fatalf("import-cluster: %v\n%s", err, out)
+	}
+	c.st, err = store.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.st.Close() })
+	// The raw image inflated by the pimaster: 76 MiB on a 10 MB/s link, several seconds of copy.
+	env := store.Environment{Name: "raw", ImageName: filepath.Base(d.Image.Img), ImageFormat: image.Raw,
+		DecompressOn: "pimaster", SSHUser: lab.ImageUser, Shell: "bash", Type: store.EnvDefault}
+	user := store.User{Email: "ada@example.com", PasswordHash: "x", Authorized: true}
+	var ns []store.Node
+	c.st.DB.Create(&env)
+	c.st.DB.Create(&user)
+	c.st.DB.Order("port").Find(&ns)
+	now := time.Now().UTC()
+	res := store.Reservation{UserID: user.ID, StartsAt: now, EndsAt: now.Add(time.Hour), Nodes: ns}
+	c.st.DB.Create(&res)
+	for _, n := range ns {
+		c.ds = append(c.ds, store.Deployment{ReservationID: res.ID, NodeID: n.ID, UserID: user.ID, EnvironmentID: env.ID, Name: "crash"})
+	}
+	if err := c.st.CreateDeployments(ctx, c.ds); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pitasks runs a pitasks subcommand to its end.
+func (c *labCluster) pitasks(args ...string) (string, error) {
+	cmd := exec.Command(os.Args[0], append([]string{"-config", c.cfg}, args...)...)
+	cmd.Env = append(os.Environ(), "PITASKS_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *labCluster) deployment(t *testing.T, i int) *store.Deployment {
+	t.Helper()
+	var d store.Deployment
+	if err := c.st.DB.First(&d, c.ds[i].ID).Error; err != nil {
+		return &store.Deployment{}
+	}
+	return &d
+}
+
+// waitFor polls until cond holds.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+	}
+}
+
+func inCopy(c *labCluster, t *testing.T, frac float64) func() bool {
+	return func() bool {
+		d := c.deployment(t, 0)
+		return d.State == "env_copy" && d.BytesTotal > 0 && float64(d.BytesDone) > frac*float64(d.BytesTotal)
+	}
+}
+
+func deployed(c *labCluster, t *testing.T) func() bool {
+	return func() bool {
+		d := c.deployment(t, 0)
+		if d.State == store.StateLost || d.State == store.StateFailed {
+			t.Fatalf("deployment ended %s: %s", d.State, d.LastError)
+		}
+		return d.State == "deployed"
+	}
+}
+
+func TestPitasksKilledDuringCopyResumes(t *testing.T) {
+	c := newLabCluster(t, "sqlite://"+t.TempDir()+"/piseduce.db", 1)
+	first := startDaemon(t, c.cfg, c.out)
+	waitFor(t, 2*time.Minute, "the copy to be under way", inCopy(c, t, 0.3))
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.cmd.Wait()
+	killedAt := c.deployment(t, 0)
+	t.Logf("pitasks killed at %d of %d bytes, lease held by %s", killedAt.BytesDone, killedAt.BytesTotal, killedAt.LeaseOwner)
+	if killedAt.LeaseOwner == "" {
+		t.Fatal("the killed pitasks held no lease: the test proves nothing")
+	}
+	fmt.Fprintln(c.out, "---- second pitasks ----")
+	second := startDaemon(t, c.cfg, c.out)
+	waitFor(t, 3*time.Minute, "deployed", deployed(c, t))
+	var copies int64
+	c.st.DB.Model(&store.StateEvent{}).Where("deployment_id = ? AND state = ? AND outcome = ?", c.ds[0].ID, "env_copy", "done").Count(&copies)
+	if copies != 1 {
+		t.Errorf("%d finished copies, want 1", copies)
+	}
+	if !strings.Contains(c.out.String(), "image copied") {
+		t.Error("the second pitasks never copied the image")
+	}
+	// A clean stop gives the leases back.
+	second.cmd.Process.Signal(syscall.SIGTERM)
+	if err := second.cmd.Wait(); err != nil {
+		t.Errorf("pitasks after SIGTERM: %v", err)
+	}
+	var held int64
+	c.st.DB.Model(&store.Deployment{}).Where("lease_owner <> ''").Count(&held)
+	if held != 0 {
+		t.Errorf("%d leases still held after a clean stop", held)
+	}
+}
+
+func TestPitasksRidesOutADatabaseRestart(t *testing.T) {
+	db := storetest.PrivateMariaDB(t)
+	c := newLabCluster(t, db.URL(), 1)
+	startDaemon(t, c.cfg, c.out)
+	waitFor(t, 2*time.Minute, "the copy to be under way", inCopy(c, t, 0.2))
+	db.Stop()
+	fmt.Fprintln(c.out, "---- database stopped ----")
+	time.Sleep(4 * time.Second)
+	db.Start()
+	fmt.Fprintln(c.out, "---- database started ----")
+	waitFor(t, 3*time.Minute, "deployed", deployed(c, t))
+	// The outage was felt (and logged) by pitasks, not slept through.
+	_, during, _ := strings.Cut(c.out.String(), "---- database stopped ----")
+	during, _, _ = strings.Cut(during, "---- database started ----")
+	var felt []string
+	for _, l := range strings.Split(during, "\n") {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+			felt = append(felt, l)
+		}
+	}
+	if len(felt) == 0 {
+		t.Fatal("pitasks logged no error while the database was down")
+	}
+	t.Logf("while the database was down, e.g.: %s", felt[0])
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
