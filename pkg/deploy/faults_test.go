@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -16,8 +17,8 @@ import (
 // at its first boot, one that never boots, a power cut in the middle of the image copy, and a
 // truncated image.
 func TestFaultsOnTheLab(t *testing.T) {
-	h := startLab(t, 4, nil)
-	desc := h.lab.Desc
+	h := deploytest.Start(t, lab.Options{Nodes: 4})
+	desc := h.Lab.Desc
 
 	// The raw image, inflated by the pimaster: 76 MiB at the Pi 3B+'s 10 MB/s, time enough to
 	// cut the power in the middle.
@@ -35,33 +36,33 @@ func TestFaultsOnTheLab(t *testing.T) {
 	broken := store.Environment{Name: "broken", Type: store.EnvDefault, ImageName: "truncated.img.gz",
 		ImageFormat: image.Gzip, SSHUser: lab.ImageUser, Shell: "bash"}
 	for _, e := range []*store.Environment{&raw, &broken} {
-		if err := h.st.DB.Create(e).Error; err != nil {
+		if err := h.Store.DB.Create(e).Error; err != nil {
 			t.Fatal(err)
 		}
 	}
-	hangOnce, dead, cut, trunc := h.nodes[0], h.nodes[1], h.nodes[2], h.nodes[3]
-	if err := h.lab.InjectFault(hangOnce.Name, lab.FaultHangOnce); err != nil {
+	hangOnce, dead, cut, trunc := h.Nodes[0], h.Nodes[1], h.Nodes[2], h.Nodes[3]
+	if err := h.Lab.InjectFault(hangOnce.Name, lab.FaultHangOnce); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.lab.InjectFault(dead.Name, lab.FaultHang); err != nil {
+	if err := h.Lab.InjectFault(dead.Name, lab.FaultHang); err != nil {
 		t.Fatal(err)
 	}
-	ds := h.deploy([]store.Node{hangOnce, dead}, request{})
-	ds = append(ds, h.deploy([]store.Node{cut}, request{env: &raw})...)
-	ds = append(ds, h.deploy([]store.Node{trunc}, request{env: &broken})...)
+	ds := h.Deploy([]store.Node{hangOnce, dead}, deploytest.Request{})
+	ds = append(ds, h.Deploy([]store.Node{cut}, deploytest.Request{Env: &raw})...)
+	ds = append(ds, h.Deploy([]store.Node{trunc}, deploytest.Request{Env: &broken})...)
 
 	// Cut the power of one node while its image is on the way, once.
 	cutDone := make(chan float64, 1)
 	go func() {
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			var d store.Deployment
-			if h.st.DB.First(&d, ds[2].ID).Error != nil || d.State != "env_copy" || d.BytesTotal == 0 {
+			if h.Store.DB.First(&d, ds[2].ID).Error != nil || d.State != "env_copy" || d.BytesTotal == 0 {
 				continue
 			}
 			if frac := float64(d.BytesDone) / float64(d.BytesTotal); frac > 0.2 {
-				h.lab.Switch().SetPort(cut.Port, false)
+				h.Lab.Switch().SetPort(cut.Port, false)
 				time.Sleep(300 * time.Millisecond)
-				h.lab.Switch().SetPort(cut.Port, true)
+				h.Lab.Switch().SetPort(cut.Port, true)
 				cutDone <- frac
 				return
 			}
@@ -69,7 +70,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 		close(cutDone)
 	}()
 
-	end := h.waitEnd(ds, 4*time.Minute)
+	end := h.WaitEnd(ds, 4*time.Minute)
 	frac, ok := <-cutDone
 	if !ok {
 		t.Fatal("the copy was never seen in progress: no power cut happened")
@@ -78,7 +79,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 
 	outcomes := func(id uint, state string) []string {
 		var out []string
-		for _, ev := range h.events(id) {
+		for _, ev := range h.Events(id) {
 			if ev.State == state {
 				out = append(out, ev.Outcome)
 			}

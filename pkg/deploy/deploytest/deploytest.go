@@ -1,0 +1,294 @@
+// Package deploytest is pitasks with its real drivers pointed at a virtual Pi lab: a lab
+// brought up, imported as an admin would (its cluster_desc/ folder), and the engine built
+// with the real SNMP, TFTP and SSH drivers. The lab tests of pkg/deploy and the lab
+// benchmark (bench/) share it.
+package deploytest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/pkg/clusterdesc"
+	"github.com/piseduce/piseduce/pkg/deploy"
+	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/testenv"
+)
+
+// Harness is pitasks with its real drivers pointed at a virtual Pi lab.
+type Harness struct {
+	T        testing.TB
+	Lab      *lab.Lab
+	Store    *store.Store
+	Engine   *engine.Engine
+	Deployer *deploy.Deployer
+	User     store.User
+	UserKey  ssh.Signer
+	Nodes    []store.Node      // by port
+	Env      store.Environment // the lab's test environment
+	TFTP     netboot.TFTP
+	Log      *bytes.Buffer // pitasks' log (debug level)
+	LabLog   *bytes.Buffer
+}
+
+// NewKey returns a fresh ed25519 signer.
+func NewKey(t testing.TB) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
+// cluster_desc/ folder) and builds the engine with the real drivers and pitasks' defaults
+// (16 workers, 8 nodes booting at once). Everything is torn down when t ends.
+func Start(t testing.TB, o lab.Options) *Harness {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedCommand(t, lab.Commands...)
+	// Not t.TempDir(): dnsmasq, which serves TFTP as an unprivileged user, must reach the files.
+	dir, err := os.MkdirTemp("/var/tmp", "piseduce-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if o.Dir == "" {
+		o.Dir = filepath.Join(dir, "lab")
+	}
+	labLog := &bytes.Buffer{}
+	if o.Log == nil {
+		o.Log = &syncWriter{w: labLog}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, o)
+	if err != nil {
+		t.Fatalf("lab: %v\n%s", err, labLog.String())
+	}
+	h := &Harness{T: t, Lab: l, Log: &bytes.Buffer{}, LabLog: labLog}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lab log:\n%s", Tail(labLog.String(), 6000))
+			t.Logf("pitasks log:\n%s", Tail(h.Log.String(), 8000))
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	desc := l.Desc
+	cd := filepath.Join(dir, "cluster_desc")
+	if err := desc.WriteClusterDesc(cd); err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := clusterdesc.Read(cd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Store = storetest.Open(t, "sqlite")
+	if _, err := clusterdesc.Import(ctx, h.Store, cluster); err != nil {
+		t.Fatal(err)
+	}
+	h.Store.DB.Order("port").Find(&h.Nodes)
+	if len(h.Nodes) != len(desc.Nodes) {
+		t.Fatalf("imported %d nodes, the lab has %d", len(h.Nodes), len(desc.Nodes))
+	}
+	h.Store.DB.First(&h.Env)
+
+	h.UserKey = NewKey(t)
+	h.User = store.User{Email: "ada@example.com", PasswordHash: "x", FirstName: "Ada", Authorized: true,
+		SSHKey: remote.AuthorizedKey(h.UserKey.PublicKey())}
+	h.Store.DB.Create(&h.User)
+
+	signer, err := remote.LoadOrCreateKey(desc.PimasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nfsKey, err := os.ReadFile(desc.NFSHostPubKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Store.SetHostKey(ctx, remote.RoleNFS, 0, strings.TrimSpace(string(nfsKey))); err != nil {
+		t.Fatal(err)
+	}
+	h.TFTP = netboot.TFTP{Root: desc.TFTPRoot, NFSBootDir: desc.NFSBootDir}
+	h.Deployer = deploy.New(deploy.Deployer{
+		Dialer:       deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: deploy.GuardedKeys{HostKeyStore: h.Store}, Timeout: 5 * time.Second}},
+		Switches:     &deploy.SNMPSwitches{Timeout: time.Second, Retries: 1},
+		Boot:         h.TFTP,
+		Keys:         h.Store,
+		ImgDir:       filepath.Dir(desc.Image.Gz),
+		NFSHostname:  "nfspi",
+		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
+		PowerOffWait: 500 * time.Millisecond,
+	}, 8)
+	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
+		Log:     slog.New(slog.NewTextHandler(&syncWriter{w: h.Log}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Workers: 16, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
+		Timeouts: map[string]process.State{
+			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
+			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Engine.Stop(ctx)
+	})
+	return h
+}
+
+// syncWriter serialises log writes from the engine's workers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// Request is what a user fills in the deploy form.
+type Request struct {
+	Env      *store.Environment // nil: the lab's test environment
+	SizeMiB  int64
+	Password string
+	Key      ssh.Signer
+	Script   string
+}
+
+// Deploy asks for a deployment of each node (one reservation) and returns the rows.
+func (h *Harness) Deploy(nodes []store.Node, req Request) []store.Deployment {
+	h.T.Helper()
+	now := time.Now().UTC()
+	res := store.Reservation{UserID: h.User.ID, StartsAt: now, EndsAt: now.Add(2 * time.Hour), Nodes: nodes}
+	if err := h.Store.DB.Create(&res).Error; err != nil {
+		h.T.Fatal(err)
+	}
+	env := req.Env
+	if env == nil {
+		env = &h.Env
+	}
+	ds := make([]store.Deployment, len(nodes))
+	for i, n := range nodes {
+		ds[i] = store.Deployment{ReservationID: res.ID, NodeID: n.ID, UserID: h.User.ID, EnvironmentID: env.ID,
+			Name: "e2e", SystemSize: req.SizeMiB, SystemPassword: req.Password, InitScript: req.Script}
+		if req.Key != nil {
+			ds[i].PublicKey = remote.AuthorizedKey(req.Key.PublicKey())
+		}
+	}
+	if err := h.Store.CreateDeployments(context.Background(), ds); err != nil {
+		h.T.Fatal(err)
+	}
+	return ds
+}
+
+// RunUntil ticks the engine (as pitasks' cron does) until every deployment is in one of the
+// given states, and fails the test if one ends lost or failed first.
+func (h *Harness) RunUntil(ds []store.Deployment, limit time.Duration, states ...string) {
+	h.T.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if err := h.Engine.Tick(context.Background()); err != nil {
+			h.T.Fatal(err)
+		}
+		done := 0
+		for _, d := range ds {
+			got := h.Load(d.ID)
+			if got.State == store.StateLost || got.State == store.StateFailed {
+				h.T.Fatalf("%s ended %s in %s: %s", got.Node.Name, got.State, got.ResumeState, got.LastError)
+			}
+			for _, s := range states {
+				if got.State == s {
+					done++
+				}
+			}
+		}
+		if done == len(ds) {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, d := range ds {
+				got := h.Load(d.ID)
+				h.T.Logf("%s: %s/%s %s", got.Node.Name, got.Process, got.State, got.LastError)
+			}
+			h.T.Fatalf("not all %v after %s", states, limit)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// WaitEnd ticks the engine until no deployment has work left, and returns them as they ended.
+func (h *Harness) WaitEnd(ds []store.Deployment, limit time.Duration) map[uint]*store.Deployment {
+	h.T.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if err := h.Engine.Tick(context.Background()); err != nil {
+			h.T.Fatal(err)
+		}
+		end := map[uint]*store.Deployment{}
+		for _, d := range ds {
+			if got := h.Load(d.ID); !got.Active() {
+				end[d.ID] = got
+			}
+		}
+		if len(end) == len(ds) {
+			return end
+		}
+		if time.Now().After(deadline) {
+			h.T.Fatalf("%d of %d deployments still running after %s", len(ds)-len(end), len(ds), limit)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// Events returns the state events of a deployment, in order.
+func (h *Harness) Events(id uint) []store.StateEvent {
+	var evs []store.StateEvent
+	h.Store.DB.Where("deployment_id = ?", id).Order("id").Find(&evs)
+	return evs
+}
+
+// Load reads a deployment with its node and environment.
+func (h *Harness) Load(id uint) *store.Deployment {
+	d, err := h.Store.Deployment(context.Background(), id)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return d
+}
+
+// Tail is the end of s, at most n bytes.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
