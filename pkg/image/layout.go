@@ -1,0 +1,236 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// SectorSize is the sector size of SD cards and of the images written on them.
+const SectorSize = 512
+
+// MBR partition types PiSeduce cares about.
+const (
+	PartLinux = 0x83
+	PartGPT   = 0xee // protective MBR of a GPT disk
+)
+
+// ErrNoPartitionTable is returned for an image whose first sector holds no MBR partition table.
+var ErrNoPartitionTable = errors.New("image: no MBR partition table in the first sector")
+
+// Partition is one primary entry of an MBR partition table.
+type Partition struct {
+	// Number is the partition's number on the card: 1 to 4 (/dev/mmcblk0pN).
+	Number int
+	Type   byte
+	Boot   bool
+	// Start and Sectors are in 512-byte sectors.
+	Start, Sectors int64
+}
+
+// End is the sector right after the partition.
+func (p Partition) End() int64 { return p.Start + p.Sectors }
+
+// Layout is an image's partition layout, read from its first sector.
+type Layout struct {
+	Partitions []Partition
+	// RootStart is the first sector of the root partition: the last Linux (0x83) partition.
+	// 0 when there is none.
+	RootStart int64
+	// End is the size in bytes up to the end of the last partition: what a card must hold of
+	// the image, and what a capture of a card reads.
+	End int64
+}
+
+// Root returns the root partition: the last Linux (0x83) partition.
+func (l Layout) Root() (Partition, bool) {
+	for i := len(l.Partitions) - 1; i >= 0; i-- {
+		if l.Partitions[i].Type == PartLinux {
+			return l.Partitions[i], true
+		}
+	}
+	return Partition{}, false
+}
+
+// ParseMBR reads the partition table of an MBR first sector (at least 512 bytes). Only the four
+// primary entries are read: an extended partition counts as one partition that ends after its
+// logical ones. A GPT disk (protective MBR) is refused: Raspberry Pi images use MBR.
+func ParseMBR(sector []byte) (Layout, error) {
+	if len(sector) < SectorSize {
+		return Layout{}, fmt.Errorf("%w: only %d bytes", ErrNoPartitionTable, len(sector))
+	}
+	if sector[510] != 0x55 || sector[511] != 0xaa {
+		return Layout{}, fmt.Errorf("%w (no 55 aa signature)", ErrNoPartitionTable)
+	}
+	var l Layout
+	for i := 0; i < 4; i++ {
+		e := sector[446+16*i : 446+16*(i+1)]
+		typ := e[4]
+		start := int64(binary.LittleEndian.Uint32(e[8:12]))
+		n := int64(binary.LittleEndian.Uint32(e[12:16]))
+		if typ == 0 || n == 0 {
+			continue
+		}
+		if typ == PartGPT {
+			return Layout{}, errors.New("image: GPT partition table: only MBR images are supported")
+		}
+		if e[0] != 0 && e[0] != 0x80 {
+			return Layout{}, fmt.Errorf("%w (entry %d has boot flag %#x)", ErrNoPartitionTable, i+1, e[0])
+		}
+		if start == 0 {
+			return Layout{}, fmt.Errorf("%w (partition %d starts at sector 0)", ErrNoPartitionTable, i+1)
+		}
+		p := Partition{Number: i + 1, Type: typ, Boot: e[0] == 0x80, Start: start, Sectors: n}
+		l.Partitions = append(l.Partitions, p)
+		if end := p.End() * SectorSize; end > l.End {
+			l.End = end
+		}
+	}
+	if len(l.Partitions) == 0 {
+		return Layout{}, fmt.Errorf("%w (no partition)", ErrNoPartitionTable)
+	}
+	for i, p := range l.Partitions {
+		for _, q := range l.Partitions[i+1:] {
+			if p.Start < q.End() && q.Start < p.End() {
+				return Layout{}, fmt.Errorf("image: partitions %d and %d overlap", p.Number, q.Number)
+			}
+		}
+	}
+	if root, ok := l.Root(); ok {
+		l.RootStart = root.Start
+	}
+	return l, nil
+}
+
+// ReadLayout reads the partition table from the first sector of a raw disk stream.
+func ReadLayout(raw io.Reader) (Layout, error) {
+	sector := make([]byte, SectorSize)
+	if _, err := io.ReadFull(raw, sector); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Layout{}, fmt.Errorf("%w: the image is shorter than one sector", ErrNoPartitionTable)
+		}
+		return Layout{}, err
+	}
+	return ParseMBR(sector)
+}
+
+// LayoutOf reads the partition layout of the image file at path, inflating only its first
+// sectors.
+func LayoutOf(path, format string) (Layout, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Layout{}, fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	r, err := Inflate(bufio.NewReader(f), format)
+	if err != nil {
+		return Layout{}, fmt.Errorf("image: %s: %w", path, err)
+	}
+	defer r.Close()
+	l, err := ReadLayout(r)
+	if err != nil {
+		return Layout{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Magic numbers of the compressed formats.
+var (
+	magicGzip = []byte{0x1f, 0x8b}
+	magicXZ   = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// DetectFormat tells the format of the image file at path from its content: the magic bytes of
+// gzip, xz and zstd, a tar archive inside gzip for the original's tar.gz; anything else is raw.
+func DetectFormat(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 8)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("image: %w", err)
+	}
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, magicXZ):
+		return XZ, nil
+	case bytes.HasPrefix(head, magicZstd):
+		return Zstd, nil
+	case !bytes.HasPrefix(head, magicGzip):
+		return Raw, nil
+	}
+	// gzip: a tar archive inside has "ustar" at offset 257 of its first block.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("image: %w", err)
+	}
+	r, err := Inflate(bufio.NewReader(f), Gzip)
+	if err != nil {
+		return "", fmt.Errorf("image: %s: %w", path, err)
+	}
+	defer r.Close()
+	block := make([]byte, 512)
+	if n, _ := io.ReadFull(r, block); n >= 262 && string(block[257:262]) == "ustar" {
+		return TarGz, nil
+	}
+	return Gzip, nil
+}
+
+// Info is what registering an image computes once: its format, uncompressed size and sha256,
+// and its partition layout.
+type Info struct {
+	Format string
+	Sum
+	Layout Layout
+}
+
+// Examine measures the image file at path in one pass: its format (from its content, see
+// DetectFormat), the size and sha256 of the raw disk image inside, and its partition layout. A
+// raw image shorter than its partition table says fails; so does a truncated compressed one.
+func Examine(path string) (Info, error) {
+	format, err := DetectFormat(path)
+	if err != nil {
+		return Info{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	r, err := Inflate(bufio.NewReaderSize(f, 1<<20), format)
+	if err != nil {
+		return Info{}, fmt.Errorf("image: %s: %w", path, err)
+	}
+	defer r.Close()
+	h := NewHasher()
+	first := &firstSector{}
+	if _, err := io.Copy(io.MultiWriter(h, first), r); err != nil {
+		return Info{}, fmt.Errorf("image: %s: %w", path, err)
+	}
+	l, err := ParseMBR(first.b)
+	if err != nil {
+		return Info{}, fmt.Errorf("%s: %w", path, err)
+	}
+	sum := h.Sum()
+	if sum.Size < l.End {
+		return Info{}, fmt.Errorf("image: %s: %w: %d bytes, its partitions end at byte %d", path, ErrCorrupt, sum.Size, l.End)
+	}
+	return Info{Format: format, Sum: sum, Layout: l}, nil
+}
+
+// firstSector keeps the first sector written to it.
+type firstSector struct{ b []byte }
+
+func (s *firstSector) Write(p []byte) (int, error) {
+	if room := SectorSize - len(s.b); room > 0 {
+		s.b = append(s.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
