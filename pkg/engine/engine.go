@@ -85,7 +85,31 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Timeouts override the processes' default timeouts, by state name.
 	Timeouts map[string]process.State
+	// Observer is told what happens, for metrics [none].
+	Observer Observer
 }
+
+// Observer is told what the engine does, for metrics. Its methods are called from many
+// workers at once and must return quickly.
+type Observer interface {
+	// StateEnded is called once a StateEvent is recorded: outcome is one of store.Outcome*,
+	// d the time since the state started.
+	StateEnded(process, state, outcome string, d time.Duration)
+	// StepError is called for every failed Exec, Post or hard reboot, before it is retried,
+	// failed or lost.
+	StepError(process, state string, err error)
+	// Tick is called at the end of every tick that ran, with its wall-clock duration.
+	Tick(d time.Duration)
+	// Progress is called with the copy throughput each time progress is written.
+	Progress(bytesPerSec float64)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) StateEnded(string, string, string, time.Duration) {}
+func (nopObserver) StepError(string, string, error)                  {}
+func (nopObserver) Tick(time.Duration)                               {}
+func (nopObserver) Progress(float64)                                 {}
 
 // Engine runs deployments. Create it with New, call Tick periodically, Stop at the end.
 type Engine struct {
@@ -113,6 +137,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	if o.Owner == "" {
 		b := make([]byte, 6)
@@ -188,6 +215,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 		return nil
 	}
 	defer e.tickMu.Unlock()
+	defer func(start time.Time) { e.o.Observer.Tick(time.Since(start)) }(time.Now())
 	now := e.clock.Now()
 	expired, err := e.o.Store.ExpiredDeployments(ctx, now)
 	if err != nil {

@@ -35,6 +35,7 @@ func (t *Task) Progress(ctx context.Context, done, total int64) error {
 	}
 	if el > 0 {
 		t.D.Throughput = int64(float64(done-t.lastBytes) / el.Seconds())
+		t.e.o.Observer.Progress(float64(t.D.Throughput))
 	}
 	t.lastProgress, t.lastBytes = now, done
 	return t.e.o.Store.SaveProgress(ctx, t.e.o.Owner, t.D)
@@ -159,6 +160,9 @@ func (e *Engine) event(d *store.Deployment, outcome, msg string, now time.Time) 
 // retry records a failed attempt: a permanent error fails the deployment, a lost timeout
 // loses it, anything else is tried again after a backoff.
 func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.State, log *slog.Logger, err error) bool {
+	if !errors.Is(err, store.ErrLeaseLost) && ctx.Err() == nil {
+		e.o.Observer.StepError(d.Process, d.State, err)
+	}
 	if IsPermanent(err) {
 		return e.fail(ctx, d, err)
 	}
@@ -212,6 +216,9 @@ func (e *Engine) save(ctx context.Context, d *store.Deployment, ev *store.StateE
 			log.Error("save", "err", err)
 		}
 		return false
+	}
+	if ev != nil {
+		e.o.Observer.StateEnded(ev.Process, ev.State, ev.Outcome, time.Duration(ev.DurationMS)*time.Millisecond)
 	}
 	return true
 }
