@@ -1,0 +1,178 @@
+package metrics_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/piseduce/piseduce/pkg/metrics"
+	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
+)
+
+// scrape GETs url and returns every sample by its exposition key, e.g.
+// `piseduce_state_failures_total{process="deploy",reason="retry",state="turn_on"}`.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestOrigin(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, metrics.OriginOther},
+		{errors.New("env_copy: short write"), metrics.OriginOther},
+		{fmt.Errorf("turn_on: power: set port 3: no answer: %w", power.ErrNoAnswer), metrics.OriginSNMP},
+		{fmt.Errorf("hard reboot: %w", fmt.Errorf("power: %w", power.ErrAuth)), metrics.OriginSNMP},
+		{fmt.Errorf("turn_on: %w", power.ErrConfig), metrics.OriginOther}, // a bad configuration, not the switch
+		{fmt.Errorf("ssh_nfs: %w for node-1", remote.ErrNoHostKey), metrics.OriginSSHHostKey},
+		{fmt.Errorf("ssh_system: %w", remote.ErrHostKeyMismatch), metrics.OriginSSHHostKey},
+		{fmt.Errorf("env_copy: %w", &remote.ExitError{Command: "dd", Target: "node-1", Status: 1}), metrics.OriginSSHCommand},
+		{errors.New("ssh_nfs: remote: dial node-1 (10.0.0.1:22): connection refused"), metrics.OriginSSH},
+	} {
+		if got := metrics.Origin(c.err); got != c.want {
+			t.Errorf("Origin(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+func TestObserverCollectors(t *testing.T) {
+	m := metrics.New()
+	busy := 3
+	m.WatchLeases(func() int { return busy })
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+
+	m.StateEnded("deploy", "turn_on", store.OutcomeDone, 1500*time.Millisecond)
+	m.StateEnded("deploy", "turn_on", store.OutcomeDone, 2500*time.Millisecond)
+	m.StateEnded("deploy", "turn_on", store.OutcomeReboot, 60*time.Second)
+	m.StateEnded("deploy", "env_copy", store.OutcomeRetry, time.Second)
+	m.StateEnded("deploy", "env_copy", store.OutcomeLost, time.Hour)
+	m.StateEnded("deploy", "env_check", store.OutcomeFailed, time.Second)
+	m.StepError("deploy", "turn_on", fmt.Errorf("turn_on: %w", power.ErrNoAnswer))
+	m.StepError("deploy", "ssh_nfs", errors.New("ssh_nfs: remote: handshake with node-1: EOF"))
+	m.StepError("deploy", "env_copy", &remote.ExitError{Command: "dd", Status: 1})
+	m.StepError("deploy", "env_copy", errors.New("nothing to do with SSH"))
+	m.Tick(3 * time.Millisecond)
+	m.Progress(20e6)
+	m.Progress(30e6)
+
+	got := scrape(t, srv.URL)
+	want := map[string]float64{
+		`piseduce_state_duration_seconds_count{outcome="done",process="deploy",state="turn_on"}`:     2,
+		`piseduce_state_duration_seconds_sum{outcome="done",process="deploy",state="turn_on"}`:       4,
+		`piseduce_state_duration_seconds_count{outcome="lost",process="deploy",state="env_copy"}`:    1,
+		`piseduce_state_duration_seconds_count{outcome="failed",process="deploy",state="env_check"}`: 1,
+		`piseduce_state_failures_total{process="deploy",reason="reboot",state="turn_on"}`:            1,
+		`piseduce_state_failures_total{process="deploy",reason="retry",state="env_copy"}`:            1,
+		`piseduce_state_failures_total{process="deploy",reason="lost",state="env_copy"}`:             1,
+		`piseduce_state_failures_total{process="deploy",reason="failed",state="env_check"}`:          1,
+		`piseduce_snmp_errors_total{process="deploy",state="turn_on"}`:                               1,
+		`piseduce_ssh_errors_total{kind="connection",process="deploy",state="ssh_nfs"}`:              1,
+		`piseduce_ssh_errors_total{kind="command",process="deploy",state="env_copy"}`:                1,
+		`piseduce_tick_duration_seconds_count`:                                                       1,
+		`piseduce_copy_throughput_bytes_per_second_count`:                                            2,
+		`piseduce_copy_throughput_bytes_per_second_sum`:                                              50e6,
+		`piseduce_leases_held`:                                                                       3,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if _, ok := got[`piseduce_state_failures_total{process="deploy",reason="done",state="turn_on"}`]; ok {
+		t.Error("a done state counted as a failure")
+	}
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("no Go runtime metrics")
+	}
+	busy = 0
+	if got := scrape(t, srv.URL)["piseduce_leases_held"]; got != 0 {
+		t.Errorf("leases_held = %v after the work ended", got)
+	}
+
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "piseduce_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+func TestDeploymentsCollector(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := storetest.Open(t, dialect)
+			c := storetest.Seed(t, s, 3)
+			ds := c.Deploy(t, s, 3)
+			if err := s.RequestProcess(context.Background(), ds[2].ID, "destroy"); err != nil {
+				t.Fatal(err)
+			}
+			m := metrics.New()
+			m.WatchStore(s)
+			srv := httptest.NewServer(m.Handler())
+			defer srv.Close()
+			got := scrape(t, srv.URL)
+			if got[`piseduce_deployments{process="deploy",state="boot_conf"}`] != 2 ||
+				got[`piseduce_deployments{process="destroy",state="destroying"}`] != 1 {
+				t.Errorf("deployments: %v", got)
+			}
+
+			// The database goes away: the other metrics are still served.
+			s.Close()
+			got = scrape(t, srv.URL)
+			if _, ok := got[`piseduce_deployments{process="deploy",state="boot_conf"}`]; ok {
+				t.Error("deployments served from a closed database")
+			}
+			if _, ok := got["go_goroutines"]; !ok {
+				t.Error("a failing collector hid the others")
+			}
+		})
+	}
+}
