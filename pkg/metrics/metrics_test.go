@@ -112,7 +112,7 @@ func TestObserverCollectors(t *testing.T) {
 		`piseduce_tick_duration_seconds_count`:                                                       1,
 		`piseduce_copy_throughput_bytes_per_second_count`:                                            2,
 		`piseduce_copy_throughput_bytes_per_second_sum`:                                              50e6,
-		`piseduce_leases_held`:                                                                       3,
+		`piseduce_leases_held`: 3,
 	}
 	for k, v := range want {
 		if got[k] != v {
