@@ -8,7 +8,7 @@ CMDS    := pifrontend pitasks
 LDFLAGS := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: all build release run test fuzz bench vet fmt deps lab lab-down clean
+.PHONY: all build release run test fuzz bench vet fmt deps lab lab-down demo clean
 
 all: build
 
@@ -64,6 +64,10 @@ deps:
 
 lab:
 	$(GO) run ./lab/cmd/pilab up -n $(or $(N),4)
+
+# The newcomer's demo (root, Linux): the lab, registered, both daemons; see lab/demo.sh.
+demo:
+	bash lab/demo.sh
 
 lab-down:
 	$(GO) run ./lab/cmd/pilab down

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"path/filepath"
 
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
@@ -40,4 +41,38 @@ func (d *Desc) WriteClusterDesc(out string) error {
 	cd := d.ClusterDesc()
 	cd.Main.EnvCfgDir = filepath.Join(out, "environments") + "/"
 	return cd.Write(out)
+}
+
+// SeduceppConf is a seducepp.conf for PiSeduce's daemons to manage this lab: the database at
+// dbURL, the web interface on 127.0.0.1:port.
+func (d *Desc) SeduceppConf(dbURL string, port int) string {
+	first := ""
+	if len(d.Nodes) > 0 {
+		first = d.Nodes[0].IP
+	}
+	return fmt.Sprintf(`# seducepp.conf for the virtual Pi lab in %s (written by pilab seducepp)
+[frontend]
+listen = 127.0.0.1
+port = %d
+public_address = http://localhost:%d
+
+[db]
+connection_url = %s
+
+[tasks]
+tick = @every 1s
+
+[cluster]
+tftp_root = %s
+nfs_boot_dir = %s
+img_dir = %s
+ssh_key = %s
+nfs_host_key = %s
+pimaster_ip = %s
+dhcp_hosts_file = %s
+dnsmasq_pid_file = %s
+dnsmasq_log = %s
+first_node_ip = %s
+`, d.Dir, port, port, dbURL, d.TFTPRoot, d.NFSBootDir, filepath.Dir(d.Image.Img), d.PimasterKey, d.NFSHostPubKey,
+		d.PimasterIP, d.DHCPHostsFile, filepath.Join(d.Dir, "dnsmasq.pid"), d.DnsmasqLog, first)
 }

@@ -5,6 +5,7 @@
 //	pilab down [-dir DIR]    idempotent; also cleans up after a killed lab
 //	pilab status [-dir DIR]
 //	pilab cluster-desc [-dir DIR] OUTDIR
+//	pilab seducepp [-dir DIR] [-db URL] [-port 9000]   print a seducepp.conf managing the lab
 //	pilab image OUTDIR       build the test OS image only
 package main
 
@@ -41,6 +42,8 @@ func main() {
 	cardMB := fs.Int64("card-mb", 512, "SD card size in MiB")
 	offset := fs.Int("offset", 0, "switch OID offset")
 	community := fs.String("community", "private", "switch community")
+	db := fs.String("db", "sqlite:///var/tmp/piseduce-demo/piseduce.db", "seducepp: database connection URL")
+	port := fs.Int("port", 9000, "seducepp: web port")
 	fs.Parse(args)
 	opts := func() lab.Options {
 		o := lab.Options{Dir: *dir, Nodes: *n, Model: *model, BootDelay: *bootDelay, RetryDelay: *retry,
@@ -51,6 +54,12 @@ func main() {
 		return o
 	}
 	switch cmd {
+	case "seducepp":
+		d, err := lab.Load(*dir)
+		if err != nil {
+			fatal(err)
+		}
+		fmt.Print(d.SeduceppConf(*db, *port))
 	case "run":
 		os.MkdirAll(*dir, 0o755)
 		abs, _ := filepath.Abs(*dir)
