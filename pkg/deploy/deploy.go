@@ -132,6 +132,9 @@ func (d *Deployer) Steps() map[string]engine.Step {
 		"user_script":   step{exec: d.userScript},
 		"destroying":    step{exec: d.destroying},
 		"coming_back":   step{post: d.comingBack},
+		"img_netboot":   step{exec: d.imgNetboot},
+		"img_copy":      step{exec: d.imgCopy},
+		"img_check":     step{post: d.imgCheck},
 	}
 }
 

@@ -14,6 +14,9 @@ const (
 	Destroy  = "destroy"
 	Reboot   = "reboot"
 	BootTest = "boot_test"
+	// SaveEnv captures a deployed node's card as a new environment, then boots the node back
+	// on its card: it ends in "deployed" again (the original's save_env).
+	SaveEnv = "save_env"
 )
 
 // State is one step of a process. A node that stays in a state longer than BeforeReboot is
@@ -52,6 +55,13 @@ func All() map[string]Process {
 		Reboot:  {Name: Reboot, Resumes: true, States: []State{s("turn_off", 0, 30), s("turn_on", 0, 30), s("coming_back", 0, 330)}},
 		BootTest: {Name: BootTest, States: []State{
 			s("boot_conf", 0, 30), s("turn_off", 0, 30), s("turn_on", 60, 90), s("ssh_nfs", 45, 120), s("booted", 0, 0),
+		}},
+		// img_netboot reboots the deployed system cleanly (not a power cut: the card must be
+		// consistent) into the NFS system; the card then goes to the pimaster (img_copy), is
+		// checked (img_check), and the node boots its card again, unchanged.
+		SaveEnv: {Name: SaveEnv, States: []State{
+			s("img_netboot", 0, 60), s("ssh_nfs", 45, 120), s("img_copy", 0, 3600), s("img_check", 0, 400),
+			s("boot_files", 0, 60), s("ssh_system", 300, 330), s("deployed", 0, 0),
 		}},
 	}
 }
