@@ -24,9 +24,11 @@ bin/pitasks -config "$DIR/seducepp.conf" import-cluster "$DIR/cluster_desc"
 
 bin/pitasks -config "$DIR/seducepp.conf" >"$DIR/pitasks.log" 2>&1 &
 pitasks=$!
+frontend=""
 stop() {
 	trap - EXIT INT TERM
-	kill "$pitasks" 2>/dev/null && wait "$pitasks" 2>/dev/null
+	for p in $frontend $pitasks; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
 	bin/pilab down -dir "$DIR/lab"
 }
 trap stop EXIT INT TERM
@@ -39,4 +41,6 @@ PiSeduce demo: $N virtual Pis on a virtual PoE switch.
 Reserve nodes, deploy "pilab-test", watch the progress bar; Ctrl-C to stop.
 
 MSG
-bin/pifrontend -config "$DIR/seducepp.conf"
+bin/pifrontend -config "$DIR/seducepp.conf" &
+frontend=$!
+wait "$frontend"
