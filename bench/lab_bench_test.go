@@ -1,0 +1,546 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+var (
+	flagSizes   = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
+	flagPayload = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
+	flagExtra   = flag.Int64("extra-mib", 100, "MiB added to the image's root partition by the deployment")
+	flagLink    = flag.Int("link-mbit", 0, "node link rate in Mbit/s (0: the model's default, Pi 3B+ = 80 = 10 MB/s; <0: unlimited)")
+	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
+	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
+		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks)")
+	flagReport = flag.String("report", "", "also write the report (markdown) to this file")
+)
+
+// initScript is the user's init script of every benchmark deployment.
+const initScript = "#!/bin/bash\nset -e\necho \"hello from $(hostname)\" | tee /home/pi/hello.txt\ndf -h / | tail -1\n"
+
+// BenchmarkDeployLab brings up one lab, builds the benchmark image, then for each size N: the
+// baseline (N nodes booted into the NFS system, the image piped at once into
+// `ssh root@node 'dd of=/dev/mmcblk0 bs=4M conv=fsync'`), then pitasks (N deployments at once,
+// from the request to `deployed`), then destroy. Run it once: -benchtime 1x.
+func BenchmarkDeployLab(b *testing.B) {
+	var sizes []int
+	for _, s := range strings.Split(*flagSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			b.Fatalf("-sizes: bad size %q", s)
+		}
+		sizes = append(sizes, n)
+	}
+	maxN := slices.Max(sizes)
+	specs := make([]lab.NodeSpec, maxN)
+	for i := range specs {
+		specs[i] = lab.NodeSpec{Model: *flagModel, LinkMbit: *flagLink}
+	}
+	start := time.Now()
+	h := deploytest.Start(b, lab.Options{Nodes: maxN, Specs: specs})
+	labUp := time.Since(start)
+	im := buildImage(b, h.Lab.Desc, *flagPayload)
+	b.Logf("lab of %d nodes up in %s; image %s: %.1f MiB (%d MiB random), root partition %d MiB",
+		maxN, labUp.Round(100*time.Millisecond), filepath.Base(im.raw), float64(im.size)/(1<<20), *flagPayload, im.rootMiB)
+
+	env := store.Environment{Name: "bench", Type: store.EnvDefault, ImageSize: im.size, ImageSHA256: im.sha256,
+		SectorStart: lab.ImageRootStart, SSHUser: lab.ImageUser, Shell: "bash"}
+	switch *flagFormat {
+	case "raw":
+		env.ImageName, env.ImageFormat = filepath.Base(im.raw), image.Raw
+	case "gz", "gz-pimaster":
+		gzipImage(b, im.raw)
+		env.ImageName, env.ImageFormat, env.DecompressOn = filepath.Base(im.raw)+".gz", image.Gzip, "node"
+		if *flagFormat == "gz-pimaster" {
+			env.DecompressOn = "pimaster"
+		}
+	default:
+		b.Fatalf("-format: %q", *flagFormat)
+	}
+	if err := h.Store.DB.Create(&env).Error; err != nil {
+		b.Fatal(err)
+	}
+	wire, _ := os.Stat(filepath.Join(filepath.Dir(im.raw), env.ImageName))
+
+	rep := &report{labUp: labUp, im: im, format: *flagFormat, wireBytes: wire.Size(), extraMiB: *flagExtra,
+		link: h.Lab.Desc.Nodes[0].LinkMbit, model: *flagModel}
+	b.ResetTimer()
+	for _, n := range sizes {
+		r := round{n: n}
+		nodes := h.Nodes[:n]
+		r.base = baseline(b, h, nodes, im.raw)
+		r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
+		rep.rounds = append(rep.rounds, r)
+		s := r.summary()
+		b.ReportMetric(s.total.Seconds(), fmt.Sprintf("s-total-n%d", n))
+		b.ReportMetric(s.copyRatio, fmt.Sprintf("copy-ratio-n%d", n))
+		b.ReportMetric(s.hwRatio, fmt.Sprintf("hw-ratio-n%d", n))
+		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s)", n, s.total.Round(100*time.Millisecond),
+			s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond))
+	}
+	b.StopTimer()
+	out := rep.markdown()
+	fmt.Print("\n" + out)
+	if *flagReport != "" {
+		if err := os.WriteFile(*flagReport, []byte(out), 0o644); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// --- the image ---
+
+type benchImage struct {
+	raw     string
+	size    int64
+	sha256  string
+	rootMiB int64 // the image's root partition
+}
+
+// buildImage makes bench-os.img from the lab's test image: its ext4 root partition grown by
+// payload MiB (+8 MiB of room), with a file of payload MiB of random bytes in /opt. No loop
+// devices, no mounts: the partition is cut out, grown with resize2fs, filled with debugfs,
+// and put back behind a partition table that says its new size.
+func buildImage(b *testing.B, d *lab.Desc, payloadMiB int) benchImage {
+	b.Helper()
+	dir := filepath.Dir(d.Image.Img)
+	tmp, err := os.MkdirTemp(dir, "bench-build-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	src, err := os.Open(d.Image.Img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	rootStart := int64(lab.ImageRootStart) * 512
+	root := filepath.Join(tmp, "root.ext4")
+	copyRange(b, root, src, rootStart, int64(lab.ImageRootSectors)*512)
+	rootMiB := int64(lab.ImageRootSectors/2048 + payloadMiB + 8)
+	if payloadMiB > 0 {
+		if out, err := exec.Command("e2fsck", "-f", "-y", root).CombinedOutput(); err != nil {
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
+				b.Fatalf("e2fsck: %v: %s", err, out)
+			}
+		}
+		mustRun(b, nil, "resize2fs", root, fmt.Sprintf("%dM", rootMiB))
+		payload := filepath.Join(tmp, "payload.bin")
+		f, err := os.Create(payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rnd := rand.NewChaCha8([32]byte{'p', 'i', 's', 'e', 'd', 'u', 'c', 'e'}) // reproducible, incompressible
+		if _, err := io.CopyN(f, rnd, int64(payloadMiB)<<20); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		mustRun(b, strings.NewReader("mkdir /opt\ncd /opt\nwrite "+payload+" payload.bin\n"), "debugfs", "-w", "-f", "-", root)
+	} else {
+		rootMiB = lab.ImageRootSectors / 2048
+	}
+	raw := filepath.Join(dir, "bench-os.img")
+	copyRange(b, raw, src, 0, rootStart)
+	out, err := os.OpenFile(raw, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rf, err := os.Open(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, rf); err != nil {
+		b.Fatal(err)
+	}
+	rf.Close()
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	mustRun(b, strings.NewReader(fmt.Sprintf("%d,%d\n", lab.ImageRootStart, rootMiB*2048)),
+		"sfdisk", "--no-reread", "--no-tell-kernel", "-q", "-N", "2", raw)
+	f, err := os.Open(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sum := sha256.New()
+	n, err := io.Copy(sum, f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchImage{raw: raw, size: n, sha256: hex.EncodeToString(sum.Sum(nil)), rootMiB: rootMiB}
+}
+
+func copyRange(b *testing.B, dst string, src *os.File, off, n int64) {
+	b.Helper()
+	f, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(f, io.NewSectionReader(src, off, n)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func gzipImage(b *testing.B, raw string) {
+	b.Helper()
+	out, err := os.Create(raw + ".gz")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("gzip", "-c", "-6", raw)
+	cmd.Stdout = out
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("gzip: %v: %s", err, msg)
+	}
+}
+
+func mustRun(b *testing.B, stdin io.Reader, name string, args ...string) {
+	b.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = stdin
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// --- the baseline ---
+
+type baseNode struct {
+	name string
+	boot time.Duration // power on → the NFS system answers SSH
+	copy time.Duration // ssh … dd < image, to its exit
+}
+
+var ddBytes = regexp.MustCompile(`(?m)^(\d+) bytes`)
+
+// baseline boots the nodes into the NFS system as pitasks does (TFTP folder, power on through
+// the switch), waits until each answers SSH, then pipes the image into
+// `ssh root@node 'dd of=/dev/mmcblk0 bs=4M conv=fsync'` on every node at once, with the
+// OpenSSH client, the pimaster key and the lab's known_hosts. The nodes are off afterwards.
+func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img string) []baseNode {
+	b.Helper()
+	desc := h.Lab.Desc
+	sw := h.Lab.Switch()
+	fi, err := os.Stat(img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sshArgs := func(n store.Node, cmd string) []string {
+		return []string{"-F", "/dev/null", "-i", desc.PimasterKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+			"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + desc.KnownHosts,
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "root@" + n.IP, cmd}
+	}
+	res := make([]baseNode, len(nodes))
+	for i, n := range nodes {
+		res[i].name = n.Name
+		if err := h.TFTP.BootNFS(n.Serial); err != nil {
+			b.Fatal(err)
+		}
+	}
+	powerOff(b, h, nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	ready := make(chan struct{})
+	var readyWG sync.WaitGroup
+	readyWG.Add(len(nodes))
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			on := time.Now()
+			if err := sw.SetPort(n.Port, true); err != nil {
+				errs[i] = err
+				readyWG.Done()
+				return
+			}
+			for {
+				out, err := exec.CommandContext(ctx, "ssh", sshArgs(n, "cat /etc/hostname")...).Output()
+				if err == nil && strings.TrimSpace(string(out)) == "nfspi" {
+					break
+				}
+				if ctx.Err() != nil {
+					errs[i] = fmt.Errorf("%s: the NFS system never answered SSH: %v", n.Name, err)
+					readyWG.Done()
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			res[i].boot = time.Since(on)
+			readyWG.Done()
+			<-ready // every node's copy starts at once
+			f, err := os.Open(img)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer f.Close()
+			cmd := exec.CommandContext(ctx, "ssh", sshArgs(n, "dd of=/dev/mmcblk0 bs=4M conv=fsync")...)
+			cmd.Stdin = f
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			t0 := time.Now()
+			err = cmd.Run()
+			res[i].copy = time.Since(t0)
+			m := ddBytes.FindStringSubmatch(stderr.String())
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("%s: ssh dd: %v: %s", n.Name, err, stderr.String())
+				return
+			case m == nil || m[1] != strconv.FormatInt(fi.Size(), 10):
+				errs[i] = fmt.Errorf("%s: dd did not write the whole image: %s", n.Name, stderr.String())
+				return
+			}
+			// Not timed: wipe the partition table again. A Pi 3B+ whose card holds a
+			// bootcode.bin boots the card, not the network (pitasks deletes it from the cards
+			// it deploys; this plain copy did not).
+			wipe := "dd if=/dev/zero of=/dev/mmcblk0 bs=512 count=1 conv=fsync status=none"
+			if out, err := exec.CommandContext(ctx, "ssh", sshArgs(n, wipe)...).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("%s: wiping the partition table: %v: %s", n.Name, err, out)
+			}
+		}()
+	}
+	readyWG.Wait()
+	close(ready)
+	wg.Wait()
+	powerOff(b, h, nodes)
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return res
+}
+
+// powerOff turns the nodes' ports off and waits until the lab saw it: every node is off.
+func powerOff(b *testing.B, h *deploytest.Harness, nodes []store.Node) {
+	b.Helper()
+	for _, n := range nodes {
+		if err := h.Lab.Switch().SetPort(n.Port, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		state := filepath.Join(h.Lab.Desc.Node(n.Name).Dir, "state")
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if st, _ := os.ReadFile(state); strings.TrimSpace(string(st)) == "off" {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s is not off 30s after its port was", n.Name)
+			}
+		}
+	}
+}
+
+// --- pitasks ---
+
+type deployNode struct {
+	name     string
+	total    time.Duration            // request → deployed
+	states   map[string]time.Duration // per state, first start → last end
+	order    []string
+	bytes    int64
+	attempts int // events that were not "done" (retries, reboots)
+}
+
+// deployRound asks for a deployment of every node at once (one reservation), ticks the engine
+// until all are deployed, reads the times from the state events, then destroys them.
+func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *store.Environment, sizeMiB int64) []deployNode {
+	b.Helper()
+	t0 := time.Now()
+	ds := h.Deploy(nodes, deploytest.Request{Env: env, SizeMiB: sizeMiB, Password: "bench password", Key: h.UserKey, Script: initScript})
+	h.RunUntil(ds, 8*time.Minute, "deployed")
+	res := make([]deployNode, len(ds))
+	for i, d := range ds {
+		got := h.Load(d.ID)
+		if !strings.Contains(got.ScriptOutput, "hello from "+got.Node.Name) {
+			b.Errorf("%s: init script output %q", got.Node.Name, got.ScriptOutput)
+		}
+		r := deployNode{name: got.Node.Name, states: map[string]time.Duration{}, bytes: got.BytesTotal}
+		first, last := map[string]time.Time{}, map[string]time.Time{}
+		var end time.Time
+		for _, ev := range h.Events(d.ID) {
+			if ev.Process != process.Deploy {
+				continue
+			}
+			if _, ok := first[ev.State]; !ok {
+				first[ev.State] = ev.StartedAt
+				r.order = append(r.order, ev.State)
+			}
+			last[ev.State] = ev.EndedAt
+			if ev.EndedAt.After(end) {
+				end = ev.EndedAt
+			}
+			if ev.Outcome != store.OutcomeDone {
+				r.attempts++
+			}
+		}
+		for s, f := range first {
+			r.states[s] = last[s].Sub(f)
+		}
+		r.total = end.Sub(t0)
+		res[i] = r
+	}
+	for _, d := range ds {
+		if err := h.Store.RequestProcess(context.Background(), d.ID, process.Destroy); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h.RunUntil(ds, 2*time.Minute, "destroyed")
+	powerOff(b, h, nodes)
+	return res
+}
+
+// --- the report ---
+
+type round struct {
+	n      int
+	base   []baseNode
+	deploy []deployNode
+}
+
+type summary struct {
+	total, meanTotal        time.Duration // slowest node; mean over nodes
+	baseCopy, baseBoot      time.Duration // means
+	pitasksCopy, copyCheck  time.Duration // means: env_copy; env_copy + env_check
+	copyRatio, copyChkRatio float64       // pitasks / baseline
+	hw                      time.Duration // hardware-bound estimate of one node
+	hwRatio                 float64       // slowest node / hw
+}
+
+func mean(ds []time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range ds {
+		s += d
+	}
+	return s / time.Duration(max(1, len(ds)))
+}
+
+func (r round) summary() summary {
+	var s summary
+	var totals, copies, boots, pcopies, checks []time.Duration
+	for _, d := range r.deploy {
+		s.total = max(s.total, d.total)
+		totals = append(totals, d.total)
+		pcopies = append(pcopies, d.states["env_copy"])
+		checks = append(checks, d.states["env_copy"]+d.states["env_check"])
+	}
+	for _, b := range r.base {
+		copies = append(copies, b.copy)
+		boots = append(boots, b.boot)
+	}
+	s.meanTotal, s.baseCopy, s.baseBoot = mean(totals), mean(copies), mean(boots)
+	s.pitasksCopy, s.copyCheck = mean(pcopies), mean(checks)
+	s.copyRatio = s.pitasksCopy.Seconds() / s.baseCopy.Seconds()
+	s.copyChkRatio = s.copyCheck.Seconds() / s.baseCopy.Seconds()
+	// Two boots (the NFS system, then the card: the lab boots both alike) and one copy, as the
+	// baseline measured them on the same nodes and links; the configuration work is not counted.
+	s.hw = 2*s.baseBoot + s.baseCopy
+	s.hwRatio = s.total.Seconds() / s.hw.Seconds()
+	return s
+}
+
+type report struct {
+	labUp     time.Duration
+	im        benchImage
+	format    string
+	wireBytes int64
+	extraMiB  int64
+	link      int
+	model     string
+	rounds    []round
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
+
+func mbps(bytes int64, d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", float64(bytes)/1e6/d.Seconds())
+}
+
+func (r *report) markdown() string {
+	var w strings.Builder
+	link := fmt.Sprintf("%d Mbit/s", r.link)
+	if r.link == 0 {
+		link = "unlimited"
+	}
+	fmt.Fprintf(&w, "### Lab benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf); lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB, "+
+		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
+		r.model, link, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
+		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
+	w.WriteString("| nodes | deployed: slowest / mean (s) | baseline boot (s) | baseline copy (s, MB/s per node) | pitasks env_copy (s, MB/s per node) | " +
+		"copy ratio pitasks/baseline | (env_copy+env_check)/baseline | hardware-bound estimate (s) | slowest / estimate |\n")
+	w.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, rd := range r.rounds {
+		s := rd.summary()
+		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
+			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.wireBytes, s.pitasksCopy),
+			s.copyRatio, s.copyChkRatio, secs(s.hw), s.hwRatio)
+	}
+	for _, rd := range r.rounds {
+		fmt.Fprintf(&w, "\n#### %d node(s) at once\n\n", rd.n)
+		w.WriteString("Per node: time to `deployed` (s), baseline boot / copy (s), pitasks env_copy (s), retries or reboots\n\n")
+		for i, d := range rd.deploy {
+			bn := baseNode{}
+			for _, b := range rd.base {
+				if b.name == d.name {
+					bn = b
+				}
+			}
+			if i > 0 {
+				w.WriteString("; ")
+			}
+			fmt.Fprintf(&w, "%s %s (%s/%s, %s", d.name, secs(d.total), secs(bn.boot), secs(bn.copy), secs(d.states["env_copy"]))
+			if d.attempts > 0 {
+				fmt.Fprintf(&w, ", %d retries", d.attempts)
+			}
+			w.WriteString(")")
+		}
+		w.WriteString("\n\nMean time per state (s):\n\n| state | mean | max |\n|---|---|---|\n")
+		var order []string
+		if len(rd.deploy) > 0 {
+			order = rd.deploy[0].order
+		}
+		for _, st := range order {
+			var all []time.Duration
+			for _, d := range rd.deploy {
+				all = append(all, d.states[st])
+			}
+			fmt.Fprintf(&w, "| %s | %s | %s |\n", st, fmt.Sprintf("%.2f", mean(all).Seconds()), fmt.Sprintf("%.2f", slices.Max(all).Seconds()))
+		}
+	}
+	return w.String()
+}
