@@ -50,6 +50,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./pkg/engine
 
+# pitasks deploying 1, 5 and 20 virtual Pis at once vs a plain ssh+dd baseline (root; ~5 min).
+bench-lab:
+	bash bench/run.sh $(BENCH_FLAGS)
+
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
