@@ -99,6 +99,8 @@ func run(args []string) error {
 		return switchesCmd(ctx, st, fs.Args()[1:], os.Stdout)
 	case "nodes":
 		return nodesCmd(ctx, st, fs.Args()[1:], os.Stdout)
+	case "env-register", "env-export": // see env.go
+		return envCmd(ctx, cfg.Cluster.ImgDir, st, cmd, fs.Args()[1:], os.Stdout)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
