@@ -3,6 +3,7 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -194,7 +195,10 @@ type Info struct {
 // Examine measures the image file at path in one pass: its format (from its content, see
 // DetectFormat), the size and sha256 of the raw disk image inside, and its partition layout. A
 // raw image shorter than its partition table says fails; so does a truncated compressed one.
-func Examine(path string) (Info, error) {
+func Examine(path string) (Info, error) { return ExamineContext(context.Background(), path) }
+
+// ExamineContext is Examine, given up with ctx's error when ctx ends first.
+func ExamineContext(ctx context.Context, path string) (Info, error) {
 	format, err := DetectFormat(path)
 	if err != nil {
 		return Info{}, err
@@ -204,7 +208,7 @@ func Examine(path string) (Info, error) {
 		return Info{}, fmt.Errorf("image: %w", err)
 	}
 	defer f.Close()
-	r, err := Inflate(bufio.NewReaderSize(f, 1<<20), format)
+	r, err := Inflate(bufio.NewReaderSize(ctxReader{ctx: ctx, r: f}, 1<<20), format)
 	if err != nil {
 		return Info{}, fmt.Errorf("image: %s: %w", path, err)
 	}
@@ -212,6 +216,9 @@ func Examine(path string) (Info, error) {
 	h := NewHasher()
 	first := &firstSector{}
 	if _, err := io.Copy(io.MultiWriter(h, first), r); err != nil {
+		if ctx.Err() != nil {
+			return Info{}, fmt.Errorf("image: %s: measuring given up: %w", path, ctx.Err())
+		}
 		return Info{}, fmt.Errorf("image: %s: %w", path, err)
 	}
 	l, err := ParseMBR(first.b)
@@ -223,6 +230,19 @@ func Examine(path string) (Info, error) {
 		return Info{}, fmt.Errorf("image: %s: %w: %d bytes, its partitions end at byte %d", path, ErrCorrupt, sum.Size, l.End)
 	}
 	return Info{Format: format, Sum: sum, Layout: l}, nil
+}
+
+// ctxReader stops reading once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // firstSector keeps the first sector written to it.

@@ -3,6 +3,7 @@ package image_test
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -174,5 +175,14 @@ func TestExamineRefusesBrokenImages(t *testing.T) {
 	os.WriteFile(text, []byte(strings.Repeat("hello\n", 200)), 0o644)
 	if _, err := image.Examine(text); !errors.Is(err, image.ErrNoPartitionTable) {
 		t.Errorf("text file: %v", err)
+	}
+}
+
+func TestExamineGivesUpWithItsContext(t *testing.T) {
+	im, _ := labImages(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := image.ExamineContext(ctx, im.Zst); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
