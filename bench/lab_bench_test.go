@@ -36,6 +36,7 @@ var (
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks)")
 	flagReport = flag.String("report", "", "also write the report (markdown) to this file")
+	flagCipher = flag.String("baseline-cipher", "", "ssh -c CIPHER for the baseline (default: OpenSSH's own choice, chacha20-poly1305)")
 )
 
 // initScript is the user's init script of every benchmark deployment.
@@ -86,7 +87,7 @@ func BenchmarkDeployLab(b *testing.B) {
 	wire, _ := os.Stat(filepath.Join(filepath.Dir(im.raw), env.ImageName))
 
 	rep := &report{labUp: labUp, im: im, format: *flagFormat, wireBytes: wire.Size(), extraMiB: *flagExtra,
-		link: h.Lab.Desc.Nodes[0].LinkMbit, model: *flagModel}
+		link: h.Lab.Desc.Nodes[0].LinkMbit, model: *flagModel, cipher: *flagCipher}
 	b.ResetTimer()
 	for _, n := range sizes {
 		r := round{n: n}
@@ -94,10 +95,11 @@ func BenchmarkDeployLab(b *testing.B) {
 		r.base = baseline(b, h, nodes, im.raw)
 		r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
 		rep.rounds = append(rep.rounds, r)
-		s := r.summary()
+		s := r.summary(im.size, wire.Size())
 		b.ReportMetric(s.total.Seconds(), fmt.Sprintf("s-total-n%d", n))
 		b.ReportMetric(s.copyRatio, fmt.Sprintf("copy-ratio-n%d", n))
 		b.ReportMetric(s.hwRatio, fmt.Sprintf("hw-ratio-n%d", n))
+		b.ReportMetric(s.aggRatio, fmt.Sprintf("agg-throughput-ratio-n%d", n))
 		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s)", n, s.total.Round(100*time.Millisecond),
 			s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond))
 	}
@@ -234,9 +236,10 @@ func mustRun(b *testing.B, stdin io.Reader, name string, args ...string) {
 // --- the baseline ---
 
 type baseNode struct {
-	name string
-	boot time.Duration // power on → the NFS system answers SSH
-	copy time.Duration // ssh … dd < image, to its exit
+	name       string
+	start, end time.Time     // the copy
+	boot       time.Duration // power on → the NFS system answers SSH
+	copy       time.Duration // ssh … dd < image, to its exit
 }
 
 var ddBytes = regexp.MustCompile(`(?m)^(\d+) bytes`)
@@ -254,9 +257,13 @@ func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img strin
 		b.Fatal(err)
 	}
 	sshArgs := func(n store.Node, cmd string) []string {
-		return []string{"-F", "/dev/null", "-i", desc.PimasterKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-			"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + desc.KnownHosts,
-			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "root@" + n.IP, cmd}
+		var c []string
+		if *flagCipher != "" {
+			c = []string{"-c", *flagCipher}
+		}
+		return append(c, "-F", "/dev/null", "-i", desc.PimasterKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+			"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+desc.KnownHosts,
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "root@"+n.IP, cmd)
 	}
 	res := make([]baseNode, len(nodes))
 	for i, n := range nodes {
@@ -311,6 +318,7 @@ func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img strin
 			t0 := time.Now()
 			err = cmd.Run()
 			res[i].copy = time.Since(t0)
+			res[i].start, res[i].end = t0, time.Now()
 			m := ddBytes.FindStringSubmatch(stderr.String())
 			switch {
 			case err != nil:
@@ -368,6 +376,8 @@ type deployNode struct {
 	name     string
 	total    time.Duration            // request → deployed
 	states   map[string]time.Duration // per state, first start → last end
+	first    map[string]time.Time
+	last     map[string]time.Time
 	order    []string
 	bytes    int64
 	attempts int // events that were not "done" (retries, reboots)
@@ -409,6 +419,7 @@ func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *s
 			r.states[s] = last[s].Sub(f)
 		}
 		r.total = end.Sub(t0)
+		r.first, r.last = first, last
 		res[i] = r
 	}
 	for _, d := range ds {
@@ -436,6 +447,11 @@ type summary struct {
 	copyRatio, copyChkRatio float64       // pitasks / baseline
 	hw                      time.Duration // hardware-bound estimate of one node
 	hwRatio                 float64       // slowest node / hw
+	// Aggregate copy: first copy's start to last copy's end, over all nodes. pitasks
+	// staggers the copies (at most 8 nodes boot at once), the baseline starts them together.
+	baseSpan, pitasksSpan time.Duration
+	baseAgg, pitasksAgg   float64 // MB/s, all nodes together
+	aggRatio              float64 // pitasks aggregate throughput / baseline's
 }
 
 func mean(ds []time.Duration) time.Duration {
@@ -446,7 +462,8 @@ func mean(ds []time.Duration) time.Duration {
 	return s / time.Duration(max(1, len(ds)))
 }
 
-func (r round) summary() summary {
+// summary: baseBytes is what the baseline pipes into each node, wireBytes what pitasks sends.
+func (r round) summary(baseBytes, wireBytes int64) summary {
 	var s summary
 	var totals, copies, boots, pcopies, checks []time.Duration
 	for _, d := range r.deploy {
@@ -460,6 +477,29 @@ func (r round) summary() summary {
 		boots = append(boots, b.boot)
 	}
 	s.meanTotal, s.baseCopy, s.baseBoot = mean(totals), mean(copies), mean(boots)
+	var f, l time.Time
+	for _, d := range r.deploy {
+		if st := d.first["env_copy"]; f.IsZero() || st.Before(f) {
+			f = st
+		}
+		if en := d.last["env_copy"]; en.After(l) {
+			l = en
+		}
+	}
+	s.pitasksSpan = l.Sub(f)
+	f, l = time.Time{}, time.Time{}
+	for _, b := range r.base {
+		if f.IsZero() || b.start.Before(f) {
+			f = b.start
+		}
+		if b.end.After(l) {
+			l = b.end
+		}
+	}
+	s.baseSpan = l.Sub(f)
+	s.baseAgg = float64(int64(r.n)*baseBytes) / 1e6 / s.baseSpan.Seconds()
+	s.pitasksAgg = float64(int64(r.n)*wireBytes) / 1e6 / s.pitasksSpan.Seconds()
+	s.aggRatio = s.pitasksAgg / s.baseAgg
 	s.pitasksCopy, s.copyCheck = mean(pcopies), mean(checks)
 	s.copyRatio = s.pitasksCopy.Seconds() / s.baseCopy.Seconds()
 	s.copyChkRatio = s.copyCheck.Seconds() / s.baseCopy.Seconds()
@@ -478,6 +518,7 @@ type report struct {
 	extraMiB  int64
 	link      int
 	model     string
+	cipher    string
 	rounds    []round
 }
 
@@ -501,14 +542,17 @@ func (r *report) markdown() string {
 		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
 		r.model, link, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
 		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
+	if r.cipher != "" {
+		fmt.Fprintf(&w, "Baseline cipher: `ssh -c %s`.\n\n", r.cipher)
+	}
 	w.WriteString("| nodes | deployed: slowest / mean (s) | baseline boot (s) | baseline copy (s, MB/s per node) | pitasks env_copy (s, MB/s per node) | " +
-		"copy ratio pitasks/baseline | (env_copy+env_check)/baseline | hardware-bound estimate (s) | slowest / estimate |\n")
-	w.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+		"copy ratio pitasks/baseline | (env_copy+env_check)/baseline | aggregate MB/s baseline / pitasks (ratio) | hardware-bound estimate (s) | slowest / estimate |\n")
+	w.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, rd := range r.rounds {
-		s := rd.summary()
-		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
+		s := rd.summary(r.im.size, r.wireBytes)
+		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %.1f / %.1f (%.2f) | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
 			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.wireBytes, s.pitasksCopy),
-			s.copyRatio, s.copyChkRatio, secs(s.hw), s.hwRatio)
+			s.copyRatio, s.copyChkRatio, s.baseAgg, s.pitasksAgg, s.aggRatio, secs(s.hw), s.hwRatio)
 	}
 	for _, rd := range r.rounds {
 		fmt.Fprintf(&w, "\n#### %d node(s) at once\n\n", rd.n)
