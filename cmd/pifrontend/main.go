@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/web"
 )
@@ -81,6 +82,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"This password is shown only now: log in and change it on the Account page.\n", *adminEmail, pw)
 	}
 
+	if addr := cfg.Frontend.MetricsListen; addr != "" {
+		// Otherwise pifrontend serves them itself on /metrics, to admins.
+		m := metrics.New()
+		m.WatchStore(st)
+		if err := metrics.Serve(ctx, addr, m.Handler(), log); err != nil {
+			log.Error("[frontend]", "err", err)
+			return 1
+		}
+	}
 	srv, err := web.New(ctx, web.Options{Store: st, Config: cfg, Logger: log, Power: snmpPower})
 	if err != nil {
 		log.Error("web", "err", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
@@ -143,10 +144,19 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	for name, t := range cfg.Timeouts {
 		timeouts[name] = process.State{BeforeReboot: t.BeforeReboot, Lost: t.Lost}
 	}
+	m := metrics.New()
+	m.WatchStore(st)
 	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
-		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: timeouts})
+		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: timeouts,
+		Observer: m})
 	if err != nil {
 		return err
+	}
+	m.WatchLeases(eng.Busy)
+	if cfg.Tasks.MetricsListen != "" {
+		if err := metrics.Serve(ctx, cfg.Tasks.MetricsListen, m.Handler(), log); err != nil {
+			return fmt.Errorf("[tasks] %w", err)
+		}
 	}
 	if err := eng.Start(ctx); err != nil {
 		return err

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -174,5 +177,47 @@ func TestDeploymentsCollector(t *testing.T) {
 				t.Error("a failing collector hid the others")
 			}
 		})
+	}
+}
+
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := metrics.New()
+	m.Tick(time.Millisecond)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if err := metrics.Serve(ctx, addr, m.Handler(), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(t, "http://"+addr+"/metrics")["piseduce_tick_duration_seconds_count"]; got != 1 {
+		t.Errorf("tick count %v", got)
+	}
+	if err := metrics.Serve(ctx, addr, m.Handler(), slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		t.Error("a second server on the same address did not fail")
+	}
+	resp, err := http.Get("http://" + addr + "/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /other: %s", resp.Status)
+	}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still listening after ctx ended")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
