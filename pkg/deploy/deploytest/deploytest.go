@@ -24,6 +24,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
@@ -44,7 +45,8 @@ type Harness struct {
 	Nodes    []store.Node      // by port
 	Env      store.Environment // the lab's test environment
 	TFTP     netboot.TFTP
-	Log      *bytes.Buffer // pitasks' log (debug level)
+	Metrics  *metrics.Metrics // the engine's Observer, as in pitasks
+	Log      *bytes.Buffer    // pitasks' log (debug level)
 	LabLog   *bytes.Buffer
 }
 
@@ -145,9 +147,12 @@ func Start(t testing.TB, o lab.Options) *Harness {
 		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
 		PowerOffWait: 500 * time.Millisecond,
 	}, 8)
+	h.Metrics = metrics.New()
+	h.Metrics.WatchStore(h.Store)
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
-		Log:     slog.New(slog.NewTextHandler(&syncWriter{w: h.Log}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Workers: 16, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
+		Observer: h.Metrics,
+		Log:      slog.New(slog.NewTextHandler(&syncWriter{w: h.Log}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Workers:  16, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
 			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
 			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
@@ -155,6 +160,7 @@ func Start(t testing.TB, o lab.Options) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.Metrics.WatchLeases(h.Engine.Busy)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
