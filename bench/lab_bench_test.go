@@ -35,8 +35,10 @@ var (
 	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks)")
-	flagReport = flag.String("report", "", "also write the report (markdown) to this file")
-	flagCipher = flag.String("baseline-cipher", "", "ssh -c CIPHER for the baseline (default: OpenSSH's own choice, chacha20-poly1305)")
+	flagReport  = flag.String("report", "", "also write the report (markdown) to this file")
+	flagWorkers = flag.Int("workers", 0, "pitasks [tasks] workers (0: pitasks' default, 16)")
+	flagBooting = flag.Int("max-booting", 0, "pitasks [tasks] max_booting (0: pitasks' default, 8)")
+	flagCipher  = flag.String("baseline-cipher", "", "ssh -c CIPHER for the baseline (default: OpenSSH's own choice, chacha20-poly1305)")
 )
 
 // initScript is the user's init script of every benchmark deployment.
@@ -61,7 +63,8 @@ func BenchmarkDeployLab(b *testing.B) {
 		specs[i] = lab.NodeSpec{Model: *flagModel, LinkMbit: *flagLink}
 	}
 	start := time.Now()
-	h := deploytest.Start(b, lab.Options{Nodes: maxN, Specs: specs})
+	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting}
+	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs}, cfg)
 	labUp := time.Since(start)
 	im := buildImage(b, h.Lab.Desc, *flagPayload)
 	b.Logf("lab of %d nodes up in %s; image %s: %.1f MiB (%d MiB random), root partition %d MiB",
@@ -87,7 +90,7 @@ func BenchmarkDeployLab(b *testing.B) {
 	wire, _ := os.Stat(filepath.Join(filepath.Dir(im.raw), env.ImageName))
 
 	rep := &report{labUp: labUp, im: im, format: *flagFormat, wireBytes: wire.Size(), extraMiB: *flagExtra,
-		link: h.Lab.Desc.Nodes[0].LinkMbit, model: *flagModel, cipher: *flagCipher}
+		link: h.Lab.Desc.Nodes[0].LinkMbit, model: *flagModel, cipher: *flagCipher, cfg: cfg}
 	b.ResetTimer()
 	for _, n := range sizes {
 		r := round{n: n}
@@ -519,6 +522,7 @@ type report struct {
 	link      int
 	model     string
 	cipher    string
+	cfg       deploytest.Config
 	rounds    []round
 }
 
@@ -542,6 +546,9 @@ func (r *report) markdown() string {
 		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
 		r.model, link, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
 		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
+	if r.cfg.Workers != 0 || r.cfg.MaxBooting != 0 {
+		fmt.Fprintf(&w, "pitasks settings: workers %d, max_booting %d (0: default, 16 and 8).\n\n", r.cfg.Workers, r.cfg.MaxBooting)
+	}
 	if r.cipher != "" {
 		fmt.Fprintf(&w, "Baseline cipher: `ssh -c %s`.\n\n", r.cipher)
 	}

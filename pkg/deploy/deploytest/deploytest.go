@@ -64,11 +64,29 @@ func NewKey(t testing.TB) ssh.Signer {
 	return s
 }
 
+// Config sets pitasks' [tasks] knobs; zero values are pitasks' defaults.
+type Config struct {
+	Workers    int // deployments worked on at once [16]
+	MaxBooting int // nodes booting at once [8]
+}
+
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
 // cluster_desc/ folder) and builds the engine with the real drivers and pitasks' defaults
 // (16 workers, 8 nodes booting at once). Everything is torn down when t ends.
 func Start(t testing.TB, o lab.Options) *Harness {
 	t.Helper()
+	return StartWith(t, o, Config{})
+}
+
+// StartWith is Start with other [tasks] settings.
+func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
+	t.Helper()
+	if c.Workers == 0 {
+		c.Workers = 16
+	}
+	if c.MaxBooting == 0 {
+		c.MaxBooting = 8
+	}
 	testenv.NeedRoot(t)
 	testenv.NeedCommand(t, lab.Commands...)
 	// Not t.TempDir(): dnsmasq, which serves TFTP as an unprivileged user, must reach the files.
@@ -146,13 +164,13 @@ func Start(t testing.TB, o lab.Options) *Harness {
 		NFSHostname:  "nfspi",
 		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
 		PowerOffWait: 500 * time.Millisecond,
-	}, 8)
+	}, c.MaxBooting)
 	h.Metrics = metrics.New()
 	h.Metrics.WatchStore(h.Store)
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(&syncWriter{w: h.Log}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Workers:  16, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
+		Workers:  c.Workers, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
 			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
 			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
