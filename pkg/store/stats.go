@@ -161,6 +161,9 @@ type StateTime struct {
 	Failures int64
 }
 
+// MeanMillis is MeanMS rounded to a millisecond.
+func (t StateTime) MeanMillis() int64 { return int64(t.MeanMS + 0.5) }
+
 // StateTimes returns the time per state for f, in process order, then state order.
 func (s *Store) StateTimes(ctx context.Context, f StatsFilter) ([]StateTime, error) {
 	var rows []StateTime

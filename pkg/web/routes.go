@@ -113,6 +113,10 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(admin, post, "/admin/import", s.saveImport)
 	add(admin, get, "/admin/deployments", s.showAdminDeployments)
 	add(admin, post, "/admin/deployments/:id/state", s.forceState)
+	add(admin, get, "/admin/stats", s.showAdminStats)
+	add(admin, get, "/admin/stats/nodes/:id", s.showNodeStats)
+	add(admin, get, "/admin/stats/environments/:id", s.showEnvironmentStats)
+	add(admin, get, "/metrics", s.showMetrics)
 
 	// JSON API, Bearer tokens only (no cookies, so no CSRF).
 	add(apiUser, get, "/api/v1/nodes", s.apiNodes)

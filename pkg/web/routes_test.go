@@ -144,6 +144,10 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"POST /admin/import":                   {path: "/admin/import", files: map[string]string{"sw9.json": origSwitchJSON}, want: want{forbid, forbid, forbid, ok}},
 		"GET /admin/deployments":               {path: "/admin/deployments", want: adminPage},
 		"POST /admin/deployments/:id/state":    {path: "/admin/deployments/" + d1 + "/state", form: url.Values{"process": {"deploy"}, "state": {"boot_conf"}, "reason": {"stuck"}}, want: adminPost},
+		"GET /admin/stats":                     {path: "/admin/stats", want: adminPage},
+		"GET /admin/stats/nodes/:id":           {path: "/admin/stats/nodes/" + id(f.nodes[0].ID), want: adminPage},
+		"GET /admin/stats/environments/:id":    {path: "/admin/stats/environments/" + id(f.env.ID), want: adminPage},
+		"GET /metrics":                         {path: "/metrics", want: adminPage},
 
 		"GET /api/v1/nodes":                     {path: "/api/v1/nodes", want: apiAll},
 		"GET /api/v1/environments":              {path: "/api/v1/environments", want: apiAll},

@@ -36,6 +36,9 @@ type Options struct {
 	Now func() time.Time
 	// Assets holds templates/ and static/ (the embedded piseduce.Assets when nil).
 	Assets fs.FS
+	// Metrics serves /metrics to admins; nil: the deployments by state from Store, unless
+	// [frontend] metrics_listen is set (then /metrics is served there, not here).
+	Metrics http.Handler
 }
 
 // Server is the web application.
@@ -59,6 +62,7 @@ type Server struct {
 	signupByIP *auth.Limiter
 
 	resources resourcesCache
+	metrics   http.Handler
 }
 
 // Session lifetime.
@@ -83,6 +87,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics = o.Metrics; s.metrics == nil && o.Config.Frontend.MetricsListen == "" {
+		s.metrics = defaultMetrics(o.Store)
 	}
 	assets := o.Assets
 	if assets == nil {
