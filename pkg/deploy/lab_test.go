@@ -3,7 +3,10 @@ package deploy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -63,11 +66,15 @@ func TestDeployThreeLabNodesEndToEnd(t *testing.T) {
 	deployKey := deploytest.NewKey(t)
 	password := `p4ss 'with" $(quotes) ; and` + "`ticks`"
 	script := "#!/bin/bash\nset -e\necho \"hello from $(hostname)\" | tee /home/pi/hello.txt\nid -un\n"
+	msrv := httptest.NewServer(h.Metrics.Handler()) // pitasks' /metrics
+	defer msrv.Close()
+	before := scrapeMetrics(t, msrv.URL)
 	t0 := time.Now()
 	ds := h.Deploy(h.Nodes, deploytest.Request{SizeMiB: 200, Password: password, Key: deployKey, Script: script})
 	h.RunUntil(ds, 4*time.Minute, "deployed")
 	took := time.Since(t0)
 	t.Logf("3 nodes deployed in %s", took.Round(100*time.Millisecond))
+	checkMetricsMoved(t, before, scrapeMetrics(t, msrv.URL))
 
 	for i, n := range h.Nodes {
 		d := h.Load(ds[i].ID)
@@ -152,4 +159,55 @@ func mustSigner(t *testing.T, path string) ssh.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// scrapeMetrics GETs a /metrics URL and returns every sample by its exposition key.
+func scrapeMetrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %v %s", url, err, resp.Status)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// checkMetricsMoved: three lab nodes deployed, as pitasks' /metrics tells it.
+func checkMetricsMoved(t *testing.T, before, after map[string]float64) {
+	t.Helper()
+	for _, c := range []struct {
+		key     string
+		from    float64 // the value before
+		atLeast float64 // the least value after
+	}{
+		{`piseduce_deployments{process="deploy",state="deployed"}`, 0, 3},
+		{`piseduce_state_duration_seconds_count{outcome="done",process="deploy",state="env_copy"}`, 0, 3},
+		{`piseduce_state_duration_seconds_count{outcome="done",process="deploy",state="user_script"}`, 0, 3},
+		{`piseduce_copy_throughput_bytes_per_second_count`, 0, 3},
+		{`piseduce_tick_duration_seconds_count`, 0, 2},
+	} {
+		t.Logf("metrics: %s %v → %v", c.key, before[c.key], after[c.key])
+		if before[c.key] != c.from || after[c.key] < c.atLeast {
+			t.Errorf("metrics: %s went %v → %v, want %v → at least %v", c.key, before[c.key], after[c.key], c.from, c.atLeast)
+		}
+	}
+	if n := after[`piseduce_copy_throughput_bytes_per_second_count`]; n > 0 {
+		t.Logf("metrics: mean copy throughput %.1f MB/s", after[`piseduce_copy_throughput_bytes_per_second_sum`]/n/1e6)
+	}
 }
