@@ -16,6 +16,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -130,6 +131,12 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Same content, not the same identity: the copy got SSH host keys of its own.
+	k1, _, _ := h.Store.HostKey(ctx, remote.RoleSystem, src.ID)
+	k2, _, _ := h.Store.HostKey(ctx, remote.RoleSystem, dst.ID)
+	if k1 == "" || k1 == k2 {
+		t.Errorf("%s presents %s's SSH host key", dst.Name, src.Name)
+	}
 	if got, _ := output(c, "cat ~/marker.txt"); got != marker {
 		t.Errorf("%s: marker %q, want %q", dst.Name, got, marker)
 	}

@@ -112,8 +112,8 @@ func mtools(tool string, args ...string) []string {
 	return append([]string{"env", "MTOOLS_SKIP_CHECK=1", tool, "-i", cardBoot}, args...)
 }
 
-// systemConf configures the system on the card: hostname, SSH enabled, the pimaster's key
-// for root, no first-boot resize (done already), and no bootcode.bin so that a Pi 3B+ keeps
+// systemConf configures the system on the card: hostname, SSH enabled with host keys of its
+// own, the pimaster's key for root, no first-boot resize (done already), and no bootcode.bin so that a Pi 3B+ keeps
 // booting from the network, where its TFTP folder decides.
 func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 	name := t.D.Node.Name
@@ -142,6 +142,17 @@ func (d *Deployer) configureRoot(ctx context.Context, sh Shell, name string) err
 	}
 	hosts, _ := sh.Output(ctx, "cat", rootMount+"/etc/hosts")
 	if err := sh.Upload(ctx, rootMount+"/etc/hosts", strings.NewReader(withHostname(hosts, name)), 0o644); err != nil {
+		return err
+	}
+	// Fresh SSH host keys: an image captured from another node must not give this one its keys.
+	if err := run(ctx, sh, "install", "-d", "-m", "755", rootMount+"/etc/ssh"); err != nil {
+		return err
+	}
+	if err := run(ctx, sh, "find", rootMount+"/etc/ssh", "-maxdepth", "1", "-name", "ssh_host_*", "-delete"); err != nil {
+		return err
+	}
+	if err := run(ctx, sh, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@"+name,
+		"-f", rootMount+"/etc/ssh/ssh_host_ed25519_key"); err != nil {
 		return err
 	}
 	if err := run(ctx, sh, "install", "-d", "-m", "700", rootMount+"/root/.ssh"); err != nil {
