@@ -200,10 +200,11 @@ func (e *Engine) lose(ctx context.Context, d *store.Deployment, reason string, l
 func (e *Engine) fail(ctx context.Context, d *store.Deployment, err error) bool {
 	now := e.clock.Now()
 	ev := e.event(d, store.OutcomeFailed, err.Error(), now)
+	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
 	d.ResumeProcess, d.ResumeState = d.Process, d.State
 	d.State, d.LastError = store.StateFailed, err.Error()
-	e.log.Error("deployment failed", "deployment", d.ID, "node", d.Node.Name, "err", err)
-	e.save(ctx, d, ev, e.log)
+	log.Error("deployment failed", "err", err)
+	e.save(ctx, d, ev, log)
 	return false
 }
 
