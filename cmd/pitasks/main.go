@@ -7,6 +7,9 @@
 //	pitasks [-config FILE] port SWITCH PORT status|on|off|cycle  one PoE port (see admin.go)
 //	pitasks [-config FILE] switches                            does each switch answer; port grid
 //	pitasks [-config FILE] nodes [NAME]                        node state: deployment, lease, events
+//	pitasks [-config FILE] discover SWITCH [PORT…]             node discovery (see discover.go)
+//	pitasks [-config FILE] dnsmasq                             regenerate the DHCP hosts file, reload dnsmasq
+//	pitasks [-config FILE] env-register … IMAGE | env-export NAME   environments (see env.go)
 package main
 
 import (
@@ -45,7 +48,9 @@ func run(args []string) error {
 	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | import-cluster DIR | check]\n")
+		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | check | import-cluster DIR | discover SWITCH [PORT…] | dnsmasq |\n"+
+			"                      port SWITCH PORT status|on|off|cycle | switches | nodes [NAME] |\n"+
+			"                      env-register … IMAGE | env-export NAME]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
