@@ -21,10 +21,9 @@ import (
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
-// startPitasks runs pitasks on st until the returned func is called. Here it is the real
-// engine with fake drivers: every state takes a moment, the image copy reports progress for a
-// few seconds, the init script "prints" a line. It is a variable so that a test on the virtual
-// Pi lab can swap in the real drivers.
+// startPitasks runs pitasks on st until the returned func is called: the real engine with fake
+// drivers. Every state takes a moment, the image copy reports progress for a few seconds, the
+// init script "prints" a line. TestBrowserOnTheLab walks the same story with the real drivers.
 var startPitasks = func(t *testing.T, st *store.Store) (stop func()) {
 	steps := map[string]engine.Step{}
 	for _, p := range process.All() {
@@ -40,11 +39,23 @@ var startPitasks = func(t *testing.T, st *store.Store) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopTicking := tickEvery(t, e, 150*time.Millisecond)
+	return func() {
+		stopTicking()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		e.Stop(sctx)
+	}
+}
+
+// tickEvery runs e.Tick every interval, as pitasks' loop does, until the returned func is
+// called (it returns once the last tick is over).
+func tickEvery(t *testing.T, e *engine.Engine, every time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(150 * time.Millisecond)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
@@ -60,9 +71,6 @@ var startPitasks = func(t *testing.T, st *store.Store) (stop func()) {
 	return func() {
 		cancel()
 		<-done
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		e.Stop(sctx)
 	}
 }
 
@@ -109,11 +117,12 @@ func (c copyStep) Exec(ctx context.Context, t *engine.Task) error {
 	return nil
 }
 
-// artifactsDir is where the screenshots go: $ARTIFACTS/web when set, else the test's temp dir.
-func artifactsDir(t *testing.T) string {
+// artifactsDir is where a browser test's screenshots go: $ARTIFACTS/<name> when set, else the
+// test's temp dir.
+func artifactsDir(t *testing.T, name string) string {
 	dir := t.TempDir()
 	if a := os.Getenv("ARTIFACTS"); a != "" {
-		dir = filepath.Join(a, "web")
+		dir = filepath.Join(a, name)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -121,44 +130,238 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// TestBrowser drives headless Chromium through a user's whole story: sign up, approval by an
-// admin, log in, reserve two nodes, deploy them, watch the progress bar move without reloading,
-// then destroy one. Screenshots of the main pages go to the artifacts folder.
+// TestBrowser walks the browser story (see story) against pitasks with fake drivers, on the
+// handler tests' fixture with four more free nodes.
 func TestBrowser(t *testing.T) {
-	chromium := testenv.NeedCommand(t, "chromium")
+	testenv.NeedCommand(t, "chromium")
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
 	f := newFixture(t)
 	f.s.now = func() time.Time { return time.Now().UTC() }
-	ctx0 := context.Background()
+	ctx := context.Background()
 	// Four more free nodes on the second switch.
+	var free []uint
 	for i := 1; i <= 4; i++ {
 		n := store.Node{Name: fmt.Sprintf("node-%d", 6+i), SwitchID: f.sw2.ID, Port: i, IP: fmt.Sprintf("10.10.1.%d", i), Model: "RPI4B"}
-		if err := f.st.CreateNode(ctx0, &n); err != nil {
+		if err := f.st.CreateNode(ctx, &n); err != nil {
 			t.Fatal(err)
 		}
+		free = append(free, n.ID)
 	}
 	f.power.ports = map[int]bool{1: true, 2: true, 3: true, 4: false, 5: false, 6: true, 8: true}
 	srv := httptest.NewServer(f.s)
 	defer srv.Close()
-	stopPitasks := startPitasks(t, f.st)
-	defer stopPitasks()
-	shots := artifactsDir(t)
+	story{
+		URL: srv.URL, Store: f.st, Admin: f.admin.Email, Nodes: free[:2], Env: f.env.Name,
+		Pitasks: func() func() { return startPitasks(t, f.st) },
+		Shots:   artifactsDir(t, "web"),
+		AdminPages: []string{fmt.Sprintf("/admin/switches/%d", f.sw.ID), "/admin/settings", "/admin/deployments", "/admin/nodes",
+			fmt.Sprintf("/admin/discovery/%d", f.discovery.ID)},
+	}.run(t)
+}
 
+// story is a user's whole path through the web interface, in headless Chromium: she signs up,
+// an admin approves her, she logs in, reserves two nodes and deploys them, watches the
+// progress bar move without reloading, sees both nodes deployed with the init script's output
+// and how to SSH in, then destroys them. Screenshots of the main pages go to Shots. TestBrowser
+// walks it with fake drivers, TestBrowserOnTheLab with the real ones on the virtual Pi lab.
+type story struct {
+	URL        string       // pifrontend
+	Store      *store.Store // its database
+	Admin      string       // an admin's e-mail (password testPassword)
+	Nodes      []uint       // the free nodes she reserves
+	Env        string       // the environment she deploys
+	Pitasks    func() (stop func())
+	Shots      string
+	AdminPages []string // more pages the admin looks at in the end
+}
+
+const storyUser = "nina@example.org"
+
+func (s story) run(t *testing.T) {
+	t.Helper()
+	t0 := time.Now()
+	mark := func(what string) { t.Logf("%6.1fs %s", time.Since(t0).Seconds(), what) }
+	ctx := context.Background()
+	nodes := map[uint]store.Node{}
+	for _, n := range mustNodes(t, s.Store) {
+		nodes[n.ID] = n
+	}
+	var env store.Environment
+	if err := s.Store.DB.Where("name = ?", s.Env).First(&env).Error; err != nil {
+		t.Fatalf("environment %s: %v", s.Env, err)
+	}
+	stopPitasks := s.Pitasks()
+	defer stopPitasks()
+	c := newChrome(t, s.URL, s.Shots, 10*time.Minute)
+
+	// 1. Sign up.
+	c.do("sign up form", chromedp.Navigate(s.URL+"/signup"), chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), storyUser), chromedp.SendKeys(chromedp.ID("first_name"), "Nina"),
+		chromedp.SendKeys(chromedp.ID("last_name"), "Noether"), chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		chromedp.SendKeys(chromedp.ID("password_confirm"), testPassword))
+	c.shot("01-signup")
+	c.click("sign up", `form[action="/signup"] button[type=submit]`)
+	c.do("signed up", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	if msg := c.eval(`document.querySelector(".flash.ok").textContent`); !strings.Contains(msg, "admin must approve") {
+		t.Fatalf("after sign-up: %q", msg)
+	}
+	c.shot("02-signup-done")
+	nina, err := s.Store.UserByEmail(ctx, storyUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 2. The admin approves.
+	c.login(s.Admin)
+	c.do("users", chromedp.Navigate(s.URL+"/admin/users"), chromedp.WaitVisible(chromedp.CSS("table")))
+	c.shot("03-admin-users")
+	c.click("approve", fmt.Sprintf(`form[action="/admin/users/%d/approve"] button`, nina.ID))
+	c.do("approved", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	c.logout()
+
+	// 3. Nina logs in and looks at the cluster.
+	c.login(storyUser)
+	c.do("resources", chromedp.Navigate(s.URL+"/resources"), chromedp.WaitVisible(chromedp.CSS("table")))
+	c.shot("04-resources")
+
+	// 4. She reserves the nodes and deploys them.
+	reserve := []chromedp.Action[chromedp.Void]{chromedp.Navigate(s.URL + "/reserve"), chromedp.WaitVisible(chromedp.ID("hours"))}
+	for _, id := range s.Nodes {
+		reserve = append(reserve, chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=nodes][value="%d"]`, id))))
+	}
+	c.do("reserve form", append(reserve, chromedp.SetValue(chromedp.ID("hours"), "3"))...)
+	c.shot("05-reserve")
+	c.click("reserve", `form[action="/reserve"] button[type=submit]`)
+	c.do("deploy form", chromedp.WaitVisible(chromedp.ID("init_script")),
+		chromedp.SetValue(chromedp.ID("name"), "my-experiment"),
+		chromedp.SetValue(chromedp.ID("system_size"), "200"),
+		chromedp.SendKeys(chromedp.ID("public_key"), sshKey),
+		chromedp.SendKeys(chromedp.ID("init_script"), "#!/bin/bash\necho \"hello from $(hostname)\""))
+	pick := fmt.Sprintf(`(() => { const i = Array.from(document.querySelectorAll("input[name=environment]"))
+		.find(i => i.closest("label").querySelector("b").textContent === %q); if (i) { i.click() } return !!i && i.checked })()`, s.Env)
+	if c.eval(`String(`+pick+`)`) != "true" {
+		t.Fatalf("no environment %s in the deploy form", s.Env)
+	}
+	c.shot("06-deploy")
+	c.click("deploy", `form[action$="/deploy"] button[type=submit]`)
+	c.do("deployments", chromedp.WaitVisible(chromedp.CSS("tr[data-dep]")))
+	mark("deploy requested")
+	// The deployment of each node, from the page's rows.
+	deps := map[uint]string{} // node → deployment ID
+	for _, row := range strings.Fields(c.eval(`Array.from(document.querySelectorAll("tr[data-dep]")).map(r => r.dataset.dep + "=" + r.querySelector("td a").textContent.trim()).join(" ")`)) {
+		dep, name, _ := strings.Cut(row, "=")
+		for id, n := range nodes {
+			if n.Name == name {
+				deps[id] = dep
+			}
+		}
+	}
+	for _, id := range s.Nodes {
+		if deps[id] == "" {
+			t.Fatalf("no deployment row for %s (rows: %v)", nodes[id].Name, deps)
+		}
+	}
+	if len(deps) != len(s.Nodes) {
+		t.Fatalf("%d deployment rows, want %d", len(deps), len(s.Nodes))
+	}
+
+	// 5. A progress bar moves, with no reload of the page.
+	c.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = "yes"`))
+	const copying = `(() => { for (const r of document.querySelectorAll("tr[data-dep]")) {
+		const c = r.querySelector(".js-progress"), p = c && c.querySelector("progress");
+		if (p && !c.hidden && p.value > 0 && p.value < 90) { return r.dataset.dep + " " + p.value } } return "" })()`
+	c.waitFor("copy starts", copying+` !== ""`, 4*time.Minute)
+	dep, first, _ := strings.Cut(c.eval(copying), " ")
+	mark("copy under way: deployment " + dep + " at " + first + " %")
+	time.Sleep(700 * time.Millisecond) // the bar's CSS transition
+	c.shot("07-progress")
+	bar := fmt.Sprintf(`document.querySelector('tr[data-dep="%s"] progress').value`, dep)
+	c.waitFor("copy moves on", bar+` > `+first, 30*time.Second)
+	mark("progress bar moved: " + c.eval(`String(`+bar+`)`) + " %")
+	if speed := c.eval(fmt.Sprintf(`document.querySelector('tr[data-dep="%s"] .js-speed').textContent`, dep)); !strings.Contains(speed, "MB/s") {
+		t.Errorf("no speed shown: %q", speed)
+	}
+	c.waitFor("deployed", `Array.from(document.querySelectorAll(".js-state")).every(e => e.textContent.trim() === "deployed")`, 5*time.Minute)
+	if c.eval(`String(window.__sameDocument)`) != "yes" {
+		t.Fatal("the page was reloaded: updates must arrive without a reload")
+	}
+	mark("both nodes deployed")
+	c.shot("08-deployed")
+
+	// 6. The deployment pages: timeline, script output, how to SSH in, the password for her only.
+	deploy, err := process.Get(process.Deploy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range s.Nodes {
+		n := nodes[id]
+		c.do("deployment page of "+n.Name, chromedp.Navigate(s.URL+"/deployments/"+deps[id]), chromedp.WaitVisible(chromedp.CSS("ol.timeline")))
+		body := c.eval(`document.body.innerText`)
+		for _, want := range []string{"ssh " + env.SSHUser + "@" + n.IP, "hello from " + n.Name, "Timeline"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("deployment page of %s lacks %q", n.Name, want)
+			}
+		}
+		if got, want := c.eval(`String(document.querySelectorAll("ol.timeline li.done").length)`), fmt.Sprint(len(deploy.States)); got != want {
+			t.Errorf("%s: %s states done in the timeline, want %s", n.Name, got, want)
+		}
+		if i == 0 {
+			c.do("show password", chromedp.Click(chromedp.CSS("details summary")))
+			c.shot("09-deployment")
+		}
+	}
+
+	// 7. She destroys them.
+	for _, id := range s.Nodes {
+		c.do("back", chromedp.Navigate(s.URL+"/deployments"), chromedp.WaitVisible(chromedp.CSS("tr[data-dep]")))
+		c.click("destroy "+nodes[id].Name, fmt.Sprintf(`form[action="/deployments/%s/destroy"] button`, deps[id]))
+		c.do("destroying", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	}
+	c.waitFor("destroyed", `Array.from(document.querySelectorAll(".js-state")).every(e => e.textContent.trim() === "destroy: destroyed")`, 2*time.Minute)
+	mark("both nodes destroyed")
+	c.shot("10-destroyed")
+	c.do("account", chromedp.Navigate(s.URL+"/account"), chromedp.WaitVisible(chromedp.ID("ssh_key")))
+	c.shot("11-account")
+	c.logout()
+
+	// 8. Admin pages.
+	c.login(s.Admin)
+	for i, p := range s.AdminPages {
+		c.do("admin page "+p, chromedp.Navigate(s.URL+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		c.shot(fmt.Sprintf("%02d-admin-%s", 12+i, strings.ReplaceAll(strings.Trim(p, "/"), "/", "-")))
+	}
+	t.Logf("screenshots in %s", s.Shots)
+}
+
+// chrome is a headless Chromium tab on pifrontend that accepts confirmation dialogs; a step
+// that fails saves a screenshot first, then fails the test.
+type chrome struct {
+	t     *testing.T
+	ctx   context.Context
+	base  string
+	shots string
+}
+
+// newChrome starts Chromium (closed when t ends); every step together must end within limit.
+// Nothing but base is visited: no background networking, no updates, no sync.
+func newChrome(t *testing.T, base, shots string, limit time.Duration) *chrome {
+	t.Helper()
+	chromium := testenv.NeedCommand(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	actx, acancel := chromedp.NewExecAllocator(ctx0, opts...)
-	defer acancel()
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	t.Cleanup(bcancel)
 	if err := chromedp.Do(bctx); err != nil { // starts the browser without a deadline
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(bctx, limit)
+	t.Cleanup(cancel)
 
 	// Accept the confirmation dialogs of destructive buttons.
 	dialogs := chromedp.Events(bctx, cdppage.JavascriptDialogOpening)
@@ -170,150 +373,70 @@ func TestBrowser(t *testing.T) {
 			_, _ = chromedp.Call(bctx, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
+	return &chrome{t: t, ctx: ctx, base: base, shots: shots}
+}
 
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			shot(t, ctx, shots, "failed-"+strings.ReplaceAll(step, " ", "-"))
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	click := func(step, sel string) {
-		t.Helper()
-		if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
-			shot(t, ctx, shots, "failed-"+strings.ReplaceAll(step, " ", "-"))
-			t.Fatalf("%s: click %s: %v", step, sel, err)
-		}
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", js, err)
-		}
-		return v
-	}
-	waitFor := func(step, js string, timeout time.Duration) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-			shot(t, ctx, shots, "failed-"+strings.ReplaceAll(step, " ", "-"))
-			t.Fatalf("%s: waiting for %s: %v", step, js, err)
-		}
-	}
-	login := func(email string) {
-		t.Helper()
-		do("open login", chromedp.Navigate(srv.URL+"/login"), chromedp.WaitVisible(chromedp.ID("email")),
-			chromedp.SendKeys(chromedp.ID("email"), email), chromedp.SendKeys(chromedp.ID("password"), testPassword))
-		click("log in", `form[action="/login"] button[type=submit]`)
-		do("logged in", chromedp.WaitVisible(chromedp.CSS(".who form")))
-	}
-	logout := func() { click("log out", `.who form button`) }
+func (c *chrome) fail(step string, format string, a ...any) {
+	c.t.Helper()
+	c.shot("failed-" + strings.ReplaceAll(step, " ", "-"))
+	c.t.Fatalf("%s: "+format, append([]any{step}, a...)...)
+}
 
-	// 1. Sign up.
-	do("sign up form", chromedp.Navigate(srv.URL+"/signup"), chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SendKeys(chromedp.ID("email"), "nina@example.org"), chromedp.SendKeys(chromedp.ID("first_name"), "Nina"),
-		chromedp.SendKeys(chromedp.ID("last_name"), "Noether"), chromedp.SendKeys(chromedp.ID("password"), testPassword),
-		chromedp.SendKeys(chromedp.ID("password_confirm"), testPassword))
-	shot(t, ctx, shots, "01-signup")
-	click("sign up", `form[action="/signup"] button[type=submit]`)
-	do("signed up", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
-	if msg := eval(`document.querySelector(".flash.ok").textContent`); !strings.Contains(msg, "admin must approve") {
-		t.Fatalf("after sign-up: %q", msg)
+func (c *chrome) do(step string, actions ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, actions...); err != nil {
+		c.fail(step, "%v", err)
 	}
-	shot(t, ctx, shots, "02-signup-done")
-	nina, err := f.st.UserByEmail(ctx0, "nina@example.org")
+}
+
+// click clicks sel and waits for the page it leads to.
+func (c *chrome) click(step, sel string) {
+	c.t.Helper()
+	if _, err := chromedp.RunResponse(c.ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		c.fail(step, "click %s: %v", sel, err)
+	}
+}
+
+func (c *chrome) eval(js string) string {
+	c.t.Helper()
+	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](js))
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatalf("evaluate %s: %v", js, err)
 	}
+	return v
+}
 
-	// 2. The admin approves.
-	login(f.admin.Email)
-	do("users", chromedp.Navigate(srv.URL+"/admin/users"), chromedp.WaitVisible(chromedp.CSS("table")))
-	shot(t, ctx, shots, "03-admin-users")
-	click("approve", fmt.Sprintf(`form[action="/admin/users/%d/approve"] button`, nina.ID))
-	do("approved", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
-	logout()
+// waitFor waits until the expression js is true.
+func (c *chrome) waitFor(step, js string, timeout time.Duration) {
+	c.t.Helper()
+	if _, err := chromedp.Run(c.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		c.fail(step, "waiting for %s: %v", js, err)
+	}
+}
 
-	// 3. Nina logs in and looks at the cluster.
-	login("nina@example.org")
-	do("resources", chromedp.Navigate(srv.URL+"/resources"), chromedp.WaitVisible(chromedp.CSS("table")))
-	shot(t, ctx, shots, "04-resources")
+func (c *chrome) login(email string) {
+	c.t.Helper()
+	c.do("open login", chromedp.Navigate(c.base+"/login"), chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email), chromedp.SendKeys(chromedp.ID("password"), testPassword))
+	c.click("log in", `form[action="/login"] button[type=submit]`)
+	c.do("logged in", chromedp.WaitVisible(chromedp.CSS(".who form")))
+}
 
-	// 4. She reserves two nodes and deploys them.
-	var n7, n8 uint
-	for _, n := range mustNodes(t, f.st) {
-		switch n.Name {
-		case "node-7":
-			n7 = n.ID
-		case "node-8":
-			n8 = n.ID
-		}
-	}
-	do("reserve form", chromedp.Navigate(srv.URL+"/reserve"), chromedp.WaitVisible(chromedp.ID("hours")),
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=nodes][value="%d"]`, n7))),
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=nodes][value="%d"]`, n8))),
-		chromedp.SetValue(chromedp.ID("hours"), "3"))
-	shot(t, ctx, shots, "05-reserve")
-	click("reserve", `form[action="/reserve"] button[type=submit]`)
-	do("deploy form", chromedp.WaitVisible(chromedp.ID("init_script")),
-		chromedp.SetValue(chromedp.ID("name"), "my-experiment"),
-		chromedp.SendKeys(chromedp.ID("public_key"), sshKey),
-		chromedp.SendKeys(chromedp.ID("init_script"), "#!/bin/bash\necho hello"))
-	shot(t, ctx, shots, "06-deploy")
-	click("deploy", `form[action$="/deploy"] button[type=submit]`)
-	do("deployments", chromedp.WaitVisible(chromedp.CSS("tr[data-dep]")))
-	if n := eval(`String(document.querySelectorAll("tr[data-dep]").length)`); n != "2" {
-		t.Fatalf("%s deployment rows", n)
-	}
+func (c *chrome) logout() {
+	c.t.Helper()
+	c.click("log out", `.who form button`)
+}
 
-	// 5. The progress bar moves, with no reload of the page.
-	do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = "yes"`))
-	const progress = `(() => { const p = document.querySelector(".js-progress:not([hidden]) progress"); return p ? p.value : -1 })()`
-	waitFor("copy starts", progress+` > 0 && `+progress+` < 90`, 60*time.Second)
-	first := eval(`String(` + progress + `)`)
-	shot(t, ctx, shots, "07-progress")
-	waitFor("copy moves on", progress+` > `+first, 20*time.Second)
-	if speed := eval(`document.querySelector(".js-progress:not([hidden]) .js-speed").textContent`); !strings.Contains(speed, "MB/s") {
-		t.Errorf("no speed shown: %q", speed)
+// shot saves a full-page PNG screenshot.
+func (c *chrome) shot(name string) {
+	buf, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		c.t.Logf("screenshot %s: %v", name, err)
+		return
 	}
-	waitFor("deployed", `Array.from(document.querySelectorAll(".js-state")).every(e => e.textContent.trim() === "deployed")`, 90*time.Second)
-	if eval(`String(window.__sameDocument)`) != "yes" {
-		t.Fatal("the page was reloaded: updates must arrive without a reload")
+	if err := os.WriteFile(filepath.Join(c.shots, name+".png"), buf, 0o644); err != nil {
+		c.t.Logf("screenshot %s: %v", name, err)
 	}
-	shot(t, ctx, shots, "08-deployed")
-
-	// 6. The deployment page: timeline, script output, password for her only.
-	click("details", `tr[data-dep] a.button`)
-	do("deployment page", chromedp.WaitVisible(chromedp.CSS("ol.timeline")))
-	body := eval(`document.body.innerText`)
-	for _, want := range []string{"ssh pi@10.10.1.", "hello from node-", "Timeline"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("deployment page lacks %q", want)
-		}
-	}
-	if n := eval(`String(document.querySelectorAll("ol.timeline li.done").length)`); n != "15" {
-		t.Errorf("%s states done in the timeline, want 15", n)
-	}
-	do("show password", chromedp.Click(chromedp.CSS("details summary")))
-	shot(t, ctx, shots, "09-deployment")
-
-	// 7. Destroy one node.
-	do("back", chromedp.Navigate(srv.URL+"/deployments"), chromedp.WaitVisible(chromedp.CSS("tr[data-dep]")))
-	click("destroy", `tr[data-dep] form[action$="/destroy"] button`)
-	do("destroying", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
-	waitFor("destroyed", `Array.from(document.querySelectorAll(".js-state")).some(e => e.textContent.trim() === "destroy: destroyed")`, 60*time.Second)
-	shot(t, ctx, shots, "10-destroyed")
-	do("account", chromedp.Navigate(srv.URL+"/account"), chromedp.WaitVisible(chromedp.ID("ssh_key")))
-	shot(t, ctx, shots, "11-account")
-	logout()
-
-	// 8. Admin pages.
-	login(f.admin.Email)
-	for i, p := range []string{fmt.Sprintf("/admin/switches/%d", f.sw.ID), "/admin/settings", "/admin/deployments", "/admin/nodes", fmt.Sprintf("/admin/discovery/%d", f.discovery.ID)} {
-		do("admin page "+p, chromedp.Navigate(srv.URL+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
-		shot(t, ctx, shots, fmt.Sprintf("%02d-admin-%s", 12+i, strings.ReplaceAll(strings.Trim(p, "/"), "/", "-")))
-	}
-	t.Logf("screenshots in %s", shots)
 }
 
 func mustNodes(t *testing.T, st *store.Store) []store.Node {
@@ -322,16 +445,4 @@ func mustNodes(t *testing.T, st *store.Store) []store.Node {
 		t.Fatal(err)
 	}
 	return ns
-}
-
-// shot saves a full-page PNG screenshot.
-func shot(t *testing.T, ctx context.Context, dir, name string) {
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-	}
 }

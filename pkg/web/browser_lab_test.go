@@ -1,0 +1,103 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/deploy"
+	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/testenv"
+)
+
+// TestBrowserOnTheLab walks the browser story (see story) against the real pitasks: the
+// engine and drivers of deploytest on a virtual Pi lab of two Pi 3B+ nodes, pifrontend on the
+// same database. The lab's test environment is sent raw, so that its 76 MiB go over each
+// node's 10 MB/s link and the progress bar has time to move in the page.
+func TestBrowserOnTheLab(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommand(t, "chromium")
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	h := deploytest.Start(t, lab.Options{Nodes: 2})
+	ctx := context.Background()
+	// The lab's test environment is a 76 MiB image gzipped to ~80 KB: over in a blink. Its raw
+	// image (same folder, same content and sha256) keeps the copy on the link for ~8 s.
+	if err := h.Store.DB.Model(&store.Environment{}).Where("id = ?", h.Env.ID).
+		Updates(map[string]any{"image_name": filepath.Base(h.Lab.Desc.Image.Img), "image_format": image.Raw}).Error; err != nil {
+		t.Fatal(err)
+	}
+	hash, err := auth.HashPassword(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := store.User{Email: "root@admin.example", FirstName: "Ada", LastName: "Admin", PasswordHash: hash,
+		EmailConfirmed: true, Authorized: true, Admin: true}
+	if err := h.Store.CreateUser(ctx, &admin); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Options{Store: h.Store, Config: newFixtureConfig(), Logger: quietLogger(), Power: labPower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	var sw store.Switch
+	if err := h.Store.DB.First(&sw).Error; err != nil {
+		t.Fatal(err)
+	}
+
+	story{
+		URL: srv.URL, Store: h.Store, Admin: admin.Email, Nodes: []uint{h.Nodes[0].ID, h.Nodes[1].ID}, Env: h.Env.Name,
+		Pitasks:    func() func() { return tickEvery(t, h.Engine, 250*time.Millisecond) },
+		Shots:      artifactsDir(t, "web-lab"),
+		AdminPages: []string{fmt.Sprintf("/admin/switches/%d", sw.ID), "/admin/deployments", "/admin/nodes", "/admin/environments"},
+	}.run(t)
+
+	// The real drivers did it: the destroyed nodes are powered off on the lab's switch.
+	for _, n := range h.Nodes {
+		if on, err := h.Lab.Switch().PortOn(n.Port); err != nil || on {
+			t.Errorf("%s: PoE port %d still on after destroy (%v)", n.Name, n.Port, err)
+		}
+	}
+}
+
+// labPower is pifrontend's PoE control (cmd/pifrontend's SNMP adapter) on the lab's switch,
+// so that the admin's switch page shows the real port states.
+func labPower(sw *store.Switch) (Power, error) {
+	p, err := power.NewSNMP(deploy.PowerConfig(sw, 2*time.Second, 1))
+	if err != nil {
+		return nil, err
+	}
+	return snmpPower{p}, nil
+}
+
+type snmpPower struct{ *power.SNMP }
+
+func (s snmpPower) StatusAll(ctx context.Context) (map[int]PortState, error) {
+	m, err := s.SNMP.StatusAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]PortState, len(m))
+	for port, st := range m {
+		out[port] = PortState{On: st.On}
+		if st.Delivering {
+			out[port] = PortState{On: st.On, Detail: "delivering power"}
+		}
+	}
+	return out, nil
+}
+
+func (s snmpPower) Cycle(ctx context.Context, port int) error {
+	return s.SNMP.Cycle(ctx, port, 3*time.Second)
+}
