@@ -148,6 +148,48 @@ func runDiscoveryRequests(ctx context.Context, cfg *config.Config, st *store.Sto
 	}
 }
 
+// keepDHCPHostsCurrent rewrites dnsmasq's hosts file and reloads dnsmasq whenever the nodes
+// in the database no longer match it (an admin added, edited or deleted a node on the web):
+// level-triggered, so a change is never missed and an unchanged file is never touched.
+func keepDHCPHostsCurrent(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) {
+	path := cfg.Cluster.DHCPHostsFile
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		log.Warn("dnsmasq's hosts file is not kept current: no such folder", "dhcp_hosts_file", path)
+		return
+	}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if err := syncHostsIfChanged(ctx, st, path, cfg.Cluster.DnsmasqPIDFile); err != nil && ctx.Err() == nil {
+			log.Warn("dnsmasq hosts file", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func syncHostsIfChanged(ctx context.Context, st *store.Store, path, pidFile string) error {
+	nodes, err := st.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	hs, err := discovery.Hosts(nodes)
+	if err != nil {
+		return err
+	}
+	want, err := netboot.HostsFile(hs)
+	if err != nil {
+		return err
+	}
+	if got, err := os.ReadFile(path); err == nil && string(got) == string(want) {
+		return nil
+	}
+	return discovery.SyncDHCP(ctx, st, path, func() error { return netboot.ReloadDnsmasq(pidFile) })
+}
+
 func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
 	const usage = "usage: pitasks dnsmasq [-no-reload] [-conf FILE -interface IFACE -network NET] [-cmdline]"
 	fs := flag.NewFlagSet("dnsmasq", flag.ContinueOnError)

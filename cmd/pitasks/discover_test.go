@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 func discoveryConfig(t *testing.T) *config.Config {
@@ -142,5 +144,65 @@ func TestDnsmasqThroughRun(t *testing.T) {
 	}
 	if err := run([]string{"-config", p, "discover"}); err == nil || !strings.Contains(err.Error(), "usage: pitasks discover") {
 		t.Fatalf("discover without a switch: %v", err)
+	}
+}
+
+// TestHostsFileFollowsTheDatabase: pitasks rewrites dnsmasq's hosts file and makes a real
+// dnsmasq re-read it when, and only when, the nodes changed.
+func TestHostsFileFollowsTheDatabase(t *testing.T) {
+	dnsmasq := testenv.NeedCommand(t, "dnsmasq")
+	testenv.NeedRoot(t)
+	ctx := context.Background()
+	st := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, st, 2)
+	cfg := discoveryConfig(t)
+	os.WriteFile(cfg.Cluster.DHCPHostsFile, nil, 0o644)
+	// dnsmasq without DNS, serving DHCP on loopback only: nothing will ask it anything, but it
+	// reads its hosts file at start and on every SIGHUP, and logs each read.
+	cmd := exec.Command(dnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+		"--interface=lo", "--bind-interfaces", "--dhcp-range=127.0.0.2,static", "--dhcp-hostsfile="+cfg.Cluster.DHCPHostsFile, "--pid-file="+cfg.Cluster.DnsmasqPIDFile,
+		"--log-facility="+cfg.Cluster.DnsmasqLog, "--user=root")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	reads := func() int {
+		b, _ := os.ReadFile(cfg.Cluster.DnsmasqLog)
+		return strings.Count(string(b), "read "+cfg.Cluster.DHCPHostsFile)
+	}
+	waitReads := func(n int) {
+		for deadline := time.Now().Add(5 * time.Second); reads() < n; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("dnsmasq read its hosts file %d times, want %d", reads(), n)
+			}
+		}
+	}
+	waitReads(1) // at start
+	sync := func() {
+		t.Helper()
+		if err := syncHostsIfChanged(ctx, st, cfg.Cluster.DHCPHostsFile, cfg.Cluster.DnsmasqPIDFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := c.Nodes[0]
+	n.MAC, n.IP = "b8:27:eb:00:00:01", "10.10.0.11"
+	st.UpdateNode(ctx, &n)
+	sync()
+	waitReads(2)
+	if b, _ := os.ReadFile(cfg.Cluster.DHCPHostsFile); !strings.HasSuffix(string(b), "\nb8:27:eb:00:00:01,node-1,10.10.0.11\n") {
+		t.Fatalf("hosts file %q", b)
+	}
+	sync() // nothing changed: no rewrite, no reload
+	time.Sleep(300 * time.Millisecond)
+	if got := reads(); got != 2 {
+		t.Fatalf("dnsmasq re-read an unchanged file (%d reads)", got)
+	}
+	if err := st.DeleteNode(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	waitReads(3)
+	if b, _ := os.ReadFile(cfg.Cluster.DHCPHostsFile); strings.Contains(string(b), "node-1") {
+		t.Fatalf("deleted node still in the hosts file: %q", b)
 	}
 }

@@ -177,6 +177,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	log.Info("pitasks started", "owner", eng.Owner(), "tick", cfg.Tasks.Tick, "workers", cfg.Tasks.Workers, "db", st.Dialect)
 	c.Start()
 	go runDiscoveryRequests(ctx, cfg, st, eng.Owner(), log)
+	go keepDHCPHostsCurrent(ctx, cfg, st, log)
 	<-ctx.Done()
 	log.Info("stopping: no new work, waiting for running steps", "grace", cfg.Tasks.StopGrace)
 	<-c.Stop().Done()
