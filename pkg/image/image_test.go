@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
@@ -144,6 +145,47 @@ func TestNodeFailureIsNotCorruption(t *testing.T) {
 			if !errors.Is(err, cut) || errors.Is(err, ErrCorrupt) {
 				t.Errorf("%s (inflate here %v): err = %v, want the node's error", format, here, err)
 			}
+		}
+	}
+}
+
+// A node command that ends while its stdin is still being read (SSH keeps copying in a
+// goroutine of its own) must not have progress reported once Send has returned: Send waits
+// for a read in flight.
+func TestNoProgressAfterSendReturns(t *testing.T) {
+	dir, _ := images(t)
+	for _, c := range []struct {
+		format string
+		here   bool
+	}{{Raw, true}, {Gzip, false}} {
+		var busy, after bool // no lock: the race detector checks Send's promise too
+		started := make(chan struct{}, 1)
+		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, func(stdin io.Reader) error {
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					if _, err := stdin.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			<-started // a progress report is under way: the command ends now
+			return errors.New("command ended")
+		}, func(int64, int64) {
+			busy = true
+			select {
+			case started <- struct{}{}:
+				time.Sleep(100 * time.Millisecond) // a slow database write
+			default:
+			}
+			busy = false
+		})
+		after = busy
+		if err == nil {
+			t.Fatal("want the command's error")
+		}
+		if after {
+			t.Errorf("%s (inflate here %v): Send returned during a progress report", c.format, c.here)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Send streams the image file at path into run's stdin, and returns the size and sha256 of the
@@ -39,7 +40,9 @@ func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error
 		}
 		defer raw.Close()
 		rec := &recorder{r: raw}
-		rerr := run(io.TeeReader(rec, h))
+		in := &gate{r: io.TeeReader(rec, h)}
+		rerr := run(in)
+		in.close()
 		// A stream the node accepted may still have been cut short by a corrupt file.
 		if rec.err != nil {
 			return Sum{}, fmt.Errorf("image %s: %w", path, rec.err)
@@ -63,7 +66,9 @@ func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error
 		io.Copy(io.Discard, pr)
 		measured <- err
 	}()
-	rerr := run(io.TeeReader(src, pw))
+	in := &gate{r: io.TeeReader(src, pw)}
+	rerr := run(in)
+	in.close()
 	if rerr != nil {
 		pw.CloseWithError(errStreamCut)
 	} else {
@@ -101,6 +106,32 @@ func (c *counter) Read(p []byte) (int, error) {
 		c.progress(c.n, c.total)
 	}
 	return n, err
+}
+
+// gate is the stream run reads. run may return while a goroutine of its own is still reading
+// (an SSH session whose command died); close waits for that read to end and makes the next
+// ones fail, so nothing is read — and no progress reported — once Send has returned.
+type gate struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+var errGateClosed = errors.New("image: stream closed")
+
+func (g *gate) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errGateClosed
+	}
+	return g.r.Read(p)
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 // recorder keeps the first read error other than EOF.
