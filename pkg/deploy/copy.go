@@ -79,7 +79,7 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	var sum image.Sum
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		sum, err = image.Send(path, format, inflateHere, func(stdin io.Reader) error {
+		sum, err = image.Send(path, format, inflateHere, env.ImageSize, func(stdin io.Reader) error {
 			return sh.Run(ctx, argv, remote.RunOptions{Stdin: stdin})
 		}, progress)
 		return err

@@ -72,7 +72,7 @@ func TestSendEveryFormatBothWays(t *testing.T) {
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
 			var last, total int64
-			sum, err := Send(filepath.Join(dir, name), format, here, nodeRun(format, !here, card),
+			sum, err := Send(filepath.Join(dir, name), format, here, 0, nodeRun(format, !here, card),
 				func(d, tt int64) { last, total = d, tt })
 			if err != nil {
 				t.Fatalf("%s (inflate here %v): %v", format, here, err)
@@ -92,6 +92,21 @@ func TestSendEveryFormatBothWays(t *testing.T) {
 	}
 }
 
+// When the pimaster inflates an image of known raw size, progress counts the raw bytes that go
+// on the wire.
+func TestProgressCountsWireBytes(t *testing.T) {
+	dir, raw := images(t)
+	var last, total int64
+	_, err := Send(filepath.Join(dir, files[Zstd]), Zstd, true, int64(len(raw)), nodeRun(Zstd, false, filepath.Join(t.TempDir(), "card")),
+		func(d, tt int64) { last, total = d, tt })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != int64(len(raw)) || total != int64(len(raw)) {
+		t.Fatalf("progress ended at %d/%d, want the raw %d bytes", last, total, len(raw))
+	}
+}
+
 func TestTruncatedImagesFail(t *testing.T) {
 	dir, _ := images(t)
 	for format, name := range files {
@@ -103,7 +118,7 @@ func TestTruncatedImagesFail(t *testing.T) {
 		os.WriteFile(short, b[:len(b)*2/3], 0o644)
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
-			_, err := Send(short, format, here, nodeRun(format, !here, card), nil)
+			_, err := Send(short, format, here, 0, nodeRun(format, !here, card), nil)
 			if !errors.Is(err, ErrCorrupt) {
 				t.Errorf("%s truncated (inflate here %v): err = %v, want ErrCorrupt", format, here, err)
 			}
@@ -138,7 +153,7 @@ func TestNodeFailureIsNotCorruption(t *testing.T) {
 	cut := errors.New("connection lost")
 	for format, name := range files {
 		for _, here := range []bool{false, true} {
-			_, err := Send(filepath.Join(dir, name), format, here, func(stdin io.Reader) error {
+			_, err := Send(filepath.Join(dir, name), format, here, 0, func(stdin io.Reader) error {
 				io.CopyN(io.Discard, stdin, 100<<10)
 				return cut
 			}, nil)
@@ -160,7 +175,7 @@ func TestNoProgressAfterSendReturns(t *testing.T) {
 	}{{Raw, true}, {Gzip, false}} {
 		var busy, after bool // no lock: the race detector checks Send's promise too
 		started := make(chan struct{}, 1)
-		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, func(stdin io.Reader) error {
+		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, 0, func(stdin io.Reader) error {
 			go func() {
 				buf := make([]byte, 4096)
 				for {

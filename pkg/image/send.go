@@ -15,9 +15,12 @@ import (
 // With inflateHere the image is inflated by the pimaster and raw bytes go on the wire; else the
 // file's own bytes are sent (run's command inflates them, see NodeInflater) and a copy of the
 // stream is inflated here only to measure it. A truncated or damaged image fails with
-// ErrCorrupt, even when the node's command did not notice. progress gets the file bytes sent so
-// far and the file size.
-func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error, progress func(done, total int64)) (Sum, error) {
+// ErrCorrupt, even when the node's command did not notice.
+//
+// progress gets what went on the wire so far and the total: the file's bytes and size, or,
+// when the pimaster inflates an image whose raw size is known (rawSize > 0), the raw bytes and
+// rawSize, so that the throughput shown is the link's.
+func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin io.Reader) error, progress func(done, total int64)) (Sum, error) {
 	if err := Check(format); err != nil {
 		return Sum{}, err
 	}
@@ -30,7 +33,7 @@ func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error
 	if err != nil {
 		return Sum{}, fmt.Errorf("image: %w", err)
 	}
-	src := &counter{r: bufio.NewReaderSize(f, 1<<20), total: fi.Size(), progress: progress}
+	src := &counter{r: bufio.NewReaderSize(f, 1<<20), total: fi.Size()}
 	h := NewHasher()
 
 	if inflateHere || format == Raw {
@@ -40,7 +43,13 @@ func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error
 		}
 		defer raw.Close()
 		rec := &recorder{r: raw}
-		in := &gate{r: io.TeeReader(rec, h)}
+		var wire io.Reader = rec
+		if format != Raw && rawSize > 0 {
+			wire = &counter{r: rec, total: rawSize, progress: progress}
+		} else {
+			src.progress = progress
+		}
+		in := &gate{r: io.TeeReader(wire, h)}
 		rerr := run(in)
 		in.close()
 		// A stream the node accepted may still have been cut short by a corrupt file.
@@ -66,6 +75,7 @@ func Send(path, format string, inflateHere bool, run func(stdin io.Reader) error
 		io.Copy(io.Discard, pr)
 		measured <- err
 	}()
+	src.progress = progress
 	in := &gate{r: io.TeeReader(src, pw)}
 	rerr := run(in)
 	in.close()
