@@ -99,7 +99,7 @@ func Default() *Config {
 	c.Mail.SMTPPort = 587
 	c.DB.ConnectionURL = "sqlite://./data/piseduce.db"
 	c.Tasks.Tick = "@every 2s"
-	c.Tasks.Workers = 16
+	c.Tasks.Workers = 64
 	c.Tasks.Lease = 60 * time.Second
 	c.Tasks.StepDeadline = 30 * time.Minute
 	c.Tasks.MaxBooting = 8

@@ -75,7 +75,8 @@ type Deployer struct {
 	PimasterKey string
 	// SSHPort of the nodes [22].
 	SSHPort int
-	// PowerOffWait is how long a hard reboot leaves the port off [2s].
+	// PowerOffWait is how long a node is left without power, in turn_off and in a hard
+	// reboot [2s].
 	PowerOffWait time.Duration
 
 	slots *bootSlots
@@ -174,13 +175,24 @@ func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
 	return ctl.Set(ctx, t.D.Node.Port, false)
 }
 
+// isOff reports the port off, and kept off for PowerOffWait: a Pi switched off and on again
+// within milliseconds may ride through on its capacitors (or the switch may not cut at all),
+// and not boot again.
 func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
 	if err != nil {
 		return false, err
 	}
 	st, err := ctl.Status(ctx, t.D.Node.Port)
-	return err == nil && !st.On, err
+	if err != nil || st.On {
+		return false, err
+	}
+	select {
+	case <-time.After(d.PowerOffWait - time.Since(t.D.StateStartedAt)):
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 }
 
 // turnOn powers the node once a boot slot is free: Pis that netboot all together stall.

@@ -71,7 +71,8 @@ type Options struct {
 	Clock    Clock // [real time]
 	// Owner names this process in leases [a random id].
 	Owner string
-	// Workers is the number of deployments worked on at once [16].
+	// Workers is the number of deployments worked on at once [64]; a copy holds one for its
+	// whole length, so it should exceed the number of nodes deployed together.
 	Workers int
 	// Lease is how long a claimed deployment stays ours without renewal [60s].
 	Lease time.Duration
@@ -146,7 +147,7 @@ func New(o Options) (*Engine, error) {
 		_, _ = rand.Read(b)
 		o.Owner = "pitasks-" + hex.EncodeToString(b)
 	}
-	setDefault(&o.Workers, 16)
+	setDefault(&o.Workers, 64)
 	setDefault(&o.Lease, 60*time.Second)
 	setDefault(&o.StepDeadline, 30*time.Minute)
 	setDefault(&o.PollInterval, time.Second)
