@@ -1,23 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/labtest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
-	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 // The test binary doubles as pitasks: the tests below run it as a separate process, so that
@@ -33,27 +31,10 @@ func TestMain(m *testing.M) {
 // daemon is a pitasks process.
 type daemon struct {
 	cmd *exec.Cmd
-	out *lockedBuffer
+	out *labtest.Log
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func startDaemon(t *testing.T, cfg string, out *lockedBuffer) *daemon {
+func startDaemon(t *testing.T, cfg string, out *labtest.Log) *daemon {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-config", cfg, "-log-level", "debug")
 	cmd.Env = append(os.Environ(), "PITASKS_AS_MAIN=1")
@@ -78,33 +59,19 @@ type labCluster struct {
 	st  *store.Store
 	cfg string
 	ds  []store.Deployment
-	out *lockedBuffer
+	out *labtest.Log
 }
 
 func newLabCluster(t *testing.T, dbURL string, nodes int) *labCluster {
 	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedCommand(t, lab.Commands...)
-	dir, err := os.MkdirTemp("/var/tmp", "piseduce-pitasks-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	var labLog lockedBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Dir: filepath.Join(dir, "lab"), Nodes: nodes, Log: &labLog})
-	if err != nil {
-		t.Fatalf("lab: %v\n%s", err, labLog.String())
-	}
-	c := &labCluster{lab: l, out: &lockedBuffer{}}
+	l, _ := labtest.Up(t, lab.Options{Nodes: nodes})
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := &labCluster{lab: l, out: &labtest.Log{}}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("lab log:\n%s", tailOf(labLog.String(), 4000))
-			t.Logf("pitasks output:\n%s", tailOf(c.out.String(), 12000))
+			t.Logf("pitasks output:\n%s", labtest.Tail(c.out.String(), 12000))
 		}
-		l.Down()
 	})
 	d := l.Desc
 	c.cfg = filepath.Join(dir, "seducepp.conf")
@@ -134,6 +101,7 @@ ssh_system = 8/20
 	if out, err := c.pitasks("import-cluster", cd); err != nil {
 		t.Fatalf("import-cluster: %v\n%s", err, out)
 	}
+	var err error
 	c.st, err = store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -263,11 +231,4 @@ func TestPitasksRidesOutADatabaseRestart(t *testing.T) {
 		t.Fatal("pitasks logged no error while the database was down")
 	}
 	t.Logf("while the database was down, e.g.: %s", felt[0])
-}
-
-func tailOf(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

@@ -11,48 +11,29 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/labtest"
 	"github.com/piseduce/piseduce/pkg/discovery"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
-	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 // A fresh cluster: a lab whose dnsmasq knows no node, its switch registered, no node.
 func TestDiscoverLabSwitch(t *testing.T) {
-	testenv.NeedRoot(t)
-	testenv.NeedCommand(t, lab.Commands...)
-	// Not t.TempDir(): dnsmasq, which serves TFTP as an unprivileged user, must reach the files.
-	dir, err := os.MkdirTemp("/var/tmp", "piseduce-discovery-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	var labLog bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Dir: filepath.Join(dir, "lab"), Nodes: 3, NoDHCPHosts: true,
-		Specs: []lab.NodeSpec{{}, {Model: lab.ModelPi4}, {}}, Log: &labLog})
-	if err != nil {
-		t.Fatalf("lab: %v\n%s", err, labLog.String())
-	}
+	l, _ := labtest.Up(t, lab.Options{Nodes: 3, NoDHCPHosts: true, Specs: []lab.NodeSpec{{}, {Model: lab.ModelPi4}, {}}})
+	ctx := context.Background()
 	desc := l.Desc
 	var progress bytes.Buffer
 	var mu sync.Mutex
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(desc.DnsmasqLog)
-			t.Logf("lab log:\n%s", tail(labLog.String(), 4000))
-			t.Logf("dnsmasq log:\n%s", tail(string(b), 6000))
+			t.Logf("dnsmasq log:\n%s", labtest.Tail(string(b), 6000))
 			for _, n := range desc.Nodes {
 				b, _ := os.ReadFile(n.EventsLog)
-				t.Logf("%s events:\n%s", n.Name, tail(string(b), 1500))
+				t.Logf("%s events:\n%s", n.Name, labtest.Tail(string(b), 1500))
 			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
 		}
 	})
 	if b, _ := os.ReadFile(desc.DHCPHostsFile); strings.TrimSpace(string(b)) != "" {
@@ -210,11 +191,4 @@ func TestDiscoverLabSwitch(t *testing.T) {
 		t.Fatalf("%d nodes after the second run", len(ns))
 	}
 	portsOff()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

@@ -5,23 +5,22 @@
 package deploytest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/labtest"
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
+	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/metrics"
@@ -30,7 +29,6 @@ import (
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
-	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 // Harness is pitasks with its real drivers pointed at a virtual Pi lab.
@@ -46,8 +44,8 @@ type Harness struct {
 	Env      store.Environment // the lab's test environment
 	TFTP     netboot.TFTP
 	Metrics  *metrics.Metrics // the engine's Observer, as in pitasks
-	Log      *bytes.Buffer    // pitasks' log (debug level)
-	LabLog   *bytes.Buffer
+	Log      *labtest.Log     // pitasks' log (debug level)
+	LabLog   *labtest.Log
 }
 
 // NewKey returns a fresh ed25519 signer.
@@ -66,13 +64,13 @@ func NewKey(t testing.TB) ssh.Signer {
 
 // Config sets pitasks' [tasks] knobs; zero values are pitasks' defaults.
 type Config struct {
-	Workers    int // deployments worked on at once [16]
-	MaxBooting int // nodes booting at once [8]
+	Workers    int // deployments worked on at once [pitasks' default]
+	MaxBooting int // nodes booting at once [pitasks' default]
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
 // cluster_desc/ folder) and builds the engine with the real drivers and pitasks' defaults
-// (16 workers, 8 nodes booting at once). Everything is torn down when t ends.
+// (seducepp.conf's [tasks] workers and max_booting). Everything is torn down when t ends.
 func Start(t testing.TB, o lab.Options) *Harness {
 	t.Helper()
 	return StartWith(t, o, Config{})
@@ -82,45 +80,21 @@ func Start(t testing.TB, o lab.Options) *Harness {
 func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	t.Helper()
 	if c.Workers == 0 {
-		c.Workers = 16
+		c.Workers = config.Default().Tasks.Workers
 	}
 	if c.MaxBooting == 0 {
-		c.MaxBooting = 8
+		c.MaxBooting = config.Default().Tasks.MaxBooting
 	}
-	testenv.NeedRoot(t)
-	testenv.NeedCommand(t, lab.Commands...)
-	// Not t.TempDir(): dnsmasq, which serves TFTP as an unprivileged user, must reach the files.
-	dir, err := os.MkdirTemp("/var/tmp", "piseduce-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if o.Dir == "" {
-		o.Dir = filepath.Join(dir, "lab")
-	}
-	labLog := &bytes.Buffer{}
-	if o.Log == nil {
-		o.Log = &syncWriter{w: labLog}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("lab: %v\n%s", err, labLog.String())
-	}
-	h := &Harness{T: t, Lab: l, Log: &bytes.Buffer{}, LabLog: labLog}
+	l, labLog := labtest.Up(t, o)
+	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("lab log:\n%s", Tail(labLog.String(), 6000))
-			t.Logf("pitasks log:\n%s", Tail(h.Log.String(), 8000))
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
+			t.Logf("pitasks log:\n%s", labtest.Tail(h.Log.String(), 8000))
 		}
 	})
+	ctx := context.Background()
 	desc := l.Desc
-	cd := filepath.Join(dir, "cluster_desc")
+	cd := filepath.Join(t.TempDir(), "cluster_desc")
 	if err := desc.WriteClusterDesc(cd); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +143,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	h.Metrics.WatchStore(h.Store)
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
-		Log:      slog.New(slog.NewTextHandler(&syncWriter{w: h.Log}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
 			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
@@ -185,18 +159,6 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		h.Engine.Stop(ctx)
 	})
 	return h
-}
-
-// syncWriter serialises log writes from the engine's workers.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // Request is what a user fills in the deploy form.
@@ -307,12 +269,4 @@ func (h *Harness) Load(id uint) *store.Deployment {
 		h.T.Fatal(err)
 	}
 	return d
-}
-
-// Tail is the end of s, at most n bytes.
-func Tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }
