@@ -132,13 +132,7 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 			if err != nil {
 				return err
 			}
-			var taken []string
-			for _, n := range nodes {
-				if busy[n.ID] {
-					taken = append(taken, n.Name)
-				}
-			}
-			if len(taken) > 0 {
+			if taken := names(nodes, busy); len(taken) > 0 {
 				return &ConflictError{Nodes: taken, Reason: "already reserved for that time"}
 			}
 			chosen = nodes
@@ -276,13 +270,7 @@ func (s *Store) ExtendReservation(ctx context.Context, id uint, newEnd, now time
 		if err != nil {
 			return err
 		}
-		var taken []string
-		for _, n := range nodes {
-			if busy[n.ID] {
-				taken = append(taken, n.Name)
-			}
-		}
-		if len(taken) > 0 {
+		if taken := names(nodes, busy); len(taken) > 0 {
 			return &ConflictError{Nodes: taken, Reason: "reserved by someone else after this reservation"}
 		}
 		res := tx.Model(&Reservation{}).Where("id = ? AND ends_at = ?", id, r.EndsAt).
@@ -434,4 +422,15 @@ func (s *Store) DeploymentEvents(ctx context.Context, id uint) ([]StateEvent, er
 		return nil, fmt.Errorf("store: unable to list events of deployment %d: %w", id, err)
 	}
 	return evs, nil
+}
+
+// names returns the names of the nodes in busy, in the order of nodes.
+func names(nodes []Node, busy map[uint]bool) []string {
+	var out []string
+	for _, n := range nodes {
+		if busy[n.ID] {
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }
