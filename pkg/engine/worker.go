@@ -62,7 +62,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 	if !ok {
 		return e.fail(ctx, d, fmt.Errorf("state %q is not part of process %s", d.State, d.Process))
 	}
-	if p.Terminal(d.State) || !d.Active() {
+	if p.Terminal(d.State) {
 		return false
 	}
 	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
