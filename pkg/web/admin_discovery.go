@@ -62,11 +62,7 @@ func (s *Server) requestDiscovery(c echo.Context, sw *store.Switch, ports []int)
 
 // startDiscovery: POST /admin/switches/:id/discover.
 func (s *Server) startDiscovery(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}
@@ -105,17 +101,9 @@ func viewDiscovery(r *store.DiscoveryRun) discoveryView {
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, EndedAt: r.EndedAt}
 }
 
-func (s *Server) discoveryRun(c echo.Context) (*store.DiscoveryRun, error) {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return nil, err
-	}
-	return s.store.DiscoveryRun(c.Request().Context(), id)
-}
-
 // showDiscovery is one run with its output, updated live by app.js.
 func (s *Server) showDiscovery(c echo.Context) error {
-	r, err := s.discoveryRun(c)
+	r, err := byID(c, s.store.DiscoveryRun)
 	if err != nil {
 		return err
 	}
@@ -124,7 +112,7 @@ func (s *Server) showDiscovery(c echo.Context) error {
 
 // discoveryStatus is the live feed of showDiscovery.
 func (s *Server) discoveryStatus(c echo.Context) error {
-	r, err := s.discoveryRun(c)
+	r, err := byID(c, s.store.DiscoveryRun)
 	if err != nil {
 		return err
 	}
@@ -132,11 +120,7 @@ func (s *Server) discoveryStatus(c echo.Context) error {
 }
 
 func (s *Server) apiStartDiscovery(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}

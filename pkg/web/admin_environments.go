@@ -112,11 +112,7 @@ func environmentForm(e *store.Environment) environmentInput {
 func (s *Server) showEnvironmentForm(c echo.Context) error {
 	d := environmentFormData{Form: environmentInput{Type: store.EnvDefault, SSHUser: "root", Shell: "bash", ImageFormat: "gz", SectorStart: 532480}}
 	if c.Param("id") != "" {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		e, err := s.store.Environment(c.Request().Context(), id)
+		e, err := byID(c, s.store.Environment)
 		if err != nil {
 			return err
 		}
@@ -127,17 +123,9 @@ func (s *Server) showEnvironmentForm(c echo.Context) error {
 
 func (s *Server) saveEnvironment(c echo.Context) error {
 	ctx := c.Request().Context()
-	var e store.Environment
-	if c.Param("id") != "" {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		cur, err := s.store.Environment(ctx, id)
-		if err != nil {
-			return err
-		}
-		e = *cur
+	e, err := formRecord(c, s.store.Environment)
+	if err != nil {
+		return err
 	}
 	atoi := func(k string) int64 { n, _ := strconv.ParseInt(strings.TrimSpace(c.FormValue(k)), 10, 64); return n }
 	in := environmentInput{Name: strings.TrimSpace(c.FormValue("name")), Type: c.FormValue("type"),
@@ -146,12 +134,12 @@ func (s *Server) saveEnvironment(c echo.Context) error {
 		DecompressOn: c.FormValue("decompress_on"), SectorStart: atoi("sector_start"),
 		SSHUser: strings.TrimSpace(c.FormValue("ssh_user")), Shell: strings.TrimSpace(c.FormValue("shell")),
 		Web: c.FormValue("web") == "true", ScriptTest: c.FormValue("script_test")}
-	err := in.apply(&e)
+	err = in.apply(e)
 	if err == nil {
 		if e.ID == 0 {
-			err = s.store.CreateEnvironment(ctx, &e)
+			err = s.store.CreateEnvironment(ctx, e)
 		} else {
-			err = s.store.UpdateEnvironment(ctx, &e)
+			err = s.store.UpdateEnvironment(ctx, e)
 		}
 	}
 	if err != nil {

@@ -93,11 +93,7 @@ func (s *Server) nodeFormPage(c echo.Context, code int, d nodeFormData, msg stri
 func (s *Server) showNodeForm(c echo.Context) error {
 	var d nodeFormData
 	if c.Param("id") != "" {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		n, err := s.store.Node(c.Request().Context(), id)
+		n, err := byID(c, s.store.Node)
 		if err != nil {
 			return err
 		}
@@ -109,30 +105,22 @@ func (s *Server) showNodeForm(c echo.Context) error {
 
 func (s *Server) saveNode(c echo.Context) error {
 	ctx := c.Request().Context()
-	var n store.Node
-	if c.Param("id") != "" {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		cur, err := s.store.Node(ctx, id)
-		if err != nil {
-			return err
-		}
-		n = *cur
-		n.Switch = store.Switch{}
+	n, err := formRecord(c, s.store.Node)
+	if err != nil {
+		return err
 	}
+	n.Switch = store.Switch{}
 	swID, _ := strconv.ParseUint(c.FormValue("switch"), 10, 32)
 	port, _ := strconv.Atoi(c.FormValue("port"))
 	in := nodeInput{Name: strings.TrimSpace(c.FormValue("name")), SwitchID: uint(swID), Port: port,
 		IP: strings.TrimSpace(c.FormValue("ip")), MAC: strings.TrimSpace(c.FormValue("mac")),
 		Serial: c.FormValue("serial"), Model: strings.TrimSpace(c.FormValue("model"))}
-	err := s.applyNode(ctx, in, &n)
+	err = s.applyNode(ctx, in, n)
 	if err == nil {
 		if n.ID == 0 {
-			err = s.store.CreateNode(ctx, &n)
+			err = s.store.CreateNode(ctx, n)
 		} else {
-			err = s.store.UpdateNode(ctx, &n)
+			err = s.store.UpdateNode(ctx, n)
 		}
 	}
 	if err != nil {

@@ -115,11 +115,7 @@ func (s *Server) showSwitchForm(c echo.Context) error {
 	if d.New {
 		d.Switch = store.Switch{SNMPVersion: "2c", PortCount: 8, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
 	} else {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		sw, err := s.store.Switch(c.Request().Context(), id)
+		sw, err := byID(c, s.store.Switch)
 		if err != nil {
 			return err
 		}
@@ -141,20 +137,13 @@ func bindSwitchForm(c echo.Context) switchInput {
 // saveSwitch creates (POST /admin/switches) or updates (POST /admin/switches/:id) a switch.
 func (s *Server) saveSwitch(c echo.Context) error {
 	ctx := c.Request().Context()
-	d := switchFormData{New: c.Param("id") == ""}
-	if !d.New {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		sw, err := s.store.Switch(ctx, id)
-		if err != nil {
-			return err
-		}
-		d.Switch = *sw
+	sw, err := formRecord(c, s.store.Switch)
+	if err != nil {
+		return err
 	}
+	d := switchFormData{Switch: *sw, New: c.Param("id") == ""}
 	d.Form = bindSwitchForm(c)
-	err := d.Form.apply(&d.Switch)
+	err = d.Form.apply(&d.Switch)
 	if err == nil {
 		if d.New {
 			err = s.store.CreateSwitch(ctx, &d.Switch)
@@ -233,11 +222,7 @@ func (s *Server) switchPorts(c echo.Context, sw *store.Switch) (switchPortsData,
 // showSwitchPorts is the PoE port grid of a switch: each port's node and power, with on / off
 // / power-cycle buttons (not for the pimaster's port).
 func (s *Server) showSwitchPorts(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}
@@ -252,11 +237,7 @@ func (s *Server) showSwitchPorts(c echo.Context) error {
 }
 
 func (s *Server) powerPort(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}

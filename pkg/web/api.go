@@ -160,11 +160,7 @@ func (s *Server) apiCreateReservation(c echo.Context) error {
 }
 
 func (s *Server) apiExtendReservation(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.ownReservation(c, id, false)
+	r, err := s.paramReservation(c, false)
 	if err != nil {
 		return err
 	}
@@ -185,11 +181,7 @@ func (s *Server) apiExtendReservation(c echo.Context) error {
 }
 
 func (s *Server) apiEndReservation(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.ownReservation(c, id, false)
+	r, err := s.paramReservation(c, false)
 	if err != nil {
 		return err
 	}
@@ -254,11 +246,7 @@ func (s *Server) apiCreateDeployments(c echo.Context) error {
 
 // apiDeployment returns one deployment; the OS password only to its owner.
 func (s *Server) apiDeployment(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.ownDeployment(c, id, true)
+	d, err := s.paramDeployment(c, true)
 	if err != nil {
 		return err
 	}
@@ -266,18 +254,14 @@ func (s *Server) apiDeployment(c echo.Context) error {
 }
 
 func (s *Server) apiRequest(c echo.Context, proc string) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.ownDeployment(c, id, false)
+	d, err := s.paramDeployment(c, false)
 	if err != nil {
 		return err
 	}
 	if err := s.request(c.Request().Context(), currentUser(c), d, proc); err != nil {
 		return httpError(err)
 	}
-	d, err = s.store.Deployment(c.Request().Context(), id)
+	d, err = s.store.Deployment(c.Request().Context(), d.ID)
 	if err != nil {
 		return err
 	}

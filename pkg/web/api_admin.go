@@ -106,11 +106,7 @@ func (s *Server) apiAdminSwitches(c echo.Context) error {
 
 // apiAdminSwitch returns a switch with the status of each PoE port, read from the switch.
 func (s *Server) apiAdminSwitch(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}
@@ -161,11 +157,7 @@ func (s *Server) apiSaveSwitch(c echo.Context, sw *store.Switch) error {
 func (s *Server) apiCreateSwitch(c echo.Context) error { return s.apiSaveSwitch(c, &store.Switch{}) }
 
 func (s *Server) apiUpdateSwitch(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}
@@ -185,11 +177,7 @@ func (s *Server) apiDeleteSwitch(c echo.Context) error {
 
 // apiPowerPort: POST /api/v1/admin/switches/:id/ports/:port/on|off|cycle.
 func (s *Server) apiPowerPort(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	sw, err := s.store.Switch(c.Request().Context(), id)
+	sw, err := byID(c, s.store.Switch)
 	if err != nil {
 		return err
 	}
@@ -267,11 +255,7 @@ func (s *Server) apiSaveNode(c echo.Context, n *store.Node) error {
 func (s *Server) apiCreateNode(c echo.Context) error { return s.apiSaveNode(c, &store.Node{}) }
 
 func (s *Server) apiUpdateNode(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	n, err := s.store.Node(c.Request().Context(), id)
+	n, err := byID(c, s.store.Node)
 	if err != nil {
 		return err
 	}
@@ -340,11 +324,7 @@ func (s *Server) apiCreateEnvironment(c echo.Context) error {
 }
 
 func (s *Server) apiUpdateEnvironment(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	e, err := s.store.Environment(c.Request().Context(), id)
+	e, err := byID(c, s.store.Environment)
 	if err != nil {
 		return err
 	}
@@ -371,11 +351,7 @@ func (s *Server) apiAdminDeployments(c echo.Context) error {
 }
 
 func (s *Server) apiForceState(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.store.Deployment(c.Request().Context(), id)
+	d, err := byID(c, s.store.Deployment)
 	if err != nil {
 		return err
 	}
@@ -386,7 +362,7 @@ func (s *Server) apiForceState(c echo.Context) error {
 	if err := s.force(c, d, in); err != nil {
 		return httpError(err)
 	}
-	d, err = s.store.Deployment(c.Request().Context(), id)
+	d, err = s.store.Deployment(c.Request().Context(), d.ID)
 	if err != nil {
 		return err
 	}

@@ -18,11 +18,7 @@ type deployData struct {
 }
 
 func (s *Server) deployData(c echo.Context) (*deployData, error) {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.ownReservation(c, id, false)
+	r, err := s.paramReservation(c, false)
 	if err != nil {
 		return nil, err
 	}

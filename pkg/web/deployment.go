@@ -25,11 +25,7 @@ type deploymentData struct {
 // showDeployment is one node's deployment: how to reach it, its password (owner only), the
 // timeline of its states, the init script's output and the actions.
 func (s *Server) showDeployment(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.ownDeployment(c, id, true)
+	d, err := s.paramDeployment(c, true)
 	if err != nil {
 		return err
 	}
@@ -56,11 +52,7 @@ func (s *Server) showDeployment(c echo.Context) error {
 }
 
 func (s *Server) deploymentAction(c echo.Context, proc, done string) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.ownDeployment(c, id, false)
+	d, err := s.paramDeployment(c, false)
 	if err != nil {
 		return err
 	}
@@ -92,11 +84,7 @@ func (s *Server) destroyDeployment(c echo.Context) error {
 // forceState is the admin's repair: put any deployment in a given process and state, with
 // the reason recorded as an event.
 func (s *Server) forceState(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.store.Deployment(c.Request().Context(), id)
+	d, err := byID(c, s.store.Deployment)
 	if err != nil {
 		return err
 	}

@@ -25,11 +25,7 @@ var captureNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 // saveAsEnvironment is the owner's "save as environment" button: pitasks reboots the node into
 // the NFS system, copies its card into a new environment of theirs, and boots it again.
 func (s *Server) saveAsEnvironment(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	d, err := s.ownDeployment(c, id, false)
+	d, err := s.paramDeployment(c, false)
 	if err != nil {
 		return err
 	}

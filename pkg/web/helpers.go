@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -82,6 +83,43 @@ func paramID(c echo.Context, name string) (uint, error) {
 		return 0, echo.ErrNotFound
 	}
 	return uint(n), nil
+}
+
+// byID loads, with load, the record named by the :id path parameter; a malformed id is a 404.
+func byID[T any](c echo.Context, load func(context.Context, uint) (T, error)) (T, error) {
+	id, err := paramID(c, "id")
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return load(c.Request().Context(), id)
+}
+
+// formRecord is the record an add-or-edit form works on: the one named by :id, or a new one
+// on the add form (no :id).
+func formRecord[T any](c echo.Context, load func(context.Context, uint) (*T, error)) (*T, error) {
+	if c.Param("id") == "" {
+		return new(T), nil
+	}
+	return byID(c, load)
+}
+
+// paramDeployment is ownDeployment for the deployment named by the :id path parameter.
+func (s *Server) paramDeployment(c echo.Context, adminMay bool) (*store.Deployment, error) {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	return s.ownDeployment(c, id, adminMay)
+}
+
+// paramReservation is ownReservation for the reservation named by the :id path parameter.
+func (s *Server) paramReservation(c echo.Context, adminMay bool) (*store.Reservation, error) {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	return s.ownReservation(c, id, adminMay)
 }
 
 // ownDeployment loads deployment id if the visitor owns it (admins may see any); someone

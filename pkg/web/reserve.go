@@ -136,11 +136,7 @@ func plural(n int, word string) string {
 
 // extendReservation adds hours to one of the visitor's reservations.
 func (s *Server) extendReservation(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.ownReservation(c, id, false)
+	r, err := s.paramReservation(c, false)
 	if err != nil {
 		return err
 	}
@@ -157,11 +153,7 @@ func (s *Server) extendReservation(c echo.Context) error {
 // endReservation gives the nodes back now: deployed ones are destroyed; a reservation that
 // has not started is cancelled.
 func (s *Server) endReservation(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	r, err := s.ownReservation(c, id, false)
+	r, err := s.paramReservation(c, false)
 	if err != nil {
 		return err
 	}
