@@ -11,6 +11,7 @@ package main
 //	    -cmdline the NFS system's cmdline.txt in nfs_boot_dir.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -149,8 +150,9 @@ func runDiscoveryRequests(ctx context.Context, cfg *config.Config, st *store.Sto
 }
 
 // keepDHCPHostsCurrent rewrites dnsmasq's hosts file and reloads dnsmasq whenever the nodes
-// in the database no longer match it (an admin added, edited or deleted a node on the web):
-// level-triggered, so a change is never missed and an unchanged file is never touched.
+// in the database change (an admin added, edited or deleted a node on the web). It follows
+// the database, not the file: a node discovery adds its own entry to the file before the node
+// is registered, and that entry must be left alone.
 func keepDHCPHostsCurrent(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) {
 	path := cfg.Cluster.DHCPHostsFile
 	if _, err := os.Stat(filepath.Dir(path)); err != nil {
@@ -159,8 +161,9 @@ func keepDHCPHostsCurrent(ctx context.Context, cfg *config.Config, st *store.Sto
 	}
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	var last []byte
 	for {
-		if err := syncHostsIfChanged(ctx, st, path, cfg.Cluster.DnsmasqPIDFile); err != nil && ctx.Err() == nil {
+		if err := syncHostsOnChange(ctx, st, path, cfg.Cluster.DnsmasqPIDFile, &last); err != nil && ctx.Err() == nil {
 			log.Warn("dnsmasq hosts file", "err", err)
 		}
 		select {
@@ -171,7 +174,9 @@ func keepDHCPHostsCurrent(ctx context.Context, cfg *config.Config, st *store.Sto
 	}
 }
 
-func syncHostsIfChanged(ctx context.Context, st *store.Store, path, pidFile string) error {
+// syncHostsOnChange writes the hosts file and reloads dnsmasq when the file the nodes call for
+// differs from *last, the one written before (nil: none yet).
+func syncHostsOnChange(ctx context.Context, st *store.Store, path, pidFile string, last *[]byte) error {
 	nodes, err := st.Nodes(ctx)
 	if err != nil {
 		return err
@@ -184,10 +189,14 @@ func syncHostsIfChanged(ctx context.Context, st *store.Store, path, pidFile stri
 	if err != nil {
 		return err
 	}
-	if got, err := os.ReadFile(path); err == nil && string(got) == string(want) {
+	if *last != nil && bytes.Equal(*last, want) {
 		return nil
 	}
-	return discovery.SyncDHCP(ctx, st, path, func() error { return netboot.ReloadDnsmasq(pidFile) })
+	if err := discovery.SyncDHCP(ctx, st, path, func() error { return netboot.ReloadDnsmasq(pidFile) }); err != nil {
+		return err
+	}
+	*last = want
+	return nil
 }
 
 func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {

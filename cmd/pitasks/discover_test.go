@@ -148,7 +148,8 @@ func TestDnsmasqThroughRun(t *testing.T) {
 }
 
 // TestHostsFileFollowsTheDatabase: pitasks rewrites dnsmasq's hosts file and makes a real
-// dnsmasq re-read it when, and only when, the nodes changed.
+// dnsmasq re-read it when, and only when, the nodes in the database changed; an entry that a
+// node discovery added meanwhile is left alone until then.
 func TestHostsFileFollowsTheDatabase(t *testing.T) {
 	dnsmasq := testenv.NeedCommand(t, "dnsmasq")
 	testenv.NeedRoot(t)
@@ -178,9 +179,10 @@ func TestHostsFileFollowsTheDatabase(t *testing.T) {
 		}
 	}
 	waitReads(1) // at start
+	var last []byte
 	sync := func() {
 		t.Helper()
-		if err := syncHostsIfChanged(ctx, st, cfg.Cluster.DHCPHostsFile, cfg.Cluster.DnsmasqPIDFile); err != nil {
+		if err := syncHostsOnChange(ctx, st, cfg.Cluster.DHCPHostsFile, cfg.Cluster.DnsmasqPIDFile, &last); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,10 +194,17 @@ func TestHostsFileFollowsTheDatabase(t *testing.T) {
 	if b, _ := os.ReadFile(cfg.Cluster.DHCPHostsFile); !strings.HasSuffix(string(b), "\nb8:27:eb:00:00:01,node-1,10.10.0.11\n") {
 		t.Fatalf("hosts file %q", b)
 	}
-	sync() // nothing changed: no rewrite, no reload
+	// A discovery adds the entry of a node it found, not registered yet.
+	f, _ := os.OpenFile(cfg.Cluster.DHCPHostsFile, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("dc:a6:32:00:00:09,node-9,10.10.0.19\n")
+	f.Close()
+	sync() // the database did not change: no rewrite, no reload
 	time.Sleep(300 * time.Millisecond)
 	if got := reads(); got != 2 {
-		t.Fatalf("dnsmasq re-read an unchanged file (%d reads)", got)
+		t.Fatalf("dnsmasq re-read its file though the nodes did not change (%d reads)", got)
+	}
+	if b, _ := os.ReadFile(cfg.Cluster.DHCPHostsFile); !strings.Contains(string(b), "node-9") {
+		t.Fatal("the discovery's entry was removed")
 	}
 	if err := st.DeleteNode(ctx, n.ID); err != nil {
 		t.Fatal(err)

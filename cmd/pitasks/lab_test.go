@@ -13,6 +13,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/lab/labtest"
+	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -231,4 +232,64 @@ func TestPitasksRidesOutADatabaseRestart(t *testing.T) {
 		t.Fatal("pitasks logged no error while the database was down")
 	}
 	t.Logf("while the database was down, e.g.: %s", felt[0])
+}
+
+// TestPitasksCarriesOutWebDiscoveryRequests: an admin asks for a discovery on the web (a
+// DiscoveryRun row); the running pitasks carries it out and registers the lab's node, its
+// progress written line by line for the page.
+func TestPitasksCarriesOutWebDiscoveryRequests(t *testing.T) {
+	l, _ := labtest.Up(t, lab.Options{Nodes: 1, NoDHCPHosts: true})
+	ctx := context.Background()
+	dir := t.TempDir()
+	dbURL := "sqlite://" + dir + "/piseduce.db"
+	cfg := filepath.Join(dir, "seducepp.conf")
+	if err := os.WriteFile(cfg, []byte(l.Desc.SeduceppConf(dbURL, 9000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The switch is registered, its nodes are not.
+	cd := l.Desc.ClusterDesc()
+	cd.Nodes = nil
+	if _, err := clusterdesc.Import(ctx, st, cd); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := st.SwitchByName(ctx, l.Desc.Switch.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.RequestDiscovery(ctx, sw.ID, []int{1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &labtest.Log{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pitasks output:\n%s", labtest.Tail(out.String(), 8000))
+		}
+	})
+	startDaemon(t, cfg, out)
+	var r *store.DiscoveryRun
+	waitFor(t, 2*time.Minute, "the discovery run to end", func() bool {
+		r, err = st.DiscoveryRun(ctx, run.ID)
+		return err == nil && (r.State == store.DiscoveryDone || r.State == store.DiscoveryFailed)
+	})
+	if r.State != store.DiscoveryDone {
+		t.Fatalf("discovery %s: %s\n%s", r.State, r.Error, r.Output)
+	}
+	want := l.Desc.Nodes[0]
+	var n store.Node
+	if err := st.DB.Where("port = ?", 1).First(&n).Error; err != nil {
+		t.Fatalf("no node registered on port 1: %v\n%s", err, r.Output)
+	}
+	if n.MAC != want.MAC || n.Serial != want.Serial || n.Model != want.Model || n.IP != want.IP {
+		t.Fatalf("registered %+v, the lab's node is %+v", n, want)
+	}
+	if lines := strings.Count(r.Output, "\n"); lines < 3 {
+		t.Fatalf("the run's output has %d lines:\n%s", lines, r.Output)
+	}
+	t.Logf("discovered %s (%s, serial %s) through a web request; %d lines of output", n.Name, n.MAC, n.Serial, strings.Count(r.Output, "\n"))
 }
