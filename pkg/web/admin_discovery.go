@@ -74,10 +74,7 @@ func (s *Server) startDiscovery(c echo.Context) error {
 			return s.redirect(c, "/admin/discovery/"+strconv.Itoa(int(r.ID)), "Discovery requested.")
 		}
 	}
-	if msg, _, ok := userMessage(err); ok {
-		return s.redirectError(c, back, msg)
-	}
-	return err
+	return s.redirectUserError(c, back, err)
 }
 
 // discoveryView is a run as the page and the API show it.

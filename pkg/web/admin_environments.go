@@ -136,11 +136,7 @@ func (s *Server) saveEnvironment(c echo.Context) error {
 		Web: c.FormValue("web") == "true", ScriptTest: c.FormValue("script_test")}
 	err = in.apply(e)
 	if err == nil {
-		if e.ID == 0 {
-			err = s.store.CreateEnvironment(ctx, e)
-		} else {
-			err = s.store.UpdateEnvironment(ctx, e)
-		}
+		_, err = createOrUpdate(ctx, e.ID == 0, e, s.store.CreateEnvironment, s.store.UpdateEnvironment)
 	}
 	if err != nil {
 		msg, code, ok := userMessage(err)
@@ -153,15 +149,5 @@ func (s *Server) saveEnvironment(c echo.Context) error {
 }
 
 func (s *Server) deleteEnvironment(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteEnvironment(c.Request().Context(), id); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, "/admin/environments", msg)
-		}
-		return err
-	}
-	return s.redirect(c, "/admin/environments", "Environment deleted.")
+	return s.deleteByID(c, s.store.DeleteEnvironment, "/admin/environments", "Environment deleted.")
 }

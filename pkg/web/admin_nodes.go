@@ -59,6 +59,7 @@ func (s *Server) applyNode(ctx context.Context, in nodeInput, n *store.Node) err
 		mac = hw.String()
 	}
 	n.Name, n.SwitchID, n.Port, n.IP, n.MAC, n.Serial, n.Model = in.Name, sw.ID, in.Port, in.IP, mac, in.Serial, in.Model
+	n.Switch = store.Switch{} // a loaded node's switch may no longer be its own
 	return nil
 }
 
@@ -109,7 +110,6 @@ func (s *Server) saveNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	n.Switch = store.Switch{}
 	swID, _ := strconv.ParseUint(c.FormValue("switch"), 10, 32)
 	port, _ := strconv.Atoi(c.FormValue("port"))
 	in := nodeInput{Name: strings.TrimSpace(c.FormValue("name")), SwitchID: uint(swID), Port: port,
@@ -117,11 +117,7 @@ func (s *Server) saveNode(c echo.Context) error {
 		Serial: c.FormValue("serial"), Model: strings.TrimSpace(c.FormValue("model"))}
 	err = s.applyNode(ctx, in, n)
 	if err == nil {
-		if n.ID == 0 {
-			err = s.store.CreateNode(ctx, n)
-		} else {
-			err = s.store.UpdateNode(ctx, n)
-		}
+		_, err = createOrUpdate(ctx, n.ID == 0, n, s.store.CreateNode, s.store.UpdateNode)
 	}
 	if err != nil {
 		msg, code, ok := userMessage(err)
@@ -134,15 +130,5 @@ func (s *Server) saveNode(c echo.Context) error {
 }
 
 func (s *Server) deleteNode(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteNode(c.Request().Context(), id); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, "/admin/nodes", msg)
-		}
-		return err
-	}
-	return s.redirect(c, "/admin/nodes", "Node deleted.")
+	return s.deleteByID(c, s.store.DeleteNode, "/admin/nodes", "Node deleted.")
 }

@@ -145,11 +145,7 @@ func (s *Server) saveSwitch(c echo.Context) error {
 	d.Form = bindSwitchForm(c)
 	err = d.Form.apply(&d.Switch)
 	if err == nil {
-		if d.New {
-			err = s.store.CreateSwitch(ctx, &d.Switch)
-		} else {
-			err = s.store.UpdateSwitch(ctx, &d.Switch)
-		}
+		_, err = createOrUpdate(ctx, d.New, &d.Switch, s.store.CreateSwitch, s.store.UpdateSwitch)
 	}
 	if err != nil {
 		msg, code, ok := userMessage(err)
@@ -163,17 +159,7 @@ func (s *Server) saveSwitch(c echo.Context) error {
 }
 
 func (s *Server) deleteSwitch(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteSwitch(c.Request().Context(), id); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, "/admin/switches", msg)
-		}
-		return err
-	}
-	return s.redirect(c, "/admin/switches", "Switch deleted.")
+	return s.deleteByID(c, s.store.DeleteSwitch, "/admin/switches", "Switch deleted.")
 }
 
 // portView is one port of the PoE grid.
@@ -248,10 +234,7 @@ func (s *Server) powerPort(c echo.Context) error {
 	}
 	action := c.FormValue("action")
 	if err := s.setPort(c.Request().Context(), sw, port, action); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, back, msg)
-		}
-		return err
+		return s.redirectUserError(c, back, err)
 	}
 	s.log.Info("PoE port changed", "admin", currentUser(c).ID, "switch", sw.Name, "port", port, "action", action)
 	return s.redirect(c, back, "Port "+strconv.Itoa(port)+": "+action+".")

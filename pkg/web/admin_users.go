@@ -95,10 +95,7 @@ func (s *Server) adminUserPage(action string) echo.HandlerFunc {
 		}
 		msg, err := s.userAction(c, id, action)
 		if err != nil {
-			if m, _, ok := userMessage(err); ok {
-				return s.redirectError(c, "/admin/users", m)
-			}
-			return err
+			return s.redirectUserError(c, "/admin/users", err)
 		}
 		return s.redirect(c, "/admin/users", msg)
 	}

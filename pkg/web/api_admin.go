@@ -139,15 +139,7 @@ func (s *Server) apiSaveSwitch(c echo.Context, sw *store.Switch) error {
 	if err := in.apply(sw); err != nil {
 		return httpError(err)
 	}
-	ctx := c.Request().Context()
-	code := http.StatusOK
-	var err error
-	if sw.ID == 0 {
-		code = http.StatusCreated
-		err = s.store.CreateSwitch(ctx, sw)
-	} else {
-		err = s.store.UpdateSwitch(ctx, sw)
-	}
+	code, err := createOrUpdate(c.Request().Context(), sw.ID == 0, sw, s.store.CreateSwitch, s.store.UpdateSwitch)
 	if err != nil {
 		return httpError(err)
 	}
@@ -157,23 +149,10 @@ func (s *Server) apiSaveSwitch(c echo.Context, sw *store.Switch) error {
 func (s *Server) apiCreateSwitch(c echo.Context) error { return s.apiSaveSwitch(c, &store.Switch{}) }
 
 func (s *Server) apiUpdateSwitch(c echo.Context) error {
-	sw, err := byID(c, s.store.Switch)
-	if err != nil {
-		return err
-	}
-	return s.apiSaveSwitch(c, sw)
+	return apiUpdate(c, s.store.Switch, s.apiSaveSwitch)
 }
 
-func (s *Server) apiDeleteSwitch(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteSwitch(c.Request().Context(), id); err != nil {
-		return httpError(err)
-	}
-	return c.NoContent(http.StatusNoContent)
-}
+func (s *Server) apiDeleteSwitch(c echo.Context) error { return apiDeleteByID(c, s.store.DeleteSwitch) }
 
 // apiPowerPort: POST /api/v1/admin/switches/:id/ports/:port/on|off|cycle.
 func (s *Server) apiPowerPort(c echo.Context) error {
@@ -234,14 +213,7 @@ func (s *Server) apiSaveNode(c echo.Context, n *store.Node) error {
 	if err := s.applyNode(ctx, in, n); err != nil {
 		return httpError(err)
 	}
-	code := http.StatusOK
-	var err error
-	if n.ID == 0 {
-		code = http.StatusCreated
-		err = s.store.CreateNode(ctx, n)
-	} else {
-		err = s.store.UpdateNode(ctx, n)
-	}
+	code, err := createOrUpdate(ctx, n.ID == 0, n, s.store.CreateNode, s.store.UpdateNode)
 	if err != nil {
 		return httpError(err)
 	}
@@ -255,24 +227,10 @@ func (s *Server) apiSaveNode(c echo.Context, n *store.Node) error {
 func (s *Server) apiCreateNode(c echo.Context) error { return s.apiSaveNode(c, &store.Node{}) }
 
 func (s *Server) apiUpdateNode(c echo.Context) error {
-	n, err := byID(c, s.store.Node)
-	if err != nil {
-		return err
-	}
-	n.Switch = store.Switch{}
-	return s.apiSaveNode(c, n)
+	return apiUpdate(c, s.store.Node, s.apiSaveNode)
 }
 
-func (s *Server) apiDeleteNode(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteNode(c.Request().Context(), id); err != nil {
-		return httpError(err)
-	}
-	return c.NoContent(http.StatusNoContent)
-}
+func (s *Server) apiDeleteNode(c echo.Context) error { return apiDeleteByID(c, s.store.DeleteNode) }
 
 type adminEnvironmentJSON struct {
 	ID      uint `json:"id"`
@@ -304,15 +262,7 @@ func (s *Server) apiSaveEnvironment(c echo.Context, e *store.Environment) error 
 	if err := in.apply(e); err != nil {
 		return httpError(err)
 	}
-	ctx := c.Request().Context()
-	code := http.StatusOK
-	var err error
-	if e.ID == 0 {
-		code = http.StatusCreated
-		err = s.store.CreateEnvironment(ctx, e)
-	} else {
-		err = s.store.UpdateEnvironment(ctx, e)
-	}
+	code, err := createOrUpdate(c.Request().Context(), e.ID == 0, e, s.store.CreateEnvironment, s.store.UpdateEnvironment)
 	if err != nil {
 		return httpError(err)
 	}
@@ -324,22 +274,11 @@ func (s *Server) apiCreateEnvironment(c echo.Context) error {
 }
 
 func (s *Server) apiUpdateEnvironment(c echo.Context) error {
-	e, err := byID(c, s.store.Environment)
-	if err != nil {
-		return err
-	}
-	return s.apiSaveEnvironment(c, e)
+	return apiUpdate(c, s.store.Environment, s.apiSaveEnvironment)
 }
 
 func (s *Server) apiDeleteEnvironment(c echo.Context) error {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.store.DeleteEnvironment(c.Request().Context(), id); err != nil {
-		return httpError(err)
-	}
-	return c.NoContent(http.StatusNoContent)
+	return apiDeleteByID(c, s.store.DeleteEnvironment)
 }
 
 func (s *Server) apiAdminDeployments(c echo.Context) error {

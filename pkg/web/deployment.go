@@ -61,10 +61,7 @@ func (s *Server) deploymentAction(c echo.Context, proc, done string) error {
 		back = "/deployments/" + strconv.Itoa(int(d.ID))
 	}
 	if err := s.request(c.Request().Context(), currentUser(c), d, proc); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, back, msg)
-		}
-		return err
+		return s.redirectUserError(c, back, err)
 	}
 	return s.redirect(c, back, d.Node.Name+": "+done)
 }
@@ -91,10 +88,7 @@ func (s *Server) forceState(c echo.Context) error {
 	back := "/deployments/" + strconv.Itoa(int(d.ID))
 	in := forceInput{Process: c.FormValue("process"), State: c.FormValue("state"), Reason: c.FormValue("reason")}
 	if err := s.force(c, d, in); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, back, msg)
-		}
-		return err
+		return s.redirectUserError(c, back, err)
 	}
 	return s.redirect(c, back, "State forced to "+in.Process+"/"+in.State+".")
 }

@@ -45,10 +45,7 @@ func (s *Server) saveAsEnvironment(c echo.Context) error {
 		if errors.Is(err, store.ErrDuplicate) {
 			return s.redirectError(c, back, "An environment named "+name+" exists already.")
 		}
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, back, msg)
-		}
-		return err
+		return s.redirectUserError(c, back, err)
 	}
 	s.log.Info("capture requested", "user", currentUser(c).ID, "deployment", d.ID, "environment", name)
 	return s.redirect(c, back, d.Node.Name+": saving its card as environment "+name+"; the node reboots twice.")

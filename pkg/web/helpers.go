@@ -104,6 +104,49 @@ func formRecord[T any](c echo.Context, load func(context.Context, uint) (*T, err
 	return byID(c, load)
 }
 
+// deleteByID deletes, with del, the record named by :id, then goes back to the list page to
+// with the message done (or with the visitor's error).
+func (s *Server) deleteByID(c echo.Context, del func(context.Context, uint) error, to, done string) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := del(c.Request().Context(), id); err != nil {
+		return s.redirectUserError(c, to, err)
+	}
+	return s.redirect(c, to, done)
+}
+
+// apiDeleteByID deletes, with del, the record named by :id: 204 No Content.
+func apiDeleteByID(c echo.Context, del func(context.Context, uint) error) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := del(c.Request().Context(), id); err != nil {
+		return httpError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// createOrUpdate saves v with create when isNew, with update otherwise, and returns the status
+// code of an API answer: 201 Created or 200 OK.
+func createOrUpdate[T any](ctx context.Context, isNew bool, v *T, create, update func(context.Context, *T) error) (int, error) {
+	if isNew {
+		return http.StatusCreated, create(ctx, v)
+	}
+	return http.StatusOK, update(ctx, v)
+}
+
+// apiUpdate hands save the record named by :id, loaded with load (PUT /api/v1/admin/...).
+func apiUpdate[T any](c echo.Context, load func(context.Context, uint) (*T, error), save func(echo.Context, *T) error) error {
+	v, err := byID(c, load)
+	if err != nil {
+		return err
+	}
+	return save(c, v)
+}
+
 // paramDeployment is ownDeployment for the deployment named by the :id path parameter.
 func (s *Server) paramDeployment(c echo.Context, adminMay bool) (*store.Deployment, error) {
 	id, err := paramID(c, "id")

@@ -94,6 +94,15 @@ func (s *Server) redirectError(c echo.Context, to, msg string) error {
 	return c.Redirect(http.StatusSeeOther, to)
 }
 
+// redirectUserError ends a POST that failed with err: back to a page with the message when err
+// is the visitor's; an internal error is returned as it is.
+func (s *Server) redirectUserError(c echo.Context, to string, err error) error {
+	if msg, _, ok := userMessage(err); ok {
+		return s.redirectError(c, to, msg)
+	}
+	return err
+}
+
 // The flash cookie is signed so that nobody else can make the site say something.
 func (s *Server) setFlash(c echo.Context, msg string, isErr bool) {
 	kind := "ok"

@@ -142,10 +142,7 @@ func (s *Server) extendReservation(c echo.Context) error {
 	}
 	hours, _ := strconv.Atoi(c.FormValue("hours"))
 	if err := s.extend(c.Request().Context(), r, hours); err != nil {
-		if msg, _, ok := userMessage(err); ok {
-			return s.redirectError(c, "/deployments", msg)
-		}
-		return err
+		return s.redirectUserError(c, "/deployments", err)
 	}
 	return s.redirect(c, "/deployments", "Reservation extended by "+plural(hours, "hour")+".")
 }
