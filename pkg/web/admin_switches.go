@@ -179,8 +179,13 @@ type switchPortsData struct {
 	StatusError string
 }
 
-func (s *Server) switchPorts(c echo.Context, sw *store.Switch) (switchPortsData, error) {
+// switchPorts loads the switch named by :id and reads the state of its ports.
+func (s *Server) switchPorts(c echo.Context) (switchPortsData, error) {
 	ctx := c.Request().Context()
+	sw, err := byID(c, s.store.Switch)
+	if err != nil {
+		return switchPortsData{}, err
+	}
 	nodes, err := s.store.Nodes(ctx)
 	if err != nil {
 		return switchPortsData{}, err
@@ -208,18 +213,14 @@ func (s *Server) switchPorts(c echo.Context, sw *store.Switch) (switchPortsData,
 // showSwitchPorts is the PoE port grid of a switch: each port's node and power, with on / off
 // / power-cycle buttons (not for the pimaster's port).
 func (s *Server) showSwitchPorts(c echo.Context) error {
-	sw, err := byID(c, s.store.Switch)
+	d, err := s.switchPorts(c)
 	if err != nil {
 		return err
 	}
-	d, err := s.switchPorts(c, sw)
-	if err != nil {
+	if d.Runs, err = s.store.DiscoveryRuns(c.Request().Context(), d.Switch.ID, 5); err != nil {
 		return err
 	}
-	if d.Runs, err = s.store.DiscoveryRuns(c.Request().Context(), sw.ID, 5); err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "admin_switch", &page{Title: "Switch " + sw.Name, Nav: "admin", Data: d})
+	return s.render(c, http.StatusOK, "admin_switch", &page{Title: "Switch " + d.Switch.Name, Nav: "admin", Data: d})
 }
 
 func (s *Server) powerPort(c echo.Context) error {

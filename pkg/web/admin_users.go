@@ -28,8 +28,12 @@ func (s *Server) showAdminUsers(c echo.Context) error {
 	return s.render(c, http.StatusOK, "admin_users", &page{Title: "Users", Nav: "admin", Data: adminUsersData{Users: us, Me: currentUser(c).ID}})
 }
 
-// userAction applies an admin's decision to user id; it returns the message to show.
-func (s *Server) userAction(c echo.Context, id uint, action string) (string, error) {
+// userAction applies an admin's decision to the user named by :id; it returns the message to show.
+func (s *Server) userAction(c echo.Context, action string) (string, error) {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return "", err
+	}
 	ctx := c.Request().Context()
 	me := currentUser(c)
 	u, err := s.store.User(ctx, id)
@@ -89,11 +93,7 @@ func (s *Server) notifyApproved(ctx context.Context, u *store.User) {
 
 func (s *Server) adminUserPage(action string) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		msg, err := s.userAction(c, id, action)
+		msg, err := s.userAction(c, action)
 		if err != nil {
 			return s.redirectUserError(c, "/admin/users", err)
 		}

@@ -152,11 +152,16 @@ func (s *Server) apiCreateReservation(c echo.Context) error {
 	if err != nil {
 		return httpError(err)
 	}
-	full, err := s.store.Reservation(c.Request().Context(), r.ID)
+	return s.replyReservation(c, http.StatusCreated, r.ID)
+}
+
+// replyReservation answers with reservation id as it now stands, with its user and nodes.
+func (s *Server) replyReservation(c echo.Context, code int, id uint) error {
+	r, err := s.store.Reservation(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, viewReservation(full))
+	return c.JSON(code, viewReservation(r))
 }
 
 func (s *Server) apiExtendReservation(c echo.Context) error {
@@ -173,11 +178,7 @@ func (s *Server) apiExtendReservation(c echo.Context) error {
 	if err := s.extend(c.Request().Context(), r, in.Hours); err != nil {
 		return httpError(err)
 	}
-	full, err := s.store.Reservation(c.Request().Context(), r.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, viewReservation(full))
+	return s.replyReservation(c, http.StatusOK, r.ID)
 }
 
 func (s *Server) apiEndReservation(c echo.Context) error {
@@ -261,11 +262,16 @@ func (s *Server) apiRequest(c echo.Context, proc string) error {
 	if err := s.request(c.Request().Context(), currentUser(c), d, proc); err != nil {
 		return httpError(err)
 	}
-	d, err = s.store.Deployment(c.Request().Context(), d.ID)
+	return s.replyDeployment(c, http.StatusAccepted, d.ID)
+}
+
+// replyDeployment answers with deployment id as it now stands.
+func (s *Server) replyDeployment(c echo.Context, code int, id uint) error {
+	d, err := s.store.Deployment(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusAccepted, viewDeployment(d, currentUser(c), s.now()))
+	return c.JSON(code, viewDeployment(d, currentUser(c), s.now()))
 }
 
 func (s *Server) apiDestroy(c echo.Context) error  { return s.apiRequest(c, "destroy") }

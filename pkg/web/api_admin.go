@@ -36,11 +36,7 @@ func (s *Server) apiAdminUsers(c echo.Context) error {
 
 func (s *Server) apiUserAction(action string) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id, err := paramID(c, "id")
-		if err != nil {
-			return err
-		}
-		msg, err := s.userAction(c, id, action)
+		msg, err := s.userAction(c, action)
 		if err != nil {
 			return httpError(err)
 		}
@@ -106,15 +102,11 @@ func (s *Server) apiAdminSwitches(c echo.Context) error {
 
 // apiAdminSwitch returns a switch with the status of each PoE port, read from the switch.
 func (s *Server) apiAdminSwitch(c echo.Context) error {
-	sw, err := byID(c, s.store.Switch)
+	d, err := s.switchPorts(c)
 	if err != nil {
 		return err
 	}
-	d, err := s.switchPorts(c, sw)
-	if err != nil {
-		return err
-	}
-	out := viewSwitch(sw)
+	out := viewSwitch(&d.Switch)
 	out.StatusError = d.StatusError
 	now := s.now().UTC()
 	out.Checked = &now
@@ -301,9 +293,5 @@ func (s *Server) apiForceState(c echo.Context) error {
 	if err := s.force(c, d, in); err != nil {
 		return httpError(err)
 	}
-	d, err = s.store.Deployment(c.Request().Context(), d.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, viewDeployment(d, currentUser(c), s.now()))
+	return s.replyDeployment(c, http.StatusOK, d.ID)
 }
