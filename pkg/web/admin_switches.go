@@ -223,20 +223,29 @@ func (s *Server) showSwitchPorts(c echo.Context) error {
 	return s.render(c, http.StatusOK, "admin_switch", &page{Title: "Switch " + d.Switch.Name, Nav: "admin", Data: d})
 }
 
-func (s *Server) powerPort(c echo.Context) error {
+// switchPort loads the switch named by :id and reads the :port number; a port that is not a
+// number is a 404.
+func (s *Server) switchPort(c echo.Context) (*store.Switch, int, error) {
 	sw, err := byID(c, s.store.Switch)
+	if err != nil {
+		return nil, 0, err
+	}
+	port, err := strconv.Atoi(c.Param("port"))
+	if err != nil {
+		return nil, 0, echo.ErrNotFound
+	}
+	return sw, port, nil
+}
+
+func (s *Server) powerPort(c echo.Context) error {
+	sw, port, err := s.switchPort(c)
 	if err != nil {
 		return err
 	}
 	back := "/admin/switches/" + strconv.Itoa(int(sw.ID))
-	port, err := strconv.Atoi(c.Param("port"))
-	if err != nil {
-		return echo.ErrNotFound
-	}
 	action := c.FormValue("action")
-	if err := s.setPort(c.Request().Context(), sw, port, action); err != nil {
+	if err := s.setPort(c.Request().Context(), currentUser(c).ID, sw, port, action); err != nil {
 		return s.redirectUserError(c, back, err)
 	}
-	s.log.Info("PoE port changed", "admin", currentUser(c).ID, "switch", sw.Name, "port", port, "action", action)
 	return s.redirect(c, back, "Port "+strconv.Itoa(port)+": "+action+".")
 }

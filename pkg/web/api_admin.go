@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -148,22 +147,17 @@ func (s *Server) apiDeleteSwitch(c echo.Context) error { return apiDeleteByID(c,
 
 // apiPowerPort: POST /api/v1/admin/switches/:id/ports/:port/on|off|cycle.
 func (s *Server) apiPowerPort(c echo.Context) error {
-	sw, err := byID(c, s.store.Switch)
+	sw, port, err := s.switchPort(c)
 	if err != nil {
 		return err
-	}
-	port, err := strconv.Atoi(c.Param("port"))
-	if err != nil {
-		return echo.ErrNotFound
 	}
 	action := c.Param("action")
 	if action != "on" && action != "off" && action != "cycle" {
 		return echo.ErrNotFound
 	}
-	if err := s.setPort(c.Request().Context(), sw, port, action); err != nil {
+	if err := s.setPort(c.Request().Context(), currentUser(c).ID, sw, port, action); err != nil {
 		return httpError(err)
 	}
-	s.log.Info("PoE port changed", "admin", currentUser(c).ID, "switch", sw.Name, "port", port, "action", action)
 	return c.JSON(http.StatusOK, map[string]any{"switch": sw.Name, "port": port, "action": action})
 }
 

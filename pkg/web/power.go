@@ -52,9 +52,9 @@ func (s *Server) portStatus(ctx context.Context, sw *store.Switch) (map[int]Port
 	return p.StatusAll(ctx)
 }
 
-// setPort turns port on or off, or power-cycles it ("on", "off", "cycle"). The pimaster's own
-// port is left alone: pkg/power refuses to touch it, and so does the page.
-func (s *Server) setPort(ctx context.Context, sw *store.Switch, port int, action string) error {
+// setPort turns port on or off, or power-cycles it ("on", "off", "cycle"), for admin, and logs
+// it. The pimaster's own port is left alone: pkg/power refuses to touch it, and so does the page.
+func (s *Server) setPort(ctx context.Context, admin uint, sw *store.Switch, port int, action string) error {
 	if port < 1 || port > sw.PortCount {
 		return badInput("Switch %s has no port %d.", sw.Name, port)
 	}
@@ -80,5 +80,6 @@ func (s *Server) setPort(ctx context.Context, sw *store.Switch, port int, action
 	if err != nil {
 		return &formError{msg: fmt.Sprintf("Switch %s port %d: %v", sw.Name, port, err), code: 502}
 	}
+	s.log.Info("PoE port changed", "admin", admin, "switch", sw.Name, "port", port, "action", action)
 	return nil
 }
