@@ -172,8 +172,7 @@ func (s *Server) ownDeployment(c echo.Context, id uint, adminMay bool) (*store.D
 	if err != nil {
 		return nil, err
 	}
-	u := currentUser(c)
-	if d.UserID != u.ID && !(adminMay && u.Admin) {
+	if !mayUse(c, d.UserID, adminMay) {
 		return nil, store.ErrNotFound
 	}
 	return d, nil
@@ -185,11 +184,17 @@ func (s *Server) ownReservation(c echo.Context, id uint, adminMay bool) (*store.
 	if err != nil {
 		return nil, err
 	}
-	u := currentUser(c)
-	if r.UserID != u.ID && !(adminMay && u.Admin) {
+	if !mayUse(c, r.UserID, adminMay) {
 		return nil, store.ErrNotFound
 	}
 	return r, nil
+}
+
+// mayUse: the visitor may see or act on what user owner owns: their own, or anyone's for an
+// admin when adminMay.
+func mayUse(c echo.Context, owner uint, adminMay bool) bool {
+	u := currentUser(c)
+	return owner == u.ID || (adminMay && u.Admin)
 }
 
 // printable rejects control characters (new lines included) in one-line fields.
