@@ -182,11 +182,7 @@ func (s *Server) apiExtendReservation(c echo.Context) error {
 }
 
 func (s *Server) apiEndReservation(c echo.Context) error {
-	r, err := s.paramReservation(c, false)
-	if err != nil {
-		return err
-	}
-	if err := s.store.EndReservation(c.Request().Context(), r.ID, s.now()); err != nil {
+	if err := s.endOwnReservation(c); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ended"})

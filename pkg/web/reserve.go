@@ -150,12 +150,17 @@ func (s *Server) extendReservation(c echo.Context) error {
 // endReservation gives the nodes back now: deployed ones are destroyed; a reservation that
 // has not started is cancelled.
 func (s *Server) endReservation(c echo.Context) error {
+	if err := s.endOwnReservation(c); err != nil {
+		return err
+	}
+	return s.redirect(c, "/deployments", "Reservation ended: its nodes are being given back.")
+}
+
+// endOwnReservation ends the visitor's reservation named by :id now (the page and the API).
+func (s *Server) endOwnReservation(c echo.Context) error {
 	r, err := s.paramReservation(c, false)
 	if err != nil {
 		return err
 	}
-	if err := s.store.EndReservation(c.Request().Context(), r.ID, s.now()); err != nil {
-		return err
-	}
-	return s.redirect(c, "/deployments", "Reservation ended: its nodes are being given back.")
+	return s.store.EndReservation(c.Request().Context(), r.ID, s.now())
 }
