@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -338,12 +339,12 @@ func TestHungNodeDoesNotDelayOthers(t *testing.T) {
 		if hang {
 			f.exec = func(ctx context.Context, t *Task) error {
 				if t.D.ID == hung && t.D.State == "env_copy" {
-					select {} // a step that ignores its context: the engine abandons it
+					select {} // a step that ignores its context (abandoned after the deadline)
 				}
 				return nil
 			}
 		}
-		e := newEngine(t, s, f, clock, func(o *Options) { o.Workers = 64; o.StepDeadline = 3 * time.Second })
+		e := newEngine(t, s, f, clock, func(o *Options) { o.Workers = 64; o.StepDeadline = time.Minute })
 		others := func() bool {
 			var cnt int64
 			s.DB.Model(&store.Deployment{}).Where("state = ? AND id <> ?", "deployed", hung).Count(&cnt)
@@ -353,8 +354,13 @@ func TestHungNodeDoesNotDelayOthers(t *testing.T) {
 			if err := e.Tick(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			// Wait for every turn but the hung one.
-			for deadline := time.Now().Add(10 * time.Second); e.Busy() > 1 && time.Now().Before(deadline); {
+			// Wait for every turn but the hung one's: a worker still busy with a finished
+			// deployment would make the next tick claim fewer, and the count noisy.
+			stillHung := 0
+			if hang {
+				stillHung = 1
+			}
+			for deadline := time.Now().Add(10 * time.Second); e.Busy() > stillHung && time.Now().Before(deadline); {
 				time.Sleep(5 * time.Millisecond)
 			}
 			if others() {
@@ -441,4 +447,36 @@ func ExamplePermanent() {
 	err := fmt.Errorf("env_copy: %w", Permanent(errors.New("bad image")))
 	fmt.Println(IsPermanent(err))
 	// Output: true
+}
+
+// TestStepIgnoringItsDeadlineIsAbandoned: a step that never returns is given up shortly after
+// the step deadline; its worker is free again and the attempt is recorded as failed.
+func TestStepIgnoringItsDeadlineIsAbandoned(t *testing.T) {
+	s := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, s, 1)
+	d := c.Deploy(t, s, 1)[0]
+	f := newFakeSteps()
+	f.exec = func(ctx context.Context, t *Task) error {
+		if t.D.State == "env_copy" {
+			select {} // ignores ctx, like a driver stuck in a syscall
+		}
+		return nil
+	}
+	clock := newClock()
+	e := newEngine(t, s, f, clock, func(o *Options) { o.StepDeadline = 300 * time.Millisecond })
+	start := time.Now()
+	if err := e.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for e.Busy() > 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the worker of a hung step was never freed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := load(t, s, d.ID)
+	if got.State != "env_copy" || got.Failures != 1 || !strings.Contains(got.LastError, "abandoned after 300ms") {
+		t.Fatalf("after a hung step: %s, %d failures, %q", got.State, got.Failures, got.LastError)
+	}
+	t.Logf("worker freed after %s: %s", time.Since(start).Round(10*time.Millisecond), got.LastError)
 }
