@@ -42,7 +42,8 @@ func Tail(s string, n int) string {
 
 // Up brings a lab up for t, in a fresh folder (o.Dir is ignored), and takes it down when t
 // ends, showing the lab's log if t failed. Without root or the lab's programs, t is skipped
-// (in CI: failed). Labs share one subnet: Up waits up to 3 minutes for another test's lab.
+// (in CI: failed). Labs share one subnet: Up waits for another test's lab up to 3 minutes, or
+// PISEDUCE_LAB_WAIT (a Go duration) where several test runs share the machine.
 func Up(t testing.TB, o lab.Options) (*lab.Lab, *Log) {
 	t.Helper()
 	testenv.NeedRoot(t)
@@ -59,7 +60,13 @@ func Up(t testing.TB, o lab.Options) (*lab.Lab, *Log) {
 	if o.Log == nil {
 		o.Log = log
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	wait := 3 * time.Minute
+	if v := os.Getenv("PISEDUCE_LAB_WAIT"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("PISEDUCE_LAB_WAIT: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	l, err := lab.Up(ctx, o)
 	if err != nil {
