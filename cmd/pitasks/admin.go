@@ -256,6 +256,9 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 	if d.ResumeState != "" {
 		fmt.Fprintf(w, "  resumes %s/%s\n", d.ResumeProcess, d.ResumeState)
 	}
+	if d.Hold != "" {
+		fmt.Fprintf(w, "  held: %s\n", d.Hold)
+	}
 	fmt.Fprintf(w, "  progress %s\n", progress(d))
 	lease := "none"
 	if d.LeaseOwner != "" {

@@ -3,6 +3,7 @@
 //
 //	pitasks [-config FILE] [-log-level LEVEL]                  run the worker
 //	pitasks [-config FILE] import-cluster DIR                  import an original cluster_desc/ folder
+//	pitasks [-config FILE] import-original-db [-dry-run] URL   import a running original's users and deployments (see origdb.go)
 //	pitasks [-config FILE] check                               check the configuration and the database
 //	pitasks [-config FILE] port SWITCH PORT status|on|off|cycle  one PoE port (see admin.go)
 //	pitasks [-config FILE] switches                            does each switch answer; port grid
@@ -48,7 +49,8 @@ func run(args []string) error {
 	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | check | import-cluster DIR | discover SWITCH [PORT…] | dnsmasq |\n"+
+		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | check | import-cluster DIR | import-original-db [-dry-run] URL |\n"+
+			"                      discover SWITCH [PORT…] | dnsmasq |\n"+
 			"                      port SWITCH PORT status|on|off|cycle | switches | nodes [NAME] |\n"+
 			"                      env-register … IMAGE | env-export NAME]\n")
 		fs.PrintDefaults()
@@ -94,6 +96,8 @@ func run(args []string) error {
 		fmt.Printf("imported %s: %d switches, %d nodes, %d environments (%s)\n", fs.Arg(1),
 			len(d.Switches), len(d.Nodes), len(d.Environments), sum)
 		return nil
+	case "import-original-db": // see origdb.go
+		return importOriginalDBCmd(ctx, st, fs.Args()[1:], os.Stdout)
 	case "check":
 		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
 		return nil

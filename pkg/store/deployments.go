@@ -74,6 +74,9 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 			return notFound(err)
 		}
 		updates := requestUpdates(p.Name, p.First(), time.Now().UTC())
+		if proc == process.Reboot && d.Hold != "" {
+			return fmt.Errorf("store: deployment %d is held (%s): it has nothing to reboot back to; destroy it or deploy it again", id, d.Hold)
+		}
 		if proc == process.Reboot {
 			resumeP, resumeS := d.Process, d.State
 			switch {
@@ -119,7 +122,7 @@ func requestUpdates(proc, state string, now time.Time) map[string]any {
 	return map[string]any{
 		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
 		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
-		"failures": 0, "last_error": "", "updated_at": now,
+		"failures": 0, "last_error": "", "hold": "", "updated_at": now,
 	}
 }
 
@@ -134,6 +137,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	var ids []uint
 	q := db.Model(&Deployment{}).
 		Where("state NOT IN ?", terminalStates()).
+		Where("hold = ''").
 		Where("next_check_at <= ?", now).
 		Where("(lease_owner = '' OR lease_until < ?)", now)
 	if len(exclude) > 0 {
@@ -223,12 +227,12 @@ func (s *Store) SaveProgress(ctx context.Context, owner string, d *Deployment) e
 }
 
 // ExpiredDeployments returns the ids of deployments whose reservation ended before now and
-// that are not being destroyed yet.
+// that are not being destroyed yet (a held one is not, whatever its process says).
 func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, error) {
 	var ids []uint
 	err := s.DB.WithContext(ctx).Model(&Deployment{}).
 		Joins("JOIN reservations ON reservations.id = deployments.reservation_id").
-		Where("reservations.ends_at < ? AND deployments.process <> ?", now, process.Destroy).
+		Where("reservations.ends_at < ? AND (deployments.process <> ? OR deployments.hold <> '')", now, process.Destroy).
 		Pluck("deployments.id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to find expired deployments: %w", err)
@@ -236,10 +240,11 @@ func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, 
 	return ids, nil
 }
 
-// LostDeployments returns the ids of deployments given up as lost.
+// LostDeployments returns the ids of deployments given up as lost by pitasks (not the held
+// ones: a node lost under the original PiSeduce waits for its user).
 func (s *Store) LostDeployments(ctx context.Context) ([]uint, error) {
 	var ids []uint
-	err := s.DB.WithContext(ctx).Model(&Deployment{}).Where("state = ?", StateLost).Pluck("id", &ids).Error
+	err := s.DB.WithContext(ctx).Model(&Deployment{}).Where("state = ? AND hold = ''", StateLost).Pluck("id", &ids).Error
 	return ids, err
 }
 

@@ -154,6 +154,11 @@ type Deployment struct {
 	NextCheckAt    time.Time `gorm:"index:idx_due,priority:3"`
 	Failures       int
 	LastError      string `gorm:"type:text"`
+	// Hold, when not empty, says why pitasks leaves the deployment alone until a user or an
+	// admin asks for a process (destroy, deploy): it came from the original PiSeduce in a
+	// state that none of our processes can take over (see pkg/origdb). Any request clears it;
+	// the end of its reservation still destroys it.
+	Hold string `gorm:"size:500;not null;default:''"`
 
 	// Progress of the image copy.
 	BytesDone  int64
@@ -175,11 +180,17 @@ type Deployment struct {
 
 // Active reports whether the engine still has work to do on the deployment.
 func (d *Deployment) Active() bool {
-	if d.State == StateLost || d.State == StateFailed {
+	if d.State == StateLost || d.State == StateFailed || d.Hold != "" {
 		return false
 	}
 	p, err := process.Get(d.Process)
 	return err == nil && !p.Terminal(d.State)
+}
+
+// Destroying reports whether a destroy is under way: asked for, and not given up on (lost,
+// failed) nor held.
+func (d *Deployment) Destroying() bool {
+	return d.Process == process.Destroy && d.State != StateLost && d.State != StateFailed && d.Hold == ""
 }
 
 // Outcomes of a state, recorded in StateEvent.

@@ -258,11 +258,11 @@ func (s *Store) DeleteUser(ctx context.Context, id uint, now time.Time) (deleted
 }
 
 // destroyDeployments asks for destroy on every deployment selected by the condition that is
-// not already being destroyed (a lost or failed destroy is asked again).
+// not already being destroyed (a lost, failed or held destroy is asked again).
 func (s *Store) destroyDeployments(ctx context.Context, tx *gorm.DB, cond string, args ...any) error {
 	var ids []uint
 	err := tx.Model(&Deployment{}).Where(cond, args...).
-		Where("NOT (process = ? AND state NOT IN ?)", process.Destroy, []string{StateLost, StateFailed}).
+		Where("NOT (process = ? AND state NOT IN ? AND hold = '')", process.Destroy, []string{StateLost, StateFailed}).
 		Pluck("id", &ids).Error
 	if err != nil {
 		return fmt.Errorf("store: unable to find deployments to destroy: %w", err)

@@ -232,7 +232,7 @@ func (s *Server) request(ctx context.Context, u *store.User, d *store.Deployment
 	running := !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)
 	switch proc {
 	case process.Destroy:
-		if d.Process == process.Destroy && d.State != store.StateLost && d.State != store.StateFailed {
+		if d.Destroying() {
 			return conflict("This node is already being destroyed.")
 		}
 	case process.Reboot, process.Deploy:

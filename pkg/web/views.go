@@ -82,10 +82,13 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		}
 	}
 	running := !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)
-	destroying := d.Process == process.Destroy && d.State != store.StateLost && d.State != store.StateFailed
-	v.CanDestroy = !destroying
+	v.CanDestroy = !d.Destroying()
 	v.CanRedeploy = running
-	v.CanReboot = running && d.Process != process.Destroy
+	v.CanReboot = running && d.Process != process.Destroy && d.Hold == ""
+	if d.Hold != "" {
+		// Nothing runs: no step to count, and the reason where errors go.
+		v.StateClass, v.Step, v.Steps, v.LastError = "warn", 0, 0, d.Hold
+	}
 	return v
 }
 
@@ -99,6 +102,9 @@ type timelineStep struct {
 // timeline lays the current process's states out in order with the time each one took, from
 // the engine's events and, for the current one, the time since it started.
 func timeline(d *store.Deployment, events []store.StateEvent, now time.Time) []timelineStep {
+	if d.Hold != "" {
+		return nil // none of our processes is running it
+	}
 	proc := d.Process
 	state := d.State
 	if (state == store.StateLost || state == store.StateFailed) && d.ResumeProcess != "" {
