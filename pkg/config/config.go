@@ -75,8 +75,9 @@ type Config struct {
 		ImgDir      string
 		NFSHostname string // /etc/hostname of the NFS system
 		SSHKey      string // pimaster's private key for the nodes
-		// NFSHostKey is the NFS system's SSH host public key file; when set the key is pinned,
-		// else it is learned on first contact.
+		// NFSHostKey is the NFS system's SSH host public key file (admin/install.sh makes the
+		// key): pitasks pins it, and reaches no NFS system without it (nothing is trusted on
+		// first use).
 		NFSHostKey string
 		PimasterIP string
 		// dnsmasq: the DHCP hosts file pitasks generates from the database, the pid file of the
