@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -199,8 +200,8 @@ func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args [
 	fs.SetOutput(w)
 	noReload := fs.Bool("no-reload", false, "write the hosts file only, do not signal dnsmasq")
 	conf := fs.String("conf", "", "also write the main dnsmasq snippet there (e.g. /etc/dnsmasq.d/piseduce.conf)")
-	iface := fs.String("interface", "eth0", "with -conf: the nodes' network interface")
-	network := fs.String("network", "", "with -conf: the nodes' network, e.g. 10.10.0.0/24")
+	iface := fs.String("interface", cmp.Or(cfg.Cluster.NodesInterface, "eth0"), "with -conf: the nodes' network interface ([cluster] nodes_interface)")
+	network := fs.String("network", cfg.Cluster.NodesNetwork, "with -conf: the nodes' network, e.g. 10.10.0.0/24 ([cluster] nodes_network)")
 	cmdline := fs.Bool("cmdline", false, "also write cmdline.txt of the NFS system into [cluster] nfs_boot_dir")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%v\n%s", err, usage)

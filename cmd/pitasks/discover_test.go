@@ -90,6 +90,16 @@ func TestDnsmasqCommand(t *testing.T) {
 	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload", "-conf", conf}, &out); err == nil || !strings.Contains(err.Error(), "network") {
 		t.Fatalf("-conf without -network: %v", err)
 	}
+	// The nodes' network and interface from the configuration.
+	n.MAC = "dc:a6:32:00:00:03"
+	st.UpdateNode(ctx, &n)
+	cfg.Cluster.NodesNetwork, cfg.Cluster.NodesInterface = "10.10.0.0/24", "eth1"
+	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload", "-conf", conf}, &out); err != nil {
+		t.Fatalf("-conf with [cluster] nodes_network: %v", err)
+	}
+	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "interface=eth1\n") || !strings.Contains(string(b), "dhcp-range=10.10.0.0,static,255.255.255.0\n") {
+		t.Fatalf("snippet from the configuration:\n%s", b)
+	}
 }
 
 func TestDiscoverCommandArguments(t *testing.T) {
