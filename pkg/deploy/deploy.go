@@ -58,12 +58,13 @@ type Boot interface {
 	Mode(serial string) (netboot.Mode, error)
 }
 
-// HostKeys holds the pinned host keys (pkg/store): a deployed system's key is pinned when
-// system_conf writes it on the card, and forgotten before the node gets a new system.
+// HostKeys holds the pinned host keys (pkg/store). A deployed system's key is pinned when
+// system_conf writes it on the card, replacing the previous system's: that one is kept until
+// then, so that a node falling back to its old card while it should netboot is only "not up
+// yet" (a Pi 4 whose network boot failed boots its card), never trusted.
 type HostKeys interface {
 	HostKey(ctx context.Context, role string, nodeID uint) (key string, found bool, err error)
 	PinHostKey(ctx context.Context, role string, nodeID uint, key string) error
-	ForgetHostKey(ctx context.Context, role string, nodeID uint) error
 }
 
 // Deployer holds the drivers the steps use. Create it with New.
@@ -165,10 +166,6 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 // --- power and boot ---
 
 func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
-	// A new system gets a new host key: forget the previous deployment's.
-	if err := d.Keys.ForgetHostKey(ctx, remote.RoleSystem, t.D.NodeID); err != nil {
-		return err
-	}
 	return d.Boot.BootNFS(t.D.Node.Serial)
 }
 
@@ -218,10 +215,7 @@ func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 }
 
 func (d *Deployer) destroying(ctx context.Context, t *engine.Task) error {
-	if err := d.Boot.Clear(t.D.Node.Serial); err != nil {
-		return err
-	}
-	return d.Keys.ForgetHostKey(ctx, remote.RoleSystem, t.D.NodeID)
+	return d.Boot.Clear(t.D.Node.Serial)
 }
 
 // comingBack waits for the system the node's TFTP folder boots.

@@ -75,14 +75,6 @@ func (m *MemoryHostKeys) PinHostKey(_ context.Context, role string, nodeID uint,
 	return nil
 }
 
-// ForgetHostKey removes a key.
-func (m *MemoryHostKeys) ForgetHostKey(_ context.Context, role string, nodeID uint) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.keys, memKey{role, nodeID})
-	return nil
-}
-
 // keyNode is the node a role's key is stored under.
 func keyNode(role string, nodeID uint) uint {
 	if role == RoleNFS {

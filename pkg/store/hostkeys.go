@@ -41,13 +41,3 @@ func (s *Store) PinHostKey(ctx context.Context, role string, nodeID uint, key st
 	}
 	return nil
 }
-
-// ForgetHostKey removes the pinned key of role and nodeID (done before each deployment and
-// when a node is destroyed). Forgetting a missing key is not an error.
-func (s *Store) ForgetHostKey(ctx context.Context, role string, nodeID uint) error {
-	err := s.DB.WithContext(ctx).Where("role = ? AND node_id = ?", role, nodeID).Delete(&HostKey{}).Error
-	if err != nil {
-		return fmt.Errorf("store: unable to forget the %s host key of node %d: %w", role, nodeID, err)
-	}
-	return nil
-}
