@@ -17,11 +17,14 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/piseduce/piseduce/lab/poeswitch"
 	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
@@ -57,6 +60,9 @@ func binaries(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv(fwRole); role != "" {
+		os.Exit(fwHelper(role)) // inside a namespace of TestNodesFirewall
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -110,6 +116,10 @@ func TestScriptsLint(t *testing.T) {
 		if _, code := script(t, nil, s, "--no-such-option"); code == 0 {
 			t.Errorf("%s accepts an unknown option", s)
 		}
+	}
+	// The NFS system's first init, which install.sh puts in the NFS root: plain sh.
+	if out, err := exec.Command(shellcheck, "-s", "sh", "-S", "style", "../pkg/netboot/nfs-init.sh").CombinedOutput(); err != nil {
+		t.Errorf("shellcheck nfs-init.sh: %v\n%s", err, out)
 	}
 }
 
@@ -244,7 +254,7 @@ func mustWrite(t *testing.T, p, s string) {
 	}
 }
 
-var installSteps = []string{"packages", "user", "dirs", "forward", "ssh-key", "nfs-root", "exports", "tftp", "database", "config", "binaries", "units"}
+var installSteps = []string{"packages", "user", "dirs", "forward", "ssh-key", "nfs-root", "exports", "firewall", "tftp", "database", "config", "binaries", "units"}
 
 var passwordRE = regexp.MustCompile(`mysql://pipi:[0-9a-f]{48}@`)
 
@@ -253,7 +263,7 @@ func TestInstallDryRun(t *testing.T) {
 	src, boot := fakeSystem(t)
 	root := t.TempDir()
 	out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", "--dry-run", "--nfs-source", src,
-		"--boot-source", boot, "--bin-dir", bin, "--pimaster-ip", "10.10.0.2", "--nfs-clients", "10.10.0.0/24")
+		"--boot-source", boot, "--bin-dir", bin, "--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1")
 	if code != 0 {
 		t.Fatalf("install.sh --dry-run: exit %d\n%s", code, out)
 	}
@@ -271,11 +281,17 @@ func TestInstallDryRun(t *testing.T) {
 		"rsync -aHx --numeric-ids --delete --exclude=/nfs --exclude=/proc --exclude=/sys --exclude=/dev --exclude=/tmp --exclude=/run",
 		"--exclude=/etc/seducepp.conf", "--exclude=/root/.ssh/id_\\*", src + "/ " + root + "/nfs/raspi/",
 		root + "/nfs/raspi/etc/hostname (mode 644, root:root): nfspi",
-		"ssh-keygen -A -f " + root + "/nfs/raspi",
+		"ssh-keygen -q -t ed25519 -N '' -C root@nfspi -f " + root + "/nfs/raspi/etc/ssh/ssh_host_ed25519_key",
+		"chown 65534:65534 " + root + "/nfs/raspi/etc/ssh/ssh_host_ed25519_key",
+		"/pkg/netboot/nfs-init.sh " + root + "/nfs/raspi/usr/local/sbin/piseduce-nfs-init",
 		root + "/nfs/raspi/root/.ssh/authorized_keys",
 		"ln -sfn /dev/null " + root + "/nfs/raspi/etc/systemd/system/dnsmasq.service",
-		"append to " + root + "/etc/exports: /nfs/raspi 10.10.0.0/24(rw,sync,no_subtree_check,no_root_squash)",
+		"write " + root + "/etc/exports (mode 644, root:root): /nfs/raspi 10.10.0.0/24(ro,sync,no_subtree_check,root_squash), and no other line",
+		root + "/etc/nfs.conf.d/piseduce.conf", "port = 20048",
 		"exportfs -ra",
+		"write " + root + "/etc/nftables.d/piseduce.nft (mode 644, root:root): table inet piseduce for eth1, 10.10.0.0/24",
+		"append to " + root + `/etc/nftables.conf: include "/etc/nftables.d/piseduce.nft"`,
+		"nft -f /etc/nftables.d/piseduce.nft",
 		"--exclude=/bootcode.bin --exclude=/cmdline.txt " + boot + "/ " + root + "/tftpboot/rpiboot_uboot/",
 		"mariadb <<SQL", "CREATE DATABASE IF NOT EXISTS `piseduce`", "'pipi'@'localhost' IDENTIFIED BY <the password>",
 		"write " + root + "/etc/seducepp.conf (mode 640,", "mysql://pipi:<password>@localhost/piseduce",
@@ -299,6 +315,19 @@ func TestInstallDryRun(t *testing.T) {
 	if _, code := script(t, nil, "install.sh", "--dry-run", "--only", "nosuchstep"); code == 0 {
 		t.Error("an unknown step is accepted")
 	}
+	// Without the nodes' network the NFS root is never exported (to everyone, say), nor firewalled.
+	for _, step := range []string{"exports", "firewall"} {
+		if out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", "--dry-run", "--only", step); code == 0 ||
+			!strings.Contains(out, "the "+step+" step needs the nodes'") {
+			t.Errorf("--only %s without the nodes' network: exit %d\n%s", step, code, out)
+		}
+	}
+	for _, args := range [][]string{{"--nodes-network", "*"}, {"--nodes-network", "10.10.0.0"}, {"--nodes-interface", "eth0;x"},
+		{"--nodes-may-reach", "0.0.0.0/0;"}} {
+		if _, code := script(t, nil, "install.sh", append([]string{"--dry-run"}, args...)...); code == 0 {
+			t.Errorf("install.sh %q accepted", args)
+		}
+	}
 }
 
 // TestInstallThrowawayRoot runs install.sh for real into a throwaway root, twice: everything
@@ -309,22 +338,25 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	bin := binaries(t)
 	src, boot := fakeSystem(t)
 	root := t.TempDir()
-	run := func() string {
-		out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", "--skip", "packages", "--nfs-source", src,
-			"--boot-source", boot, "--bin-dir", bin, "--pimaster-ip", "10.10.0.2")
+	// An earlier install exported the NFS root read-write to everyone; another export is not ours.
+	mustMkdir(t, filepath.Join(root, "etc"))
+	mustWrite(t, filepath.Join(root, "etc/exports"), "/srv/other 192.168.1.0/24(ro)\n/nfs/raspi *(rw,sync,no_subtree_check,no_root_squash)\n")
+	run := func(args ...string) string {
+		out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", append([]string{"--skip", "packages", "--nfs-source", src,
+			"--boot-source", boot, "--bin-dir", bin}, args...)...)
 		if code != 0 {
 			t.Fatalf("install.sh: exit %d\n%s", code, out)
 		}
 		return out
 	}
-	first := run()
-	for _, want := range []string{"+ rsync -aHx", "+ ssh-keygen -A", "+ write " + root + "/etc/seducepp.conf",
+	first := run("--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1")
+	for _, want := range []string{"+ rsync -aHx", "+ ssh-keygen -q -t ed25519 -N '' -C root@nfspi", "+ write " + root + "/etc/seducepp.conf",
 		"- skipped (PISEDUCE_ROOT is not /): exportfs -ra", "- skipped (PISEDUCE_ROOT is not /): mariadb"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("first run lacks %q:\n%s", want, first)
 		}
 	}
-	second := run()
+	second := run() // the nodes' network, interface and address now come from the configuration
 	for _, l := range strings.Split(second, "\n") {
 		if strings.HasPrefix(l, " + ") {
 			t.Errorf("the second run changes something: %s", l)
@@ -345,6 +377,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !passwordRE.MatchString(cfg.DB.ConnectionURL.Value()) || cfg.Cluster.PimasterIP != "10.10.0.2" ||
+		cfg.Cluster.NodesNetwork != "10.10.0.0/24" || cfg.Cluster.NodesInterface != "eth1" ||
 		cfg.Cluster.SSHKey != "/var/lib/piseduce/id_ed25519" || cfg.Cluster.NFSHostKey != "/nfs/raspi/etc/ssh/ssh_host_ed25519_key.pub" {
 		t.Errorf("config: url %t, cluster %+v", passwordRE.MatchString(cfg.DB.ConnectionURL.Value()), cfg.Cluster)
 	}
@@ -376,6 +409,24 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	if len(a) == 0 || bytes.Equal(a, b) {
 		t.Error("the NFS system does not have its own host key")
 	}
+	// Readable by the nodes' root, which is "nobody" on the export (root_squash).
+	if st, err := os.Stat(filepath.Join(nfs, "etc/ssh/ssh_host_ed25519_key")); err != nil || st.Mode().Perm() != 0o400 ||
+		st.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("NFS host key: %v %v", st.Mode(), err)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(nfs, "etc/ssh/ssh_host_*")); len(ents) != 2 {
+		t.Errorf("the NFS system has other host keys than its pinned one: %v", ents)
+	}
+	for _, d := range []string{"root", "root/.ssh"} {
+		if st, err := os.Stat(filepath.Join(nfs, d)); err != nil || st.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v %v (the squashed root must reach authorized_keys)", d, st.Mode(), err)
+		}
+	}
+	// Its first init, the one NFSCmdline names.
+	initScript, _ := os.ReadFile("../pkg/netboot/nfs-init.sh")
+	if got, err := os.ReadFile(filepath.Join(nfs, "usr/local/sbin/piseduce-nfs-init")); err != nil || !bytes.Equal(got, initScript) {
+		t.Errorf("the NFS root's first init: %v", err)
+	}
 	pub, _ := os.ReadFile(filepath.Join(root, "var/lib/piseduce/id_ed25519.pub"))
 	ak, _ := os.ReadFile(filepath.Join(nfs, "root/.ssh/authorized_keys"))
 	if len(pub) == 0 || !bytes.Contains(ak, bytes.TrimSpace(pub)) {
@@ -395,13 +446,80 @@ func TestInstallThrowawayRoot(t *testing.T) {
 			t.Errorf("tftp root: %s present=%t, want %t", f, err == nil, want)
 		}
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, "etc/exports")); string(b) != "/nfs/raspi *(rw,sync,no_subtree_check,no_root_squash)\n" {
+	// Read-only, root squashed, to the nodes' network; the old line gone, the other export kept.
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/exports")); string(b) != "/srv/other 192.168.1.0/24(ro)\n/nfs/raspi 10.10.0.0/24(ro,sync,no_subtree_check,root_squash)\n" {
 		t.Errorf("exports %q", b)
+	}
+	// The firewall parses (nft -c) where nft is installed.
+	if nft, err := exec.LookPath("nft"); err == nil {
+		if out, err := exec.Command(nft, "-c", "-f", filepath.Join(root, "etc/nftables.d/piseduce.nft")).CombinedOutput(); err != nil {
+			t.Errorf("nft -c: %v\n%s", err, out)
+		}
 	}
 	for _, f := range []string{"usr/local/bin/pitasks", "usr/local/bin/pifrontend", "etc/systemd/system/pitasks.service", "etc/sysctl.d/90-piseduce.conf"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Error(err)
 		}
+	}
+	checkNFSSetup(t, root, bin)
+}
+
+// checkNFSSetup runs check.sh on the pimaster install.sh made in root: its NFS root, export
+// and firewall pass; then, broken as an earlier install or an admin would leave them, each
+// fault is flagged.
+func checkNFSSetup(t *testing.T, root, bin string) {
+	cmdline, err := netboot.NFSCmdline("10.10.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(root, "tftpboot/rpiboot_uboot/cmdline.txt"), cmdline) // pitasks dnsmasq -cmdline
+	env := []string{"PISEDUCE_ROOT=" + root}
+	args := []string{"--config", filepath.Join(root, "etc/seducepp.conf"), "--bin-dir", bin}
+	out, _ := script(t, env, "check.sh", args...)
+	for _, want := range []string{
+		"ok: own SSH host key, pinned by nfs_host_key", "ok: first init /usr/local/sbin/piseduce-nfs-init",
+		"ok: " + root + "/etc/exports: /nfs/raspi is exported read-only, root squashed, to 10.10.0.0/24",
+		"ok: " + root + "/etc/nftables.d/piseduce.nft",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check.sh on the installed pimaster lacks %q", want)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "PROBLEM") && (strings.Contains(l, "/nfs/raspi") || strings.Contains(l, "nfs_") || strings.Contains(l, "firewall")) {
+			t.Errorf("check.sh on the installed pimaster: %s", l)
+		}
+	}
+
+	mustWrite(t, filepath.Join(root, "etc/exports"), "/nfs/raspi *(rw,sync,no_subtree_check,no_root_squash) 10.9.0.0/24(ro)\n")
+	mustWrite(t, filepath.Join(root, "tftpboot/rpiboot_uboot/cmdline.txt"), strings.Replace(cmdline, " ro ", " rw ", 1))
+	os.Remove(filepath.Join(root, "nfs/raspi/usr/local/sbin/piseduce-nfs-init"))
+	os.Remove(filepath.Join(root, "etc/nftables.d/piseduce.nft"))
+	_, pub, err := remote.NewHostKey("stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(root, "nfs/raspi/etc/ssh/ssh_host_ed25519_key.pub"), remote.AuthorizedKey(pub)+"\n")
+	out, code := script(t, env, "check.sh", args...)
+	if code == 0 {
+		t.Errorf("check.sh passes a broken set-up:\n%s", out)
+	}
+	for _, want := range []string{
+		"PROBLEM: " + root + "/etc/exports: /nfs/raspi is exported to everyone",
+		"PROBLEM: " + root + "/etc/exports: /nfs/raspi is exported read-write to *",
+		"PROBLEM: " + root + "/etc/exports: /nfs/raspi is exported with no_root_squash to *",
+		"PROBLEM: " + root + "/etc/exports: /nfs/raspi is exported to 10.9.0.0/24, not to the nodes' network 10.10.0.0/24 only",
+		"cmdline.txt does not boot the NFS root read-only (ro) with its first init",
+		"piseduce-nfs-init is missing: the nodes would get no writable layer",
+		"PROBLEM: [cluster] nfs_host_key /nfs/raspi/etc/ssh/ssh_host_ed25519_key.pub is not the key the NFS system serves",
+		"piseduce.nft is missing (admin/install.sh --only firewall)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check.sh on a broken set-up lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log("\n" + out)
 	}
 }
 

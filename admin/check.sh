@@ -16,10 +16,12 @@ all is right.
 Checks: the configuration parses and the database is reachable (pitasks check, pifrontend
 -check), its file is not readable by others; pifrontend, pitasks, dnsmasq, the NFS server and
 MariaDB run; something listens on the web port; /var/lib/piseduce, img_dir, the SSH key, the
-tftp root and its NFS boot files, the NFS root (/nfs/raspi: hostname, own host keys, the
-pimaster's key) exist with sane permissions; /nfs/raspi is exported; dnsmasq's configuration
-passes dnsmasq --test and serves the tftp root; IP forwarding is on; every switch answers SNMP
-(pitasks switches).
+tftp root and its NFS boot files (read-only root, the NFS system's first init), the NFS root
+(/nfs/raspi: hostname, its own host key pinned by nfs_host_key, the pimaster's key, its first
+init) exist with sane permissions; /nfs/raspi is exported read-only, root squashed, to the
+nodes' network only (never writable, no_root_squash or open to everyone); the nodes' firewall
+is loaded; dnsmasq's configuration passes dnsmasq --test and serves the tftp root; IP
+forwarding is on; every switch answers SNMP (pitasks switches).
 
 Options:
   --config FILE   the configuration (default: /etc/seducepp.conf)
@@ -54,14 +56,7 @@ probe() {
 # ini_get SECTION KEY DEFAULT: the value of KEY in [SECTION] of the config.
 ini_get() {
 	local v
-	v=$(S=$1 K=$2 awk '
-		/^[ \t]*\[.*\][ \t]*$/ { cur = $0; gsub(/[][ \t]/, "", cur); next }
-		cur == ENVIRON["S"] {
-			line = $0; sub(/^[ \t]+/, "", line)
-			if (index(line, ENVIRON["K"]) == 1 && substr(line, length(ENVIRON["K"]) + 1) ~ /^[ \t]*=/) {
-				sub(/^[^=]*=[ \t]*/, "", line); sub(/[ \t]+$/, "", line); print line; exit
-			}
-		}' "$CONFIG" 2>/dev/null || true)
+	v=$(ini_value "$CONFIG" "$1" "$2")
 	printf '%s' "${v:-$3}"
 }
 
@@ -145,7 +140,10 @@ IMG=$(ini_get cluster img_dir /var/lib/piseduce/img)
 KEY=$(ini_get cluster ssh_key /var/lib/piseduce/id_ed25519)
 NFSNAME=$(ini_get cluster nfs_hostname nfspi)
 DBURL=$(ini_get db connection_url sqlite://./data/piseduce.db)
+NFSKEY=$(ini_get cluster nfs_host_key "")
+NODESNET=$(ini_get cluster nodes_network "")
 NFS=/nfs/raspi
+NFS_INIT=/usr/local/sbin/piseduce-nfs-init
 
 section "services"
 running pitasks pitasks
@@ -196,6 +194,8 @@ if mode_ok "$(R "$NFSBOOT")" "nfs_boot_dir"; then
 	fi
 	if [ ! -f "$(R "$NFSBOOT")/cmdline.txt" ]; then
 		problem "nfs_boot_dir $(R "$NFSBOOT") has no cmdline.txt (root=/dev/nfs nfsroot=PIMASTER:$NFS)"
+	elif ! grep -qwF ro "$(R "$NFSBOOT")/cmdline.txt" || ! grep -qF "init=$NFS_INIT" "$(R "$NFSBOOT")/cmdline.txt"; then
+		problem "nfs_boot_dir $(R "$NFSBOOT")/cmdline.txt does not boot the NFS root read-only (ro) with its first init (init=$NFS_INIT): pitasks dnsmasq -cmdline rewrites it"
 	fi
 fi
 
@@ -211,24 +211,96 @@ if mode_ok "$(R $NFS)" "the NFS root"; then
 		problem "$hk is missing: the NFS system has no SSH host key"
 	elif cmp -s "$hk" /etc/ssh/ssh_host_ed25519_key.pub && [ "$ROOT" = / ]; then
 		problem "the NFS system has the pimaster's own SSH host key (regenerate it: admin/install.sh --only nfs-root)"
+	elif [ -z "$NFSKEY" ]; then
+		problem "[cluster] nfs_host_key is not set: pitasks reaches no NFS system (no host key is trusted on first use); set it to $NFS/etc/ssh/ssh_host_ed25519_key.pub"
+	elif ! served=$(ssh-keygen -y -f "${hk%.pub}" 2>/dev/null); then
+		problem "cannot read the NFS system's private host key ${hk%.pub} (run check.sh as root)"
+	elif [ "$(cut -d' ' -f1,2 "$(R "$NFSKEY")" 2>/dev/null)" != "$(printf '%s\n' "$served" | cut -d' ' -f1,2)" ]; then
+		problem "[cluster] nfs_host_key $NFSKEY is not the key the NFS system serves (${hk%.pub}): pitasks would refuse every node"
 	else
-		good "own SSH host keys"
+		good "own SSH host key, pinned by nfs_host_key"
 	fi
 	if [ -f "$(R "$KEY").pub" ] && ! grep -qF -- "$(cut -d' ' -f2 "$(R "$KEY").pub")" "$(R $NFS)/root/.ssh/authorized_keys" 2>/dev/null; then
 		problem "$(R $NFS)/root/.ssh/authorized_keys lacks pitasks' key $(R "$KEY").pub"
 	fi
+	if [ -x "$(R $NFS)$NFS_INIT" ]; then
+		good "first init $NFS_INIT"
+	else
+		problem "$(R $NFS)$NFS_INIT is missing: the nodes would get no writable layer over the read-only NFS root (admin/install.sh --only nfs-root)"
+	fi
 fi
-if grep -qsE "^[[:space:]]*${NFS}[[:space:]]" "$(R /etc/exports)"; then
-	good "$(R /etc/exports) exports $NFS"
-else
+
+# check_export SOURCE CLIENT OPTIONS: one client of the NFS root's export, as /etc/exports or
+# exportfs -v lists it. Without options nfs-utils exports ro, root_squash.
+check_export() {
+	local src=$1 client=$2 opts=",$3," bad=0
+	if [ "$client" = "*" ] || [ -z "$client" ]; then
+		problem "$src: $NFS is exported to everyone: anyone who reaches this machine may mount it (export it to the nodes' network only)"
+		bad=1
+	elif [ -z "$NODESNET" ]; then
+		problem "$src: $NFS is exported to $client, but [cluster] nodes_network is not set to say whether that is the nodes' network"
+		bad=1
+	elif [ "$client" != "$NODESNET" ]; then
+		problem "$src: $NFS is exported to $client, not to the nodes' network $NODESNET only"
+		bad=1
+	fi
+	case $opts in *,rw,*)
+		problem "$src: $NFS is exported read-write to $client: a node could change what every other node boots (export it ro)"
+		bad=1
+		;;
+	esac
+	case $opts in *,no_root_squash,*)
+		problem "$src: $NFS is exported with no_root_squash to $client: root on a node would be root on the export"
+		bad=1
+		;;
+	esac
+	[ "$bad" = 1 ] || good "$src: $NFS is exported read-only, root squashed, to $client"
+}
+
+# check_export_line SOURCE LINE: every client of an export line "PATH CLIENT(OPTS) …".
+check_export_line() {
+	local src=$1 spec opts
+	local -a specs
+	read -ra specs <<<"$2"
+	for spec in "${specs[@]:1}"; do
+		opts=""
+		[[ $spec != *"("* ]] || opts=${spec#*(} opts=${opts%)}
+		check_export "$src" "${spec%%(*}" "$opts"
+	done
+}
+
+lines=$(grep -sE "^[[:space:]]*${NFS}[[:space:]]" "$(R /etc/exports)" || true)
+if [ -z "$lines" ]; then
 	problem "$(R /etc/exports) has no line for $NFS"
+else
+	while read -r line; do check_export_line "$(R /etc/exports)" "$line"; done <<<"$lines"
 fi
 if [ "$DRY_RUN" = 1 ]; then
 	show exportfs -v
 elif command -v exportfs >/dev/null && [ "$ROOT" = / ]; then
-	if exportfs -v 2>/dev/null | grep -q "^${NFS}[[:space:]]"; then good "$NFS is exported"; else problem "$NFS is not exported (exportfs -ra)"; fi
+	# exportfs -v puts a long path alone on its line, its clients on the next.
+	lines=$(exportfs -v 2>/dev/null | awk '/^[^ \t]/ { if (l != "") print l; l = $0; next } { l = l " " $0 } END { if (l != "") print l }' |
+		grep -E "^${NFS}[[:space:]]" || true)
+	if [ -z "$lines" ]; then
+		problem "$NFS is not exported (exportfs -ra)"
+	else
+		while read -r line; do check_export_line "exportfs -v" "$line"; done <<<"$lines"
+	fi
 elif [ "$ROOT" = / ]; then
 	problem "exportfs is missing (apt-get install nfs-kernel-server)"
+fi
+
+section "the nodes' firewall"
+if [ "$DRY_RUN" = 1 ]; then
+	show nft list table inet piseduce
+elif [ "$ROOT" != / ]; then
+	if [ -f "$(R /etc/nftables.d/piseduce.nft)" ]; then good "$(R /etc/nftables.d/piseduce.nft)"; else problem "$(R /etc/nftables.d/piseduce.nft) is missing (admin/install.sh --only firewall)"; fi
+elif ! command -v nft >/dev/null; then
+	problem "nft is missing: the nodes reach every service of this machine and the switches' management (apt-get install nftables; admin/install.sh --only firewall)"
+elif nft list table inet piseduce >/dev/null 2>&1; then
+	good "table inet piseduce is loaded"
+else
+	problem "the nodes' firewall (table inet piseduce) is not loaded: the nodes reach every service of this machine (admin/install.sh --only firewall)"
 fi
 
 section "dnsmasq"

@@ -1,5 +1,5 @@
-# Shared by the admin scripts that call pitasks (sourced, not run): the options --config,
-# --bin-dir and --dry-run, and how pitasks is found and called.
+# Shared by the admin scripts (sourced, not run): the options --config, --bin-dir and
+# --dry-run, how pitasks is found and called, and how seducepp.conf is read.
 # shellcheck shell=bash
 
 ROOT=${PISEDUCE_ROOT:-/}
@@ -59,4 +59,17 @@ call_pitasks() {
 	fi
 	[ -x "$bin" ] || die "no pitasks at $bin nor on PATH (install.sh installs it; or --bin-dir DIR)"
 	"$bin" -config "$CONFIG" "$@"
+}
+
+# ini_value FILE SECTION KEY: the value of KEY in [SECTION] of FILE (nothing when unset). The
+# names reach awk through the environment, never through its program text.
+ini_value() {
+	S=$2 K=$3 awk '
+		/^[ \t]*\[.*\][ \t]*$/ { cur = $0; gsub(/[][ \t]/, "", cur); next }
+		cur == ENVIRON["S"] {
+			line = $0; sub(/^[ \t]+/, "", line)
+			if (index(line, ENVIRON["K"]) == 1 && substr(line, length(ENVIRON["K"]) + 1) ~ /^[ \t]*=/) {
+				sub(/^[^=]*=[ \t]*/, "", line); sub(/[ \t]+$/, "", line); print line; exit
+			}
+		}' "$1" 2>/dev/null || true
 }

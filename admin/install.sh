@@ -3,6 +3,8 @@
 # tftp root, the MariaDB database and user, /etc/seducepp.conf, the binaries and the systemd
 # units. Idempotent: a second run changes nothing that is already right. See --help.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh" # ini_value; what else it sets is set again below
 
 usage() {
 	cat <<'EOF'
@@ -17,9 +19,15 @@ only changes what is not right, so running it again is safe. Steps, in order:
   forward    IP forwarding (the nodes' gateway): /etc/sysctl.d/90-piseduce.conf
   ssh-key    pitasks' SSH key for the nodes, /var/lib/piseduce/id_ed25519
   nfs-root   /nfs/raspi: a copy of this system (rsync of / without /nfs /proc /sys /dev /tmp
-             /run and secrets), hostname nfspi, its own SSH host keys, the pimaster's key in
-             root's authorized_keys, the pimaster's services masked
-  exports    the /etc/exports line of /nfs/raspi, then exportfs -ra
+             /run and secrets), hostname nfspi, its own SSH host key ([cluster] nfs_host_key),
+             the pimaster's key in root's authorized_keys, the pimaster's services masked,
+             and its first init /usr/local/sbin/piseduce-nfs-init (each node's writable layer
+             is an overlay in its own RAM: the NFS root is read-only to the nodes)
+  exports    /nfs/raspi exported read-only, root_squash, to the nodes' network only
+             (/etc/exports), mountd on a fixed port (/etc/nfs.conf.d/piseduce.conf), exportfs -ra
+  firewall   /etc/nftables.d/piseduce.nft, included by /etc/nftables.conf and loaded: from the
+             nodes' interface, this machine answers DHCP, TFTP, DNS and NFS only, and nothing
+             is routed to private, shared or link-local networks (the switches' management)
   tftp       /tftpboot and /tftpboot/rpiboot_uboot (the boot files of /boot/firmware or /boot
              without bootcode.bin and cmdline.txt)
   database   the MariaDB database and user, with a generated password
@@ -34,9 +42,15 @@ Options:
   --skip STEP,…        run all steps but these
   --bin-dir DIR        where the built pifrontend and pitasks are (default: bin/ of the checkout)
   --pimaster-ip IP     the pimaster's address on the nodes' network ([cluster] pimaster_ip)
+  --nodes-network NET  the nodes' network, e.g. 10.10.0.0/24 ([cluster] nodes_network; default:
+                       the configured one, else the network of --pimaster-ip on this machine)
+  --nodes-interface IF this machine's interface on the nodes' network ([cluster]
+                       nodes_interface; default: the configured one, else the one holding
+                       --pimaster-ip)
+  --nodes-may-reach NET,…  networks the nodes may still be routed to despite the firewall
+                       (e.g. an internal package mirror)
   --listen ADDR        [frontend] listen (the shipped 127.0.0.1 serves only this machine;
                        0.0.0.0 serves every network)
-  --nfs-clients SPEC   who may mount /nfs/raspi, e.g. 10.10.0.0/24 (default: *)
   --db-name NAME       MariaDB database (default: piseduce)
   --db-user NAME       MariaDB user (default: pipi)
   --refresh-nfs-root   copy this system into /nfs/raspi again (else only done once)
@@ -58,9 +72,9 @@ die() {
 	exit 1
 }
 
-ALL_STEPS="packages user dirs forward ssh-key nfs-root exports tftp database config binaries units"
+ALL_STEPS="packages user dirs forward ssh-key nfs-root exports firewall tftp database config binaries units"
 PACKAGES=(dnsmasq nfs-kernel-server mariadb-server mariadb-client snmp pv mtools rsync openssl
-	openssh-server fdisk e2fsprogs dosfstools gzip xz-utils zstd tar iproute2 procps)
+	openssh-server fdisk e2fsprogs dosfstools gzip xz-utils zstd tar iproute2 procps nftables)
 # Services of the pimaster that must not start on a node booting the NFS copy of this system.
 NFS_MASKED=(dnsmasq mariadb nfs-server nfs-kernel-server pifrontend pitasks)
 
@@ -73,7 +87,9 @@ SKIP=""
 BIN_DIR=$CHECKOUT/bin
 PIMASTER_IP=""
 LISTEN=""
-NFS_CLIENTS="*"
+NODES_NETWORK=""
+NODES_IF=""
+NODES_MAY_REACH=""
 DB_NAME=piseduce
 DB_USER=pipi
 REFRESH_NFS=0
@@ -94,7 +110,9 @@ while [ $# -gt 0 ]; do
 	--bin-dir) need_arg "$@"; BIN_DIR=$2; shift ;;
 	--pimaster-ip) need_arg "$@"; PIMASTER_IP=$2; shift ;;
 	--listen) need_arg "$@"; LISTEN=$2; shift ;;
-	--nfs-clients) need_arg "$@"; NFS_CLIENTS=$2; shift ;;
+	--nodes-network) need_arg "$@"; NODES_NETWORK=$2; shift ;;
+	--nodes-interface) need_arg "$@"; NODES_IF=$2; shift ;;
+	--nodes-may-reach) need_arg "$@"; NODES_MAY_REACH=${2//,/ }; shift ;;
 	--db-name) need_arg "$@"; DB_NAME=$2; shift ;;
 	--db-user) need_arg "$@"; DB_USER=$2; shift ;;
 	--refresh-nfs-root) REFRESH_NFS=1 ;;
@@ -111,9 +129,12 @@ done
 # Values that end up in files, SQL or the exports line: checked here, never quoted later.
 [[ $DB_NAME =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "--db-name must be letters, digits and _ (at most 32)"
 [[ $DB_USER =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "--db-user must be letters, digits and _ (at most 32)"
-[ -z "$PIMASTER_IP" ] || [[ $PIMASTER_IP =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || die "--pimaster-ip must be an IPv4 address"
 [ -z "$LISTEN" ] || [[ $LISTEN =~ ^[0-9A-Za-z.:-]{1,64}$ ]] || die "--listen must be an address like 0.0.0.0"
-[[ $NFS_CLIENTS =~ ^[0-9A-Za-z.*/:-]{1,64}$ ]] || die "--nfs-clients must be a host, a network like 10.10.0.0/24, or *"
+IPV4='([0-9]{1,3}\.){3}[0-9]{1,3}'
+CIDR4="^$IPV4/([0-9]|[12][0-9]|3[0-2])$"
+for n in $NODES_MAY_REACH; do
+	[[ $n =~ $CIDR4 || $n =~ ^$IPV4$ ]] || die "--nodes-may-reach takes IPv4 addresses and networks, not '$n'"
+done
 [ "${ROOT:0:1}" = / ] || die "PISEDUCE_ROOT must be an absolute path"
 if [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then
 	die "run it as root (or with --dry-run)"
@@ -123,6 +144,34 @@ REAL_ROOT=0
 [ "$ROOT" = / ] && REAL_ROOT=1
 # R PATH: PATH under the target root.
 R() { printf '%s%s' "${ROOT%/}" "$1"; }
+
+# network_of A.B.C.D/N: the network of that address, as NET/N.
+network_of() {
+	local a b c d bits=${1#*/} n
+	IFS=. read -r a b c d <<<"${1%/*}"
+	n=$(((a << 24 | b << 16 | c << 8 | d) & (0xffffffff << (32 - bits) & 0xffffffff)))
+	printf '%d.%d.%d.%d/%d' $((n >> 24 & 255)) $((n >> 16 & 255)) $((n >> 8 & 255)) $((n & 255)) "$bits"
+}
+
+# The nodes' network and interface: the options, else the configuration, else this machine's
+# interface holding the pimaster's address. Both are checked again: the file may say anything.
+CONF_FILE=$(R /etc/seducepp.conf)
+[ -n "$PIMASTER_IP" ] || PIMASTER_IP=$(ini_value "$CONF_FILE" cluster pimaster_ip)
+[ -n "$NODES_NETWORK" ] || NODES_NETWORK=$(ini_value "$CONF_FILE" cluster nodes_network)
+[ -n "$NODES_IF" ] || NODES_IF=$(ini_value "$CONF_FILE" cluster nodes_interface)
+if [ "$REAL_ROOT" = 1 ] && [ -n "$PIMASTER_IP" ] && { [ -z "$NODES_NETWORK" ] || [ -z "$NODES_IF" ]; }; then
+	# "2: eth0    inet 10.10.0.2/24 brd 10.10.0.255 scope global eth0"
+	read -r found_if found_cidr < <(ip -o -4 addr show 2>/dev/null |
+		awk -v ip="$PIMASTER_IP" '{ split($4, a, "/"); if (a[1] == ip) { print $2, $4; exit } }') || true
+	[ -n "$NODES_IF" ] || NODES_IF=${found_if:-}
+	[ -n "$NODES_NETWORK" ] || NODES_NETWORK=${found_cidr:-}
+fi
+[ -z "$PIMASTER_IP" ] || [[ $PIMASTER_IP =~ ^$IPV4$ ]] || die "the pimaster's address '$PIMASTER_IP' is not an IPv4 address"
+if [ -n "$NODES_NETWORK" ]; then
+	[[ $NODES_NETWORK =~ $CIDR4 ]] || die "the nodes' network '$NODES_NETWORK' is not an IPv4 network like 10.10.0.0/24"
+	NODES_NETWORK=$(network_of "$NODES_NETWORK")
+fi
+[ -z "$NODES_IF" ] || [[ $NODES_IF =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "the nodes' interface '$NODES_IF' is not an interface name"
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -302,6 +351,8 @@ step_ssh_key() {
 }
 
 NFS=/nfs/raspi
+NFS_INIT=/usr/local/sbin/piseduce-nfs-init # pkg/netboot's NFSInitPath
+MOUNTD_PORT=20048
 step_nfs_root() {
 	say "== nfs-root: $NFS, a copy of $NFS_SOURCE booted by the nodes"
 	local nfs marker
@@ -332,25 +383,36 @@ step_nfs_root() {
 	ensure_dir "$nfs/proc" 555 root:root
 	ensure_dir "$nfs/sys" 555 root:root
 	ensure_dir "$nfs/tmp" 1777 root:root
-	ensure_dir "$nfs/root" 700 root:root
-	ensure_dir "$nfs/root/.ssh" 700 root:root
+	# The nodes mount it with root_squash: their root is "nobody" on it, and must still reach
+	# root's authorized_keys (public keys only) and the NFS system's host key.
+	ensure_dir "$nfs/root" 755 root:root
+	ensure_dir "$nfs/root/.ssh" 755 root:root
+	ensure_dir "$nfs/mnt" 755 root:root # the node's writable layer (piseduce-nfs-init) goes there
 	printf 'nfspi\n' | write_file "$nfs/etc/hostname" 644 root:root
 	printf '# The NFS system of PiSeduce: its root comes from the kernel command line.\n' |
 		write_file "$nfs/etc/fstab" 644 root:root
-	printf '# PiSeduce NFS system\nUsePAM no\nPermitRootLogin prohibit-password\n' |
+	printf '# PiSeduce NFS system\nUsePAM no\nPermitRootLogin prohibit-password\nHostKey /etc/ssh/ssh_host_ed25519_key\n' |
 		write_file "$nfs/etc/ssh/sshd_config.d/piseduce.conf" 644 root:root
-	# Its own host keys: never the pimaster's.
+	# Its first init: each node's writable layer in its own RAM (the NFS root is read-only).
+	mkdir_p "$nfs/usr/local/sbin"
+	install_file "$CHECKOUT/pkg/netboot/nfs-init.sh" "$nfs$NFS_INIT" 755 root:root
+	# One host key of its own, never the pimaster's: pitasks pins it ([cluster] nfs_host_key).
+	# Owned by nobody, whom the nodes' root is on the export (root_squash).
 	local hk=$nfs/etc/ssh/ssh_host_ed25519_key
-	if [ -f "$hk" ] && ! cmp -s "$hk" "${NFS_SOURCE%/}/etc/ssh/ssh_host_ed25519_key"; then
-		ok "$nfs has its own SSH host keys"
+	if [ -f "$hk" ] && [ -f "$hk.pub" ] && ! cmp -s "$hk" "${NFS_SOURCE%/}/etc/ssh/ssh_host_ed25519_key"; then
+		ok "$nfs has its own SSH host key"
 	else
 		run find "$nfs/etc/ssh" -maxdepth 1 -name 'ssh_host_*' -delete
-		run ssh-keygen -A -f "$nfs"
+		run ssh-keygen -q -t ed25519 -N "" -C root@nfspi -f "$hk"
 		CHANGED=1
+	fi
+	if [ ! -f "$hk" ] || [ "$(stat -c '%a %u' "$hk")" != "400 65534" ]; then
+		run chown 65534:65534 "$hk"
+		run chmod 400 "$hk"
 	fi
 	# The pimaster's keys may log in as root.
 	local pub ak=$nfs/root/.ssh/authorized_keys
-	[ -f "$ak" ] || run install -m 600 /dev/null "$ak"
+	[ -f "$ak" ] || run install -m 644 /dev/null "$ak"
 	for pub in "$(R $KEY).pub" "$(R /root/.ssh/id_ed25519.pub)" "$(R /root/.ssh/id_rsa.pub)"; do
 		if [ -f "$pub" ]; then
 			ensure_line "$ak" "$(head -n1 "$pub")" || true
@@ -370,16 +432,115 @@ step_nfs_root() {
 }
 
 step_exports() {
-	say "== exports: $NFS to $NFS_CLIENTS"
-	local line="$NFS $NFS_CLIENTS(rw,sync,no_subtree_check,no_root_squash)"
+	say "== exports: $NFS read-only to the nodes' network ${NODES_NETWORK:-(unknown)}"
+	[ -n "$NODES_NETWORK" ] || die "the exports step needs the nodes' network: give --nodes-network (or --pimaster-ip, on this machine); it is never exported to everyone"
+	local line="$NFS $NODES_NETWORK(ro,sync,no_subtree_check,root_squash)" f before=$CHANGED
+	f=$(R /etc/exports)
 	mkdir_p "$(R /etc)"
-	local added=0
-	ensure_line "$(R /etc/exports)" "$line" && added=1
-	if [ "$added" = 0 ] && [ "$REAL_ROOT" = 1 ] && exportfs -v 2>/dev/null | grep -q "^${NFS}[[:space:]]"; then
+	CHANGED=0
+	if [ -f "$f" ] && [ "$(grep -E "^[[:space:]]*${NFS}[[:space:]]" "$f")" = "$line" ]; then
+		ok "$f has: $line"
+	else
+		# Any other line for $NFS goes: an earlier install exported it read-write to everyone.
+		{
+			[ ! -f "$f" ] || grep -vE "^[[:space:]]*${NFS}[[:space:]]" "$f" || true
+			printf '%s\n' "$line"
+		} >"$TMP/exports"
+		install_file "$TMP/exports" "$f" 644 root:root "$line, and no other line for $NFS"
+	fi
+	# A fixed port for mountd: the nodes' firewall lets NFS through by port.
+	mkdir_p "$(R /etc/nfs.conf.d)"
+	printf '# PiSeduce: mountd on a fixed port, let through by the nodes firewall.\n[mountd]\nport = %s\n' "$MOUNTD_PORT" |
+		write_file "$(R /etc/nfs.conf.d/piseduce.conf)" 644 root:root
+	if [ "$CHANGED" = 0 ] && [ "$REAL_ROOT" = 1 ] && exportfs -v 2>/dev/null | grep -q "^${NFS}[[:space:]]"; then
 		ok "$NFS is exported"
+	elif systemd_running; then
+		sys systemctl restart nfs-server
 	else
 		sys exportfs -ra
 	fi
+	CHANGED=$((before | CHANGED))
+}
+
+NFT_FILE=/etc/nftables.d/piseduce.nft
+# nft_ruleset: the nodes' firewall, table inet piseduce (replaced whole when loaded again).
+nft_ruleset() {
+	local reach="" n
+	for n in $NODES_MAY_REACH; do reach+="${reach:+, }$n"; done
+	cat <<EOF
+#!/usr/sbin/nft -f
+# PiSeduce: what the nodes may reach. Written by admin/install.sh (its next run rewrites it).
+# From the nodes' interface $NODES_IF, this machine answers DHCP, TFTP, DNS and the read-only
+# NFS export only; nothing from it is routed to private, shared or link-local networks (the
+# switches' management, this machine's other networks), only to the internet.
+table inet piseduce
+delete table inet piseduce
+table inet piseduce {
+	set internal4 {
+		type ipv4_addr
+		flags interval
+		elements = { 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,
+			192.0.0.0/24, 192.168.0.0/16, 198.18.0.0/15, 224.0.0.0/3 }
+	}
+	set internal6 {
+		type ipv6_addr
+		flags interval
+		elements = { ::/127, fc00::/7, fe80::/10, ff00::/8 }
+	}
+	set reachable4 {
+		type ipv4_addr
+		flags interval
+$([ -z "$reach" ] || printf '\t\telements = { %s }\n' "$reach")
+	}
+
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "$NODES_IF" jump from_nodes
+	}
+	chain from_nodes {
+		ct state established,related accept
+		ct state invalid drop
+		meta l4proto { icmp, ipv6-icmp } accept
+		udp dport 67 accept comment "DHCP"
+		ip saddr $NODES_NETWORK udp dport 69 accept comment "TFTP"
+		ip saddr $NODES_NETWORK meta l4proto { tcp, udp } th dport 53 accept comment "DNS"
+		ip saddr $NODES_NETWORK meta l4proto { tcp, udp } th dport { 111, 2049, $MOUNTD_PORT } accept comment "NFS, read-only"
+		reject with icmpx type admin-prohibited
+	}
+
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "$NODES_IF" jump from_nodes_routed
+	}
+	chain from_nodes_routed {
+		ct state established,related accept
+		ip daddr @reachable4 accept
+		ip daddr @internal4 reject with icmpx type admin-prohibited
+		ip6 daddr @internal6 reject with icmpx type admin-prohibited
+	}
+}
+EOF
+}
+
+step_firewall() {
+	say "== firewall: what the nodes (${NODES_IF:-?} on ${NODES_NETWORK:-?}) may reach, $NFT_FILE"
+	if [ -z "$NODES_IF" ] || [ -z "$NODES_NETWORK" ]; then
+		die "the firewall step needs the nodes' interface and network: give --nodes-interface and --nodes-network (or --pimaster-ip, on this machine)"
+	fi
+	local before=$CHANGED
+	CHANGED=0
+	mkdir_p "$(R /etc/nftables.d)"
+	nft_ruleset | write_file "$(R $NFT_FILE)" 644 root:root "table inet piseduce for $NODES_IF, $NODES_NETWORK${NODES_MAY_REACH:+, may reach $NODES_MAY_REACH}"
+	ensure_line "$(R /etc/nftables.conf)" "include \"$NFT_FILE\"" || true
+	if [ "$CHANGED" = 0 ] && [ "$REAL_ROOT" = 1 ] && nft list table inet piseduce >/dev/null 2>&1; then
+		ok "table inet piseduce is loaded"
+	else
+		sys nft -f "$NFT_FILE"
+	fi
+	if systemd_running; then
+		if systemctl is-enabled -q nftables 2>/dev/null; then ok "nftables.service enabled"; else sys systemctl enable nftables; fi
+	fi
+	CHANGED=$((before | CHANGED))
 }
 
 step_tftp() {
@@ -415,8 +576,7 @@ step_tftp() {
 DB_PASS=""
 existing_password() {
 	local url
-	url=$(awk -F= '/^\[/{s=$0} s=="[db]" && $1 ~ /^[ \t]*connection_url[ \t]*$/ {sub(/^[^=]*=[ \t]*/, ""); print; exit}' \
-		"$(R /etc/seducepp.conf)" 2>/dev/null || true)
+	url=$(ini_value "$CONF_FILE" db connection_url)
 	if [[ $url =~ ^mysql://${DB_USER}:([A-Za-z0-9]{16,128})@localhost/${DB_NAME}$ ]]; then
 		printf '%s' "${BASH_REMATCH[1]}"
 	fi
@@ -507,7 +667,7 @@ ini_set() {
 
 step_config() {
 	local conf src g
-	conf=$(R /etc/seducepp.conf)
+	conf=$CONF_FILE
 	src=$conf
 	[ -f "$src" ] || src=$CHECKOUT/seducepp.conf
 	[ -f "$src" ] || die "no $conf and no shipped seducepp.conf at $src"
@@ -522,6 +682,8 @@ step_config() {
 		"cluster nfs_host_key $NFS/etc/ssh/ssh_host_ed25519_key.pub"
 	)
 	[ -z "$PIMASTER_IP" ] || sets+=("cluster pimaster_ip $PIMASTER_IP")
+	[ -z "$NODES_NETWORK" ] || sets+=("cluster nodes_network $NODES_NETWORK")
+	[ -z "$NODES_IF" ] || sets+=("cluster nodes_interface $NODES_IF")
 	[ -z "$LISTEN" ] || sets+=("frontend listen $LISTEN")
 	cp "$src" "$tmp"
 	local s
@@ -534,7 +696,7 @@ step_config() {
 		die "the generated configuration does not parse (pifrontend -check)"
 	fi
 	install_file "$tmp" "$conf" 640 "root:$g" \
-		"the shipped configuration with [db] connection_url = mysql://$DB_USER:<password>@localhost/$DB_NAME, [cluster] ssh_key, img_dir, nfs_host_key${PIMASTER_IP:+, pimaster_ip}${LISTEN:+, [frontend] listen}"
+		"the shipped configuration with [db] connection_url = mysql://$DB_USER:<password>@localhost/$DB_NAME, [cluster] ssh_key, img_dir, nfs_host_key${PIMASTER_IP:+, pimaster_ip}${NODES_NETWORK:+, nodes_network}${NODES_IF:+, nodes_interface}${LISTEN:+, [frontend] listen}"
 }
 
 step_binaries() {

@@ -3,10 +3,11 @@
 # MariaDB, Chromium for the browser tests, shellcheck. Nothing is started here.
 set -e
 need=""
-# systemd-analyze (package systemd, without systemd-sysv: PID 1 is left alone), rsync and
-# ssh-keygen: the admin/ tests (units verified, install.sh run in a throwaway root).
+# systemd-analyze (package systemd, without systemd-sysv: PID 1 is left alone), rsync,
+# ssh-keygen and nft: the admin/ tests (units verified, install.sh run in a throwaway root, the
+# nodes' firewall loaded in network namespaces).
 for c in mariadbd:mariadb-server mariadb:mariadb-client chromium:chromium shellcheck:shellcheck gzip:gzip \
-	systemd-analyze:systemd rsync:rsync ssh-keygen:openssh-client; do
+	systemd-analyze:systemd rsync:rsync ssh-keygen:openssh-client nft:nftables; do
 	PATH=$PATH:/usr/sbin:/sbin command -v "${c%%:*}" >/dev/null 2>&1 || need="$need ${c##*:}"
 done
 [ -z "$need" ] && { echo "test deps: all present"; exit 0; }

@@ -87,12 +87,6 @@ func WriteBootFiles(dir, cmdline string) error {
 	return os.WriteFile(filepath.Join(dir, "cmdline.txt"), []byte(cmdline+"\n"), 0o644)
 }
 
-// NFSCmdline is the cmdline.txt of the NFS boot files.
-func NFSCmdline() string {
-	return "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=" + HostIP +
-		":/nfs/raspi,vers=3 rw ip=dhcp rootwait elevator=deadline"
-}
-
 // CardCmdline is the cmdline.txt of the test image (with the first-boot resize init=, as Raspberry Pi OS).
 const CardCmdline = "console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait init=/usr/lib/raspi-config/init_resize.sh"
 

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab/poeswitch"
+	"github.com/piseduce/piseduce/pkg/netboot"
 )
 
 // The lab's one private subnet. Nothing outside SubnetPrefix.0/24 and loopback is ever used.
@@ -121,8 +122,9 @@ type Desc struct {
 	DHCPServerIP   string     `json:"dhcp_server_ip"` // dnsmasq: DHCP and TFTP
 	Switch         SwitchDesc `json:"switch"`
 	TFTPRoot       string     `json:"tftp_root"`
-	NFSBootDir     string     `json:"nfs_boot_dir"` // copy (or link) into <tftp_root>/<serial>/ to boot the NFS system
-	NFSRoot        string     `json:"nfs_root"`
+	NFSBootDir     string     `json:"nfs_boot_dir"`    // copy (or link) into <tftp_root>/<serial>/ to boot the NFS system
+	NFSRoot        string     `json:"nfs_root"`        // the export named by the NFS boot files' cmdline.txt
+	NFSFiles       string     `json:"nfs_files"`       // the NFS system's own files, over the host's system in its read-only root
 	DHCPHostsFile  string     `json:"dhcp_hosts_file"` // dnsmasq --dhcp-hostsfile: MAC,NAME,IP per line
 	DnsmasqPID     int        `json:"dnsmasq_pid"`     // send SIGHUP after rewriting the hosts file
 	DnsmasqLog     string     `json:"dnsmasq_log"`
@@ -279,8 +281,16 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	d.Image = *im
 	l.logf("test image ready (%v)", time.Since(t0).Round(time.Millisecond))
+	d.NFSFiles = filepath.Join(o.Dir, "nfs-root")
+	if err := writeNFSFiles(d, nfsKey); err != nil {
+		return l, fmt.Errorf("lab: NFS system files: %w", err)
+	}
 	d.NFSBootDir = dirs["nfs-boot"]
-	if err := WriteBootFiles(d.NFSBootDir, NFSCmdline()); err != nil {
+	cmdline, err := netboot.NFSCmdline(HostIP) // the pimaster's
+	if err != nil {
+		return l, err
+	}
+	if err := WriteBootFiles(d.NFSBootDir, strings.TrimSpace(cmdline)); err != nil {
 		return l, err
 	}
 	d.TFTPRoot = dirs["tftpboot"]
@@ -548,13 +558,12 @@ func (l *Lab) prepareNode(n *NodeDesc) error {
 	env := map[string]string{
 		"NAME": n.Name, "SERIAL": n.Serial, "MODEL": n.Model, "MAC": n.MAC, "IP": n.IP,
 		"UUID": hex.EncodeToString(uuid[:16]), "CARD_MAJ": strconv.FormatUint(maj, 10), "CARD_MIN": strconv.FormatUint(min, 10),
-		"CARD_NAME": filepath.Base(n.LoopDev), "LABDIR": d.Dir, "PIMASTER_PUB": d.PimasterPubKey,
-		"NFS_HOSTKEY": strings.TrimSuffix(d.NFSHostPubKey, ".pub"),
-		"KERNELS":     "kernel8.img kernel7l.img kernel7.img kernel.img",
+		"CARD_NAME": filepath.Base(n.LoopDev), "LABDIR": d.Dir, "NFS_FILES": d.NFSFiles,
+		"KERNELS": "kernel8.img kernel7l.img kernel7.img kernel.img",
 	}
 	var b strings.Builder
 	for _, k := range []string{"NAME", "SERIAL", "MODEL", "MAC", "IP", "UUID", "CARD_MAJ", "CARD_MIN", "CARD_NAME",
-		"LABDIR", "PIMASTER_PUB", "NFS_HOSTKEY", "KERNELS"} {
+		"LABDIR", "NFS_FILES", "KERNELS"} {
 		fmt.Fprintf(&b, "%s='%s'\n", k, env[k])
 	}
 	if err := writeAtomic(filepath.Join(n.Dir, "node.env"), []byte(b.String()), 0o644); err != nil {
@@ -576,6 +585,73 @@ func cpuinfo(n *NodeDesc) string {
 	}
 	fmt.Fprintf(&b, "Hardware\t: %s\nRevision\t: %s\nSerial\t\t: 00000000%s\nModel\t\t: %s\n", hw, rev, n.Serial, model)
 	return b.String()
+}
+
+// writeNFSFiles writes the NFS system's own files, as admin/install.sh puts them in the
+// pimaster's NFS root: its hostname, its host key (nfsKey), the pimaster's key for root, its
+// first init (pkg/netboot) and, standing for systemd, the lab's init (scripts/nfs-system-init.sh).
+// /root and /home are opaque: the host's do not show through.
+func writeNFSFiles(d *Desc, nfsKey string) error {
+	f := d.NFSFiles
+	if err := os.RemoveAll(f); err != nil {
+		return err
+	}
+	pub, err := os.ReadFile(d.PimasterPubKey)
+	if err != nil {
+		return err
+	}
+	key, err := os.ReadFile(nfsKey)
+	if err != nil {
+		return err
+	}
+	hostPub, err := os.ReadFile(nfsKey + ".pub")
+	if err != nil {
+		return err
+	}
+	stage, err := scriptsFS.ReadFile("scripts/nfs-system-init.sh")
+	if err != nil {
+		return err
+	}
+	// The lab's init replaces the host's /sbin/init, wherever /sbin points.
+	init := "sbin/init"
+	if l, err := os.Readlink("/sbin"); err == nil {
+		init = filepath.Join(strings.TrimPrefix(l, "/"), "init")
+	}
+	for _, w := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{"etc/hostname", []byte("nfspi\n"), 0o644},
+		{"etc/ssh/ssh_host_ed25519_key", key, 0o600},
+		{"etc/ssh/ssh_host_ed25519_key.pub", hostPub, 0o644},
+		{"root/.ssh/authorized_keys", pub, 0o600},
+		{"root/.profile", []byte("# NFS system (pilab)\n"), 0o644},
+		{strings.TrimPrefix(netboot.NFSInitPath, "/"), []byte(netboot.NFSInit), 0o755},
+		{init, stage, 0o755},
+	} {
+		p := filepath.Join(f, w.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := writeAtomic(p, w.data, w.mode); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(f, "home"), 0o755); err != nil {
+		return err
+	}
+	for dir, mode := range map[string]os.FileMode{"root": 0o700, "root/.ssh": 0o700, "home": 0o755} {
+		if err := os.Chmod(filepath.Join(f, dir), mode); err != nil {
+			return err
+		}
+	}
+	for _, dir := range []string{"root", "home"} {
+		if err := syscall.Setxattr(filepath.Join(f, dir), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("%s opaque: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // writeKnownHosts writes known_hosts: every node IP with the NFS system's key and, once the

@@ -477,3 +477,104 @@ func TestDownAfterSIGKILL(t *testing.T) {
 	t.Logf("down after SIGKILL: %v", time.Since(t0))
 	checkClean(t, dir)
 }
+
+// TestNFSRootIsReadOnlyToNodes: root on a node running the NFS system tries to change what the
+// next node boots — writes into the NFS root, remounts it read-write, replaces a program, the
+// hostname — and the other node, and its own next boot, see the pristine system; the host's
+// files are untouched. What it changed in its own root lived in its RAM only.
+func TestNFSRootIsReadOnlyToNodes(t *testing.T) {
+	need(t)
+	dir := labDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // may wait for another lab
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 2, BootDelay: 200 * time.Millisecond, RetryDelay: time.Second,
+		CardSize: 64 << 20, Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Down()
+	d := l.Desc
+	dr := &driver{t: t, d: d}
+	a, b := &d.Nodes[0], &d.Nodes[1]
+	hostDD, err := exec.Command("sha256sum", "/usr/bin/dd").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pristine := func(n *lab.NodeDesc) {
+		t.Helper()
+		const check = "cat /etc/hostname; sha256sum /usr/bin/dd; ls /usr/bin/pilab-evil /pilab-evil /media/nfsroot/usr/bin/pilab-evil 2>&1 | wc -l; ls -A /root"
+		want := "nfspi\n" + string(hostDD) + "3\n.profile\n.ssh\n"
+		if _, err := dr.waitSSH(n, check, func(s string) bool { return s == want }, time.Minute); err != nil {
+			out, _ := dr.ssh("root", d.PimasterKey, n, check, nil)
+			t.Fatalf("%s does not boot the pristine NFS system: %v\n%s", n.Name, err, out)
+		}
+	}
+	bootNFS := func(n *lab.NodeDesc) {
+		t.Helper()
+		if out, err := exec.Command("cp", "-r", d.NFSBootDir, n.TFTPDir).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		dr.power(true, n.Port)
+		pristine(n)
+	}
+	bootNFS(a)
+	layout, err := dr.ssh("root", d.PimasterKey, a, "findmnt -n -o FSTYPE,OPTIONS /; findmnt -n -o FSTYPE,OPTIONS /media/nfsroot; findmnt -n -o FSTYPE /media/nfsroot/mnt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node-1's mounts:\n%s", layout)
+	if f := strings.Split(layout, "\n"); len(f) < 3 || !strings.HasPrefix(f[0], "overlay rw,") || !strings.Contains(f[0], "upperdir=/mnt/upper") ||
+		!strings.HasPrefix(f[1], "overlay ro,") || f[2] != "tmpfs" {
+		t.Fatalf("the NFS system is not a RAM overlay over the read-only NFS root:\n%s", layout)
+	}
+
+	// The tenant's attempts, each reported done or refused.
+	attack := `try() { if "$@" 2>/dev/null; then echo "$*: done"; else echo "$*: refused"; fi; }
+mount -o remount,rw /media/nfsroot 2>/dev/null
+mount -o remount,bind,rw /media/nfsroot 2>/dev/null
+try sh -c 'echo evil > /media/nfsroot/usr/bin/pilab-evil'
+try sh -c 'echo evil > /media/nfsroot/etc/hostname'
+try cp /bin/true /media/nfsroot/usr/bin/dd
+try cp /bin/true /usr/bin/dd
+try sh -c 'echo evil > /etc/hostname'
+try sh -c 'echo evil > /usr/bin/pilab-evil'
+try sh -c 'echo evil > /pilab-evil'
+cmp -s /bin/true /usr/bin/dd && echo "its dd is true"
+`
+	out, err := dr.ssh("root", d.PimasterKey, a, attack, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("root on node-1:\n%s", out)
+	want := `sh -c echo evil > /media/nfsroot/usr/bin/pilab-evil: refused
+sh -c echo evil > /media/nfsroot/etc/hostname: refused
+cp /bin/true /media/nfsroot/usr/bin/dd: refused
+cp /bin/true /usr/bin/dd: done
+sh -c echo evil > /etc/hostname: done
+sh -c echo evil > /usr/bin/pilab-evil: done
+sh -c echo evil > /pilab-evil: done
+its dd is true
+`
+	if out != want {
+		t.Fatalf("root on node-1:\n%s\nwant:\n%s", out, want)
+	}
+
+	// The other node, booted after, and node-1's own next boot see none of it.
+	bootNFS(b)
+	dr.power(false, a.Port)
+	if _, err := waitUnreachable(a, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dr.power(true, a.Port)
+	pristine(a)
+	if got, _ := exec.Command("sha256sum", "/usr/bin/dd").Output(); !bytes.Equal(got, hostDD) {
+		t.Errorf("the host's dd changed: %s", got)
+	}
+	if _, err := os.Stat("/usr/bin/pilab-evil"); err == nil {
+		os.Remove("/usr/bin/pilab-evil")
+		t.Error("a node wrote into the host's /usr/bin")
+	}
+	if got, _ := os.ReadFile(filepath.Join(d.NFSFiles, "etc/hostname")); string(got) != "nfspi\n" {
+		t.Errorf("the NFS system's hostname file is now %q", got)
+	}
+}

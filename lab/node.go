@@ -191,6 +191,10 @@ const (
 	FaultNone     = ""
 	FaultHangOnce = "hang-once" // the next boot hangs before the firmware: no DHCP, no SSH
 	FaultHang     = "hang"      // every boot hangs until the fault is cleared
+	// FaultNewHostKey: at its next boot the node answers SSH with a host key nobody pinned, as
+	// another machine at its address would. Booting its card, it makes the card a new key
+	// (kept); booting the NFS system, its sshd has a key of its own for that boot.
+	FaultNewHostKey = "new-host-key-once"
 )
 
 // InjectFault sets the fault of the named node's next boots (FaultNone clears it).
@@ -206,7 +210,7 @@ func (l *Lab) InjectFault(name, fault string) error {
 		}
 		return nil
 	}
-	if fault != FaultHangOnce && fault != FaultHang {
+	if fault != FaultHangOnce && fault != FaultHang && fault != FaultNewHostKey {
 		return fmt.Errorf("lab: unknown fault %q", fault)
 	}
 	return writeAtomic(p, []byte(fault+"\n"), 0o644)

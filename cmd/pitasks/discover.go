@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/config"
@@ -86,29 +86,24 @@ func newDiscoverer(ctx context.Context, cfg *config.Config, st *store.Store, pro
 	if err != nil {
 		return nil, err
 	}
-	policy := remote.TrustOnFirstUse // as the worker: the NFS key is learned once, then pinned
-	if p := cfg.Cluster.NFSHostKey; p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("[cluster] nfs_host_key: %w", err)
-		}
-		if err := pinNFSKey(ctx, st, strings.TrimSpace(string(b))); err != nil {
-			return nil, err
-		}
-		policy = remote.Pinned
+	// The node found boots the NFS system, whose key is known: nothing is trusted on first use.
+	if cfg.Cluster.NFSHostKey == "" {
+		return nil, errors.New("set [cluster] nfs_host_key (the NFS system's public host key file) for discovery")
+	}
+	if err := pinNFSKey(ctx, st, cfg.Cluster.NFSHostKey); err != nil {
+		return nil, err
 	}
 	return &discovery.Discoverer{
-		Store:         st,
-		Power:         func(sw *store.Switch) (power.Controller, error) { return switchDriver(sw) },
-		Dialer:        &remote.Dialer{Signer: signer, Keys: st, Timeout: 5 * time.Second},
-		HostKeyPolicy: policy,
-		NFSHostname:   cfg.Cluster.NFSHostname,
-		TFTP:          netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
-		HostsFile:     cfg.Cluster.DHCPHostsFile,
-		PIDFile:       cfg.Cluster.DnsmasqPIDFile,
-		LogFile:       cfg.Cluster.DnsmasqLog,
-		FirstNodeIP:   cfg.Cluster.FirstNodeIP,
-		Progress:      progress,
+		Store:       st,
+		Power:       func(sw *store.Switch) (power.Controller, error) { return switchDriver(sw) },
+		Dialer:      &remote.Dialer{Signer: signer, Keys: st, Timeout: 5 * time.Second},
+		NFSHostname: cfg.Cluster.NFSHostname,
+		TFTP:        netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
+		HostsFile:   cfg.Cluster.DHCPHostsFile,
+		PIDFile:     cfg.Cluster.DnsmasqPIDFile,
+		LogFile:     cfg.Cluster.DnsmasqLog,
+		FirstNodeIP: cfg.Cluster.FirstNodeIP,
+		Progress:    progress,
 	}, nil
 }
 
@@ -205,8 +200,8 @@ func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args [
 	fs.SetOutput(w)
 	noReload := fs.Bool("no-reload", false, "write the hosts file only, do not signal dnsmasq")
 	conf := fs.String("conf", "", "also write the main dnsmasq snippet there (e.g. /etc/dnsmasq.d/piseduce.conf)")
-	iface := fs.String("interface", "eth0", "with -conf: the nodes' network interface")
-	network := fs.String("network", "", "with -conf: the nodes' network, e.g. 10.10.0.0/24")
+	iface := fs.String("interface", cmp.Or(cfg.Cluster.NodesInterface, "eth0"), "with -conf: the nodes' network interface ([cluster] nodes_interface)")
+	network := fs.String("network", cfg.Cluster.NodesNetwork, "with -conf: the nodes' network, e.g. 10.10.0.0/24 ([cluster] nodes_network)")
 	cmdline := fs.Bool("cmdline", false, "also write cmdline.txt of the NFS system into [cluster] nfs_boot_dir")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%v\n%s", err, usage)

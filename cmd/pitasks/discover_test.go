@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
@@ -89,6 +90,16 @@ func TestDnsmasqCommand(t *testing.T) {
 	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload", "-conf", conf}, &out); err == nil || !strings.Contains(err.Error(), "network") {
 		t.Fatalf("-conf without -network: %v", err)
 	}
+	// The nodes' network and interface from the configuration.
+	n.MAC = "dc:a6:32:00:00:03"
+	st.UpdateNode(ctx, &n)
+	cfg.Cluster.NodesNetwork, cfg.Cluster.NodesInterface = "10.10.0.0/24", "eth1"
+	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload", "-conf", conf}, &out); err != nil {
+		t.Fatalf("-conf with [cluster] nodes_network: %v", err)
+	}
+	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "interface=eth1\n") || !strings.Contains(string(b), "dhcp-range=10.10.0.0,static,255.255.255.0\n") {
+		t.Fatalf("snippet from the configuration:\n%s", b)
+	}
 }
 
 func TestDiscoverCommandArguments(t *testing.T) {
@@ -111,6 +122,24 @@ func TestDiscoverCommandArguments(t *testing.T) {
 		}
 	}
 	cfg.Cluster.FirstNodeIP = "10.10.0.11"
+	// The NFS system's key is required: nothing is trusted on first use.
+	if err := discoverCmd(ctx, cfg, st, []string{"sw1"}, &out); err == nil || !strings.Contains(err.Error(), "set [cluster] nfs_host_key") {
+		t.Errorf("without nfs_host_key: %v", err)
+	}
+	cfg.Cluster.NFSHostKey = filepath.Join(t.TempDir(), "nfs_host_key.pub")
+	if err := os.WriteFile(cfg.Cluster.NFSHostKey, []byte("not a key\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := discoverCmd(ctx, cfg, st, []string{"sw1"}, &out); err == nil || !strings.Contains(err.Error(), "nfs_host_key "+cfg.Cluster.NFSHostKey) {
+		t.Errorf("with a broken nfs_host_key: %v", err)
+	}
+	_, pub, err := remote.NewHostKey("root@nfspi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.Cluster.NFSHostKey, []byte(remote.AuthorizedKey(pub)+" root@nfspi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := discoverCmd(ctx, cfg, st, []string{"nope"}, &out); err == nil || !strings.Contains(err.Error(), `no switch called "nope"`) {
 		t.Errorf("unknown switch: %v", err)
 	}
@@ -125,6 +154,9 @@ func TestDiscoverCommandArguments(t *testing.T) {
 	if !strings.Contains(out.String(), "port 1: already has node node-1: skipped") ||
 		!strings.Contains(out.String(), "port 3: the pimaster's port: skipped") {
 		t.Fatalf("output:\n%s", out.String())
+	}
+	if k, found, err := st.HostKey(ctx, remote.RoleNFS, 0); err != nil || !found || k != remote.AuthorizedKey(pub) {
+		t.Errorf("the NFS system's key is not pinned: %q %v %v", k, found, err)
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/robfig/cron/v3"
@@ -131,17 +130,13 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err != nil {
 		return err
 	}
-	if p := cfg.Cluster.NFSHostKey; p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("[cluster] nfs_host_key: %w", err)
-		}
-		if err := pinNFSKey(ctx, st, strings.TrimSpace(string(b))); err != nil {
-			return err
-		}
+	if cfg.Cluster.NFSHostKey == "" {
+		log.Warn("no [cluster] nfs_host_key: no node can be deployed, as the NFS system's host key is not trusted on first use")
+	} else if err := pinNFSKey(ctx, st, cfg.Cluster.NFSHostKey); err != nil {
+		return err
 	}
 	dep := deploy.New(deploy.Deployer{
-		Dialer:      deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: deploy.GuardedKeys{HostKeyStore: st}}},
+		Dialer:      deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: st}},
 		Switches:    &deploy.SNMPSwitches{},
 		Boot:        netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
 		Keys:        st,
@@ -192,19 +187,15 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	return nil
 }
 
-// pinNFSKey stores the NFS system's key, replacing a different one learned before.
-func pinNFSKey(ctx context.Context, st *store.Store, key string) error {
-	if _, err := remote.ParseKey(key); err != nil {
+// pinNFSKey pins the NFS system's key read from path ([cluster] nfs_host_key).
+func pinNFSKey(ctx context.Context, st *store.Store, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
 		return fmt.Errorf("[cluster] nfs_host_key: %w", err)
 	}
-	old, found, err := st.HostKey(ctx, remote.RoleNFS, 0)
+	key, err := remote.ParseKey(string(b))
 	if err != nil {
-		return err
+		return fmt.Errorf("[cluster] nfs_host_key %s: %w", path, err)
 	}
-	if found && old != key {
-		if err := st.ForgetHostKey(ctx, remote.RoleNFS, 0); err != nil {
-			return err
-		}
-	}
-	return st.SetHostKey(ctx, remote.RoleNFS, 0, key)
+	return st.PinHostKey(ctx, remote.RoleNFS, 0, remote.AuthorizedKey(key))
 }

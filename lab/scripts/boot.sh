@@ -116,24 +116,35 @@ PARTUUID=*-0[0-9]) MODE=card; PART=${ROOT##*-0} ;;
 *) fail "kernel panic: unknown root '$ROOT'" ;;
 esac
 
-# --- kernel: build the node's root ---
+# --- kernel: the node's root, its init ---
 TOPDIRS="usr etc var opt srv boot"
+HOSTKEY=/etc/ssh/ssh_host_ed25519_key
+FAULT=$(cat "$ND/fault" 2>/dev/null)
+[ "$FAULT" != new-host-key-once ] || { rm -f "$ND/fault"; log "fault: a host key nobody pinned, this boot"; }
 if [ "$MODE" = nfs ]; then
-	# The NFS system: a private copy-on-write view of the pimaster's system.
-	B=/run/pilab-nfs; R=$B/root
-	mkdir -p $R
-	# /root and /home are the NFS system's own (fresh), not the pimaster's.
-	mkdir -p "$R/root" "$R/home"; chmod 700 "$R/root"
-	printf '# NFS system (pilab)\n' >"$R/root/.profile"
-	for d in $TOPDIRS mnt media; do
-		mkdir -p "$B/u/$d" "$B/w/$d" "$R/$d"
-		mount -t overlay overlay -o "lowerdir=/$d,upperdir=$B/u/$d,workdir=$B/w/$d" "$R/$d" || fail "overlay /$d"
+	# The NFS root as the node's kernel mounts it: read-only. The pimaster's export is the
+	# host's system with the NFS system's own files over it, seen through an overlay without an
+	# upper layer: nothing can be written through it, remounted or not. (The files go on a
+	# tmpfs first: overlayfs refuses a layer inside another.)
+	F=/run/pilab-nfsfiles; R=/run/pilab-root
+	mkdir -p $F $R
+	mount -t tmpfs -o mode=755,size=16m pilab-nfsfiles $F && cp -a "$NFS_FILES/." $F/ || fail "NFS system files"
+	mount -t overlay pilab-nfsroot -o "lowerdir=$F:/" $R || fail "NFS root"
+	INIT=/sbin/init
+	for w in $CMDLINE; do case "$w" in init=*) INIT=${w#init=} ;; esac; done
+	# As the kernel, run init= in the NFS root. The NFS system's first init makes the node's
+	# root (pivot_root: the new root is then mounted at $R, the NFS root under it at
+	# media/nfsroot) and starts the NFS system's init, which waits for the rest below.
+	chroot $R "$INIT" &
+	SYS=$!
+	i=0
+	until [ -e $R/run/pilab-root-ready ]; do
+		kill -0 $SYS 2>/dev/null || fail "kernel panic: init $INIT ended (no writable root on the read-only NFS root)"
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "kernel panic: init $INIT made no root in 30s"
+		sleep 0.05
 	done
-	echo nfspi >"$R/etc/hostname"
-	mkdir -p "$R/root/.ssh"; chmod 700 "$R/root/.ssh"
-	cp "$PIMASTER_PUB" "$R/root/.ssh/authorized_keys"; chmod 600 "$R/root/.ssh/authorized_keys"
-	cp "$NFS_HOSTKEY" /run/pilab-hostkey; chmod 600 /run/pilab-hostkey
-	HOSTKEY=/run/pilab-hostkey
+	mount -t tmpfs -o mode=1777,size=64m pilab-tmp "$R/tmp"
 else
 	sync_parts
 	[ -b "/dev/mmcblk0p$PART" ] || fail "kernel panic: no /dev/mmcblk0p$PART"
@@ -150,6 +161,7 @@ else
 			|| fail "overlay /$d"
 	done
 	mkdir -p $C/home $C/root $C/mnt $C/media $C/tmp; chmod 1777 $C/tmp
+	[ "$FAULT" != new-host-key-once ] || rm -f $C/etc/ssh/ssh_host_ed25519_key $C/etc/ssh/ssh_host_ed25519_key.pub
 	if [ ! -s $C/etc/ssh/ssh_host_ed25519_key ]; then
 		mkdir -p $C/etc/ssh
 		ssh-keygen -q -t ed25519 -N "" -C "root@$(cat $C/etc/hostname 2>/dev/null)" -f $C/etc/ssh/ssh_host_ed25519_key \
@@ -157,7 +169,6 @@ else
 		log "card: new ssh host key"
 	fi
 	cp $C/etc/ssh/ssh_host_ed25519_key.pub "$ND/card_host_key.pub"
-	HOSTKEY=/etc/ssh/ssh_host_ed25519_key
 fi
 for l in bin sbin lib lib64; do
 	if [ -L "/$l" ] && [ ! -e "$R/$l" ] && [ ! -L "$R/$l" ]; then ln -s "$(readlink "/$l")" "$R/$l"; fi
@@ -171,11 +182,15 @@ mount -t tmpfs -o mode=755,size=64m pilab-run "$R/run"
 mkdir -p "$R/run/sshd" "$R/run/pilab" "$R/run/pilab-bin"
 mount --bind "$ND" "$R/run/pilab"
 mount --bind -o ro "$SC" "$R/run/pilab-bin"
-[ -n "${HOSTKEY#/run/pilab-hostkey}" ] || { cp /run/pilab-hostkey "$R/run/pilab-hostkey"; chmod 600 "$R/run/pilab-hostkey"; }
 mount --bind "$ND/cpuinfo" "$R/proc/cpuinfo"
+if [ "$MODE" = nfs ] && [ "$FAULT" = new-host-key-once ]; then
+	HOSTKEY=/run/pilab-stranger-key
+	ssh-keygen -q -t ed25519 -N "" -C stranger -f "$R$HOSTKEY" || fail "ssh host key"
+fi
 H=$(head -n1 "$R/etc/hostname" 2>/dev/null | tr -d ' \r')
 hostname "${H:-raspberrypi}"
-cat >"$R/run/pilab-sshd_config" <<CONF
+# Written whole, then renamed: the NFS system's init starts sshd as soon as it is there.
+cat >"$R/run/pilab-sshd_config.tmp" <<CONF
 Port 22
 ListenAddress 0.0.0.0
 HostKey $HOSTKEY
@@ -190,10 +205,10 @@ StrictModes yes
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
 CONF
+mv "$R/run/pilab-sshd_config.tmp" "$R/run/pilab-sshd_config"
 echo "$MODE" >"$ND/state"
-chroot "$R" /bin/sh /run/pilab-bin/stage2.sh &
-SSHD=$!
+[ "$MODE" = nfs ] || { chroot "$R" /bin/sh /run/pilab-bin/stage2.sh & SYS=$!; }
 log "booted from $MODE (hostname $(hostname))"
-while kill -0 $SSHD 2>/dev/null; do wait $SSHD; done
+while kill -0 $SYS 2>/dev/null; do wait $SYS; done
 log "sshd ended: crash, rebooting"
 exit 10

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -75,10 +76,16 @@ type Config struct {
 		ImgDir      string
 		NFSHostname string // /etc/hostname of the NFS system
 		SSHKey      string // pimaster's private key for the nodes
-		// NFSHostKey is the NFS system's SSH host public key file; when set the key is pinned,
-		// else it is learned on first contact.
+		// NFSHostKey is the NFS system's SSH host public key file (admin/install.sh makes the
+		// key): pitasks pins it, and reaches no NFS system without it (nothing is trusted on
+		// first use).
 		NFSHostKey string
 		PimasterIP string
+		// NodesNetwork (CIDR) and NodesInterface are the nodes' network and the pimaster's
+		// interface on it: dnsmasq serves them, admin/install.sh exports the NFS root to that
+		// network only and firewalls that interface.
+		NodesNetwork   string
+		NodesInterface string
 		// dnsmasq: the DHCP hosts file pitasks generates from the database, the pid file of the
 		// dnsmasq to reload (SIGHUP) and its log (log-dhcp), which node discovery watches.
 		DHCPHostsFile  string
@@ -161,6 +168,8 @@ func Parse(name string, r io.Reader) (*Config, error) {
 }
 
 var errUnknownKey = errors.New("unknown key")
+
+var ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 
 // TickParser parses [tasks] tick: standard cron with optional seconds, or @every 2s.
 func TickParser() cron.Parser {
@@ -253,6 +262,17 @@ func (c *Config) set(e entry) error {
 			c.Cluster.DnsmasqPIDFile = v
 		case "dnsmasq_log":
 			c.Cluster.DnsmasqLog = v
+		case "nodes_network":
+			p, err := netip.ParsePrefix(v)
+			if err != nil || !p.Addr().Is4() {
+				return fmt.Errorf("want an IPv4 network like 10.10.0.0/24, got %q", v)
+			}
+			c.Cluster.NodesNetwork = p.Masked().String()
+		case "nodes_interface":
+			if !ifaceRE.MatchString(v) {
+				return fmt.Errorf("want a network interface name like eth0, got %q", v)
+			}
+			c.Cluster.NodesInterface = v
 		case "first_node_ip":
 			if a, err := netip.ParseAddr(v); err != nil || !a.Is4() {
 				return fmt.Errorf("want an IPv4 address, got %q", v)

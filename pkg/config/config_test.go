@@ -88,6 +88,9 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[tasks]\nlease = 1\n", "lease 1s is too short"},
 		{"[cluster]\nfirst_node_ip = 10.10.0\n", "t.conf:2: [cluster] first_node_ip: want an IPv4 address"},
 		{"[cluster]\nfirst_node_ip = fe80::1\n", "first_node_ip: want an IPv4 address"},
+		{"[cluster]\nnodes_network = *\n", "t.conf:2: [cluster] nodes_network: want an IPv4 network"},
+		{"[cluster]\nnodes_network = 10.10.0.2\n", "nodes_network: want an IPv4 network"},
+		{"[cluster]\nnodes_interface = eth0; reboot\n", "nodes_interface: want a network interface name"},
 		{"[cluster]\ndhcp_hosts_file = dhcp-hosts\n", "dhcp_hosts_file must be an absolute path"},
 		{"[cluster]\ndnsmasq_pid_file = x.pid\n", "dnsmasq_pid_file must be an absolute path"},
 		{"[cluster]\ndnsmasq_log = \n", "dnsmasq_log must be an absolute path"},
@@ -110,12 +113,14 @@ func TestDnsmasqKeys(t *testing.T) {
 		t.Fatalf("defaults: %+v", c.Cluster)
 	}
 	c, err = Parse("t.conf", strings.NewReader("[cluster]\ndhcp_hosts_file = /etc/piseduce/hosts\n"+
-		"dnsmasq_pid_file = /run/dnsmasq.pid\ndnsmasq_log = /var/log/dnsmasq.log\nfirst_node_ip = 10.10.0.11\n"))
+		"dnsmasq_pid_file = /run/dnsmasq.pid\ndnsmasq_log = /var/log/dnsmasq.log\nfirst_node_ip = 10.10.0.11\n"+
+		"nodes_network = 10.10.0.2/24\nnodes_interface = eth1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Cluster.DHCPHostsFile != "/etc/piseduce/hosts" || c.Cluster.DnsmasqPIDFile != "/run/dnsmasq.pid" ||
-		c.Cluster.DnsmasqLog != "/var/log/dnsmasq.log" || c.Cluster.FirstNodeIP != "10.10.0.11" {
+		c.Cluster.DnsmasqLog != "/var/log/dnsmasq.log" || c.Cluster.FirstNodeIP != "10.10.0.11" ||
+		c.Cluster.NodesNetwork != "10.10.0.0/24" || c.Cluster.NodesInterface != "eth1" {
 		t.Fatalf("got %+v", c.Cluster)
 	}
 }

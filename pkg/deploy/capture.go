@@ -66,6 +66,9 @@ func (d *Deployer) imgNetboot(ctx context.Context, t *engine.Task) error {
 	}
 	d.slots.acquire(t.D.NodeID)
 	if err := d.reboot(ctx, t, remote.RoleSystem); err != nil {
+		if engine.IsPermanent(err) {
+			return err // a stranger answers: no power cycle either
+		}
 		t.Log.Warn("the deployed system does not answer: power-cycling it", "err", err)
 		return d.HardReboot(ctx, t.D)
 	}

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/remote"
@@ -112,12 +115,17 @@ func mtools(tool string, args ...string) []string {
 	return append([]string{"env", "MTOOLS_SKIP_CHECK=1", tool, "-i", cardBoot}, args...)
 }
 
-// systemConf configures the system on the card: hostname, SSH enabled with host keys of its
-// own, the pimaster's key for root, no first-boot resize (done already), and no bootcode.bin so that a Pi 3B+ keeps
-// booting from the network, where its TFTP folder decides.
+// systemConf configures the system on the card: hostname, SSH enabled with a host key made
+// here and pinned before the card ever boots (so the system is never trusted on first
+// contact), the pimaster's key for root, and no bootcode.bin so that a Pi 3B+ keeps booting
+// from the network, where its TFTP folder decides.
 func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 	name := t.D.Node.Name
-	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+	hostKey, hostPub, err := remote.NewHostKey("root@" + name)
+	if err != nil {
+		return err
+	}
+	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		run(ctx, sh, "umount", rootMount)
 		if err := run(ctx, sh, "mkdir", "-p", rootMount); err != nil {
 			return err
@@ -125,7 +133,7 @@ func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 		if err := run(ctx, sh, "mount", cardRoot, rootMount); err != nil {
 			return err
 		}
-		err := d.configureRoot(ctx, sh, name)
+		err := d.configureRoot(ctx, sh, name, hostKey, hostPub)
 		if uerr := run(ctx, sh, "umount", rootMount); err == nil {
 			err = uerr
 		}
@@ -134,9 +142,20 @@ func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 		}
 		return configureBoot(ctx, sh)
 	})
+	if err != nil {
+		return err
+	}
+	return d.Keys.PinHostKey(ctx, remote.RoleSystem, t.D.NodeID, remote.AuthorizedKey(hostPub))
 }
 
-func (d *Deployer) configureRoot(ctx context.Context, sh Shell, name string) error {
+// hostKeyPath is the card system's one SSH host key, written by system_conf.
+const hostKeyPath = "/etc/ssh/ssh_host_ed25519_key"
+
+// regenerateKeys is Raspberry Pi OS's first-boot service that deletes the host keys and makes
+// new ones: masked, or the card's system would answer with keys nobody pinned.
+const regenerateKeys = "/etc/systemd/system/regenerate_ssh_host_keys.service"
+
+func (d *Deployer) configureRoot(ctx context.Context, sh Shell, name string, hostKey []byte, hostPub ssh.PublicKey) error {
 	if err := sh.Upload(ctx, rootMount+"/etc/hostname", strings.NewReader(name+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -144,15 +163,22 @@ func (d *Deployer) configureRoot(ctx context.Context, sh Shell, name string) err
 	if err := sh.Upload(ctx, rootMount+"/etc/hosts", strings.NewReader(withHostname(hosts, name)), 0o644); err != nil {
 		return err
 	}
-	// Fresh SSH host keys: an image captured from another node must not give this one its keys.
-	if err := run(ctx, sh, "install", "-d", "-m", "755", rootMount+"/etc/ssh"); err != nil {
+	// The pimaster's host key only: an image captured from another node must not give this one
+	// its keys.
+	if err := run(ctx, sh, "install", "-d", "-m", "755", rootMount+"/etc/ssh", rootMount+"/etc/systemd/system"); err != nil {
 		return err
 	}
 	if err := run(ctx, sh, "find", rootMount+"/etc/ssh", "-maxdepth", "1", "-name", "ssh_host_*", "-delete"); err != nil {
 		return err
 	}
-	if err := run(ctx, sh, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@"+name,
-		"-f", rootMount+"/etc/ssh/ssh_host_ed25519_key"); err != nil {
+	if err := sh.Upload(ctx, rootMount+hostKeyPath, bytes.NewReader(hostKey), 0o600); err != nil {
+		return err
+	}
+	pub := remote.AuthorizedKey(hostPub) + " root@" + name + "\n"
+	if err := sh.Upload(ctx, rootMount+hostKeyPath+".pub", strings.NewReader(pub), 0o644); err != nil {
+		return err
+	}
+	if err := run(ctx, sh, "ln", "-sfn", "/dev/null", rootMount+regenerateKeys); err != nil {
 		return err
 	}
 	if err := run(ctx, sh, "install", "-d", "-m", "700", rootMount+"/root/.ssh"); err != nil {
@@ -263,7 +289,7 @@ func (d *Deployer) rebootNode(ctx context.Context, t *engine.Task) (bool, error)
 // reboot asks the system in role to reboot. The connection drops as it goes down, so only a
 // failure to connect is an error.
 func (d *Deployer) reboot(ctx context.Context, t *engine.Task, role string) error {
-	sh, err := d.Dialer.Dial(ctx, d.target(t, role))
+	sh, err := d.dial(ctx, t, role)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/netboot"
@@ -55,9 +58,13 @@ type Boot interface {
 	Mode(serial string) (netboot.Mode, error)
 }
 
-// HostKeys forgets a deployed system's host key before the node gets a new system.
+// HostKeys holds the pinned host keys (pkg/store). A deployed system's key is pinned when
+// system_conf writes it on the card, replacing the previous system's: that one is kept until
+// then, so that a node falling back to its old card while it should netboot is only "not up
+// yet" (a Pi 4 whose network boot failed boots its card), never trusted.
 type HostKeys interface {
-	ForgetHostKey(ctx context.Context, role string, nodeID uint) error
+	HostKey(ctx context.Context, role string, nodeID uint) (key string, found bool, err error)
+	PinHostKey(ctx context.Context, role string, nodeID uint, key string) error
 }
 
 // Deployer holds the drivers the steps use. Create it with New.
@@ -159,10 +166,6 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 // --- power and boot ---
 
 func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
-	// A new system gets a new host key: forget the previous deployment's.
-	if err := d.Keys.ForgetHostKey(ctx, remote.RoleSystem, t.D.NodeID); err != nil {
-		return err
-	}
 	return d.Boot.BootNFS(t.D.Node.Serial)
 }
 
@@ -212,10 +215,7 @@ func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 }
 
 func (d *Deployer) destroying(ctx context.Context, t *engine.Task) error {
-	if err := d.Boot.Clear(t.D.Node.Serial); err != nil {
-		return err
-	}
-	return d.Keys.ForgetHostKey(ctx, remote.RoleSystem, t.D.NodeID)
+	return d.Boot.Clear(t.D.Node.Serial)
 }
 
 // comingBack waits for the system the node's TFTP folder boots.
@@ -237,12 +237,57 @@ func (d *Deployer) comingBack(ctx context.Context, t *engine.Task) (bool, error)
 
 func (d *Deployer) target(t *engine.Task, role string) remote.Target {
 	return remote.Target{Addr: net.JoinHostPort(t.D.Node.IP, strconv.Itoa(d.SSHPort)), User: "root",
-		Role: role, NodeID: t.D.NodeID, Policy: remote.TrustOnFirstUse}
+		Role: role, NodeID: t.D.NodeID}
+}
+
+// dial opens a root shell on the node's NFS system or deployed system. A host key that is not
+// the pinned one fails the step at once (engine.Permanent), with what it means, unless it is
+// the key of the node's other system: then the node is on its way from one to the other
+// (errOtherSystem, retried). No pinned key at all is permanent too: nothing is trusted on first use.
+func (d *Deployer) dial(ctx context.Context, t *engine.Task, role string) (Shell, error) {
+	sh, err := d.Dialer.Dial(ctx, d.target(t, role))
+	var mm *remote.MismatchError
+	switch {
+	case err == nil:
+		return sh, nil
+	case errors.As(err, &mm):
+		return nil, d.mismatch(ctx, t, role, mm)
+	case errors.Is(err, remote.ErrNoHostKey) && role == remote.RoleNFS:
+		return nil, engine.Permanent(fmt.Errorf("%s: the NFS system's host key is not pinned: set [cluster] nfs_host_key "+
+			"to its public key file (admin/install.sh makes it): %w", t.D.Node.Name, err))
+	case errors.Is(err, remote.ErrNoHostKey):
+		return nil, engine.Permanent(fmt.Errorf("%s: no host key is pinned for its deployed system "+
+			"(system_conf pins the key it writes on the card): deploy the node again: %w", t.D.Node.Name, err))
+	}
+	return nil, err
+}
+
+// errOtherSystem: the node answered with the key of its other system, the NFS system where
+// its deployed system is expected or the reverse: it has not rebooted from one to the other yet.
+var errOtherSystem = errors.New("the node still runs its other system")
+
+// mismatch explains a host key other than the pinned one.
+func (d *Deployer) mismatch(ctx context.Context, t *engine.Task, role string, mm *remote.MismatchError) error {
+	other, otherNode, what, why := remote.RoleSystem, t.D.NodeID, "the NFS system's key",
+		"it did not boot the NFS system (a card that boots by itself?), or another machine holds its address"
+	if role == remote.RoleSystem {
+		other, otherNode, what, why = remote.RoleNFS, 0, "the one deployed on its card",
+			"another machine holds its address, or the system on its card was replaced"
+	}
+	key, found, err := d.Keys.HostKey(ctx, other, otherNode)
+	if err != nil {
+		return err
+	}
+	if k, perr := remote.ParseKey(key); found && perr == nil && remote.AuthorizedKey(k) == remote.AuthorizedKey(mm.Presented) {
+		return fmt.Errorf("%s: %w (it answers with its %s key)", t.D.Node.Name, errOtherSystem, other)
+	}
+	return engine.Permanent(fmt.Errorf("%s answered at %s with a host key that is not %s (%s %s): %s; nothing was sent to it: %w",
+		t.D.Node.Name, t.D.Node.IP, what, mm.Presented.Type(), ssh.FingerprintSHA256(mm.Presented), why, mm))
 }
 
 // withShell runs f with a root shell on the node's NFS system or deployed system.
 func (d *Deployer) withShell(ctx context.Context, t *engine.Task, role string, f func(Shell) error) error {
-	sh, err := d.Dialer.Dial(ctx, d.target(t, role))
+	sh, err := d.dial(ctx, t, role)
 	if err != nil {
 		return err
 	}
@@ -251,7 +296,8 @@ func (d *Deployer) withShell(ctx context.Context, t *engine.Task, role string, f
 }
 
 // hostnameIs reports whether the node answers SSH in role with the wanted hostname. A node
-// that does not answer yet is not an error: it is still booting.
+// that does not answer yet, or still answers as its other system, is still booting; a host
+// key that is neither is an error.
 func (d *Deployer) hostnameIs(ctx context.Context, t *engine.Task, role, want string) (bool, error) {
 	var got string
 	err := d.withShell(ctx, t, role, func(sh Shell) error {
@@ -259,6 +305,9 @@ func (d *Deployer) hostnameIs(ctx context.Context, t *engine.Task, role, want st
 		got, err = sh.Output(ctx, "cat", "/etc/hostname")
 		return err
 	})
+	if engine.IsPermanent(err) {
+		return false, err
+	}
 	if err != nil {
 		t.Log.Debug("node not up yet", "role", role, "err", err)
 		return false, nil

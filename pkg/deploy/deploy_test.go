@@ -2,13 +2,18 @@ package deploy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -72,5 +77,113 @@ func TestCappedOutput(t *testing.T) {
 	c.Write([]byte("world, and more"))
 	if got := c.String(); !strings.HasPrefix(got, "hello worl") || !strings.Contains(got, "output truncated") {
 		t.Fatalf("capped = %q", got)
+	}
+}
+
+// keyDialer answers every dial as a node presenting key would: the pinned key lets the dial
+// through to shell, any other is refused as remote.Dialer refuses it.
+type keyDialer struct {
+	keys  remote.HostKeyStore
+	key   ssh.PublicKey
+	shell Shell
+}
+
+func (k keyDialer) Dial(ctx context.Context, t remote.Target) (Shell, error) {
+	node := t.NodeID
+	if t.Role == remote.RoleNFS {
+		node = 0
+	}
+	stored, found, err := k.keys.HostKey(ctx, t.Role, node)
+	if err != nil || !found {
+		return nil, fmt.Errorf("%w for %s (%v)", remote.ErrNoHostKey, t, err)
+	}
+	pinned, err := remote.ParseKey(stored)
+	if err != nil {
+		return nil, err
+	}
+	if remote.AuthorizedKey(pinned) != remote.AuthorizedKey(k.key) {
+		return nil, &remote.MismatchError{Target: t, Presented: k.key, Pinned: pinned}
+	}
+	return k.shell, nil
+}
+
+// hostnameShell answers cat /etc/hostname.
+type hostnameShell struct {
+	Shell
+	name string
+}
+
+func (h hostnameShell) Output(context.Context, ...string) (string, error) { return h.name + "\n", nil }
+func (hostnameShell) Close() error                                        { return nil }
+
+func newKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	_, pub, err := remote.NewHostKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// TestHostKeyMeaning: while a node goes from one system to the other it may still answer
+// with the other one's key, which is "not up yet"; any other key fails the step at once,
+// saying what it means; no pinned key at all is not trusted on first use.
+func TestHostKeyMeaning(t *testing.T) {
+	ctx := context.Background()
+	nfsKey, cardKey, stranger := newKey(t), newKey(t), newKey(t)
+	keys := &remote.MemoryHostKeys{}
+	keys.PinHostKey(ctx, remote.RoleNFS, 0, remote.AuthorizedKey(nfsKey))
+	keys.PinHostKey(ctx, remote.RoleSystem, 3, remote.AuthorizedKey(cardKey))
+	task := func() *engine.Task {
+		return &engine.Task{D: &store.Deployment{NodeID: 3, Node: store.Node{Name: "node-3", IP: "10.10.0.13"}}, Log: slog.Default()}
+	}
+	deployer := func(presented ssh.PublicKey, hostname string) *Deployer {
+		return New(Deployer{Dialer: keyDialer{keys: keys, key: presented, shell: hostnameShell{name: hostname}},
+			Keys: keys, NFSHostname: "nfspi"}, 2)
+	}
+
+	for _, c := range []struct {
+		name      string
+		presented ssh.PublicKey
+		hostname  string
+		up        func(*Deployer, context.Context, *engine.Task) (bool, error)
+		want      bool   // up
+		wantErr   string // a permanent error saying this
+	}{
+		{"system up", cardKey, "node-3", (*Deployer).systemUp, true, ""},
+		{"system: still the NFS system", nfsKey, "nfspi", (*Deployer).systemUp, false, ""},
+		{"system: a stranger", stranger, "node-3", (*Deployer).systemUp, false,
+			"node-3 answered at 10.10.0.13 with a host key that is not the one deployed on its card (ssh-ed25519 " + ssh.FingerprintSHA256(stranger) + ")"},
+		{"NFS up", nfsKey, "nfspi", (*Deployer).nfsUp, true, ""},
+		{"NFS: still the deployed system", cardKey, "node-3", (*Deployer).nfsUp, false, ""},
+		{"NFS: a stranger", stranger, "nfspi", (*Deployer).nfsUp, false,
+			"node-3 answered at 10.10.0.13 with a host key that is not the NFS system's key"},
+	} {
+		up, err := c.up(deployer(c.presented, c.hostname), ctx, task())
+		if c.wantErr != "" {
+			t.Logf("%s: %v", c.name, err)
+		}
+		switch {
+		case c.wantErr == "" && (err != nil || up != c.want):
+			t.Errorf("%s: up %v, err %v; want %v", c.name, up, err, c.want)
+		case c.wantErr != "" && (up || !engine.IsPermanent(err) || !errors.Is(err, remote.ErrHostKeyMismatch) || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%s: up %v, err %v; want a permanent mismatch saying %q", c.name, up, err, c.wantErr)
+		}
+	}
+
+	// A step's work (not a wait for the node) meeting the other system's key is retried.
+	d := deployer(nfsKey, "nfspi")
+	if err := d.withShell(ctx, task(), remote.RoleSystem, func(Shell) error { return nil }); !errors.Is(err, errOtherSystem) || engine.IsPermanent(err) {
+		t.Errorf("work on the system while the NFS system answers: %v", err)
+	}
+
+	// Nothing pinned: never trusted, and it says what to do.
+	empty := &remote.MemoryHostKeys{}
+	d = New(Deployer{Dialer: keyDialer{keys: empty, key: nfsKey, shell: hostnameShell{name: "nfspi"}}, Keys: empty, NFSHostname: "nfspi"}, 2)
+	if _, err := d.nfsUp(ctx, task()); !engine.IsPermanent(err) || !strings.Contains(err.Error(), "[cluster] nfs_host_key") {
+		t.Errorf("no NFS key: %v", err)
+	}
+	if _, err := d.systemUp(ctx, task()); !engine.IsPermanent(err) || !strings.Contains(err.Error(), "no host key is pinned for its deployed system") {
+		t.Errorf("no system key: %v", err)
 	}
 }

@@ -1,14 +1,10 @@
 package deploy
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/power"
-	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -51,33 +47,4 @@ func PowerConfig(sw *store.Switch, timeout time.Duration, retries int) power.Con
 		Community: sw.Community, V3User: sw.V3User, V3AuthProto: sw.V3AuthProto, V3AuthPass: sw.V3AuthPass,
 		V3PrivProto: sw.V3PrivProto, V3PrivPass: sw.V3PrivPass, OID: sw.OID, OIDOffset: sw.OIDOffset,
 		MasterPort: sw.MasterPort, Ports: sw.PortCount, Timeout: timeout, Retries: retries}
-}
-
-// GuardedKeys is the host-key store of the SSH dialer: it refuses to learn the NFS system's
-// key as a deployed system's key, which would happen if pitasks reached a node that had not
-// rebooted from the NFS system yet.
-type GuardedKeys struct{ remote.HostKeyStore }
-
-// ErrStillNFS is returned when a node presents the NFS system's key where its own system's is
-// expected.
-var ErrStillNFS = errors.New("the node still runs the NFS system")
-
-// SetHostKey stores key unless it is the NFS system's key given for a deployed system.
-func (g GuardedKeys) SetHostKey(ctx context.Context, role string, nodeID uint, key string) error {
-	if role == remote.RoleSystem {
-		nfs, found, err := g.HostKey(ctx, remote.RoleNFS, 0)
-		if err != nil {
-			return err
-		}
-		if found && sameKey(nfs, key) {
-			return fmt.Errorf("node %d: %w", nodeID, ErrStillNFS)
-		}
-	}
-	return g.HostKeyStore.SetHostKey(ctx, role, nodeID, key)
-}
-
-func sameKey(a, b string) bool {
-	ka, err1 := remote.ParseKey(a)
-	kb, err2 := remote.ParseKey(b)
-	return err1 == nil && err2 == nil && remote.AuthorizedKey(ka) == remote.AuthorizedKey(kb)
 }

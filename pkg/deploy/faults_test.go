@@ -13,11 +13,12 @@ import (
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
-// TestFaultsOnTheLab deploys four nodes at once, each with its own trouble: a node that hangs
-// at its first boot, one that never boots, a power cut in the middle of the image copy, and a
-// truncated image.
+// TestFaultsOnTheLab deploys six nodes at once, each with its own trouble: a node that hangs
+// at its first boot, one that never boots, a power cut in the middle of the image copy, a
+// truncated image, and two nodes answering SSH with a host key nobody pinned: one in place of
+// the NFS system, one in place of its card's system (its card key swapped).
 func TestFaultsOnTheLab(t *testing.T) {
-	h := deploytest.Start(t, lab.Options{Nodes: 4})
+	h := deploytest.Start(t, lab.Options{Nodes: 6})
 	desc := h.Lab.Desc
 
 	// The raw image, inflated by the pimaster: 76 MiB at the Pi 3B+'s 10 MB/s, time enough to
@@ -40,16 +41,35 @@ func TestFaultsOnTheLab(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hangOnce, dead, cut, trunc := h.Nodes[0], h.Nodes[1], h.Nodes[2], h.Nodes[3]
-	if err := h.Lab.InjectFault(hangOnce.Name, lab.FaultHangOnce); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Lab.InjectFault(dead.Name, lab.FaultHang); err != nil {
-		t.Fatal(err)
+	hangOnce, dead, cut, trunc, strangeNFS, swapped := h.Nodes[0], h.Nodes[1], h.Nodes[2], h.Nodes[3], h.Nodes[4], h.Nodes[5]
+	for name, fault := range map[string]string{hangOnce.Name: lab.FaultHangOnce, dead.Name: lab.FaultHang, strangeNFS.Name: lab.FaultNewHostKey} {
+		if err := h.Lab.InjectFault(name, fault); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ds := h.Deploy([]store.Node{hangOnce, dead}, deploytest.Request{})
 	ds = append(ds, h.Deploy([]store.Node{cut}, deploytest.Request{Env: &raw})...)
 	ds = append(ds, h.Deploy([]store.Node{trunc}, deploytest.Request{Env: &broken})...)
+	ds = append(ds, h.Deploy([]store.Node{strangeNFS, swapped}, deploytest.Request{})...)
+
+	// Swap the card key of one node once its NFS system answered: its card boots with another key.
+	swapDone := make(chan string, 1)
+	go func() {
+		defer close(swapDone)
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var d store.Deployment
+			if h.Store.DB.First(&d, ds[5].ID).Error != nil {
+				continue
+			}
+			switch d.State {
+			case "env_copy", "env_check", "partition", "system_conf":
+				if err := h.Lab.InjectFault(swapped.Name, lab.FaultNewHostKey); err == nil {
+					swapDone <- d.State
+				}
+				return
+			}
+		}
+	}()
 
 	// Cut the power of one node while its image is on the way, once.
 	cutDone := make(chan float64, 1)
@@ -105,5 +125,37 @@ func TestFaultsOnTheLab(t *testing.T) {
 		t.Errorf("%s (truncated image): %s, %q", trunc.Name, d.State, d.LastError)
 	} else {
 		t.Logf("truncated image: %s", d.LastError)
+	}
+
+	// A host key nobody pinned fails the step at once, saying what it means: no hard reboot, and
+	// nothing sent to the stranger (no password, no script).
+	if at, ok := <-swapDone; !ok {
+		t.Fatal("the card key was never swapped: the deployment was not seen copying")
+	} else {
+		t.Logf("card key swapped during %s", at)
+	}
+	for _, c := range []struct {
+		d     store.Deployment
+		n     store.Node
+		state string
+		want  string
+	}{
+		{ds[4], strangeNFS, "ssh_nfs", strangeNFS.Name + " answered at " + strangeNFS.IP + " with a host key that is not the NFS system's key"},
+		{ds[5], swapped, "ssh_system", swapped.Name + " answered at " + swapped.IP + " with a host key that is not the one deployed on its card"},
+	} {
+		d := end[c.d.ID]
+		if d.State != store.StateFailed || d.ResumeState != c.state || !strings.Contains(d.LastError, c.want) {
+			t.Errorf("%s: %s in %s, %q; want failed in %s saying %q", c.n.Name, d.State, d.ResumeState, d.LastError, c.state, c.want)
+			continue
+		}
+		t.Logf("%s: %s", c.n.Name, d.LastError)
+		if got := outcomes(c.d.ID, c.state); strings.Join(got, ",") != store.OutcomeFailed {
+			t.Errorf("%s: %s outcomes %v, want failed at once", c.n.Name, c.state, got)
+		}
+		for _, ev := range h.Events(c.d.ID) {
+			if ev.State == c.state && time.Duration(ev.DurationMS)*time.Millisecond > 8*time.Second {
+				t.Errorf("%s: %s failed after %dms, past its hard-reboot timeout", c.n.Name, c.state, ev.DurationMS)
+			}
+		}
 	}
 }

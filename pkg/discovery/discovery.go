@@ -56,14 +56,13 @@ type Discoverer struct {
 	// Power returns the driver of a switch; nil = SNMP from the switch's row.
 	Power func(sw *store.Switch) (power.Controller, error)
 	// Dialer reaches the NFS system (its host key pinned under remote.RoleNFS).
-	Dialer        *remote.Dialer
-	HostKeyPolicy remote.Policy // default Pinned
-	SSHPort       int           // default 22
-	NFSHostname   string        // when set, the NFS system's /etc/hostname must say so
-	TFTP          netboot.TFTP
-	HostsFile     string // dnsmasq --dhcp-hostsfile, rewritten from the database
-	PIDFile       string // dnsmasq's pid file (SIGHUP)
-	LogFile       string // dnsmasq's log (log-dhcp)
+	Dialer      *remote.Dialer
+	SSHPort     int    // default 22
+	NFSHostname string // when set, the NFS system's /etc/hostname must say so
+	TFTP        netboot.TFTP
+	HostsFile   string // dnsmasq --dhcp-hostsfile, rewritten from the database
+	PIDFile     string // dnsmasq's pid file (SIGHUP)
+	LogFile     string // dnsmasq's log (log-dhcp)
 	// Reload makes dnsmasq re-read the hosts file; nil = SIGHUP to the pid in PIDFile.
 	Reload      func() error
 	FirstNodeIP string // new nodes get the first free addresses from here on
@@ -406,7 +405,7 @@ func (d *Discoverer) inspect(ctx context.Context, port int, ip string) (*nodeInf
 	if sshPort == 0 {
 		sshPort = 22
 	}
-	t := remote.Target{Addr: net.JoinHostPort(ip, strconv.Itoa(sshPort)), User: "root", Role: remote.RoleNFS, Policy: d.HostKeyPolicy}
+	t := remote.Target{Addr: net.JoinHostPort(ip, strconv.Itoa(sshPort)), User: "root", Role: remote.RoleNFS}
 	d.report(port, false, "waiting for the NFS system to answer SSH at %s (%s)", ip, d.bootTimeout())
 	deadline := time.Now().Add(d.bootTimeout())
 	var last error

@@ -98,7 +98,7 @@ func TestDiscoverLabSwitch(t *testing.T) {
 	// No NFS key pinned: the SSH step fails, the port is reported, nothing is registered and
 	// nothing is left behind.
 	t.Run("ssh fails", func(t *testing.T) {
-		d := newDiscoverer(&remote.MemoryHostKeys{})
+		d := newDiscoverer(remote.StaticHostKey(""))
 		res, err := d.Run(ctx, sw.Name, 1)
 		dump()
 		if err != nil {
@@ -127,7 +127,7 @@ func TestDiscoverLabSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetHostKey(ctx, remote.RoleNFS, 0, strings.TrimSpace(string(nfsKey))); err != nil {
+	if err := st.PinHostKey(ctx, remote.RoleNFS, 0, strings.TrimSpace(string(nfsKey))); err != nil {
 		t.Fatal(err)
 	}
 	d := newDiscoverer(st)

@@ -212,14 +212,16 @@ func DnsmasqConf(c DnsmasqConfig) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// NFSCmdline is the cmdline.txt that makes a node boot the NFS system served by the pimaster.
+// NFSCmdline is the cmdline.txt that makes a node boot the NFS system served by the pimaster:
+// its root read-only (ro), and NFSInit as its first init, which gives the node a writable
+// layer of its own in RAM.
 func NFSCmdline(pimasterIP string) (string, error) {
 	ip, err := parseIPv4(pimasterIP)
 	if err != nil {
 		return "", fmt.Errorf("netboot: pimaster address: %v", err)
 	}
 	return "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=" + ip.String() +
-		":/nfs/raspi,vers=3 rw ip=dhcp rootwait\n", nil
+		":/nfs/raspi,vers=3 ro ip=dhcp rootwait init=" + NFSInitPath + "\n", nil
 }
 
 // WriteNFSCmdline writes cmdline.txt into the NFS boot files folder (atomically).

@@ -223,7 +223,8 @@ func TestNFSCmdline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.10.0.2:/nfs/raspi,vers=3 rw ip=dhcp rootwait\n"
+	want := "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot=10.10.0.2:/nfs/raspi,vers=3 ro ip=dhcp rootwait " +
+		"init=/usr/local/sbin/piseduce-nfs-init\n"
 	if got != want {
 		t.Fatalf("got %q", got)
 	}

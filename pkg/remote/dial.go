@@ -40,7 +40,6 @@ type Target struct {
 	User   string // "" = root
 	Role   string // RoleNFS or RoleSystem: which pinned key applies
 	NodeID uint   // the node (its key is stored under 0 for RoleNFS)
-	Policy Policy // the zero value is Pinned
 }
 
 func (t Target) user() string {
@@ -96,8 +95,10 @@ func (c *Client) dead() error {
 	return c.deadErr
 }
 
-// Dial connects and authenticates to t, checking the host key according to t.Policy. ctx and
-// d.Timeout both bound the TCP connect and the SSH handshake.
+// Dial connects and authenticates to t, which must present the host key pinned for its role
+// and node: with no key pinned the dial is refused before any connection is made (nothing is
+// trusted on first use), and another key is refused (*MismatchError) before any command runs.
+// ctx and d.Timeout both bound the TCP connect and the SSH handshake.
 func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 	if d.Signer == nil {
 		return nil, fmt.Errorf("remote: dial %s: the dialer has no key", t)
@@ -108,32 +109,24 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 	if t.Role != RoleNFS && t.Role != RoleSystem {
 		return nil, fmt.Errorf("remote: dial %s: unknown host-key role %q", t, t.Role)
 	}
-	if t.Policy != Pinned && t.Policy != TrustOnFirstUse {
-		return nil, fmt.Errorf("remote: dial %s: unknown host-key policy %v", t, t.Policy)
-	}
-	node := keyNode(t.Role, t.NodeID)
-	stored, found, err := d.Keys.HostKey(ctx, t.Role, node)
+	stored, found, err := d.Keys.HostKey(ctx, t.Role, keyNode(t.Role, t.NodeID))
 	if err != nil {
 		return nil, fmt.Errorf("remote: dial %s: look up host key: %w", t, err)
 	}
-	var pinned ssh.PublicKey
-	switch {
-	case found:
-		if pinned, err = ParseKey(stored); err != nil {
-			return nil, fmt.Errorf("remote: dial %s: the stored host key is unusable: %w", t, err)
-		}
-	case t.Policy == Pinned:
-		return nil, fmt.Errorf("%w for %s: refusing to connect with the pinned policy (store the node's key first)", ErrNoHostKey, t)
+	if !found {
+		return nil, fmt.Errorf("%w for %s: refusing to connect (nothing is trusted on first use)", ErrNoHostKey, t)
+	}
+	pinned, err := ParseKey(stored)
+	if err != nil {
+		return nil, fmt.Errorf("remote: dial %s: the stored host key is unusable: %w", t, err)
 	}
 
 	chk := &hostKeyCheck{target: t, pinned: pinned}
 	cfg := &ssh.ClientConfig{
-		User:            t.user(),
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(d.Signer)},
-		HostKeyCallback: chk.check,
-	}
-	if pinned != nil {
-		cfg.HostKeyAlgorithms = hostKeyAlgorithms(pinned)
+		User:              t.user(),
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(d.Signer)},
+		HostKeyCallback:   chk.check,
+		HostKeyAlgorithms: hostKeyAlgorithms(pinned),
 	}
 
 	timeout := d.Timeout
@@ -167,13 +160,6 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 	}
 	conn.SetDeadline(time.Time{})
 	c := &Client{conn: ssh.NewClient(sconn, chans, reqs), target: t, done: make(chan struct{})}
-
-	if pinned == nil {
-		if err := learn(ctx, d.Keys, t, node, chk.presentedKey()); err != nil {
-			c.Close()
-			return nil, err
-		}
-	}
 	if interval := d.keepAlive(); interval > 0 {
 		go c.keepAlive(interval)
 	}
@@ -203,25 +189,19 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// hostKeyCheck is the HostKeyCallback of one connection. It runs again at every re-key, so
-// after the first handshake it insists on the key seen then, even under trust on first use.
+// hostKeyCheck is the HostKeyCallback of one connection; it runs again at every re-key.
 type hostKeyCheck struct {
 	target Target
+	pinned ssh.PublicKey
 	mu     sync.Mutex
-	pinned ssh.PublicKey // stored key, or the one presented first
-	first  ssh.PublicKey // the key presented first when none was stored
 	failed error
 }
 
 func (h *hostKeyCheck) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.pinned == nil {
-		h.first, h.pinned = key, key
-		return nil
-	}
 	if !keysEqual(key, h.pinned) {
-		h.failed = mismatch(h.target, key, h.pinned)
+		h.failed = &MismatchError{Target: h.target, Presented: key, Pinned: h.pinned}
 		return h.failed
 	}
 	return nil
@@ -233,44 +213,23 @@ func (h *hostKeyCheck) err() error {
 	return h.failed
 }
 
-func (h *hostKeyCheck) presentedKey() ssh.PublicKey {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.first
+// MismatchError is Dial's error when the node presents a host key other than the pinned one;
+// errors.Is(err, ErrHostKeyMismatch) holds. No command was run. Presented lets the caller tell
+// a node still running its other system (whose key it knows too) from a stranger.
+type MismatchError struct {
+	Target    Target
+	Presented ssh.PublicKey
+	Pinned    ssh.PublicKey
 }
 
-// learn stores the key presented on first use, then reads it back: if another dial learned a
-// different key meanwhile, this connection is refused as a mismatch.
-func learn(ctx context.Context, keys HostKeyStore, t Target, node uint, presented ssh.PublicKey) error {
-	if presented == nil {
-		return fmt.Errorf("remote: dial %s: the node presented no host key", t)
-	}
-	if err := keys.SetHostKey(ctx, t.Role, node, AuthorizedKey(presented)); err != nil {
-		return fmt.Errorf("remote: dial %s: store the host key learned on first use: %w", t, err)
-	}
-	stored, found, err := keys.HostKey(ctx, t.Role, node)
-	if err != nil {
-		return fmt.Errorf("remote: dial %s: read back the learned host key: %w", t, err)
-	}
-	if !found {
-		return fmt.Errorf("remote: dial %s: the learned host key was forgotten meanwhile", t)
-	}
-	pinned, err := ParseKey(stored)
-	if err != nil {
-		return fmt.Errorf("remote: dial %s: the stored host key is unusable: %w", t, err)
-	}
-	if !keysEqual(presented, pinned) {
-		return mismatch(t, presented, pinned)
-	}
-	return nil
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%v: %s presented %s %s but %s %s is pinned; refusing to connect",
+		ErrHostKeyMismatch, e.Target, e.Presented.Type(), ssh.FingerprintSHA256(e.Presented),
+		e.Pinned.Type(), ssh.FingerprintSHA256(e.Pinned))
 }
 
-func mismatch(t Target, presented, pinned ssh.PublicKey) error {
-	return fmt.Errorf("%w: %s presented %s %s but %s %s is pinned; refusing to connect "+
-		"(if the node was really reinstalled, forget its stored key)",
-		ErrHostKeyMismatch, t, presented.Type(), ssh.FingerprintSHA256(presented),
-		pinned.Type(), ssh.FingerprintSHA256(pinned))
-}
+// Is makes errors.Is(err, ErrHostKeyMismatch) true.
+func (e *MismatchError) Is(target error) bool { return target == ErrHostKeyMismatch }
 
 // keepAlive sends a keepalive request every interval and closes the connection when none is
 // answered for keepAliveMisses intervals (a powered-off node never sends a TCP reset).

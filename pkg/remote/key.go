@@ -66,25 +66,45 @@ func loadKey(path string) (ssh.Signer, error) {
 }
 
 func createKey(path string) (ssh.Signer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	pemBytes, signer, err := newKey(keyComment)
 	if err != nil {
-		return nil, fmt.Errorf("remote: generate key: %w", err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, keyComment)
-	if err != nil {
-		return nil, fmt.Errorf("remote: encode key: %w", err)
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("remote: create key folder: %w", err)
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := writeFileAtomic(path, pemBytes, 0o600); err != nil {
 		return nil, fmt.Errorf("remote: write key: %w", err)
+	}
+	return signer, nil
+}
+
+// NewHostKey makes an ed25519 key for a system's sshd: the private key as an OpenSSH key
+// file (PEM) and the public key. The pimaster makes the deployed systems' keys itself so that
+// it knows each one before the system first answers.
+func NewHostKey(comment string) (private []byte, public ssh.PublicKey, err error) {
+	private, signer, err := newKey(comment)
+	if err != nil {
+		return nil, nil, err
+	}
+	return private, signer.PublicKey(), nil
+}
+
+// newKey makes an ed25519 key: its OpenSSH PEM encoding and its signer.
+func newKey(comment string) ([]byte, ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote: generate key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote: encode key: %w", err)
 	}
 	signer, err := ssh.NewSignerFromKey(priv)
 	if err != nil {
-		return nil, fmt.Errorf("remote: key signer: %w", err)
+		return nil, nil, fmt.Errorf("remote: key signer: %w", err)
 	}
-	return signer, nil
+	return pem.EncodeToMemory(block), signer, nil
 }
 
 // writeFileAtomic writes data to a temporary file beside path, then renames it into place, so a

@@ -206,94 +206,101 @@ func TestUpload(t *testing.T) {
 	}
 }
 
+// TestHostKeyMismatchRefused: a node presenting another key than the pinned one is refused
+// before any login, and the error carries the key it presented.
 func TestHostKeyMismatchRefused(t *testing.T) {
 	srv := sshdtest.Start(t)
 	other, _ := sshdtest.NewKey(t)
-	keys := &remote.MemoryHostKeys{}
 	ctx := context.Background()
-	keys.SetHostKey(ctx, remote.RoleSystem, 4, remote.AuthorizedKey(other.PublicKey()))
-	for _, policy := range []remote.Policy{remote.Pinned, remote.TrustOnFirstUse} {
-		d := &remote.Dialer{Signer: srv.Signer, Timeout: 5 * time.Second, Keys: keys}
-		c, err := d.Dial(ctx, remote.Target{Addr: srv.Addr, Role: remote.RoleSystem, NodeID: 4, Policy: policy})
-		if err == nil {
-			c.Close()
-			t.Fatalf("%v: dial with a wrong pinned key succeeded", policy)
-		}
-		if !errors.Is(err, remote.ErrHostKeyMismatch) {
-			t.Fatalf("%v: err = %v, want ErrHostKeyMismatch", policy, err)
-		}
-		msg := err.Error()
-		for _, want := range []string{srv.Addr, "system", "node 4",
-			ssh.FingerprintSHA256(srv.HostPublic), ssh.FingerprintSHA256(other.PublicKey())} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("message %q lacks %q", msg, want)
-			}
+	keys := remote.StaticHostKey(remote.AuthorizedKey(other.PublicKey()))
+	d := &remote.Dialer{Signer: srv.Signer, Timeout: 5 * time.Second, Keys: keys}
+	c, err := d.Dial(ctx, remote.Target{Addr: srv.Addr, Role: remote.RoleSystem, NodeID: 4})
+	if err == nil {
+		c.Close()
+		t.Fatal("dial with a wrong pinned key succeeded")
+	}
+	if !errors.Is(err, remote.ErrHostKeyMismatch) {
+		t.Fatalf("err = %v, want ErrHostKeyMismatch", err)
+	}
+	var mm *remote.MismatchError
+	if !errors.As(err, &mm) || remote.AuthorizedKey(mm.Presented) != srv.HostKey ||
+		remote.AuthorizedKey(mm.Pinned) != remote.AuthorizedKey(other.PublicKey()) || mm.Target.NodeID != 4 {
+		t.Fatalf("err = %#v, want a *MismatchError with the presented and pinned keys", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{srv.Addr, "system", "node 4",
+		ssh.FingerprintSHA256(srv.HostPublic), ssh.FingerprintSHA256(other.PublicKey())} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
 		}
 	}
 	// No session was ever opened: sshd never authenticated us.
 	if log := srv.Log(); strings.Contains(log, "Accepted publickey") {
 		t.Fatalf("sshd accepted a login despite the mismatch:\n%s", log)
 	}
-	// The stored key is untouched.
-	if k, _, _ := keys.HostKey(ctx, remote.RoleSystem, 4); k != remote.AuthorizedKey(other.PublicKey()) {
-		t.Fatalf("stored key changed to %q", k)
-	}
 }
 
-func TestPinnedWithoutKeyRefused(t *testing.T) {
-	srv := sshdtest.Start(t)
-	d := &remote.Dialer{Signer: srv.Signer, Timeout: 5 * time.Second, Keys: &remote.MemoryHostKeys{}}
-	_, err := d.Dial(context.Background(), remote.Target{Addr: srv.Addr, Role: remote.RoleNFS, NodeID: 2})
-	if !errors.Is(err, remote.ErrNoHostKey) {
-		t.Fatalf("err = %v, want ErrNoHostKey", err)
+// TestNoKeyNoConnection: with no key pinned nothing is trusted on first use, and no TCP
+// connection is even opened.
+func TestNoKeyNoConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(err.Error(), "role nfs") || !strings.Contains(err.Error(), srv.Addr) {
-		t.Fatalf("unclear error: %v", err)
-	}
-}
-
-func TestTrustOnFirstUse(t *testing.T) {
+	defer l.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
 	signer, _ := sshdtest.NewKey(t)
-	first := sshdtest.StartWith(t, sshdtest.Config{Signer: signer})
+	for _, keys := range []remote.HostKeyStore{remote.StaticHostKey(""), &remote.MemoryHostKeys{}} {
+		d := &remote.Dialer{Signer: signer, Timeout: 5 * time.Second, Keys: keys}
+		_, err := d.Dial(context.Background(), remote.Target{Addr: l.Addr().String(), Role: remote.RoleNFS, NodeID: 2})
+		if !errors.Is(err, remote.ErrNoHostKey) {
+			t.Fatalf("%T: err = %v, want ErrNoHostKey", keys, err)
+		}
+		if !strings.Contains(err.Error(), "role nfs") || !strings.Contains(err.Error(), l.Addr().String()) ||
+			!strings.Contains(err.Error(), "nothing is trusted on first use") {
+			t.Fatalf("unclear error: %v", err)
+		}
+	}
+	select {
+	case <-accepted:
+		t.Fatal("a connection was opened to a node whose key is unknown")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestNewHostKeyServedBySSHD: a key made by NewHostKey is a host key OpenSSH's sshd loads, and
+// pinning its public half is all a dial needs.
+func TestNewHostKeyServedBySSHD(t *testing.T) {
+	private, public, err := remote.NewHostKey("root@node-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostSigner, err := ssh.ParsePrivateKey(private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remote.AuthorizedKey(hostSigner.PublicKey()) != remote.AuthorizedKey(public) || public.Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("public half %s does not match the private key", remote.AuthorizedKey(public))
+	}
+	srv := sshdtest.StartWith(t, sshdtest.Config{HostSigner: hostSigner, HostKeyPEM: private})
 	keys := &remote.MemoryHostKeys{}
-	ctx := context.Background()
-	d := &remote.Dialer{Signer: signer, Timeout: 5 * time.Second, Keys: keys}
-	tofu := remote.Target{Addr: first.Addr, Role: remote.RoleNFS, NodeID: 7, Policy: remote.TrustOnFirstUse}
-
-	c, err := d.Dial(ctx, tofu)
+	keys.PinHostKey(context.Background(), remote.RoleSystem, 3, remote.AuthorizedKey(public))
+	d := &remote.Dialer{Signer: srv.Signer, Timeout: 5 * time.Second, Keys: keys}
+	c, err := d.Dial(context.Background(), remote.Target{Addr: srv.Addr, Role: remote.RoleSystem, NodeID: 3})
 	if err != nil {
-		t.Fatalf("first contact: %v", err)
-	}
-	if out, err := c.Output(ctx, "true"); err != nil {
-		t.Fatalf("run: %q %v", out, err)
+		t.Fatalf("dial with the pinned new key: %v", err)
 	}
 	c.Close()
-	// The nfs key is shared: stored under node 0 whatever the node.
-	if k, ok, _ := keys.HostKey(ctx, remote.RoleNFS, 0); !ok || k != first.HostKey {
-		t.Fatalf("learned %q %v, want %q", k, ok, first.HostKey)
-	}
-	// Now pinned: another node of the same role, same key, with the pinned policy.
-	c, err = d.Dial(ctx, remote.Target{Addr: first.Addr, Role: remote.RoleNFS, NodeID: 8})
-	if err != nil {
-		t.Fatalf("pinned dial after learning: %v", err)
-	}
-	c.Close()
-
-	// A different sshd host key for the same role is refused, even with TOFU.
-	second := sshdtest.StartWith(t, sshdtest.Config{Signer: signer})
-	tofu.Addr = second.Addr
-	if _, err := d.Dial(ctx, tofu); !errors.Is(err, remote.ErrHostKeyMismatch) {
-		t.Fatalf("second host key: err = %v, want ErrHostKeyMismatch", err)
-	}
-	// After the deploy engine forgets the key, the new one is learned.
-	keys.ForgetHostKey(ctx, remote.RoleNFS, 0)
-	c, err = d.Dial(ctx, tofu)
-	if err != nil {
-		t.Fatalf("after forgetting: %v", err)
-	}
-	c.Close()
-	if k, _, _ := keys.HostKey(ctx, remote.RoleNFS, 0); k != second.HostKey {
-		t.Fatalf("relearned %q, want %q", k, second.HostKey)
+	// Another new key is another key.
+	_, again, _ := remote.NewHostKey("root@node-3")
+	if remote.AuthorizedKey(again) == remote.AuthorizedKey(public) {
+		t.Fatal("NewHostKey made the same key twice")
 	}
 }
 

@@ -3,7 +3,6 @@ package remote_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +14,10 @@ import (
 // The store implements the interface with no adapter.
 var _ remote.HostKeyStore = (*store.Store)(nil)
 
-// TestTrustOnFirstUseRace dials two nodes with different keys for one shared role at once,
-// through the real store: one key wins, and no connection is ever accepted with the other.
-func TestTrustOnFirstUseRace(t *testing.T) {
+// TestKeysPinnedInTheStore follows a node's system key through the real store as deployments
+// do: pinned, used, replaced by the next deployment's key (the old system is then refused).
+// The NFS system's key is shared by every node.
+func TestKeysPinnedInTheStore(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+t.TempDir()+"/t.db")
 	if err != nil {
@@ -25,55 +25,46 @@ func TestTrustOnFirstUseRace(t *testing.T) {
 	}
 	defer st.Close()
 	signer, _ := sshdtest.NewKey(t)
-	servers := []*sshdtest.Server{
-		sshdtest.StartWith(t, sshdtest.Config{Signer: signer}),
-		sshdtest.StartWith(t, sshdtest.Config{Signer: signer}),
-	}
+	first := sshdtest.StartWith(t, sshdtest.Config{Signer: signer})
+	second := sshdtest.StartWith(t, sshdtest.Config{Signer: signer})
 	d := &remote.Dialer{Signer: signer, Timeout: 10 * time.Second, Keys: st}
-
-	const dials = 8
-	var wg sync.WaitGroup
-	errs := make([]error, dials)
-	for i := range dials {
-		wg.Go(func() {
-			srv := servers[i%2]
-			c, err := d.Dial(ctx, remote.Target{Addr: srv.Addr, Role: remote.RoleNFS, NodeID: uint(i + 1),
-				Policy: remote.TrustOnFirstUse})
-			if err == nil {
-				_, err = c.Output(ctx, "true")
-				c.Close()
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	won, found, err := st.HostKey(ctx, remote.RoleNFS, 0)
-	if err != nil || !found {
-		t.Fatalf("no key learned: %v", err)
-	}
-	for i, err := range errs {
-		srv := servers[i%2]
-		switch {
-		case srv.HostKey == won && err != nil:
-			t.Errorf("dial %d to the winning key failed: %v", i, err)
-		case srv.HostKey != won && !errors.Is(err, remote.ErrHostKeyMismatch):
-			t.Errorf("dial %d to the losing key: err = %v, want ErrHostKeyMismatch", i, err)
+	dial := func(srv *sshdtest.Server, role string, node uint) error {
+		c, err := d.Dial(ctx, remote.Target{Addr: srv.Addr, Role: role, NodeID: node})
+		if err == nil {
+			_, err = c.Output(ctx, "true")
+			c.Close()
 		}
+		return err
 	}
-	// Forgotten, the other key can be learned (a new deployment).
-	if err := st.ForgetHostKey(ctx, remote.RoleNFS, 0); err != nil {
+
+	if err := st.PinHostKey(ctx, remote.RoleSystem, 3, first.HostKey); err != nil {
 		t.Fatal(err)
 	}
-	loser := servers[0]
-	if loser.HostKey == won {
-		loser = servers[1]
+	if err := dial(first, remote.RoleSystem, 3); err != nil {
+		t.Fatalf("pinned key: %v", err)
 	}
-	c, err := d.Dial(ctx, remote.Target{Addr: loser.Addr, Role: remote.RoleNFS, Policy: remote.TrustOnFirstUse})
-	if err != nil {
-		t.Fatalf("after forget: %v", err)
+	if err := dial(first, remote.RoleSystem, 4); !errors.Is(err, remote.ErrNoHostKey) {
+		t.Fatalf("another node's key used: %v", err)
 	}
-	c.Close()
-	if k, _, _ := st.HostKey(ctx, remote.RoleNFS, 0); k != loser.HostKey {
-		t.Fatalf("learned %q, want %q", k, loser.HostKey)
+	if err := st.PinHostKey(ctx, remote.RoleSystem, 3, second.HostKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(first, remote.RoleSystem, 3); !errors.Is(err, remote.ErrHostKeyMismatch) {
+		t.Fatalf("the replaced key still works: %v", err)
+	}
+	if err := dial(second, remote.RoleSystem, 3); err != nil {
+		t.Fatalf("the new key: %v", err)
+	}
+
+	if err := st.PinHostKey(ctx, remote.RoleNFS, 0, first.HostKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []uint{1, 7} {
+		if err := dial(first, remote.RoleNFS, node); err != nil {
+			t.Fatalf("NFS system as node %d: %v", node, err)
+		}
+	}
+	if err := dial(second, remote.RoleNFS, 1); !errors.Is(err, remote.ErrHostKeyMismatch) {
+		t.Fatalf("a stranger taken for the NFS system: %v", err)
 	}
 }

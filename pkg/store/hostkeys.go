@@ -26,27 +26,18 @@ func (s *Store) HostKey(ctx context.Context, role string, nodeID uint) (key stri
 	return hk.Key, true, nil
 }
 
-// SetHostKey pins key for role and nodeID when none is pinned yet. An existing key is kept:
-// trust on first use stays first-writer-wins when two connections learn at once (the caller
-// reads the key back to see which one won); to replace a key, ForgetHostKey first.
-func (s *Store) SetHostKey(ctx context.Context, role string, nodeID uint, key string) error {
+// PinHostKey pins key for role and nodeID, replacing the key pinned before: the NFS system's
+// key from the configuration, a deployed system's key made by pitasks before the card boots.
+func (s *Store) PinHostKey(ctx context.Context, role string, nodeID uint, key string) error {
 	if role == "" || key == "" {
-		return fmt.Errorf("store: unable to save a host key: role and key are required")
+		return fmt.Errorf("store: unable to pin a host key: role and key are required")
 	}
-	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&HostKey{Role: role, NodeID: nodeID, Key: key}).Error
+	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "role"}, {Name: "node_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"key"}),
+	}).Create(&HostKey{Role: role, NodeID: nodeID, Key: key}).Error
 	if err != nil {
-		return fmt.Errorf("store: unable to save the %s host key of node %d: %w", role, nodeID, err)
-	}
-	return nil
-}
-
-// ForgetHostKey removes the pinned key of role and nodeID (done before each deployment so the
-// new system's key is learned on first contact). Forgetting a missing key is not an error.
-func (s *Store) ForgetHostKey(ctx context.Context, role string, nodeID uint) error {
-	err := s.DB.WithContext(ctx).Where("role = ? AND node_id = ?", role, nodeID).Delete(&HostKey{}).Error
-	if err != nil {
-		return fmt.Errorf("store: unable to forget the %s host key of node %d: %w", role, nodeID, err)
+		return fmt.Errorf("store: unable to pin the %s host key of node %d: %w", role, nodeID, err)
 	}
 	return nil
 }

@@ -1,40 +1,41 @@
-package store
+package store_test
 
 import (
 	"context"
 	"testing"
+
+	"github.com/piseduce/piseduce/pkg/store"
 )
 
 func TestHostKeys(t *testing.T) {
+	forEachDialect(t, testHostKeys)
+}
+
+func testHostKeys(t *testing.T, s *store.Store) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+t.TempDir()+"/t.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	const k1, k2 = "ssh-ed25519 AAAAkey1", "ssh-ed25519 AAAAkey2"
 
 	if k, found, err := s.HostKey(ctx, "system", 3); err != nil || found || k != "" {
 		t.Fatalf("missing key: %q %v %v", k, found, err)
 	}
-	if err := s.SetHostKey(ctx, "system", 3, k1); err != nil {
+	if err := s.PinHostKey(ctx, "system", 3, k2); err != nil {
 		t.Fatal(err)
 	}
-	if k, found, err := s.HostKey(ctx, "system", 3); err != nil || !found || k != k1 {
+	if k, found, err := s.HostKey(ctx, "system", 3); err != nil || !found || k != k2 {
 		t.Fatalf("stored key: %q %v %v", k, found, err)
 	}
-	// First writer wins: a second key for the same role and node is not stored.
-	if err := s.SetHostKey(ctx, "system", 3, k2); err != nil {
+	// Pinning again replaces the key (a new deployment's system).
+	if err := s.PinHostKey(ctx, "system", 3, k1); err != nil {
 		t.Fatal(err)
 	}
 	if k, _, _ := s.HostKey(ctx, "system", 3); k != k1 {
-		t.Fatalf("key replaced by %q", k)
+		t.Fatalf("key not replaced: %q", k)
 	}
 	// Role and node are both part of the key.
-	if err := s.SetHostKey(ctx, "nfs", 0, k2); err != nil {
+	if err := s.PinHostKey(ctx, "nfs", 0, k2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetHostKey(ctx, "system", 4, k2); err != nil {
+	if err := s.PinHostKey(ctx, "system", 4, k2); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -49,26 +50,14 @@ func TestHostKeys(t *testing.T) {
 	if _, found, _ := s.HostKey(ctx, "nfs", 3); found {
 		t.Error("nfs/3 found")
 	}
-	// Forget, then a new key can be learned; forgetting again is fine.
-	if err := s.ForgetHostKey(ctx, "system", 3); err != nil {
+	// Pinning one node's key leaves the others alone.
+	if err := s.PinHostKey(ctx, "system", 3, k2); err != nil {
 		t.Fatal(err)
-	}
-	if _, found, _ := s.HostKey(ctx, "system", 3); found {
-		t.Fatal("still there after forget")
-	}
-	if err := s.ForgetHostKey(ctx, "system", 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetHostKey(ctx, "system", 3, k2); err != nil {
-		t.Fatal(err)
-	}
-	if k, _, _ := s.HostKey(ctx, "system", 3); k != k2 {
-		t.Fatalf("relearned %q", k)
 	}
 	if k, _, _ := s.HostKey(ctx, "system", 4); k != k2 {
 		t.Fatalf("other node touched: %q", k)
 	}
-	if err := s.SetHostKey(ctx, "system", 5, ""); err == nil {
+	if err := s.PinHostKey(ctx, "system", 5, ""); err == nil {
 		t.Fatal("empty key accepted")
 	}
 	// Cancelled contexts are errors, not "not found".

@@ -244,7 +244,7 @@ type Setting struct {
 }
 
 // HostKey pins an SSH host key: Role is "nfs" (one key for the shared NFS system) or
-// "system" (the deployed system of NodeID, learned on first contact after a deployment).
+// "system" (the deployed system of NodeID, made and pinned by pitasks before its card boots).
 type HostKey struct {
 	ID        uint   `gorm:"primaryKey"`
 	Role      string `gorm:"size:16;uniqueIndex:idx_hostkey"`

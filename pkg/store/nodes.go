@@ -73,7 +73,7 @@ func portFree(tx *gorm.DB, n *Node) error {
 }
 
 // DeleteNode deletes a node that no deployment used (ErrInUse otherwise); its past reservations
-// forget it.
+// and its pinned host keys forget it.
 func (s *Store) DeleteNode(ctx context.Context, id uint) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var c int64
@@ -84,6 +84,9 @@ func (s *Store) DeleteNode(ctx context.Context, id uint) error {
 			return ErrInUse
 		}
 		if err := tx.Exec("DELETE FROM reservation_nodes WHERE node_id = ?", id).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("node_id = ?", id).Delete(&HostKey{}).Error; err != nil {
 			return err
 		}
 		res := tx.Delete(&Node{}, id)

@@ -196,7 +196,11 @@ func TestClusterCRUD(t *testing.T) {
 		if err := s.DeleteEnvironment(ctx, c.env.ID); !errors.Is(err, store.ErrInUse) {
 			t.Fatalf("delete a used environment: %v", err)
 		}
+		check(t, s.PinHostKey(ctx, "system", c.nodes[1].ID, "ssh-ed25519 AAAAkey"))
 		check(t, s.DeleteNode(ctx, c.nodes[1].ID))
+		if _, found, err := s.HostKey(ctx, "system", c.nodes[1].ID); found || err != nil {
+			t.Fatalf("a deleted node's host key is kept: %v %v", found, err)
+		}
 		env := c.env
 		env.Description = "new"
 		check(t, s.UpdateEnvironment(ctx, &env))

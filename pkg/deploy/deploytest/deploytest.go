@@ -125,12 +125,12 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Store.SetHostKey(ctx, remote.RoleNFS, 0, strings.TrimSpace(string(nfsKey))); err != nil {
+	if err := h.Store.PinHostKey(ctx, remote.RoleNFS, 0, strings.TrimSpace(string(nfsKey))); err != nil {
 		t.Fatal(err)
 	}
 	h.TFTP = netboot.TFTP{Root: desc.TFTPRoot, NFSBootDir: desc.NFSBootDir}
 	h.Deployer = deploy.New(deploy.Deployer{
-		Dialer:       deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: deploy.GuardedKeys{HostKeyStore: h.Store}, Timeout: 5 * time.Second}},
+		Dialer:       deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: h.Store, Timeout: 5 * time.Second}},
 		Switches:     &deploy.SNMPSwitches{Timeout: time.Second, Retries: 1},
 		Boot:         h.TFTP,
 		Keys:         h.Store,
