@@ -19,6 +19,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 const (
@@ -282,13 +283,13 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 func progress(d *store.Deployment) string {
 	if d.BytesTotal <= 0 {
 		if d.BytesDone > 0 {
-			return fmt.Sprintf("%d MB", d.BytesDone>>20)
+			return units.Bytes(d.BytesDone)
 		}
 		return "-"
 	}
-	s := fmt.Sprintf("%d%% (%d/%d MB)", d.BytesDone*100/d.BytesTotal, d.BytesDone>>20, d.BytesTotal>>20)
+	s := fmt.Sprintf("%d%% (%s of %s)", d.BytesDone*100/d.BytesTotal, units.Bytes(d.BytesDone), units.Bytes(d.BytesTotal))
 	if d.Throughput > 0 {
-		s += fmt.Sprintf(" %.1f MB/s", float64(d.Throughput)/(1<<20))
+		s += " " + units.Rate(d.Throughput)
 	}
 	return s
 }

@@ -200,7 +200,7 @@ func TestNodesCommand(t *testing.T) {
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "NODE") {
 		t.Fatalf("nodes: want a header and 3 lines:\n%s", out)
 	}
-	for _, want := range []string{"sw1/1", "deploy", "env_copy", "25% (50/200 MB) 8.0 MB/s", "pimaster:4242", "ssh: node-1: connection refused"} {
+	for _, want := range []string{"sw1/1", "deploy", "env_copy", "25% (50.0 MiB of 200.0 MiB) 8.0 MiB/s", "pimaster:4242", "ssh: node-1: connection refused"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("node-1 line lacks %q: %s", want, lines[1])
 		}
