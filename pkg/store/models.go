@@ -155,6 +155,11 @@ type Deployment struct {
 	Failures       int
 	LastError      string `gorm:"type:text"`
 
+	// Queued: the request waits for a pitasks worker, since StateStartedAt. The first worker to
+	// take it records the wait as an OutcomeQueued event and starts the state's clock then, so
+	// the wait counts neither in the state's time nor against its timeouts.
+	Queued bool
+
 	// Progress of the image copy.
 	BytesDone  int64
 	BytesTotal int64
@@ -191,6 +196,9 @@ const (
 	OutcomeRetry   = "retry"
 	OutcomeForced  = "forced"
 	OutcomeResumed = "resumed"
+	// OutcomeQueued: the time a request waited for a worker before its first state started;
+	// it is no state's time and stays out of the statistics.
+	OutcomeQueued = "queued"
 )
 
 // StateEvent is one row per state transition or notable attempt: the source of per-state statistics.
