@@ -226,7 +226,7 @@ func nodesCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) 
 		n := in.Node
 		dep, proc, state, prog, lease, lastErr := "-", "-", "-", "-", "-", ""
 		if d := in.Deployment; d != nil {
-			dep, proc, state, prog = strconv.FormatUint(uint64(d.ID), 10), d.Process, d.State, progress(d)
+			dep, proc, state, prog = strconv.FormatUint(uint64(d.ID), 10), d.Process, stateOf(d), progress(d)
 			if d.LeaseOwner != "" {
 				lease = d.LeaseOwner
 			}
@@ -253,7 +253,7 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 	if !d.StateStartedAt.IsZero() {
 		since = fmt.Sprintf(" since %s (%s ago)", stamp(d.StateStartedAt), now.Sub(d.StateStartedAt).Round(time.Second))
 	}
-	fmt.Fprintf(w, "  process %s, state %s%s\n", d.Process, d.State, since)
+	fmt.Fprintf(w, "  process %s, state %s%s\n", d.Process, stateOf(d), since)
 	if d.ResumeState != "" {
 		fmt.Fprintf(w, "  resumes %s/%s\n", d.ResumeProcess, d.ResumeState)
 	}
@@ -278,6 +278,14 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 			(time.Duration(e.DurationMS) * time.Millisecond).String(), oneLine(e.Message, 120))
 	}
 	tw.Flush()
+}
+
+// stateOf is d's state, and whether it still waits for a worker to start it.
+func stateOf(d *store.Deployment) string {
+	if d.Queued && d.Active() {
+		return d.State + " (queued)"
+	}
+	return d.State
 }
 
 func progress(d *store.Deployment) string {
