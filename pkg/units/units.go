@@ -3,7 +3,10 @@
 // the units partition sizes, cards and images are measured in.
 package units
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // MiB is 2^20 bytes.
 const MiB = 1 << 20
@@ -24,5 +27,5 @@ func Bytes(n int64) string {
 // Rate writes a throughput in bytes per second as "9.5 MiB/s".
 func Rate(bytesPerSec int64) string { return Bytes(bytesPerSec) + "/s" }
 
-// MiBs is n bytes in MiB with one decimal, for JSON fields named *_mib*.
-func MiBs(n int64) float64 { return float64(n*10/MiB) / 10 }
+// MiBs is n bytes in MiB rounded to one decimal as Bytes does, for JSON fields named *_mib*.
+func MiBs(n int64) float64 { return math.Round(float64(n)*10/MiB) / 10 }

@@ -1,6 +1,9 @@
 package units
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestBytes(t *testing.T) {
 	for n, want := range map[int64]string{
@@ -14,7 +17,9 @@ func TestBytes(t *testing.T) {
 	if got := Rate(10_000_000); got != "9.5 MiB/s" {
 		t.Errorf("Rate(10 MB/s) = %q", got)
 	}
-	if got := MiBs(10_000_000); got != 9.5 {
-		t.Errorf("MiBs(10e6) = %v", got)
+	for n, want := range map[int64]float64{10_000_000: 9.5, 9_500_000: 9.1, 1 << 20: 1} {
+		if got := MiBs(n); got != want || Rate(n) != fmt.Sprintf("%.1f MiB/s", want) {
+			t.Errorf("MiBs(%d) = %v, Rate = %s: they must agree", n, got, Rate(n))
+		}
 	}
 }
