@@ -106,6 +106,9 @@ type Reservation struct {
 	Nodes     []Node    `gorm:"many2many:reservation_nodes;constraint:OnDelete:CASCADE"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// TimeZone is the IANA zone its start was entered in (empty: UTC); pages show its times there.
+	TimeZone string `gorm:"size:64"`
 }
 
 // States outside every process (see pkg/process): the engine gave up on the deployment.
