@@ -331,8 +331,9 @@ func TestEveryPageForEveryNode(t *testing.T) {
 	t.Logf("%d pages rendered, %d situations of a node", pages, len(sx.list))
 }
 
-// decimalUnit is a size in decimal units, which no page writes.
-var decimalUnit = regexp.MustCompile(`\d ?[kMGT]B\b(/s)?`)
+// decimalUnit is a size in decimal units, which no page writes (a number that starts a word,
+// not a piece of a token).
+var decimalUnit = regexp.MustCompile(`[\s>(]\d+(\.\d+)? ?[kMGT]B\b(/s)?`)
 
 // checkWhole fails on a page that rendered only in part or printed a Go formatting error: HTML
 // that does not end, a template's missing value, a fmt verb error, invalid JSON.
