@@ -534,5 +534,19 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 		if body := page(alice, fmt.Sprintf("/nodes/%d", sx.nodes[0].ID)); !strings.Contains(body, sx.r1.EndsAt.UTC().Format("2006-01-02 15:04")+" UTC") {
 			t.Error("a reservation entered without a zone does not show in UTC, named")
 		}
+		// Through the API (last: it takes a free node).
+		free := sx.named(t, "free").node.ID
+		if res := sx.api("user", http.MethodPost, "/api/v1/reservations", map[string]any{"node_ids": []uint{free}, "hours": 1,
+			"time_zone": "Mars/Olympus"}); res.Code != http.StatusBadRequest || !strings.Contains(res.Body.String(), "Unknown time zone") {
+			t.Errorf("API reservation in an unknown zone: %d %s", res.Code, res.Body.String())
+		}
+		var r reservationJSON
+		res := sx.api("user", http.MethodPost, "/api/v1/reservations", map[string]any{"node_ids": []uint{free}, "hours": 1, "time_zone": "Asia/Tokyo"})
+		if json.Unmarshal(res.Body.Bytes(), &r); res.Code != http.StatusCreated || r.TimeZone != "Asia/Tokyo" {
+			t.Errorf("API reservation in Asia/Tokyo: %d %s", res.Code, res.Body.String())
+		}
+		if body := page(alice, fmt.Sprintf("/nodes/%d", free)); !strings.Contains(body, " Asia/Tokyo") {
+			t.Error("the node page does not show the API reservation's end in Asia/Tokyo")
+		}
 	})
 }
