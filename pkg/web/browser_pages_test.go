@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -16,7 +18,8 @@ import (
 // it links to, as a user and as an admin, on the situations fixture (every state of every
 // process, lost, failed, queued, a switch that does not answer): each page renders with its
 // node's name. At 390 px wide (a phone) the resources, deployments and node pages have no
-// horizontal scroll; a "0 free" badge is not green.
+// horizontal scroll; a "0 free" badge is not green. A browser in another time zone reserves a
+// node in its own time.
 func TestBrowserPages(t *testing.T) {
 	testenv.NeedCommand(t, "chromium")
 	if testing.Short() {
@@ -68,6 +71,43 @@ func TestBrowserPages(t *testing.T) {
 				t.Errorf("as %s, %s is %s px wider than a 390 px screen; too wide: %s", who.role, p, px, wide)
 			}
 		}
+		if who.role == "user" {
+			reserveInTokyo(t, c, sx)
+		}
 		c.logout()
+	}
+}
+
+// reserveInTokyo: a browser in Asia/Tokyo reserves a node for a start it types in its own
+// time; the reservation keeps the zone, starts at that instant and shows in that zone.
+func reserveInTokyo(t *testing.T, c *chrome, sx *situations) {
+	t.Helper()
+	if _, err := chromedp.Call(c.ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := sx.now.Add(48 * time.Hour).In(tokyo).Truncate(time.Minute)
+	node := sx.named(t, "free").node
+	c.do("reserve form", chromedp.Navigate(c.base+"/reserve"), chromedp.WaitVisible(chromedp.ID("start")),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=nodes][value="%d"]`, node.ID))),
+		chromedp.SetValue(chromedp.ID("start"), start.Format("2006-01-02T15:04")))
+	if zone := c.eval(`document.querySelector(".js-tz").textContent`); zone != "Asia/Tokyo" {
+		t.Errorf("the reserve form names the zone %q, want the browser's Asia/Tokyo", zone)
+	}
+	c.click("reserve", `form[action="/reserve"] button[type=submit]`)
+	c.do("reserved", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	if msg := c.eval(`document.querySelector(".flash.ok").textContent`); !strings.Contains(msg, start.Format("2006-01-02 15:04")+" Asia/Tokyo") {
+		t.Errorf("after reserving: %q, want the start in Asia/Tokyo", msg)
+	}
+	var r store.Reservation
+	if err := sx.st.DB.Joins("JOIN reservation_nodes ON reservation_nodes.reservation_id = reservations.id").
+		Where("reservation_nodes.node_id = ?", node.ID).First(&r).Error; err != nil {
+		t.Fatal(err)
+	}
+	if r.TimeZone != "Asia/Tokyo" || !r.StartsAt.Equal(start) {
+		t.Errorf("reservation in %q from %s, want Asia/Tokyo from %s", r.TimeZone, r.StartsAt, start.UTC())
 	}
 }
