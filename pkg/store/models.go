@@ -161,7 +161,7 @@ type Deployment struct {
 	// Queued: the request waits for a pitasks worker, since StateStartedAt. The first worker to
 	// take it records the wait as an OutcomeQueued event and starts the state's clock then, so
 	// the wait counts neither in the state's time nor against its timeouts.
-	Queued bool
+	Queued bool `gorm:"not null;default:false"`
 
 	// Progress of the image copy.
 	BytesDone  int64
