@@ -2,10 +2,13 @@
 (function () {
   "use strict";
 
-  // The browser's time zone for datetime-local fields (minutes behind UTC).
-  document.querySelectorAll("input[name=tz_offset]").forEach(function (el) {
-    el.value = String(new Date().getTimezoneOffset());
-  });
+  // The browser's time zone (an IANA name) for datetime-local fields; the page names it.
+  var zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+  if (zone) {
+    document.querySelectorAll("input[name=tz]").forEach(function (el) { el.value = zone; });
+    document.querySelectorAll(".js-tz").forEach(function (el) { el.textContent = zone; });
+  }
 
   // Ask before destructive actions.
   document.querySelectorAll("form[data-confirm]").forEach(function (f) {
@@ -42,7 +45,7 @@
     document.querySelectorAll('[data-dep="' + d.id + '"]').forEach(function (row) {
       var st = row.querySelector(".js-state");
       if (st) {
-        st.textContent = d.process === "deploy" ? d.state : d.process + ": " + d.state;
+        st.textContent = d.label;
         st.className = "badge js-state " + d.state_class;
       }
       var pr = row.querySelector(".js-progress");
@@ -53,12 +56,12 @@
         var pct = pr.querySelector(".js-pct");
         if (pct) { pct.textContent = d.percent.toFixed(1) + " %"; }
         var sp = pr.querySelector(".js-speed");
-        if (sp) { sp.textContent = d.mb_per_s > 0 ? d.mb_per_s.toFixed(1) + " MB/s" : ""; }
+        if (sp) { sp.textContent = d.speed || ""; }
         var eta = pr.querySelector(".js-eta");
         if (eta) { eta.textContent = fmtDuration(d.eta_s); }
       }
       var step = row.querySelector(".js-step");
-      if (step) { step.textContent = d.steps ? "step " + d.step + " of " + d.steps : ""; }
+      if (step) { step.textContent = d.step_text; }
       var er = row.querySelector(".js-error");
       if (er) { er.textContent = d.last_error || ""; er.hidden = !d.last_error; }
     });

@@ -19,6 +19,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 const (
@@ -225,7 +226,7 @@ func nodesCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) 
 		n := in.Node
 		dep, proc, state, prog, lease, lastErr := "-", "-", "-", "-", "-", ""
 		if d := in.Deployment; d != nil {
-			dep, proc, state, prog = strconv.FormatUint(uint64(d.ID), 10), d.Process, d.State, progress(d)
+			dep, proc, state, prog = strconv.FormatUint(uint64(d.ID), 10), d.Process, stateOf(d), progress(d)
 			if d.LeaseOwner != "" {
 				lease = d.LeaseOwner
 			}
@@ -252,7 +253,7 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 	if !d.StateStartedAt.IsZero() {
 		since = fmt.Sprintf(" since %s (%s ago)", stamp(d.StateStartedAt), now.Sub(d.StateStartedAt).Round(time.Second))
 	}
-	fmt.Fprintf(w, "  process %s, state %s%s\n", d.Process, d.State, since)
+	fmt.Fprintf(w, "  process %s, state %s%s\n", d.Process, stateOf(d), since)
 	if d.ResumeState != "" {
 		fmt.Fprintf(w, "  resumes %s/%s\n", d.ResumeProcess, d.ResumeState)
 	}
@@ -282,16 +283,24 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 	tw.Flush()
 }
 
+// stateOf is d's state, and whether it still waits for a worker to start it.
+func stateOf(d *store.Deployment) string {
+	if d.Queued && d.Active() {
+		return d.State + " (queued)"
+	}
+	return d.State
+}
+
 func progress(d *store.Deployment) string {
 	if d.BytesTotal <= 0 {
 		if d.BytesDone > 0 {
-			return fmt.Sprintf("%d MB", d.BytesDone>>20)
+			return units.Bytes(d.BytesDone)
 		}
 		return "-"
 	}
-	s := fmt.Sprintf("%d%% (%d/%d MB)", d.BytesDone*100/d.BytesTotal, d.BytesDone>>20, d.BytesTotal>>20)
+	s := fmt.Sprintf("%d%% (%s of %s)", d.BytesDone*100/d.BytesTotal, units.Bytes(d.BytesDone), units.Bytes(d.BytesTotal))
 	if d.Throughput > 0 {
-		s += fmt.Sprintf(" %.1f MB/s", float64(d.Throughput)/(1<<20))
+		s += " " + units.Rate(d.Throughput)
 	}
 	return s
 }

@@ -178,10 +178,10 @@ func TestNodesCommand(t *testing.T) {
 	st := storetest.Open(t, "sqlite")
 	c := storetest.Seed(t, st, 3)
 	ctx := context.Background()
-	ds := c.Deploy(t, st, 1)
+	ds := c.Deploy(t, st, 2) // node-2's request still waits for a worker
 	now := time.Now().UTC()
 	if err := st.DB.Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Updates(map[string]any{
-		"state": "env_copy", "state_started_at": now.Add(-90 * time.Second), "bytes_done": 50 << 20, "bytes_total": 200 << 20,
+		"state": "env_copy", "queued": false, "state_started_at": now.Add(-90 * time.Second), "bytes_done": 50 << 20, "bytes_total": 200 << 20,
 		"throughput": 8 << 20, "lease_owner": "pimaster:4242", "lease_until": now.Add(time.Minute),
 		"last_error": "ssh: node-1:\nconnection refused", "failures": 2, "system_password": "hunter2secret"}).Error; err != nil {
 		t.Fatal(err)
@@ -200,10 +200,13 @@ func TestNodesCommand(t *testing.T) {
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "NODE") {
 		t.Fatalf("nodes: want a header and 3 lines:\n%s", out)
 	}
-	for _, want := range []string{"sw1/1", "deploy", "env_copy", "25% (50/200 MB) 8.0 MB/s", "pimaster:4242", "ssh: node-1: connection refused"} {
+	for _, want := range []string{"sw1/1", "deploy", "env_copy", "25% (50.0 MiB of 200.0 MiB) 8.0 MiB/s", "pimaster:4242", "ssh: node-1: connection refused"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("node-1 line lacks %q: %s", want, lines[1])
 		}
+	}
+	if !strings.HasPrefix(lines[2], "node-2") || !strings.Contains(lines[2], "boot_conf (queued)") {
+		t.Errorf("node-2 line: %s", lines[2])
 	}
 	if !strings.HasPrefix(lines[3], "node-3") || !strings.Contains(lines[3], "sw1/3") {
 		t.Errorf("node-3 line: %s", lines[3])

@@ -187,10 +187,13 @@ func TestProcessesRunTheirStatesInOrderWithinOneTick(t *testing.T) {
 				t.Errorf("states run %v, want %v", got, want)
 			}
 			evs := events(t, s, d.ID)
-			if len(evs) != len(nonTerminal(p)) {
-				t.Fatalf("%d events, want one per state", len(evs))
+			if len(evs) != 1+len(nonTerminal(p)) {
+				t.Fatalf("%d events, want the wait for a worker then one per state", len(evs))
 			}
-			for i, ev := range evs {
+			if q := evs[0]; q.Outcome != store.OutcomeQueued || q.State != p.First() {
+				t.Errorf("first event = %s/%s, want the wait for a worker before %s", q.State, q.Outcome, p.First())
+			}
+			for i, ev := range evs[1:] {
 				if ev.Outcome != store.OutcomeDone || ev.State != nonTerminal(p)[i] {
 					t.Errorf("event %d = %s/%s", i, ev.State, ev.Outcome)
 				}
@@ -199,6 +202,47 @@ func TestProcessesRunTheirStatesInOrderWithinOneTick(t *testing.T) {
 				t.Errorf("lease not released: %q", got.LeaseOwner)
 			}
 		})
+	}
+}
+
+// TestTheWaitForAWorkerIsNotTheFirstStatesTime: a request that waited ten minutes for a worker
+// (pitasks down, or every worker busy) shows the wait as a queued event; the first state's clock
+// starts when a worker takes it, so its time and its timeouts do not include the wait.
+func TestTheWaitForAWorkerIsNotTheFirstStatesTime(t *testing.T) {
+	s := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, s, 1)
+	d := c.Deploy(t, s, 1)[0]
+	if got := load(t, s, d.ID); !got.Queued {
+		t.Fatal("a new request is not marked as waiting for a worker")
+	}
+	clock := newClock()
+	clock.Add(10 * time.Minute)
+	f := newFakeSteps()
+	// boot_conf (lost after 30 s) is not done at the first look: a clock that started with the
+	// request would give the node up as lost.
+	var mu sync.Mutex
+	looked := false
+	f.post = func(_ context.Context, t *Task) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.D.State == "boot_conf" && !looked {
+			looked = true
+			return false, nil
+		}
+		return true, nil
+	}
+	e := newEngine(t, s, f, clock, nil)
+	tickUntil(t, e, clock, time.Second, 5, func() bool { return load(t, s, d.ID).State == "deployed" })
+	evs := events(t, s, d.ID)
+	q, bc := evs[0], evs[1]
+	if q.Outcome != store.OutcomeQueued || q.State != "boot_conf" || q.DurationMS < (10*time.Minute).Milliseconds() {
+		t.Errorf("wait for a worker = %s/%s %d ms, want boot_conf/queued of 10 min", q.State, q.Outcome, q.DurationMS)
+	}
+	if bc.Outcome != store.OutcomeDone || bc.State != "boot_conf" || bc.DurationMS != time.Second.Milliseconds() {
+		t.Errorf("boot_conf = %s %d ms, want done in the 1 s between its two looks", bc.Outcome, bc.DurationMS)
+	}
+	if got := load(t, s, d.ID); got.Queued {
+		t.Error("still marked as waiting for a worker")
 	}
 }
 

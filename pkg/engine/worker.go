@@ -66,6 +66,9 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		return false
 	}
 	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
+	if d.Queued && !e.start(ctx, d, log) {
+		return false
+	}
 	t := &Task{D: d, Log: log, e: e}
 	s := e.o.Steps[d.State]
 
@@ -143,6 +146,18 @@ func (e *Engine) call(ctx context.Context, f func(context.Context) error) error 
 			return fmt.Errorf("abandoned after %s: %w", e.o.StepDeadline, ctx.Err())
 		}
 	}
+}
+
+// start ends the wait of a request for a worker: the wait is recorded as a queued event and
+// the state's clock starts now. It reports whether the deployment is still ours.
+func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logger) bool {
+	now := e.clock.Now()
+	ev := e.event(d, store.OutcomeQueued, "", now)
+	if ev.DurationMS < 0 { // the web's clock is ahead of ours
+		ev.EndedAt, ev.DurationMS = ev.StartedAt, 0
+	}
+	d.Queued, d.StateStartedAt = false, now
+	return e.save(ctx, d, ev, log)
 }
 
 // enter puts d at the start of state.

@@ -103,7 +103,7 @@ func TestEngineMovesTheCounters(t *testing.T) {
 
 	before := scrape(t, srv.URL)
 	const (
-		queued   = `piseduce_deployments{process="deploy",state="boot_conf"}`
+		queued   = `piseduce_deployments{process="deploy",state="queued"}`
 		deployed = `piseduce_deployments{process="deploy",state="deployed"}`
 		copyDone = `piseduce_state_duration_seconds_count{outcome="done",process="deploy",state="env_copy"}`
 		copySum  = `piseduce_state_duration_seconds_sum{outcome="done",process="deploy",state="env_copy"}`

@@ -2,7 +2,8 @@
 // (no global state): pitasks gives it to the engine as its Observer and serves it on /metrics;
 // pifrontend serves the database view (deployments by state) the same way.
 //
-//	piseduce_deployments{process,state}                     gauge, read from the database at scrape time
+//	piseduce_deployments{process,state}                     gauge, read from the database at scrape time; state
+//	                                                        "queued": waiting for a worker
 //	piseduce_state_duration_seconds{process,state,outcome}  histogram, a state ended (done, lost, failed)
 //	piseduce_state_failures_total{process,state,reason}     counter, reason retry, reboot, lost or failed
 //	piseduce_snmp_errors_total{process,state}               counter, a step failed on the switch (pkg/power)
@@ -98,7 +99,7 @@ func (m *Metrics) Handler() http.Handler {
 // WatchStore adds piseduce_deployments{process,state}, counted in the database at each scrape.
 func (m *Metrics) WatchStore(st *store.Store) {
 	m.reg.MustRegister(&deploymentsCollector{st: st, desc: prometheus.NewDesc(namespace+"_deployments",
-		"Deployments now in each process and state (from the database, shared by every daemon).",
+		"Deployments now in each process and state, or queued for a worker (from the database, shared by every daemon).",
 		[]string{"process", "state"}, nil)})
 }
 

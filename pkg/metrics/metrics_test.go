@@ -157,13 +157,18 @@ func TestDeploymentsCollector(t *testing.T) {
 			if err := s.RequestProcess(context.Background(), ds[2].ID, "destroy"); err != nil {
 				t.Fatal(err)
 			}
+			// A worker took ds[0]; the others wait for one, and count as queued.
+			if err := s.DB.Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Update("queued", false).Error; err != nil {
+				t.Fatal(err)
+			}
 			m := metrics.New()
 			m.WatchStore(s)
 			srv := httptest.NewServer(m.Handler())
 			defer srv.Close()
 			got := scrape(t, srv.URL)
-			if got[`piseduce_deployments{process="deploy",state="boot_conf"}`] != 2 ||
-				got[`piseduce_deployments{process="destroy",state="destroying"}`] != 1 {
+			if got[`piseduce_deployments{process="deploy",state="boot_conf"}`] != 1 ||
+				got[`piseduce_deployments{process="deploy",state="queued"}`] != 1 ||
+				got[`piseduce_deployments{process="destroy",state="queued"}`] != 1 {
 				t.Errorf("deployments: %v", got)
 			}
 

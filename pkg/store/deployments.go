@@ -18,7 +18,7 @@ var ErrLeaseLost = errors.New("store: lease lost or deployment changed by a new 
 // observedColumns are the columns only pitasks writes.
 var observedColumns = []string{"process", "state", "resume_process", "resume_state", "state_started_at",
 	"exec_done", "rebooted", "next_check_at", "failures", "last_error", "bytes_done", "bytes_total",
-	"throughput", "script_output", "scratch", "updated_at"}
+	"throughput", "script_output", "scratch", "queued", "updated_at"}
 
 // terminalStates are the states the engine never advances by itself.
 func terminalStates() []string {
@@ -54,6 +54,7 @@ func (s *Store) CreateDeployments(ctx context.Context, ds []Deployment) error {
 		ds[i].State = p.First()
 		ds[i].StateStartedAt = now
 		ds[i].NextCheckAt = now
+		ds[i].Queued = true
 	}
 	if err := s.DB.WithContext(ctx).Omit("Node", "Environment", "Reservation", "User").Create(&ds).Error; err != nil {
 		return fmt.Errorf("store: unable to create deployments: %w", err)
@@ -117,12 +118,13 @@ func (s *Store) ForceState(ctx context.Context, id uint, proc, state, reason str
 }
 
 // requestUpdates are the columns a new request resets; bumping generation fences off any
-// step still running for the previous request.
+// step still running for the previous request. A state the engine has work in waits for a
+// worker (queued) from now.
 func requestUpdates(proc, state string, now time.Time) map[string]any {
 	return map[string]any{
 		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
 		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
-		"failures": 0, "last_error": "", "hold": "", "updated_at": now,
+		"failures": 0, "last_error": "", "hold": "", "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
 	}
 }
 

@@ -106,6 +106,9 @@ type Reservation struct {
 	Nodes     []Node    `gorm:"many2many:reservation_nodes;constraint:OnDelete:CASCADE"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// TimeZone is the IANA zone its start was entered in (empty: UTC); pages show its times there.
+	TimeZone string `gorm:"size:64"`
 }
 
 // States outside every process (see pkg/process): the engine gave up on the deployment.
@@ -160,6 +163,11 @@ type Deployment struct {
 	// the end of its reservation still destroys it.
 	Hold string `gorm:"size:500;not null;default:''"`
 
+	// Queued: the request waits for a pitasks worker, since StateStartedAt. The first worker to
+	// take it records the wait as an OutcomeQueued event and starts the state's clock then, so
+	// the wait counts neither in the state's time nor against its timeouts.
+	Queued bool `gorm:"not null;default:false"`
+
 	// Progress of the image copy.
 	BytesDone  int64
 	BytesTotal int64
@@ -202,6 +210,9 @@ const (
 	OutcomeRetry   = "retry"
 	OutcomeForced  = "forced"
 	OutcomeResumed = "resumed"
+	// OutcomeQueued: the time a request waited for a worker before its first state started;
+	// it is no state's time and stays out of the statistics.
+	OutcomeQueued = "queued"
 )
 
 // StateEvent is one row per state transition or notable attempt: the source of per-state statistics.

@@ -104,23 +104,26 @@ func (s *Store) DeleteNode(ctx context.Context, id uint) error {
 type NodeStatus struct {
 	Node
 	// Held is true when a reservation covers now; HolderID, Holder (a display name, never an
-	// e-mail), ReservationID and Until describe it.
+	// e-mail), ReservationID, Until and Zone (the reservation's TimeZone) describe it.
 	Held          bool
 	HolderID      uint
 	Holder        string
 	ReservationID uint
 	Until         time.Time
-	// NextStart is the start of the next future reservation, if any.
+	Zone          string
+	// NextStart is the start of the next future reservation, if any, entered in NextZone.
 	NextStart *time.Time
-	// The node's latest deployment, if any.
+	NextZone  string
+	// The node's latest deployment, if any; Queued when it waits for a worker.
 	DeploymentID uint
 	Process      string
 	State        string
+	Queued       bool
 }
 
 // Free reports whether the node can be taken now: nobody holds it and its last deployment is
-// destroyed (or it never had one).
-func (ns *NodeStatus) Free() bool {
+// destroyed (or it never had one). A value receiver: templates call it on values.
+func (ns NodeStatus) Free() bool {
 	return !ns.Held && (ns.DeploymentID == 0 || (ns.Process == "destroy" && ns.State == "destroyed"))
 }
 
@@ -162,7 +165,7 @@ func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, 
 	}
 
 	rows, err = db.QueryContext(ctx, `SELECT reservation_nodes.node_id, reservations.id, reservations.user_id,
-		reservations.starts_at, reservations.ends_at, users.first_name, users.last_name, users.email
+		reservations.starts_at, reservations.ends_at, reservations.time_zone, users.first_name, users.last_name, users.email
 		FROM reservation_nodes JOIN reservations ON reservations.id = reservation_nodes.reservation_id
 		JOIN users ON users.id = reservations.user_id
 		WHERE reservations.ends_at > ? ORDER BY reservations.starts_at`, now)
@@ -173,8 +176,8 @@ func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, 
 		var nodeID, resID uint
 		var u User
 		var starts, ends timeValue
-		var first, last sql.NullString
-		if err := rows.Scan(&nodeID, &resID, &u.ID, &starts, &ends, &first, &last, &u.Email); err != nil {
+		var zone, first, last sql.NullString
+		if err := rows.Scan(&nodeID, &resID, &u.ID, &starts, &ends, &zone, &first, &last, &u.Email); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("store: unable to read reservations: %w", err)
 		}
@@ -184,10 +187,10 @@ func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, 
 			continue
 		}
 		if !starts.t.After(now) {
-			ns.Held, ns.HolderID, ns.Holder, ns.ReservationID, ns.Until = true, u.ID, u.DisplayName(), resID, ends.t
+			ns.Held, ns.HolderID, ns.Holder, ns.ReservationID, ns.Until, ns.Zone = true, u.ID, u.DisplayName(), resID, ends.t, zone.String
 		} else if ns.NextStart == nil {
 			t := starts.t
-			ns.NextStart = &t
+			ns.NextStart, ns.NextZone = &t, zone.String
 		}
 	}
 	rows.Close()
@@ -195,7 +198,7 @@ func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, 
 		return nil, fmt.Errorf("store: unable to read reservations: %w", err)
 	}
 
-	rows, err = db.QueryContext(ctx, `SELECT id, node_id, process, state FROM deployments
+	rows, err = db.QueryContext(ctx, `SELECT id, node_id, process, state, queued FROM deployments
 		WHERE id IN (SELECT MAX(id) FROM deployments GROUP BY node_id)`)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to read deployments: %w", err)
@@ -204,11 +207,12 @@ func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, 
 	for rows.Next() {
 		var id, nodeID uint
 		var proc, state string
-		if err := rows.Scan(&id, &nodeID, &proc, &state); err != nil {
+		var queued sql.NullBool
+		if err := rows.Scan(&id, &nodeID, &proc, &state, &queued); err != nil {
 			return nil, fmt.Errorf("store: unable to read deployments: %w", err)
 		}
 		if ns := byNode[nodeID]; ns != nil {
-			ns.DeploymentID, ns.Process, ns.State = id, proc, state
+			ns.DeploymentID, ns.Process, ns.State, ns.Queued = id, proc, state, queued.Bool
 		}
 	}
 	return out, rows.Err()

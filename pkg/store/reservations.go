@@ -47,6 +47,8 @@ type ReservationRequest struct {
 	Count    int
 	StartsAt time.Time
 	EndsAt   time.Time
+	// TimeZone is the IANA zone the times were entered in (empty: UTC).
+	TimeZone string
 }
 
 // txOptions: on MariaDB each read after the row locks must see what was committed before the
@@ -116,7 +118,7 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 	if len(req.NodeIDs) == 0 && (req.Model == "" || req.Count < 1) {
 		return nil, errors.New("store: a reservation needs nodes")
 	}
-	r := &Reservation{UserID: req.UserID, StartsAt: start, EndsAt: end}
+	r := &Reservation{UserID: req.UserID, StartsAt: start, EndsAt: end, TimeZone: req.TimeZone}
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var chosen []Node
 		if len(req.NodeIDs) > 0 {

@@ -21,12 +21,13 @@ type StateCount struct {
 	Count   int64
 }
 
-// DeploymentCounts counts the deployments by process and state, in one GROUP BY.
+// DeploymentCounts counts the deployments by process and state, in one GROUP BY; those
+// waiting for a worker are counted in state "queued", not in the state they will start with.
 func (s *Store) DeploymentCounts(ctx context.Context) ([]StateCount, error) {
 	var out []StateCount
 	err := s.DB.WithContext(ctx).Model(&Deployment{}).
-		Select("process, state, COUNT(*) AS count").
-		Group("process, state").Order("process, state").Scan(&out).Error
+		Select("process, CASE WHEN queued THEN ? ELSE state END AS state, COUNT(*) AS count", OutcomeQueued).
+		Group("process, 2").Order("process, 2").Scan(&out).Error
 	return out, err
 }
 
@@ -94,7 +95,7 @@ func (s *Store) NodeStats(ctx context.Context) ([]DeployStats, error) {
 	var rows []DeployStats
 	err := s.DB.WithContext(ctx).Table("state_events e").
 		Select("e.node_id AS id, "+statsColumns, statsArgs()...).
-		Group("e.node_id").Scan(&rows).Error
+		Where("e.outcome <> ?", OutcomeQueued).Group("e.node_id").Scan(&rows).Error
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +117,7 @@ func (s *Store) EnvironmentStats(ctx context.Context) ([]DeployStats, error) {
 	err := s.DB.WithContext(ctx).Table("state_events e").
 		Joins("JOIN deployments d ON d.id = e.deployment_id").
 		Select("d.environment_id AS id, "+statsColumns, statsArgs()...).
-		Group("d.environment_id").Scan(&rows).Error
+		Where("e.outcome <> ?", OutcomeQueued).Group("d.environment_id").Scan(&rows).Error
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,8 @@ import (
 )
 
 // statsFixture: three nodes; node-1 deploys "tiny" twice (one success, one lost then failed),
-// node-2 deploys "other" once with a hard reboot and a retry, node-3 never ran.
+// node-2 deploys "other" once with a hard reboot and a retry, node-3 never ran: its deployment
+// only waited for a worker. Waits for a worker (queued) are in no statistic.
 type statsFixture struct {
 	c     *storetest.Cluster
 	other store.Environment
@@ -31,6 +32,11 @@ func seedStats(t *testing.T, s *store.Store) *statsFixture {
 		EnvironmentID: c.Environment.ID, Name: "again", Process: "destroy", State: "destroyed"}
 	check(t, s.DB.Create(&d3).Error)
 	ds = append(ds, d3)
+	// node-3's request still waits for a worker; node-2's was taken by one.
+	d4 := store.Deployment{ReservationID: c.Reservation.ID, NodeID: c.Nodes[2].ID, UserID: c.User.ID,
+		EnvironmentID: c.Environment.ID, Name: "waiting", Process: "deploy", State: "boot_conf", Queued: true}
+	check(t, s.DB.Create(&d4).Error)
+	check(t, s.DB.Model(&store.Deployment{}).Where("id = ?", ds[1].ID).Update("queued", false).Error)
 
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	n := 0
@@ -41,7 +47,8 @@ func seedStats(t *testing.T, s *store.Store) *statsFixture {
 			Outcome: outcome, Message: msg, StartedAt: start, EndedAt: start.Add(time.Duration(ms) * time.Millisecond),
 			DurationMS: ms}).Error)
 	}
-	// node-1, tiny, run 1: success.
+	// node-1, tiny, run 1: ten minutes in the queue, then success.
+	ev(ds[0], "deploy", "boot_conf", store.OutcomeQueued, 600000, "")
 	ev(ds[0], "deploy", "boot_conf", store.OutcomeDone, 1000, "")
 	ev(ds[0], "deploy", "env_copy", store.OutcomeDone, 60000, "")
 	ev(ds[0], "deploy", "user_script", store.OutcomeDone, 2000, "")
@@ -55,6 +62,7 @@ func seedStats(t *testing.T, s *store.Store) *statsFixture {
 	ev(ds[1], "deploy", "turn_on", store.OutcomeDone, 70000, "")
 	ev(ds[1], "deploy", "user_script", store.OutcomeDone, 4000, "")
 	ev(ds[1], "destroy", "destroying", store.OutcomeDone, 500, "")
+	ev(d4, "deploy", "boot_conf", store.OutcomeQueued, 5000, "")
 	return &statsFixture{c: c, other: other, ds: ds}
 }
 
@@ -71,7 +79,7 @@ func TestStats(t *testing.T) {
 			for _, c := range counts {
 				got[c.Process+"/"+c.State] = c.Count
 			}
-			if got["deploy/boot_conf"] != 2 || got["destroy/destroyed"] != 1 || len(got) != 2 {
+			if got["deploy/boot_conf"] != 1 || got["deploy/queued"] != 2 || got["destroy/destroyed"] != 1 || len(got) != 3 {
 				t.Errorf("DeploymentCounts = %v", counts)
 			}
 

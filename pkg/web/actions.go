@@ -19,13 +19,14 @@ import (
 // *formError or store errors that userMessage knows.
 
 // reserveInput asks for nodes: NodeIDs, or Count nodes of Model; for Hours from StartsAt (now
-// when nil).
+// when nil). TimeZone is the IANA zone the user enters and reads times in (empty: UTC).
 type reserveInput struct {
 	NodeIDs  []uint     `json:"node_ids"`
 	Model    string     `json:"model"`
 	Count    int        `json:"count"`
 	Hours    int        `json:"hours"`
 	StartsAt *time.Time `json:"starts_at"`
+	TimeZone string     `json:"time_zone"`
 }
 
 func (s *Server) reserve(ctx context.Context, u *store.User, in reserveInput) (*store.Reservation, error) {
@@ -35,6 +36,9 @@ func (s *Server) reserve(ctx context.Context, u *store.User, in reserveInput) (*
 	}
 	if in.Hours < 1 || in.Hours > st.MaxHours {
 		return nil, badInput("The duration must be from 1 to %d hours.", st.MaxHours)
+	}
+	if _, err := s.zones.load(in.TimeZone); err != nil {
+		return nil, err
 	}
 	now := s.now().UTC()
 	start := now
@@ -46,7 +50,8 @@ func (s *Server) reserve(ctx context.Context, u *store.User, in reserveInput) (*
 	if start.After(now.AddDate(0, 0, maxDaysAhead)) {
 		return nil, badInput("A reservation can start at most %d days ahead.", maxDaysAhead)
 	}
-	req := store.ReservationRequest{UserID: u.ID, StartsAt: start, EndsAt: start.Add(time.Duration(in.Hours) * time.Hour)}
+	req := store.ReservationRequest{UserID: u.ID, StartsAt: start, EndsAt: start.Add(time.Duration(in.Hours) * time.Hour),
+		TimeZone: in.TimeZone}
 	switch {
 	case len(in.NodeIDs) > 0:
 		if len(in.NodeIDs) > 1000 {
@@ -116,8 +121,8 @@ type sizeChoice struct {
 	Label string
 }
 
-// systemSizes are the original's choices: 200 MB to 3 GB, or the whole card (0).
-var systemSizes = []sizeChoice{{0, "Whole card"}, {200, "200 MB"}, {500, "500 MB"}, {1024, "1 GB"}, {2048, "2 GB"}, {3072, "3 GB"}}
+// systemSizes are the original's choices, in MiB: 200 MiB to 3 GiB, or the whole card (0).
+var systemSizes = []sizeChoice{{0, "Whole card"}, {200, "200 MiB"}, {500, "500 MiB"}, {1024, "1 GiB"}, {2048, "2 GiB"}, {3072, "3 GiB"}}
 
 // Limits of the deploy form.
 const (

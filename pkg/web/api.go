@@ -113,13 +113,15 @@ type reservationJSON struct {
 	User     string    `json:"user"`
 	StartsAt time.Time `json:"starts_at"`
 	EndsAt   time.Time `json:"ends_at"`
-	NodeIDs  []uint    `json:"node_ids"`
-	Nodes    []string  `json:"nodes"`
+	// TimeZone is the zone the reservation was entered in (empty: UTC).
+	TimeZone string   `json:"time_zone,omitempty"`
+	NodeIDs  []uint   `json:"node_ids"`
+	Nodes    []string `json:"nodes"`
 }
 
 func viewReservation(r *store.Reservation) reservationJSON {
 	out := reservationJSON{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
-		NodeIDs: []uint{}, Nodes: []string{}}
+		TimeZone: r.TimeZone, NodeIDs: []uint{}, Nodes: []string{}}
 	for _, n := range r.Nodes {
 		out.NodeIDs = append(out.NodeIDs, n.ID)
 		out.Nodes = append(out.Nodes, n.Name)

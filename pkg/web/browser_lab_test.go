@@ -21,7 +21,7 @@ import (
 // TestBrowserOnTheLab walks the browser story (see story) against the real pitasks: the
 // engine and drivers of deploytest on a virtual Pi lab of two Pi 3B+ nodes, pifrontend on the
 // same database. The lab's test environment is sent raw, so that its 76 MiB go over each
-// node's 10 MB/s link and the progress bar has time to move in the page.
+// node's 10 MB/s (9.5 MiB/s) link and the progress bar has time to move in the page.
 func TestBrowserOnTheLab(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedCommand(t, "chromium")

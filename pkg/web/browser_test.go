@@ -280,7 +280,7 @@ func (s story) run(t *testing.T) {
 	bar := fmt.Sprintf(`document.querySelector('tr[data-dep="%s"] progress').value`, dep)
 	c.waitFor("copy moves on", bar+` > `+first, 30*time.Second)
 	mark("progress bar moved: " + c.eval(`String(`+bar+`)`) + " %")
-	if speed := c.eval(fmt.Sprintf(`document.querySelector('tr[data-dep="%s"] .js-speed').textContent`, dep)); !strings.Contains(speed, "MB/s") {
+	if speed := c.eval(fmt.Sprintf(`document.querySelector('tr[data-dep="%s"] .js-speed').textContent`, dep)); !strings.Contains(speed, " MiB/s") {
 		t.Errorf("no speed shown: %q", speed)
 	}
 	c.waitFor("deployed", `Array.from(document.querySelectorAll(".js-state")).every(e => e.textContent.trim() === "deployed")`, 5*time.Minute)
@@ -304,8 +304,11 @@ func (s story) run(t *testing.T) {
 				t.Errorf("deployment page of %s lacks %q", n.Name, want)
 			}
 		}
-		if got, want := c.eval(`String(document.querySelectorAll("ol.timeline li.done").length)`), fmt.Sprint(len(deploy.States)); got != want {
-			t.Errorf("%s: %s states done in the timeline, want %s", n.Name, got, want)
+		if got, want := c.eval(`String(document.querySelectorAll("ol.timeline li.done").length)`), fmt.Sprint(1+len(deploy.States)); got != want {
+			t.Errorf("%s: %s steps done in the timeline, want %s: the wait for a worker and every state", n.Name, got, want)
+		}
+		if first := c.eval(`document.querySelector("ol.timeline li").firstChild.textContent`); first != "queued" {
+			t.Errorf("%s: the timeline starts with %q, want the wait for a worker (queued)", n.Name, first)
 		}
 		if i == 0 {
 			c.do("show password", chromedp.Click(chromedp.CSS("details summary")))

@@ -81,8 +81,11 @@ type fixture struct {
 	cfg   *config.Config
 	mail  *auth.MailRecorder
 	power *fakePower
-	now   time.Time
-	log   *strings.Builder
+	// powers are the switches that do not answer like f.power, by switch id (set them before
+	// the first request).
+	powers map[uint]*fakePower
+	now    time.Time
+	log    *strings.Builder
 
 	admin, dave, alice, bob, carol store.User
 	sw, sw2                        store.Switch
@@ -172,7 +175,7 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 		ds, err := st.DeployReservation(ctx, r.ID, store.Deployment{Name: "exp", EnvironmentID: f.env.ID, SystemPassword: pw}, f.now)
 		must(err)
 		for _, d := range ds {
-			must(st.DB.Model(&store.Deployment{}).Where("id = ?", d.ID).Updates(map[string]any{"state": "deployed"}).Error)
+			must(st.DB.Model(&store.Deployment{}).Where("id = ?", d.ID).Updates(map[string]any{"state": "deployed", "queued": false}).Error)
 		}
 		return ds
 	}
@@ -195,9 +198,16 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 
 	logger := slog.New(slog.NewTextHandler(lockedWriter{b: f.log}, nil))
 	f.s, err = New(ctx, Options{Store: st, Config: cfg, Logger: logger, Mailer: f.mail,
-		Power: func(sw *store.Switch) (Power, error) { return f.power, nil }, Now: func() time.Time { return f.now }})
+		Power: f.powerOf, Now: func() time.Time { return f.now }})
 	must(err)
 	return f
+}
+
+func (f *fixture) powerOf(sw *store.Switch) (Power, error) {
+	if p := f.powers[sw.ID]; p != nil {
+		return p, nil
+	}
+	return f.power, nil
 }
 
 type lockedWriter struct{ b *strings.Builder }

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 // page is what every template receives.
@@ -37,8 +38,8 @@ type pages struct {
 	sets map[string]*template.Template
 }
 
-func loadPages(assets fs.FS) (*pages, error) {
-	base, err := template.New("base").Funcs(funcs()).ParseFS(assets, "templates/layout/*.html")
+func loadPages(assets fs.FS, z *zones) (*pages, error) {
+	base, err := template.New("base").Funcs(funcs(z)).ParseFS(assets, "templates/layout/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
@@ -131,21 +132,18 @@ func (s *Server) takeFlash(c echo.Context) (string, bool) {
 	return string(msg), kind == "err"
 }
 
-func funcs() template.FuncMap {
+func funcs(z *zones) template.FuncMap {
 	return template.FuncMap{
-		"datetime": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
-			}
-			return t.UTC().Format("2006-01-02 15:04 UTC")
-		},
-		"isotime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"ms":      func(ms int64) string { return humanDuration(time.Duration(ms) * time.Millisecond) },
-		"since":   func(t time.Time) string { return humanDuration(time.Since(t)) },
-		"until":   func(t time.Time) string { return humanDuration(time.Until(t)) },
-		"bytes":   humanBytes,
-		"lines":   func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
-		"add":     func(a, b int) int { return a + b },
+		// datetime writes a time in UTC, inzone in the zone a reservation was entered in.
+		"datetime": func(t time.Time) string { return z.format(t, "") },
+		"inzone":   z.format,
+		"isotime":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"ms":       func(ms int64) string { return humanDuration(time.Duration(ms) * time.Millisecond) },
+		"since":    func(t time.Time) string { return humanDuration(time.Since(t)) },
+		"until":    func(t time.Time) string { return humanDuration(time.Until(t)) },
+		"bytes":    units.Bytes,
+		"lines":    func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
+		"add":      func(a, b int) int { return a + b },
 		"seq": func(n int) []int {
 			out := make([]int, n)
 			for i := range out {
@@ -153,7 +151,6 @@ func funcs() template.FuncMap {
 			}
 			return out
 		},
-		"stateClass": stateClass,
 	}
 }
 
@@ -173,32 +170,4 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, i := float64(n), 0
-	for f >= unit && i < 4 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %cB", f, " kMGT"[i])
-}
-
-// stateClass is the CSS class of a deployment state badge.
-func stateClass(process, state string) string {
-	switch {
-	case state == store.StateFailed || state == store.StateLost:
-		return "bad"
-	case state == "deployed" || state == "booted":
-		return "good"
-	case state == "destroyed":
-		return "idle"
-	case process == "destroy":
-		return "warn"
-	}
-	return "busy"
 }

@@ -25,6 +25,7 @@ type reserveData struct {
 	Count    int
 	Hours    int
 	Start    string
+	Zone     string // the zone of Start, as the browser said (empty: UTC until app.js tells)
 }
 
 func (s *Server) reserveData(c echo.Context) (*reserveData, error) {
@@ -64,21 +65,18 @@ func (s *Server) showReserve(c echo.Context) error {
 	return s.render(c, http.StatusOK, "reserve", &page{Title: "Reserve nodes", Nav: "reserve", Data: d})
 }
 
-// parseLocalTime reads a datetime-local field ("2006-01-02T15:04") in the browser's time zone,
-// given as minutes behind UTC (JavaScript's getTimezoneOffset; 0 without JavaScript).
-func parseLocalTime(v, offset string) (*time.Time, error) {
-	if v == "" {
-		return nil, nil
+// parseLocalTime reads a datetime-local field ("2006-01-02T15:04") in the browser's time zone
+// (an IANA name app.js fills in; UTC without JavaScript), with the summer or winter time of
+// that date.
+func (s *Server) parseLocalTime(v, zone string) (*time.Time, error) {
+	loc, err := s.zones.load(zone)
+	if err != nil || v == "" {
+		return nil, err
 	}
-	t, err := time.Parse("2006-01-02T15:04", v)
+	t, err := time.ParseInLocation("2006-01-02T15:04", v, loc)
 	if err != nil {
 		return nil, badInput("The start must look like 2030-01-31T14:00.")
 	}
-	off, _ := strconv.Atoi(offset)
-	if off < -16*60 || off > 16*60 {
-		off = 0
-	}
-	t = t.Add(time.Duration(off) * time.Minute)
 	return &t, nil
 }
 
@@ -101,10 +99,10 @@ func (s *Server) saveReserve(c echo.Context) error {
 		in.NodeIDs = append(in.NodeIDs, uint(id))
 		d.Selected[uint(id)] = true
 	}
-	in.Model = form.Get("model")
+	in.Model, in.TimeZone = form.Get("model"), form.Get("tz")
 	in.Count, _ = strconv.Atoi(form.Get("count"))
 	in.Hours, _ = strconv.Atoi(form.Get("hours"))
-	d.Model, d.Count, d.Hours, d.Start = in.Model, in.Count, in.Hours, form.Get("start")
+	d.Model, d.Count, d.Hours, d.Start, d.Zone = in.Model, in.Count, in.Hours, form.Get("start"), in.TimeZone
 	fail := func(err error) error {
 		msg, code, ok := userMessage(err)
 		if !ok {
@@ -112,19 +110,19 @@ func (s *Server) saveReserve(c echo.Context) error {
 		}
 		return s.render(c, code, "reserve", &page{Title: "Reserve nodes", Nav: "reserve", Error: msg, Data: d})
 	}
-	if in.StartsAt, err = parseLocalTime(form.Get("start"), form.Get("tz_offset")); err != nil {
+	if in.StartsAt, err = s.parseLocalTime(form.Get("start"), in.TimeZone); err != nil {
 		return fail(err)
 	}
 	r, err := s.reserve(ctx, currentUser(c), in)
 	if err != nil {
 		return fail(err)
 	}
+	at := func(t time.Time) string { return s.zones.format(t, r.TimeZone) }
 	if !r.StartsAt.After(s.now()) {
 		return s.redirect(c, "/reservations/"+strconv.Itoa(int(r.ID))+"/deploy",
-			"Reserved "+plural(len(r.Nodes), "node")+" until "+r.EndsAt.Format("2006-01-02 15:04 UTC")+". Now choose what to deploy.")
+			"Reserved "+plural(len(r.Nodes), "node")+" until "+at(r.EndsAt)+". Now choose what to deploy.")
 	}
-	return s.redirect(c, "/deployments", "Reserved "+plural(len(r.Nodes), "node")+" from "+
-		r.StartsAt.Format("2006-01-02 15:04 UTC")+" to "+r.EndsAt.Format("2006-01-02 15:04 UTC")+".")
+	return s.redirect(c, "/deployments", "Reserved "+plural(len(r.Nodes), "node")+" from "+at(r.StartsAt)+" to "+at(r.EndsAt)+".")
 }
 
 func plural(n int, word string) string {

@@ -45,7 +45,9 @@ const resourcesTTL = time.Second
 type resourceGroup struct {
 	Switch, Model string
 	Free          int
-	Rows          []nodeRow
+	// FreeClass is the class of the "n free" badge: green only when some are.
+	FreeClass string
+	Rows      []nodeRow
 }
 
 type nodeRow struct {
@@ -54,28 +56,27 @@ type nodeRow struct {
 	State, StateClass, Next                  string
 }
 
-func resourceRows(groups []nodeGroup) []resourceGroup {
+func resourceRows(groups []nodeGroup, z *zones) []resourceGroup {
 	out := make([]resourceGroup, len(groups))
 	for i, g := range groups {
-		rg := resourceGroup{Switch: g.Switch, Model: g.Model, Free: g.Free, Rows: make([]nodeRow, len(g.Nodes))}
+		rg := resourceGroup{Switch: g.Switch, Model: g.Model, Free: g.Free, FreeClass: "none", Rows: make([]nodeRow, len(g.Nodes))}
+		if g.Free > 0 {
+			rg.FreeClass = "free"
+		}
 		for j := range g.Nodes {
 			n := &g.Nodes[j]
-			r := nodeRow{ID: n.ID, Name: n.Name, Status: "free", StatusClass: "free", Holder: "—", Until: "—", Next: "—",
-				State: "never deployed"}
+			r := nodeRow{ID: n.ID, Name: n.Name, Status: "free", StatusClass: "free", State: "never deployed"}
 			switch {
 			case n.Held:
-				r.Status, r.StatusClass, r.Holder, r.Until = "held", "held", n.Holder, n.Until.UTC().Format("2006-01-02 15:04 UTC")
+				r.Status, r.StatusClass, r.Holder, r.Until = "held", "held", n.Holder, z.format(n.Until, n.Zone)
 			case !n.Free():
 				r.Status, r.StatusClass = "cleaning up", "warn"
 			}
 			if n.State != "" {
-				r.State, r.StateClass = n.State, stateClass(n.Process, n.State)
-				if n.Process != "deploy" {
-					r.State = n.Process + ": " + n.State
-				}
+				r.State, r.StateClass = stateBadge(n.Process, n.State, n.Queued)
 			}
 			if n.NextStart != nil {
-				r.Next = n.NextStart.UTC().Format("2006-01-02 15:04 UTC")
+				r.Next = z.format(*n.NextStart, n.NextZone)
 			}
 			rg.Rows[j] = r
 		}
@@ -129,7 +130,7 @@ func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
 	if err != nil {
 		return resourcesData{}, err
 	}
-	groups := resourceRows(groupNodes(sts))
+	groups := resourceRows(groupNodes(sts), &s.zones)
 	d := resourcesData{Total: len(sts)}
 	for _, g := range groups {
 		d.Free += g.Free
@@ -147,6 +148,11 @@ func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
 
 type nodeData struct {
 	Status store.NodeStatus
+	// Until and Next are the end of the reservation that holds the node and the start of the
+	// next one, each in the zone it was entered in.
+	Until, Next string
+	// The badge of the latest deployment's state.
+	StateLabel, StateClass string
 	// Mine is the visitor's deployment on the node, if they hold it.
 	Mine *deploymentView
 }
@@ -171,6 +177,13 @@ func (s *Server) showNode(c echo.Context) error {
 	}
 	if !found {
 		return echo.ErrNotFound
+	}
+	d.Until = s.zones.format(d.Status.Until, d.Status.Zone)
+	if n := d.Status.NextStart; n != nil {
+		d.Next = s.zones.format(*n, d.Status.NextZone)
+	}
+	if d.Status.State != "" {
+		d.StateLabel, d.StateClass = stateBadge(d.Status.Process, d.Status.State, d.Status.Queued)
 	}
 	u := currentUser(c)
 	if d.Status.Held && d.Status.HolderID == u.ID && d.Status.DeploymentID != 0 {

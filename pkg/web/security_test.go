@@ -505,7 +505,7 @@ func TestPowerPorts(t *testing.T) {
 	}
 }
 
-// TestLiveStatus: the JSON feed computes percent, MB/s and ETA, for the owner's rows only.
+// TestLiveStatus: the JSON feed computes percent, MiB/s and ETA, for the owner's rows only.
 func TestLiveStatus(t *testing.T) {
 	f := newFixture(t)
 	f.st.DB.Model(&store.Deployment{}).Where("id = ?", f.d1.ID).Updates(map[string]any{"state": "env_copy",
@@ -520,7 +520,7 @@ func TestLiveStatus(t *testing.T) {
 		t.Fatalf("bob's deployment in alice's feed: %+v", out.Deployments)
 	}
 	d := out.Deployments[0]
-	if !d.Copying || d.Percent != 25 || d.MBps != 10 || d.ETASeconds != 75 || d.OSPassword != "" {
+	if !d.Copying || d.Percent != 25 || d.MiBps != 9.5 || d.Speed != "9.5 MiB/s" || d.ETASeconds != 75 || d.OSPassword != "" {
 		t.Fatalf("progress: %+v", d)
 	}
 	if res := b.get("/deployments/status.json?ids=1,x"); res.Code != http.StatusBadRequest || !strings.Contains(res.Body.String(), `"error"`) {
@@ -597,15 +597,24 @@ func TestReserveAndExtendLimits(t *testing.T) {
 	if res.Code != http.StatusOK {
 		t.Fatalf("extend: %d %s", res.Code, res.Body.String())
 	}
-	// A future start, in the browser's time zone (UTC+2 gives an offset of -120).
-	start := f.now.Add(48*time.Hour + 2*time.Hour).Format("2006-01-02T15:04")
-	res2 := b.post("/reserve", url.Values{"nodes": {fmt.Sprint(f.nodes[4].ID)}, "hours": {"1"}, "start": {start}, "tz_offset": {"-120"}})
+	// A future start, in the browser's time zone; the reservation keeps the zone.
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := f.now.Add(48 * time.Hour).In(tokyo).Format("2006-01-02T15:04")
+	res2 := b.post("/reserve", url.Values{"nodes": {fmt.Sprint(f.nodes[4].ID)}, "hours": {"1"}, "start": {start}, "tz": {"Asia/Tokyo"}})
 	if res2.Code != http.StatusSeeOther || res2.Header().Get("Location") != "/deployments" {
 		t.Fatalf("future reservation: %d", res2.Code)
 	}
 	rs, _ := f.st.UserReservations(context.Background(), f.alice.ID, f.now.Add(24*time.Hour))
-	if len(rs) != 1 || rs[0].StartsAt.Sub(f.now.Add(48*time.Hour)) > time.Minute || rs[0].StartsAt.Sub(f.now.Add(48*time.Hour)) < -time.Minute {
+	if len(rs) != 1 || rs[0].StartsAt.Sub(f.now.Add(48*time.Hour)) > time.Minute || rs[0].StartsAt.Sub(f.now.Add(48*time.Hour)) < -time.Minute ||
+		rs[0].TimeZone != "Asia/Tokyo" {
 		t.Fatalf("future reservation: %+v", rs)
+	}
+	if res := b.post("/reserve", url.Values{"nodes": {fmt.Sprint(f.nodes[4].ID)}, "hours": {"1"}, "start": {start}, "tz": {"Mars/Olympus"}}); res.Code != http.StatusBadRequest ||
+		!strings.Contains(res.Body.String(), "Unknown time zone") {
+		t.Fatalf("unknown zone: %d", res.Code)
 	}
 }
 

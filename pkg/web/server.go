@@ -63,6 +63,7 @@ type Server struct {
 
 	resources resourcesCache
 	metrics   http.Handler
+	zones     zones
 }
 
 // Session lifetime.
@@ -105,7 +106,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.signer = auth.NewSigner(secret)
 	var err error
-	if s.pages, err = loadPages(assets); err != nil {
+	if s.pages, err = loadPages(assets, &s.zones); err != nil {
 		return nil, err
 	}
 	static, err := fs.Sub(assets, "static")

@@ -1,14 +1,17 @@
 package web
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 // deploymentView is a deployment as pages, the live-status JSON and the API show it. The OS
-// password is filled in only for the deployment's owner.
+// password is filled in only for the deployment's owner, once the node is deployed.
 type deploymentView struct {
 	ID            uint      `json:"id"`
 	Name          string    `json:"name"`
@@ -27,25 +30,38 @@ type deploymentView struct {
 	OSPassword    string    `json:"os_password,omitempty"`
 	Process       string    `json:"process"`
 	State         string    `json:"state"`
-	StateClass    string    `json:"state_class"`
 	StateSince    time.Time `json:"state_since"`
-	LastError     string    `json:"last_error,omitempty"`
+	// Queued: the request waits for a pitasks worker (since StateSince); State is where it
+	// will start.
+	Queued bool `json:"queued"`
+	// Label and StateClass are the state's badge: its text and CSS class.
+	Label      string `json:"label"`
+	StateClass string `json:"state_class"`
+	// Reachable: the node runs the deployed system; how to log in is worth showing.
+	Reachable bool   `json:"reachable"`
+	LastError string `json:"last_error,omitempty"`
 	// Copy progress: Copying is true while the image is being written.
 	Copying    bool    `json:"copying"`
 	BytesDone  int64   `json:"bytes_done"`
 	BytesTotal int64   `json:"bytes_total"`
 	Percent    float64 `json:"percent"`
-	MBps       float64 `json:"mb_per_s"`
+	MiBps      float64 `json:"mib_per_s"`
+	Speed      string  `json:"speed,omitempty"`
 	ETASeconds int64   `json:"eta_s"`
-	// Step is the position of State in its process, for a coarse progress; Steps the count.
-	Step  int `json:"step"`
-	Steps int `json:"steps"`
+	// Step is the position in its process of the state the deployment is in, or stopped in
+	// when it is lost or failed (0: none, the state is not one of the process's); Steps the
+	// count; StepText says it in words.
+	Step     int    `json:"step"`
+	Steps    int    `json:"steps"`
+	StepText string `json:"step_text"`
 	// Actions the owner may take now.
 	CanReboot   bool      `json:"can_reboot"`
 	CanRedeploy bool      `json:"can_redeploy"`
 	CanDestroy  bool      `json:"can_destroy"`
 	EndsAt      time.Time `json:"reservation_ends_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	// TimeZone is the zone the reservation was entered in (empty: UTC).
+	TimeZone  string    `json:"time_zone,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // copyStates are the deploy states during which the image copy progress means something.
@@ -55,18 +71,18 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 	v := deploymentView{ID: d.ID, Name: d.Name, ReservationID: d.ReservationID, NodeID: d.NodeID, Node: d.Node.Name,
 		NodeIP: d.Node.IP, NodeModel: d.Node.Model, EnvironmentID: d.EnvironmentID, Environment: d.Environment.Name,
 		SSHUser: d.Environment.SSHUser, OSUpdate: d.OSUpdate, SystemSizeMiB: d.SystemSize, PublicKey: d.PublicKey,
-		Process: d.Process, State: d.State, StateClass: stateClass(d.Process, d.State), StateSince: d.StateStartedAt,
+		Process: d.Process, State: d.State, StateSince: d.StateStartedAt, Queued: d.Queued && d.Active(),
 		LastError: d.LastError, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, EndsAt: d.Reservation.EndsAt,
-		UpdatedAt: d.UpdatedAt}
-	if viewer != nil && viewer.ID == d.UserID {
+		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt}
+	v.Label, v.StateClass = stateBadge(d.Process, d.State, v.Queued)
+	v.Reachable = (d.Process == process.Deploy || d.Process == process.SaveEnv) && d.State == "deployed"
+	if viewer != nil && viewer.ID == d.UserID && v.Reachable {
 		v.OSPassword = d.SystemPassword
 	}
 	if d.Environment.Web && d.Node.IP != "" {
 		v.WebURL = "http://" + d.Node.IP + "/"
 	}
-	if p, err := process.Get(d.Process); err == nil {
-		v.Step, v.Steps = p.Index(d.State)+1, len(p.States)
-	}
+	v.Step, v.Steps, v.StepText = stepOf(d, v.Queued)
 	v.Copying = d.Process == process.Deploy && copyStates[d.State]
 	if d.BytesTotal > 0 {
 		v.Percent = float64(d.BytesDone) * 100 / float64(d.BytesTotal)
@@ -76,7 +92,7 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		v.Percent = float64(int(v.Percent*10)) / 10
 	}
 	if v.Copying && d.Throughput > 0 {
-		v.MBps = float64(d.Throughput*10/1e6) / 10
+		v.MiBps, v.Speed = units.MiBs(d.Throughput), units.Rate(d.Throughput)
 		if left := d.BytesTotal - d.BytesDone; left > 0 {
 			v.ETASeconds = left / d.Throughput
 		}
@@ -87,54 +103,137 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 	v.CanReboot = running && d.Process != process.Destroy && d.Hold == ""
 	if d.Hold != "" {
 		// Nothing runs: no step to count, and the reason where errors go.
-		v.StateClass, v.Step, v.Steps, v.LastError = "warn", 0, 0, d.Hold
+		v.StateClass, v.Step, v.Steps, v.StepText, v.LastError = "warn", 0, 0, "", d.Hold
 	}
 	return v
+}
+
+// stopped reports whether the engine gave the deployment up (lost or failed).
+func stopped(state string) bool { return state == store.StateLost || state == store.StateFailed }
+
+// stepOf is where d is in its process: the state it is in, or the one it stopped in when it
+// is lost or failed (its resume point, when that is in the same process).
+func stepOf(d *store.Deployment, queued bool) (step, steps int, text string) {
+	proc, state := d.Process, d.State
+	if stopped(d.State) {
+		if d.ResumeProcess != d.Process {
+			return 0, 0, ""
+		}
+		state = d.ResumeState
+	}
+	p, err := process.Get(proc)
+	if err != nil {
+		return 0, 0, "not a process of this PiSeduce"
+	}
+	i := p.Index(state)
+	if i < 0 {
+		return 0, 0, state + " is not a step of " + proc
+	}
+	step, steps = i+1, len(p.States)
+	switch {
+	case stopped(d.State):
+		text = fmt.Sprintf("stopped at step %d of %d: %s", step, steps, state)
+	case queued:
+		text = fmt.Sprintf("waiting for a worker, then step %d of %d", step, steps)
+	default:
+		text = fmt.Sprintf("step %d of %d", step, steps)
+	}
+	return step, steps, text
+}
+
+// stateBadge is the text and CSS class of a deployment's state badge.
+func stateBadge(proc, state string, queued bool) (label, class string) {
+	label = proc + ": " + state
+	if queued {
+		label = proc + ": queued"
+	}
+	if proc == process.Deploy {
+		label = strings.TrimPrefix(label, proc+": ")
+	}
+	p, err := process.Get(proc)
+	switch {
+	case stopped(state):
+		class = "bad"
+	case err != nil || p.Index(state) < 0 || queued || state == "destroyed":
+		class = "idle"
+	case state == "deployed" || state == "booted":
+		class = "good"
+	case proc == process.Destroy:
+		class = "warn"
+	default:
+		class = "busy"
+	}
+	return label, class
 }
 
 // timelineStep is one state of the deployment's current process.
 type timelineStep struct {
 	State    string
-	Status   string // done, current, pending, failed
+	Status   string // done, current, pending, failed, queued
 	Duration string
 }
 
-// timeline lays the current process's states out in order with the time each one took, from
-// the engine's events and, for the current one, the time since it started.
+// timeline lays the states of the deployment's process out in order with the time each one
+// took, from the engine's events and, for the current one, the time since it started. A lost
+// or failed deployment shows the process and state it stopped in, with the time that state
+// ran until then; a wait for a worker comes first, as "queued". A state that is not one of
+// its process's has no timeline.
 func timeline(d *store.Deployment, events []store.StateEvent, now time.Time) []timelineStep {
 	if d.Hold != "" {
 		return nil // none of our processes is running it
 	}
-	proc := d.Process
-	state := d.State
-	if (state == store.StateLost || state == store.StateFailed) && d.ResumeProcess != "" {
-		proc, state = d.ResumeProcess, d.ResumeState
-	}
-	p, err := process.Get(proc)
-	if err != nil {
-		return nil
-	}
-	// Events come oldest first: the last "done" event of a state is from the latest run.
-	took := map[string]int64{}
-	for _, ev := range events {
-		if ev.Process == proc && ev.Outcome == store.OutcomeDone {
-			took[ev.State] = ev.DurationMS
+	proc, state := d.Process, d.State
+	var stop *store.StateEvent // the event that gave the deployment up
+	if stopped(d.State) {
+		for i := range events {
+			if stopped(events[i].Outcome) {
+				stop = &events[i]
+			}
+		}
+		switch {
+		case stop != nil:
+			proc, state = stop.Process, stop.State
+		case d.ResumeProcess != "":
+			proc, state = d.ResumeProcess, d.ResumeState
 		}
 	}
+	p, err := process.Get(proc)
+	if err != nil || p.Index(state) < 0 {
+		return nil
+	}
+	queued := d.Queued && d.Active()
+	// Events come oldest first: the last "done" event of a state is from the latest run.
+	took := map[string]int64{}
+	var wait *store.StateEvent
+	for i, ev := range events {
+		switch {
+		case ev.Process != proc:
+		case ev.Outcome == store.OutcomeDone:
+			took[ev.State] = ev.DurationMS
+		case ev.Outcome == store.OutcomeQueued:
+			wait = &events[i]
+		}
+	}
+	var out []timelineStep
+	switch {
+	case queued:
+		out = append(out, timelineStep{State: "queued", Status: "current", Duration: humanDuration(now.Sub(d.StateStartedAt))})
+	case wait != nil:
+		out = append(out, timelineStep{State: "queued", Status: "done", Duration: humanDuration(time.Duration(wait.DurationMS) * time.Millisecond)})
+	}
 	cur := p.Index(state)
-	out := make([]timelineStep, len(p.States))
 	for i, st := range p.States {
 		ts := timelineStep{State: st.Name, Status: "pending"}
 		switch {
-		case i < cur:
+		case i < cur, i == cur && p.Terminal(st.Name):
 			ts.Status = "done"
-		case i == cur && p.Terminal(st.Name):
-			ts.Status = "done"
-		case i == cur:
-			ts.Status = "current"
-			if d.State == store.StateLost || d.State == store.StateFailed {
-				ts.Status = "failed"
+		case i == cur && stopped(d.State):
+			ts.Status = "failed"
+			if stop != nil {
+				ts.Duration = humanDuration(time.Duration(stop.DurationMS) * time.Millisecond)
 			}
+		case i == cur && !queued:
+			ts.Status = "current"
 			if !d.StateStartedAt.IsZero() {
 				ts.Duration = humanDuration(now.Sub(d.StateStartedAt))
 			}
@@ -142,7 +241,7 @@ func timeline(d *store.Deployment, events []store.StateEvent, now time.Time) []t
 		if ms, ok := took[st.Name]; ok && ts.Status == "done" {
 			ts.Duration = humanDuration(time.Duration(ms) * time.Millisecond)
 		}
-		out[i] = ts
+		out = append(out, ts)
 	}
 	return out
 }
