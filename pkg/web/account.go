@@ -45,17 +45,13 @@ func (s *Server) accountError(c echo.Context, err error) error {
 }
 
 // saveAccountPassword changes the password: the old one is asked, and every other session of
-// the user ends.
+// the user ends. Wrong old passwords slow the account's password changes down like failed
+// logins.
 func (s *Server) saveAccountPassword(c echo.Context) error {
 	u := currentUser(c)
-	now := s.now()
-	key := "pwchange|" + strconv.Itoa(int(u.ID))
-	if b, _ := s.loginByIP.Blocked(key, now); b {
-		return s.accountPage(c, http.StatusTooManyRequests, &page{Error: "Too many wrong passwords. Try again later."})
-	}
-	if !auth.CheckPassword(u.PasswordHash, c.FormValue("old_password")) {
-		s.loginByIP.Fail(key, now)
-		return s.accountPage(c, http.StatusBadRequest, &page{Error: "The current password is wrong."})
+	key := "password change " + strconv.Itoa(int(u.ID))
+	if d := s.loginByAccount.Wait(key, s.now()); d > 0 {
+		return s.accountPage(c, http.StatusTooManyRequests, &page{Error: "Too many wrong passwords. Try again in " + humanDuration(d) + "."})
 	}
 	pw := c.FormValue("new_password")
 	if err := auth.ValidatePassword(pw); err != nil {
@@ -64,13 +60,27 @@ func (s *Server) saveAccountPassword(c echo.Context) error {
 	if pw != c.FormValue("new_password_confirm") {
 		return s.accountPage(c, http.StatusBadRequest, &page{Error: "The two new passwords differ."})
 	}
-	hash, err := auth.HashPassword(pw)
-	if err != nil {
-		return err
+	var oldOK bool
+	var hash string
+	var hashErr error
+	err := s.withHashing(c, func() {
+		if oldOK = auth.CheckPassword(u.PasswordHash, c.FormValue("old_password")); oldOK {
+			hash, hashErr = auth.HashPassword(pw)
+		}
+	})
+	switch {
+	case err != nil:
+		return s.accountError(c, err)
+	case hashErr != nil:
+		return hashErr
+	case !oldOK:
+		s.loginByAccount.Fail(key, s.now())
+		return s.accountPage(c, http.StatusBadRequest, &page{Error: "The current password is wrong."})
 	}
 	if err := s.store.SetUserPassword(c.Request().Context(), u.ID, hash, vis(c).SessionHash); err != nil {
 		return err
 	}
+	s.loginByAccount.Reset(key)
 	return s.redirect(c, "/account", "Password changed. Your other sessions were logged out.")
 }
 

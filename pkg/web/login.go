@@ -3,8 +3,11 @@ package web
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -32,8 +35,12 @@ func (s *Server) showLogin(c echo.Context) error {
 	return s.render(c, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: safeNext(c.QueryParam("next"))}})
 }
 
-// checkLogin logs in with e-mail and password. Failures are counted per address+e-mail and per
-// e-mail; past the limit, even the right password is refused until the window passes.
+// clientAddr is the address the visitor is throttled by.
+func clientAddr(c echo.Context) string { return auth.ClientKey(c.RealIP()) }
+
+// checkLogin logs in with e-mail and password. Failures slow down the client's address and the
+// account tried from it (loginByAddr, loginByAccount): while it must wait, no password is
+// checked at all, the right one neither; the account's owner at another address is not slowed.
 func (s *Server) checkLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	email := store.NormalizeEmail(c.FormValue("email"))
@@ -42,13 +49,20 @@ func (s *Server) checkLogin(c echo.Context) error {
 	fail := func(code int, msg string) error {
 		return s.render(c, code, "login", &page{Title: "Log in", Error: msg, Data: data})
 	}
-	now := s.now()
-	ipKey := c.RealIP() + "|" + email
-	if b, until := s.loginByIP.Blocked(ipKey, now); b {
-		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %s.", humanDuration(until.Sub(now))))
+	addr := clientAddr(c)
+	account := addr + " " + email
+	tooSoon := func() time.Duration {
+		now := s.now()
+		return max(s.loginByAddr.Wait(addr, now), s.loginByAccount.Wait(account, now))
 	}
-	if b, until := s.loginByEmail.Blocked(email, now); b {
-		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %s.", humanDuration(until.Sub(now))))
+	throttled := func(d time.Duration) error {
+		secs := int(math.Ceil(d.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from your address. Try again in %s.",
+			humanDuration(time.Duration(secs)*time.Second)))
+	}
+	if d := tooSoon(); d > 0 {
+		return throttled(d)
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	hash := ""
@@ -58,20 +72,36 @@ func (s *Server) checkLogin(c echo.Context) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	if !auth.CheckPassword(hash, pw) {
-		s.loginByIP.Fail(ipKey, now)
-		s.loginByEmail.Fail(email, now)
-		return fail(http.StatusUnauthorized, "Wrong e-mail or password.")
-	}
-	switch {
-	case u.IsDeleted():
+	var wait time.Duration
+	good := false
+	err = s.withHashing(c, func() {
+		// Again in the client's turn: its other requests may have failed meanwhile.
+		if wait = tooSoon(); wait > 0 {
+			return
+		}
+		if good = auth.CheckPassword(hash, pw); !good {
+			now := s.now()
+			if d := max(s.loginByAddr.Fail(addr, now), s.loginByAccount.Fail(account, now)); d > 0 {
+				s.log.Info("failed login: the client waits before its next attempt", "addr", addr, "wait", d)
+			}
+		}
+	})
+	switch msg, code, ok := userMessage(err); {
+	case ok:
+		return fail(code, msg)
+	case err != nil:
+		return err
+	case wait > 0:
+		return throttled(wait)
+	case !good || u.IsDeleted():
 		return fail(http.StatusUnauthorized, "Wrong e-mail or password.")
 	case !u.EmailConfirmed:
 		return fail(http.StatusForbidden, "Please confirm your e-mail address first: open the link we sent you.")
 	case !u.Authorized:
 		return fail(http.StatusForbidden, "Your account is waiting for an admin's approval.")
 	}
-	s.loginByIP.Reset(ipKey)
+	s.loginByAccount.Reset(account)
+	now := s.now()
 	if old := s.cookie(c, sessionCookie); old != "" {
 		_ = s.store.DeleteSession(ctx, auth.HashToken(old))
 	}
@@ -88,6 +118,19 @@ func (s *Server) checkLogin(c echo.Context) error {
 		to = "/resources"
 	}
 	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// withHashing runs f, which checks or computes a bcrypt hash for the visitor, in the
+// visitor's turn at the hashing gate; an address with recent login failures waits behind the
+// others. When no turn comes, the error is a 503 for the visitor.
+func (s *Server) withHashing(c echo.Context, f func()) error {
+	addr := clientAddr(c)
+	if err := s.hashing.Do(c.Request().Context(), addr, !s.loginByAddr.Failed(addr, s.now()), f); err != nil {
+		// ErrBusy, or the visitor left: either way nothing was checked.
+		c.Response().Header().Set("Retry-After", "5")
+		return &formError{msg: "The site is busy checking passwords. Try again in a few seconds.", code: http.StatusServiceUnavailable}
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {

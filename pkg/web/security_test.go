@@ -4,10 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,27 +212,277 @@ func TestEscaping(t *testing.T) {
 	}
 }
 
-// TestLoginRateLimit: after 5 wrong passwords for an address and e-mail, even the right one is
-// refused for a while; another e-mail from the same address still works.
-func TestLoginRateLimit(t *testing.T) {
+// liveServer serves f's database on a real loopback socket and returns its base URL. The
+// server's clock is now (f.now when nil: then the test must not change f.now meanwhile).
+func liveServer(t *testing.T, f *fixture, now func() time.Time) string {
+	t.Helper()
+	if now == nil {
+		now = func() time.Time { return f.now }
+	}
+	s, err := New(context.Background(), Options{Store: f.st, Config: f.cfg, Logger: quietLogger(), Mailer: f.mail, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// netClient is a browser at a chosen loopback address (127.0.0.x) talking to a live server
+// over TCP: the server sees that address as the client's.
+type netClient struct {
+	t    testing.TB
+	base string
+	hc   *http.Client
+	csrf string
+	// header is added to every request.
+	header http.Header
+}
+
+func newNetClient(t testing.TB, base, ip string) *netClient {
+	jar, _ := cookiejar.New(nil)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &netClient{t: t, base: base, hc: &http.Client{Jar: jar, Transport: tr, Timeout: 2 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// do sends req and returns the answer with its body read; the CSRF token of a form in it is kept.
+func (c *netClient) do(req *http.Request) (*http.Response, string) {
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Errorf("%s %s: %v", req.Method, req.URL.Path, err)
+		return &http.Response{Header: http.Header{}}, ""
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Errorf("%s %s: reading the answer: %v", req.Method, req.URL.Path, err)
+	}
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return res, string(b)
+}
+
+func (c *netClient) get(path string) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
+	return c.do(req)
+}
+
+func (c *netClient) post(path string, form url.Values) (*http.Response, string) {
+	if form.Get("csrf_token") == "" {
+		form.Set("csrf_token", c.csrf)
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+// login posts the login form (fetching the page first for its CSRF token).
+func (c *netClient) login(email, password string) (*http.Response, string) {
+	if c.csrf == "" {
+		c.get("/login")
+	}
+	return c.post("/login", url.Values{"email": {email}, "password": {password}})
+}
+
+// TestLoginThrottle, on a live server with clients at several loopback addresses: wrong
+// passwords slow down the account at the address they come from, with growing delays and no
+// lockout; the owner at another address gets in at once; many e-mails from one address slow
+// that address down; a concurrent flood cannot get more checks than the allowance.
+func TestLoginThrottle(t *testing.T) {
 	f := newFixture(t)
-	b := f.as("anon")
-	for i := 0; i < 5; i++ {
-		if res := b.post("/login", url.Values{"email": {f.alice.Email}, "password": {"nope"}}); res.Code != http.StatusUnauthorized {
-			t.Fatalf("attempt %d: %d", i, res.Code)
+	var later atomic.Int64 // how far the server's clock is ahead of f.now
+	base := liveServer(t, f, func() time.Time { return f.now.Add(time.Duration(later.Load())) })
+	alice := f.alice.Email
+	codes := func(c *netClient, n int, email func(i int) string) map[int]int {
+		out := map[int]int{}
+		for i := 0; i < n; i++ {
+			res, _ := c.login(email(i), "not the password")
+			out[res.StatusCode]++
+		}
+		return out
+	}
+
+	// 20 wrong passwords for alice from one address: 5 free, the 6th starts the delays.
+	stranger := newNetClient(t, base, "127.0.0.2")
+	if got := codes(stranger, 20, func(int) string { return alice }); got[401] != 6 || got[429] != 14 {
+		t.Fatalf("20 wrong passwords from one address: %v, want 6×401 then 14×429", got)
+	}
+	owner := newNetClient(t, base, "127.0.0.3")
+	if res, body := owner.login(alice, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the owner at another address: %d %.200s", res.StatusCode, body)
+	}
+	// At the stranger's address the right password waits as well, for the delay only; each new
+	// failure doubles it.
+	res, body := stranger.login(alice, testPassword)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" || !strings.Contains(body, "Try again in 1.0s") {
+		t.Fatalf("right password during the delay: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	later.Add(int64(time.Second))
+	if res, _ := stranger.login(alice, "still not it"); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after the delay: %d", res.StatusCode)
+	}
+	if res, _ := stranger.login(alice, testPassword); res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "2" {
+		t.Fatalf("the next delay: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	later.Add(int64(2 * time.Second))
+	if res, _ := stranger.login(alice, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the right password once the delay is over: %d", res.StatusCode)
+	}
+
+	// Distinct e-mails from one address: 20 free failures, then the address waits, whatever
+	// the account; another address does not.
+	sprayer := newNetClient(t, base, "127.0.0.4")
+	if got := codes(sprayer, 25, func(i int) string { return fmt.Sprintf("nobody%d@example.org", i) }); got[401] != 21 || got[429] != 4 {
+		t.Fatalf("25 e-mails from one address: %v, want 21×401 then 4×429", got)
+	}
+	if res, _ := sprayer.login(f.bob.Email, testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("bob at the sprayer's address: %d", res.StatusCode)
+	}
+	if res, _ := newNetClient(t, base, "127.0.0.5").login(f.bob.Email, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bob at another address: %d", res.StatusCode)
+	}
+
+	// A concurrent flood from one address: exactly the free failures are checked, however the
+	// requests interleave; the others wait (429) or find the address's queue full (503).
+	var mu sync.Mutex
+	flood := map[int]int{}
+	throttled := false
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		c := newNetClient(t, base, "127.0.0.6")
+		c.get("/login")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				mu.Lock()
+				stop := throttled
+				mu.Unlock()
+				if stop {
+					return
+				}
+				res, _ := c.post("/login", url.Values{"email": {fmt.Sprintf("flood%d-%d@example.org", w, i)}, "password": {"x"}})
+				mu.Lock()
+				flood[res.StatusCode]++
+				throttled = throttled || res.StatusCode == http.StatusTooManyRequests
+				mu.Unlock()
+				if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "" {
+					t.Error("503 without Retry-After")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if flood[401] != 21 || flood[429] == 0 || flood[401]+flood[429]+flood[503] != sumCounts(flood) {
+		t.Fatalf("concurrent flood: %v, want exactly 21×401, then 429 (or 503)", flood)
+	}
+}
+
+// TestTrustedProxies: behind a proxy of [frontend] trusted_proxies, clients are told apart by
+// the address the proxy forwards, so one client's failures do not slow the others down; a
+// client that is not a trusted proxy cannot choose its address with X-Forwarded-For.
+func TestTrustedProxies(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) {
+		c.Frontend.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	base := liveServer(t, f, nil)
+	behind := func(client string) *netClient {
+		c := newNetClient(t, base, "127.0.0.1")
+		c.header = http.Header{"X-Forwarded-For": {client}}
+		return c
+	}
+	attacker := behind("198.51.100.1")
+	for i := 0; i < 6; i++ {
+		attacker.login(f.alice.Email, "wrong")
+	}
+	if res, _ := attacker.login(f.alice.Email, testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the client behind the proxy is not slowed: %d", res.StatusCode)
+	}
+	if res, _ := behind("203.0.113.5, 198.51.100.2").login(f.alice.Email, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("another client behind the same proxy: %d", res.StatusCode)
+	}
+	var ips []string
+	f.st.DB.Model(&store.Session{}).Where("user_id = ?", f.alice.ID).Order("id DESC").Limit(1).Pluck("ip", &ips)
+	if len(ips) != 1 || ips[0] != "198.51.100.2" {
+		t.Errorf("the session's address: %v, want the one the proxy forwarded", ips)
+	}
+	// Not a trusted proxy: a new X-Forwarded-For each time changes nothing.
+	direct := newNetClient(t, base, "127.0.0.2")
+	for i := 0; i < 6; i++ {
+		direct.header = http.Header{"X-Forwarded-For": {fmt.Sprintf("192.0.2.%d", i)}}
+		direct.login(f.alice.Email, "wrong")
+	}
+	if res, _ := direct.login(f.alice.Email, testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a direct client escaped its delay with X-Forwarded-For: %d", res.StatusCode)
+	}
+}
+
+func sumCounts(m map[int]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestOwnerGetsInDuringAFlood: while wrong passwords for an account pour in from several
+// addresses at once, its owner at another address is let in (the hashing gate serves
+// addresses without failures first), /healthz answers, and the flood is slowed down.
+func TestOwnerGetsInDuringAFlood(t *testing.T) {
+	f := newFixture(t)
+	base := liveServer(t, f, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg, started sync.WaitGroup
+	var throttled atomic.Int64
+	for a := 10; a < 16; a++ {
+		for range 3 {
+			c := newNetClient(t, base, fmt.Sprintf("127.0.0.%d", a))
+			c.get("/login")
+			wg.Add(1)
+			started.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ctx.Err() == nil; i++ {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/login", strings.NewReader(url.Values{
+						"email": {f.alice.Email}, "password": {fmt.Sprint("guess ", i)}, "csrf_token": {c.csrf}}.Encode()))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					res, err := c.hc.Do(req)
+					if i == 2 {
+						started.Done() // three requests: this connection's flood is on
+					}
+					if err != nil {
+						continue
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusTooManyRequests {
+						throttled.Add(1)
+					}
+				}
+			}()
 		}
 	}
-	res := b.post("/login", url.Values{"email": {f.alice.Email}, "password": {testPassword}})
-	if res.Code != http.StatusTooManyRequests || !strings.Contains(res.Body.String(), "Too many") {
-		t.Fatalf("6th attempt: %d", res.Code)
+	defer func() { stop(); wg.Wait() }()
+	started.Wait()
+	owner := newNetClient(t, base, "127.0.0.3")
+	if res, body := owner.login(f.alice.Email, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the owner during the flood: %d %.300s", res.StatusCode, body)
 	}
-	if res := b.post("/login", url.Values{"email": {f.bob.Email}, "password": {testPassword}}); res.Code != http.StatusSeeOther {
-		t.Fatalf("bob blocked too: %d", res.Code)
+	if res, _ := owner.get("/healthz"); res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz during the flood: %d", res.StatusCode)
 	}
-	f.now = f.now.Add(16 * time.Minute)
-	b2 := f.as("anon")
-	if res := b2.post("/login", url.Values{"email": {f.alice.Email}, "password": {testPassword}}); res.Code != http.StatusSeeOther {
-		t.Fatalf("after the window: %d", res.Code)
+	if res, _ := owner.get("/account"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the owner's session: %d", res.StatusCode)
+	}
+	if throttled.Load() == 0 {
+		t.Fatal("the flood was never slowed down")
 	}
 }
 
