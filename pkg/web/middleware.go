@@ -93,10 +93,13 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		case open:
 			return next(c)
 		case apiUser, apiAdmin:
-			u := s.bearerUser(c)
-			if u == nil {
+			u, tok, err := s.bearerUser(c)
+			if err != nil {
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="piseduce"`)
-				return apiError(http.StatusUnauthorized, "missing, invalid or revoked API token (send Authorization: Bearer <token>)")
+				return err
+			}
+			if tok.ReadOnly && unsafeMethod(r.Method) {
+				return apiError(http.StatusForbidden, "this API token is read-only: it may only GET")
 			}
 			if level == apiAdmin && !u.Admin {
 				return apiError(http.StatusForbidden, "this route is for admins")
@@ -190,24 +193,26 @@ func (s *Server) sameSite(originHost, requestHost string) bool {
 	return false
 }
 
-// bearerUser returns the active owner of the request's API token, or nil.
-func (s *Server) bearerUser(c echo.Context) *store.User {
+// bearerUser returns the request's API token and its active owner, or the 401 to answer.
+func (s *Server) bearerUser(c echo.Context) (*store.User, *store.APIToken, error) {
+	denied := apiError(http.StatusUnauthorized, "missing, invalid or revoked API token (send Authorization: Bearer <token>)")
 	h := c.Request().Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return nil
+		return nil, nil, denied
 	}
-	u, err := s.store.UserByAPIToken(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)), s.now())
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("API token lookup failed", "err", err)
-		}
-		return nil
+	u, t, err := s.store.UserByAPIToken(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)), s.now())
+	switch {
+	case errors.Is(err, store.ErrTokenExpired):
+		return nil, nil, apiError(http.StatusUnauthorized, "this API token has expired: create a new one on your Account page")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, denied
+	case err != nil:
+		return nil, nil, err
+	case !canLogIn(u):
+		return nil, nil, denied
 	}
-	if !canLogIn(u) {
-		return nil
-	}
-	return u
+	return u, t, nil
 }
 
 // securityHeaders: a strict CSP (no inline script or style, nothing from elsewhere), no

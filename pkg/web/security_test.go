@@ -520,37 +520,143 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
-// TestRevokedUsersAndPasswordChange: a revoked user's session and tokens stop at once; a
-// password change ends the other sessions.
+// TestRevokedUsersAndPasswordChange: a password change ends the other sessions and revokes
+// every API token of the user; wrong current passwords slow the change down; a revoked user's
+// sessions and tokens stop at once, and approving them again brings no token back.
 func TestRevokedUsersAndPasswordChange(t *testing.T) {
 	f := newFixture(t)
 	alice1, alice2 := f.as("user"), f.as("user")
-	res := alice1.post("/account/password", url.Values{"old_password": {"wrong"}, "new_password": {"a new long password"}, "new_password_confirm": {"a new long password"}})
-	if res.Code != http.StatusBadRequest {
+	if res := f.api("user", "GET", "/api/v1/nodes", nil); res.Code != http.StatusOK {
+		t.Fatalf("alice's token before: %d", res.Code)
+	}
+	change := func(old string) *httptest.ResponseRecorder {
+		return alice1.post("/account/password", url.Values{"old_password": {old}, "new_password": {"a new long password"}, "new_password_confirm": {"a new long password"}})
+	}
+	if res := change("wrong"); res.Code != http.StatusBadRequest {
 		t.Fatalf("wrong old password: %d", res.Code)
 	}
-	res = alice1.post("/account/password", url.Values{"old_password": {testPassword}, "new_password": {"a new long password"}, "new_password_confirm": {"a new long password"}})
+	res := change(testPassword)
 	if res.Code != http.StatusSeeOther {
 		t.Fatalf("change: %d", res.Code)
 	}
-	if alice1.get("/account").Code != http.StatusOK || alice2.get("/account").Code != http.StatusSeeOther {
+	if page := alice1.get("/account"); page.Code != http.StatusOK || alice2.get("/account").Code != http.StatusSeeOther {
 		t.Fatal("the other session survived the password change, or this one did not")
-	}
-	admin := f.as("admin")
-	admin.get("/admin/users")
-	if res := admin.post("/admin/users/"+fmt.Sprint(f.alice.ID)+"/revoke", nil); res.Code != http.StatusSeeOther {
-		t.Fatalf("revoke: %d", res.Code)
-	}
-	if alice1.get("/account").Code != http.StatusSeeOther {
-		t.Fatal("a revoked user is still logged in")
+	} else if !strings.Contains(page.Body.String(), "API tokens revoked") {
+		t.Error("the password change does not say the tokens are revoked")
 	}
 	if res := f.api("user", "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized {
-		t.Fatalf("a revoked user's token still works: %d", res.Code)
+		t.Fatalf("a token survived its owner's password change: %d", res.Code)
+	}
+	if toks, _ := f.st.APITokens(context.Background(), f.alice.ID); len(toks) != 0 {
+		t.Fatalf("%d tokens left after the password change", len(toks))
+	}
+	for i := 0; i < 6; i++ {
+		change("still wrong")
+	}
+	if res := change("a new long password"); res.Code != http.StatusTooManyRequests {
+		t.Fatalf("the right password after 6 wrong ones: %d, want 429", res.Code)
+	}
+
+	admin := f.as("admin")
+	bob := f.as("other")
+	for _, action := range []string{"revoke", "approve"} {
+		if res := admin.post("/admin/users/"+fmt.Sprint(f.bob.ID)+"/"+action, nil); res.Code != http.StatusSeeOther {
+			t.Fatalf("%s: %d", action, res.Code)
+		}
+		if action == "revoke" && bob.get("/account").Code != http.StatusSeeOther {
+			t.Fatal("a revoked user is still logged in")
+		}
+		if res := f.api("other", "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized {
+			t.Fatalf("after %s, the user's token works: %d", action, res.Code)
+		}
 	}
 	// Admins cannot lock themselves out.
 	if res := admin.post("/admin/users/"+fmt.Sprint(f.admin.ID)+"/revoke", nil); res.Code != http.StatusSeeOther ||
 		admin.get("/admin/users").Code != http.StatusOK {
 		t.Fatal("an admin revoked themselves")
+	}
+}
+
+// TestAPITokenLifetimeAndScope: a token made on the Account page lasts the days chosen (90
+// preselected) and is refused once expired, with a message saying so; a read-only token reads
+// and gets 403 on every other method, changing nothing.
+func TestAPITokenLifetimeAndScope(t *testing.T) {
+	f := newFixture(t)
+	alice := f.as("user")
+	page := alice.get("/account").Body.String()
+	if !strings.Contains(page, `<option value="90" selected>`) {
+		t.Fatal("the Account page does not preselect 90 days")
+	}
+	tokRE := regexp.MustCompile(`id="new-token">(psd_[A-Za-z0-9_-]+)<`)
+	create := func(form url.Values) (string, *httptest.ResponseRecorder) {
+		res := alice.post("/account/tokens", form)
+		m := tokRE.FindStringSubmatch(res.Body.String())
+		if m == nil {
+			return "", res
+		}
+		return m[1], res
+	}
+	for _, days := range []string{"", "0", "1000", "-7", "ninety"} {
+		if tok, res := create(url.Values{"name": {"bad"}, "days": {days}}); tok != "" || res.Code != http.StatusBadRequest {
+			t.Errorf("lifetime %q: %d", days, res.Code)
+		}
+	}
+	ro, res := create(url.Values{"name": {"reader"}, "days": {"7"}, "read_only": {"true"}})
+	if ro == "" {
+		t.Fatalf("read-only token: %d", res.Code)
+	}
+	rw, _ := create(url.Values{"name": {"writer"}, "days": {"30"}})
+	page = res.Body.String()
+	week := f.now.Add(7 * 24 * time.Hour).UTC().Format("2006-01-02 15:04 UTC")
+	if !strings.Contains(page, "read-only") || !strings.Contains(page, week) {
+		t.Fatalf("the Account page does not show the token's scope and expiry (%s)", week)
+	}
+	call := func(tok, method, path string, body any) *httptest.ResponseRecorder {
+		f.tokens["probe"] = tok
+		return f.api("probe", method, path, body)
+	}
+	before := f.fingerprint()
+	if res := call(ro, "GET", "/api/v1/reservations", nil); res.Code != http.StatusOK {
+		t.Fatalf("read-only GET: %d", res.Code)
+	}
+	for _, m := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/api/v1/reservations", map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 1}},
+		{"POST", "/api/v1/deployments/" + fmt.Sprint(f.d1.ID) + "/destroy", nil},
+		{"POST", "/api/v1/reservations/" + fmt.Sprint(f.r1.ID) + "/end", nil},
+		{"PUT", "/api/v1/admin/nodes/" + fmt.Sprint(f.nodes[0].ID), map[string]any{"name": "x"}},
+		{"DELETE", "/api/v1/admin/users/" + fmt.Sprint(f.bob.ID), nil},
+		{"PATCH", "/api/v1/reservations", nil},
+	} {
+		res := call(ro, m.method, m.path, m.body)
+		if m.method == "PATCH" { // no such route: refused before the token matters
+			if res.Code != http.StatusNotFound && res.Code != http.StatusMethodNotAllowed {
+				t.Errorf("PATCH: %d", res.Code)
+			}
+			continue
+		}
+		if res.Code != http.StatusForbidden || !strings.Contains(res.Body.String(), "read-only") {
+			t.Errorf("read-only %s %s: %d %s", m.method, m.path, res.Code, res.Body.String())
+		}
+	}
+	if f.fingerprint() != before {
+		t.Fatal("a read-only token changed something")
+	}
+	if res := call(rw, "POST", "/api/v1/reservations", map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 1}); res.Code != http.StatusCreated {
+		t.Fatalf("read-write POST: %d %s", res.Code, res.Body.String())
+	}
+	// A week later the read-only token is over; the other one lasts its 30 days.
+	f.now = f.now.Add(7 * 24 * time.Hour)
+	if res := call(ro, "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized || !strings.Contains(res.Body.String(), "expired") {
+		t.Fatalf("expired token: %d %s", res.Code, res.Body.String())
+	}
+	if res := call(rw, "GET", "/api/v1/nodes", nil); res.Code != http.StatusOK {
+		t.Fatalf("a 30-day token after a week: %d", res.Code)
+	}
+	if !strings.Contains(f.as("user").get("/account").Body.String(), ">expired<") { // (the session of a week ago is over too)
+		t.Fatal("the Account page does not mark the expired token")
 	}
 }
 
