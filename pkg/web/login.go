@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,19 +22,35 @@ type loginData struct {
 	Next  string
 }
 
-// safeNext keeps only local paths as a place to go after login (no open redirect).
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		return ""
+// localPath returns next when it is a path on this site, "" otherwise (no open redirect).
+// Browsers drop tabs and new lines from a URL and read a backslash as a slash, so a path that
+// starts with two slashes once they are done with it leads to another host. next is refused
+// when it, or what is left after percent-decoding it (a proxy or a second redirect may decode
+// it), does not start with exactly one slash, or holds a backslash, a control character or a
+// space.
+func localPath(next string) string {
+	odd := func(r rune) bool { return r == '\\' || unicode.IsControl(r) || unicode.IsSpace(r) }
+	for s, i := next, 0; i < 3; i++ {
+		if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsFunc(s, odd) {
+			return ""
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return ""
+		}
+		if d == s {
+			return next
+		}
+		s = d
 	}
-	return next
+	return "" // encoded three times over: no page of ours needs that
 }
 
 func (s *Server) showLogin(c echo.Context) error {
 	if vis(c).User != nil {
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
-	return s.render(c, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: safeNext(c.QueryParam("next"))}})
+	return s.render(c, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: localPath(c.QueryParam("next"))}})
 }
 
 // clientAddr is the address the visitor is throttled by.
@@ -45,7 +63,7 @@ func (s *Server) checkLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	email := store.NormalizeEmail(c.FormValue("email"))
 	pw := c.FormValue("password")
-	data := loginData{Email: email, Next: safeNext(c.FormValue("next"))}
+	data := loginData{Email: email, Next: localPath(c.FormValue("next"))}
 	fail := func(code int, msg string) error {
 		return s.render(c, code, "login", &page{Title: "Log in", Error: msg, Data: data})
 	}

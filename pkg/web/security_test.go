@@ -991,3 +991,209 @@ func TestFirstAdmin(t *testing.T) {
 		t.Fatal("the first admin's password is not random")
 	}
 }
+
+// openRedirects are "next" values that must never become a redirect: each leads a browser to
+// another host, or could once a proxy or a second redirect decodes it.
+var openRedirects = []string{
+	"//evil.example/", "///evil.example", "/\\evil.example", "\\\\evil.example", "/\t/evil.example", "\t//evil.example",
+	"/\n/evil.example", "/\r\n/evil.example", "/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example",
+	"/%2f/evil.example", "/%2F%2Fevil.example", "%2f%2fevil.example", "/%5cevil.example", "/%5C%5Cevil.example",
+	"/%252f/evil.example", "/%25252f/evil.example", "https://evil.example/", "http:evil.example", "javascript:alert(1)",
+	"evil.example", "", " /resources", "/ /evil.example", "/resources%",
+}
+
+func TestLocalPath(t *testing.T) {
+	for _, next := range openRedirects {
+		if got := localPath(next); got != "" {
+			t.Errorf("localPath(%q) = %q, want refused", next, got)
+		}
+	}
+	for _, next := range []string{"/resources", "/deployments/3", "/deployments/status.json?ids=1%2C2", "/admin/switches/1/edit", "/reserve?start=2026-01-01T10%3A00"} {
+		if got := localPath(next); got != next {
+			t.Errorf("localPath(%q) = %q, want it kept", next, got)
+		}
+	}
+}
+
+// TestRedirectsStayOnSite: the login's next, from the form or the query, only ever leads to a
+// path of this site; an anonymous visit to a page comes back to it after login.
+func TestRedirectsStayOnSite(t *testing.T) {
+	f := newFixture(t)
+	for _, next := range append(openRedirects, "/deployments") {
+		b := f.browser()
+		page := b.get("/login?next=" + url.QueryEscape(next)).Body.String()
+		if next != "/deployments" && strings.Contains(page, "evil.example") {
+			t.Errorf("the login page carries next=%q on", next)
+		}
+		res := b.post("/login", url.Values{"email": {f.alice.Email}, "password": {testPassword}, "next": {next}})
+		want := "/resources"
+		if next == "/deployments" {
+			want = next
+		}
+		if loc := res.Header().Get("Location"); res.Code != http.StatusSeeOther || loc != want {
+			t.Errorf("login with next=%q: %d to %q, want %q", next, res.Code, loc, want)
+		}
+	}
+	res := f.browser().get("/deployments/" + fmt.Sprint(f.d1.ID) + "?x=1")
+	if loc := res.Header().Get("Location"); loc != "/login?next="+url.QueryEscape("/deployments/"+fmt.Sprint(f.d1.ID)+"?x=1") {
+		t.Errorf("an anonymous visit goes to %q", loc)
+	}
+}
+
+// TestOversizedBodies: a JSON body over 1 MiB and a form over 8 MiB get a 413 that says what
+// is too large, whether they announce their length or not, on a live server too; nothing
+// changes.
+func TestOversizedBodies(t *testing.T) {
+	f := newFixture(t)
+	before := f.fingerprint()
+	big := strings.Repeat("a", 12<<20)
+	check := func(what string, res *http.Response, body string, json bool) {
+		t.Helper()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "too large") ||
+			json != strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %q %.200s", what, res.StatusCode, res.Header.Get("Content-Type"), body)
+		}
+	}
+	apiReq := func(chunked bool) *http.Request {
+		req := httptest.NewRequest("POST", "/api/v1/reservations", strings.NewReader(`{"hours": 1, "model": "`+big+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+f.tokens["user"])
+		if chunked {
+			req.ContentLength = -1
+		}
+		return req
+	}
+	alice := f.as("user")
+	formReq := func(chunked bool, multipart bool) *http.Request {
+		var req *http.Request
+		if multipart {
+			var buf strings.Builder
+			buf.WriteString("--XYZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n" + alice.csrf + "\r\n")
+			buf.WriteString("--XYZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.json\"\r\n\r\n" + big + "\r\n--XYZ--\r\n")
+			req = httptest.NewRequest("POST", "/reserve", strings.NewReader(buf.String()))
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=XYZ")
+		} else {
+			req = httptest.NewRequest("POST", "/reserve", strings.NewReader(url.Values{"csrf_token": {alice.csrf}, "hours": {"1"}, "model": {"RPI4B"}, "count": {"1"}, "x": {big}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if chunked {
+			req.ContentLength = -1
+		}
+		return req
+	}
+	for _, chunked := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		f.s.ServeHTTP(rec, apiReq(chunked))
+		check(fmt.Sprintf("API, chunked=%v", chunked), rec.Result(), rec.Body.String(), true)
+		for _, multipart := range []bool{false, true} {
+			res := alice.do(formReq(chunked, multipart))
+			check(fmt.Sprintf("form, chunked=%v multipart=%v", chunked, multipart), res.Result(), res.Body.String(), false)
+		}
+	}
+	// Just under the limits, the same requests are read (and refused for what they say).
+	small := httptest.NewRequest("POST", "/api/v1/reservations", strings.NewReader(`{"hours": 1, "model": "`+strings.Repeat("a", 1<<19)+`"}`))
+	small.Header.Set("Authorization", "Bearer "+f.tokens["user"])
+	rec := httptest.NewRecorder()
+	f.s.ServeHTTP(rec, small)
+	if rec.Code != http.StatusBadRequest && rec.Code != http.StatusConflict {
+		t.Errorf("a 512 KiB body: %d %s", rec.Code, rec.Body.String())
+	}
+	if res := alice.post("/reserve", url.Values{"model": {"RPI4B"}, "count": {"1"}, "hours": {"1"}, "x": {strings.Repeat("a", 4<<20)}}); res.Code != http.StatusSeeOther {
+		t.Errorf("a 4 MiB form: %d %.200s", res.Code, res.Body.String())
+	}
+	if err := f.st.DB.Where("user_id = ? AND id NOT IN ?", f.alice.ID, []uint{f.r1.ID, f.r3.ID}).Delete(&store.Reservation{}).Error; err != nil {
+		t.Fatal(err)
+	}
+	f.st.DB.Exec("DELETE FROM reservation_nodes WHERE reservation_id NOT IN (SELECT id FROM reservations)")
+
+	// The same through a real listening server.
+	base := liveServer(t, f, nil)
+	c := newNetClient(t, base, "127.0.0.7")
+	c.login(f.alice.Email, testPassword)
+	c.get("/reserve")
+	req, _ := http.NewRequest("POST", base+"/reserve", strings.NewReader(url.Values{"csrf_token": {c.csrf}, "x": {big}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, body := c.do(req)
+	check("form on a live server", res, body, false)
+	req, _ = http.NewRequest("POST", base+"/api/v1/reservations", strings.NewReader(`{"model": "`+big+`"}`))
+	req.Header.Set("Authorization", "Bearer "+f.tokens["user"])
+	res, body = c.do(req)
+	check("API on a live server", res, body, true)
+	if after := f.fingerprint(); after != before {
+		t.Error("an oversized request changed something")
+	}
+}
+
+// TestCSRFTokenNotFromTheURL: a token in the query string is ignored (URLs end up in logs and
+// Referer headers); the form body and the X-CSRF-Token header are read.
+func TestCSRFTokenNotFromTheURL(t *testing.T) {
+	f := newFixture(t)
+	b := f.as("user")
+	before := f.fingerprint()
+	form := url.Values{"ssh_key": {sshKey}}
+	if res := b.postRaw("/account/sshkey?csrf_token="+url.QueryEscape(b.csrf), form); res.Code != http.StatusForbidden {
+		t.Fatalf("token in the URL: %d", res.Code)
+	}
+	if f.fingerprint() != before {
+		t.Fatal("a request with the token in the URL changed something")
+	}
+	req := httptest.NewRequest("POST", "/account/sshkey", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", b.csrf)
+	if res := b.do(req); res.Code != http.StatusSeeOther {
+		t.Fatalf("token in the header: %d", res.Code)
+	}
+	if res := b.postRaw("/account/sshkey", url.Values{"ssh_key": {""}, "csrf_token": {b.csrf}}); res.Code != http.StatusSeeOther {
+		t.Fatalf("token in the body: %d", res.Code)
+	}
+}
+
+// TestHeadLikeGet: on a live server, HEAD on every GET route answers with the status and
+// content type GET gives, and no body, for an anonymous visitor, a user and an admin.
+func TestHeadLikeGet(t *testing.T) {
+	f := newFixture(t)
+	base := liveServer(t, f, nil)
+	clients := map[string]*netClient{"anon": newNetClient(t, base, "127.0.0.8")}
+	for role, ip := range map[string]string{"user": "127.0.0.9", "admin": "127.0.0.10"} {
+		c := newNetClient(t, base, ip)
+		if res, _ := c.login(f.user(role).Email, testPassword); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login as %s: %d", role, res.StatusCode)
+		}
+		clients[role] = c
+	}
+	n := 0
+	for key, tc := range f.routeCases() {
+		if !strings.HasPrefix(key, "GET ") {
+			continue
+		}
+		n++
+		for role, c := range clients {
+			send := func(method string) (*http.Response, string) {
+				req, _ := http.NewRequest(method, base+tc.path, nil)
+				if strings.HasPrefix(tc.path, "/api/") && role != "anon" {
+					req.Header.Set("Authorization", "Bearer "+f.tokens[role])
+				}
+				return c.do(req)
+			}
+			get, _ := send(http.MethodGet)
+			head, body := send(http.MethodHead)
+			if head.StatusCode != get.StatusCode || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") ||
+				head.Header.Get("Location") != get.Header.Get("Location") || body != "" {
+				t.Errorf("%s as %s: HEAD %d %q %q (%d bytes), GET %d %q %q", key, role, head.StatusCode, head.Header.Get("Content-Type"),
+					head.Header.Get("Location"), len(body), get.StatusCode, get.Header.Get("Content-Type"), get.Header.Get("Location"))
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d GET routes tried", n)
+	}
+	// Unknown routes stay 404, and HEAD changes nothing.
+	before := f.fingerprint()
+	req, _ := http.NewRequest(http.MethodHead, base+"/no/such/page", nil)
+	if res, _ := clients["user"].do(req); res.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD on an unknown path: %d", res.StatusCode)
+	}
+	if f.fingerprint() != before {
+		t.Error("HEAD requests changed something")
+	}
+}

@@ -125,8 +125,16 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+// ServeHTTP makes Server an http.Handler. A HEAD request is served as a GET: the router and
+// the guard see a GET (a copy of the request), while net/http, which holds the original,
+// sends the headers of the answer and drops its body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		r = r.WithContext(r.Context())
+		r.Method = http.MethodGet
+	}
+	s.echo.ServeHTTP(w, r)
+}
 
 // Routes lists the registered routes (for tests and docs).
 func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
