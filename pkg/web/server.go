@@ -84,8 +84,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		// without failures forgets them.
 		loginByAddr:    auth.NewThrottle(auth.Backoff{Free: 20, Base: time.Second, Max: 5 * time.Minute, Forget: time.Hour}),
 		loginByAccount: auth.NewThrottle(auth.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour}),
-		// One core stays free for the rest of the site.
-		hashing:    auth.NewGate(runtime.GOMAXPROCS(0)-1, 3, 10*time.Second),
+		// One core stays free for the rest of the site. An address hashes one password at a
+		// time; 8 may wait (a class behind one NAT logging in at once), 10 s at most.
+		hashing:    auth.NewGate(runtime.GOMAXPROCS(0)-1, 8, 10*time.Second),
 		signupByIP: auth.NewLimiter(10, time.Hour),
 	}
 	if s.log == nil {
