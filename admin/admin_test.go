@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -385,7 +386,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Frontend != shipped.Frontend || cfg.Tasks != shipped.Tasks {
+	if !reflect.DeepEqual(cfg.Frontend, shipped.Frontend) || cfg.Tasks != shipped.Tasks {
 		t.Errorf("the installed config changed more than it should:\n%+v\n%+v", cfg.Frontend, shipped.Frontend)
 	}
 

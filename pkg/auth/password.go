@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -44,13 +45,17 @@ func HashPassword(pw string) (string, error) {
 }
 
 // dummyHash is compared against when the user does not exist, so that a login takes the same
-// time whether the e-mail is known or not.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password, only for timing"), bcrypt.DefaultCost)
+// time whether the e-mail is known or not. It is made on first use, at the cost of the
+// passwords' hashes (tests lower it before).
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a real password, only for timing"), bcryptCost)
+	return h
+})
 
 // CheckPassword reports whether pw matches hash; an empty hash (unknown user) costs the same.
 func CheckPassword(hash, pw string) bool {
 	if hash == "" || len(pw) > MaxPasswordLen {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pw))
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pw))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil

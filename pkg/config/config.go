@@ -50,6 +50,9 @@ type Config struct {
 		SessionSecret Secret // generated and stored in the database when empty
 		SecureCookies bool   // set behind TLS
 		MetricsListen string // separate listen address for /metrics; empty = served behind admin auth
+		// TrustedProxies are the reverse proxies in front of pifrontend: from them, the client's
+		// address is read from X-Forwarded-For (empty: the peer's address is the client's).
+		TrustedProxies []netip.Prefix
 	}
 	Mail struct {
 		SMTPAddress string
@@ -193,6 +196,8 @@ func (c *Config) set(e entry) error {
 			return setBool(&c.Frontend.SecureCookies, v)
 		case "metrics_listen":
 			c.Frontend.MetricsListen = v
+		case "trusted_proxies":
+			return setPrefixes(&c.Frontend.TrustedProxies, v)
 		default:
 			return errUnknownKey
 		}
@@ -309,6 +314,24 @@ func (c *Config) validate() error {
 	if c.Tasks.Lease < 5*time.Second {
 		return fmt.Errorf("[tasks] lease %s is too short (at least 5s)", c.Tasks.Lease)
 	}
+	return nil
+}
+
+// setPrefixes reads addresses and networks (10.0.0.0/8) separated by commas or spaces.
+func setPrefixes(dst *[]netip.Prefix, v string) error {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return fmt.Errorf("want addresses or networks like 127.0.0.1 or 10.0.0.0/8, got %q", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	*dst = out
 	return nil
 }
 

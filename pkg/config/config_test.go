@@ -57,6 +57,23 @@ ssh_system = 150s/180
 	}
 }
 
+func TestTrustedProxies(t *testing.T) {
+	c, err := Parse("t.conf", strings.NewReader("[frontend]\ntrusted_proxies = 127.0.0.1, 10.1.2.0/24 ::1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c.Frontend.TrustedProxies) != "[127.0.0.1/32 10.1.2.0/24 ::1/128]" {
+		t.Fatalf("trusted_proxies = %v", c.Frontend.TrustedProxies)
+	}
+	if c, err := Parse("t.conf", strings.NewReader("[frontend]\ntrusted_proxies =\n")); err != nil || len(c.Frontend.TrustedProxies) != 0 {
+		t.Fatalf("empty: %v %v", c, err)
+	}
+	_, err = Parse("t.conf", strings.NewReader("[frontend]\ntrusted_proxies = 127.0.0.1, proxy.example\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.conf:2: [frontend] trusted_proxies") || !strings.Contains(err.Error(), "proxy.example") {
+		t.Fatalf("a host name: %v", err)
+	}
+}
+
 func TestSecretsNeverPrint(t *testing.T) {
 	c, err := Parse("t.conf", strings.NewReader("[mail]\npassword = hunter2\n[frontend]\nsession_secret = abc123\n[db]\nconnection_url = mysql://u:dbpass@h/d\n"))
 	if err != nil {

@@ -230,15 +230,23 @@ type StateEvent struct {
 	DurationMS int64
 }
 
-// APIToken authenticates /api/v1 calls. Only a SHA-256 of the token is stored.
+// APIToken authenticates /api/v1 calls. Only a SHA-256 of the token is stored. A token ends
+// at ExpiresAt, when its owner's password changes, or when its owner is revoked or deleted.
 type APIToken struct {
-	ID         uint   `gorm:"primaryKey"`
-	UserID     uint   `gorm:"index;not null"`
-	Name       string `gorm:"size:100"`
-	Hash       string `gorm:"size:64;uniqueIndex;not null"`
-	CreatedAt  time.Time
+	ID     uint   `gorm:"primaryKey"`
+	UserID uint   `gorm:"index;not null"`
+	Name   string `gorm:"size:100"`
+	Hash   string `gorm:"size:64;uniqueIndex;not null"`
+	// ReadOnly tokens may only read: the API refuses them any other method than GET.
+	ReadOnly  bool `gorm:"not null;default:false"`
+	CreatedAt time.Time
+	// ExpiresAt is never zero once stored (Open gives the tokens of older versions APITokenTTL).
+	ExpiresAt  time.Time
 	LastUsedAt *time.Time
 }
+
+// APITokenTTL is the lifetime of an API token unless its owner chooses another.
+const APITokenTTL = 90 * 24 * time.Hour
 
 // Keys of the Setting table shared by more than one package.
 const (

@@ -72,6 +72,12 @@ func Open(ctx context.Context, connURL string) (*Store, error) {
 	if err := db.WithContext(ctx).AutoMigrate(append(allModels(), webModels()...)...); err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
+	// Tokens made when tokens did not expire get the default lifetime from now on.
+	err = db.WithContext(ctx).Model(&APIToken{}).Where("expires_at IS NULL").
+		Update("expires_at", time.Now().UTC().Add(APITokenTTL)).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate: API token expiry: %w", err)
+	}
 	return s, nil
 }
 

@@ -11,8 +11,11 @@ import (
 
 // Everything here stores only a hash (hex SHA-256) of a random token; the caller hashes.
 
-// CreateAPIToken stores a token of user userID.
+// CreateAPIToken stores a token of user userID; it must have an expiry.
 func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
+	if t.ExpiresAt.IsZero() {
+		return fmt.Errorf("store: API token %q of user %d has no expiry", t.Name, t.UserID)
+	}
 	if err := s.DB.WithContext(ctx).Create(t).Error; err != nil {
 		return fmt.Errorf("store: unable to create API token: %w", err)
 	}
@@ -38,23 +41,30 @@ func (s *Store) DeleteAPIToken(ctx context.Context, userID, id uint) error {
 	return nil
 }
 
-// UserByAPIToken returns the owner of the token with that hash and notes its use (at most
-// once a minute, to keep API calls read-only most of the time).
-func (s *Store) UserByAPIToken(ctx context.Context, hash string, now time.Time) (*User, error) {
+// ErrTokenExpired: the API token exists but its time is over.
+var ErrTokenExpired = errors.New("store: API token expired")
+
+// UserByAPIToken returns the token with that hash and its owner, ErrTokenExpired when it
+// expired, and notes its use (at most once a minute, to keep API calls read-only most of the
+// time).
+func (s *Store) UserByAPIToken(ctx context.Context, hash string, now time.Time) (*User, *APIToken, error) {
 	var t APIToken
 	db := s.DB.WithContext(ctx)
 	if err := db.Where("hash = ?", hash).First(&t).Error; err != nil {
-		return nil, notFound(err)
+		return nil, nil, notFound(err)
+	}
+	now = now.UTC()
+	if !now.Before(t.ExpiresAt) {
+		return nil, nil, ErrTokenExpired
 	}
 	u, err := s.User(ctx, t.UserID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	now = now.UTC()
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
 		db.Model(&APIToken{}).Where("id = ?", t.ID).Update("last_used_at", now)
 	}
-	return u, nil
+	return u, &t, nil
 }
 
 // CreateSession stores a new session.
@@ -80,13 +90,18 @@ func (s *Store) DeleteSession(ctx context.Context, hash string) error {
 	return s.DB.WithContext(ctx).Where("hash = ?", hash).Delete(&Session{}).Error
 }
 
-// DeleteExpiredSessions removes the sessions and e-mail tokens that expired before now.
+// DeleteExpiredSessions removes the sessions that expired before now, the e-mail tokens a day
+// after and the API tokens a month after (their owners see them as expired until then).
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
 	db := s.DB.WithContext(ctx)
-	if err := db.Where("expires_at <= ?", now.UTC()).Delete(&Session{}).Error; err != nil {
+	now = now.UTC()
+	if err := db.Where("expires_at <= ?", now).Delete(&Session{}).Error; err != nil {
 		return err
 	}
-	return db.Where("expires_at <= ?", now.UTC().Add(-24*time.Hour)).Delete(&EmailToken{}).Error
+	if err := db.Where("expires_at <= ?", now.Add(-24*time.Hour)).Delete(&EmailToken{}).Error; err != nil {
+		return err
+	}
+	return db.Where("expires_at <= ?", now.Add(-30*24*time.Hour)).Delete(&APIToken{}).Error
 }
 
 // CreateEmailToken stores a token to send by e-mail.

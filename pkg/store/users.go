@@ -117,8 +117,8 @@ func (s *Store) lockUser(tx *gorm.DB, id uint) (*User, error) {
 	return &u, nil
 }
 
-// SetUserAuthorized approves (true) or revokes (false) a user. Revoking ends their sessions;
-// the last active admin cannot be revoked.
+// SetUserAuthorized approves (true) or revokes (false) a user. Revoking ends their sessions
+// and revokes their API tokens; the last active admin cannot be revoked.
 func (s *Store) SetUserAuthorized(ctx context.Context, id uint, authorized bool) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		u, err := s.lockUser(tx, id)
@@ -138,10 +138,21 @@ func (s *Store) SetUserAuthorized(ctx context.Context, id uint, authorized bool)
 			return fmt.Errorf("store: unable to update user %d: %w", id, err)
 		}
 		if !authorized {
-			return tx.Where("user_id = ?", id).Delete(&Session{}).Error
+			return deleteCredentials(tx, id, "")
 		}
 		return nil
 	})
+}
+
+// deleteCredentials ends the sessions of user id, but keepSessionHash's, and revokes their API tokens.
+func deleteCredentials(tx *gorm.DB, id uint, keepSessionHash string) error {
+	if err := tx.Where("user_id = ? AND hash <> ?", id, keepSessionHash).Delete(&Session{}).Error; err != nil {
+		return fmt.Errorf("store: unable to end the sessions of user %d: %w", id, err)
+	}
+	if err := tx.Where("user_id = ?", id).Delete(&APIToken{}).Error; err != nil {
+		return fmt.Errorf("store: unable to revoke the API tokens of user %d: %w", id, err)
+	}
+	return nil
 }
 
 // SetUserAdmin makes (true) or unmakes (false) an admin; the last active admin stays one.
@@ -164,8 +175,9 @@ func (s *Store) SetUserAdmin(ctx context.Context, id uint, admin bool) error {
 	})
 }
 
-// SetUserPassword stores a new bcrypt hash and ends every other session of the user
-// (keepSessionHash, when not empty, is the session that made the change).
+// SetUserPassword stores a new bcrypt hash, ends every other session of the user
+// (keepSessionHash, when not empty, is the session that made the change) and revokes all
+// their API tokens.
 func (s *Store) SetUserPassword(ctx context.Context, id uint, hash, keepSessionHash string) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&User{}).Where("id = ?", id).Update("password_hash", hash)
@@ -175,7 +187,7 @@ func (s *Store) SetUserPassword(ctx context.Context, id uint, hash, keepSessionH
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		return tx.Where("user_id = ? AND hash <> ?", id, keepSessionHash).Delete(&Session{}).Error
+		return deleteCredentials(tx, id, keepSessionHash)
 	})
 }
 

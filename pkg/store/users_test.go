@@ -8,6 +8,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 func TestUsers(t *testing.T) {
@@ -47,7 +48,7 @@ func TestDeleteUser(t *testing.T) {
 		ctx := context.Background()
 		c := seedWeb(t, s, 3, 0)
 		now := time.Now().UTC()
-		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Hash: "tokenhash"}))
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Hash: "tokenhash", ExpiresAt: now.Add(time.Hour)}))
 		r, err := s.CreateReservation(ctx, store.ReservationRequest{UserID: c.bob.ID, NodeIDs: []uint{c.nodes[0].ID, c.nodes[1].ID},
 			StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)}, now.Add(-time.Minute))
 		check(t, err)
@@ -67,7 +68,7 @@ func TestDeleteUser(t *testing.T) {
 		if !tomb.IsDeleted() || tomb.FirstName != "" || tomb.Authorized || tomb.DisplayName() != "deleted user" {
 			t.Fatalf("tombstone: %+v", tomb)
 		}
-		if _, err := s.UserByAPIToken(ctx, "tokenhash", now); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := s.UserByAPIToken(ctx, "tokenhash", now); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("token of a deleted user: %v", err)
 		}
 		if _, err := s.Reservation(ctx, future.ID); !errors.Is(err, store.ErrNotFound) {
@@ -132,14 +133,14 @@ func TestTokensAndSettings(t *testing.T) {
 			t.Fatalf("unknown: %v", err)
 		}
 
-		tok := store.APIToken{UserID: c.bob.ID, Name: "ci", Hash: "abc"}
+		tok := store.APIToken{UserID: c.bob.ID, Name: "ci", Hash: "abc", ExpiresAt: now.Add(time.Hour)}
 		check(t, s.CreateAPIToken(ctx, &tok))
 		if err := s.DeleteAPIToken(ctx, c.alice.ID, tok.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("alice revoked bob's token: %v", err)
 		}
-		got, err := s.UserByAPIToken(ctx, "abc", now)
+		got, gotTok, err := s.UserByAPIToken(ctx, "abc", now)
 		check(t, err)
-		if got.ID != c.bob.ID {
+		if got.ID != c.bob.ID || gotTok.ID != tok.ID {
 			t.Fatal("wrong token owner")
 		}
 		check(t, s.DeleteAPIToken(ctx, c.bob.ID, tok.ID))
@@ -257,4 +258,101 @@ func TestDiscoveryRuns(t *testing.T) {
 			t.Fatalf("a new run after the end: %v", err)
 		}
 	})
+}
+
+// TestAPITokenLifetime: a token works until it expires; a password change revokes every token of
+// the user and ends their other sessions; revoking the user revokes their tokens (approving them
+// again brings none back); a token without expiry is refused; expired tokens are purged a month
+// after their end.
+func TestAPITokenLifetime(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 0, 0)
+		now := time.Now().UTC()
+		tokens := func(user uint) int {
+			ts, err := s.APITokens(ctx, user)
+			check(t, err)
+			return len(ts)
+		}
+		if err := s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Name: "forever", Hash: "h0"}); err == nil {
+			t.Fatal("a token without expiry was stored")
+		}
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Name: "ro", Hash: "h1", ReadOnly: true, ExpiresAt: now.Add(time.Hour)}))
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Name: "rw", Hash: "h2", ExpiresAt: now.Add(2 * time.Hour)}))
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.alice.ID, Name: "alice", Hash: "h3", ExpiresAt: now.Add(time.Hour)}))
+		if _, tok, err := s.UserByAPIToken(ctx, "h1", now); err != nil || !tok.ReadOnly {
+			t.Fatalf("read-only token: %+v %v", tok, err)
+		}
+		if _, _, err := s.UserByAPIToken(ctx, "h1", now.Add(time.Hour)); !errors.Is(err, store.ErrTokenExpired) {
+			t.Fatalf("token at its expiry: %v", err)
+		}
+		if _, _, err := s.UserByAPIToken(ctx, "h2", now.Add(time.Hour)); err != nil {
+			t.Fatalf("token before its expiry: %v", err)
+		}
+		// Housekeeping keeps an expired token a month, for its owner to see.
+		check(t, s.DeleteExpiredSessions(ctx, now.Add(2*time.Hour)))
+		if tokens(c.bob.ID) != 2 {
+			t.Fatal("an expired token vanished at once")
+		}
+		check(t, s.DeleteExpiredSessions(ctx, now.Add(31*24*time.Hour)))
+		if tokens(c.bob.ID) != 0 || tokens(c.alice.ID) != 0 {
+			t.Fatal("tokens expired a month ago are kept")
+		}
+
+		// A password change: every token of the user goes, and every session but the current one.
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Name: "a", Hash: "h4", ExpiresAt: now.Add(time.Hour)}))
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.alice.ID, Name: "b", Hash: "h5", ExpiresAt: now.Add(time.Hour)}))
+		for _, h := range []string{"s1", "s2"} {
+			check(t, s.CreateSession(ctx, &store.Session{Hash: h, UserID: c.bob.ID, ExpiresAt: now.Add(time.Hour)}))
+		}
+		check(t, s.SetUserPassword(ctx, c.bob.ID, "newhash", "s1"))
+		if _, _, err := s.UserByAPIToken(ctx, "h4", now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("token after a password change: %v", err)
+		}
+		if _, err := s.SessionByHash(ctx, "s1", now); err != nil {
+			t.Fatalf("the session that changed the password ended: %v", err)
+		}
+		if _, err := s.SessionByHash(ctx, "s2", now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("another session survived a password change: %v", err)
+		}
+		if tokens(c.alice.ID) != 1 {
+			t.Fatal("another user's token was revoked")
+		}
+		// Revoking the user revokes their tokens; approving them again brings none back.
+		check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Name: "c", Hash: "h6", ExpiresAt: now.Add(time.Hour)}))
+		check(t, s.SetUserAuthorized(ctx, c.bob.ID, false))
+		check(t, s.SetUserAuthorized(ctx, c.bob.ID, true))
+		if _, _, err := s.UserByAPIToken(ctx, "h6", now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("token of a revoked then approved user: %v", err)
+		}
+	})
+}
+
+// TestAPITokensOfOlderVersions: tokens stored before tokens expired get the default lifetime
+// when a daemon of this version opens the database.
+func TestAPITokensOfOlderVersions(t *testing.T) {
+	for _, d := range storetest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			ctx := context.Background()
+			url := storetest.URL(t, d)
+			s, err := store.Open(ctx, url)
+			check(t, err)
+			c := seedWeb(t, s, 0, 0)
+			// The table as the previous version made it, with one of its tokens.
+			check(t, s.DB.Exec("ALTER TABLE api_tokens DROP COLUMN expires_at").Error)
+			check(t, s.DB.Exec("ALTER TABLE api_tokens DROP COLUMN read_only").Error)
+			check(t, s.DB.Exec("INSERT INTO api_tokens (user_id, name, hash, created_at) VALUES (?, 'old', 'oldhash', ?)", c.bob.ID, time.Now().UTC()).Error)
+			check(t, s.Close())
+
+			s, err = store.Open(ctx, url)
+			check(t, err)
+			defer s.Close()
+			now := time.Now().UTC()
+			_, tok, err := s.UserByAPIToken(ctx, "oldhash", now)
+			check(t, err)
+			if left := tok.ExpiresAt.Sub(now); tok.ReadOnly || left < store.APITokenTTL-time.Hour || left > store.APITokenTTL {
+				t.Fatalf("old token: read-only %v, expires in %s", tok.ReadOnly, left)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -26,15 +27,21 @@ func bindJSON(c echo.Context, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return apiError(http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json")
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return apiError(http.StatusBadRequest, "the request body is empty; send a JSON object")
-		}
-		return apiError(http.StatusBadRequest, "invalid JSON: "+err.Error())
+	tooLarge := apiError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is too large: at most %d MiB", maxJSONBody>>20))
+	if r.ContentLength > maxJSONBody {
+		return tooLarge
 	}
-	if dec.More() {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	var mbe *http.MaxBytesError
+	switch err := dec.Decode(v); {
+	case errors.As(err, &mbe):
+		return tooLarge
+	case errors.Is(err, io.EOF):
+		return apiError(http.StatusBadRequest, "the request body is empty; send a JSON object")
+	case err != nil:
+		return apiError(http.StatusBadRequest, "invalid JSON: "+err.Error())
+	case dec.More():
 		return apiError(http.StatusBadRequest, "invalid JSON: data after the object")
 	}
 	return nil

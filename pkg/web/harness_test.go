@@ -184,10 +184,10 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 	f.d3 = deploy(f.r2, bobOSPass)[0]
 	for role, u := range map[string]store.User{"user": f.alice, "other": f.bob, "admin": f.admin} {
 		tok := auth.NewToken("psd_")
-		must(st.CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Name: role, Hash: auth.HashToken(tok)}))
+		must(st.CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Name: role, Hash: auth.HashToken(tok), ExpiresAt: f.now.Add(store.APITokenTTL)}))
 		f.tokens[role] = tok
 	}
-	f.aliceToken2 = store.APIToken{UserID: f.alice.ID, Name: "old", Hash: auth.HashToken(auth.NewToken("psd_"))}
+	f.aliceToken2 = store.APIToken{UserID: f.alice.ID, Name: "old", Hash: auth.HashToken(auth.NewToken("psd_")), ExpiresAt: f.now.Add(store.APITokenTTL)}
 	must(st.CreateAPIToken(ctx, &f.aliceToken2))
 	must(st.SetSettings(ctx, map[string]string{settingSMTPPassword: testSMTPPass}))
 	run, err := st.RequestDiscovery(ctx, f.sw2.ID, []int{1}, f.admin.ID)

@@ -90,7 +90,7 @@ func TestLoad(t *testing.T) {
 		must(st.CreateSession(ctx, &store.Session{Hash: auth.HashToken(tok), UserID: u.ID, ExpiresAt: now.Add(time.Hour)}))
 		cookies[i] = tok
 		tokens[i] = auth.NewToken("psd_")
-		must(st.CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Hash: auth.HashToken(tokens[i])}))
+		must(st.CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Hash: auth.HashToken(tokens[i]), ExpiresAt: now.Add(time.Hour)}))
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 	const clients = 50

@@ -3,8 +3,13 @@ package web
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,38 +22,65 @@ type loginData struct {
 	Next  string
 }
 
-// safeNext keeps only local paths as a place to go after login (no open redirect).
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		return ""
+// localPath returns next when it is a path on this site, "" otherwise (no open redirect).
+// Browsers drop tabs and new lines from a URL and read a backslash as a slash, so a path that
+// starts with two slashes once they are done with it leads to another host. next is refused
+// when it, or what is left after percent-decoding it (a proxy or a second redirect may decode
+// it), does not start with exactly one slash, or holds a backslash, a control character or a
+// space.
+func localPath(next string) string {
+	odd := func(r rune) bool { return r == '\\' || unicode.IsControl(r) || unicode.IsSpace(r) }
+	for s, i := next, 0; i < 3; i++ {
+		if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsFunc(s, odd) {
+			return ""
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return ""
+		}
+		if d == s {
+			return next
+		}
+		s = d
 	}
-	return next
+	return "" // encoded three times over: no page of ours needs that
 }
 
 func (s *Server) showLogin(c echo.Context) error {
 	if vis(c).User != nil {
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
-	return s.render(c, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: safeNext(c.QueryParam("next"))}})
+	return s.render(c, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: localPath(c.QueryParam("next"))}})
 }
 
-// checkLogin logs in with e-mail and password. Failures are counted per address+e-mail and per
-// e-mail; past the limit, even the right password is refused until the window passes.
+// clientAddr is the address the visitor is throttled by.
+func clientAddr(c echo.Context) string { return auth.ClientKey(c.RealIP()) }
+
+// checkLogin logs in with e-mail and password. Failures slow down the client's address and the
+// account tried from it (loginByAddr, loginByAccount): while it must wait, no password is
+// checked at all, the right one neither; the account's owner at another address is not slowed.
 func (s *Server) checkLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	email := store.NormalizeEmail(c.FormValue("email"))
 	pw := c.FormValue("password")
-	data := loginData{Email: email, Next: safeNext(c.FormValue("next"))}
+	data := loginData{Email: email, Next: localPath(c.FormValue("next"))}
 	fail := func(code int, msg string) error {
 		return s.render(c, code, "login", &page{Title: "Log in", Error: msg, Data: data})
 	}
-	now := s.now()
-	ipKey := c.RealIP() + "|" + email
-	if b, until := s.loginByIP.Blocked(ipKey, now); b {
-		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %s.", humanDuration(until.Sub(now))))
+	addr := clientAddr(c)
+	account := addr + " " + email
+	tooSoon := func() time.Duration {
+		now := s.now()
+		return max(s.loginByAddr.Wait(addr, now), s.loginByAccount.Wait(account, now))
 	}
-	if b, until := s.loginByEmail.Blocked(email, now); b {
-		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %s.", humanDuration(until.Sub(now))))
+	throttled := func(d time.Duration) error {
+		secs := int(math.Ceil(d.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from your address. Try again in %s.",
+			humanDuration(time.Duration(secs)*time.Second)))
+	}
+	if d := tooSoon(); d > 0 {
+		return throttled(d)
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	hash := ""
@@ -58,20 +90,36 @@ func (s *Server) checkLogin(c echo.Context) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	if !auth.CheckPassword(hash, pw) {
-		s.loginByIP.Fail(ipKey, now)
-		s.loginByEmail.Fail(email, now)
-		return fail(http.StatusUnauthorized, "Wrong e-mail or password.")
-	}
-	switch {
-	case u.IsDeleted():
+	var wait time.Duration
+	good := false
+	err = s.withHashing(c, func() {
+		// Again in the client's turn: its other requests may have failed meanwhile.
+		if wait = tooSoon(); wait > 0 {
+			return
+		}
+		if good = auth.CheckPassword(hash, pw); !good {
+			now := s.now()
+			if d := max(s.loginByAddr.Fail(addr, now), s.loginByAccount.Fail(account, now)); d > 0 {
+				s.log.Info("failed login: the client waits before its next attempt", "addr", addr, "wait", d)
+			}
+		}
+	})
+	switch msg, code, ok := userMessage(err); {
+	case ok:
+		return fail(code, msg)
+	case err != nil:
+		return err
+	case wait > 0:
+		return throttled(wait)
+	case !good || u.IsDeleted():
 		return fail(http.StatusUnauthorized, "Wrong e-mail or password.")
 	case !u.EmailConfirmed:
 		return fail(http.StatusForbidden, "Please confirm your e-mail address first: open the link we sent you.")
 	case !u.Authorized:
 		return fail(http.StatusForbidden, "Your account is waiting for an admin's approval.")
 	}
-	s.loginByIP.Reset(ipKey)
+	s.loginByAccount.Reset(account)
+	now := s.now()
 	if old := s.cookie(c, sessionCookie); old != "" {
 		_ = s.store.DeleteSession(ctx, auth.HashToken(old))
 	}
@@ -88,6 +136,19 @@ func (s *Server) checkLogin(c echo.Context) error {
 		to = "/resources"
 	}
 	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// withHashing runs f, which checks or computes a bcrypt hash for the visitor, in the
+// visitor's turn at the hashing gate; an address with recent login failures waits behind the
+// others. When no turn comes, the error is a 503 for the visitor.
+func (s *Server) withHashing(c echo.Context, f func()) error {
+	addr := clientAddr(c)
+	if err := s.hashing.Do(c.Request().Context(), addr, !s.loginByAddr.Failed(addr, s.now()), f); err != nil {
+		// ErrBusy, or the visitor left: either way nothing was checked.
+		c.Response().Header().Set("Retry-After", "5")
+		return &formError{msg: "The site is busy checking passwords. Try again in a few seconds.", code: http.StatusServiceUnavailable}
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {

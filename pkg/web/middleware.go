@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -93,10 +94,13 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		case open:
 			return next(c)
 		case apiUser, apiAdmin:
-			u := s.bearerUser(c)
-			if u == nil {
+			u, tok, err := s.bearerUser(c)
+			if err != nil {
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="piseduce"`)
-				return apiError(http.StatusUnauthorized, "missing, invalid or revoked API token (send Authorization: Bearer <token>)")
+				return err
+			}
+			if tok.ReadOnly && unsafeMethod(r.Method) {
+				return apiError(http.StatusForbidden, "this API token is read-only: it may only GET")
 			}
 			if level == apiAdmin && !u.Admin {
 				return apiError(http.StatusForbidden, "this route is for admins")
@@ -106,10 +110,12 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.loadSession(c, v)
 		if unsafeMethod(r.Method) {
-			r.Body = http.MaxBytesReader(c.Response(), r.Body, maxFormBody)
-		}
-		if unsafeMethod(r.Method) && !s.csrfOK(c, v) {
-			return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+			if err := readForm(c); err != nil {
+				return err
+			}
+			if !s.csrfOK(c, v) {
+				return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+			}
 		}
 		switch level {
 		case public:
@@ -117,7 +123,11 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		case user, admin:
 			if v.User == nil {
 				if r.Method == http.MethodGet {
-					return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(r.URL.RequestURI()))
+					to := "/login"
+					if next := localPath(r.URL.RequestURI()); next != "" {
+						to += "?next=" + url.QueryEscape(next)
+					}
+					return c.Redirect(http.StatusSeeOther, to)
 				}
 				return echo.NewHTTPError(http.StatusForbidden, "Please log in first.")
 			}
@@ -128,6 +138,33 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return echo.ErrNotFound
 	}
+}
+
+// readForm reads the body of a page POST before anything looks at it: one larger than
+// maxFormBody is refused with a 413 that says so (and not read past the limit), a malformed
+// one with a 400.
+func readForm(c echo.Context) error {
+	r := c.Request()
+	tooLarge := echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("What you sent is too large: a form may send at most %d MiB.", maxFormBody>>20))
+	if r.ContentLength > maxFormBody {
+		return tooLarge
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, maxFormBody)
+	var err error
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		err = r.ParseMultipartForm(maxFormBody)
+	} else {
+		err = r.ParseForm()
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge
+	case err != nil:
+		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read. Go back, reload the page and try again.")
+	}
+	return nil
 }
 
 // canLogIn reports whether u may use the site: confirmed, approved, not deleted.
@@ -163,8 +200,9 @@ func (s *Server) csrfToken(c echo.Context) string {
 	return s.signer.Tag("csrf", vis(c).csrfSeed)
 }
 
-// csrfOK checks the form's (or X-CSRF-Token header's) token, and the Origin header when the
-// browser sends one.
+// csrfOK checks the token of the form's body (or of the X-CSRF-Token header; never of the
+// URL, which ends up in logs and Referer headers), and the Origin header when the browser
+// sends one.
 func (s *Server) csrfOK(c echo.Context, v *visitor) bool {
 	r := c.Request()
 	if o := r.Header.Get("Origin"); o != "" {
@@ -175,7 +213,7 @@ func (s *Server) csrfOK(c echo.Context, v *visitor) bool {
 	}
 	tok := r.Header.Get("X-CSRF-Token")
 	if tok == "" {
-		tok = c.FormValue("csrf_token")
+		tok = r.PostFormValue("csrf_token")
 	}
 	return tok != "" && v.csrfSeed != "" && s.signer.Check("csrf", v.csrfSeed, tok)
 }
@@ -190,24 +228,26 @@ func (s *Server) sameSite(originHost, requestHost string) bool {
 	return false
 }
 
-// bearerUser returns the active owner of the request's API token, or nil.
-func (s *Server) bearerUser(c echo.Context) *store.User {
+// bearerUser returns the request's API token and its active owner, or the 401 to answer.
+func (s *Server) bearerUser(c echo.Context) (*store.User, *store.APIToken, error) {
+	denied := apiError(http.StatusUnauthorized, "missing, invalid or revoked API token (send Authorization: Bearer <token>)")
 	h := c.Request().Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return nil
+		return nil, nil, denied
 	}
-	u, err := s.store.UserByAPIToken(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)), s.now())
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("API token lookup failed", "err", err)
-		}
-		return nil
+	u, t, err := s.store.UserByAPIToken(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)), s.now())
+	switch {
+	case errors.Is(err, store.ErrTokenExpired):
+		return nil, nil, apiError(http.StatusUnauthorized, "this API token has expired: create a new one on your Account page")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, denied
+	case err != nil:
+		return nil, nil, err
+	case !canLogIn(u):
+		return nil, nil, denied
 	}
-	if !canLogIn(u) {
-		return nil
-	}
-	return u
+	return u, t, nil
 }
 
 // securityHeaders: a strict CSP (no inline script or style, nothing from elsewhere), no
@@ -283,10 +323,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/api/") || strings.HasSuffix(c.Path(), ".json") {
 		_ = c.JSON(code, map[string]string{"error": msg})
-		return
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(code)
 		return
 	}
 	if rerr := s.render(c, code, "error", &page{Title: http.StatusText(code), Data: msg}); rerr != nil {

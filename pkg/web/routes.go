@@ -2,6 +2,7 @@ package web
 
 import (
 	"io/fs"
+	"net"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -25,12 +26,27 @@ func (a access) String() string {
 	return [...]string{"denied", "open", "public", "user", "admin", "apiUser", "apiAdmin"}[a]
 }
 
+// clientIP says where the client's address comes from: the peer's address, or, when the peer
+// is one of [frontend] trusted_proxies, the last address of X-Forwarded-For that is not one of
+// them (what a client sends in the header itself is never believed).
+func (s *Server) clientIP() echo.IPExtractor {
+	proxies := s.cfg.Frontend.TrustedProxies
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		trust = append(trust, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(trust...)
+}
+
 // routes registers every route, grouped by access level. Every state change is a POST (PUT
 // and DELETE only in the API, which is not reachable with cookies).
 func (s *Server) routes(static fs.FS) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = s.clientIP()
 	e.HTTPErrorHandler = s.handleError
 	s.access = map[string]access{}
 	e.Use(s.recoverer, s.securityHeaders, s.guard)

@@ -105,7 +105,7 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"GET /account":                         {path: "/account", want: userPage},
 		"POST /account/password":               {path: "/account/password", form: url.Values{"old_password": {testPassword}, "new_password": {"another long password"}, "new_password_confirm": {"another long password"}}, want: userPost},
 		"POST /account/sshkey":                 {path: "/account/sshkey", form: url.Values{"ssh_key": {sshKey}}, want: userPost},
-		"POST /account/tokens":                 {path: "/account/tokens", form: url.Values{"name": {"ci"}}, want: want{forbid, ok, ok, ok}},
+		"POST /account/tokens":                 {path: "/account/tokens", form: url.Values{"name": {"ci"}, "days": {"30"}}, want: want{forbid, ok, ok, ok}},
 		"POST /account/tokens/:id/revoke":      {path: "/account/tokens/" + id(f.aliceToken2.ID) + "/revoke", want: ownPost},
 		"GET /admin/users":                     {path: "/admin/users", want: adminPage},
 		"POST /admin/users/:id/approve":        {path: "/admin/users/" + id(f.carol.ID) + "/approve", want: adminPost},

@@ -4,10 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,27 +212,277 @@ func TestEscaping(t *testing.T) {
 	}
 }
 
-// TestLoginRateLimit: after 5 wrong passwords for an address and e-mail, even the right one is
-// refused for a while; another e-mail from the same address still works.
-func TestLoginRateLimit(t *testing.T) {
+// liveServer serves f's database on a real loopback socket and returns its base URL. The
+// server's clock is now (f.now when nil: then the test must not change f.now meanwhile).
+func liveServer(t *testing.T, f *fixture, now func() time.Time) string {
+	t.Helper()
+	if now == nil {
+		now = func() time.Time { return f.now }
+	}
+	s, err := New(context.Background(), Options{Store: f.st, Config: f.cfg, Logger: quietLogger(), Mailer: f.mail, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// netClient is a browser at a chosen loopback address (127.0.0.x) talking to a live server
+// over TCP: the server sees that address as the client's.
+type netClient struct {
+	t    testing.TB
+	base string
+	hc   *http.Client
+	csrf string
+	// header is added to every request.
+	header http.Header
+}
+
+func newNetClient(t testing.TB, base, ip string) *netClient {
+	jar, _ := cookiejar.New(nil)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &netClient{t: t, base: base, hc: &http.Client{Jar: jar, Transport: tr, Timeout: 2 * time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// do sends req and returns the answer with its body read; the CSRF token of a form in it is kept.
+func (c *netClient) do(req *http.Request) (*http.Response, string) {
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Errorf("%s %s: %v", req.Method, req.URL.Path, err)
+		return &http.Response{Header: http.Header{}}, ""
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Errorf("%s %s: reading the answer: %v", req.Method, req.URL.Path, err)
+	}
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return res, string(b)
+}
+
+func (c *netClient) get(path string) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
+	return c.do(req)
+}
+
+func (c *netClient) post(path string, form url.Values) (*http.Response, string) {
+	if form.Get("csrf_token") == "" {
+		form.Set("csrf_token", c.csrf)
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+// login posts the login form (fetching the page first for its CSRF token).
+func (c *netClient) login(email, password string) (*http.Response, string) {
+	if c.csrf == "" {
+		c.get("/login")
+	}
+	return c.post("/login", url.Values{"email": {email}, "password": {password}})
+}
+
+// TestLoginThrottle, on a live server with clients at several loopback addresses: wrong
+// passwords slow down the account at the address they come from, with growing delays and no
+// lockout; the owner at another address gets in at once; many e-mails from one address slow
+// that address down; a concurrent flood cannot get more checks than the allowance.
+func TestLoginThrottle(t *testing.T) {
 	f := newFixture(t)
-	b := f.as("anon")
-	for i := 0; i < 5; i++ {
-		if res := b.post("/login", url.Values{"email": {f.alice.Email}, "password": {"nope"}}); res.Code != http.StatusUnauthorized {
-			t.Fatalf("attempt %d: %d", i, res.Code)
+	var later atomic.Int64 // how far the server's clock is ahead of f.now
+	base := liveServer(t, f, func() time.Time { return f.now.Add(time.Duration(later.Load())) })
+	alice := f.alice.Email
+	codes := func(c *netClient, n int, email func(i int) string) map[int]int {
+		out := map[int]int{}
+		for i := 0; i < n; i++ {
+			res, _ := c.login(email(i), "not the password")
+			out[res.StatusCode]++
+		}
+		return out
+	}
+
+	// 20 wrong passwords for alice from one address: 5 free, the 6th starts the delays.
+	stranger := newNetClient(t, base, "127.0.0.2")
+	if got := codes(stranger, 20, func(int) string { return alice }); got[401] != 6 || got[429] != 14 {
+		t.Fatalf("20 wrong passwords from one address: %v, want 6×401 then 14×429", got)
+	}
+	owner := newNetClient(t, base, "127.0.0.3")
+	if res, body := owner.login(alice, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the owner at another address: %d %.200s", res.StatusCode, body)
+	}
+	// At the stranger's address the right password waits as well, for the delay only; each new
+	// failure doubles it.
+	res, body := stranger.login(alice, testPassword)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" || !strings.Contains(body, "Try again in 1.0s") {
+		t.Fatalf("right password during the delay: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	later.Add(int64(time.Second))
+	if res, _ := stranger.login(alice, "still not it"); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after the delay: %d", res.StatusCode)
+	}
+	if res, _ := stranger.login(alice, testPassword); res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "2" {
+		t.Fatalf("the next delay: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	later.Add(int64(2 * time.Second))
+	if res, _ := stranger.login(alice, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the right password once the delay is over: %d", res.StatusCode)
+	}
+
+	// Distinct e-mails from one address: 20 free failures, then the address waits, whatever
+	// the account; another address does not.
+	sprayer := newNetClient(t, base, "127.0.0.4")
+	if got := codes(sprayer, 25, func(i int) string { return fmt.Sprintf("nobody%d@example.org", i) }); got[401] != 21 || got[429] != 4 {
+		t.Fatalf("25 e-mails from one address: %v, want 21×401 then 4×429", got)
+	}
+	if res, _ := sprayer.login(f.bob.Email, testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("bob at the sprayer's address: %d", res.StatusCode)
+	}
+	if res, _ := newNetClient(t, base, "127.0.0.5").login(f.bob.Email, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bob at another address: %d", res.StatusCode)
+	}
+
+	// A concurrent flood from one address: exactly the free failures are checked, however the
+	// requests interleave; the others wait (429) or find the address's queue full (503).
+	var mu sync.Mutex
+	flood := map[int]int{}
+	throttled := false
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		c := newNetClient(t, base, "127.0.0.6")
+		c.get("/login")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				mu.Lock()
+				stop := throttled
+				mu.Unlock()
+				if stop {
+					return
+				}
+				res, _ := c.post("/login", url.Values{"email": {fmt.Sprintf("flood%d-%d@example.org", w, i)}, "password": {"x"}})
+				mu.Lock()
+				flood[res.StatusCode]++
+				throttled = throttled || res.StatusCode == http.StatusTooManyRequests
+				mu.Unlock()
+				if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "" {
+					t.Error("503 without Retry-After")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if flood[401] != 21 || flood[429] == 0 || flood[401]+flood[429]+flood[503] != sumCounts(flood) {
+		t.Fatalf("concurrent flood: %v, want exactly 21×401, then 429 (or 503)", flood)
+	}
+}
+
+// TestTrustedProxies: behind a proxy of [frontend] trusted_proxies, clients are told apart by
+// the address the proxy forwards, so one client's failures do not slow the others down; a
+// client that is not a trusted proxy cannot choose its address with X-Forwarded-For.
+func TestTrustedProxies(t *testing.T) {
+	f := newFixture(t, func(c *config.Config) {
+		c.Frontend.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	base := liveServer(t, f, nil)
+	behind := func(client string) *netClient {
+		c := newNetClient(t, base, "127.0.0.1")
+		c.header = http.Header{"X-Forwarded-For": {client}}
+		return c
+	}
+	attacker := behind("198.51.100.1")
+	for i := 0; i < 6; i++ {
+		attacker.login(f.alice.Email, "wrong")
+	}
+	if res, _ := attacker.login(f.alice.Email, testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the client behind the proxy is not slowed: %d", res.StatusCode)
+	}
+	if res, _ := behind("203.0.113.5, 198.51.100.2").login(f.alice.Email, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("another client behind the same proxy: %d", res.StatusCode)
+	}
+	var ips []string
+	f.st.DB.Model(&store.Session{}).Where("user_id = ?", f.alice.ID).Order("id DESC").Limit(1).Pluck("ip", &ips)
+	if len(ips) != 1 || ips[0] != "198.51.100.2" {
+		t.Errorf("the session's address: %v, want the one the proxy forwarded", ips)
+	}
+	// Not a trusted proxy: a new X-Forwarded-For each time changes nothing.
+	direct := newNetClient(t, base, "127.0.0.2")
+	for i := 0; i < 6; i++ {
+		direct.header = http.Header{"X-Forwarded-For": {fmt.Sprintf("192.0.2.%d", i)}}
+		direct.login(f.alice.Email, "wrong")
+	}
+	if res, _ := direct.login(f.alice.Email, testPassword); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a direct client escaped its delay with X-Forwarded-For: %d", res.StatusCode)
+	}
+}
+
+func sumCounts(m map[int]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestOwnerGetsInDuringAFlood: while wrong passwords for an account pour in from several
+// addresses at once, its owner at another address is let in (the hashing gate serves
+// addresses without failures first), /healthz answers, and the flood is slowed down.
+func TestOwnerGetsInDuringAFlood(t *testing.T) {
+	f := newFixture(t)
+	base := liveServer(t, f, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg, started sync.WaitGroup
+	var throttled atomic.Int64
+	for a := 10; a < 16; a++ {
+		for range 3 {
+			c := newNetClient(t, base, fmt.Sprintf("127.0.0.%d", a))
+			c.get("/login")
+			wg.Add(1)
+			started.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ctx.Err() == nil; i++ {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/login", strings.NewReader(url.Values{
+						"email": {f.alice.Email}, "password": {fmt.Sprint("guess ", i)}, "csrf_token": {c.csrf}}.Encode()))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					res, err := c.hc.Do(req)
+					if i == 2 {
+						started.Done() // three requests: this connection's flood is on
+					}
+					if err != nil {
+						continue
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusTooManyRequests {
+						throttled.Add(1)
+					}
+				}
+			}()
 		}
 	}
-	res := b.post("/login", url.Values{"email": {f.alice.Email}, "password": {testPassword}})
-	if res.Code != http.StatusTooManyRequests || !strings.Contains(res.Body.String(), "Too many") {
-		t.Fatalf("6th attempt: %d", res.Code)
+	defer func() { stop(); wg.Wait() }()
+	started.Wait()
+	owner := newNetClient(t, base, "127.0.0.3")
+	if res, body := owner.login(f.alice.Email, testPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the owner during the flood: %d %.300s", res.StatusCode, body)
 	}
-	if res := b.post("/login", url.Values{"email": {f.bob.Email}, "password": {testPassword}}); res.Code != http.StatusSeeOther {
-		t.Fatalf("bob blocked too: %d", res.Code)
+	if res, _ := owner.get("/healthz"); res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz during the flood: %d", res.StatusCode)
 	}
-	f.now = f.now.Add(16 * time.Minute)
-	b2 := f.as("anon")
-	if res := b2.post("/login", url.Values{"email": {f.alice.Email}, "password": {testPassword}}); res.Code != http.StatusSeeOther {
-		t.Fatalf("after the window: %d", res.Code)
+	if res, _ := owner.get("/account"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the owner's session: %d", res.StatusCode)
+	}
+	if throttled.Load() == 0 {
+		t.Fatal("the flood was never slowed down")
 	}
 }
 
@@ -263,37 +520,143 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
-// TestRevokedUsersAndPasswordChange: a revoked user's session and tokens stop at once; a
-// password change ends the other sessions.
+// TestRevokedUsersAndPasswordChange: a password change ends the other sessions and revokes
+// every API token of the user; wrong current passwords slow the change down; a revoked user's
+// sessions and tokens stop at once, and approving them again brings no token back.
 func TestRevokedUsersAndPasswordChange(t *testing.T) {
 	f := newFixture(t)
 	alice1, alice2 := f.as("user"), f.as("user")
-	res := alice1.post("/account/password", url.Values{"old_password": {"wrong"}, "new_password": {"a new long password"}, "new_password_confirm": {"a new long password"}})
-	if res.Code != http.StatusBadRequest {
+	if res := f.api("user", "GET", "/api/v1/nodes", nil); res.Code != http.StatusOK {
+		t.Fatalf("alice's token before: %d", res.Code)
+	}
+	change := func(old string) *httptest.ResponseRecorder {
+		return alice1.post("/account/password", url.Values{"old_password": {old}, "new_password": {"a new long password"}, "new_password_confirm": {"a new long password"}})
+	}
+	if res := change("wrong"); res.Code != http.StatusBadRequest {
 		t.Fatalf("wrong old password: %d", res.Code)
 	}
-	res = alice1.post("/account/password", url.Values{"old_password": {testPassword}, "new_password": {"a new long password"}, "new_password_confirm": {"a new long password"}})
+	res := change(testPassword)
 	if res.Code != http.StatusSeeOther {
 		t.Fatalf("change: %d", res.Code)
 	}
-	if alice1.get("/account").Code != http.StatusOK || alice2.get("/account").Code != http.StatusSeeOther {
+	if page := alice1.get("/account"); page.Code != http.StatusOK || alice2.get("/account").Code != http.StatusSeeOther {
 		t.Fatal("the other session survived the password change, or this one did not")
-	}
-	admin := f.as("admin")
-	admin.get("/admin/users")
-	if res := admin.post("/admin/users/"+fmt.Sprint(f.alice.ID)+"/revoke", nil); res.Code != http.StatusSeeOther {
-		t.Fatalf("revoke: %d", res.Code)
-	}
-	if alice1.get("/account").Code != http.StatusSeeOther {
-		t.Fatal("a revoked user is still logged in")
+	} else if !strings.Contains(page.Body.String(), "API tokens revoked") {
+		t.Error("the password change does not say the tokens are revoked")
 	}
 	if res := f.api("user", "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized {
-		t.Fatalf("a revoked user's token still works: %d", res.Code)
+		t.Fatalf("a token survived its owner's password change: %d", res.Code)
+	}
+	if toks, _ := f.st.APITokens(context.Background(), f.alice.ID); len(toks) != 0 {
+		t.Fatalf("%d tokens left after the password change", len(toks))
+	}
+	for i := 0; i < 6; i++ {
+		change("still wrong")
+	}
+	if res := change("a new long password"); res.Code != http.StatusTooManyRequests {
+		t.Fatalf("the right password after 6 wrong ones: %d, want 429", res.Code)
+	}
+
+	admin := f.as("admin")
+	bob := f.as("other")
+	for _, action := range []string{"revoke", "approve"} {
+		if res := admin.post("/admin/users/"+fmt.Sprint(f.bob.ID)+"/"+action, nil); res.Code != http.StatusSeeOther {
+			t.Fatalf("%s: %d", action, res.Code)
+		}
+		if action == "revoke" && bob.get("/account").Code != http.StatusSeeOther {
+			t.Fatal("a revoked user is still logged in")
+		}
+		if res := f.api("other", "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized {
+			t.Fatalf("after %s, the user's token works: %d", action, res.Code)
+		}
 	}
 	// Admins cannot lock themselves out.
 	if res := admin.post("/admin/users/"+fmt.Sprint(f.admin.ID)+"/revoke", nil); res.Code != http.StatusSeeOther ||
 		admin.get("/admin/users").Code != http.StatusOK {
 		t.Fatal("an admin revoked themselves")
+	}
+}
+
+// TestAPITokenLifetimeAndScope: a token made on the Account page lasts the days chosen (90
+// preselected) and is refused once expired, with a message saying so; a read-only token reads
+// and gets 403 on every other method, changing nothing.
+func TestAPITokenLifetimeAndScope(t *testing.T) {
+	f := newFixture(t)
+	alice := f.as("user")
+	page := alice.get("/account").Body.String()
+	if !strings.Contains(page, `<option value="90" selected>`) {
+		t.Fatal("the Account page does not preselect 90 days")
+	}
+	tokRE := regexp.MustCompile(`id="new-token">(psd_[A-Za-z0-9_-]+)<`)
+	create := func(form url.Values) (string, *httptest.ResponseRecorder) {
+		res := alice.post("/account/tokens", form)
+		m := tokRE.FindStringSubmatch(res.Body.String())
+		if m == nil {
+			return "", res
+		}
+		return m[1], res
+	}
+	for _, days := range []string{"", "0", "1000", "-7", "ninety"} {
+		if tok, res := create(url.Values{"name": {"bad"}, "days": {days}}); tok != "" || res.Code != http.StatusBadRequest {
+			t.Errorf("lifetime %q: %d", days, res.Code)
+		}
+	}
+	ro, res := create(url.Values{"name": {"reader"}, "days": {"7"}, "read_only": {"true"}})
+	if ro == "" {
+		t.Fatalf("read-only token: %d", res.Code)
+	}
+	rw, _ := create(url.Values{"name": {"writer"}, "days": {"30"}})
+	page = res.Body.String()
+	week := f.now.Add(7 * 24 * time.Hour).UTC().Format("2006-01-02 15:04 UTC")
+	if !strings.Contains(page, "read-only") || !strings.Contains(page, week) {
+		t.Fatalf("the Account page does not show the token's scope and expiry (%s)", week)
+	}
+	call := func(tok, method, path string, body any) *httptest.ResponseRecorder {
+		f.tokens["probe"] = tok
+		return f.api("probe", method, path, body)
+	}
+	before := f.fingerprint()
+	if res := call(ro, "GET", "/api/v1/reservations", nil); res.Code != http.StatusOK {
+		t.Fatalf("read-only GET: %d", res.Code)
+	}
+	for _, m := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/api/v1/reservations", map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 1}},
+		{"POST", "/api/v1/deployments/" + fmt.Sprint(f.d1.ID) + "/destroy", nil},
+		{"POST", "/api/v1/reservations/" + fmt.Sprint(f.r1.ID) + "/end", nil},
+		{"PUT", "/api/v1/admin/nodes/" + fmt.Sprint(f.nodes[0].ID), map[string]any{"name": "x"}},
+		{"DELETE", "/api/v1/admin/users/" + fmt.Sprint(f.bob.ID), nil},
+		{"PATCH", "/api/v1/reservations", nil},
+	} {
+		res := call(ro, m.method, m.path, m.body)
+		if m.method == "PATCH" { // no such route: refused before the token matters
+			if res.Code != http.StatusNotFound && res.Code != http.StatusMethodNotAllowed {
+				t.Errorf("PATCH: %d", res.Code)
+			}
+			continue
+		}
+		if res.Code != http.StatusForbidden || !strings.Contains(res.Body.String(), "read-only") {
+			t.Errorf("read-only %s %s: %d %s", m.method, m.path, res.Code, res.Body.String())
+		}
+	}
+	if f.fingerprint() != before {
+		t.Fatal("a read-only token changed something")
+	}
+	if res := call(rw, "POST", "/api/v1/reservations", map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 1}); res.Code != http.StatusCreated {
+		t.Fatalf("read-write POST: %d %s", res.Code, res.Body.String())
+	}
+	// A week later the read-only token is over; the other one lasts its 30 days.
+	f.now = f.now.Add(7 * 24 * time.Hour)
+	if res := call(ro, "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized || !strings.Contains(res.Body.String(), "expired") {
+		t.Fatalf("expired token: %d %s", res.Code, res.Body.String())
+	}
+	if res := call(rw, "GET", "/api/v1/nodes", nil); res.Code != http.StatusOK {
+		t.Fatalf("a 30-day token after a week: %d", res.Code)
+	}
+	if !strings.Contains(f.as("user").get("/account").Body.String(), ">expired<") { // (the session of a week ago is over too)
+		t.Fatal("the Account page does not mark the expired token")
 	}
 }
 
@@ -635,5 +998,211 @@ func TestFirstAdmin(t *testing.T) {
 	pw2, _, _ := EnsureFirstAdmin(context.Background(), newEmptyStore(t), DefaultAdminEmail)
 	if pw2 == pw {
 		t.Fatal("the first admin's password is not random")
+	}
+}
+
+// openRedirects are "next" values that must never become a redirect: each leads a browser to
+// another host, or could once a proxy or a second redirect decodes it.
+var openRedirects = []string{
+	"//evil.example/", "///evil.example", "/\\evil.example", "\\\\evil.example", "/\t/evil.example", "\t//evil.example",
+	"/\n/evil.example", "/\r\n/evil.example", "/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example",
+	"/%2f/evil.example", "/%2F%2Fevil.example", "%2f%2fevil.example", "/%5cevil.example", "/%5C%5Cevil.example",
+	"/%252f/evil.example", "/%25252f/evil.example", "https://evil.example/", "http:evil.example", "javascript:alert(1)",
+	"evil.example", "", " /resources", "/ /evil.example", "/resources%",
+}
+
+func TestLocalPath(t *testing.T) {
+	for _, next := range openRedirects {
+		if got := localPath(next); got != "" {
+			t.Errorf("localPath(%q) = %q, want refused", next, got)
+		}
+	}
+	for _, next := range []string{"/resources", "/deployments/3", "/deployments/status.json?ids=1%2C2", "/admin/switches/1/edit", "/reserve?start=2026-01-01T10%3A00"} {
+		if got := localPath(next); got != next {
+			t.Errorf("localPath(%q) = %q, want it kept", next, got)
+		}
+	}
+}
+
+// TestRedirectsStayOnSite: the login's next, from the form or the query, only ever leads to a
+// path of this site; an anonymous visit to a page comes back to it after login.
+func TestRedirectsStayOnSite(t *testing.T) {
+	f := newFixture(t)
+	for _, next := range append(openRedirects, "/deployments") {
+		b := f.browser()
+		page := b.get("/login?next=" + url.QueryEscape(next)).Body.String()
+		if next != "/deployments" && strings.Contains(page, "evil.example") {
+			t.Errorf("the login page carries next=%q on", next)
+		}
+		res := b.post("/login", url.Values{"email": {f.alice.Email}, "password": {testPassword}, "next": {next}})
+		want := "/resources"
+		if next == "/deployments" {
+			want = next
+		}
+		if loc := res.Header().Get("Location"); res.Code != http.StatusSeeOther || loc != want {
+			t.Errorf("login with next=%q: %d to %q, want %q", next, res.Code, loc, want)
+		}
+	}
+	res := f.browser().get("/deployments/" + fmt.Sprint(f.d1.ID) + "?x=1")
+	if loc := res.Header().Get("Location"); loc != "/login?next="+url.QueryEscape("/deployments/"+fmt.Sprint(f.d1.ID)+"?x=1") {
+		t.Errorf("an anonymous visit goes to %q", loc)
+	}
+}
+
+// TestOversizedBodies: a JSON body over 1 MiB and a form over 8 MiB get a 413 that says what
+// is too large, whether they announce their length or not, on a live server too; nothing
+// changes.
+func TestOversizedBodies(t *testing.T) {
+	f := newFixture(t)
+	before := f.fingerprint()
+	big := strings.Repeat("a", 12<<20)
+	check := func(what string, res *http.Response, body string, json bool) {
+		t.Helper()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "too large") ||
+			json != strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %q %.200s", what, res.StatusCode, res.Header.Get("Content-Type"), body)
+		}
+	}
+	apiReq := func(chunked bool) *http.Request {
+		req := httptest.NewRequest("POST", "/api/v1/reservations", strings.NewReader(`{"hours": 1, "model": "`+big+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+f.tokens["user"])
+		if chunked {
+			req.ContentLength = -1
+		}
+		return req
+	}
+	alice := f.as("user")
+	formReq := func(chunked bool, multipart bool) *http.Request {
+		var req *http.Request
+		if multipart {
+			var buf strings.Builder
+			buf.WriteString("--XYZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n" + alice.csrf + "\r\n")
+			buf.WriteString("--XYZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.json\"\r\n\r\n" + big + "\r\n--XYZ--\r\n")
+			req = httptest.NewRequest("POST", "/reserve", strings.NewReader(buf.String()))
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=XYZ")
+		} else {
+			req = httptest.NewRequest("POST", "/reserve", strings.NewReader(url.Values{"csrf_token": {alice.csrf}, "hours": {"1"}, "model": {"RPI4B"}, "count": {"1"}, "x": {big}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if chunked {
+			req.ContentLength = -1
+		}
+		return req
+	}
+	for _, chunked := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		f.s.ServeHTTP(rec, apiReq(chunked))
+		check(fmt.Sprintf("API, chunked=%v", chunked), rec.Result(), rec.Body.String(), true)
+		for _, multipart := range []bool{false, true} {
+			res := alice.do(formReq(chunked, multipart))
+			check(fmt.Sprintf("form, chunked=%v multipart=%v", chunked, multipart), res.Result(), res.Body.String(), false)
+		}
+	}
+	// Just under the limits, the same requests are read (and refused for what they say).
+	small := httptest.NewRequest("POST", "/api/v1/reservations", strings.NewReader(`{"hours": 1, "model": "`+strings.Repeat("a", 1<<19)+`"}`))
+	small.Header.Set("Authorization", "Bearer "+f.tokens["user"])
+	rec := httptest.NewRecorder()
+	f.s.ServeHTTP(rec, small)
+	if rec.Code != http.StatusBadRequest && rec.Code != http.StatusConflict {
+		t.Errorf("a 512 KiB body: %d %s", rec.Code, rec.Body.String())
+	}
+	if res := alice.post("/reserve", url.Values{"model": {"RPI4B"}, "count": {"1"}, "hours": {"1"}, "x": {strings.Repeat("a", 4<<20)}}); res.Code != http.StatusSeeOther {
+		t.Errorf("a 4 MiB form: %d %.200s", res.Code, res.Body.String())
+	}
+	if err := f.st.DB.Where("user_id = ? AND id NOT IN ?", f.alice.ID, []uint{f.r1.ID, f.r3.ID}).Delete(&store.Reservation{}).Error; err != nil {
+		t.Fatal(err)
+	}
+	f.st.DB.Exec("DELETE FROM reservation_nodes WHERE reservation_id NOT IN (SELECT id FROM reservations)")
+
+	// The same through a real listening server.
+	base := liveServer(t, f, nil)
+	c := newNetClient(t, base, "127.0.0.7")
+	c.login(f.alice.Email, testPassword)
+	c.get("/reserve")
+	req, _ := http.NewRequest("POST", base+"/reserve", strings.NewReader(url.Values{"csrf_token": {c.csrf}, "x": {big}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, body := c.do(req)
+	check("form on a live server", res, body, false)
+	req, _ = http.NewRequest("POST", base+"/api/v1/reservations", strings.NewReader(`{"model": "`+big+`"}`))
+	req.Header.Set("Authorization", "Bearer "+f.tokens["user"])
+	res, body = c.do(req)
+	check("API on a live server", res, body, true)
+	if after := f.fingerprint(); after != before {
+		t.Error("an oversized request changed something")
+	}
+}
+
+// TestCSRFTokenNotFromTheURL: a token in the query string is ignored (URLs end up in logs and
+// Referer headers); the form body and the X-CSRF-Token header are read.
+func TestCSRFTokenNotFromTheURL(t *testing.T) {
+	f := newFixture(t)
+	b := f.as("user")
+	before := f.fingerprint()
+	form := url.Values{"ssh_key": {sshKey}}
+	if res := b.postRaw("/account/sshkey?csrf_token="+url.QueryEscape(b.csrf), form); res.Code != http.StatusForbidden {
+		t.Fatalf("token in the URL: %d", res.Code)
+	}
+	if f.fingerprint() != before {
+		t.Fatal("a request with the token in the URL changed something")
+	}
+	req := httptest.NewRequest("POST", "/account/sshkey", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", b.csrf)
+	if res := b.do(req); res.Code != http.StatusSeeOther {
+		t.Fatalf("token in the header: %d", res.Code)
+	}
+	if res := b.postRaw("/account/sshkey", url.Values{"ssh_key": {""}, "csrf_token": {b.csrf}}); res.Code != http.StatusSeeOther {
+		t.Fatalf("token in the body: %d", res.Code)
+	}
+}
+
+// TestHeadLikeGet: on a live server, HEAD on every GET route answers with the status and
+// content type GET gives, and no body, for an anonymous visitor, a user and an admin.
+func TestHeadLikeGet(t *testing.T) {
+	f := newFixture(t)
+	base := liveServer(t, f, nil)
+	clients := map[string]*netClient{"anon": newNetClient(t, base, "127.0.0.8")}
+	for role, ip := range map[string]string{"user": "127.0.0.9", "admin": "127.0.0.10"} {
+		c := newNetClient(t, base, ip)
+		if res, _ := c.login(f.user(role).Email, testPassword); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login as %s: %d", role, res.StatusCode)
+		}
+		clients[role] = c
+	}
+	n := 0
+	for key, tc := range f.routeCases() {
+		if !strings.HasPrefix(key, "GET ") {
+			continue
+		}
+		n++
+		for role, c := range clients {
+			send := func(method string) (*http.Response, string) {
+				req, _ := http.NewRequest(method, base+tc.path, nil)
+				if strings.HasPrefix(tc.path, "/api/") && role != "anon" {
+					req.Header.Set("Authorization", "Bearer "+f.tokens[role])
+				}
+				return c.do(req)
+			}
+			get, _ := send(http.MethodGet)
+			head, body := send(http.MethodHead)
+			if head.StatusCode != get.StatusCode || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") ||
+				head.Header.Get("Location") != get.Header.Get("Location") || body != "" {
+				t.Errorf("%s as %s: HEAD %d %q %q (%d bytes), GET %d %q %q", key, role, head.StatusCode, head.Header.Get("Content-Type"),
+					head.Header.Get("Location"), len(body), get.StatusCode, get.Header.Get("Content-Type"), get.Header.Get("Location"))
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d GET routes tried", n)
+	}
+	// Unknown routes stay 404, and HEAD changes nothing.
+	before := f.fingerprint()
+	req, _ := http.NewRequest(http.MethodHead, base+"/no/such/page", nil)
+	if res, _ := clients["user"].do(req); res.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD on an unknown path: %d", res.StatusCode)
+	}
+	if f.fingerprint() != before {
+		t.Error("HEAD requests changed something")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -55,9 +56,12 @@ type Server struct {
 	// access gives the access level of each route, by "METHOD /path/:param".
 	access map[string]access
 
-	// Login failures per address and e-mail, and per e-mail alone (against spread-out guessing).
-	loginByIP    *auth.Limiter
-	loginByEmail *auth.Limiter
+	// Login failures slow down, with growing delays and never a lockout, the client address
+	// (whatever e-mails it tries) and the account tried from that address; hashing bounds the
+	// bcrypt work done at once. All three are per process (see auth.Throttle, auth.Gate).
+	loginByAddr    *auth.Throttle
+	loginByAccount *auth.Throttle
+	hashing        *auth.Gate
 	// Sign-ups per address.
 	signupByIP *auth.Limiter
 
@@ -76,9 +80,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, errors.New("web: Store and Config are required")
 	}
 	s := &Server{store: o.Store, cfg: o.Config, log: o.Logger, mailer: o.Mailer, power: o.Power, now: o.Now,
-		loginByIP:    auth.NewLimiter(5, 15*time.Minute),
-		loginByEmail: auth.NewLimiter(20, 15*time.Minute),
-		signupByIP:   auth.NewLimiter(10, time.Hour),
+		// An address may fail 20 times, an account at an address 5 times, before each failure
+		// makes the next attempt wait 1 s, 2 s, 4 s … (at most 5 and 15 minutes); an hour
+		// without failures forgets them.
+		loginByAddr:    auth.NewThrottle(auth.Backoff{Free: 20, Base: time.Second, Max: 5 * time.Minute, Forget: time.Hour}),
+		loginByAccount: auth.NewThrottle(auth.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour}),
+		// One core stays free for the rest of the site. An address hashes one password at a
+		// time; 8 may wait (a class behind one NAT logging in at once), 10 s at most.
+		hashing:    auth.NewGate(runtime.GOMAXPROCS(0)-1, 8, 10*time.Second),
+		signupByIP: auth.NewLimiter(10, time.Hour),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -117,8 +127,16 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+// ServeHTTP makes Server an http.Handler. A HEAD request is served as a GET: the router and
+// the guard see a GET (a copy of the request), while net/http, which holds the original,
+// sends the headers of the answer and drops its body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		r = r.WithContext(r.Context())
+		r.Method = http.MethodGet
+	}
+	s.echo.ServeHTTP(w, r)
+}
 
 // Routes lists the registered routes (for tests and docs).
 func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }

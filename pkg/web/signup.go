@@ -47,7 +47,8 @@ func (s *Server) saveSignup(c echo.Context) error {
 		return s.render(c, code, "signup", &page{Title: "Sign up", Error: msg, Data: data})
 	}
 	now := s.now()
-	if b, _ := s.signupByIP.Blocked(c.RealIP(), now); b {
+	addr := clientAddr(c)
+	if b, _ := s.signupByIP.Blocked(addr, now); b {
 		return fail(http.StatusTooManyRequests, "Too many sign-ups from your address. Try again later.")
 	}
 	email, err := auth.ParseEmail(data.Email)
@@ -72,10 +73,15 @@ func (s *Server) saveSignup(c echo.Context) error {
 	if pw != c.FormValue("password_confirm") {
 		return fail(http.StatusBadRequest, "The two passwords differ.")
 	}
-	s.signupByIP.Fail(c.RealIP(), now)
-	hash, err := auth.HashPassword(pw)
-	if err != nil {
-		return err
+	s.signupByIP.Fail(addr, now)
+	var hash string
+	var hashErr error
+	if err := s.withHashing(c, func() { hash, hashErr = auth.HashPassword(pw) }); err != nil {
+		msg, code, _ := userMessage(err)
+		return fail(code, msg)
+	}
+	if hashErr != nil {
+		return hashErr
 	}
 	mail := st.confirmByMail()
 	u := &store.User{Email: email, PasswordHash: hash, FirstName: first, LastName: last,
@@ -91,7 +97,7 @@ func (s *Server) saveSignup(c echo.Context) error {
 	}
 	err = s.store.CreateUser(ctx, u)
 	if errors.Is(err, store.ErrDuplicate) {
-		s.log.Info("sign-up with a registered e-mail", "ip", c.RealIP())
+		s.log.Info("sign-up with a registered e-mail", "addr", addr)
 		return s.redirect(c, "/login", done)
 	}
 	if err != nil {
