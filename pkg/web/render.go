@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/version"
 )
 
 // page is what every template receives.
@@ -144,6 +145,7 @@ func funcs() template.FuncMap {
 		"since":   func(t time.Time) string { return humanDuration(time.Since(t)) },
 		"until":   func(t time.Time) string { return humanDuration(time.Until(t)) },
 		"bytes":   humanBytes,
+		"version": func() string { return version.Get().String() },
 		"lines":   func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
 		"add":     func(a, b int) int { return a + b },
 		"seq": func(n int) []int {
