@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -147,8 +148,8 @@ func TestUnits(t *testing.T) {
 		unit, user, exec string
 		rw               []string
 	}{
-		{"pifrontend.service", "piseduce", "/usr/local/bin/pifrontend -config /etc/seducepp.conf", nil},
-		{"pitasks.service", "root", "/usr/local/bin/pitasks -config /etc/seducepp.conf run", []string{"/var/lib/piseduce", "/tftpboot", "/nfs"}},
+		{"pifrontend.service", "piseduce", "/usr/bin/pifrontend -config /etc/seducepp.conf", nil},
+		{"pitasks.service", "root", "/usr/bin/pitasks -config /etc/seducepp.conf run", []string{"/var/lib/piseduce", "/tftpboot", "/nfs"}},
 	} {
 		k := unitKeys(t, c.unit)
 		one := func(key string) string {
@@ -162,6 +163,7 @@ func TestUnits(t *testing.T) {
 			"Service.User": c.user, "Service.ExecStart": c.exec, "Service.Restart": "on-failure",
 			"Service.KillSignal": "SIGTERM", "Service.StandardOutput": "journal", "Service.StandardError": "journal",
 			"Service.NoNewPrivileges": "yes", "Service.PrivateTmp": "yes", "Install.WantedBy": "multi-user.target",
+			"Service.Type": "notify", "Service.NotifyAccess": "main", "Service.SystemCallErrorNumber": "EPERM",
 		} {
 			if got := one(key); got != want {
 				t.Errorf("%s: %s=%q, want %q", c.unit, key, got, want)
@@ -194,7 +196,7 @@ func TestUnits(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, u)
-		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("/usr/local/bin/"), []byte(bin+"/")), 0o644); err != nil {
+		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("/usr/bin/"), []byte(bin+"/")), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		units = append(units, p)
@@ -244,16 +246,24 @@ func mustWrite(t *testing.T, p, s string) {
 	}
 }
 
-var installSteps = []string{"packages", "user", "dirs", "forward", "ssh-key", "nfs-root", "exports", "tftp", "database", "config", "binaries", "units"}
+var installSteps = []string{"packages", "package", "forward", "ssh-key", "nfs-root", "exports", "tftp", "database", "config", "units"}
+
+// hostDeb is the package built for this machine's architecture.
+func hostDeb(t *testing.T) string {
+	t.Helper()
+	arch := map[string]string{"amd64": "amd64", "arm64": "arm64", "arm": "armhf"}[runtime.GOARCH]
+	testenv.Need(t, arch != "", "a machine of an architecture the package is built for")
+	return deb(debs(t), "1.0.0", arch)
+}
 
 var passwordRE = regexp.MustCompile(`mysql://pipi:[0-9a-f]{48}@`)
 
 func TestInstallDryRun(t *testing.T) {
-	bin := binaries(t)
+	pkg := hostDeb(t)
 	src, boot := fakeSystem(t)
 	root := t.TempDir()
 	out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", "--dry-run", "--nfs-source", src,
-		"--boot-source", boot, "--bin-dir", bin, "--pimaster-ip", "10.10.0.2", "--nfs-clients", "10.10.0.0/24")
+		"--boot-source", boot, "--deb", pkg, "--pimaster-ip", "10.10.0.2", "--nfs-clients", "10.10.0.0/24")
 	if code != 0 {
 		t.Fatalf("install.sh --dry-run: exit %d\n%s", code, out)
 	}
@@ -264,8 +274,7 @@ func TestInstallDryRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"apt-get install -y -q --no-install-recommends dnsmasq nfs-kernel-server mariadb-server",
-		"useradd --system --gid piseduce",
-		"install -d -m 750 -o root -g", root + "/var/lib/piseduce",
+		"== package: " + pkg, "rsync -rlpc ", " " + root + "/\n",
 		root + "/etc/sysctl.d/90-piseduce.conf", "net.ipv4.ip_forward = 1",
 		"ssh-keygen -q -t ed25519", root + "/var/lib/piseduce/id_ed25519",
 		"rsync -aHx --numeric-ids --delete --exclude=/nfs --exclude=/proc --exclude=/sys --exclude=/dev --exclude=/tmp --exclude=/run",
@@ -279,8 +288,6 @@ func TestInstallDryRun(t *testing.T) {
 		"--exclude=/bootcode.bin --exclude=/cmdline.txt " + boot + "/ " + root + "/tftpboot/rpiboot_uboot/",
 		"mariadb <<SQL", "CREATE DATABASE IF NOT EXISTS `piseduce`", "'pipi'@'localhost' IDENTIFIED BY <the password>",
 		"write " + root + "/etc/seducepp.conf (mode 640,", "mysql://pipi:<password>@localhost/piseduce",
-		"install -m 755 -o root -g root " + bin + "/pitasks " + root + "/usr/local/bin/pitasks",
-		"install -m 644 -o root -g root", root + "/etc/systemd/system/pitasks.service",
 		"systemctl enable pitasks pifrontend",
 	} {
 		if !strings.Contains(out, want) {
@@ -306,12 +313,12 @@ func TestInstallDryRun(t *testing.T) {
 // the second run changes nothing.
 func TestInstallThrowawayRoot(t *testing.T) {
 	testenv.NeedRoot(t)
-	bin := binaries(t)
+	pkg := hostDeb(t)
 	src, boot := fakeSystem(t)
 	root := t.TempDir()
 	run := func() string {
 		out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", "--skip", "packages", "--nfs-source", src,
-			"--boot-source", boot, "--bin-dir", bin, "--pimaster-ip", "10.10.0.2")
+			"--boot-source", boot, "--deb", pkg, "--pimaster-ip", "10.10.0.2")
 		if code != 0 {
 			t.Fatalf("install.sh: exit %d\n%s", code, out)
 		}
@@ -319,6 +326,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	}
 	first := run()
 	for _, want := range []string{"+ rsync -aHx", "+ ssh-keygen -A", "+ write " + root + "/etc/seducepp.conf",
+		"- skipped (PISEDUCE_ROOT is not /): the maintainer scripts of piseduce 1.0.0-1",
 		"- skipped (PISEDUCE_ROOT is not /): exportfs -ra", "- skipped (PISEDUCE_ROOT is not /): mariadb"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("first run lacks %q:\n%s", want, first)
@@ -398,7 +406,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/exports")); string(b) != "/nfs/raspi *(rw,sync,no_subtree_check,no_root_squash)\n" {
 		t.Errorf("exports %q", b)
 	}
-	for _, f := range []string{"usr/local/bin/pitasks", "usr/local/bin/pifrontend", "etc/systemd/system/pitasks.service", "etc/sysctl.d/90-piseduce.conf"} {
+	for _, f := range []string{"usr/bin/pitasks", "usr/bin/pifrontend", "lib/systemd/system/pitasks.service", "etc/sysctl.d/90-piseduce.conf"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Error(err)
 		}

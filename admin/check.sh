@@ -23,7 +23,7 @@ passes dnsmasq --test and serves the tftp root; IP forwarding is on; every switc
 
 Options:
   --config FILE   the configuration (default: /etc/seducepp.conf)
-  --bin-dir DIR   where pitasks and pifrontend are (default: /usr/local/bin, then PATH)
+  --bin-dir DIR   where pitasks and pifrontend are (default: /usr/bin, then PATH)
   --dry-run       print the checks and the commands they run, run none
   -h, --help      this help
 
