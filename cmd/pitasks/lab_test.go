@@ -37,8 +37,14 @@ type daemon struct {
 
 func startDaemon(t *testing.T, cfg string, out *labtest.Log) *daemon {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-config", cfg, "-log-level", "debug")
-	cmd.Env = append(os.Environ(), "PITASKS_AS_MAIN=1")
+	return startPitasks(t, out, nil, "-config", cfg, "-log-level", "debug")
+}
+
+// startPitasks starts the test binary as pitasks with args, env added to the environment.
+func startPitasks(t *testing.T, out *labtest.Log, env []string, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "PITASKS_AS_MAIN=1"), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -82,19 +82,8 @@ dnsmasq_pid_file = %s/dnsmasq.pid
 			t.Logf("pitasks output:\n%s", labtest.Tail(out.String(), 8000))
 		}
 	}()
-	cmd := exec.Command(os.Args[0], "-config", conf, "-log-format", "json")
-	cmd.Env = append(os.Environ(), "PITASKS_AS_MAIN=1", "NOTIFY_SOCKET="+sock.Path, "WATCHDOG_USEC=2000000")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, out: out}
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			d.cmd.Wait()
-		}
-	})
+	cmd := startPitasks(t, out, []string{"NOTIFY_SOCKET=" + sock.Path, "WATCHDOG_USEC=2000000"},
+		"-config", conf, "-log-format", "json").cmd
 
 	sock.Expect(t, "READY=1")
 	sock.Expect(t, "WATCHDOG=1")

@@ -1,16 +1,15 @@
 package sdnotify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/lab/labtest"
 	"github.com/piseduce/piseduce/pkg/sdnotify/sdnotifytest"
 )
 
@@ -20,23 +19,6 @@ func listen(t *testing.T) *sdnotifytest.Socket {
 	s := sdnotifytest.Listen(t)
 	t.Setenv("NOTIFY_SOCKET", s.Path)
 	return s
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestReadyAndStopping(t *testing.T) {
@@ -59,7 +41,7 @@ func TestWatchdog(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "400000") // fed every 200 ms
 	var wedged atomic.Bool
 	var asked atomic.Int32
-	var logs syncBuf
+	var logs labtest.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
