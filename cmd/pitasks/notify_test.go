@@ -89,6 +89,18 @@ dnsmasq_pid_file = %s/dnsmasq.pid
 	sock.Expect(t, "WATCHDOG=1")
 	sock.Expect(t, "WATCHDOG=1")
 
+	// It runs with the unit's capabilities only: CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2)
+	// and CAP_KILL (5).
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CapBnd:\t0000000000000026\n", "CapEff:\t0000000000000026\n"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("pitasks' capabilities: no %q in\n%s", want, status)
+		}
+	}
+
 	// Its own series, not pifrontend's.
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
