@@ -5,10 +5,22 @@ GO      ?= go
 BIN     := bin
 DIST    := dist
 CMDS    := pifrontend pitasks
-LDFLAGS := -s -w
 export CGO_ENABLED ?= 0
 
-.PHONY: all build release run test fuzz bench vet fmt deps lab lab-down demo clean
+# The version and build date the binaries report (--version, piseduce_build_info, the admins'
+# footer): the last v* tag, else 0.0.0+git<commit date>.<commit>; make VERSION=1.2.0 sets it.
+# The build date is now, or SOURCE_DATE_EPOCH for a reproducible build.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed -e 's/^v//' -e 's/-\([0-9]*\)-g/+\1.g/')
+ifeq ($(VERSION),)
+VERSION := 0.0.0+git$(shell git log -1 --format=%cd.%h --date=format:%Y%m%d 2>/dev/null)
+endif
+endif
+BUILD_DATE := $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/piseduce/piseduce/pkg/version
+LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).date=$(BUILD_DATE)
+
+.PHONY: all build release package run test fuzz bench vet fmt deps lab lab-down demo clean
 
 all: build
 
@@ -25,6 +37,13 @@ release: build
 		GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$c-linux-armv7 ./cmd/$$c || exit 1; \
 	done
 	@ls -l $(DIST)
+
+# Debian packages for a pimaster: amd64, arm64 (Pi 4/5, 64-bit OS), armhf (32-bit OS); see
+# admin/deb/package.sh. make package DEB_ARCHS=arm64 builds one.
+DEB_ARCHS ?= amd64 arm64 armhf
+package:
+	bash admin/deb/package.sh --version '$(VERSION)' --date '$(BUILD_DATE)' --dist $(DIST) $(DEB_ARCHS)
+	@ls -l $(DIST)/*.deb
 
 # Both daemons with ./seducepp.conf (SQLite under ./data); Ctrl-C stops both.
 run: build

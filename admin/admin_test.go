@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,8 +159,8 @@ func TestUnits(t *testing.T) {
 		unit, user, exec string
 		rw               []string
 	}{
-		{"pifrontend.service", "piseduce", "/usr/local/bin/pifrontend -config /etc/seducepp.conf", nil},
-		{"pitasks.service", "root", "/usr/local/bin/pitasks -config /etc/seducepp.conf run", []string{"/var/lib/piseduce", "/tftpboot", "/nfs"}},
+		{"pifrontend.service", "piseduce", "/usr/bin/pifrontend -config /etc/seducepp.conf", nil},
+		{"pitasks.service", "root", "/usr/bin/pitasks -config /etc/seducepp.conf run", []string{"/var/lib/piseduce", "/tftpboot", "/nfs"}},
 	} {
 		k := unitKeys(t, c.unit)
 		one := func(key string) string {
@@ -173,6 +174,7 @@ func TestUnits(t *testing.T) {
 			"Service.User": c.user, "Service.ExecStart": c.exec, "Service.Restart": "on-failure",
 			"Service.KillSignal": "SIGTERM", "Service.StandardOutput": "journal", "Service.StandardError": "journal",
 			"Service.NoNewPrivileges": "yes", "Service.PrivateTmp": "yes", "Install.WantedBy": "multi-user.target",
+			"Service.Type": "notify", "Service.NotifyAccess": "main", "Service.SystemCallErrorNumber": "EPERM",
 		} {
 			if got := one(key); got != want {
 				t.Errorf("%s: %s=%q, want %q", c.unit, key, got, want)
@@ -205,7 +207,7 @@ func TestUnits(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, u)
-		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("/usr/local/bin/"), []byte(bin+"/")), 0o644); err != nil {
+		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte("/usr/bin/"), []byte(bin+"/")), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		units = append(units, p)
@@ -255,16 +257,24 @@ func mustWrite(t *testing.T, p, s string) {
 	}
 }
 
-var installSteps = []string{"packages", "user", "dirs", "forward", "ssh-key", "nfs-root", "exports", "firewall", "tftp", "database", "config", "binaries", "units"}
+var installSteps = []string{"packages", "package", "forward", "ssh-key", "nfs-root", "exports", "firewall", "tftp", "database", "config", "units"}
+
+// hostDeb is the package built for this machine's architecture.
+func hostDeb(t *testing.T) string {
+	t.Helper()
+	arch := map[string]string{"amd64": "amd64", "arm64": "arm64", "arm": "armhf"}[runtime.GOARCH]
+	testenv.Need(t, arch != "", "a machine of an architecture the package is built for")
+	return deb(debs(t), "1.0.0", arch)
+}
 
 var passwordRE = regexp.MustCompile(`mysql://pipi:[0-9a-f]{48}@`)
 
 func TestInstallDryRun(t *testing.T) {
-	bin := binaries(t)
+	pkg := hostDeb(t)
 	src, boot := fakeSystem(t)
 	root := t.TempDir()
 	out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", "--dry-run", "--nfs-source", src,
-		"--boot-source", boot, "--bin-dir", bin, "--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1")
+		"--boot-source", boot, "--deb", pkg, "--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1")
 	if code != 0 {
 		t.Fatalf("install.sh --dry-run: exit %d\n%s", code, out)
 	}
@@ -275,8 +285,7 @@ func TestInstallDryRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"apt-get install -y -q --no-install-recommends dnsmasq nfs-kernel-server mariadb-server",
-		"useradd --system --gid piseduce",
-		"install -d -m 750 -o root -g", root + "/var/lib/piseduce",
+		"== package: " + pkg, "rsync -rlpc ", " " + root + "/\n",
 		root + "/etc/sysctl.d/90-piseduce.conf", "net.ipv4.ip_forward = 1",
 		"ssh-keygen -q -t ed25519", root + "/var/lib/piseduce/id_ed25519",
 		"rsync -aHx --numeric-ids --delete --exclude=/nfs --exclude=/proc --exclude=/sys --exclude=/dev --exclude=/tmp --exclude=/run",
@@ -296,8 +305,6 @@ func TestInstallDryRun(t *testing.T) {
 		"--exclude=/bootcode.bin --exclude=/cmdline.txt " + boot + "/ " + root + "/tftpboot/rpiboot_uboot/",
 		"mariadb <<SQL", "CREATE DATABASE IF NOT EXISTS `piseduce`", "'pipi'@'localhost' IDENTIFIED BY <the password>",
 		"write " + root + "/etc/seducepp.conf (mode 640,", "mysql://pipi:<password>@localhost/piseduce",
-		"install -m 755 -o root -g root " + bin + "/pitasks " + root + "/usr/local/bin/pitasks",
-		"install -m 644 -o root -g root", root + "/etc/systemd/system/pitasks.service",
 		"systemctl enable pitasks pifrontend",
 	} {
 		if !strings.Contains(out, want) {
@@ -336,7 +343,7 @@ func TestInstallDryRun(t *testing.T) {
 // the second run changes nothing.
 func TestInstallThrowawayRoot(t *testing.T) {
 	testenv.NeedRoot(t)
-	bin := binaries(t)
+	pkg := hostDeb(t)
 	src, boot := fakeSystem(t)
 	root := t.TempDir()
 	// An earlier install exported the NFS root read-write to everyone; another export is not ours.
@@ -344,7 +351,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	mustWrite(t, filepath.Join(root, "etc/exports"), "/srv/other 192.168.1.0/24(ro)\n/nfs/raspi *(rw,sync,no_subtree_check,no_root_squash)\n")
 	run := func(args ...string) string {
 		out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", append([]string{"--skip", "packages", "--nfs-source", src,
-			"--boot-source", boot, "--bin-dir", bin}, args...)...)
+			"--boot-source", boot, "--deb", pkg}, args...)...)
 		if code != 0 {
 			t.Fatalf("install.sh: exit %d\n%s", code, out)
 		}
@@ -352,6 +359,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	}
 	first := run("--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1")
 	for _, want := range []string{"+ rsync -aHx", "+ ssh-keygen -q -t ed25519 -N '' -C root@nfspi", "+ write " + root + "/etc/seducepp.conf",
+		"- skipped (PISEDUCE_ROOT is not /): the maintainer scripts of piseduce 1.0.0-1",
 		"- skipped (PISEDUCE_ROOT is not /): exportfs -ra", "- skipped (PISEDUCE_ROOT is not /): mariadb"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("first run lacks %q:\n%s", want, first)
@@ -457,12 +465,12 @@ func TestInstallThrowawayRoot(t *testing.T) {
 			t.Errorf("nft -c: %v\n%s", err, out)
 		}
 	}
-	for _, f := range []string{"usr/local/bin/pitasks", "usr/local/bin/pifrontend", "etc/systemd/system/pitasks.service", "etc/sysctl.d/90-piseduce.conf"} {
+	for _, f := range []string{"usr/bin/pitasks", "usr/bin/pifrontend", "lib/systemd/system/pitasks.service", "etc/sysctl.d/90-piseduce.conf"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Error(err)
 		}
 	}
-	checkNFSSetup(t, root, bin)
+	checkNFSSetup(t, root, filepath.Join(root, "usr/bin"))
 }
 
 // checkNFSSetup runs check.sh on the pimaster install.sh made in root: its NFS root, export

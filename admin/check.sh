@@ -25,7 +25,7 @@ forwarding is on; every switch answers SNMP (pitasks switches).
 
 Options:
   --config FILE   the configuration (default: /etc/seducepp.conf)
-  --bin-dir DIR   where pitasks and pifrontend are (default: /usr/local/bin, then PATH)
+  --bin-dir DIR   where pitasks and pifrontend are (default: /usr/bin, then PATH)
   --dry-run       print the checks and the commands they run, run none
   -h, --help      this help
 

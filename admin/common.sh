@@ -4,7 +4,7 @@
 
 ROOT=${PISEDUCE_ROOT:-/}
 CONFIG=${PISEDUCE_CONFIG:-${ROOT%/}/etc/seducepp.conf}
-BIN_DIR=${PISEDUCE_BIN_DIR:-${ROOT%/}/usr/local/bin}
+BIN_DIR=${PISEDUCE_BIN_DIR:-${ROOT%/}/usr/bin}
 DRY_RUN=0
 ARGS=()
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a PiSeduce pimaster on a fresh Raspberry Pi OS / Debian: packages, the NFS root, the
-# tftp root, the MariaDB database and user, /etc/seducepp.conf, the binaries and the systemd
-# units. Idempotent: a second run changes nothing that is already right. See --help.
+# Sets up a PiSeduce pimaster on a fresh Raspberry Pi OS / Debian: packages, the piseduce
+# package (binaries, units, user), the NFS root, the tftp root, the MariaDB database and user,
+# /etc/seducepp.conf, and the daemons enabled. Idempotent: a second run changes nothing that is
+# already right. See --help.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh" # ini_value; what else it sets is set again below
@@ -14,8 +15,9 @@ Sets up this machine as a PiSeduce pimaster, as root. Each step checks what is t
 only changes what is not right, so running it again is safe. Steps, in order:
 
   packages   apt-get install dnsmasq nfs-kernel-server mariadb-server snmp pv mtools rsync …
-  user       the system user and group piseduce (pifrontend runs as it)
-  dirs       /var/lib/piseduce (0750 root:piseduce), its img/ and db/ folders
+  package    the piseduce .deb (make package): pifrontend and pitasks in /usr/bin, their
+             systemd units, the system user piseduce (pifrontend runs as it),
+             /var/lib/piseduce (0750 root:piseduce) and its img/ and db/ folders
   forward    IP forwarding (the nodes' gateway): /etc/sysctl.d/90-piseduce.conf
   ssh-key    pitasks' SSH key for the nodes, /var/lib/piseduce/id_ed25519
   nfs-root   /nfs/raspi: a copy of this system (rsync of / without /nfs /proc /sys /dev /tmp
@@ -32,15 +34,15 @@ only changes what is not right, so running it again is safe. Steps, in order:
              without bootcode.bin and cmdline.txt)
   database   the MariaDB database and user, with a generated password
   config     /etc/seducepp.conf from the shipped one, with the mysql:// URL (0640 root:piseduce)
-  binaries   pifrontend and pitasks into /usr/local/bin (build them first: make build)
-  units      pifrontend.service and pitasks.service into /etc/systemd/system, enabled and
-             started when systemd runs this machine
+  units      pifrontend.service and pitasks.service enabled and started, when systemd runs
+             this machine (the package starts nothing by itself)
 
 Options:
   --dry-run            print every step it would run, change nothing
   --only STEP,…        run only these steps
   --skip STEP,…        run all steps but these
-  --bin-dir DIR        where the built pifrontend and pitasks are (default: bin/ of the checkout)
+  --deb FILE           the piseduce package to install (default: the newest dist/piseduce_*_ARCH.deb
+                       of the checkout for this machine's architecture; make package builds it)
   --pimaster-ip IP     the pimaster's address on the nodes' network ([cluster] pimaster_ip)
   --nodes-network NET  the nodes' network, e.g. 10.10.0.0/24 ([cluster] nodes_network; default:
                        the configured one, else the network of --pimaster-ip on this machine)
@@ -60,8 +62,9 @@ Options:
 
 Environment:
   PISEDUCE_ROOT=DIR    write every file under DIR instead of / (a throwaway root for tests);
-                       steps that change the running system (apt-get, useradd, mariadb,
-                       exportfs, sysctl, systemctl) are then printed and skipped.
+                       steps that change the running system (apt-get, dpkg, mariadb,
+                       exportfs, sysctl, systemctl) are then printed and skipped, and the
+                       package's files are unpacked there without its maintainer scripts.
 
 The database password is generated once (openssl rand) and kept only in /etc/seducepp.conf.
 EOF
@@ -72,7 +75,7 @@ die() {
 	exit 1
 }
 
-ALL_STEPS="packages user dirs forward ssh-key nfs-root exports firewall tftp database config binaries units"
+ALL_STEPS="packages package forward ssh-key nfs-root exports firewall tftp database config units"
 PACKAGES=(dnsmasq nfs-kernel-server mariadb-server mariadb-client snmp pv mtools rsync openssl
 	openssh-server fdisk e2fsprogs dosfstools gzip xz-utils zstd tar iproute2 procps nftables)
 # Services of the pimaster that must not start on a node booting the NFS copy of this system.
@@ -84,7 +87,7 @@ ROOT=${PISEDUCE_ROOT:-/}
 DRY_RUN=0
 ONLY=""
 SKIP=""
-BIN_DIR=$CHECKOUT/bin
+DEB=""
 PIMASTER_IP=""
 LISTEN=""
 NODES_NETWORK=""
@@ -107,7 +110,7 @@ while [ $# -gt 0 ]; do
 	--dry-run) DRY_RUN=1 ;;
 	--only) need_arg "$@"; ONLY=${2//,/ }; shift ;;
 	--skip) need_arg "$@"; SKIP=${2//,/ }; shift ;;
-	--bin-dir) need_arg "$@"; BIN_DIR=$2; shift ;;
+	--deb) need_arg "$@"; DEB=$2; shift ;;
 	--pimaster-ip) need_arg "$@"; PIMASTER_IP=$2; shift ;;
 	--listen) need_arg "$@"; LISTEN=$2; shift ;;
 	--nodes-network) need_arg "$@"; NODES_NETWORK=$2; shift ;;
@@ -296,30 +299,52 @@ step_packages() {
 	sys env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-step_user() {
-	say "== user: system user and group piseduce"
-	if [ "$REAL_ROOT" = 1 ] && getent group piseduce >/dev/null; then
-		ok "group piseduce"
-	else
-		sys groupadd --system piseduce
-	fi
-	if [ "$REAL_ROOT" = 1 ] && id -u piseduce >/dev/null 2>&1; then
-		ok "user piseduce"
-	else
-		sys useradd --system --gid piseduce --home-dir /var/lib/piseduce --no-create-home \
-			--shell /usr/sbin/nologin --comment "PiSeduce web interface" piseduce
-	fi
+# The package to install: --deb, else the newest one make package left in dist/ for this
+# machine's architecture.
+find_deb() {
+	[ -n "$DEB" ] && return 0
+	local arch
+	arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+	DEB=$(find "$CHECKOUT/dist" -maxdepth 1 -name "piseduce_*_$arch.deb" 2>/dev/null | sort -V | tail -n 1)
+	[ -n "$DEB" ] || DEB=$CHECKOUT/dist/piseduce_VERSION_$arch.deb
 }
 
-step_dirs() {
-	say "== dirs: /var/lib/piseduce and its img/ and db/ folders"
-	local g
-	g=$(group)
-	mkdir_p "$(R /var/lib)"
-	ensure_dir "$(R /var/lib/piseduce)" 750 "root:$g"
-	ensure_dir "$(R /var/lib/piseduce/img)" 755 root:root
-	# Only used with SQLite: both daemons write it (setgid keeps the group).
-	ensure_dir "$(R /var/lib/piseduce/db)" 2770 "root:$g"
+step_package() {
+	find_deb
+	say "== package: $DEB"
+	if [ ! -f "$DEB" ]; then
+		if [ "$DRY_RUN" = 1 ]; then
+			printf ' + apt-get install %s   (not built yet: make package)\n' "$DEB"
+			return 0
+		fi
+		die "no package $DEB: build it first (make package), or give --deb FILE"
+	fi
+	local want have
+	want=$(dpkg-deb --field "$DEB" Version)
+	if [ "$REAL_ROOT" = 1 ]; then
+		have=$(dpkg-query -W -f='${Version}' piseduce 2>/dev/null || true)
+		if [ "$have" = "$want" ]; then
+			ok "piseduce $have is installed"
+			return 0
+		fi
+		# apt-get brings its dependencies; an /etc/seducepp.conf already edited is kept.
+		sys env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef \
+			-o Dpkg::Options::=--force-confold "$(realpath "$DEB")"
+		CHANGED=1
+		return 0
+	fi
+	# A throwaway root: the package's files, without its maintainer scripts (they would run
+	# on this machine), and a /etc/seducepp.conf already there kept, as dpkg keeps a conffile.
+	local tree=$TMP/package opts=(-rlpc)
+	dpkg-deb --extract "$DEB" "$tree"
+	[ ! -f "$(R /etc/seducepp.conf)" ] || opts+=(--exclude=/etc/seducepp.conf)
+	if [ -z "$(rsync --dry-run --itemize-changes "${opts[@]}" "$tree/" "${ROOT%/}/" 2>/dev/null)" ]; then
+		ok "the files of piseduce $want are in $ROOT"
+		return 0
+	fi
+	run rsync "${opts[@]}" "$tree/" "${ROOT%/}/"
+	printf ' - skipped (PISEDUCE_ROOT is not /): the maintainer scripts of piseduce %s (user piseduce, modes)\n' "$want"
+	CHANGED=1
 }
 
 step_forward() {
@@ -692,41 +717,18 @@ step_config() {
 		VALUE=$val ini_set "$sec" "$key" <"$tmp" >"$tmp.new"
 		mv "$tmp.new" "$tmp"
 	done
-	if [ -x "$BIN_DIR/pifrontend" ] && ! "$BIN_DIR/pifrontend" -config "$tmp" -check >/dev/null; then
+	if [ -x "$(R /usr/bin/pifrontend)" ] && ! "$(R /usr/bin/pifrontend)" -config "$tmp" -check >/dev/null; then
 		die "the generated configuration does not parse (pifrontend -check)"
 	fi
 	install_file "$tmp" "$conf" 640 "root:$g" \
 		"the shipped configuration with [db] connection_url = mysql://$DB_USER:<password>@localhost/$DB_NAME, [cluster] ssh_key, img_dir, nfs_host_key${PIMASTER_IP:+, pimaster_ip}${NODES_NETWORK:+, nodes_network}${NODES_IF:+, nodes_interface}${LISTEN:+, [frontend] listen}"
 }
 
-step_binaries() {
-	say "== binaries: pifrontend and pitasks into /usr/local/bin"
-	mkdir_p "$(R /usr/local/bin)"
-	local b
-	for b in pifrontend pitasks; do
-		if [ ! -x "$BIN_DIR/$b" ]; then
-			if [ "$DRY_RUN" = 1 ]; then
-				printf ' + install -m 0755 %s %s   (not built yet: make build)\n' "$BIN_DIR/$b" "$(R /usr/local/bin/$b)"
-				continue
-			fi
-			die "$BIN_DIR/$b is missing: build it first (make build), or give --bin-dir"
-		fi
-		install_file "$BIN_DIR/$b" "$(R /usr/local/bin/$b)" 755 root:root
-	done
-}
-
 step_units() {
-	say "== units: pifrontend.service and pitasks.service"
-	mkdir_p "$(R /etc/systemd/system)"
-	local u before=$CHANGED units_changed
-	CHANGED=0
-	for u in pifrontend pitasks; do
-		install_file "$HERE/$u.service" "$(R /etc/systemd/system/$u.service)" 644 root:root
-	done
-	units_changed=$CHANGED
-	CHANGED=$((before | units_changed))
+	say "== units: pitasks.service and pifrontend.service enabled and started"
+	local u
 	if systemd_running; then
-		[ "$units_changed" = 0 ] || sys systemctl daemon-reload
+		[ "$CHANGED" = 0 ] || sys systemctl daemon-reload
 		for u in pitasks pifrontend; do
 			if systemctl is-enabled -q "$u" 2>/dev/null; then
 				ok "$u enabled"
@@ -752,10 +754,10 @@ step_units() {
    systemd does not run this machine: the units are installed but not enabled. Start the
    daemons (logs to the files given) with:
      start-stop-daemon --start --background --make-pidfile --pidfile /run/pitasks.pid \
-       --output /var/log/pitasks.log --exec /usr/local/bin/pitasks -- -config /etc/seducepp.conf run
+       --output /var/log/pitasks.log --exec /usr/bin/pitasks -- -config /etc/seducepp.conf run
      start-stop-daemon --start --background --make-pidfile --pidfile /run/pifrontend.pid \
        --chuid piseduce:piseduce --output /var/log/pifrontend.log \
-       --exec /usr/local/bin/pifrontend -- -config /etc/seducepp.conf
+       --exec /usr/bin/pifrontend -- -config /etc/seducepp.conf
    and stop them with: start-stop-daemon --stop --retry TERM/45 --pidfile /run/pitasks.pid
 EOF
 }

@@ -15,7 +15,7 @@ events. Reads the database only. Runs `pitasks nodes`.
 
 Options:
   --config FILE   the configuration (default: /etc/seducepp.conf)
-  --bin-dir DIR   where pitasks is (default: /usr/local/bin, then PATH)
+  --bin-dir DIR   where pitasks is (default: /usr/bin, then PATH)
   --dry-run       print the command instead of running it
   -h, --help      this help
 USAGE

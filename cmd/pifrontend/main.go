@@ -1,7 +1,8 @@
 // Command pifrontend serves PiSeduce's web interface and JSON API. It only writes requests
 // into the database; pitasks carries them out.
 //
-//	pifrontend [-config seducepp.conf] [-log-level info] [-admin-email admin@piseduce.local] [-check]
+//	pifrontend [-config seducepp.conf] [-log-level info] [-log-format text|json] [-admin-email admin@piseduce.local] [-check]
+//	pifrontend -version
 //
 // On an empty database it creates the first admin with a random password, printed once.
 package main
@@ -22,8 +23,11 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
+	"github.com/piseduce/piseduce/pkg/sdnotify"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/version"
 	"github.com/piseduce/piseduce/pkg/web"
 )
 
@@ -35,18 +39,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pifrontend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFlags := logging.AddFlags(fs)
+	showVersion := fs.Bool("version", false, "print the version, commit and build date, and exit")
 	adminEmail := fs.String("admin-email", web.DefaultAdminEmail, "e-mail of the admin created on an empty database")
 	check := fs.Bool("check", false, "check the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(stderr, "pifrontend: bad -log-level %q: %v\n", *level, err)
+	if *showVersion {
+		fmt.Fprintln(stdout, "pifrontend", version.Get())
+		return 0
+	}
+	log, err := logFlags.Logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "pifrontend:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 
 	path, err := config.Find(*cfgPath)
 	if err != nil {
@@ -82,16 +90,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"This password is shown only now: log in and change it on the Account page.\n", *adminEmail, pw)
 	}
 
+	m := metrics.NewFrontend(st, time.Now)
 	if addr := cfg.Frontend.MetricsListen; addr != "" {
 		// Otherwise pifrontend serves them itself on /metrics, to admins.
-		m := metrics.New()
-		m.WatchStore(st)
 		if err := metrics.Serve(ctx, addr, m.Handler(), log); err != nil {
 			log.Error("[frontend]", "err", err)
 			return 1
 		}
 	}
-	srv, err := web.New(ctx, web.Options{Store: st, Config: cfg, Logger: log, Power: snmpPower})
+	srv, err := web.New(ctx, web.Options{Store: st, Config: cfg, Logger: log, Power: snmpPower, Metrics: m})
 	if err != nil {
 		log.Error("web", "err", err)
 		return 1
@@ -105,7 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("listen", "addr", addr, "err", err)
 		return 1
 	}
-	log.Info("pifrontend listening", "addr", "http://"+ln.Addr().String(), "config", path, "public_address", cfg.Frontend.PublicAddress)
+	log.Info("pifrontend listening", "addr", "http://"+ln.Addr().String(), "config", path, "public_address", cfg.Frontend.PublicAddress,
+		"version", version.Get().Version)
 
 	go func() {
 		t := time.NewTicker(10 * time.Minute)
@@ -122,12 +130,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	sdnotify.Ready(log)
+	go sdnotify.Watchdog(ctx, log, answers(ln.Addr()))
 	select {
 	case err := <-errc:
 		log.Error("server stopped", "err", err)
 		return 1
 	case <-ctx.Done():
 	}
+	sdnotify.Stopping(log)
 	log.Info("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

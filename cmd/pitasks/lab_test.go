@@ -17,6 +17,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 // The test binary doubles as pitasks: the tests below run it as a separate process, so that
@@ -37,8 +38,18 @@ type daemon struct {
 
 func startDaemon(t *testing.T, cfg string, out *labtest.Log) *daemon {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-config", cfg, "-log-level", "debug")
-	cmd.Env = append(os.Environ(), "PITASKS_AS_MAIN=1")
+	return startPitasks(t, out, nil, "-config", cfg, "-log-level", "debug")
+}
+
+// startPitasks starts the test binary as pitasks with args, env added to the environment, and
+// only the capabilities admin/pitasks.service leaves it (its CapabilityBoundingSet): the tests
+// that deploy the lab's nodes with it prove that they are enough.
+func startPitasks(t *testing.T, out *labtest.Log, env []string, args ...string) *daemon {
+	t.Helper()
+	setpriv := testenv.NeedCommand(t, "setpriv")
+	cmd := exec.Command(setpriv, append([]string{"--bounding-set", "-all," + unitCapabilities(t), "--inh-caps", "-all",
+		"--", os.Args[0]}, args...)...)
+	cmd.Env = append(append(os.Environ(), "PITASKS_AS_MAIN=1"), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -51,6 +62,27 @@ func startDaemon(t *testing.T, cfg string, out *labtest.Log) *daemon {
 		}
 	})
 	return d
+}
+
+// unitCapabilities is the CapabilityBoundingSet of admin/pitasks.service as setpriv takes it:
+// "+kill,+dac_override".
+func unitCapabilities(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../admin/pitasks.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapabilityBoundingSet="); ok && strings.TrimSpace(v) != "" {
+			var caps []string
+			for _, c := range strings.Fields(v) {
+				caps = append(caps, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+			}
+			return strings.Join(caps, ",")
+		}
+	}
+	t.Fatal("admin/pitasks.service has no CapabilityBoundingSet")
+	return ""
 }
 
 // labCluster is a lab imported into a database through the pitasks command, with one

@@ -1,7 +1,8 @@
 // Command pitasks is PiSeduce's worker: it polls the database on a cron tick and moves every
 // node through its process (deploy, destroy, reboot, boot_test).
 //
-//	pitasks [-config FILE] [-log-level LEVEL]                  run the worker
+//	pitasks [-config FILE] [-log-level LEVEL] [-log-format text|json]  run the worker
+//	pitasks -version                                           version, commit and build date
 //	pitasks [-config FILE] import-cluster DIR                  import an original cluster_desc/ folder
 //	pitasks [-config FILE] import-original-db [-dry-run] URL   import a running original's users and deployments (see origdb.go)
 //	pitasks [-config FILE] check                               check the configuration and the database
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -29,11 +31,14 @@ import (
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/sdnotify"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/version"
 )
 
 func main() {
@@ -46,7 +51,8 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("pitasks", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
+	logFlags := logging.AddFlags(fs)
+	showVersion := fs.Bool("version", false, "print the version, commit and build date, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | check | import-cluster DIR | import-original-db [-dry-run] URL |\n"+
 			"                      discover SWITCH [PORT…] | dnsmasq |\n"+
@@ -57,7 +63,11 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(*level)
+	if *showVersion {
+		fmt.Println("pitasks", version.Get())
+		return nil
+	}
+	log, err := logFlags.Logger(os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -116,14 +126,6 @@ func run(args []string) error {
 	}
 }
 
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
-}
-
 // serve runs the engine on the configured tick until ctx ends, then stops cleanly.
 func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) error {
 	signer, err := remote.LoadOrCreateKey(cfg.Cluster.SSHKey)
@@ -148,11 +150,11 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	for name, t := range cfg.Timeouts {
 		timeouts[name] = process.State{BeforeReboot: t.BeforeReboot, Lost: t.Lost}
 	}
-	m := metrics.New()
-	m.WatchStore(st)
+	m := metrics.NewTasks()
+	ticks := &tickWatch{Observer: m}
 	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
 		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: timeouts,
-		Observer: m})
+		Observer: ticks})
 	if err != nil {
 		return err
 	}
@@ -165,19 +167,26 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	c := cron.New(cron.WithParser(config.TickParser()))
-	if _, err := c.AddFunc(cfg.Tasks.Tick, func() {
+	sched, err := config.TickParser().Parse(cfg.Tasks.Tick)
+	if err != nil {
+		return fmt.Errorf("[tasks] tick: %w", err)
+	}
+	c := cron.New()
+	c.Schedule(sched, cron.FuncJob(func() {
 		if err := eng.Tick(ctx); err != nil && ctx.Err() == nil {
 			log.Error("tick", "err", err)
 		}
-	}); err != nil {
-		return fmt.Errorf("[tasks] tick: %w", err)
-	}
-	log.Info("pitasks started", "owner", eng.Owner(), "tick", cfg.Tasks.Tick, "workers", cfg.Tasks.Workers, "db", st.Dialect)
+	}))
+	log.Info("pitasks started", "owner", eng.Owner(), "tick", cfg.Tasks.Tick, "workers", cfg.Tasks.Workers, "db", st.Dialect,
+		"version", version.Get().Version)
+	ticks.started(time.Now())
 	c.Start()
 	go runDiscoveryRequests(ctx, cfg, st, eng.Owner(), log)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
+	sdnotify.Ready(log)
+	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))
 	<-ctx.Done()
+	sdnotify.Stopping(log)
 	log.Info("stopping: no new work, waiting for running steps", "grace", cfg.Tasks.StopGrace)
 	<-c.Stop().Done()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Tasks.StopGrace)

@@ -101,8 +101,9 @@ type Observer interface {
 	StepError(process, state string, err error)
 	// Tick is called at the end of every tick that ran, with its wall-clock duration.
 	Tick(d time.Duration)
-	// Progress is called with the copy throughput each time progress is written.
-	Progress(bytesPerSec float64)
+	// Progress is called with the bytes copied since the previous write each time progress
+	// is written.
+	Progress(bytes int64)
 }
 
 type nopObserver struct{}
@@ -110,7 +111,7 @@ type nopObserver struct{}
 func (nopObserver) StateEnded(string, string, string, time.Duration) {}
 func (nopObserver) StepError(string, string, error)                  {}
 func (nopObserver) Tick(time.Duration)                               {}
-func (nopObserver) Progress(float64)                                 {}
+func (nopObserver) Progress(int64)                                   {}
 
 // Engine runs deployments. Create it with New, call Tick periodically, Stop at the end.
 type Engine struct {

@@ -35,8 +35,8 @@ func (t *Task) Progress(ctx context.Context, done, total int64) error {
 	}
 	if el > 0 {
 		t.D.Throughput = int64(float64(done-t.lastBytes) / el.Seconds())
-		t.e.o.Observer.Progress(float64(t.D.Throughput))
 	}
+	t.e.o.Observer.Progress(done - t.lastBytes)
 	t.lastProgress, t.lastBytes = now, done
 	return t.e.o.Store.SaveProgress(ctx, t.e.o.Owner, t.D)
 }

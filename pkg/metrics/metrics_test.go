@@ -79,7 +79,7 @@ func TestOrigin(t *testing.T) {
 }
 
 func TestObserverCollectors(t *testing.T) {
-	m := metrics.New()
+	m := metrics.NewTasks()
 	busy := 3
 	m.WatchLeases(func() int { return busy })
 	srv := httptest.NewServer(m.Handler())
@@ -98,6 +98,7 @@ func TestObserverCollectors(t *testing.T) {
 	m.Tick(3 * time.Millisecond)
 	m.Progress(20e6)
 	m.Progress(30e6)
+	m.Progress(-5e6) // a copy that started again: not a negative count
 
 	got := scrape(t, srv.URL)
 	want := map[string]float64{
@@ -113,9 +114,8 @@ func TestObserverCollectors(t *testing.T) {
 		`piseduce_ssh_errors_total{kind="connection",process="deploy",state="ssh_nfs"}`:              1,
 		`piseduce_ssh_errors_total{kind="command",process="deploy",state="env_copy"}`:                1,
 		`piseduce_tick_duration_seconds_count`:                                                       1,
-		`piseduce_copy_throughput_bytes_per_second_count`:                                            2,
-		`piseduce_copy_throughput_bytes_per_second_sum`:                                              50e6,
-		`piseduce_leases_held`: 3,
+		`piseduce_copy_bytes_total`:                                                                  50e6,
+		`piseduce_leases_held`:                                                                       3,
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -127,6 +127,9 @@ func TestObserverCollectors(t *testing.T) {
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")
+	}
+	if since := time.Since(time.Unix(int64(got["piseduce_last_tick_timestamp_seconds"]), 0)); since < 0 || since > time.Minute {
+		t.Errorf("last tick %v ago", since)
 	}
 	busy = 0
 	if got := scrape(t, srv.URL)["piseduce_leases_held"]; got != 0 {
@@ -148,35 +151,61 @@ func TestObserverCollectors(t *testing.T) {
 	}
 }
 
-func TestDeploymentsCollector(t *testing.T) {
+// TestFrontendCollectors: pifrontend's requests by route pattern and status class, and the
+// database's deployments and reservations, read at each scrape.
+func TestFrontendCollectors(t *testing.T) {
 	for _, dialect := range storetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			s := storetest.Open(t, dialect)
-			c := storetest.Seed(t, s, 3)
+			ctx := context.Background()
+			c := storetest.Seed(t, s, 5)
 			ds := c.Deploy(t, s, 3)
-			if err := s.RequestProcess(context.Background(), ds[2].ID, "destroy"); err != nil {
+			if err := s.RequestProcess(ctx, ds[2].ID, "destroy"); err != nil {
 				t.Fatal(err)
 			}
 			// A worker took ds[0]; the others wait for one, and count as queued.
 			if err := s.DB.Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Update("queued", false).Error; err != nil {
 				t.Fatal(err)
 			}
-			m := metrics.New()
-			m.WatchStore(s)
+			now := time.Now().UTC()
+			if _, err := s.CreateReservation(ctx, store.ReservationRequest{UserID: c.User.ID,
+				NodeIDs: []uint{c.Nodes[3].ID, c.Nodes[4].ID}, StartsAt: now, EndsAt: now.Add(time.Hour)}, now); err != nil {
+				t.Fatal(err)
+			}
+			m := metrics.NewFrontend(s, time.Now)
+			m.Request("/nodes/:id", "GET", 200, 30*time.Millisecond)
+			m.Request("/nodes/:id", "GET", 204, 10*time.Millisecond)
+			m.Request("/login", "POST", 303, time.Millisecond)
+			m.Request("unmatched", "GET", 404, time.Millisecond)
+			m.Request("/api/v1/nodes", "GET", 503, time.Second)
 			srv := httptest.NewServer(m.Handler())
 			defer srv.Close()
 			got := scrape(t, srv.URL)
-			if got[`piseduce_deployments{process="deploy",state="boot_conf"}`] != 1 ||
-				got[`piseduce_deployments{process="deploy",state="queued"}`] != 1 ||
-				got[`piseduce_deployments{process="destroy",state="queued"}`] != 1 {
-				t.Errorf("deployments: %v", got)
+			for k, v := range map[string]float64{
+				`piseduce_deployments{process="deploy",state="boot_conf"}`:                      1,
+				`piseduce_deployments{process="deploy",state="queued"}`:                         1,
+				`piseduce_deployments{process="destroy",state="queued"}`:                        1,
+				`piseduce_reservations_held`:                                                    2, // the seed's and this one
+				`piseduce_nodes_reserved`:                                                       2,
+				`piseduce_http_requests_total{code="2xx",method="GET",route="/nodes/:id"}`:      2,
+				`piseduce_http_requests_total{code="3xx",method="POST",route="/login"}`:         1,
+				`piseduce_http_requests_total{code="4xx",method="GET",route="unmatched"}`:       1,
+				`piseduce_http_requests_total{code="5xx",method="GET",route="/api/v1/nodes"}`:   1,
+				`piseduce_http_request_duration_seconds_count{method="GET",route="/nodes/:id"}`: 2,
+				`piseduce_http_request_duration_seconds_sum{method="GET",route="/nodes/:id"}`:   0.04,
+			} {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
 			}
 
 			// The database goes away: the other metrics are still served.
 			s.Close()
 			got = scrape(t, srv.URL)
-			if _, ok := got[`piseduce_deployments{process="deploy",state="boot_conf"}`]; ok {
-				t.Error("deployments served from a closed database")
+			for _, k := range []string{`piseduce_deployments{process="deploy",state="boot_conf"}`, `piseduce_reservations_held`} {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s served from a closed database", k)
+				}
 			}
 			if _, ok := got["go_goroutines"]; !ok {
 				t.Error("a failing collector hid the others")
@@ -187,7 +216,7 @@ func TestDeploymentsCollector(t *testing.T) {
 
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := metrics.New()
+	m := metrics.NewTasks()
 	m.Tick(time.Millisecond)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

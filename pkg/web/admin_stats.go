@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -107,16 +106,9 @@ func (s *Server) statsDetail(c echo.Context, kind string, id uint, all []store.D
 // showMetrics serves /metrics to admins. When [frontend] metrics_listen is set, metrics are
 // served there instead (where a Prometheus server can scrape them without a session).
 func (s *Server) showMetrics(c echo.Context) error {
-	if s.metrics == nil {
+	if s.cfg.Frontend.MetricsListen != "" {
 		return echo.NewHTTPError(http.StatusNotFound, "Metrics are served on [frontend] metrics_listen.")
 	}
-	s.metrics.ServeHTTP(c.Response(), c.Request())
+	s.metrics.Handler().ServeHTTP(c.Response(), c.Request())
 	return nil
-}
-
-// defaultMetrics is pifrontend's own metrics: the deployments by state, from the database.
-func defaultMetrics(st *store.Store) http.Handler {
-	m := metrics.New()
-	m.WatchStore(st)
-	return m.Handler()
 }

@@ -1,8 +1,6 @@
 package web
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -284,18 +282,16 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// errorPage is what the error page shows: the message and the request id to quote.
+type errorPage struct {
+	Message, RequestID string
+}
+
 // apiError is an error the API reports as {"error": msg} with status code.
 func apiError(code int, msg string) error { return echo.NewHTTPError(code, msg) }
 
-// errorRef is a short random reference that links a 500 page to its log line.
-func errorRef() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // handleError answers every error: JSON {"error": …} under /api/, an error page elsewhere.
-// Internal errors are logged with a reference; the visitor sees only the reference.
+// Internal errors are logged with the request id; the visitor sees only that id.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -317,15 +313,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		code, msg = http.StatusNotFound, "Not found."
 	}
 	if code >= 500 {
-		ref := errorRef()
-		s.log.Error("request failed", "ref", ref, "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		ref := requestID(c)
+		s.log.Error("request failed", "request_id", ref, "method", c.Request().Method, "path", loggedPath(c), "err", err)
 		msg = fmt.Sprintf("Something went wrong on our side (reference %s). Please try again later.", ref)
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/api/") || strings.HasSuffix(c.Path(), ".json") {
 		_ = c.JSON(code, map[string]string{"error": msg})
 		return
 	}
-	if rerr := s.render(c, code, "error", &page{Title: http.StatusText(code), Data: msg}); rerr != nil {
+	if rerr := s.render(c, code, "error", &page{Title: http.StatusText(code), Data: errorPage{msg, requestID(c)}}); rerr != nil {
 		s.log.Error("error page failed", "err", rerr)
 		_ = c.String(code, msg)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/units"
+	"github.com/piseduce/piseduce/pkg/version"
 )
 
 // page is what every template receives.
@@ -144,6 +145,7 @@ func funcs(z *zones) template.FuncMap {
 		"bytes":    units.Bytes,
 		"lines":    func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
 		"add":      func(a, b int) int { return a + b },
+		"version":  func() string { return version.Get().String() },
 		"seq": func(n int) []int {
 			out := make([]int, n)
 			for i := range out {

@@ -49,7 +49,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	e.IPExtractor = s.clientIP()
 	e.HTTPErrorHandler = s.handleError
 	s.access = map[string]access{}
-	e.Use(s.recoverer, s.securityHeaders, s.guard)
+	e.Use(s.observe, s.recoverer, s.securityHeaders, s.guard)
 	add := func(level access, method, path string, h echo.HandlerFunc) {
 		e.Add(method, path, h)
 		s.access[method+" "+path] = level

@@ -21,6 +21,7 @@ import (
 	"github.com/piseduce/piseduce"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -37,9 +38,10 @@ type Options struct {
 	Now func() time.Time
 	// Assets holds templates/ and static/ (the embedded piseduce.Assets when nil).
 	Assets fs.FS
-	// Metrics serves /metrics to admins; nil: the deployments by state from Store, unless
-	// [frontend] metrics_listen is set (then /metrics is served there, not here).
-	Metrics http.Handler
+	// Metrics counts the HTTP requests and is served on /metrics to admins, unless [frontend]
+	// metrics_listen is set (then pifrontend serves it there, not here); a new
+	// metrics.Frontend on Store when nil.
+	Metrics *metrics.Frontend
 }
 
 // Server is the web application.
@@ -66,7 +68,7 @@ type Server struct {
 	signupByIP *auth.Limiter
 
 	resources resourcesCache
-	metrics   http.Handler
+	metrics   *metrics.Frontend
 	zones     zones
 }
 
@@ -99,8 +101,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.metrics = o.Metrics; s.metrics == nil && o.Config.Frontend.MetricsListen == "" {
-		s.metrics = defaultMetrics(o.Store)
+	if s.metrics = o.Metrics; s.metrics == nil {
+		s.metrics = metrics.NewFrontend(o.Store, s.now)
 	}
 	assets := o.Assets
 	if assets == nil {

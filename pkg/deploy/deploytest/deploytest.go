@@ -43,8 +43,8 @@ type Harness struct {
 	Nodes    []store.Node      // by port
 	Env      store.Environment // the lab's test environment
 	TFTP     netboot.TFTP
-	Metrics  *metrics.Metrics // the engine's Observer, as in pitasks
-	Log      *labtest.Log     // pitasks' log (debug level)
+	Metrics  *metrics.Tasks // the engine's Observer, as in pitasks
+	Log      *labtest.Log   // pitasks' log (debug level)
 	LabLog   *labtest.Log
 }
 
@@ -139,8 +139,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
 		PowerOffWait: 500 * time.Millisecond,
 	}, c.MaxBooting)
-	h.Metrics = metrics.New()
-	h.Metrics.WatchStore(h.Store)
+	h.Metrics = metrics.NewTasks()
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
