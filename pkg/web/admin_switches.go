@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/names"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -40,7 +40,7 @@ type switchInput struct {
 
 // validHost accepts an IP address or a DNS name.
 func validHost(h string) bool {
-	return net.ParseIP(h) != nil || auth.ValidDomain(strings.ToLower(h))
+	return net.ParseIP(h) != nil || names.ValidDomain(strings.ToLower(h))
 }
 
 // apply validates in and writes it over sw.

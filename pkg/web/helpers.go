@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/names"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -207,7 +208,7 @@ func printable(s string) bool {
 	return true
 }
 
-// oneLine validates a short one-line text field.
+// oneLine validates a short one-line text field: a name (see names.Check).
 func oneLine(field, v string, min, max int) (string, error) {
 	v = strings.TrimSpace(v)
 	n := len([]rune(v))
@@ -218,8 +219,9 @@ func oneLine(field, v string, min, max int) (string, error) {
 		return "", badInput("%s must have at least %d characters.", field, min)
 	case n > max:
 		return "", badInput("%s must have at most %d characters.", field, max)
-	case !printable(v):
-		return "", badInput("%s must fit on one line.", field)
+	}
+	if err := names.Check(field, v); err != nil {
+		return "", badInput("%s.", err)
 	}
 	return v, nil
 }
