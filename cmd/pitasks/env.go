@@ -72,7 +72,7 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 		return fmt.Errorf("env-register: an environment named %s exists already", e.Name)
 	}
 	fmt.Fprintf(w, "measuring %s…\n", src)
-	info, err := image.Examine(src)
+	info, err := image.Examine(ctx, src)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func (s *Server) registerEnvironment(c echo.Context) error {
 	}
 	mctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
-	info, err := image.ExamineContext(mctx, path)
+	info, err := image.Examine(mctx, path)
 	switch {
 	case mctx.Err() != nil:
 		return fail(badInput("Measuring this image takes too long here: register it with pitasks env-register."))

@@ -129,7 +129,7 @@ func TestRegisterEnvironmentFromImgDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := image.Measure(im.Img, image.Raw)
+	want, err := image.Measure(context.Background(), im.Img, image.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
