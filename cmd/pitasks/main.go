@@ -96,6 +96,12 @@ func run(args []string) error {
 		return nil
 	case "check":
 		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
+		for _, w := range st.Warnings {
+			fmt.Printf("warning: %s\n", w)
+		}
+		if len(st.Warnings) > 0 {
+			return fmt.Errorf("%d problem(s) in the database", len(st.Warnings))
+		}
 		return nil
 	case "discover", "dnsmasq": // see discover.go
 		return discoveryCmd(ctx, cfg, st, cmd, fs.Args()[1:], os.Stdout)
@@ -173,6 +179,9 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		}
 	}); err != nil {
 		return fmt.Errorf("[tasks] tick: %w", err)
+	}
+	for _, w := range st.Warnings {
+		log.Warn("database", "problem", w)
 	}
 	log.Info("pitasks started", "owner", eng.Owner(), "tick", cfg.Tasks.Tick, "workers", cfg.Tasks.Workers, "db", st.Dialect)
 	c.Start()

@@ -37,9 +37,15 @@ func conflict(format string, args ...any) error {
 func userMessage(err error) (msg string, code int, ok bool) {
 	var fe *formError
 	var ce *store.ConflictError
+	var ie *store.InvalidError
+	var de *store.DuplicateError
 	switch {
 	case errors.As(err, &fe):
 		return fe.msg, fe.code, true
+	case errors.As(err, &ie):
+		return upperFirst(ie.Error()) + ".", http.StatusBadRequest, true
+	case errors.As(err, &de):
+		return upperFirst(de.Error()) + ".", http.StatusConflict, true
 	case errors.As(err, &ce):
 		if len(ce.Nodes) > 0 {
 			return strings.Join(ce.Nodes, ", ") + ": " + ce.Reason + ".", http.StatusConflict, true
@@ -49,8 +55,6 @@ func userMessage(err error) (msg string, code int, ok bool) {
 		return "Not found.", http.StatusNotFound, true
 	case errors.Is(err, store.ErrLastAdmin):
 		return "The last active admin cannot be removed, revoked or demoted.", http.StatusConflict, true
-	case errors.Is(err, store.ErrPortTaken):
-		return "Another node is already on that switch port.", http.StatusConflict, true
 	case errors.Is(err, store.ErrInUse):
 		return "It is still in use, so it cannot be deleted.", http.StatusConflict, true
 	case errors.Is(err, store.ErrDuplicate):
