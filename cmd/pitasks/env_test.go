@@ -63,7 +63,7 @@ func TestEnvRegisterAndExport(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"-name", "pilab", "-ssh-user", "pi", im.Gz},
-		{"-name", "bad name", "-ssh-user", "pi", im.Gz},
+		{"-name", "bad/name", "-ssh-user", "pi", im.Gz},
 		{"-name", "x", "-ssh-user", "pi; rm", im.Gz},
 		{"-name", "x", "-ssh-user", "pi", "-type", "public", im.Gz},
 		{"-name", "x", "-ssh-user", "pi", filepath.Join(t.TempDir(), "missing.img")},
