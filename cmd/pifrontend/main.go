@@ -79,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
+	for _, w := range st.Warnings {
+		log.Warn("database", "problem", w)
+	}
 
 	pw, created, err := web.EnsureFirstAdmin(ctx, st, *adminEmail)
 	if err != nil {

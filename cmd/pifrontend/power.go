@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/web"
@@ -12,7 +11,7 @@ import (
 
 // snmpPower adapts pkg/power's SNMP driver to the web's Power interface.
 func snmpPower(sw *store.Switch) (web.Power, error) {
-	p, err := power.NewSNMP(deploy.PowerConfig(sw, 2*time.Second, 1))
+	p, err := power.NewSNMP(sw.PowerConfig(2*time.Second, 1))
 	if err != nil {
 		return nil, err
 	}

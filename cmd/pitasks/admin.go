@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/units"
@@ -33,7 +32,7 @@ const (
 )
 
 func switchDriver(sw *store.Switch) (*power.SNMP, error) {
-	return power.NewSNMP(deploy.PowerConfig(sw, adminSNMPTimeout, adminSNMPRetries))
+	return power.NewSNMP(sw.PowerConfig(adminSNMPTimeout, adminSNMPRetries))
 }
 
 func portState(st power.PortStatus) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
@@ -76,10 +77,16 @@ func TestDnsmasqCommand(t *testing.T) {
 	if err := dnsmasqCmd(ctx, cfg, st, nil, &out); err == nil || !strings.Contains(err.Error(), "dnsmasq pid file") {
 		t.Fatalf("reload without dnsmasq: %v", err)
 	}
-	// A node with a broken MAC is named, and the file is left as it was.
+	// A node with a broken MAC (written before the store refused it) is named, and the file is
+	// left as it was.
 	n := c.Nodes[2]
 	n.MAC, n.IP = "not-a-mac", "10.10.0.13"
-	st.UpdateNode(ctx, &n)
+	if err := st.UpdateNode(ctx, &n); err == nil || !strings.Contains(err.Error(), `mac: "not-a-mac" is not a MAC address`) {
+		t.Fatalf("the store took a broken MAC: %v", err)
+	}
+	if err := st.DB.Model(&store.Node{}).Where("id = ?", n.ID).Updates(map[string]any{"mac": n.MAC, "ip": n.IP}).Error; err != nil {
+		t.Fatal(err)
+	}
 	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload"}, &out); err == nil || !strings.Contains(err.Error(), "node node-3") {
 		t.Fatalf("bad MAC: %v", err)
 	}

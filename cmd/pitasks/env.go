@@ -20,7 +20,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
@@ -28,19 +27,17 @@ import (
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
-var (
-	envNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	envFileRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$`)
-	envUserRE   = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	envShellRE  = regexp.MustCompile(`^[A-Za-z0-9/._-]{1,255}$`)
-	envTypeList = []string{store.EnvDefault, store.EnvUser, store.EnvHidden}
-)
+// envFlags names the command-line flag of each field of an environment.
+func envFlags() map[string]string {
+	return map[string]string{"name": "-name", "type": "-type", "description": "-desc", "ssh_user": "-ssh-user",
+		"shell": "-shell", "decompress_on": "-decompress-on", "image_name": "IMAGE_FILE"}
+}
 
-// envRegisterCmd runs "env-register".
+// envRegisterCmd runs "env-register". Reading the image stops when ctx ends (SIGTERM).
 func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("env-register", flag.ContinueOnError)
 	fs.SetOutput(w)
-	name := fs.String("name", "", "environment name (letters, digits, . _ -)")
+	name := fs.String("name", "", "environment name (letters, digits, spaces and . _ + -)")
 	user := fs.String("ssh-user", "", "the account users log in as (root, pi, ubuntu…)")
 	shell := fs.String("shell", "bash", "the program that runs users' init scripts")
 	desc := fs.String("desc", "", "description")
@@ -59,105 +56,93 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 		fs.Usage()
 		return errors.New("env-register: one IMAGE_FILE")
 	}
-	e := store.Environment{Name: *name, Type: *typ, Description: *desc, SSHUser: *user, Shell: *shell, Web: *web,
-		DecompressOn: *decompressOn}
-	if err := checkEnvFields(&e); err != nil {
-		return err
-	}
 	if imgDir == "" {
 		return errors.New("env-register: no [cluster] img_dir in the configuration")
 	}
 	src := fs.Arg(0)
-	if _, err := st.EnvironmentByName(ctx, e.Name); err == nil {
-		return fmt.Errorf("env-register: an environment named %s exists already", e.Name)
+	e := store.Environment{Name: *name, Type: *typ, Description: *desc, SSHUser: *user, Shell: *shell, Web: *web,
+		DecompressOn: *decompressOn, ImageName: filepath.Base(src)}
+	if err := st.CheckEnvironment(ctx, &e); err != nil {
+		var ie *store.InvalidError
+		if errors.As(err, &ie) {
+			return fmt.Errorf("env-register: %s: %s", envFlags()[ie.Field], ie.Reason)
+		}
+		return fmt.Errorf("env-register: %w", err)
+	}
+	inDir, err := sameDir(filepath.Dir(src), imgDir)
+	if err != nil {
+		return fmt.Errorf("env-register: %w", err)
+	}
+	if inDir {
+		// Registered where it is: it must be an image file of img_dir.
+		if src, err = image.Locate(imgDir, e.ImageName); err != nil {
+			return fmt.Errorf("env-register: %w", err)
+		}
+	} else if fi, err := os.Lstat(src); err == nil && *move && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("env-register: -move: %s is a symbolic link; give the file itself, or copy it (no -move)", src)
 	}
 	fmt.Fprintf(w, "measuring %s…\n", src)
-	info, err := image.Examine(src)
+	info, err := image.Examine(ctx, src)
 	if err != nil {
-		return err
+		return fmt.Errorf("env-register: %w", err)
 	}
 	if _, ok := info.Layout.Root(); !ok {
 		return fmt.Errorf("env-register: %s has no Linux (0x83) root partition", src)
 	}
-	dst, err := placeImage(src, imgDir, *move)
-	if err != nil {
-		return err
+	if !inDir {
+		if err := copyIntoDir(ctx, src, imgDir, e.ImageName, *move); err != nil {
+			return err
+		}
 	}
-	e.ImageName = filepath.Base(dst)
+	// What is registered is a regular file inside img_dir, never a link out of it or to nothing.
+	if _, err := image.Locate(imgDir, e.ImageName); err != nil {
+		return fmt.Errorf("env-register: %w", err)
+	}
 	e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart = info.Format, info.Size, info.SHA256, info.Layout.RootStart
 	if err := st.CreateEnvironment(ctx, &e); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			return fmt.Errorf("env-register: an environment named %s exists already", e.Name)
-		}
-		return err
+		return fmt.Errorf("env-register: %w", err)
 	}
 	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %d bytes, sha256 %s, root partition at sector %d\n",
 		e.Name, e.ID, e.ImageName, e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart)
 	return nil
 }
 
-// checkEnvFields validates what an admin typed, as the web's environment form does.
-func checkEnvFields(e *store.Environment) error {
-	ok := false
-	for _, t := range envTypeList {
-		ok = ok || e.Type == t
+// sameDir reports whether the folders a and b are one, through symbolic links.
+func sameDir(a, b string) (bool, error) {
+	ra, err := filepath.EvalSymlinks(a)
+	if err != nil {
+		return false, err
 	}
-	switch {
-	case !envNameRE.MatchString(e.Name):
-		return fmt.Errorf("-name %q: letters, digits, dots, dashes and underscores", e.Name)
-	case !ok:
-		return fmt.Errorf("-type %q: default, user or hidden", e.Type)
-	case !envUserRE.MatchString(e.SSHUser):
-		return fmt.Errorf("-ssh-user %q is not a Unix user name", e.SSHUser)
-	case !envShellRE.MatchString(e.Shell):
-		return fmt.Errorf("-shell %q must be a program name or path, like bash or /bin/sh", e.Shell)
-	case e.DecompressOn != "node" && e.DecompressOn != "pimaster":
-		return fmt.Errorf("-decompress-on %q: node or pimaster", e.DecompressOn)
-	case len(e.Description) > 4000:
-		return errors.New("-desc: at most 4000 characters")
+	rb, err := filepath.EvalSymlinks(b)
+	if err != nil {
+		return false, fmt.Errorf("img_dir: %w", err)
 	}
-	return nil
+	return ra == rb, nil
 }
 
-// placeImage puts the file src into imgDir, keeping its name, and returns where it is. A file
-// already in imgDir stays where it is; a file of the same name there is never replaced.
-func placeImage(src, imgDir string, move bool) (string, error) {
-	name := filepath.Base(src)
-	if !envFileRE.MatchString(name) || strings.Contains(name, "..") {
-		return "", fmt.Errorf("env-register: %q cannot be an image file name (letters, digits, . _ + -)", name)
-	}
-	absSrc, err := filepath.Abs(src)
-	if err != nil {
-		return "", err
-	}
-	absDir, err := filepath.Abs(imgDir)
-	if err != nil {
-		return "", err
-	}
-	dst := filepath.Join(absDir, name)
-	if filepath.Dir(absSrc) == absDir {
-		return dst, nil
-	}
+// copyIntoDir copies (or, with move, links then removes when it can) the regular file src into
+// dir as name, never replacing a file there; the copy stops when ctx ends.
+func copyIntoDir(ctx context.Context, src, dir, name string, move bool) error {
+	dst := filepath.Join(dir, name)
 	if _, err := os.Lstat(dst); err == nil {
-		return "", fmt.Errorf("env-register: %s exists already in img_dir %s", name, imgDir)
+		return fmt.Errorf("env-register: %s exists already in img_dir %s", name, dir)
 	}
 	if move {
-		if err := os.Link(absSrc, dst); err == nil {
-			return dst, os.Remove(absSrc)
+		if err := os.Link(src, dst); err == nil {
+			return os.Remove(src)
 		}
 	}
-	tmp, err := os.CreateTemp(absDir, ".register-*.part")
+	in, _, err := image.Open(src)
 	if err != nil {
-		return "", fmt.Errorf("env-register: img_dir: %w", err)
+		return fmt.Errorf("env-register: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(dir, ".register-*.part")
+	if err != nil {
+		return fmt.Errorf("env-register: img_dir: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	in, err := os.Open(absSrc)
-	if err != nil {
-		tmp.Close()
-		return "", err
-	}
-	_, err = io.Copy(tmp, in)
-	in.Close()
+	_, err = io.Copy(tmp, image.ContextReader(ctx, in))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -171,12 +156,12 @@ func placeImage(src, imgDir string, move bool) (string, error) {
 		err = os.Link(tmp.Name(), dst) // never replaces a file that appeared meanwhile
 	}
 	if err != nil {
-		return "", fmt.Errorf("env-register: copying into img_dir: %w", err)
+		return fmt.Errorf("env-register: copying into img_dir: %w", err)
 	}
 	if move {
-		os.Remove(absSrc)
+		os.Remove(src)
 	}
-	return dst, nil
+	return nil
 }
 
 // exportEnvironment is e in the original's environment JSON.
@@ -217,7 +202,6 @@ func envExportCmd(ctx context.Context, st *store.Store, args []string, w io.Writ
 	out := exportEnvironment(e)
 	// What import-cluster would refuse is refused here.
 	check := clusterdesc.Desc{Environments: []clusterdesc.Environment{out}}
-	check.Main.Pimaster.IP = "192.0.2.1" // main.json is not exported
 	if err := check.Validate("export"); err != nil {
 		return err
 	}

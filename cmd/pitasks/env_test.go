@@ -63,7 +63,7 @@ func TestEnvRegisterAndExport(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"-name", "pilab", "-ssh-user", "pi", im.Gz},
-		{"-name", "bad name", "-ssh-user", "pi", im.Gz},
+		{"-name", "bad/name", "-ssh-user", "pi", im.Gz},
 		{"-name", "x", "-ssh-user", "pi; rm", im.Gz},
 		{"-name", "x", "-ssh-user", "pi", "-type", "public", im.Gz},
 		{"-name", "x", "-ssh-user", "pi", filepath.Join(t.TempDir(), "missing.img")},
@@ -102,7 +102,7 @@ func TestEnvRegisterAndExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	st2 := storetest.Open(t, "sqlite")
-	if _, err := clusterdesc.Import(ctx, st2, d); err != nil {
+	if _, err := clusterdesc.Import(ctx, st2, d, imgDir); err != nil {
 		t.Fatal(err)
 	}
 	e2, err := st2.EnvironmentByName(ctx, "pilab")

@@ -286,7 +286,7 @@ func TestPitasksCarriesOutWebDiscoveryRequests(t *testing.T) {
 	// The switch is registered, its nodes are not.
 	cd := l.Desc.ClusterDesc()
 	cd.Nodes = nil
-	if _, err := clusterdesc.Import(ctx, st, cd); err != nil {
+	if _, err := clusterdesc.Import(ctx, st, cd, filepath.Dir(l.Desc.Image.Gz)); err != nil {
 		t.Fatal(err)
 	}
 	sw, err := st.SwitchByName(ctx, l.Desc.Switch.Name)

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -94,21 +95,17 @@ func run(args []string) error {
 		if fs.NArg() != 2 {
 			return errors.New("usage: pitasks import-cluster DIR")
 		}
-		d, err := clusterdesc.Read(fs.Arg(1))
-		if err != nil {
-			return err
-		}
-		sum, err := clusterdesc.Import(ctx, st, d)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("imported %s: %d switches, %d nodes, %d environments (%s)\n", fs.Arg(1),
-			len(d.Switches), len(d.Nodes), len(d.Environments), sum)
-		return nil
+		return importCluster(ctx, st, fs.Arg(1), cfg.Cluster.ImgDir, os.Stdout)
 	case "import-original-db": // see origdb.go
 		return importOriginalDBCmd(ctx, st, fs.Args()[1:], os.Stdout)
 	case "check":
 		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
+		for _, w := range st.Warnings {
+			fmt.Printf("warning: %s\n", w)
+		}
+		if len(st.Warnings) > 0 {
+			return fmt.Errorf("%d problem(s) in the database", len(st.Warnings))
+		}
 		return nil
 	case "discover", "dnsmasq": // see discover.go
 		return discoveryCmd(ctx, cfg, st, cmd, fs.Args()[1:], os.Stdout)
@@ -177,6 +174,9 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 			log.Error("tick", "err", err)
 		}
 	}))
+	for _, w := range st.Warnings {
+		log.Warn("database", "problem", w)
+	}
 	log.Info("pitasks started", "owner", eng.Owner(), "tick", cfg.Tasks.Tick, "workers", cfg.Tasks.Workers, "db", st.Dialect,
 		"version", version.Get().Version)
 	ticks.started(time.Now())
@@ -193,6 +193,36 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	defer cancel()
 	eng.Stop(sctx)
 	log.Info("pitasks stopped")
+	return nil
+}
+
+// importCluster imports the cluster_desc folder dir, looking for the images in imgDir, and
+// prints what it did and what the admin should know.
+func importCluster(ctx context.Context, st *store.Store, dir, imgDir string, w io.Writer) error {
+	d, err := clusterdesc.Read(dir)
+	if err != nil {
+		return err
+	}
+	sum, err := clusterdesc.Import(ctx, st, d, imgDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "imported %s: %d switches, %d nodes, %d environments (%s)\n", dir, sum.Switches, sum.Nodes, sum.Environments, sum)
+	for _, list := range []struct {
+		title string
+		lines []string
+	}{
+		{"not imported", sum.Skipped},
+		{"ignored keys (the original does not read them either)", sum.Ignored},
+		{"notes", sum.Notes},
+	} {
+		if len(list.lines) > 0 {
+			fmt.Fprintf(w, "%s:\n", list.title)
+		}
+		for _, l := range list.lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 	return nil
 }
 

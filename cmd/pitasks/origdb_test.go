@@ -21,10 +21,11 @@ func TestImportOriginalDBCommand(t *testing.T) {
 	dir := t.TempDir()
 	dbURL := "sqlite://" + filepath.Join(dir, "piseduce.db")
 	conf := filepath.Join(dir, "seducepp.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[db]\nconnection_url = %s\n", dbURL)), 0o600); err != nil {
+	desc, imgDir := origdbtest.ClusterDesc(t)
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[db]\nconnection_url = %s\n[cluster]\nimg_dir = %s\n", dbURL, imgDir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := run([]string{"-config", conf, "import-cluster", origdbtest.ClusterDesc(t)}); err != nil {
+	if err := run([]string{"-config", conf, "import-cluster", desc}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(ctx, dbURL)

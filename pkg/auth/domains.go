@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/mail"
 	"strings"
+
+	"github.com/piseduce/piseduce/pkg/names"
 )
 
 // ParseDomains reads the admin's sign-up filter: domains separated by spaces, commas or new
@@ -21,24 +23,6 @@ func ParseDomains(text string) []string {
 	return out
 }
 
-// ValidDomain reports whether d looks like a DNS name (letters, digits, hyphens, dots).
-func ValidDomain(d string) bool {
-	if d == "" || len(d) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // ParseEmail checks that s is a bare address (no display name, one @, a valid domain) and
 // returns it lower-cased.
 func ParseEmail(s string) (string, error) {
@@ -48,7 +32,7 @@ func ParseEmail(s string) (string, error) {
 		return "", errors.New("enter a valid e-mail address, like name@example.com")
 	}
 	local, domain, ok := strings.Cut(strings.ToLower(s), "@")
-	if !ok || local == "" || strings.Contains(domain, "@") || !ValidDomain(domain) || !strings.Contains(domain, ".") {
+	if !ok || local == "" || strings.Contains(domain, "@") || !names.ValidDomain(domain) || !strings.Contains(domain, ".") {
 		return "", errors.New("enter a valid e-mail address, like name@example.com")
 	}
 	if strings.HasSuffix(domain, ".invalid") || domain == "invalid" {

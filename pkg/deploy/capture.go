@@ -240,7 +240,7 @@ func (d *Deployer) imgCheck(ctx context.Context, t *engine.Task) (bool, error) {
 		os.Remove(path)
 		return false, engine.Permanent(fmt.Errorf("the image received differs from the card: sha256 %s, the node reads %s", c.SHA256, got))
 	}
-	stored, err := image.Measure(path, c.Format)
+	stored, err := image.Measure(ctx, path, c.Format)
 	if err != nil {
 		return false, err
 	}

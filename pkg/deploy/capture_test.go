@@ -91,7 +91,7 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 		t.Errorf("environment %+v", env)
 	}
 	path := filepath.Join(h.Deployer.ImgDir, env.ImageName)
-	info, err := image.Examine(path)
+	info, err := image.Examine(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -39,14 +38,13 @@ type copyScratch struct {
 	SHA256 string `json:"sha256"`
 }
 
-// imagePath is the environment's image file; the name was validated as a plain file name when
-// the environment was registered, and is checked again here.
+// imagePath is the environment's image file: a regular file of img_dir (see image.Locate).
 func (d *Deployer) imagePath(t *engine.Task) (string, error) {
-	name := t.D.Environment.ImageName
-	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
-		return "", engine.Permanent(fmt.Errorf("environment %s: bad image name %q", t.D.Environment.Name, name))
+	p, err := image.Locate(d.ImgDir, t.D.Environment.ImageName)
+	if err != nil {
+		return "", engine.Permanent(fmt.Errorf("environment %s: %w", t.D.Environment.Name, err))
 	}
-	return filepath.Join(d.ImgDir, name), nil
+	return p, nil
 }
 
 // envCopy streams the image over SSH into dd on the card, with byte-exact progress, and

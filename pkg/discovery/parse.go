@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/piseduce/piseduce/pkg/netboot"
 )
 
 // PiMACPrefixes are the Raspberry Pi Foundation's / Raspberry Pi Ltd's MAC prefixes (OUIs).
@@ -62,8 +64,6 @@ func ParseLogLine(line string) (LogEvent, bool) {
 	return LogEvent{}, false
 }
 
-var serialRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
-
 // SerialFromPath returns the node serial of a TFTP request: a Pi asks for the files of its
 // boot folder, <tftp_root>/<serial>/…, where serial is the last 8 hex digits of its serial.
 func SerialFromPath(tftpRoot, path string) (string, bool) {
@@ -77,7 +77,7 @@ func SerialFromPath(tftpRoot, path string) (string, bool) {
 		return "", false
 	}
 	first, rest, ok := strings.Cut(rel, "/")
-	if !ok || rest == "" || !serialRE.MatchString(first) {
+	if !ok || rest == "" || netboot.CheckSerial(first) != nil {
 		return "", false
 	}
 	return first, true
@@ -110,7 +110,7 @@ func ParseCPUInfo(s string) (CPUInfo, error) {
 			c.ModelName = v
 		}
 	}
-	if len(serial) < 8 || !serialRE.MatchString(serial[len(serial)-8:]) {
+	if len(serial) < 8 || netboot.CheckSerial(serial[len(serial)-8:]) != nil {
 		return c, fmt.Errorf("no serial number in /proc/cpuinfo (Serial line %q)", serial)
 	}
 	c.Serial = serial[len(serial)-8:]

@@ -7,12 +7,12 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -30,6 +30,9 @@ const (
 
 // ErrCorrupt marks an image that cannot be read to its end: truncated or damaged.
 var ErrCorrupt = errors.New("image is truncated or corrupt")
+
+// ErrTooBig marks an image whose raw disk image is larger than MaxRawSize.
+var ErrTooBig = errors.New("image is too big")
 
 // FormatOf guesses a format from a file name.
 func FormatOf(name string) string {
@@ -174,20 +177,16 @@ func (h *Hasher) Write(p []byte) (int, error) {
 // Sum returns what was written so far.
 func (h *Hasher) Sum() Sum { return Sum{Size: h.n, SHA256: hex.EncodeToString(h.h.Sum(nil))} }
 
-// Measure reads the image file at path to its end and returns its uncompressed size and sha256.
-func Measure(path, format string) (Sum, error) {
-	f, err := os.Open(path)
+// Measure reads the image file at path to its end and returns its uncompressed size and
+// sha256; see Examine for the bounds of the reading.
+func Measure(ctx context.Context, path, format string) (Sum, error) {
+	f, fi, err := Open(path)
 	if err != nil {
-		return Sum{}, fmt.Errorf("image: %w", err)
+		return Sum{}, err
 	}
 	defer f.Close()
-	r, err := Inflate(bufio.NewReaderSize(f, 1<<20), format)
-	if err != nil {
-		return Sum{}, fmt.Errorf("image: %s: %w", path, err)
-	}
-	defer r.Close()
 	h := NewHasher()
-	if _, err := io.Copy(h, r); err != nil {
+	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, h); err != nil {
 		return Sum{}, fmt.Errorf("image: %s: %w", path, err)
 	}
 	return h.Sum(), nil

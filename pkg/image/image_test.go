@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -123,7 +124,7 @@ func TestTruncatedImagesFail(t *testing.T) {
 				t.Errorf("%s truncated (inflate here %v): err = %v, want ErrCorrupt", format, here, err)
 			}
 		}
-		if _, err := Measure(short, format); !errors.Is(err, ErrCorrupt) {
+		if _, err := Measure(context.Background(), short, format); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Measure %s truncated: %v", format, err)
 		}
 	}
@@ -133,7 +134,7 @@ func TestMeasure(t *testing.T) {
 	dir, raw := images(t)
 	want := sha256.Sum256(raw)
 	for format, name := range files {
-		sum, err := Measure(filepath.Join(dir, name), format)
+		sum, err := Measure(context.Background(), filepath.Join(dir, name), format)
 		if err != nil {
 			t.Fatal(err)
 		}

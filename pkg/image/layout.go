@@ -122,9 +122,9 @@ func ReadLayout(raw io.Reader) (Layout, error) {
 // LayoutOf reads the partition layout of the image file at path, inflating only its first
 // sectors.
 func LayoutOf(path, format string) (Layout, error) {
-	f, err := os.Open(path)
+	f, _, err := Open(path)
 	if err != nil {
-		return Layout{}, fmt.Errorf("image: %w", err)
+		return Layout{}, err
 	}
 	defer f.Close()
 	r, err := Inflate(bufio.NewReader(f), format)
@@ -149,11 +149,17 @@ var (
 // DetectFormat tells the format of the image file at path from its content: the magic bytes of
 // gzip, xz and zstd, a tar archive inside gzip for the original's tar.gz; anything else is raw.
 func DetectFormat(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := Open(path)
 	if err != nil {
-		return "", fmt.Errorf("image: %w", err)
+		return "", err
 	}
 	defer f.Close()
+	return detectFormat(f)
+}
+
+// detectFormat reads the head of f for DetectFormat, and leaves f where it began.
+func detectFormat(f *os.File) (string, error) {
+	defer f.Seek(0, io.SeekStart)
 	head := make([]byte, 8)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -172,9 +178,9 @@ func DetectFormat(path string) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", fmt.Errorf("image: %w", err)
 	}
-	r, err := Inflate(bufio.NewReader(f), Gzip)
+	r, err := Inflate(bufio.NewReader(io.LimitReader(f, 64<<10)), Gzip)
 	if err != nil {
-		return "", fmt.Errorf("image: %s: %w", path, err)
+		return "", fmt.Errorf("image: %s: %w", f.Name(), err)
 	}
 	defer r.Close()
 	block := make([]byte, 512)
@@ -195,30 +201,21 @@ type Info struct {
 // Examine measures the image file at path in one pass: its format (from its content, see
 // DetectFormat), the size and sha256 of the raw disk image inside, and its partition layout. A
 // raw image shorter than its partition table says fails; so does a truncated compressed one.
-func Examine(path string) (Info, error) { return ExamineContext(context.Background(), path) }
-
-// ExamineContext is Examine, given up with ctx's error when ctx ends first.
-func ExamineContext(ctx context.Context, path string) (Info, error) {
-	format, err := DetectFormat(path)
+// It reads a regular file only (see Open), as far as its size when opened, at most
+// MaxRawSize raw bytes, and gives up with ctx's error when ctx ends first.
+func Examine(ctx context.Context, path string) (Info, error) {
+	f, fi, err := Open(path)
 	if err != nil {
 		return Info{}, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return Info{}, fmt.Errorf("image: %w", err)
-	}
 	defer f.Close()
-	r, err := Inflate(bufio.NewReaderSize(ctxReader{ctx: ctx, r: f}, 1<<20), format)
+	format, err := detectFormat(f)
 	if err != nil {
-		return Info{}, fmt.Errorf("image: %s: %w", path, err)
+		return Info{}, err
 	}
-	defer r.Close()
 	h := NewHasher()
 	first := &firstSector{}
-	if _, err := io.Copy(io.MultiWriter(h, first), r); err != nil {
-		if ctx.Err() != nil {
-			return Info{}, fmt.Errorf("image: %s: measuring given up: %w", path, ctx.Err())
-		}
+	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, first)); err != nil {
 		return Info{}, fmt.Errorf("image: %s: %w", path, err)
 	}
 	l, err := ParseMBR(first.b)
@@ -231,6 +228,29 @@ func ExamineContext(ctx context.Context, path string) (Info, error) {
 	}
 	return Info{Format: format, Sum: sum, Layout: l}, nil
 }
+
+// readRaw inflates the first size bytes of f, an image of format, into w: at most limit
+// bytes, until ctx ends.
+func readRaw(ctx context.Context, f *os.File, size int64, format string, limit int64, w io.Writer) error {
+	r, err := Inflate(bufio.NewReaderSize(ctxReader{ctx: ctx, r: io.LimitReader(f, size)}, 1<<20), format)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	n, err := io.Copy(w, io.LimitReader(r, limit+1))
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("reading given up: %w", ctx.Err())
+	case err != nil:
+		return err
+	case n > limit:
+		return fmt.Errorf("%w: it inflates to more than %d bytes", ErrTooBig, limit)
+	}
+	return nil
+}
+
+// ContextReader is r, ending with ctx's error once ctx ends.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx: ctx, r: r} }
 
 // ctxReader stops reading once ctx ends.
 type ctxReader struct {

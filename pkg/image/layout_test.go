@@ -142,7 +142,7 @@ func TestLayoutAndExamineOnTheLabImages(t *testing.T) {
 		if l.RootStart != lab.ImageRootStart || l.End != lab.ImageSize || len(l.Partitions) != 2 {
 			t.Errorf("%s: layout %+v; want root at %d, end %d", label, l, lab.ImageRootStart, lab.ImageSize)
 		}
-		info, err := image.Examine(path)
+		info, err := image.Examine(context.Background(), path)
 		if err != nil {
 			t.Fatalf("%s: %v", label, err)
 		}
@@ -160,20 +160,20 @@ func TestExamineRefusesBrokenImages(t *testing.T) {
 	b, _ := os.ReadFile(im.Zst)
 	short := filepath.Join(dir, "short.img.zst")
 	os.WriteFile(short, b[:len(b)/2], 0o644)
-	if _, err := image.Examine(short); !errors.Is(err, image.ErrCorrupt) {
+	if _, err := image.Examine(context.Background(), short); !errors.Is(err, image.ErrCorrupt) {
 		t.Errorf("truncated zst: %v", err)
 	}
 	// A raw image cut inside its last partition.
 	raw, _ := os.ReadFile(im.Img)
 	cut := filepath.Join(dir, "cut.img")
 	os.WriteFile(cut, raw[:len(raw)-4096], 0o644)
-	if _, err := image.Examine(cut); !errors.Is(err, image.ErrCorrupt) {
+	if _, err := image.Examine(context.Background(), cut); !errors.Is(err, image.ErrCorrupt) {
 		t.Errorf("cut raw image: %v", err)
 	}
 	// Not a disk image at all.
 	text := filepath.Join(dir, "notes.txt")
 	os.WriteFile(text, []byte(strings.Repeat("hello\n", 200)), 0o644)
-	if _, err := image.Examine(text); !errors.Is(err, image.ErrNoPartitionTable) {
+	if _, err := image.Examine(context.Background(), text); !errors.Is(err, image.ErrNoPartitionTable) {
 		t.Errorf("text file: %v", err)
 	}
 }
@@ -182,7 +182,7 @@ func TestExamineGivesUpWithItsContext(t *testing.T) {
 	im, _ := labImages(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := image.ExamineContext(ctx, im.Zst); !errors.Is(err, context.Canceled) {
+	if _, err := image.Examine(ctx, im.Zst); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

@@ -2,10 +2,10 @@ package image
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 )
 
@@ -24,16 +24,12 @@ func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin i
 	if err := Check(format); err != nil {
 		return Sum{}, err
 	}
-	f, err := os.Open(path)
+	f, fi, err := Open(path)
 	if err != nil {
-		return Sum{}, fmt.Errorf("image: %w", err)
+		return Sum{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Sum{}, fmt.Errorf("image: %w", err)
-	}
-	src := &counter{r: bufio.NewReaderSize(f, 1<<20), total: fi.Size()}
+	src := &counter{r: bufio.NewReaderSize(io.LimitReader(f, fi.Size()), 1<<20), total: fi.Size()}
 	h := NewHasher()
 
 	if inflateHere || format == Raw {
@@ -93,7 +89,7 @@ func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin i
 	}
 	// The node gave up first: because of the image (its inflater failed on it too), or of
 	// the node or the network. Only reading the whole file tells.
-	if _, err := Measure(path, format); errors.Is(err, ErrCorrupt) {
+	if _, err := Measure(context.Background(), path, format); errors.Is(err, ErrCorrupt) {
 		return Sum{}, err
 	}
 	return Sum{}, rerr

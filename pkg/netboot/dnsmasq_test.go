@@ -42,6 +42,9 @@ func TestHostsFileRejectsBadEntries(t *testing.T) {
 		want string
 	}{
 		{"bad MAC", []Host{{Name: "node-3", MAC: "b8:27:eb:00:00", IP: "10.10.0.13"}}, "node node-3: \"b8:27:eb:00:00\" is not a MAC"},
+		{"multicast MAC", []Host{{Name: "node-3", MAC: "01:00:5e:00:00:01", IP: "10.10.0.13"}}, "node node-3: 01:00:5e:00:00:01 is not the address of one network card"},
+		{"broadcast MAC", []Host{{Name: "node-3", MAC: "ff:ff:ff:ff:ff:ff", IP: "10.10.0.13"}}, "not the address of one network card"},
+		{"zero MAC", []Host{{Name: "node-3", MAC: "00:00:00:00:00:00", IP: "10.10.0.13"}}, "not the address of one network card"},
 		{"MAC with injection", []Host{{Name: "node-3", MAC: "b8:27:eb:00:00:01\nx", IP: "10.10.0.13"}}, "node node-3"},
 		{"bad IP", []Host{{Name: "node-4", MAC: "b8:27:eb:00:00:04", IP: "10.10.0.300"}}, "node node-4: \"10.10.0.300\" is not an IPv4"},
 		{"IPv6", []Host{{Name: "node-4", MAC: "b8:27:eb:00:00:04", IP: "fe80::1"}}, "node node-4"},

@@ -35,6 +35,15 @@ const sdDir = ".sd"
 
 var serialRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
 
+// CheckSerial refuses what cannot name a node's TFTP folder: a node's serial is the last 8 hex
+// digits, in lower case, of the Serial line of its /proc/cpuinfo.
+func CheckSerial(serial string) error {
+	if !serialRE.MatchString(serial) {
+		return fmt.Errorf("%q is not a node serial: the last 8 hex digits, in lower case, of Serial in /proc/cpuinfo (like a67c64b3)", serial)
+	}
+	return nil
+}
+
 // MaxBootFiles bounds what InstallSD accepts: a Pi boot partition is a few tens of MiB.
 const MaxBootFiles = 512 << 20
 
@@ -45,8 +54,8 @@ type TFTP struct {
 }
 
 func (t TFTP) link(serial string) (string, error) {
-	if !serialRE.MatchString(serial) {
-		return "", fmt.Errorf("netboot: %q is not a node serial (8 lower-case hex digits)", serial)
+	if err := CheckSerial(serial); err != nil {
+		return "", fmt.Errorf("netboot: %w", err)
 	}
 	return filepath.Join(t.Root, serial), nil
 }

@@ -575,7 +575,7 @@ func (im *importer) adoptEnvironments(ctx context.Context, snap *Snapshot) error
 	}
 	for _, e := range im.envs {
 		if e.Type == store.EnvUser && e.OwnerID == 0 && !owned[e.Name] {
-			im.note("environment %s: a user environment, but the original's database does not say whose: only admins see it here (the original showed it to every user); an admin can make it a default one", e.Name)
+			im.note("environment %s: a user environment, but the original's database does not say whose: it stays offered to every user, as in the original", e.Name)
 		}
 	}
 	return nil

@@ -31,11 +31,12 @@ import (
 func ourSite(t *testing.T, dialect string) *store.Store {
 	t.Helper()
 	st := storetest.Open(t, dialect)
-	d, err := clusterdesc.Read(origdbtest.ClusterDesc(t))
+	dir, imgDir := origdbtest.ClusterDesc(t)
+	d, err := clusterdesc.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clusterdesc.Import(context.Background(), st, d); err != nil {
+	if _, err := clusterdesc.Import(context.Background(), st, d, imgDir); err != nil {
 		t.Fatal(err)
 	}
 	return st

@@ -11,9 +11,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/piseduce/piseduce/pkg/names"
 )
 
 // PortStatus is what the switch says about one port.
@@ -101,34 +105,67 @@ func (c Config) GoString() string { return c.String() }
 var authProtos = map[string]bool{"MD5": true, "SHA": true, "SHA224": true, "SHA256": true, "SHA384": true, "SHA512": true}
 var privProtos = map[string]bool{"DES": true, "AES": true, "AES192": true, "AES256": true, "AES192C": true, "AES256C": true}
 
-// normalize validates c and fills in defaults.
-func (c Config) normalize() (Config, error) {
-	var errs []string
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+// MaxPorts is the most PoE ports a switch may have.
+const MaxPorts = 1024
+
+// Problem is one invalid setting: Field is the name of the Config field.
+type Problem struct {
+	Field string
+	Msg   string
+}
+
+// ConfigError lists what is wrong with a switch's configuration; it wraps ErrConfig and names
+// no secret.
+type ConfigError struct {
+	Switch   string
+	Problems []Problem
+}
+
+func (e *ConfigError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Msg
+	}
+	return fmt.Sprintf("%v: switch %s: %s", ErrConfig, e.Switch, strings.Join(msgs, "; "))
+}
+
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// Normalize validates c and returns it with the defaults filled in. It is the one validation
+// of a switch's power settings: whoever stores a switch calls it. Errors are *ConfigError.
+func (c Config) Normalize() (Config, error) {
+	var probs []Problem
+	bad := func(field, f string, a ...any) {
+		probs = append(probs, Problem{Field: field, Msg: fmt.Sprintf(f, a...)})
+	}
 	if c.Name == "" {
 		c.Name = c.Host
 	}
-	if c.Host == "" {
-		bad("host is empty")
+	c.Host = strings.TrimSpace(c.Host)
+	switch {
+	case c.Host == "":
+		bad("Host", "host is empty")
+	case net.ParseIP(c.Host) == nil && !names.ValidDomain(strings.ToLower(c.Host)):
+		bad("Host", "host %q is not an IP address or a host name", c.Host)
 	}
 	if c.Port == 0 {
 		c.Port = DefaultPort
 	}
 	if c.Port < 1 || c.Port > 65535 {
-		bad("port %d out of range 1..65535", c.Port)
+		bad("Port", "port %d out of range 1..65535", c.Port)
 	}
 	switch strings.ToLower(c.Version) {
 	case "", "2c", "v2c", "2":
 		c.Version = "2c"
 		if c.Community == "" {
-			bad("SNMP v2c needs a community")
+			bad("Community", "SNMP v2c needs a community")
 		}
 	case "3", "v3":
 		c.Version = "3"
 		c.V3AuthProto = strings.ToUpper(c.V3AuthProto)
 		c.V3PrivProto = strings.ToUpper(c.V3PrivProto)
 		if c.V3User == "" {
-			bad("SNMP v3 needs a user")
+			bad("V3User", "SNMP v3 needs a user")
 		}
 		if c.V3AuthPass != "" && c.V3AuthProto == "" {
 			c.V3AuthProto = "SHA"
@@ -137,65 +174,70 @@ func (c Config) normalize() (Config, error) {
 			c.V3PrivProto = "AES"
 		}
 		if c.V3AuthProto != "" && !authProtos[c.V3AuthProto] {
-			bad("unknown v3 auth protocol %q (want MD5, SHA, SHA224, SHA256, SHA384 or SHA512)", c.V3AuthProto)
+			bad("V3AuthProto", "unknown v3 auth protocol %q (want MD5, SHA, SHA224, SHA256, SHA384 or SHA512)", c.V3AuthProto)
 		}
 		if c.V3PrivProto != "" && !privProtos[c.V3PrivProto] {
-			bad("unknown v3 privacy protocol %q (want DES, AES, AES192, AES256, AES192C or AES256C)", c.V3PrivProto)
+			bad("V3PrivProto", "unknown v3 privacy protocol %q (want DES, AES, AES192, AES256, AES192C or AES256C)", c.V3PrivProto)
 		}
 		if c.V3AuthProto != "" && len(c.V3AuthPass) < 8 {
-			bad("v3 auth password must have at least 8 characters")
+			bad("V3AuthPass", "v3 auth password must have at least 8 characters")
 		}
 		if c.V3PrivProto != "" && len(c.V3PrivPass) < 8 {
-			bad("v3 privacy password must have at least 8 characters")
+			bad("V3PrivPass", "v3 privacy password must have at least 8 characters")
 		}
 		if c.V3PrivProto != "" && c.V3AuthProto == "" {
-			bad("v3 privacy needs authentication too")
+			bad("V3PrivProto", "v3 privacy needs authentication too")
 		}
 	default:
-		bad("unsupported SNMP version %q (want \"2c\" or \"3\")", c.Version)
+		bad("Version", "unsupported SNMP version %q (want \"2c\" or \"3\")", c.Version)
 	}
 	if c.OID == "" {
 		c.OID = PethPsePortAdminEnable
 	}
 	var err error
 	if c.OID, err = normOID(c.OID); err != nil {
-		bad("oid: %v", err)
+		bad("OID", "oid: %v", err)
 	}
 	if c.StatusOID == "" && err == nil {
 		if rest, ok := strings.CutPrefix(c.OID, PethPsePortEntry+".3."); ok {
 			c.StatusOID = PethPsePortEntry + ".6." + rest
 		} else {
-			bad("status oid is empty and cannot be derived from oid %s (not a POWER-ETHERNET-MIB pethPsePortAdminEnable column)", c.OID)
+			bad("OID", "status oid is empty and cannot be derived from oid %s (not a POWER-ETHERNET-MIB pethPsePortAdminEnable column)", c.OID)
 		}
 	} else if c.StatusOID != "" {
 		if c.StatusOID, err = normOID(c.StatusOID); err != nil {
-			bad("status oid: %v", err)
+			bad("StatusOID", "status oid: %v", err)
 		}
 	}
-	if c.OIDOffset < 0 {
-		bad("oid offset %d is negative", c.OIDOffset)
+	if c.Ports < 1 || c.Ports > MaxPorts {
+		bad("Ports", "ports must be from 1 to %d (got %d)", MaxPorts, c.Ports)
 	}
-	if c.Ports < 1 {
-		bad("ports must be at least 1 (got %d)", c.Ports)
+	// The index of the last port is an OID arc: at most 2^32-1.
+	maxOffset := int64(math.MaxUint32) - int64(max(c.Ports, 1))
+	switch {
+	case c.OIDOffset < 0:
+		bad("OIDOffset", "oid offset %d is negative", c.OIDOffset)
+	case int64(c.OIDOffset) > maxOffset:
+		bad("OIDOffset", "oid offset %d is too big (at most %d)", c.OIDOffset, maxOffset)
 	}
 	if c.MasterPort < 0 || c.MasterPort > c.Ports {
-		bad("master port %d out of range 0..%d", c.MasterPort, c.Ports)
+		bad("MasterPort", "master port %d out of range 0..%d", c.MasterPort, c.Ports)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
 	if c.Timeout < 0 {
-		bad("timeout %s is negative", c.Timeout)
+		bad("Timeout", "timeout %s is negative", c.Timeout)
 	}
 	if c.Retries < 0 {
-		bad("retries %d is negative", c.Retries)
+		bad("Retries", "retries %d is negative", c.Retries)
 	}
-	if len(errs) > 0 {
+	if len(probs) > 0 {
 		name := c.Name
 		if name == "" {
 			name = "(unnamed)"
 		}
-		return c, fmt.Errorf("%w: switch %s: %s", ErrConfig, name, strings.Join(errs, "; "))
+		return c, &ConfigError{Switch: name, Problems: probs}
 	}
 	return c, nil
 }

@@ -43,7 +43,7 @@ func TestNewSNMPValidation(t *testing.T) {
 		{"no host", func(c *power.Config) { c.Host = "" }, "host is empty"},
 		{"no community", func(c *power.Config) { c.Community = "" }, "needs a community"},
 		{"bad version", func(c *power.Config) { c.Version = "1" }, `unsupported SNMP version "1"`},
-		{"no ports", func(c *power.Config) { c.Ports = 0 }, "ports must be at least 1"},
+		{"no ports", func(c *power.Config) { c.Ports = 0 }, "ports must be from 1 to 1024 (got 0)"},
 		{"master out of range", func(c *power.Config) { c.MasterPort = 9 }, "master port 9 out of range"},
 		{"bad oid", func(c *power.Config) { c.OID = "1.3.x" }, "is not a numeric OID"},
 		{"vendor oid without status oid", func(c *power.Config) { c.OID = ".1.3.6.1.4.1.9.9.402.1.2.1.1.1" }, "status oid is empty"},
@@ -51,6 +51,10 @@ func TestNewSNMPValidation(t *testing.T) {
 			c.OID, c.StatusOID = ".1.3.6.1.4.1.9.9.402.1.2.1.1.1", ".1.3.6.1.4.1.9.9.402.1.2.1.1.2"
 		}, ""},
 		{"negative offset", func(c *power.Config) { c.OIDOffset = -1 }, "offset -1 is negative"},
+		{"offset past the last OID arc", func(c *power.Config) { c.OIDOffset = 1 << 32 }, "oid offset 4294967296 is too big (at most 4294967287)"},
+		{"too many ports", func(c *power.Config) { c.Ports = 1025 }, "ports must be from 1 to 1024 (got 1025)"},
+		{"host with a space", func(c *power.Config) { c.Host = "10.0.0.1 -c x" }, `host "10.0.0.1 -c x" is not an IP address or a host name`},
+		{"host name", func(c *power.Config) { c.Host = "poe-1.lab.example" }, ""},
 		{"bad udp port", func(c *power.Config) { c.Port = 70000 }, "port 70000 out of range"},
 		{"negative retries", func(c *power.Config) { c.Retries = -1 }, "retries -1"},
 		{"negative timeout", func(c *power.Config) { c.Timeout = -time.Second }, "timeout -1s"},
@@ -81,6 +85,10 @@ func TestNewSNMPValidation(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), `switch sw`) || strings.Contains(err.Error(), "s3cret") {
 				t.Fatalf("error should name the switch and no secret: %v", err)
+			}
+			var ce *power.ConfigError
+			if !errors.As(err, &ce) || len(ce.Problems) == 0 || ce.Problems[0].Field == "" {
+				t.Fatalf("error should list the problems by field: %#v", err)
 			}
 		})
 	}

@@ -26,7 +26,7 @@ var _ Controller = (*SNMP)(nil)
 
 // NewSNMP validates c, applies defaults and returns a driver. It sends nothing.
 func NewSNMP(c Config) (*SNMP, error) {
-	n, err := c.normalize()
+	n, err := c.Normalize()
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ var ErrNotDeployed = &ConflictError{Reason: "only a deployed node can be saved a
 
 // RequestCapture asks pitasks to save deployment id's card as a new environment named name,
 // owned by the deployment's user. The node must be deployed (its process over) and the name
-// free (ErrDuplicate).
+// valid (*InvalidError) and free (*DuplicateError).
 func (s *Store) RequestCapture(ctx context.Context, id uint, name, description string) error {
 	p, err := process.Get(process.SaveEnv)
 	if err != nil {
@@ -63,12 +63,11 @@ func (s *Store) RequestCapture(ctx context.Context, id uint, name, description s
 		if d.State != "deployed" || (d.Process != process.Deploy && d.Process != process.SaveEnv) {
 			return ErrNotDeployed
 		}
-		var n int64
-		if err := tx.Model(&Environment{}).Where("name = ?", name).Count(&n).Error; err != nil {
+		if err := checkName("environment", name); err != nil {
 			return err
 		}
-		if n > 0 {
-			return ErrDuplicate
+		if err := firstDuplicate(tx, &Environment{}, "environment", name, 0, []check{nameCheck(name)}); err != nil {
+			return err
 		}
 		u := requestUpdates(p.Name, p.First(), time.Now().UTC())
 		u["scratch"] = Capture{Name: name, Description: description}.JSON()
@@ -100,6 +99,9 @@ func (s *Store) CreateCapturedEnvironment(ctx context.Context, e *Environment) e
 			return ErrDuplicate
 		case !errors.Is(err, gorm.ErrRecordNotFound):
 			return fmt.Errorf("store: unable to look environment %s up: %w", e.Name, err)
+		}
+		if err := checkEnvironment(tx, e); err != nil {
+			return err
 		}
 		return saveError("environment", tx.Create(e).Error)
 	})

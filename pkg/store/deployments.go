@@ -71,8 +71,11 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 	}
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var d Deployment
-		if err := tx.First(&d, id).Error; err != nil {
+		if err := tx.Preload("Node").Preload("Environment").First(&d, id).Error; err != nil {
 			return notFound(err)
+		}
+		if err := canRun(proc, []Node{d.Node}, &d.Environment); err != nil {
+			return err
 		}
 		updates := requestUpdates(p.Name, p.First(), time.Now().UTC())
 		if proc == process.Reboot && d.Hold != "" {
@@ -91,6 +94,27 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 		}
 		return tx.Model(&Deployment{}).Where("id = ?", id).Updates(updates).Error
 	})
+}
+
+// canRun refuses to run proc on nodes whose serial is not known yet (they have no TFTP
+// folder: nothing can boot them) and to deploy an environment without an image.
+func canRun(proc string, nodes []Node, env *Environment) error {
+	if proc != process.Deploy && proc != process.BootTest {
+		return nil
+	}
+	var unknown []string
+	for _, n := range nodes {
+		if n.Serial == "" {
+			unknown = append(unknown, n.Name)
+		}
+	}
+	if len(unknown) > 0 {
+		return &ConflictError{Nodes: unknown, Reason: "serial not known yet, so they cannot be booted over the network: an admin sets it on the node's page, or runs discovery"}
+	}
+	if proc == process.Deploy && !env.Deployable() {
+		return &ConflictError{Reason: fmt.Sprintf("environment %s has no image: it only serves boot tests", label(env.Name))}
+	}
+	return nil
 }
 
 // ForceState puts deployment id in the given process and state (an admin's repair), with the

@@ -13,22 +13,26 @@ func (s *Store) Environments(ctx context.Context) ([]Environment, error) {
 	if err := s.DB.WithContext(ctx).Order("name").Find(&es).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list environments: %w", err)
 	}
+	sortByName(es, func(e Environment) string { return e.Name })
 	return es, nil
 }
 
-// VisibleEnvironments returns the environments user userID may deploy: the default ones and
-// the user's own; admins see all of them but the hidden ones.
+// VisibleEnvironments returns the environments user userID may deploy: the default ones, the
+// user's own, and the user environments that have no owner (the original's, which it offered
+// to everyone); admins see all of them but the hidden ones. Environments without an image
+// (boot tests only) are never offered.
 func (s *Store) VisibleEnvironments(ctx context.Context, userID uint, admin bool) ([]Environment, error) {
 	var es []Environment
-	q := s.DB.WithContext(ctx).Order("name")
+	q := s.DB.WithContext(ctx).Order("name").Where("image_name <> ''")
 	if admin {
 		q = q.Where("type <> ?", EnvHidden)
 	} else {
-		q = q.Where("type = ? OR (type = ? AND owner_id = ?)", EnvDefault, EnvUser, userID)
+		q = q.Where("type = ? OR (type = ? AND owner_id IN ?)", EnvDefault, EnvUser, []uint{0, userID})
 	}
 	if err := q.Find(&es).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list environments: %w", err)
 	}
+	sortByName(es, func(e Environment) string { return e.Name })
 	return es, nil
 }
 
@@ -41,21 +45,31 @@ func (s *Store) Environment(ctx context.Context, id uint) (*Environment, error) 
 	return &e, nil
 }
 
-// CreateEnvironment inserts e; ErrDuplicate when the name is taken.
+// CreateEnvironment validates and inserts e: *InvalidError for a bad field, *DuplicateError
+// when the name is taken.
 func (s *Store) CreateEnvironment(ctx context.Context, e *Environment) error {
-	return saveError("environment", s.DB.WithContext(ctx).Create(e).Error)
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkEnvironment(tx, e); err != nil {
+			return err
+		}
+		return saveError("environment", tx.Create(e).Error)
+	})
 }
 
-// UpdateEnvironment saves every column of e.
+// CheckEnvironment validates e and checks that its name is free, without saving it: for a
+// caller about to do slow work (measuring an image) first.
+func (s *Store) CheckEnvironment(ctx context.Context, e *Environment) error {
+	return checkEnvironment(s.DB.WithContext(ctx), e)
+}
+
+// UpdateEnvironment validates e and saves every column of it, as CreateEnvironment.
 func (s *Store) UpdateEnvironment(ctx context.Context, e *Environment) error {
-	res := s.DB.WithContext(ctx).Model(&Environment{}).Where("id = ?", e.ID).Select("*").Omit("id", "created_at").Updates(e)
-	if res.Error != nil {
-		return saveError("environment", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkEnvironment(tx, e); err != nil {
+			return err
+		}
+		return updateRow(tx, "environment", e.ID, e)
+	})
 }
 
 // DeleteEnvironment deletes an environment no deployment uses (ErrInUse otherwise).

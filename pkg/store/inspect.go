@@ -35,11 +35,11 @@ func (s *Store) InspectNodes(ctx context.Context, name string, events int) ([]No
 			return nil, err
 		}
 	} else {
-		var n Node
-		if err := db.Preload("Switch").Where("name = ?", name).First(&n).Error; err != nil {
-			return nil, notFound(err)
+		n, err := s.NodeByName(ctx, name)
+		if err != nil {
+			return nil, err
 		}
-		nodes = []Node{n}
+		nodes = []Node{*n}
 	}
 	ids := make([]uint, len(nodes))
 	for i, n := range nodes {

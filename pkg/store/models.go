@@ -56,11 +56,16 @@ type Node struct {
 	Port     int    `gorm:"uniqueIndex:idx_switch_port;not null"`
 	IP       string `gorm:"size:64"`
 	MAC      string `gorm:"size:17"`
-	// Serial is the last 8 hex digits of the Pi's serial: the name of its TFTP folder.
-	Serial    string `gorm:"size:16;index"`
-	Model     string `gorm:"size:64"`
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// Serial is the last 8 hex digits of the Pi's serial: the name of its TFTP folder. Empty
+	// until known: such a node cannot be deployed.
+	Serial string `gorm:"size:16;index"`
+	Model  string `gorm:"size:64"`
+	// PublicIP and PublicPort are how the node is reached from outside (the original's
+	// public_ip and public_port): a host name or address, a TCP port (0: none).
+	PublicIP   string `gorm:"size:255"`
+	PublicPort int
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Environment types, as in the original's environment JSON.
@@ -76,7 +81,8 @@ type Environment struct {
 	Name        string `gorm:"size:100;uniqueIndex;not null"`
 	Type        string `gorm:"size:16;not null;default:default"`
 	Description string `gorm:"type:text"`
-	// ImageName is a file name inside the configured img_dir (never a path).
+	// ImageName is a file name inside the configured img_dir (never a path); empty for an
+	// environment that only serves boot tests (never offered for deployment).
 	ImageName string `gorm:"size:255;not null"`
 	// ImageSize is the uncompressed size in bytes; ImageFormat raw, gz, xz, zst or tar.gz.
 	ImageSize   int64

@@ -30,46 +30,34 @@ func (s *Store) Node(ctx context.Context, id uint) (*Node, error) {
 	return &n, nil
 }
 
-// CreateNode inserts n; ErrDuplicate when the name is taken, ErrInUse when its switch port
-// already has a node.
+// NodeByName returns the node called name, with its switch; ErrNotFound when there is none.
+func (s *Store) NodeByName(ctx context.Context, name string) (*Node, error) {
+	var n Node
+	if err := s.DB.WithContext(ctx).Preload("Switch").Where("name = ?", name).Take(&n).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &n, nil
+}
+
+// CreateNode validates and inserts n: *InvalidError for a bad field, *DuplicateError when its
+// name, IP, MAC, serial or switch port is another node's.
 func (s *Store) CreateNode(ctx context.Context, n *Node) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := portFree(tx, n); err != nil {
+		if err := checkNode(tx, n); err != nil {
 			return err
 		}
 		return saveError("node", tx.Omit("Switch").Create(n).Error)
 	})
 }
 
-// UpdateNode saves every column of n.
+// UpdateNode validates n and saves every column of it, as CreateNode.
 func (s *Store) UpdateNode(ctx context.Context, n *Node) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := portFree(tx, n); err != nil {
+		if err := checkNode(tx, n); err != nil {
 			return err
 		}
-		res := tx.Model(&Node{}).Where("id = ?", n.ID).Select("*").Omit("id", "created_at", "Switch").Updates(n)
-		if res.Error != nil {
-			return saveError("node", res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return updateRow(tx, "node", n.ID, n)
 	})
-}
-
-// ErrPortTaken: another node is on that switch port.
-var ErrPortTaken = fmt.Errorf("%w: another node is on that switch port", ErrInUse)
-
-func portFree(tx *gorm.DB, n *Node) error {
-	var c int64
-	if err := tx.Model(&Node{}).Where("switch_id = ? AND port = ? AND id <> ?", n.SwitchID, n.Port, n.ID).Count(&c).Error; err != nil {
-		return err
-	}
-	if c > 0 {
-		return ErrPortTaken
-	}
-	return nil
 }
 
 // DeleteNode deletes a node that no deployment used (ErrInUse otherwise); its past reservations

@@ -134,7 +134,7 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 			if err != nil {
 				return err
 			}
-			if taken := names(nodes, busy); len(taken) > 0 {
+			if taken := nodeNames(nodes, busy); len(taken) > 0 {
 				return &ConflictError{Nodes: taken, Reason: "already reserved for that time"}
 			}
 			chosen = nodes
@@ -151,7 +151,7 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 			if err != nil {
 				return err
 			}
-			sort.SliceStable(nodes, func(i, j int) bool { return naturalLess(nodes[i].Name, nodes[j].Name) })
+			sortByName(nodes, func(n Node) string { return n.Name })
 			for _, n := range nodes {
 				if !busy[n.ID] && len(chosen) < req.Count {
 					chosen = append(chosen, n)
@@ -193,39 +193,14 @@ func uniq(ids []uint) []uint {
 	return out
 }
 
-// naturalLess orders node-2 before node-10.
-func naturalLess(a, b string) bool {
-	ta, na := splitNum(a)
-	tb, nb := splitNum(b)
-	if ta != tb {
-		return a < b
-	}
-	return na < nb
-}
-
-func splitNum(s string) (string, int) {
-	i := len(s)
-	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
-		i--
-	}
-	n := 0
-	for _, c := range s[i:] {
-		n = n*10 + int(c-'0')
-		if n > 1e9 {
-			break
-		}
-	}
-	return s[:i], n
-}
-
 // Reservation returns the reservation with id, with its nodes (and their switch) and user.
 func (s *Store) Reservation(ctx context.Context, id uint) (*Reservation, error) {
 	var r Reservation
-	err := s.DB.WithContext(ctx).Preload("Nodes", func(db *gorm.DB) *gorm.DB { return db.Order("nodes.name") }).
-		Preload("Nodes.Switch").Preload("User").First(&r, id).Error
+	err := s.DB.WithContext(ctx).Preload("Nodes").Preload("Nodes.Switch").Preload("User").First(&r, id).Error
 	if err != nil {
 		return nil, notFound(err)
 	}
+	sortByName(r.Nodes, func(n Node) string { return n.Name })
 	return &r, nil
 }
 
@@ -233,13 +208,15 @@ func (s *Store) Reservation(ctx context.Context, id uint) (*Reservation, error) 
 // userID 0 returns everyone's.
 func (s *Store) UserReservations(ctx context.Context, userID uint, since time.Time) ([]Reservation, error) {
 	var rs []Reservation
-	q := s.DB.WithContext(ctx).Preload("Nodes", func(db *gorm.DB) *gorm.DB { return db.Order("nodes.name") }).
-		Preload("User").Where("ends_at > ?", since.UTC()).Order("starts_at, id")
+	q := s.DB.WithContext(ctx).Preload("Nodes").Preload("User").Where("ends_at > ?", since.UTC()).Order("starts_at, id")
 	if userID != 0 {
 		q = q.Where("user_id = ?", userID)
 	}
 	if err := q.Find(&rs).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list reservations: %w", err)
+	}
+	for i := range rs {
+		sortByName(rs[i].Nodes, func(n Node) string { return n.Name })
 	}
 	return rs, nil
 }
@@ -272,7 +249,7 @@ func (s *Store) ExtendReservation(ctx context.Context, id uint, newEnd, now time
 		if err != nil {
 			return err
 		}
-		if taken := names(nodes, busy); len(taken) > 0 {
+		if taken := nodeNames(nodes, busy); len(taken) > 0 {
 			return &ConflictError{Nodes: taken, Reason: "reserved by someone else after this reservation"}
 		}
 		res := tx.Model(&Reservation{}).Where("id = ? AND ends_at = ?", id, r.EndsAt).
@@ -368,6 +345,13 @@ func (s *Store) DeployReservation(ctx context.Context, resID uint, tmpl Deployme
 		if len(dirty) > 0 {
 			return &ConflictError{Nodes: dirty, Reason: "still being cleaned up after the previous user; try again in a minute"}
 		}
+		var env Environment
+		if err := tx.First(&env, tmpl.EnvironmentID).Error; err != nil {
+			return notFound(err)
+		}
+		if err := canRun(process.Deploy, nodes, &env); err != nil {
+			return err
+		}
 		for _, n := range nodes {
 			d := tmpl
 			d.ID, d.ReservationID, d.NodeID, d.UserID = 0, resID, n.ID, r.UserID
@@ -395,7 +379,7 @@ type DeploymentFilter struct {
 // Deployments returns the deployments matching f, with node, environment and reservation.
 func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error) {
 	q := s.DB.WithContext(ctx).Preload("Node").Preload("Environment").Preload("Reservation").
-		Joins("JOIN nodes ON nodes.id = deployments.node_id").Order("deployments.reservation_id, nodes.name")
+		Joins("JOIN nodes ON nodes.id = deployments.node_id").Order("deployments.reservation_id")
 	if f.UserID != 0 {
 		q = q.Where("deployments.user_id = ?", f.UserID)
 	}
@@ -413,6 +397,12 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 	if err := q.Find(&ds).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list deployments: %w", err)
 	}
+	sort.SliceStable(ds, func(i, j int) bool {
+		if ds[i].ReservationID != ds[j].ReservationID {
+			return ds[i].ReservationID < ds[j].ReservationID
+		}
+		return NameLess(ds[i].Node.Name, ds[j].Node.Name)
+	})
 	return ds, nil
 }
 
@@ -426,8 +416,8 @@ func (s *Store) DeploymentEvents(ctx context.Context, id uint) ([]StateEvent, er
 	return evs, nil
 }
 
-// names returns the names of the nodes in busy, in the order of nodes.
-func names(nodes []Node, busy map[uint]bool) []string {
+// nodeNames returns the names of the nodes in busy, in the order of nodes.
+func nodeNames(nodes []Node, busy map[uint]bool) []string {
 	var out []string
 	for _, n := range nodes {
 		if busy[n.ID] {

@@ -26,7 +26,7 @@ func seedWeb(t testing.TB, s *store.Store, nPi4, nPi3 int) *webCluster {
 	t.Helper()
 	ctx := context.Background()
 	c := &webCluster{
-		sw:    store.Switch{Name: "sw1", IP: "127.0.0.1", PortCount: nPi4 + nPi3 + 1, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"},
+		sw:    store.Switch{Name: "sw1", IP: "127.0.0.1", Community: "private", PortCount: nPi4 + nPi3 + 1, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"},
 		env:   store.Environment{Name: "raspios", Type: store.EnvDefault, ImageName: "raspios.img.gz", SSHUser: "pi"},
 		alice: store.User{Email: "Alice@Example.com", PasswordHash: "x", FirstName: "Alice", LastName: "A", Authorized: true, EmailConfirmed: true},
 		bob:   store.User{Email: "bob@example.com", PasswordHash: "x", FirstName: "Bob", Authorized: true, EmailConfirmed: true},

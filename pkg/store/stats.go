@@ -144,7 +144,7 @@ func mergeStats(rows []DeployStats, names map[uint]string) []DeployStats {
 		r.ID, r.Name = id, name
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return naturalLess(out[i].Name, out[j].Name) })
+	sort.Slice(out, func(i, j int) bool { return NameLess(out[i].Name, out[j].Name) })
 	return out
 }
 

@@ -25,6 +25,9 @@ var ErrNotFound = errors.New("store: not found")
 type Store struct {
 	DB      *gorm.DB
 	Dialect string // "sqlite" or "mysql"
+	// Warnings are what Open found wrong in the data and could not fix itself (two nodes
+	// sharing an IP address…); the daemons log them and "pitasks check" lists them.
+	Warnings []string
 }
 
 // Open connects to connURL (mysql://user:pass@host[:port]/db or sqlite:///path/file.db)
@@ -78,7 +81,17 @@ func Open(ctx context.Context, connURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: migrate: API token expiry: %w", err)
 	}
+	if s.Warnings, err = s.migrateKeys(ctx); err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
 	return s, nil
+}
+
+// InTx runs fn with a Store whose every call is part of one transaction: all or nothing.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&Store{DB: tx, Dialect: s.Dialect})
+	})
 }
 
 // Close releases the connections.

@@ -25,12 +25,26 @@ func saveError(what string, err error) error {
 	return fmt.Errorf("store: unable to save %s: %w", what, err)
 }
 
+// updateRow saves every column of row, a *Switch, *Node or *Environment with id, but its id,
+// creation time and associations; ErrNotFound when there is no such row.
+func updateRow(tx *gorm.DB, what string, id uint, row any) error {
+	res := tx.Model(row).Where("id = ?", id).Select("*").Omit("id", "created_at", clause.Associations).Updates(row)
+	if res.Error != nil {
+		return saveError(what, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // Switches returns every switch by name.
 func (s *Store) Switches(ctx context.Context) ([]Switch, error) {
 	var sws []Switch
 	if err := s.DB.WithContext(ctx).Order("name").Find(&sws).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list switches: %w", err)
 	}
+	sortByName(sws, func(sw Switch) string { return sw.Name })
 	return sws, nil
 }
 
@@ -43,21 +57,27 @@ func (s *Store) Switch(ctx context.Context, id uint) (*Switch, error) {
 	return &sw, nil
 }
 
-// CreateSwitch inserts sw; ErrDuplicate when the name is taken.
+// CreateSwitch validates and inserts sw: *InvalidError for a bad field (its power settings
+// are the power driver's to judge), *DuplicateError when its name or address is another
+// switch's.
 func (s *Store) CreateSwitch(ctx context.Context, sw *Switch) error {
-	return saveError("switch", s.DB.WithContext(ctx).Create(sw).Error)
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkSwitch(tx, sw); err != nil {
+			return err
+		}
+		return saveError("switch", tx.Create(sw).Error)
+	})
 }
 
-// UpdateSwitch saves every column of sw.
+// UpdateSwitch validates sw and saves every column of it, as CreateSwitch; its nodes must
+// still be on its ports.
 func (s *Store) UpdateSwitch(ctx context.Context, sw *Switch) error {
-	res := s.DB.WithContext(ctx).Model(&Switch{}).Where("id = ?", sw.ID).Select("*").Omit("id", "created_at").Updates(sw)
-	if res.Error != nil {
-		return saveError("switch", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkSwitch(tx, sw); err != nil {
+			return err
+		}
+		return updateRow(tx, "switch", sw.ID, sw)
+	})
 }
 
 // DeleteSwitch deletes a switch that powers no node (ErrInUse otherwise).

@@ -169,10 +169,10 @@ func TestClusterCRUD(t *testing.T) {
 		ctx := context.Background()
 		c := seedWeb(t, s, 2, 0)
 		now := time.Now().UTC()
-		if err := s.CreateNode(ctx, &store.Node{Name: "node-x", SwitchID: c.sw.ID, Port: 1}); !errors.Is(err, store.ErrInUse) {
+		if err := s.CreateNode(ctx, &store.Node{Name: "node-x", SwitchID: c.sw.ID, Port: 1}); !errors.Is(err, store.ErrDuplicate) {
 			t.Fatalf("two nodes on one port: %v", err)
 		}
-		if err := s.CreateNode(ctx, &store.Node{Name: "node-1", SwitchID: c.sw.ID, Port: 9}); !errors.Is(err, store.ErrDuplicate) {
+		if err := s.CreateNode(ctx, &store.Node{Name: "node-1", SwitchID: c.sw.ID, Port: 3}); !errors.Is(err, store.ErrDuplicate) {
 			t.Fatalf("duplicate node name: %v", err)
 		}
 		if err := s.DeleteSwitch(ctx, c.sw.ID); !errors.Is(err, store.ErrInUse) {

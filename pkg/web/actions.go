@@ -218,14 +218,14 @@ func (s *Server) deploy(ctx context.Context, u *store.User, r *store.Reservation
 	return ds, nil
 }
 
-// envVisible: default environments for everyone, user ones for their owner, hidden ones for
-// admins only.
+// envVisible: default environments for everyone, user ones for their owner (for everyone
+// when they have none, as the original's), hidden ones for admins only.
 func envVisible(e *store.Environment, u *store.User) bool {
 	switch e.Type {
 	case store.EnvDefault:
 		return true
 	case store.EnvUser:
-		return e.OwnerID == u.ID || u.Admin
+		return e.OwnerID == u.ID || e.OwnerID == 0 || u.Admin
 	}
 	return u.Admin
 }

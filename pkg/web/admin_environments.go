@@ -2,25 +2,12 @@ package web
 
 import (
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/piseduce/piseduce/pkg/store"
-)
-
-var (
-	imageNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$`)
-	unixUserRE  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	shellRE     = regexp.MustCompile(`^[A-Za-z0-9/._-]{1,255}$`)
-	sha256RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
-
-var (
-	envTypes     = []string{store.EnvDefault, store.EnvUser, store.EnvHidden}
-	imageFormats = []string{"", "raw", "gz", "xz", "zst", "tar.gz"}
 )
 
 // environmentInput is the environment form.
@@ -40,47 +27,11 @@ type environmentInput struct {
 	ScriptTest   string `json:"script_test"`
 }
 
-func oneOf(v string, set []string) bool {
-	for _, s := range set {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// apply validates in and writes it over e. The image name is a plain file name inside img_dir:
-// no folder, no "..".
-func (in environmentInput) apply(e *store.Environment) error {
-	in.ImageSHA256 = strings.ToLower(strings.TrimSpace(in.ImageSHA256))
-	switch {
-	case !nameRE.MatchString(in.Name):
-		return badInput("The name may hold letters, digits, dots, dashes and underscores (at most 100).")
-	case !oneOf(in.Type, envTypes):
-		return badInput("The type must be default, user or hidden.")
-	case len(in.Description) > 4000:
-		return badInput("The description may have at most 4000 characters.")
-	case !imageNameRE.MatchString(in.ImageName) || strings.Contains(in.ImageName, ".."):
-		return badInput("The image is a file name inside the image folder (no / and no ..).")
-	case in.ImageSize < 0 || in.SectorStart < 0:
-		return badInput("Sizes cannot be negative.")
-	case !oneOf(in.ImageFormat, imageFormats):
-		return badInput("The image format must be raw, gz, xz, zst or tar.gz.")
-	case in.ImageSHA256 != "" && !sha256RE.MatchString(in.ImageSHA256):
-		return badInput("The SHA-256 must be 64 hexadecimal digits.")
-	case !oneOf(in.DecompressOn, []string{"", "node", "pimaster"}):
-		return badInput("Decompress on must be node or pimaster.")
-	case !unixUserRE.MatchString(in.SSHUser):
-		return badInput("The SSH user must be a Unix user name.")
-	case !shellRE.MatchString(in.Shell):
-		return badInput("The shell must be a program name or path, like bash or /bin/sh.")
-	case len(in.ScriptTest) > 64<<10:
-		return badInput("The test script may have at most 64 KiB.")
-	}
+// apply writes in over e; the store validates the result.
+func (in environmentInput) apply(e *store.Environment) {
 	e.Name, e.Type, e.Description, e.ImageName, e.ImageSize = in.Name, in.Type, strings.ReplaceAll(in.Description, "\r\n", "\n"), in.ImageName, in.ImageSize
 	e.ImageFormat, e.ImageSHA256, e.DecompressOn, e.SectorStart = in.ImageFormat, in.ImageSHA256, in.DecompressOn, in.SectorStart
 	e.SSHUser, e.Shell, e.Web, e.ScriptTest = in.SSHUser, in.Shell, in.Web, strings.ReplaceAll(in.ScriptTest, "\r\n", "\n")
-	return nil
 }
 
 func (s *Server) showAdminEnvironments(c echo.Context) error {
@@ -99,7 +50,7 @@ type environmentFormData struct {
 }
 
 func (s *Server) environmentFormPage(c echo.Context, code int, d environmentFormData, msg string) error {
-	d.Types, d.Formats = envTypes, imageFormats
+	d.Types, d.Formats = store.EnvTypes(), store.ImageFormats()
 	return s.render(c, code, "admin_environment_form", &page{Title: "Environment", Nav: "admin", Error: msg, Data: d})
 }
 
@@ -134,11 +85,8 @@ func (s *Server) saveEnvironment(c echo.Context) error {
 		DecompressOn: c.FormValue("decompress_on"), SectorStart: atoi("sector_start"),
 		SSHUser: strings.TrimSpace(c.FormValue("ssh_user")), Shell: strings.TrimSpace(c.FormValue("shell")),
 		Web: c.FormValue("web") == "true", ScriptTest: c.FormValue("script_test")}
-	err = in.apply(e)
-	if err == nil {
-		_, err = createOrUpdate(ctx, e.ID == 0, e, s.store.CreateEnvironment, s.store.UpdateEnvironment)
-	}
-	if err != nil {
+	in.apply(e)
+	if _, err = createOrUpdate(ctx, e.ID == 0, e, s.store.CreateEnvironment, s.store.UpdateEnvironment); err != nil {
 		msg, code, ok := userMessage(err)
 		if !ok {
 			return err

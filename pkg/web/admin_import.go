@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,8 +32,10 @@ const (
 
 type importResult struct {
 	Summary string
-	Error   string
-	Files   int
+	// Skipped, Ignored and Notes are clusterdesc.Summary's.
+	Skipped, Ignored, Notes []string
+	Error                   string
+	Files                   int
 }
 
 // placeFile returns where a cluster_desc file goes: its folder when its name has one, else
@@ -95,7 +98,10 @@ func (s *Server) importFiles(ctx context.Context, files map[string][]byte) (*imp
 	if err != nil {
 		return &importResult{Error: strings.TrimPrefix(err.Error(), "clusterdesc: "), Files: len(files)}, nil
 	}
-	sum, err := clusterdesc.Import(ctx, s.store, d)
+	sum, err := clusterdesc.Import(ctx, s.store, d, s.cfg.Cluster.ImgDir)
+	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrDuplicate) { // names the file
+		return &importResult{Error: strings.TrimPrefix(err.Error(), "clusterdesc: "), Files: len(files)}, nil
+	}
 	if err != nil {
 		s.log.Error("cluster description import", "err", err)
 		return &importResult{Error: "The files are valid but could not be saved; nothing was imported (see the log).", Files: len(files)}, nil
@@ -103,8 +109,8 @@ func (s *Server) importFiles(ctx context.Context, files map[string][]byte) (*imp
 	s.resources.mu.Lock()
 	s.resources.at = s.resources.at.AddDate(-1, 0, 0) // show the new nodes at once
 	s.resources.mu.Unlock()
-	return &importResult{Summary: fmt.Sprintf("%d switches, %d nodes, %d environments: %s.", len(d.Switches), len(d.Nodes),
-		len(d.Environments), sum), Files: len(files)}, nil
+	return &importResult{Summary: fmt.Sprintf("%d switches, %d nodes, %d environments: %s.", sum.Switches, sum.Nodes,
+		sum.Environments, sum), Skipped: sum.Skipped, Ignored: sum.Ignored, Notes: sum.Notes, Files: len(files)}, nil
 }
 
 func (s *Server) showImport(c echo.Context) error {

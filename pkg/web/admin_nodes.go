@@ -1,10 +1,7 @@
 package web
 
 import (
-	"context"
-	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -13,54 +10,29 @@ import (
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
-var (
-	serialRE = regexp.MustCompile(`^[0-9a-f]{8,16}$`)
-	modelRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9+._-]{0,63}$`)
-)
-
 // nodeInput is the node form.
 type nodeInput struct {
-	Name     string `json:"name"`
-	SwitchID uint   `json:"switch_id"`
-	Port     int    `json:"port"`
-	IP       string `json:"ip"`
-	MAC      string `json:"mac"`
-	Serial   string `json:"serial"`
-	Model    string `json:"model"`
+	Name       string `json:"name"`
+	SwitchID   uint   `json:"switch_id"`
+	Port       int    `json:"port"`
+	IP         string `json:"ip"`
+	MAC        string `json:"mac"`
+	Serial     string `json:"serial"`
+	Model      string `json:"model"`
+	PublicIP   string `json:"public_ip"`
+	PublicPort int    `json:"public_port"`
 }
 
-func (s *Server) applyNode(ctx context.Context, in nodeInput, n *store.Node) error {
-	in.Serial = strings.ToLower(strings.TrimSpace(in.Serial))
-	if !nameRE.MatchString(in.Name) {
-		return badInput("The name may hold letters, digits, dots, dashes and underscores (at most 100).")
-	}
-	sw, err := s.store.Switch(ctx, in.SwitchID)
-	if err != nil {
-		return badInput("Choose a switch from the list.")
-	}
-	switch {
-	case in.Port < 1 || in.Port > sw.PortCount:
-		return badInput("Switch %s has ports 1 to %d.", sw.Name, sw.PortCount)
-	case in.Port == sw.MasterPort:
-		return badInput("Port %d is the pimaster's.", in.Port)
-	case in.IP != "" && net.ParseIP(in.IP) == nil:
-		return badInput("The IP address is not valid.")
-	case in.Serial != "" && !serialRE.MatchString(in.Serial):
-		return badInput("The serial is 8 to 16 hexadecimal digits (the end of Serial in /proc/cpuinfo).")
-	case in.Model != "" && !modelRE.MatchString(in.Model):
-		return badInput("The model may hold letters, digits and + . _ - (like RPI4B or RPI3Bplus).")
-	}
-	mac := ""
-	if in.MAC != "" {
-		hw, err := net.ParseMAC(in.MAC)
-		if err != nil || len(hw) != 6 {
-			return badInput("The MAC address must look like b8:27:eb:12:34:56.")
-		}
-		mac = hw.String()
-	}
-	n.Name, n.SwitchID, n.Port, n.IP, n.MAC, n.Serial, n.Model = in.Name, sw.ID, in.Port, in.IP, mac, in.Serial, in.Model
+// apply writes in over n; the store validates the result.
+func (in nodeInput) apply(n *store.Node) {
+	n.Name, n.SwitchID, n.Port, n.IP, n.MAC, n.Serial, n.Model = in.Name, in.SwitchID, in.Port, in.IP, in.MAC, in.Serial, in.Model
+	n.PublicIP, n.PublicPort = in.PublicIP, in.PublicPort
 	n.Switch = store.Switch{} // a loaded node's switch may no longer be its own
-	return nil
+}
+
+func nodeForm(n *store.Node) nodeInput {
+	return nodeInput{Name: n.Name, SwitchID: n.SwitchID, Port: n.Port, IP: n.IP, MAC: n.MAC, Serial: n.Serial,
+		Model: n.Model, PublicIP: n.PublicIP, PublicPort: n.PublicPort}
 }
 
 type adminNodesData struct {
@@ -98,8 +70,7 @@ func (s *Server) showNodeForm(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		d.ID = n.ID
-		d.Form = nodeInput{Name: n.Name, SwitchID: n.SwitchID, Port: n.Port, IP: n.IP, MAC: n.MAC, Serial: n.Serial, Model: n.Model}
+		d.ID, d.Form = n.ID, nodeForm(n)
 	}
 	return s.nodeFormPage(c, http.StatusOK, d, "")
 }
@@ -111,15 +82,13 @@ func (s *Server) saveNode(c echo.Context) error {
 		return err
 	}
 	swID, _ := strconv.ParseUint(c.FormValue("switch"), 10, 32)
-	port, _ := strconv.Atoi(c.FormValue("port"))
-	in := nodeInput{Name: strings.TrimSpace(c.FormValue("name")), SwitchID: uint(swID), Port: port,
+	atoi := func(k string) int { n, _ := strconv.Atoi(strings.TrimSpace(c.FormValue(k))); return n }
+	in := nodeInput{Name: strings.TrimSpace(c.FormValue("name")), SwitchID: uint(swID), Port: atoi("port"),
 		IP: strings.TrimSpace(c.FormValue("ip")), MAC: strings.TrimSpace(c.FormValue("mac")),
-		Serial: c.FormValue("serial"), Model: strings.TrimSpace(c.FormValue("model"))}
-	err = s.applyNode(ctx, in, n)
-	if err == nil {
-		_, err = createOrUpdate(ctx, n.ID == 0, n, s.store.CreateNode, s.store.UpdateNode)
-	}
-	if err != nil {
+		Serial: c.FormValue("serial"), Model: strings.TrimSpace(c.FormValue("model")),
+		PublicIP: strings.TrimSpace(c.FormValue("public_ip")), PublicPort: atoi("public_port")}
+	in.apply(n)
+	if _, err = createOrUpdate(ctx, n.ID == 0, n, s.store.CreateNode, s.store.UpdateNode); err != nil {
 		msg, code, ok := userMessage(err)
 		if !ok {
 			return err

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/names"
 )
 
 type settingsData struct {
@@ -42,7 +43,7 @@ func (s *Server) saveAdminSettings(c echo.Context) error {
 	fail := func(msg string) error { return s.redirectError(c, "/admin/settings", msg) }
 	domains := auth.ParseDomains(c.FormValue("signup_domains"))
 	for _, d := range domains {
-		if !auth.ValidDomain(d) {
+		if !names.ValidDomain(d) {
 			return fail("Not a domain name: " + d)
 		}
 	}

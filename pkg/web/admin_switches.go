@@ -1,23 +1,14 @@
 package web
 
 import (
-	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/store"
 )
-
-// nameRE is what node, switch and environment names may hold: they end up in file names and
-// host names elsewhere.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
-
-var oidRE = regexp.MustCompile(`^\.?[0-9]+(\.[0-9]+)+$`)
 
 // switchInput is the switch form. The secrets (community, SNMPv3 passwords) are write-only:
 // empty keeps the stored value.
@@ -38,36 +29,8 @@ type switchInput struct {
 	OIDOffset   int    `json:"oid_offset"`
 }
 
-// validHost accepts an IP address or a DNS name.
-func validHost(h string) bool {
-	return net.ParseIP(h) != nil || auth.ValidDomain(strings.ToLower(h))
-}
-
-// apply validates in and writes it over sw.
-func (in switchInput) apply(sw *store.Switch) error {
-	switch {
-	case !nameRE.MatchString(in.Name):
-		return badInput("The name may hold letters, digits, dots, dashes and underscores (at most 100).")
-	case !validHost(in.IP):
-		return badInput("The address must be an IP address or a host name.")
-	case in.SNMPPort < 0 || in.SNMPPort > 65535:
-		return badInput("The SNMP port must be from 1 to 65535 (empty for 161).")
-	case in.SNMPVersion != "2c" && in.SNMPVersion != "3":
-		return badInput("The SNMP version must be 2c or 3.")
-	case in.PortCount < 1 || in.PortCount > 256:
-		return badInput("The number of ports must be from 1 to 256.")
-	case in.MasterPort < 0 || in.MasterPort > in.PortCount:
-		return badInput("The pimaster's port must be one of the switch's ports (0: none).")
-	case !oidRE.MatchString(in.OID):
-		return badInput("The OID must be numeric, like .1.3.6.1.2.1.105.1.1.1.3.1.")
-	case in.OIDOffset < 0 || in.OIDOffset > 100000:
-		return badInput("The OID offset must be from 0 to 100000.")
-	}
-	for _, f := range []string{in.Community, in.V3User, in.V3AuthProto, in.V3AuthPass, in.V3PrivProto, in.V3PrivPass} {
-		if !printable(f) || len(f) > 255 {
-			return badInput("SNMP credentials must fit on one line (at most 255 characters).")
-		}
-	}
+// apply writes in over sw; the store validates the result.
+func (in switchInput) apply(sw *store.Switch) {
 	sw.Name, sw.IP, sw.SNMPPort, sw.SNMPVersion = in.Name, in.IP, in.SNMPPort, in.SNMPVersion
 	sw.V3User, sw.V3AuthProto, sw.V3PrivProto = in.V3User, in.V3AuthProto, in.V3PrivProto
 	sw.PortCount, sw.MasterPort, sw.OID, sw.OIDOffset = in.PortCount, in.MasterPort, in.OID, in.OIDOffset
@@ -80,13 +43,6 @@ func (in switchInput) apply(sw *store.Switch) error {
 	if in.V3PrivPass != "" {
 		sw.V3PrivPass = in.V3PrivPass
 	}
-	if sw.SNMPVersion == "2c" && sw.Community == "" {
-		return badInput("SNMP v2c needs a read-write community.")
-	}
-	if sw.SNMPVersion == "3" && sw.V3User == "" {
-		return badInput("SNMPv3 needs a user.")
-	}
-	return nil
 }
 
 func (s *Server) showAdminSwitches(c echo.Context) error {
@@ -143,11 +99,8 @@ func (s *Server) saveSwitch(c echo.Context) error {
 	}
 	d := switchFormData{Switch: *sw, New: c.Param("id") == ""}
 	d.Form = bindSwitchForm(c)
-	err = d.Form.apply(&d.Switch)
-	if err == nil {
-		_, err = createOrUpdate(ctx, d.New, &d.Switch, s.store.CreateSwitch, s.store.UpdateSwitch)
-	}
-	if err != nil {
+	d.Form.apply(&d.Switch)
+	if _, err = createOrUpdate(ctx, d.New, &d.Switch, s.store.CreateSwitch, s.store.UpdateSwitch); err != nil {
 		msg, code, ok := userMessage(err)
 		if !ok {
 			return err

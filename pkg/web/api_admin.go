@@ -124,12 +124,7 @@ func (s *Server) apiSaveSwitch(c echo.Context, sw *store.Switch) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	if in.SNMPVersion == "" {
-		in.SNMPVersion = "2c"
-	}
-	if err := in.apply(sw); err != nil {
-		return httpError(err)
-	}
+	in.apply(sw)
 	code, err := createOrUpdate(c.Request().Context(), sw.ID == 0, sw, s.store.CreateSwitch, s.store.UpdateSwitch)
 	if err != nil {
 		return httpError(err)
@@ -162,20 +157,13 @@ func (s *Server) apiPowerPort(c echo.Context) error {
 }
 
 type adminNodeJSON struct {
-	ID       uint   `json:"id"`
-	Name     string `json:"name"`
-	SwitchID uint   `json:"switch_id"`
-	Switch   string `json:"switch"`
-	Port     int    `json:"port"`
-	IP       string `json:"ip"`
-	MAC      string `json:"mac"`
-	Serial   string `json:"serial"`
-	Model    string `json:"model"`
+	ID     uint   `json:"id"`
+	Switch string `json:"switch"`
+	nodeInput
 }
 
 func viewAdminNode(n *store.Node) adminNodeJSON {
-	return adminNodeJSON{ID: n.ID, Name: n.Name, SwitchID: n.SwitchID, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
-		MAC: n.MAC, Serial: n.Serial, Model: n.Model}
+	return adminNodeJSON{ID: n.ID, Switch: n.Switch.Name, nodeInput: nodeForm(n)}
 }
 
 func (s *Server) apiAdminNodes(c echo.Context) error {
@@ -196,9 +184,7 @@ func (s *Server) apiSaveNode(c echo.Context, n *store.Node) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if err := s.applyNode(ctx, in, n); err != nil {
-		return httpError(err)
-	}
+	in.apply(n)
 	code, err := createOrUpdate(ctx, n.ID == 0, n, s.store.CreateNode, s.store.UpdateNode)
 	if err != nil {
 		return httpError(err)
@@ -245,9 +231,7 @@ func (s *Server) apiSaveEnvironment(c echo.Context, e *store.Environment) error 
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	if err := in.apply(e); err != nil {
-		return httpError(err)
-	}
+	in.apply(e)
 	code, err := createOrUpdate(c.Request().Context(), e.ID == 0, e, s.store.CreateEnvironment, s.store.UpdateEnvironment)
 	if err != nil {
 		return httpError(err)

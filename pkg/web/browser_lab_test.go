@@ -10,7 +10,6 @@ import (
 
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/auth"
-	"github.com/piseduce/piseduce/pkg/deploy"
 	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/power"
@@ -74,7 +73,7 @@ func TestBrowserOnTheLab(t *testing.T) {
 // labPower is pifrontend's PoE control (cmd/pifrontend's SNMP adapter) on the lab's switch,
 // so that the admin's switch page shows the real port states.
 func labPower(sw *store.Switch) (Power, error) {
-	p, err := power.NewSNMP(deploy.PowerConfig(sw, 2*time.Second, 1))
+	p, err := power.NewSNMP(sw.PowerConfig(2*time.Second, 1))
 	if err != nil {
 		return nil, err
 	}

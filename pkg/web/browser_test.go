@@ -143,7 +143,8 @@ func TestBrowser(t *testing.T) {
 	// Four more free nodes on the second switch.
 	var free []uint
 	for i := 1; i <= 4; i++ {
-		n := store.Node{Name: fmt.Sprintf("node-%d", 6+i), SwitchID: f.sw2.ID, Port: i, IP: fmt.Sprintf("10.10.1.%d", i), Model: "RPI4B"}
+		n := store.Node{Name: fmt.Sprintf("node-%d", 6+i), SwitchID: f.sw2.ID, Port: i, IP: fmt.Sprintf("10.10.1.%d", i), Model: "RPI4B",
+			Serial: fmt.Sprintf("%08x", 0xbcd0+i)}
 		if err := f.st.CreateNode(ctx, &n); err != nil {
 			t.Fatal(err)
 		}

@@ -2,11 +2,9 @@ package web
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,10 +15,6 @@ import (
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 )
-
-// captureNameRE: an environment saved from a node gets a name that is also valid in the
-// original's environment JSON (and part of its image file name).
-var captureNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // saveAsEnvironment is the owner's "save as environment" button: pitasks reboots the node into
 // the NFS system, copies its card into a new environment of theirs, and boots it again.
@@ -34,17 +28,12 @@ func (s *Server) saveAsEnvironment(c echo.Context) error {
 	desc := strings.TrimSpace(strings.ReplaceAll(c.FormValue("description"), "\r\n", "\n"))
 	now := s.now()
 	switch {
-	case !captureNameRE.MatchString(name):
-		return s.redirectError(c, back, "The environment name may hold letters, digits, dots, dashes and underscores (at most 63).")
-	case len(desc) > 4000:
-		return s.redirectError(c, back, "The description may have at most 4000 characters.")
+	case len(desc) > store.MaxDescription:
+		return s.redirectError(c, back, fmt.Sprintf("The description may have at most %d characters.", store.MaxDescription))
 	case d.Reservation.StartsAt.After(now) || !d.Reservation.EndsAt.After(now):
 		return s.redirectError(c, back, "The reservation of this node is not running.")
 	}
 	if err := s.store.RequestCapture(c.Request().Context(), d.ID, name, desc); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			return s.redirectError(c, back, "An environment named "+name+" exists already.")
-		}
 		return s.redirectUserError(c, back, err)
 	}
 	s.log.Info("capture requested", "user", currentUser(c).ID, "deployment", d.ID, "environment", name)
@@ -81,7 +70,7 @@ func (s *Server) imageCandidates(ctx context.Context) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Type().IsRegular() && !used[e.Name()] && imageNameRE.MatchString(e.Name()) && !strings.Contains(e.Name(), "..") {
+		if e.Type().IsRegular() && !used[e.Name()] && image.CheckName(e.Name()) == nil {
 			out = append(out, e.Name())
 		}
 	}
@@ -93,7 +82,7 @@ func (s *Server) imageCandidates(ctx context.Context) []string {
 }
 
 func (s *Server) registerPage(c echo.Context, code int, in environmentInput, msg string) error {
-	d := registerData{Form: in, Files: s.imageCandidates(c.Request().Context()), Types: envTypes,
+	d := registerData{Form: in, Files: s.imageCandidates(c.Request().Context()), Types: store.EnvTypes(),
 		ImgDir: s.cfg.Cluster.ImgDir, Timeout: registerTimeout}
 	return s.render(c, code, "admin_environment_register", &page{Title: "Register an image", Nav: "admin", Error: msg, Data: d})
 }
@@ -117,25 +106,31 @@ func (s *Server) registerEnvironment(c echo.Context) error {
 		return s.registerPage(c, code, in, msg)
 	}
 	var e store.Environment
-	if err := in.apply(&e); err != nil { // every field but what measuring gives
-		return fail(err)
+	in.apply(&e)
+	if e.DecompressOn == "" {
+		e.DecompressOn = "node"
 	}
 	ctx := c.Request().Context()
-	if _, err := s.store.EnvironmentByName(ctx, e.Name); err == nil {
-		return fail(store.ErrDuplicate)
+	if e.ImageName == "" {
+		return fail(badInput("Choose the image file to register."))
 	}
-	path := filepath.Join(s.cfg.Cluster.ImgDir, e.ImageName)
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil || !fi.Mode().IsRegular():
-		return fail(badInput("There is no file %s in the image folder.", e.ImageName))
-	case fi.Size() > registerMaxFile:
+	if err := s.store.CheckEnvironment(ctx, &e); err != nil { // every field but what measuring gives
+		return fail(err)
+	}
+	path, err := image.Locate(s.cfg.Cluster.ImgDir, e.ImageName)
+	if err != nil {
+		return fail(badInput("This image cannot be registered: %s.", strings.TrimPrefix(err.Error(), "image: ")))
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() > registerMaxFile {
 		return fail(badInput("This image is too big to be measured here: register it with pitasks env-register."))
 	}
 	mctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
-	info, err := image.ExamineContext(mctx, path)
+	info, err := image.Examine(mctx, path)
 	switch {
+	case ctx.Err() != nil:
+		s.log.Info("image measuring stopped: the request was cancelled", "file", e.ImageName)
+		return fail(badInput("Measuring stopped: the request was cancelled."))
 	case mctx.Err() != nil:
 		return fail(badInput("Measuring this image takes too long here: register it with pitasks env-register."))
 	case err != nil:
@@ -146,9 +141,6 @@ func (s *Server) registerEnvironment(c echo.Context) error {
 		return fail(badInput("This image has no Linux (0x83) root partition."))
 	}
 	e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart = info.Format, info.Size, info.SHA256, info.Layout.RootStart
-	if e.DecompressOn == "" {
-		e.DecompressOn = "node"
-	}
 	if err := s.store.CreateEnvironment(ctx, &e); err != nil {
 		return fail(err)
 	}

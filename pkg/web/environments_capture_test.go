@@ -3,12 +3,16 @@ package web
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/config"
@@ -47,7 +51,7 @@ func TestSaveAsEnvironmentButton(t *testing.T) {
 		}
 	}
 	// Refused: a bad name, a taken name, a node that is not deployed.
-	for _, name := range []string{"", "../etc", "with space", strings.Repeat("x", 64), f.env.Name} {
+	for _, name := range []string{"", "../etc", "zero\u200bwidth", strings.Repeat("x", 64), f.env.Name, strings.ToUpper(f.env.Name)} {
 		if res := alice.post(path+"/save", url.Values{"name": {name}}); res.Code != http.StatusSeeOther {
 			t.Errorf("%q: status %d", name, res.Code)
 		}
@@ -129,7 +133,7 @@ func TestRegisterEnvironmentFromImgDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := image.Measure(im.Img, image.Raw)
+	want, err := image.Measure(context.Background(), im.Img, image.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,5 +148,65 @@ func TestRegisterEnvironmentFromImgDir(t *testing.T) {
 	// Users may not register.
 	if res := f.as("user").post("/admin/environments/register", form("x", filepath.Base(im.Gz))); res.Code != http.StatusForbidden {
 		t.Errorf("user: status %d", res.Code)
+	}
+}
+
+// TestRegisterRefusesWhatIsNotAnImage: the image registered from the web is a regular file
+// inside img_dir, and measuring it stops when the request is cancelled.
+func TestRegisterRefusesWhatIsNotAnImage(t *testing.T) {
+	root := t.TempDir()
+	imgDir := filepath.Join(root, "img")
+	os.Mkdir(imgDir, 0o755)
+	os.WriteFile(filepath.Join(root, "secret.img"), []byte("outside"), 0o644)
+	os.Symlink("../secret.img", filepath.Join(imgDir, "out.img"))
+	os.Symlink("gone.img", filepath.Join(imgDir, "dangling.img"))
+	if err := syscall.Mkfifo(filepath.Join(imgDir, "pipe.img"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *config.Config) { c.Cluster.ImgDir = imgDir })
+	admin := f.as("admin")
+	admin.get("/admin/environments/register")
+	form := func(file string) url.Values {
+		return url.Values{"name": {"x"}, "type": {"default"}, "image_name": {file}, "ssh_user": {"pi"}, "shell": {"bash"},
+			"decompress_on": {"node"}, "csrf_token": {admin.csrf}}
+	}
+	before := f.fingerprint()
+	for file, says := range map[string]string{
+		"out.img":      "This image cannot be registered: out.img in img_dir " + imgDir + " is a symbolic link leading out of it",
+		"dangling.img": "This image cannot be registered: dangling.img in img_dir " + imgDir + " is a symbolic link to nothing",
+		"pipe.img":     "This image cannot be registered: pipe.img in img_dir " + imgDir + " is a FIFO, not a regular file",
+	} {
+		res := admin.post("/admin/environments/register", form(file))
+		if body := html.UnescapeString(res.Body.String()); res.Code != http.StatusBadRequest || !strings.Contains(body, says) {
+			t.Errorf("%s: status %d; want 400 saying %q", file, res.Code, says)
+		}
+	}
+
+	// A large image, measured in a request that is cancelled: the measuring stops.
+	big, err := os.Create(filepath.Join(imgDir, "big.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(registerMaxFile - 1); err != nil { // sparse: no disk space
+		testenv.Need(t, false, "a file system with sparse files of 8 GiB ("+err.Error()+")")
+	}
+	big.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest(http.MethodPost, "/admin/environments/register", strings.NewReader(form("big.img").Encode())).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- admin.do(req) }()
+	time.Sleep(200 * time.Millisecond) // let it start reading; the test holds without it too
+	cancel()
+	select {
+	case res := <-done:
+		if !strings.Contains(res.Body.String(), "Measuring stopped: the request was cancelled.") {
+			t.Errorf("status %d: %.300s", res.Code, res.Body.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("measuring went on a minute after the request was cancelled")
+	}
+	if f.fingerprint() != before {
+		t.Error("a refused registration changed the database")
 	}
 }

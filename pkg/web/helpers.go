@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/names"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -36,9 +37,15 @@ func conflict(format string, args ...any) error {
 func userMessage(err error) (msg string, code int, ok bool) {
 	var fe *formError
 	var ce *store.ConflictError
+	var ie *store.InvalidError
+	var de *store.DuplicateError
 	switch {
 	case errors.As(err, &fe):
 		return fe.msg, fe.code, true
+	case errors.As(err, &ie):
+		return upperFirst(ie.Error()) + ".", http.StatusBadRequest, true
+	case errors.As(err, &de):
+		return upperFirst(de.Error()) + ".", http.StatusConflict, true
 	case errors.As(err, &ce):
 		if len(ce.Nodes) > 0 {
 			return strings.Join(ce.Nodes, ", ") + ": " + ce.Reason + ".", http.StatusConflict, true
@@ -48,8 +55,6 @@ func userMessage(err error) (msg string, code int, ok bool) {
 		return "Not found.", http.StatusNotFound, true
 	case errors.Is(err, store.ErrLastAdmin):
 		return "The last active admin cannot be removed, revoked or demoted.", http.StatusConflict, true
-	case errors.Is(err, store.ErrPortTaken):
-		return "Another node is already on that switch port.", http.StatusConflict, true
 	case errors.Is(err, store.ErrInUse):
 		return "It is still in use, so it cannot be deleted.", http.StatusConflict, true
 	case errors.Is(err, store.ErrDuplicate):
@@ -207,7 +212,7 @@ func printable(s string) bool {
 	return true
 }
 
-// oneLine validates a short one-line text field.
+// oneLine validates a short one-line text field: a name (see names.Check).
 func oneLine(field, v string, min, max int) (string, error) {
 	v = strings.TrimSpace(v)
 	n := len([]rune(v))
@@ -218,8 +223,9 @@ func oneLine(field, v string, min, max int) (string, error) {
 		return "", badInput("%s must have at least %d characters.", field, min)
 	case n > max:
 		return "", badInput("%s must have at most %d characters.", field, max)
-	case !printable(v):
-		return "", badInput("%s must fit on one line.", field)
+	}
+	if err := names.Check(field, v); err != nil {
+		return "", badInput("%s.", err)
 	}
 	return v, nil
 }

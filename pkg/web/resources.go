@@ -103,7 +103,7 @@ func groupNodes(sts []store.NodeStatus) []nodeGroup {
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Switch != out[j].Switch {
-			return out[i].Switch < out[j].Switch
+			return store.NameLess(out[i].Switch, out[j].Switch)
 		}
 		return out[i].Model < out[j].Model
 	})

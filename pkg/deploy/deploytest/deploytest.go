@@ -103,7 +103,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		t.Fatal(err)
 	}
 	h.Store = storetest.Open(t, "sqlite")
-	if _, err := clusterdesc.Import(ctx, h.Store, cluster); err != nil {
+	if _, err := clusterdesc.Import(ctx, h.Store, cluster, filepath.Dir(desc.Image.Gz)); err != nil {
 		t.Fatal(err)
 	}
 	h.Store.DB.Order("port").Find(&h.Nodes)

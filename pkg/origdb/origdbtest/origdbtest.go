@@ -65,11 +65,13 @@ func Database(t testing.TB, extra ...string) (string, *sql.DB) {
 }
 
 // ClusterDesc writes the original's cluster_desc/ folder in a temporary folder and returns
-// it: a switch, node-1 … node-12, the default environment raspbian_buster and the user
-// environments bob_env (being saved by bob in testdata/rows.sql) and old_env.
-func ClusterDesc(t testing.TB) string {
+// it with the img_dir of its images: a switch, node-1 … node-12, the default environment
+// raspbian_buster and the user environments bob_env (being saved by bob in
+// testdata/rows.sql) and old_env. The images are empty files: import-cluster only needs them
+// to be there.
+func ClusterDesc(t testing.TB) (dir, imgDir string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir, imgDir = t.TempDir(), t.TempDir()
 	files := map[string]string{
 		"main.json": `{"pimaster": {"ip": "10.123.0.1", "user": "root"}, "email_signup": false, "email_filters": []}`,
 		"switches/sw1.json": fmt.Sprintf(`{"name": "sw1", "ip": "10.123.0.2", "community": "private", "port_nb": %d,
@@ -84,6 +86,9 @@ func ClusterDesc(t testing.TB) string {
 		files["environments/"+e.name+".json"] = fmt.Sprintf(
 			`{"type": %q, "name": %q, "desc": ["test"], "img_name": "%s.img.gz", "img_size": %d, "sector_start": %d,
 			"ssh_user": "pi", "shell": "bash", "web": false, "script_test": ""}`, e.typ, e.name, e.name, ImageSize, SectorStart)
+		if err := os.WriteFile(filepath.Join(imgDir, e.name+".img.gz"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, text := range files {
 		p := filepath.Join(dir, name)
@@ -94,5 +99,5 @@ func ClusterDesc(t testing.TB) string {
 			t.Fatal(err)
 		}
 	}
-	return dir
+	return dir, imgDir
 }
