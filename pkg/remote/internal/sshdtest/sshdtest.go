@@ -101,6 +101,9 @@ func StartWith(t testing.TB, cfg Config) *Server {
 		"UsePAM no",
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
 		"LogLevel VERBOSE",
+		// Sessions get a home of their own: bash run by sshd reads ~/.bashrc, and what the
+		// machine's root keeps there (a pyenv init, say) must not speak in the tests' output.
+		"SetEnv HOME=" + dir,
 	}
 	conf = append(conf, cfg.ExtraConfig...)
 	confPath := filepath.Join(dir, "sshd_config")
