@@ -73,7 +73,11 @@ func newSituations(t testing.TB) *situations {
 	add := func(name string, on store.Switch, owner string, start, end time.Duration, dep *store.Deployment, evs ...store.StateEvent) {
 		t.Helper()
 		ports[on.ID]++
-		n := store.Node{Name: "sx-" + strings.NewReplacer("/", "-", " ", "-", ",", "").Replace(name), SwitchID: on.ID,
+		host := strings.Trim(nonHostRE.ReplaceAllString("sx-"+name, "-"), "-")
+		if len(host) > 63 {
+			host = strings.TrimRight(host[:63], "-")
+		}
+		n := store.Node{Name: host, SwitchID: on.ID,
 			Port: ports[on.ID], IP: fmt.Sprintf("10.20.%d.%d", on.ID, ports[on.ID]), Serial: fmt.Sprintf("%08x", 0x5000+len(sx.list)),
 			Model: model}
 		must(f.st.CreateNode(ctx, &n))
@@ -274,6 +278,9 @@ func (o pageObject) as(role string) string {
 	}
 	return role
 }
+
+// nonHostRE is what a node's name may not hold: its situation's name is made a host name.
+var nonHostRE = regexp.MustCompile(`[^A-Za-z0-9]+`)
 
 // TestEveryPageForEveryNode renders every page and every API GET of the route table, as every
 // kind of visitor, about every situation of a node (its node, reservation and deployment
