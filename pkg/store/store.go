@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -26,6 +25,9 @@ type Store struct {
 	DB      *gorm.DB
 	Dialect string // "sqlite" or "mysql"
 }
+
+// sqliteBusyTimeout is how long a SQLite statement waits for another connection's write lock.
+const sqliteBusyTimeout = 10 * time.Second
 
 // Open connects to connURL (mysql://user:pass@host[:port]/db or sqlite:///path/file.db)
 // and migrates the schema.
@@ -43,7 +45,7 @@ func Open(ctx context.Context, connURL string) (*Store, error) {
 				return nil, fmt.Errorf("store: create database folder: %w", err)
 			}
 		}
-		dialector = sqlite.Open(dsn + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)")
+		dialector = sqliteDialector(dsn, false)
 	case "mysql":
 		dialector = mysql.Open(dsn)
 	}
