@@ -65,6 +65,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/clusterdesc
+	$(GO) test -run '^$$' -fuzz '^FuzzParseV3$$' -fuzztime $(FUZZTIME) ./pkg/power
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./pkg/engine

@@ -5,7 +5,7 @@
 //	pitasks -version                                           version, commit and build date
 //	pitasks [-config FILE] import-cluster DIR                  import an original cluster_desc/ folder
 //	pitasks [-config FILE] import-original-db [-dry-run] URL   import a running original's users and deployments (see origdb.go)
-//	pitasks [-config FILE] check                               check the configuration and the database
+//	pitasks [-config FILE] check                               check the configuration and the database (writes nothing)
 //	pitasks [-config FILE] port SWITCH PORT status|on|off|cycle  one PoE port (see admin.go)
 //	pitasks [-config FILE] switches                            does each switch answer; port grid
 //	pitasks [-config FILE] nodes [NAME]                        node state: deployment, lease, events
@@ -82,6 +82,9 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if fs.Arg(0) == "check" {
+		return checkCmd(ctx, path, cfg.DB.ConnectionURL.Value(), os.Stdout)
+	}
 	st, err := store.Open(ctx, cfg.DB.ConnectionURL.Value())
 	if err != nil {
 		return err
@@ -98,15 +101,6 @@ func run(args []string) error {
 		return importCluster(ctx, st, fs.Arg(1), cfg.Cluster.ImgDir, os.Stdout)
 	case "import-original-db": // see origdb.go
 		return importOriginalDBCmd(ctx, st, fs.Args()[1:], os.Stdout)
-	case "check":
-		fmt.Printf("%s: configuration valid, database %s reachable and migrated\n", path, st.Dialect)
-		for _, w := range st.Warnings {
-			fmt.Printf("warning: %s\n", w)
-		}
-		if len(st.Warnings) > 0 {
-			return fmt.Errorf("%d problem(s) in the database", len(st.Warnings))
-		}
-		return nil
 	case "discover", "dnsmasq": // see discover.go
 		return discoveryCmd(ctx, cfg, st, cmd, fs.Args()[1:], os.Stdout)
 	case "port":
@@ -121,6 +115,35 @@ func run(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// checkCmd reports on the configuration at path (already valid) and its database, and writes
+// nothing: a schema behind this program is said, not migrated; one ahead of it is an error.
+func checkCmd(ctx context.Context, path, connURL string, w io.Writer) error {
+	dialect, _, err := store.ParseURL(connURL)
+	if err != nil {
+		return err
+	}
+	sc, err := store.InspectSchema(ctx, connURL)
+	if errors.Is(err, store.ErrNoDatabase) {
+		fmt.Fprintf(w, "%s: configuration valid; %v (a daemon creates it when it first starts)\n", path, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	state := "current"
+	if n := sc.Latest - sc.Version; n > 0 {
+		state = fmt.Sprintf("%d migration(s) pending, applied when a daemon starts", n)
+	}
+	fmt.Fprintf(w, "%s: configuration valid, database %s reachable, schema version %d (%s)\n", path, dialect, sc.Version, state)
+	for _, warning := range sc.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warning)
+	}
+	if len(sc.Warnings) > 0 {
+		return fmt.Errorf("%d problem(s) in the database", len(sc.Warnings))
+	}
+	return nil
 }
 
 // serve runs the engine on the configured tick until ctx ends, then stops cleanly.

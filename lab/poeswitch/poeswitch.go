@@ -286,6 +286,17 @@ func (s *Switch) PortOn(port int) (bool, error) {
 	return strings.TrimSpace(string(b)) == "1", nil
 }
 
+// Restart stops snmpd and starts another on the same address and folder, as a
+// switch reboots: the port states stay, the SNMP engine starts anew.
+func (s *Switch) Restart(ctx context.Context) (*Switch, error) {
+	if err := s.Stop(); err != nil {
+		return nil, err
+	}
+	o := s.o
+	o.Addr = s.addr
+	return Start(ctx, o)
+}
+
 // Stop terminates snmpd (by its recorded PID) and waits for it. Safe to call twice.
 func (s *Switch) Stop() error {
 	s.stopMu.Lock()

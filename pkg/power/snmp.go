@@ -20,7 +20,19 @@ import (
 type SNMP struct {
 	c    Config
 	addr string
+	// slots bounds the sessions in flight: a switch's agent answers one request
+	// at a time, and a request queued behind many others would time out (and be
+	// sent again, adding to the queue) although the switch is well.
+	slots chan struct{}
+	// engine is the SNMPv3 engine of the switch, learnt by the first session.
+	engine engineCache
 }
+
+// maxSessions is the number of sessions a driver has in flight to its switch.
+const maxSessions = 4
+
+// errStaleEngine: the switch no longer knows the engine ID the session started with.
+var errStaleEngine = errors.New("the switch has a new SNMPv3 engine ID")
 
 var _ Controller = (*SNMP)(nil)
 
@@ -30,7 +42,7 @@ func NewSNMP(c Config) (*SNMP, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port))}, nil
+	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), slots: make(chan struct{}, maxSessions)}, nil
 }
 
 // Config returns the normalized configuration (it prints with secrets redacted).
@@ -160,9 +172,15 @@ type call struct {
 	ctx   context.Context
 	op    string
 	start time.Time
+	// SNMPv3: the filter of the session's answers, and the engine it started with.
+	answers *answerConn
+	engine  engine
 }
 
-func (s *SNMP) newGoSNMP(ctx context.Context) *gosnmp.GoSNMP {
+// newGoSNMP prepares a gosnmp session; with SNMPv3, it starts from the engine
+// learnt by earlier sessions, unless it must discover it.
+func (c *call) newGoSNMP(discover bool) *gosnmp.GoSNMP {
+	s := c.s
 	g := &gosnmp.GoSNMP{
 		Target:    s.c.Host,
 		Port:      uint16(s.c.Port),
@@ -171,7 +189,7 @@ func (s *SNMP) newGoSNMP(ctx context.Context) *gosnmp.GoSNMP {
 		Version:   gosnmp.Version2c,
 		Timeout:   s.c.Timeout,
 		Retries:   s.c.Retries,
-		Context:   ctx,
+		Context:   c.ctx,
 		MaxOids:   gosnmp.MaxOids,
 	}
 	if s.c.Version == "3" {
@@ -179,6 +197,13 @@ func (s *SNMP) newGoSNMP(ctx context.Context) *gosnmp.GoSNMP {
 		g.Community = ""
 		g.SecurityModel = gosnmp.UserSecurityModel
 		usm := &gosnmp.UsmSecurityParameters{UserName: s.c.V3User}
+		c.engine = engine{}
+		if !discover {
+			c.engine = s.engine.get()
+		}
+		usm.AuthoritativeEngineID = c.engine.id
+		usm.AuthoritativeEngineBoots = c.engine.boots
+		usm.AuthoritativeEngineTime = c.engine.time
 		g.MsgFlags = gosnmp.NoAuthNoPriv
 		if s.c.V3AuthProto != "" {
 			g.MsgFlags = gosnmp.AuthNoPriv
@@ -205,22 +230,56 @@ func privProto(p string) gosnmp.SnmpV3PrivProtocol {
 		"AES256": gosnmp.AES256, "AES192C": gosnmp.AES192C, "AES256C": gosnmp.AES256C}[p]
 }
 
-// session runs fn with a fresh connection. Cancelling ctx closes the socket, so
-// a call blocked on the network returns at once; deadlines bound each attempt.
+// session runs fn with a fresh connection, once one of the driver's slots is
+// free. If the switch no longer knows the SNMPv3 engine ID the session started
+// with, fn runs again with a new engine discovery (its requests are idempotent).
 func (s *SNMP) session(ctx context.Context, op string, fn func(*call) error) error {
 	c := &call{s: s, ctx: ctx, op: op, start: time.Now()}
 	if err := ctx.Err(); err != nil {
 		return c.fail(err, nil, "not sent to %s", c.where())
 	}
-	c.g = s.newGoSNMP(ctx)
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		kind := ctx.Err()
+		if errors.Is(kind, context.DeadlineExceeded) {
+			kind = fmt.Errorf("%w: %w", ErrNoAnswer, kind)
+		}
+		return c.fail(kind, nil, "not sent to %s: the caller gave up {after} waiting behind %d requests in flight", c.where(), maxSessions)
+	}
+	err := c.run(fn, false)
+	if errors.Is(err, errStaleEngine) {
+		s.engine.forget(c.engine.id)
+		err = c.run(fn, true)
+	}
+	return err
+}
+
+// run runs fn on a new socket; discover: with an SNMPv3 engine discovery even
+// if the engine is known. Cancelling ctx closes the socket, so a call blocked on
+// the network returns at once; deadlines bound each attempt.
+func (c *call) run(fn func(*call) error, discover bool) error {
+	c.g = c.newGoSNMP(discover)
 	if err := c.g.Connect(); err != nil {
 		return c.fail(ErrNoAnswer, err, "cannot open a socket to %s", c.where())
 	}
 	conn := c.g.Conn
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(c.ctx, func() { conn.Close() })
 	defer stop()
-	return fn(c)
+	if c.g.Version != gosnmp.Version3 {
+		return fn(c)
+	}
+	c.answers = &answerConn{Conn: conn}
+	c.g.Conn = c.answers
+	// A request is over once gosnmp took an answer: what comes later is late.
+	c.g.OnFinish = func(*gosnmp.GoSNMP) { c.answers.next() }
+	if err := fn(c); err != nil {
+		return err
+	}
+	c.s.engine.learn(c.g.SecurityParameters)
+	return nil
 }
 
 func (c *call) where() string { return fmt.Sprintf("switch %q at %s", c.s.c.Name, c.s.addr) }
@@ -299,17 +358,27 @@ func (c *call) transportError(err error) error {
 		return c.fail(fmt.Errorf("%w: %w", ErrNoAnswer, context.DeadlineExceeded), nil,
 			"no answer from %s {after}, when the caller's deadline was reached", c.where())
 	}
+	report := ""
+	if c.answers != nil {
+		report = c.answers.report
+	}
+	for _, r := range []struct {
+		err error
+		oid string
+	}{{gosnmp.ErrWrongDigest, usmStatsWrongDigests}, {gosnmp.ErrDecryption, usmStatsDecryptionErrors},
+		{gosnmp.ErrUnknownUsername, usmStatsUnknownUserNames}, {gosnmp.ErrUnknownSecurityLevel, usmStatsUnsupportedSecLevels}} {
+		if report == "" && errors.Is(err, r.err) {
+			report = r.oid
+		}
+	}
+	if report != "" {
+		return c.reportError(report)
+	}
 	switch {
-	case errors.Is(err, gosnmp.ErrWrongDigest):
-		return c.fail(ErrAuth, nil, "%s rejected v3 user %q: wrong authentication password or protocol", c.where(), c.s.c.V3User)
-	case errors.Is(err, gosnmp.ErrDecryption):
-		return c.fail(ErrAuth, nil, "%s could not decrypt the request of v3 user %q: wrong privacy password or protocol", c.where(), c.s.c.V3User)
-	case errors.Is(err, gosnmp.ErrUnknownUsername):
-		return c.fail(ErrAuth, nil, "%s does not know v3 user %q", c.where(), c.s.c.V3User)
 	case strings.Contains(err.Error(), "not authentic") || strings.Contains(err.Error(), "not authenticated"):
 		return c.fail(ErrAuth, nil, "%s answered {after}, but not to v3 user %q: unknown user, or wrong authentication password or protocol", c.where(), c.s.c.V3User)
-	case errors.Is(err, gosnmp.ErrUnknownSecurityLevel):
-		return c.fail(ErrAuth, nil, "%s does not accept this security level for v3 user %q", c.where(), c.s.c.V3User)
+	case errors.Is(err, gosnmp.ErrNotInTimeWindow):
+		return c.fail(ErrNoAnswer, nil, "no answer from %s {after} to the request sent again with the clock of its usmStatsNotInTimeWindows report", c.where())
 	}
 	hint := "unreachable, or wrong community"
 	if c.s.c.Version == "3" {
@@ -325,6 +394,28 @@ func (c *call) transportError(err error) error {
 		return c.fail(ErrNoAnswer, nil, "no answer from %s {after} (%s)", c.where(), hint)
 	}
 	return c.fail(ErrNoAnswer, err, "request to %s failed", c.where())
+}
+
+// reportError names what a USM report (RFC 3414) says about the request. An
+// unknown engine ID is errStaleEngine when the session started from a cached one.
+func (c *call) reportError(oid string) error {
+	user := c.s.c.V3User
+	switch oid {
+	case usmStatsUnknownEngineIDs:
+		if c.engine.id != "" {
+			return errStaleEngine
+		}
+		return c.fail(ErrSNMP, nil, "%s answered usmStatsUnknownEngineIDs to the engine ID it had just given", c.where())
+	case usmStatsUnknownUserNames:
+		return c.fail(ErrAuth, nil, "%s does not know v3 user %q", c.where(), user)
+	case usmStatsWrongDigests:
+		return c.fail(ErrAuth, nil, "%s rejected v3 user %q: wrong authentication password or protocol", c.where(), user)
+	case usmStatsDecryptionErrors:
+		return c.fail(ErrAuth, nil, "%s could not decrypt the request of v3 user %q: wrong privacy password or protocol", c.where(), user)
+	case usmStatsUnsupportedSecLevels:
+		return c.fail(ErrAuth, nil, "%s does not accept this security level for v3 user %q", c.where(), user)
+	}
+	return c.fail(ErrSNMP, nil, "%s answered with report %s", c.where(), oid)
 }
 
 // get reads oids (at most MaxOids) in one request and returns them by OID.

@@ -210,7 +210,7 @@ func TestErrors(t *testing.T) {
 			[]string{`no answer from switch "poe-test" at ` + sw.Addr(), "wrong privacy password", "port 2"}},
 		{"v3 unknown user", func() power.Config { c := fast(v3config(sw)); c.V3User = "nobody"; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrAuth},
-			[]string{`v3 user "nobody"`, "unknown user"}},
+			[]string{`does not know v3 user "nobody"`}},
 		{"silent host", func() power.Config { c := fast(v2config(sw)); c.Port = silentPort; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrNoAnswer},
 			[]string{"no answer from switch", "127.0.0.1:" + strconv.Itoa(silentPort), "(unreachable, or wrong community)"}},
@@ -366,4 +366,51 @@ func TestCycle(t *testing.T) {
 		t.Fatalf("Cycle cancelled: %v", err)
 	}
 	wantFile(t, sw, 3, false)
+}
+
+// TestSessionsInFlight: a driver has at most 4 sessions in flight to its switch; a caller
+// behind them gives up on its own deadline without sending anything.
+func TestSessionsInFlight(t *testing.T) {
+	testenv.NeedCommand(t, "snmpd") // keep the suite's requirements uniform
+	silent, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	received := make(chan struct{}, 100)
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := silent.ReadFrom(buf); err != nil {
+				return
+			}
+			received <- struct{}{}
+		}
+	}()
+	p := newSNMP(t, power.Config{Name: "slow", Host: "127.0.0.1", Port: silent.LocalAddr().(*net.UDPAddr).Port,
+		Community: "x", Ports: 8, Timeout: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for port := 2; port <= 5; port++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Set(ctx, port, true) }()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	for range 4 {
+		select {
+		case <-received:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the first 4 requests never reached the switch")
+		}
+	}
+	err = p.Set(ctxT(t, 300*time.Millisecond), 6, true)
+	if !errors.Is(err, power.ErrNoAnswer) || !errors.Is(err, context.DeadlineExceeded) ||
+		!strings.Contains(err.Error(), "not sent to switch \"slow\"") || !strings.Contains(err.Error(), "waiting behind 4 requests") {
+		t.Fatalf("fifth Set: %v", err)
+	}
+	select {
+	case <-received:
+		t.Fatal("a fifth request reached the switch")
+	default:
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"gorm.io/gorm"
 )
 
 // The unique indexes behind the duplicate checks of inventory.go, for what gorm's tags cannot
@@ -30,16 +30,39 @@ func uniqueKeys() []uniqueKey {
 	}
 }
 
-// migrateKeys creates the unique indexes. Rows that already break one are reported (naming
-// both) instead: the index is created on the first start after they are fixed.
-func (s *Store) migrateKeys(ctx context.Context) ([]string, error) {
-	db := s.DB.WithContext(ctx)
-	// A switch's SNMP port is stored as used, so that 0 and 161 are the same address.
-	if err := db.Exec("UPDATE switches SET snmp_port = ? WHERE snmp_port = 0", power.DefaultPort).Error; err != nil {
-		return nil, err
+// ensureKeys creates the unique indexes that are missing, under the migration lock. Rows that
+// already break one are reported (naming both) instead: the index is created on the first
+// start after they are fixed. Once every index exists this only reads.
+func (s *Store) ensureKeys(ctx context.Context) ([]string, error) {
+	missing, warnings, err := s.missingKeys(ctx, s.DB)
+	if err != nil || len(missing) == 0 {
+		return warnings, err
 	}
-	var warnings []string
+	err = s.withMigrationLock(ctx, func(db *gorm.DB) error {
+		missing, warnings, err = s.missingKeys(ctx, db) // another daemon may have made them
+		if err != nil {
+			return err
+		}
+		for _, k := range missing {
+			for _, stmt := range k.ddl(s.Dialect) {
+				if err := db.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("store: unique index %s: %w", k.index, err)
+				}
+			}
+		}
+		return nil
+	})
+	return warnings, err
+}
+
+// missingKeys reads which unique indexes are missing: those the data allows, and a warning for
+// each one that rows sharing a value keep out.
+func (s *Store) missingKeys(ctx context.Context, db *gorm.DB) (missing []uniqueKey, warnings []string, err error) {
+	db = db.WithContext(ctx)
 	for _, k := range uniqueKeys() {
+		if db.Migrator().HasIndex(k.table, k.index) {
+			continue
+		}
 		on := make([]string, len(k.columns))
 		for i, c := range k.columns {
 			on[i] = fmt.Sprintf("a.%s = b.%s", c, c)
@@ -55,20 +78,16 @@ func (s *Store) migrateKeys(ctx context.Context) ([]string, error) {
 		}
 		var dup []struct{ A, B, V string }
 		if err := db.Raw(q + " LIMIT 1").Scan(&dup).Error; err != nil {
-			return nil, fmt.Errorf("store: looking for duplicates in %s: %w", k.table, err)
+			return nil, nil, fmt.Errorf("store: looking for duplicates in %s: %w", k.table, err)
 		}
 		if len(dup) > 0 {
 			warnings = append(warnings, fmt.Sprintf("%s %s and %s share %s %s: change one (the database cannot refuse such duplicates until then)",
 				k.table, label(dup[0].A), label(dup[0].B), strings.Join(k.columns, ":"), dup[0].V))
 			continue
 		}
-		for _, stmt := range k.ddl(s.Dialect) {
-			if err := db.Exec(stmt).Error; err != nil {
-				return nil, fmt.Errorf("store: unique index %s: %w", k.index, err)
-			}
-		}
+		missing = append(missing, k)
 	}
-	return warnings, nil
+	return missing, warnings, nil
 }
 
 // ddl is what creates the index, if it does not exist yet.

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -28,31 +27,87 @@ type Store struct {
 	// Warnings are what Open found wrong in the data and could not fix itself (two nodes
 	// sharing an IP address…); the daemons log them and "pitasks check" lists them.
 	Warnings []string
+	target   string // the connection URL without its password, for messages
 }
 
+// sqliteBusyTimeout is how long a SQLite statement waits for another connection's write lock.
+const sqliteBusyTimeout = 10 * time.Second
+
 // Open connects to connURL (mysql://user:pass@host[:port]/db or sqlite:///path/file.db)
-// and migrates the schema.
+// and migrates the schema (see migrations.go).
 func Open(ctx context.Context, connURL string) (*Store, error) {
+	s, err := connect(ctx, connURL, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.Warnings, err = s.ensureKeys(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ErrNoDatabase is returned by InspectSchema for a SQLite file that does not exist yet.
+var ErrNoDatabase = errors.New("store: the database does not exist yet")
+
+// InspectSchema says where the schema of the database at connURL stands, and writes
+// nothing: SQLite is opened read-only, MariaDB only read. It fails with ErrSchemaNewer for a
+// database migrated by a newer program.
+func InspectSchema(ctx context.Context, connURL string) (Schema, error) {
+	latest := len(migrations())
+	s, err := connect(ctx, connURL, true)
+	if err != nil {
+		return Schema{Latest: latest}, err
+	}
+	defer s.Close()
+	v, err := s.schemaVersion(ctx, s.DB)
+	if err != nil {
+		return Schema{Latest: latest}, err
+	}
+	sc := Schema{Version: v, Latest: latest}
+	if err := s.checkNotNewer(ctx, s.DB, v); err != nil {
+		return sc, err
+	}
+	if v == latest {
+		_, sc.Warnings, err = s.missingKeys(ctx, s.DB)
+	}
+	return sc, err
+}
+
+// connect opens the database; readOnly: without creating or changing anything.
+func connect(ctx context.Context, connURL string, readOnly bool) (*Store, error) {
 	dialect, dsn, err := ParseURL(connURL)
 	if err != nil {
 		return nil, err
 	}
+	target := redactURL(connURL)
 	cfg := &gorm.Config{Logger: logger.Discard, TranslateError: true}
 	var dialector gorm.Dialector
 	switch dialect {
 	case "sqlite":
-		if dir := filepath.Dir(dsn); dir != "" {
+		if readOnly {
+			if _, err := os.Stat(dsn); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil, fmt.Errorf("%w: %s", ErrNoDatabase, dsn)
+				}
+				return nil, fmt.Errorf("store: %w", err)
+			}
+		} else if dir := filepath.Dir(dsn); dir != "" {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return nil, fmt.Errorf("store: create database folder: %w", err)
 			}
 		}
-		dialector = sqlite.Open(dsn + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)")
+		dialector = sqliteDialector(dsn, readOnly)
 	case "mysql":
 		dialector = mysql.Open(dsn)
 	}
 	db, err := gorm.Open(dialector, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", redactURL(connURL), err)
+		return nil, fmt.Errorf("store: open %s: %w", target, err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -69,22 +124,10 @@ func Open(ctx context.Context, connURL string) (*Store, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
-		return nil, fmt.Errorf("store: connect %s: %w", redactURL(connURL), err)
+		sqlDB.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", target, err)
 	}
-	s := &Store{DB: db, Dialect: dialect}
-	if err := db.WithContext(ctx).AutoMigrate(append(allModels(), webModels()...)...); err != nil {
-		return nil, fmt.Errorf("store: migrate: %w", err)
-	}
-	// Tokens made when tokens did not expire get the default lifetime from now on.
-	err = db.WithContext(ctx).Model(&APIToken{}).Where("expires_at IS NULL").
-		Update("expires_at", time.Now().UTC().Add(APITokenTTL)).Error
-	if err != nil {
-		return nil, fmt.Errorf("store: migrate: API token expiry: %w", err)
-	}
-	if s.Warnings, err = s.migrateKeys(ctx); err != nil {
-		return nil, fmt.Errorf("store: migrate: %w", err)
-	}
-	return s, nil
+	return &Store{DB: db, Dialect: dialect, target: target}, nil
 }
 
 // InTx runs fn with a Store whose every call is part of one transaction: all or nothing.

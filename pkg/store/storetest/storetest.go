@@ -6,14 +6,16 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"
@@ -140,5 +142,66 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ReadOnlyURL returns the URL of the MariaDB database of url for a new user that may only
+// read it (dropped at the end of the test): what it does cannot write.
+func ReadOnlyURL(t testing.TB, url string) string {
+	t.Helper()
+	_, dsn, err := store.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("mysql", dsnFor(mysqlServer(), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	user, pass := "ro_"+hex.EncodeToString(b), "pw-"+hex.EncodeToString(b)
+	// localhost and 127.0.0.1 too: an anonymous user of either would match first.
+	hosts := []string{"%", "localhost", "127.0.0.1"}
+	t.Cleanup(func() {
+		for _, h := range hosts {
+			_, _ = admin.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%s'", user, h))
+		}
+		admin.Close()
+	})
+	for _, h := range hosts {
+		for _, q := range []string{fmt.Sprintf("CREATE USER '%s'@'%s' IDENTIFIED BY '%s'", user, h, pass),
+			fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%s'", cfg.DBName, user, h)} {
+			if _, err := admin.Exec(q); err != nil {
+				t.Fatalf("read-only user: %v", err)
+			}
+		}
+	}
+	return fmt.Sprintf("mysql://%s:%s@%s/%s", user, pass, cfg.Addr, cfg.DBName)
+}
+
+// Checksum is the SHA-256 of the SQLite database file of url.
+func Checksum(t testing.TB, url string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(strings.TrimPrefix(url, "sqlite://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// WantUnchanged fails the test if the SQLite database of url is not as it was when its
+// Checksum was before, or if its write-ahead log holds anything (SQLite may create the empty
+// -wal and -shm files it needs to read a WAL database).
+func WantUnchanged(t testing.TB, url string, before [32]byte) {
+	t.Helper()
+	if Checksum(t, url) != before {
+		t.Fatalf("%s changed", url)
+	}
+	if b, err := os.ReadFile(strings.TrimPrefix(url, "sqlite://") + "-wal"); err == nil && len(b) > 0 {
+		t.Fatalf("%d bytes were written to the write-ahead log of %s", len(b), url)
 	}
 }
