@@ -192,8 +192,10 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 	must(st.SetSettings(ctx, map[string]string{settingSMTPPassword: testSMTPPass}))
 	run, err := st.RequestDiscovery(ctx, f.sw2.ID, []int{1}, f.admin.ID)
 	must(err)
+	_, err = st.ClaimDiscovery(ctx, "pitasks-test", f.now, time.Minute)
+	must(err)
 	must(st.AppendDiscoveryOutput(ctx, run.ID, "port 1: no Raspberry Pi answered"))
-	must(st.FinishDiscovery(ctx, run.ID, nil, f.now))
+	must(st.FinishDiscovery(ctx, run.ID, "pitasks-test", nil, f.now))
 	f.discovery = *run
 
 	logger := slog.New(slog.NewTextHandler(lockedWriter{b: f.log}, nil))
