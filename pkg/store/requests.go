@@ -88,15 +88,27 @@ func (s *Store) PortRequests(ctx context.Context, switchID uint, limit int) ([]P
 }
 
 // LatestPortStatus returns the newest status request of a switch that pitasks ended (done or
-// failed), or nil.
-func (s *Store) LatestPortStatus(ctx context.Context, switchID uint) (*PortRequest, error) {
-	var r PortRequest
-	err := s.DB.WithContext(ctx).Where("switch_id = ? AND action = ? AND state IN ?", switchID, PortStatus,
-		[]string{RequestDone, RequestFailed}).Order("id DESC").First(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
+// failed), and the one it has not ended yet; each may be nil.
+func (s *Store) LatestPortStatus(ctx context.Context, switchID uint) (ended, pending *PortRequest, err error) {
+	var rs []PortRequest
+	err = s.DB.WithContext(ctx).Where("switch_id = ? AND action = ?", switchID, PortStatus).Order("id DESC").Limit(2).Find(&rs).Error
+	if err != nil {
+		return nil, nil, err
 	}
-	return &r, err
+	// At most one status request is pending at a time (RequestPort): the two newest hold both.
+	for i := range rs {
+		switch rs[i].State {
+		case RequestDone, RequestFailed:
+			if ended == nil {
+				ended = &rs[i]
+			}
+		default:
+			if pending == nil {
+				pending = &rs[i]
+			}
+		}
+	}
+	return ended, pending, nil
 }
 
 // PortStates decodes the ports' states pitasks read (nil before it did).

@@ -58,9 +58,15 @@ func TestPortRequests(t *testing.T) {
 			t.Fatalf("claimed a request under a live lease: %+v %v", again, err)
 		}
 		states := map[int]store.PortState{1: {On: true, Detail: "delivering power"}, 2: {}, 3: {On: true}}
+		if _, pending, err := s.LatestPortStatus(ctx, c.sw.ID); err != nil || pending == nil || pending.ID != st1.ID {
+			t.Fatalf("pending status: %+v %v", pending, err)
+		}
 		check(t, s.FinishPortRequest(ctx, next.ID, "pitasks-2", states, nil, now.Add(31*time.Second)))
-		latest, err := s.LatestPortStatus(ctx, c.sw.ID)
+		latest, pending, err := s.LatestPortStatus(ctx, c.sw.ID)
 		check(t, err)
+		if pending != nil {
+			t.Fatalf("still pending: %+v", pending)
+		}
 		read, err := latest.PortStates()
 		check(t, err)
 		if latest.ID != st1.ID || len(read) != 3 || read[1] != states[1] || read[2].On {
