@@ -247,6 +247,7 @@ func (b *browser) do(req *http.Request) *httptest.ResponseRecorder {
 	req.RemoteAddr = "198.51.100.7:5555"
 	rec := httptest.NewRecorder()
 	b.f.s.ServeHTTP(rec, req)
+	checkAPIAnswer(b.f.t, req, rec)
 	for _, c := range rec.Result().Cookies() {
 		if c.MaxAge < 0 {
 			delete(b.cookies, c.Name)
@@ -282,7 +283,7 @@ func (b *browser) postRaw(path string, form url.Values) *httptest.ResponseRecord
 	return b.do(req)
 }
 
-// api calls the JSON API with the role's token ("anon": none).
+// api calls the JSON API with the role's token ("anon": none); the answer must match openapi.json.
 func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRecorder {
 	var r io.Reader
 	if body != nil {
@@ -301,6 +302,7 @@ func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRec
 	}
 	rec := httptest.NewRecorder()
 	f.s.ServeHTTP(rec, req)
+	checkAPIAnswer(f.t, req, rec)
 	return rec
 }
 

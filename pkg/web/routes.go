@@ -66,6 +66,8 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(public, post, "/signup", s.saveSignup)
 	add(public, get, "/confirm/:token", s.showConfirm)
 	add(public, post, "/confirm", s.saveConfirm)
+	add(public, get, "/docs/api", s.showAPIDocs)
+	add(open, get, "/api/v1/openapi.json", s.apiDescription)
 
 	// Users.
 	add(user, post, "/logout", s.logout)

@@ -85,6 +85,8 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"POST /signup":                         {path: "/signup", form: url.Values{"email": {"new@example.org"}, "first_name": {"New"}, "password": {testPassword}, "password_confirm": {testPassword}}, want: want{see, see, see, see}},
 		"GET /confirm/:token":                  {path: "/confirm/abc", want: want{ok, ok, ok, ok}},
 		"POST /confirm":                        {path: "/confirm", form: url.Values{"token": {"bogus"}}, want: want{bad, bad, bad, bad}},
+		"GET /docs/api":                        {path: "/docs/api", want: want{ok, ok, ok, ok}},
+		"GET /api/v1/openapi.json":             {path: "/api/v1/openapi.json", want: want{ok, ok, ok, ok}},
 		"POST /logout":                         {path: "/logout", want: userPost, noEffect: true},
 		"GET /":                                {path: "/", want: want{see, see, see, see}},
 		"GET /resources":                       {path: "/resources", want: userPage},

@@ -214,6 +214,7 @@ func TestEscaping(t *testing.T) {
 
 // liveServer serves f's database on a real loopback socket and returns its base URL. The
 // server's clock is now (f.now when nil: then the test must not change f.now meanwhile).
+// Its API answers are checked against openapi.json.
 func liveServer(t *testing.T, f *fixture, now func() time.Time) string {
 	t.Helper()
 	if now == nil {
@@ -223,9 +224,7 @@ func liveServer(t *testing.T, f *fixture, now func() time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return checkedServer(t, s).URL
 }
 
 // netClient is a browser at a chosen loopback address (127.0.0.x) talking to a live server

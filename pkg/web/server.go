@@ -67,6 +67,8 @@ type Server struct {
 	resources resourcesCache
 	metrics   *metrics.Frontend
 	zones     zones
+	// apiDocs is openapi.json as the docs page shows it.
+	apiDocs *apiDocs
 }
 
 // Session lifetime.
@@ -116,6 +118,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.signer = auth.NewSigner(secret)
 	var err error
 	if s.pages, err = loadPages(assets, &s.zones); err != nil {
+		return nil, err
+	}
+	if s.apiDocs, err = parseAPIDocs(openAPISpec); err != nil {
 		return nil, err
 	}
 	static, err := fs.Sub(assets, "static")
