@@ -9,19 +9,20 @@ import (
 	"github.com/piseduce/piseduce/pkg/web"
 )
 
-// snmpPower adapts pkg/power's SNMP driver to the web's Power interface.
-func snmpPower(sw *store.Switch) (web.Power, error) {
-	p, err := power.NewSNMP(sw.PowerConfig(2*time.Second, 1))
+// openPower adapts the switch's power driver (power.Open, whatever its kind) to the web's
+// Power interface.
+func openPower(sw *store.Switch) (web.Power, error) {
+	p, err := power.Open(sw.PowerConfig(2*time.Second, 1))
 	if err != nil {
 		return nil, err
 	}
-	return snmpSwitch{p}, nil
+	return webPower{p}, nil
 }
 
-type snmpSwitch struct{ *power.SNMP }
+type webPower struct{ power.Controller }
 
-func (s snmpSwitch) StatusAll(ctx context.Context) (map[int]web.PortState, error) {
-	m, err := s.SNMP.StatusAll(ctx)
+func (s webPower) StatusAll(ctx context.Context) (map[int]web.PortState, error) {
+	m, err := s.Controller.StatusAll(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +37,7 @@ func (s snmpSwitch) StatusAll(ctx context.Context) (map[int]web.PortState, error
 	return out, nil
 }
 
-// Cycle keeps the port off 3 s, as pitasks does for a hard reboot.
-func (s snmpSwitch) Cycle(ctx context.Context, port int) error {
-	return s.SNMP.Cycle(ctx, port, 3*time.Second)
+// Cycle keeps the port off power.OffWait, as pitasks does for a hard reboot.
+func (s webPower) Cycle(ctx context.Context, port int) error {
+	return s.Controller.Cycle(ctx, port, power.OffWait)
 }

@@ -88,8 +88,8 @@ func TestPortCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "off for 3s, then on") || !strings.Contains(out, "sw1 port 3: on") || !isOn(3) {
 		t.Fatalf("cycle: %v %q", err, out)
 	}
-	if time.Since(start) < cycleOff {
-		t.Fatalf("cycle took %s, want at least %s off", time.Since(start), cycleOff)
+	if time.Since(start) < power.OffWait {
+		t.Fatalf("cycle took %s, want at least %s off", time.Since(start), power.OffWait)
 	}
 
 	// The master port: status is fine, switching is refused by the driver and the port is untouched.

@@ -159,7 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	}
 	dep := deploy.New(deploy.Deployer{
 		Dialer:      deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: st}},
-		Switches:    &deploy.SNMPSwitches{},
+		Switches:    &deploy.PowerDrivers{},
 		Boot:        netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
 		Keys:        st,
 		ImgDir:      cfg.Cluster.ImgDir,

@@ -70,20 +70,20 @@ func TestBrowserOnTheLab(t *testing.T) {
 	}
 }
 
-// labPower is pifrontend's PoE control (cmd/pifrontend's SNMP adapter) on the lab's switch,
-// so that the admin's switch page shows the real port states.
+// labPower is pifrontend's PoE control (cmd/pifrontend's adapter of power.Open) on the lab's
+// switch, so that the admin's switch page shows the real port states.
 func labPower(sw *store.Switch) (Power, error) {
-	p, err := power.NewSNMP(sw.PowerConfig(2*time.Second, 1))
+	p, err := power.Open(sw.PowerConfig(2*time.Second, 1))
 	if err != nil {
 		return nil, err
 	}
-	return snmpPower{p}, nil
+	return labPorts{p}, nil
 }
 
-type snmpPower struct{ *power.SNMP }
+type labPorts struct{ power.Controller }
 
-func (s snmpPower) StatusAll(ctx context.Context) (map[int]PortState, error) {
-	m, err := s.SNMP.StatusAll(ctx)
+func (s labPorts) StatusAll(ctx context.Context) (map[int]PortState, error) {
+	m, err := s.Controller.StatusAll(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +97,6 @@ func (s snmpPower) StatusAll(ctx context.Context) (map[int]PortState, error) {
 	return out, nil
 }
 
-func (s snmpPower) Cycle(ctx context.Context, port int) error {
-	return s.SNMP.Cycle(ctx, port, 3*time.Second)
+func (s labPorts) Cycle(ctx context.Context, port int) error {
+	return s.Controller.Cycle(ctx, port, power.OffWait)
 }
