@@ -26,6 +26,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/names"
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -78,6 +79,11 @@ type Switch struct {
 	OIDOffset  int    `json:"oid_offset"`
 	// SNMPPort is an extension of ours (the original always used 161); omitted when 0.
 	SNMPPort int `json:"snmp_port,omitempty"`
+	// Driver and Command are extensions of ours: the power driver's kind ("snmp" when
+	// omitted, as in the original's files) and, for "command", its programs, e.g.
+	// "command": {"on": ["/usr/sbin/uhubctl", "-l", "1-1", "-p", "{port}", "-a", "on"], …}.
+	Driver  string         `json:"driver,omitempty"`
+	Command *power.Command `json:"command,omitempty"`
 
 	source
 }
@@ -362,6 +368,13 @@ func (s *Switch) apply(sw *store.Switch) {
 	s.set("oid", func() { sw.OID = s.OID })
 	s.set("oid_offset", func() { sw.OIDOffset = s.OIDOffset })
 	s.set("snmp_port", func() { sw.SNMPPort = s.SNMPPort })
+	s.set("driver", func() { sw.Driver = s.Driver })
+	s.set("command", func() {
+		sw.Command = power.Command{}
+		if s.Command != nil {
+			sw.Command = *s.Command
+		}
+	})
 }
 
 // apply writes what the file of n gives over node, on switch switchID.
