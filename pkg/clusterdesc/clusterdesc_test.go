@@ -515,7 +515,7 @@ func TestImportCommandSwitch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k := sw.Command
+			k := sw.Power.Command
 			if sw.Driver != "command" || strings.Join(k.On, " ") != "/usr/sbin/uhubctl -l 1-1 -p {port} -a on" ||
 				len(k.Off) != 7 || len(k.Status) != 5 || k.StatusOn != `Port {port}: \S+ power` || k.Timeout != 10 {
 				t.Fatalf("stored %s %+v", sw.Driver, k)

@@ -99,7 +99,8 @@ func TestDeployThroughCommandDriver(t *testing.T) {
 	}
 	dir := h.Lab.Switch().PortStateDir()
 	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
-	sw.Driver, sw.Command = power.DriverCommand, power.Command{On: argv("on"), Off: argv("off"), Status: argv("state")}
+	sw.Driver = power.DriverCommand
+	sw.Power = power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("state")}}
 	if err := h.Store.UpdateSwitch(ctx, sw); err != nil {
 		t.Fatal(err)
 	}

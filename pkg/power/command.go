@@ -82,7 +82,7 @@ func (c *Config) normalizeCommand(bad func(field, f string, a ...any)) {
 		field    string
 		argv     []string
 		optional bool
-	}{{"Command.On", k.On, false}, {"Command.Off", k.Off, false}, {"Command.Status", k.Status, false}, {"Command.Cycle", k.Cycle, true}} {
+	}{{"command.on", k.On, false}, {"command.off", k.Off, false}, {"command.status", k.Status, false}, {"command.cycle", k.Cycle, true}} {
 		if len(a.argv) == 0 {
 			if !a.optional {
 				bad(a.field, "the command driver needs this command (an absolute program path, then its arguments)")
@@ -93,9 +93,9 @@ func (c *Config) normalizeCommand(bad func(field, f string, a ...any)) {
 	}
 	switch {
 	case (k.StatusOn == "") != (k.StatusOff == ""):
-		bad("Command.StatusOn", "give both status_on and status_off (output that matches neither is then an error), or neither to go by the exit code")
+		bad("command.status_on", "give both status_on and status_off (output that matches neither is then an error), or neither to go by the exit code")
 	case k.StatusOn != "":
-		for field, re := range map[string]string{"Command.StatusOn": k.StatusOn, "Command.StatusOff": k.StatusOff} {
+		for field, re := range map[string]string{"command.status_on": k.StatusOn, "command.status_off": k.StatusOff} {
 			if _, err := regexp.Compile(c.expand(re, 1, regexp.QuoteMeta)); err != nil {
 				bad(field, "%q is not a regular expression: %v", re, err)
 			} else if p := unknownPlaceholder(re); p != "" {
@@ -104,7 +104,7 @@ func (c *Config) normalizeCommand(bad func(field, f string, a ...any)) {
 		}
 	}
 	if k.Timeout < 0 || k.Timeout > 3600 {
-		bad("Command.Timeout", "timeout must be from 0 (the default, %s) to 3600 seconds (got %d)", DefaultCommandTimeout, k.Timeout)
+		bad("command.timeout", "timeout must be from 0 (the default, %s) to 3600 seconds (got %d)", DefaultCommandTimeout, k.Timeout)
 	}
 }
 
@@ -265,7 +265,7 @@ func (d *commandDriver) status(ctx context.Context, port int) (PortStatus, error
 		case err != nil:
 			return PortStatus{}, err
 		case code == 0 || code == 1:
-			return PortStatus{On: code == 0, Delivering: code == 0}, nil
+			return PortStatus{On: code == 0}, nil
 		}
 		return PortStatus{}, fmt.Errorf("power: %s of switch %q: %s: %w: exit status %d (want 0 for on, 1 for off)%s",
 			op, d.c.Name, k.Status[0], ErrBadValue, code, quoteOutput("stdout", out))
@@ -284,7 +284,7 @@ func (d *commandDriver) status(ctx context.Context, port int) (PortStatus, error
 		}
 		return PortStatus{}, fmt.Errorf("power: %s of switch %q: %s: %w: %s its output%s", op, d.c.Name, k.Status[0], ErrBadValue, what, quoteOutput("stdout", out))
 	}
-	return PortStatus{On: on, Delivering: on}, nil
+	return PortStatus{On: on}, nil
 }
 
 // StatusAll runs the status command for every port, one after the other.

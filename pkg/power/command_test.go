@@ -30,8 +30,8 @@ func newHub(t *testing.T) *hub {
 	dir := t.TempDir()
 	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
 	return &hub{dir: dir, cfg: power.Config{Name: "usbhub", Driver: "command", Ports: 4, MasterPort: 4,
-		Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("status"),
-			StatusOn: `Port {port}: \S+ power`, StatusOff: `Port {port}: \S+ off`}}}
+		Settings: power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("status"),
+			StatusOn: `Port {port}: \S+ power`, StatusOff: `Port {port}: \S+ off`}}}}
 }
 
 func (h *hub) open(t *testing.T) power.Controller {
@@ -268,16 +268,16 @@ func TestCommandValidation(t *testing.T) {
 		{"host may be given", func(c *power.Config) { c.Host = "pdu-1.lab.example" }, "", ""},
 		{"bad host", func(c *power.Config) { c.Host = "pdu 1" }, "Host", "not an IP address or a host name"},
 		{"unknown driver", func(c *power.Config) { c.Driver = "ipmi" }, "Driver", `unknown driver "ipmi" (want snmp or command)`},
-		{"no on command", func(c *power.Config) { c.Command.On = nil }, "Command.On", "needs this command"},
-		{"no status command", func(c *power.Config) { c.Command.Status = nil }, "Command.Status", "needs this command"},
-		{"relative program", func(c *power.Config) { c.Command.Off = []string{"uhubctl", "-a", "off"} }, "Command.Off", `program "uhubctl" must be an absolute`},
-		{"placeholder in program", func(c *power.Config) { c.Command.Off = []string{"/usr/bin/{switch}"} }, "Command.Off", "without placeholders"},
-		{"unknown placeholder", func(c *power.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "-p", "{prot}"} }, "Command.On", "unknown placeholder {prot}"},
-		{"newline in an argument", func(c *power.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "a\nb"} }, "Command.On", "argument 1 must be one line"},
-		{"bad cycle", func(c *power.Config) { c.Command.Cycle = []string{""} }, "Command.Cycle", "absolute"},
-		{"one regexp only", func(c *power.Config) { c.Command.StatusOff = "" }, "Command.StatusOn", "give both status_on and status_off"},
-		{"bad regexp", func(c *power.Config) { c.Command.StatusOff = "Port (" }, "Command.StatusOff", "is not a regular expression"},
-		{"negative timeout", func(c *power.Config) { c.Command.Timeout = -1 }, "Command.Timeout", "from 0"},
+		{"no on command", func(c *power.Config) { c.Command.On = nil }, "command.on", "needs this command"},
+		{"no status command", func(c *power.Config) { c.Command.Status = nil }, "command.status", "needs this command"},
+		{"relative program", func(c *power.Config) { c.Command.Off = []string{"uhubctl", "-a", "off"} }, "command.off", `program "uhubctl" must be an absolute`},
+		{"placeholder in program", func(c *power.Config) { c.Command.Off = []string{"/usr/bin/{switch}"} }, "command.off", "without placeholders"},
+		{"unknown placeholder", func(c *power.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "-p", "{prot}"} }, "command.on", "unknown placeholder {prot}"},
+		{"newline in an argument", func(c *power.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "a\nb"} }, "command.on", "argument 1 must be one line"},
+		{"bad cycle", func(c *power.Config) { c.Command.Cycle = []string{""} }, "command.cycle", "absolute"},
+		{"one regexp only", func(c *power.Config) { c.Command.StatusOff = "" }, "command.status_on", "give both status_on and status_off"},
+		{"bad regexp", func(c *power.Config) { c.Command.StatusOff = "Port (" }, "command.status_off", "is not a regular expression"},
+		{"negative timeout", func(c *power.Config) { c.Command.Timeout = -1 }, "command.timeout", "from 0"},
 		{"no ports", func(c *power.Config) { c.Ports, c.MasterPort = 0, 0 }, "Ports", "ports must be from 1"},
 	}
 	for _, tc := range cases {

@@ -24,7 +24,7 @@ import (
 // PortStatus is what the switch says about one port.
 type PortStatus struct {
 	On         bool // admin state: the port is enabled (pethPsePortAdminEnable = 1)
-	Delivering bool // the port delivers power (pethPsePortDetectionStatus = 3)
+	Delivering bool // the port delivers power (pethPsePortDetectionStatus = 3); false when the driver cannot tell
 }
 
 // Controller is a switch's power driver, as Open returns it. Drivers refuse the master port
@@ -52,6 +52,14 @@ const (
 	DriverSNMP    = "snmp"    // the default: a PoE switch driven over SNMP
 	DriverCommand = "command" // programs the admin configures (Command)
 )
+
+// Settings are the settings of the driver kinds added after SNMP (whose settings have fields
+// and columns of their own), one field per kind, named by its JSON key. The store keeps them
+// as one JSON document, and the import, the API and pitasks carry them as they are: a new
+// kind's settings are one more field here, and nothing outside pkg/power changes.
+type Settings struct {
+	Command Command `json:"command,omitzero"`
+}
 
 // Drivers lists the driver kinds, the default first.
 func Drivers() []string { return []string{DriverSNMP, DriverCommand} }
@@ -89,8 +97,8 @@ type Config struct {
 	Name   string // for messages, e.g. "poe-rack1"
 	Driver string // driver kind: DriverSNMP (default when empty)
 
-	// Command is the command driver's programs.
-	Command Command
+	// Settings are the settings of the driver kinds after SNMP.
+	Settings
 
 	// SNMP settings.
 	Host      string // IP address or name of the switch
@@ -148,7 +156,8 @@ var privProtos = map[string]bool{"DES": true, "AES": true, "AES192": true, "AES2
 // MaxPorts is the most PoE ports a switch may have.
 const MaxPorts = 1024
 
-// Problem is one invalid setting: Field is the name of the Config field.
+// Problem is one invalid setting: Field is the name of the Config field, or for Settings the
+// JSON path of the setting ("command.on").
 type Problem struct {
 	Field string
 	Msg   string

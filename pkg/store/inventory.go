@@ -124,14 +124,12 @@ func checkName(kind, name string) error {
 	return nil
 }
 
-// powerFields maps the fields of power.Config to the switch's.
+// powerFields maps the SNMP fields of power.Config to the switch's.
 func powerFields() map[string]string {
 	return map[string]string{"Host": "ip", "Port": "snmp_port", "Version": "snmp_version", "Community": "community",
 		"V3User": "v3_user", "V3AuthProto": "v3_auth_proto", "V3AuthPass": "v3_auth_pass", "V3PrivProto": "v3_priv_proto",
 		"V3PrivPass": "v3_priv_pass", "OID": "oid", "StatusOID": "oid", "OIDOffset": "oid_offset",
-		"MasterPort": "master_port", "Ports": "port_count", "Driver": "driver", "Command.On": "command.on",
-		"Command.Off": "command.off", "Command.Status": "command.status", "Command.Cycle": "command.cycle",
-		"Command.StatusOn": "command.status_on", "Command.StatusOff": "command.status_off", "Command.Timeout": "command.timeout"}
+		"MasterPort": "master_port", "Ports": "port_count", "Driver": "driver"}
 }
 
 // PowerConfig is the power driver's configuration of the switch.
@@ -139,7 +137,7 @@ func (sw *Switch) PowerConfig(timeout time.Duration, retries int) power.Config {
 	return power.Config{Name: sw.Name, Host: sw.IP, Port: sw.SNMPPort, Version: sw.SNMPVersion,
 		Community: sw.Community, V3User: sw.V3User, V3AuthProto: sw.V3AuthProto, V3AuthPass: sw.V3AuthPass,
 		V3PrivProto: sw.V3PrivProto, V3PrivPass: sw.V3PrivPass, OID: sw.OID, OIDOffset: sw.OIDOffset,
-		MasterPort: sw.MasterPort, Ports: sw.PortCount, Timeout: timeout, Retries: retries, Driver: sw.Driver, Command: sw.Command}
+		MasterPort: sw.MasterPort, Ports: sw.PortCount, Timeout: timeout, Retries: retries, Driver: sw.Driver, Settings: sw.Power}
 }
 
 // Validate checks sw and normalizes its SNMP settings as the power driver reads them (the
@@ -154,7 +152,11 @@ func (sw *Switch) Validate() error {
 	var ce *power.ConfigError
 	if errors.As(err, &ce) {
 		p := ce.Problems[0]
-		return &InvalidError{Kind: "switch", Name: sw.Name, Field: powerFields()[p.Field], Reason: p.Msg}
+		field, ok := powerFields()[p.Field]
+		if !ok {
+			field = p.Field // a Settings path, "command.on": the switch's JSON keys already
+		}
+		return &InvalidError{Kind: "switch", Name: sw.Name, Field: field, Reason: p.Msg}
 	}
 	if err != nil {
 		return err

@@ -213,7 +213,7 @@ func TestDuplicatesRefused(t *testing.T) {
 		for _, name := range []string{"hub1", "hub2"} {
 			argv := []string{"/usr/sbin/uhubctl", "-p", "{port}"}
 			hub := store.Switch{Name: name, IP: "192.0.2.10", SNMPPort: 161, PortCount: 4, Driver: power.DriverCommand,
-				Command: power.Command{On: argv, Off: argv, Status: argv}}
+				Power: power.Settings{Command: power.Command{On: argv, Off: argv, Status: argv}}}
 			check(t, s.CreateSwitch(ctx, &hub))
 		}
 		// The database itself keys SNMP switches' addresses.

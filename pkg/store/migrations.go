@@ -32,7 +32,7 @@ func migrations() []migration {
 		{"deployments.queued, reservations.time_zone: the wait for a worker; the zone a reservation was entered in", autoMigrate(&Deployment{}, &Reservation{})},
 		{"api_tokens.expires_at, read_only: tokens made before tokens expired last 90 days from the upgrade", tokensExpire},
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
-		{"switches.driver, command: the power driver's kind (snmp for existing switches), the command driver's programs; only SNMP switches' addresses are unique", powerDrivers},
+		{"switches.driver, power: the power driver's kind (snmp for existing switches), other kinds' settings; only SNMP switches' addresses are unique", powerDrivers},
 	}
 }
 

@@ -28,9 +28,10 @@ type switchInput struct {
 	MasterPort  int    `json:"master_port"`
 	OID         string `json:"oid"`
 	OIDOffset   int    `json:"oid_offset"`
-	// Driver is the power driver's kind (snmp when empty); Command the command driver's programs.
-	Driver  string        `json:"driver"`
-	Command power.Command `json:"command"`
+	// Driver is the power driver's kind (snmp when empty); the other kinds' settings are
+	// power.Settings, whose keys ("command") are this object's.
+	Driver string `json:"driver"`
+	power.Settings
 }
 
 // apply writes in over sw; the store validates the result.
@@ -38,7 +39,7 @@ func (in switchInput) apply(sw *store.Switch) {
 	sw.Name, sw.IP, sw.SNMPPort, sw.SNMPVersion = in.Name, in.IP, in.SNMPPort, in.SNMPVersion
 	sw.V3User, sw.V3AuthProto, sw.V3PrivProto = in.V3User, in.V3AuthProto, in.V3PrivProto
 	sw.PortCount, sw.MasterPort, sw.OID, sw.OIDOffset = in.PortCount, in.MasterPort, in.OID, in.OIDOffset
-	sw.Driver, sw.Command = in.Driver, in.Command
+	sw.Driver, sw.Power = in.Driver, in.Settings
 	if in.Community != "" {
 		sw.Community = in.Community
 	}
@@ -70,7 +71,7 @@ func (switchFormData) Drivers() []string { return power.Drivers() }
 func switchForm(sw *store.Switch) switchInput {
 	return switchInput{Name: sw.Name, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion, V3User: sw.V3User,
 		V3AuthProto: sw.V3AuthProto, V3PrivProto: sw.V3PrivProto, PortCount: sw.PortCount, MasterPort: sw.MasterPort,
-		OID: sw.OID, OIDOffset: sw.OIDOffset, Driver: sw.Driver, Command: sw.Command}
+		OID: sw.OID, OIDOffset: sw.OIDOffset, Driver: sw.Driver, Settings: sw.Power}
 }
 
 // showSwitchForm is the add (/admin/switches/new) or edit form.
@@ -96,10 +97,10 @@ func bindSwitchForm(c echo.Context) switchInput {
 		V3User: c.FormValue("v3_user"), V3AuthProto: c.FormValue("v3_auth_proto"), V3AuthPass: c.FormValue("v3_auth_pass"),
 		V3PrivProto: c.FormValue("v3_priv_proto"), V3PrivPass: c.FormValue("v3_priv_pass"), PortCount: atoi("port_count"),
 		MasterPort: atoi("master_port"), OID: strings.TrimSpace(c.FormValue("oid")), OIDOffset: atoi("oid_offset"),
-		Driver: c.FormValue("driver"), Command: power.Command{On: argv(c.FormValue("command_on")),
+		Driver: c.FormValue("driver"), Settings: power.Settings{Command: power.Command{On: argv(c.FormValue("command_on")),
 			Off: argv(c.FormValue("command_off")), Status: argv(c.FormValue("command_status")),
 			Cycle: argv(c.FormValue("command_cycle")), StatusOn: c.FormValue("command_status_on"),
-			StatusOff: c.FormValue("command_status_off"), Timeout: atoi("command_timeout")}}
+			StatusOff: c.FormValue("command_status_off"), Timeout: atoi("command_timeout")}}}
 }
 
 // argv reads a command from a text area: one argument per line, blank lines skipped. An

@@ -52,26 +52,26 @@ func (s *Server) apiDeleteUser(c echo.Context) error  { return s.apiUserAction("
 
 // switchJSON never carries the community or SNMPv3 passwords, only whether they are set.
 type switchJSON struct {
-	ID            uint           `json:"id"`
-	Name          string         `json:"name"`
-	IP            string         `json:"ip"`
-	SNMPPort      int            `json:"snmp_port"`
-	SNMPVersion   string         `json:"snmp_version"`
-	HasCommunity  bool           `json:"has_community"`
-	V3User        string         `json:"v3_user,omitempty"`
-	V3AuthProto   string         `json:"v3_auth_proto,omitempty"`
-	V3PrivProto   string         `json:"v3_priv_proto,omitempty"`
-	HasV3AuthPass bool           `json:"has_v3_auth_pass"`
-	HasV3PrivPass bool           `json:"has_v3_priv_pass"`
-	PortCount     int            `json:"port_count"`
-	MasterPort    int            `json:"master_port"`
-	OID           string         `json:"oid"`
-	OIDOffset     int            `json:"oid_offset"`
-	Driver        string         `json:"driver"`
-	Command       *power.Command `json:"command,omitempty"`
-	Ports         []portJSON     `json:"ports,omitempty"`
-	StatusError   string         `json:"status_error,omitempty"`
-	Checked       *time.Time     `json:"checked_at,omitempty"`
+	ID            uint   `json:"id"`
+	Name          string `json:"name"`
+	IP            string `json:"ip"`
+	SNMPPort      int    `json:"snmp_port"`
+	SNMPVersion   string `json:"snmp_version"`
+	HasCommunity  bool   `json:"has_community"`
+	V3User        string `json:"v3_user,omitempty"`
+	V3AuthProto   string `json:"v3_auth_proto,omitempty"`
+	V3PrivProto   string `json:"v3_priv_proto,omitempty"`
+	HasV3AuthPass bool   `json:"has_v3_auth_pass"`
+	HasV3PrivPass bool   `json:"has_v3_priv_pass"`
+	PortCount     int    `json:"port_count"`
+	MasterPort    int    `json:"master_port"`
+	OID           string `json:"oid"`
+	OIDOffset     int    `json:"oid_offset"`
+	Driver        string `json:"driver"`
+	power.Settings
+	Ports       []portJSON `json:"ports,omitempty"`
+	StatusError string     `json:"status_error,omitempty"`
+	Checked     *time.Time `json:"checked_at,omitempty"`
 }
 
 type portJSON struct {
@@ -88,9 +88,7 @@ func viewSwitch(sw *store.Switch) switchJSON {
 		HasCommunity: sw.Community != "", V3User: sw.V3User, V3AuthProto: sw.V3AuthProto, V3PrivProto: sw.V3PrivProto,
 		HasV3AuthPass: sw.V3AuthPass != "", HasV3PrivPass: sw.V3PrivPass != "", PortCount: sw.PortCount,
 		MasterPort: sw.MasterPort, OID: sw.OID, OIDOffset: sw.OIDOffset, Driver: sw.Driver}
-	if sw.Driver == power.DriverCommand {
-		v.Command = &sw.Command
-	}
+	v.Settings = sw.Power
 	return v
 }
 

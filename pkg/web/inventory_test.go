@@ -164,7 +164,7 @@ func TestCommandSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := sw.Command
+	k := sw.Power.Command
 	if sw.Driver != "command" || strings.Join(k.On, "|") != "/usr/sbin/uhubctl|-l|1-1|-p|{port}|-a|on" ||
 		strings.Join(k.Status, "|") != "/usr/local/bin/hub state|{port}" || k.StatusOff != `Port {port}: \S+ off` || k.Timeout != 10 {
 		t.Fatalf("stored %s %+v", sw.Driver, k)
