@@ -289,15 +289,7 @@ func (d *commandDriver) status(ctx context.Context, port int) (PortStatus, error
 
 // StatusAll runs the status command for every port, one after the other.
 func (d *commandDriver) StatusAll(ctx context.Context) (map[int]PortStatus, error) {
-	m := make(map[int]PortStatus, d.c.Ports)
-	for p := 1; p <= d.c.Ports; p++ {
-		st, err := d.status(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		m[p] = st
-	}
-	return m, nil
+	return statusEach(ctx, d.c.Ports, d.status)
 }
 
 // Cycle runs the cycle command, if the switch has one, and reads the state back; otherwise

@@ -146,15 +146,7 @@ func (f *Fake) StatusAll(ctx context.Context) (map[int]PortStatus, error) {
 		}
 	}
 	f.mu.Unlock()
-	m := make(map[int]PortStatus, n)
-	for p := 1; p <= n; p++ {
-		st, err := f.Status(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		m[p] = st
-	}
-	return m, nil
+	return statusEach(ctx, n, f.Status)
 }
 
 // Cycle implements Controller.

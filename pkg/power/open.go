@@ -40,6 +40,19 @@ func cycleBySet(ctx context.Context, set func(context.Context, int, bool) error,
 	return set(ctx, port, true)
 }
 
+// statusEach is StatusAll for drivers that read one port at a time: ports 1..n, in order.
+func statusEach(ctx context.Context, n int, status func(context.Context, int) (PortStatus, error)) (map[int]PortStatus, error) {
+	m := make(map[int]PortStatus, n)
+	for p := 1; p <= n; p++ {
+		st, err := status(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		m[p] = st
+	}
+	return m, nil
+}
+
 // refusePort fails for a port outside 1..Ports of c, and for the master port when the
 // operation switches it (set).
 func refusePort(c Config, op string, port int, set bool) error {
