@@ -23,26 +23,24 @@ import (
 )
 
 const (
-	// adminSNMPTimeout and adminSNMPRetries: an admin waits at most a few seconds for a dead switch.
-	adminSNMPTimeout = 2 * time.Second
-	adminSNMPRetries = 1
-	// cycleOff is how long "port … cycle" keeps the port off, as pitasks' hard reboot and the web do.
-	cycleOff = 3 * time.Second
+	// adminPowerTimeout and adminPowerRetries: an admin waits at most a few seconds for a dead switch.
+	adminPowerTimeout = 2 * time.Second
+	adminPowerRetries = 1
 	// nodeEvents is how many state events "nodes NAME" shows.
 	nodeEvents = 10
 )
 
 // switchDriver is pitasks' one way from a switch record to its power driver (the admin's
 // commands, discovery and the web's port requests).
-func switchDriver(sw *store.Switch) (*power.SNMP, error) {
-	return power.NewSNMP(sw.PowerConfig(adminSNMPTimeout, adminSNMPRetries))
+func switchDriver(sw *store.Switch) (power.Controller, error) {
+	return power.Open(sw.PowerConfig(adminPowerTimeout, adminPowerRetries))
 }
 
 // openSwitch is switchDriver for the web's port requests (requests.Ports).
 func openSwitch(sw *store.Switch) (requests.Switch, error) {
 	d, err := switchDriver(sw)
 	if err != nil {
-		return nil, err // not a nil *SNMP in a non-nil interface
+		return nil, err // not a nil Controller in a non-nil interface
 	}
 	return d, nil
 }
@@ -89,8 +87,8 @@ func portCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) e
 	case "on", "off":
 		err = drv.Set(ctx, port, action == "on")
 	case "cycle":
-		fmt.Fprintf(w, "%s port %d: off for %s, then on\n", sw.Name, port, cycleOff)
-		err = drv.Cycle(ctx, port, cycleOff)
+		fmt.Fprintf(w, "%s port %d: off for %s, then on\n", sw.Name, port, power.OffWait)
+		err = drv.Cycle(ctx, port, power.OffWait)
 	}
 	if err != nil {
 		return err
@@ -135,11 +133,13 @@ func switchesCmd(ctx context.Context, st *store.Store, args []string, w io.Write
 	var dead []string
 	for i := range sws {
 		sw := &sws[i]
-		drv, err := switchDriver(sw)
+		cfg, err := sw.PowerConfig(adminPowerTimeout, adminPowerRetries).Normalize()
+		var drv power.Controller
 		if err == nil {
-			cfg := drv.Config()
-			fmt.Fprintf(w, "%s  %s:%d  SNMP v%s  %d ports, master port %s\n", sw.Name, cfg.Host, cfg.Port, cfg.Version,
-				cfg.Ports, orNone(sw.MasterPort))
+			drv, err = power.Open(cfg)
+		}
+		if err == nil {
+			fmt.Fprintf(w, "%s  %s  %d ports, master port %s\n", sw.Name, cfg.Summary(), cfg.Ports, orNone(sw.MasterPort))
 			var m map[int]power.PortStatus
 			if m, err = drv.StatusAll(ctx); err == nil {
 				printGrid(w, sw, m, onPort[sw.ID])

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,8 +91,8 @@ func TestPortCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "off for 3s, then on") || !strings.Contains(out, "sw1 port 3: on") || !isOn(3) {
 		t.Fatalf("cycle: %v %q", err, out)
 	}
-	if time.Since(start) < cycleOff {
-		t.Fatalf("cycle took %s, want at least %s off", time.Since(start), cycleOff)
+	if time.Since(start) < power.OffWait {
+		t.Fatalf("cycle took %s, want at least %s off", time.Since(start), power.OffWait)
 	}
 
 	// The master port: status is fine, switching is refused by the driver and the port is untouched.
@@ -233,5 +236,47 @@ func TestNodesCommand(t *testing.T) {
 	}
 	if err := nodesCmd(ctx, st, []string{"node-9"}, &b); err == nil || !strings.Contains(err.Error(), `no node named "node-9"`) {
 		t.Fatalf("unknown node: %v", err)
+	}
+}
+
+// TestPortCommandOnACommandSwitch: "port" and "switches" drive a switch of the command driver
+// (pkg/power's fakehub, which keeps each port's state in a file) as they drive SNMP switches.
+func TestPortCommandOnACommandSwitch(t *testing.T) {
+	ctx := context.Background()
+	prog, err := filepath.Abs("../../pkg/power/testdata/fakehub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
+	st := storetest.Open(t, "sqlite")
+	if err := st.CreateSwitch(ctx, &store.Switch{Name: "hub", PortCount: 3, MasterPort: 3, Driver: power.DriverCommand,
+		Power: power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("state-exit")}}}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(cmd func(context.Context, *store.Store, []string, io.Writer) error, args ...string) string {
+		t.Helper()
+		var b bytes.Buffer
+		if err := cmd(ctx, st, args, &b); err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, b.String())
+		}
+		return b.String()
+	}
+	if out := run(portCmd, "hub", "2", "on"); !strings.Contains(out, "hub port 2: on") {
+		t.Fatalf("port hub 2 on: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "2")); err != nil || strings.TrimSpace(string(b)) != "on" {
+		t.Fatalf("port 2's file: %q %v", b, err)
+	}
+	if out := run(portCmd, "hub", "2", "cycle"); !strings.Contains(out, "hub port 2: on") {
+		t.Fatalf("port hub 2 cycle: %q", out)
+	}
+	var b bytes.Buffer
+	if err := portCmd(ctx, st, []string{"hub", "3", "off"}, &b); !errors.Is(err, power.ErrMasterPort) {
+		t.Fatalf("port hub 3 off: %v, want the master port refused", err)
+	}
+	out := run(switchesCmd)
+	if !strings.Contains(out, "hub  commands "+prog+"  3 ports, master port 3") || !strings.Contains(out, " 2 on ") {
+		t.Fatalf("switches:\n%s", out)
 	}
 }

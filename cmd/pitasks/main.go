@@ -35,6 +35,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/requests"
@@ -160,7 +161,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	}
 	dep := deploy.New(deploy.Deployer{
 		Dialer:      deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: st}},
-		Switches:    &deploy.SNMPSwitches{},
+		Switches:    &deploy.PowerDrivers{},
 		Boot:        netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
 		Keys:        st,
 		ImgDir:      cfg.Cluster.ImgDir,
@@ -207,7 +208,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	c.Start()
 	// The web only writes requests: pitasks carries them out under leases like deployments.
 	go (&requests.Discoveries{Store: st, Owner: eng.Owner(), Discover: discoverRun(cfg, st), Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
-	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, CycleOff: cycleOff, Log: log}).Run(ctx)
+	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, CycleOff: power.OffWait, Log: log}).Run(ctx)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
 	sdnotify.Ready(log)
 	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))

@@ -26,6 +26,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/names"
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -78,6 +79,11 @@ type Switch struct {
 	OIDOffset  int    `json:"oid_offset"`
 	// SNMPPort is an extension of ours (the original always used 161); omitted when 0.
 	SNMPPort int `json:"snmp_port,omitempty"`
+	// Driver and the power.Settings keys are extensions of ours: the power driver's kind
+	// ("snmp" when omitted, as in the original's files) and the other kinds' settings, e.g.
+	// "command": {"on": ["/usr/sbin/uhubctl", "-l", "1-1", "-p", "{port}", "-a", "on"], …}.
+	Driver string `json:"driver,omitempty"`
+	power.Settings
 
 	source
 }
@@ -291,16 +297,29 @@ func Decode(name string, b []byte, v any) (keys map[string]bool, ignored []strin
 	return keys, ignored, nil
 }
 
-// jsonKeys returns the JSON keys of the struct v points to.
+// jsonKeys returns the JSON keys of the struct v points to, those of its embedded structs
+// included.
 func jsonKeys(v any) map[string]bool {
-	t := reflect.TypeOf(v).Elem()
 	out := map[string]bool{}
-	for i := 0; i < t.NumField(); i++ {
-		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); k != "" && k != "-" {
-			out[k] = true
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if k := jsonKey(f); k != "" && k != "-" {
+				out[k] = true
+			} else if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				add(f.Type)
+			}
 		}
 	}
+	add(reflect.TypeOf(v).Elem())
 	return out
+}
+
+// jsonKey is the key of a struct field in JSON, "" when its tag gives none.
+func jsonKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return k
 }
 
 // misspelt returns the key of known that k looks like a misspelling of, or "".
@@ -362,6 +381,12 @@ func (s *Switch) apply(sw *store.Switch) {
 	s.set("oid", func() { sw.OID = s.OID })
 	s.set("oid_offset", func() { sw.OIDOffset = s.OIDOffset })
 	s.set("snmp_port", func() { sw.SNMPPort = s.SNMPPort })
+	s.set("driver", func() { sw.Driver = s.Driver })
+	// Each driver kind's settings the file gives replace that kind's.
+	have, give := reflect.ValueOf(&sw.Power).Elem(), reflect.ValueOf(s.Settings)
+	for i := 0; i < have.NumField(); i++ {
+		s.set(jsonKey(have.Type().Field(i)), func() { have.Field(i).Set(give.Field(i)) })
+	}
 }
 
 // apply writes what the file of n gives over node, on switch switchID.

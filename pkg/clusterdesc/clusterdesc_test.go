@@ -336,6 +336,15 @@ func TestErrorsNameFileAndKey(t *testing.T) {
 		{"environments/tiny_core.json", `{"type": "default", "name": "tiny_core", "ssh_user": "tc", "shell": "sh"}`, `field "img_name": missing`},
 		{"environments/tiny_core.json", `{"type": "default", "name": "tiny_core", "desc": 3, "img_name": "a.img"}`, `environments/tiny_core.json: desc: want a string or a list of strings`},
 		{"main.json", `{"email_filters": ["inria.fr", "a b"]}`, `main.json: field "email_filters": "a b" is not a domain`},
+		// The command driver's settings, named by their keys in the file.
+		{"switches/main_switch.json", `{"name": "main_switch", "port_nb": 8, "master_port": 8, "driver": "ipmi"}`, `field "driver": unknown driver "ipmi" (want snmp or command)`},
+		{"switches/main_switch.json", `{"name": "main_switch", "port_nb": 8, "master_port": 8, "driver": "command"}`, `field "command.on": the command driver needs this command`},
+		{"switches/main_switch.json", `{"name": "main_switch", "port_nb": 8, "master_port": 8, "driver": "command",
+			"command": {"on": ["uhubctl", "-a", "on"], "off": ["/usr/sbin/uhubctl"], "status": ["/usr/sbin/uhubctl"]}}`, `field "command.on": the program "uhubctl" must be an absolute`},
+		{"switches/main_switch.json", `{"name": "main_switch", "port_nb": 8, "master_port": 8, "driver": "command",
+			"command": {"on": ["/usr/sbin/uhubctl"], "off": ["/usr/sbin/uhubctl"], "status": ["/usr/sbin/uhubctl"], "stauts_on": "power"}}`, `unknown field "stauts_on"`},
+		{"switches/main_switch.json", `{"name": "main_switch", "port_nb": 8, "master_port": 8, "driver": "command",
+			"command": {"on": ["/usr/sbin/uhubctl"], "off": ["/usr/sbin/uhubctl"], "status": ["/usr/sbin/uhubctl"], "status_on": "("}}`, `field "command.status_on": give both status_on and status_off`},
 	}
 	for _, tc := range cases {
 		fsys := mapFS(t, "testdata/original")
@@ -472,4 +481,48 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted a description that does not validate: %v", err)
 		}
 	})
+}
+
+// TestImportCommandSwitch: a switch file may name the command driver and its programs; the
+// switch is stored with them, a second import changes nothing, and the original's switches
+// beside it stay SNMP.
+func TestImportCommandSwitch(t *testing.T) {
+	hub := `{"name": "rack2", "port_nb": 4, "master_port": 0, "driver": "command", "command": {
+		"on": ["/usr/sbin/uhubctl", "-l", "1-1", "-p", "{port}", "-a", "on"],
+		"off": ["/usr/sbin/uhubctl", "-l", "1-1", "-p", "{port}", "-a", "off"],
+		"status": ["/usr/sbin/uhubctl", "-l", "1-1", "-p", "{port}"],
+		"status_on": "Port {port}: \\S+ power", "status_off": "Port {port}: \\S+ off", "timeout": 10}}`
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := storetest.Open(t, dialect)
+			ctx := context.Background()
+			fsys := mapFS(t, "testdata/original")
+			fsys["switches/rack2.json"] = &fstest.MapFile{Data: []byte(hub)}
+			d, err := ReadFS(fsys, "cluster_desc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 2; i++ {
+				sum, err := Import(ctx, s, d, originalImages(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 1 && sum.String() != "0 created, 0 updated, 16 unchanged" {
+					t.Errorf("second import: %s, want all unchanged", sum)
+				}
+			}
+			sw, err := s.SwitchByName(ctx, "rack2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := sw.Power.Command
+			if sw.Driver != "command" || strings.Join(k.On, " ") != "/usr/sbin/uhubctl -l 1-1 -p {port} -a on" ||
+				len(k.Off) != 7 || len(k.Status) != 5 || k.StatusOn != `Port {port}: \S+ power` || k.Timeout != 10 {
+				t.Fatalf("stored %s %+v", sw.Driver, k)
+			}
+			if main, err := s.SwitchByName(ctx, "main_switch"); err != nil || main.Driver != "snmp" || main.Community != "private" {
+				t.Fatalf("main_switch: %v, %+v", err, main)
+			}
+		})
+	}
 }

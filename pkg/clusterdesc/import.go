@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -133,7 +134,7 @@ func existing[T any](row *T, err error) (*T, error) {
 
 // save creates next when cur is nil; else it updates cur to next, unless next (validated,
 // so normalized as it would be stored) is cur as it is.
-func save[T comparable](ctx context.Context, sum *Summary, cur, next *T, validate func(*T) error, create, update func(context.Context, *T) error) error {
+func save[T any](ctx context.Context, sum *Summary, cur, next *T, validate func(*T) error, create, update func(context.Context, *T) error) error {
 	if cur == nil {
 		sum.Created++
 		return create(ctx, next)
@@ -141,7 +142,7 @@ func save[T comparable](ctx context.Context, sum *Summary, cur, next *T, validat
 	if err := validate(next); err != nil {
 		return err
 	}
-	if *next == *cur {
+	if reflect.DeepEqual(*next, *cur) {
 		sum.Unchanged++
 		return nil
 	}

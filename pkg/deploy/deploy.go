@@ -83,7 +83,7 @@ type Deployer struct {
 	// SSHPort of the nodes [22].
 	SSHPort int
 	// PowerOffWait is how long a node is left without power, in turn_off and in a hard
-	// reboot [2s].
+	// reboot [power.OffWait].
 	PowerOffWait time.Duration
 
 	slots *bootSlots
@@ -95,7 +95,7 @@ func New(d Deployer, maxBooting int) *Deployer {
 		d.SSHPort = 22
 	}
 	if d.PowerOffWait == 0 {
-		d.PowerOffWait = 2 * time.Second
+		d.PowerOffWait = power.OffWait
 	}
 	d.slots = newBootSlots(maxBooting)
 	return &d

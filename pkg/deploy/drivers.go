@@ -8,9 +8,9 @@ import (
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
-// SNMPSwitches builds the SNMP power driver of each switch from its database row, once per
-// version of the row.
-type SNMPSwitches struct {
+// PowerDrivers opens the power driver of each switch (power.Open, whatever its kind) from its
+// database row, once per version of the row.
+type PowerDrivers struct {
 	Timeout time.Duration
 	Retries int
 
@@ -24,13 +24,13 @@ type cachedSwitch struct {
 }
 
 // Controller returns the driver of sw.
-func (s *SNMPSwitches) Controller(sw *store.Switch) (power.Controller, error) {
+func (s *PowerDrivers) Controller(sw *store.Switch) (power.Controller, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.cache[sw.ID]; ok && c.updated.Equal(sw.UpdatedAt) {
 		return c.ctl, nil
 	}
-	ctl, err := power.NewSNMP(sw.PowerConfig(s.Timeout, s.Retries))
+	ctl, err := power.Open(sw.PowerConfig(s.Timeout, s.Retries))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -79,4 +81,33 @@ func TestSwitchThatNeverAnswers(t *testing.T) {
 		t.Fatalf("state %s in %s: %q", d.State, d.ResumeState, d.LastError)
 	}
 	t.Logf("lost with: %s", d.LastError)
+}
+
+// TestDeployThroughCommandDriver: a node powered by the command driver (a relay script that
+// writes the lab's port files) is deployed end to end, while the switch's SNMP agent is frozen:
+// nothing in the deployment goes through SNMP once the switch's driver is "command".
+func TestDeployThroughCommandDriver(t *testing.T) {
+	h := deploytest.Start(t, lab.Options{Nodes: 1})
+	prog, err := filepath.Abs("testdata/labport")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sw, err := h.Store.Switch(ctx, h.Nodes[0].SwitchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := h.Lab.Switch().PortStateDir()
+	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
+	sw.Driver = power.DriverCommand
+	sw.Power = power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("state")}}
+	if err := h.Store.UpdateSwitch(ctx, sw); err != nil {
+		t.Fatal(err)
+	}
+	freeze(t, h)
+	ds := h.Deploy(h.Nodes, deploytest.Request{})
+	h.RunUntil(ds, 4*time.Minute, "deployed")
+	if on, err := h.Lab.Switch().PortOn(h.Nodes[0].Port); err != nil || !on {
+		t.Fatalf("the deployed node's port is not on: %v", err)
+	}
 }

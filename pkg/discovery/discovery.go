@@ -161,7 +161,7 @@ func (d *Discoverer) Run(ctx context.Context, switchName string, ports ...int) (
 	if d.Power != nil {
 		ctl, err = d.Power(sw)
 	} else {
-		ctl, err = power.NewSNMP(sw.PowerConfig(0, 0))
+		ctl, err = power.Open(sw.PowerConfig(0, 0))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("discovery: switch %s: %w", sw.Name, err)

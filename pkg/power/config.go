@@ -1,10 +1,11 @@
-// Package power switches Raspberry Pis on and off through the PoE ports of a
-// switch driven over SNMP (POWER-ETHERNET-MIB pethPsePortAdminEnable or a
-// vendor OID with the same 1=on / 2=off convention).
+// Package power switches Raspberry Pis on and off through the ports of a switch.
 //
-// The engine consumes the small Controller interface; SNMP is the real driver
-// and Fake a goroutine-safe stand-in for other packages' unit tests. This
-// package imports no store package.
+// A switch's settings (Config) name its driver kind; Open is the one place that turns them
+// into a Controller, and Config.Normalize the one validation of them, used by the store (so
+// by the import, the web forms and the API) and by pitasks. The drivers are SNMP (PoE
+// switches: POWER-ETHERNET-MIB pethPsePortAdminEnable or a vendor OID with the same
+// 1=on / 2=off convention). Fake is a goroutine-safe stand-in for other packages' unit
+// tests. This package imports no store package.
 package power
 
 import (
@@ -23,14 +24,45 @@ import (
 // PortStatus is what the switch says about one port.
 type PortStatus struct {
 	On         bool // admin state: the port is enabled (pethPsePortAdminEnable = 1)
-	Delivering bool // the port delivers power (pethPsePortDetectionStatus = 3)
+	Delivering bool // the port delivers power (pethPsePortDetectionStatus = 3); false when the driver cannot tell
 }
 
-// Controller is what the engine needs from a power driver.
+// Controller is a switch's power driver, as Open returns it. Drivers refuse the master port
+// and ports outside 1..Ports.
 type Controller interface {
+	// Set switches port on or off.
 	Set(ctx context.Context, port int, on bool) error
+	// Status reads the state of port.
 	Status(ctx context.Context, port int) (PortStatus, error)
+	// StatusAll reads every port 1..Ports, the master port included.
+	StatusAll(ctx context.Context) (map[int]PortStatus, error)
+	// Cycle switches port off, waits offFor (OffWait, unless a test is in a hurry) and
+	// switches it on again. If ctx ends during the wait, the port is left off and the error
+	// wraps ErrCycleAborted.
+	Cycle(ctx context.Context, port int, offFor time.Duration) error
 }
+
+// OffWait is how long a port stays off in a power cycle or before a deployment powers the
+// node on again (a Pi needs its capacitors drained to reset): pitasks, the admin's command
+// and the web all wait this long.
+const OffWait = 3 * time.Second
+
+// Driver kinds (Config.Driver).
+const (
+	DriverSNMP    = "snmp"    // the default: a PoE switch driven over SNMP
+	DriverCommand = "command" // programs the admin configures (Command)
+)
+
+// Settings are the settings of the driver kinds added after SNMP (whose settings have fields
+// and columns of their own), one field per kind, named by its JSON key. The store keeps them
+// as one JSON document, and the import, the API and pitasks carry them as they are: a new
+// kind's settings are one more field here, and nothing outside pkg/power changes.
+type Settings struct {
+	Command Command `json:"command,omitzero"`
+}
+
+// Drivers lists the driver kinds, the default first.
+func Drivers() []string { return []string{DriverSNMP, DriverCommand} }
 
 // Errors callers can test with errors.Is.
 var (
@@ -62,7 +94,13 @@ const (
 // Config describes one PoE switch. Secrets (Community, V3AuthPass, V3PrivPass)
 // never appear in String, GoString, errors or logs.
 type Config struct {
-	Name      string // for messages, e.g. "poe-rack1"
+	Name   string // for messages, e.g. "poe-rack1"
+	Driver string // driver kind: DriverSNMP (default when empty)
+
+	// Settings are the settings of the driver kinds after SNMP.
+	Settings
+
+	// SNMP settings.
 	Host      string // IP address or name of the switch
 	Port      int    // UDP port; 161 if 0
 	Version   string // "2c" (default when empty) or "3"
@@ -74,13 +112,14 @@ type Config struct {
 	V3PrivProto string // DES, AES (default), AES192, AES256, AES192C, AES256C
 	V3PrivPass  string
 
-	OID        string        // admin-enable column base; POWER-ETHERNET-MIB pethPsePortAdminEnable if empty
-	StatusOID  string        // detection-status column base; derived from OID (column 3 -> 6) when empty
-	OIDOffset  int           // OID index of port p is OIDOffset+p (Linksys LGS308P: 48)
-	MasterPort int           // port of the master node: never powered (0 = none)
-	Ports      int           // number of PoE ports, 1..Ports
-	Timeout    time.Duration // per attempt; 2s if 0
-	Retries    int           // extra attempts after the first
+	OID       string        // admin-enable column base; POWER-ETHERNET-MIB pethPsePortAdminEnable if empty
+	StatusOID string        // detection-status column base; derived from OID (column 3 -> 6) when empty
+	OIDOffset int           // OID index of port p is OIDOffset+p (Linksys LGS308P: 48)
+	Timeout   time.Duration // per SNMP attempt; 2s if 0
+	Retries   int           // extra SNMP attempts after the first
+
+	MasterPort int // port of the master node: never powered (0 = none)
+	Ports      int // number of ports, 1..Ports
 }
 
 func redact(s string) string {
@@ -93,10 +132,19 @@ func redact(s string) string {
 // String prints the configuration with secrets redacted.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "power.Config{Name:%q Host:%q Port:%d Version:%q Community:%s", c.Name, c.Host, c.Port, c.Version, redact(c.Community))
+	fmt.Fprintf(&b, "power.Config{Name:%q Driver:%q Host:%q Port:%d Version:%q Community:%s", c.Name, c.Driver, c.Host, c.Port, c.Version, redact(c.Community))
 	fmt.Fprintf(&b, " V3User:%q V3AuthProto:%q V3AuthPass:%s V3PrivProto:%q V3PrivPass:%s", c.V3User, c.V3AuthProto, redact(c.V3AuthPass), c.V3PrivProto, redact(c.V3PrivPass))
-	fmt.Fprintf(&b, " OID:%q StatusOID:%q OIDOffset:%d MasterPort:%d Ports:%d Timeout:%s Retries:%d}", c.OID, c.StatusOID, c.OIDOffset, c.MasterPort, c.Ports, c.Timeout, c.Retries)
+	fmt.Fprintf(&b, " OID:%q StatusOID:%q OIDOffset:%d MasterPort:%d Ports:%d Timeout:%s Retries:%d Command:%s}", c.OID, c.StatusOID, c.OIDOffset, c.MasterPort, c.Ports, c.Timeout, c.Retries, c.Command)
 	return b.String()
+}
+
+// Summary says how the switch is driven, in a few words and without secrets, for an admin's
+// listing: "10.0.0.2:161  SNMP v2c". Call it on a normalized Config.
+func (c Config) Summary() string {
+	if c.Driver == DriverCommand {
+		return fmt.Sprintf("commands %s", c.Command.On[0])
+	}
+	return fmt.Sprintf("%s  SNMP v%s", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), c.Version)
 }
 
 // GoString makes %#v redact secrets too.
@@ -108,7 +156,8 @@ var privProtos = map[string]bool{"DES": true, "AES": true, "AES192": true, "AES2
 // MaxPorts is the most PoE ports a switch may have.
 const MaxPorts = 1024
 
-// Problem is one invalid setting: Field is the name of the Config field.
+// Problem is one invalid setting: Field is the name of the Config field, or for Settings the
+// JSON path of the setting ("command.on").
 type Problem struct {
 	Field string
 	Msg   string
@@ -141,12 +190,46 @@ func (c Config) Normalize() (Config, error) {
 	if c.Name == "" {
 		c.Name = c.Host
 	}
-	c.Host = strings.TrimSpace(c.Host)
-	switch {
-	case c.Host == "":
+	switch c.Driver = strings.ToLower(strings.TrimSpace(c.Driver)); c.Driver {
+	case "", DriverSNMP:
+		c.Driver = DriverSNMP
+		c.normalizeSNMP(bad)
+	case DriverCommand:
+		c.normalizeCommand(bad)
+	default:
+		bad("Driver", "unknown driver %q (want %s)", c.Driver, strings.Join(Drivers(), " or "))
+	}
+	if c.Ports < 1 || c.Ports > MaxPorts {
+		bad("Ports", "ports must be from 1 to %d (got %d)", MaxPorts, c.Ports)
+	}
+	if c.MasterPort < 0 || c.MasterPort > c.Ports {
+		bad("MasterPort", "master port %d out of range 0..%d", c.MasterPort, c.Ports)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Timeout < 0 {
+		bad("Timeout", "timeout %s is negative", c.Timeout)
+	}
+	if c.Retries < 0 {
+		bad("Retries", "retries %d is negative", c.Retries)
+	}
+	if len(probs) > 0 {
+		name := c.Name
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return c, &ConfigError{Switch: name, Problems: probs}
+	}
+	return c, nil
+}
+
+// normalizeSNMP checks and fills in the SNMP settings of c.
+func (c *Config) normalizeSNMP(bad func(field, f string, a ...any)) {
+	if c.Host = strings.TrimSpace(c.Host); c.Host == "" {
 		bad("Host", "host is empty")
-	case net.ParseIP(c.Host) == nil && !names.ValidDomain(strings.ToLower(c.Host)):
-		bad("Host", "host %q is not an IP address or a host name", c.Host)
+	} else {
+		checkHost(c.Host, bad)
 	}
 	if c.Port == 0 {
 		c.Port = DefaultPort
@@ -209,9 +292,6 @@ func (c Config) Normalize() (Config, error) {
 			bad("StatusOID", "status oid: %v", err)
 		}
 	}
-	if c.Ports < 1 || c.Ports > MaxPorts {
-		bad("Ports", "ports must be from 1 to %d (got %d)", MaxPorts, c.Ports)
-	}
 	// The index of the last port is an OID arc: at most 2^32-1.
 	maxOffset := int64(math.MaxUint32) - int64(max(c.Ports, 1))
 	switch {
@@ -220,26 +300,12 @@ func (c Config) Normalize() (Config, error) {
 	case int64(c.OIDOffset) > maxOffset:
 		bad("OIDOffset", "oid offset %d is too big (at most %d)", c.OIDOffset, maxOffset)
 	}
-	if c.MasterPort < 0 || c.MasterPort > c.Ports {
-		bad("MasterPort", "master port %d out of range 0..%d", c.MasterPort, c.Ports)
+}
+
+func checkHost(host string, bad func(field, f string, a ...any)) {
+	if net.ParseIP(host) == nil && !names.ValidDomain(strings.ToLower(host)) {
+		bad("Host", "host %q is not an IP address or a host name", host)
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.Timeout < 0 {
-		bad("Timeout", "timeout %s is negative", c.Timeout)
-	}
-	if c.Retries < 0 {
-		bad("Retries", "retries %d is negative", c.Retries)
-	}
-	if len(probs) > 0 {
-		name := c.Name
-		if name == "" {
-			name = "(unnamed)"
-		}
-		return c, &ConfigError{Switch: name, Problems: probs}
-	}
-	return c, nil
 }
 
 func normOID(s string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Fake is an in-memory Controller for other packages' unit tests. It is safe
@@ -132,4 +133,23 @@ func (f *Fake) Status(ctx context.Context, port int) (PortStatus, error) {
 		return PortStatus{}, err
 	}
 	return f.State(port), nil
+}
+
+// StatusAll implements Controller: ports 1..ports, or the ports set so far when the fake has
+// no limit.
+func (f *Fake) StatusAll(ctx context.Context) (map[int]PortStatus, error) {
+	f.mu.Lock()
+	n := f.ports
+	if n == 0 {
+		for p := range f.state {
+			n = max(n, p)
+		}
+	}
+	f.mu.Unlock()
+	return statusEach(ctx, n, f.Status)
+}
+
+// Cycle implements Controller.
+func (f *Fake) Cycle(ctx context.Context, port int, offFor time.Duration) error {
+	return cycleBySet(ctx, f.Set, "fake", port, offFor)
 }

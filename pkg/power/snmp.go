@@ -36,13 +36,22 @@ var errStaleEngine = errors.New("the switch has a new SNMPv3 engine ID")
 
 var _ Controller = (*SNMP)(nil)
 
-// NewSNMP validates c, applies defaults and returns a driver. It sends nothing.
+// NewSNMP validates c, applies defaults and returns an SNMP driver. It sends nothing. Outside
+// this package, Open is the constructor: it picks the driver of c's kind.
 func NewSNMP(c Config) (*SNMP, error) {
 	n, err := c.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), slots: make(chan struct{}, maxSessions)}, nil
+	if n.Driver != DriverSNMP {
+		return nil, fmt.Errorf("power: switch %q: driver %q is not SNMP", n.Name, n.Driver)
+	}
+	return newSNMP(n), nil
+}
+
+// newSNMP returns the driver of the normalized SNMP configuration n.
+func newSNMP(n Config) *SNMP {
+	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), slots: make(chan struct{}, maxSessions)}
 }
 
 // Config returns the normalized configuration (it prints with secrets redacted).
@@ -76,11 +85,8 @@ func onOff(on bool) string {
 // differs. The master port and ports outside 1..Ports are refused.
 func (s *SNMP) Set(ctx context.Context, port int, on bool) error {
 	op := fmt.Sprintf("set port %d %s", port, onOff(on))
-	if err := s.checkPort(op, port); err != nil {
+	if err := refusePort(s.c, op, port, true); err != nil {
 		return err
-	}
-	if port == s.c.MasterPort {
-		return fmt.Errorf("power: %s: %w (port %d of switch %q powers the master node)", op, ErrMasterPort, port, s.c.Name)
 	}
 	want := 2
 	if on {
@@ -110,7 +116,7 @@ func (s *SNMP) Set(ctx context.Context, port int, on bool) error {
 // Status reads the admin and detection state of port in one request.
 func (s *SNMP) Status(ctx context.Context, port int) (PortStatus, error) {
 	op := fmt.Sprintf("status port %d", port)
-	if err := s.checkPort(op, port); err != nil {
+	if err := refusePort(s.c, op, port, false); err != nil {
 		return PortStatus{}, err
 	}
 	var st PortStatus
@@ -145,24 +151,7 @@ func (s *SNMP) StatusAll(ctx context.Context) (map[int]PortStatus, error) {
 // during the wait, the port is left off and the error wraps ErrCycleAborted and
 // the context's error.
 func (s *SNMP) Cycle(ctx context.Context, port int, offFor time.Duration) error {
-	if err := s.Set(ctx, port, false); err != nil {
-		return err
-	}
-	t := time.NewTimer(offFor)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("power: cycle port %d of switch %q: %w: %w", port, s.c.Name, ErrCycleAborted, ctx.Err())
-	case <-t.C:
-	}
-	return s.Set(ctx, port, true)
-}
-
-func (s *SNMP) checkPort(op string, port int) error {
-	if port < 1 || port > s.c.Ports {
-		return fmt.Errorf("power: %s: %w: switch %q has ports 1..%d", op, ErrPortRange, s.c.Name, s.c.Ports)
-	}
-	return nil
+	return cycleBySet(ctx, s.Set, s.c.Name, port, offFor)
 }
 
 // call is one session with the switch, for one operation.

@@ -124,12 +124,12 @@ func checkName(kind, name string) error {
 	return nil
 }
 
-// powerFields maps the fields of power.Config to the switch's.
+// powerFields maps the SNMP fields of power.Config to the switch's.
 func powerFields() map[string]string {
 	return map[string]string{"Host": "ip", "Port": "snmp_port", "Version": "snmp_version", "Community": "community",
 		"V3User": "v3_user", "V3AuthProto": "v3_auth_proto", "V3AuthPass": "v3_auth_pass", "V3PrivProto": "v3_priv_proto",
 		"V3PrivPass": "v3_priv_pass", "OID": "oid", "StatusOID": "oid", "OIDOffset": "oid_offset",
-		"MasterPort": "master_port", "Ports": "port_count"}
+		"MasterPort": "master_port", "Ports": "port_count", "Driver": "driver"}
 }
 
 // PowerConfig is the power driver's configuration of the switch.
@@ -137,7 +137,7 @@ func (sw *Switch) PowerConfig(timeout time.Duration, retries int) power.Config {
 	return power.Config{Name: sw.Name, Host: sw.IP, Port: sw.SNMPPort, Version: sw.SNMPVersion,
 		Community: sw.Community, V3User: sw.V3User, V3AuthProto: sw.V3AuthProto, V3AuthPass: sw.V3AuthPass,
 		V3PrivProto: sw.V3PrivProto, V3PrivPass: sw.V3PrivPass, OID: sw.OID, OIDOffset: sw.OIDOffset,
-		MasterPort: sw.MasterPort, Ports: sw.PortCount, Timeout: timeout, Retries: retries}
+		MasterPort: sw.MasterPort, Ports: sw.PortCount, Timeout: timeout, Retries: retries, Driver: sw.Driver, Settings: sw.Power}
 }
 
 // Validate checks sw and normalizes its SNMP settings as the power driver reads them (the
@@ -152,7 +152,11 @@ func (sw *Switch) Validate() error {
 	var ce *power.ConfigError
 	if errors.As(err, &ce) {
 		p := ce.Problems[0]
-		return &InvalidError{Kind: "switch", Name: sw.Name, Field: powerFields()[p.Field], Reason: p.Msg}
+		field, ok := powerFields()[p.Field]
+		if !ok {
+			field = p.Field // a Settings path, "command.on": the switch's JSON keys already
+		}
+		return &InvalidError{Kind: "switch", Name: sw.Name, Field: field, Reason: p.Msg}
 	}
 	if err != nil {
 		return err
@@ -162,6 +166,10 @@ func (sw *Switch) Validate() error {
 		if len(v) > 255 || strings.IndexFunc(v, unicode.IsControl) >= 0 || !utf8.ValidString(v) {
 			return &InvalidError{Kind: "switch", Name: sw.Name, Field: field, Reason: "must be one line of text, at most 255 bytes"}
 		}
+	}
+	sw.Driver = c.Driver
+	if c.Driver != power.DriverSNMP {
+		return nil
 	}
 	sw.SNMPPort, sw.SNMPVersion = c.Port, c.Version
 	if c.Version == "3" {
@@ -307,10 +315,12 @@ func checkSwitch(tx *gorm.DB, sw *Switch) error {
 	if err := sw.Validate(); err != nil {
 		return err
 	}
-	err := firstDuplicate(tx, &Switch{}, "switch", sw.Name, sw.ID, []check{
-		nameCheck(sw.Name),
-		{"ip", fmt.Sprintf("the address %s, SNMP port %d,", sw.IP, sw.SNMPPort), "LOWER(ip) = ? AND snmp_port = ?", []any{strings.ToLower(sw.IP), sw.SNMPPort}},
-	})
+	checks := []check{nameCheck(sw.Name)}
+	if sw.Driver == power.DriverSNMP {
+		checks = append(checks, check{"ip", fmt.Sprintf("the address %s, SNMP port %d,", sw.IP, sw.SNMPPort),
+			"LOWER(ip) = ? AND snmp_port = ? AND driver = ?", []any{strings.ToLower(sw.IP), sw.SNMPPort, power.DriverSNMP}})
+	}
+	err := firstDuplicate(tx, &Switch{}, "switch", sw.Name, sw.ID, checks)
 	if err != nil || sw.ID == 0 {
 		return err
 	}

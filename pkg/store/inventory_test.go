@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
@@ -208,6 +209,19 @@ func TestDuplicatesRefused(t *testing.T) {
 		sw2.Name, sw2.SNMPPort = "sw2", 1161
 		sw2.IP = "192.0.2.10"
 		check(t, s.CreateSwitch(ctx, &sw2)) // same address, another SNMP port: another agent
+		// Command switches have no SNMP agent: two USB hubs on one host may share its address.
+		for _, name := range []string{"hub1", "hub2"} {
+			argv := []string{"/usr/sbin/uhubctl", "-p", "{port}"}
+			hub := store.Switch{Name: name, IP: "192.0.2.10", SNMPPort: 161, PortCount: 4, Driver: power.DriverCommand,
+				Power: power.Settings{Command: power.Command{On: argv, Off: argv, Status: argv}}}
+			check(t, s.CreateSwitch(ctx, &hub))
+		}
+		// The database itself keys SNMP switches' addresses.
+		dup := okSwitch()
+		dup.Name, dup.SNMPPort, dup.SNMPVersion, dup.Driver = "sw9", 161, "2c", power.DriverSNMP
+		if err := s.DB.Create(&dup).Error; err == nil {
+			t.Error("the database took a second SNMP switch at 192.0.2.10:161")
+		}
 		e := store.Environment{Name: "raspios", ImageName: "r.img"}
 		check(t, s.CreateEnvironment(ctx, &e))
 		if err := s.CreateEnvironment(ctx, &store.Environment{Name: "RaspiOS", ImageName: "r2.img"}); err == nil || err.Error() != "environment raspios exists already" {

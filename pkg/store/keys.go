@@ -19,6 +19,8 @@ type uniqueKey struct {
 	// optional: one column whose empty values are left out.
 	optional bool
 	size     int
+	// snmpOnly: only the rows of SNMP switches are keyed (a command switch has no SNMP agent).
+	snmpOnly bool
 }
 
 func uniqueKeys() []uniqueKey {
@@ -26,7 +28,7 @@ func uniqueKeys() []uniqueKey {
 		{index: "uq_nodes_ip", table: "nodes", columns: []string{"ip"}, optional: true, size: 64},
 		{index: "uq_nodes_mac", table: "nodes", columns: []string{"mac"}, optional: true, size: 17},
 		{index: "uq_nodes_serial", table: "nodes", columns: []string{"serial"}, optional: true, size: 16},
-		{index: "uq_switches_address", table: "switches", columns: []string{"ip", "snmp_port"}},
+		{index: "uq_switches_snmp_address", table: "switches", columns: []string{"ip", "snmp_port"}, snmpOnly: true, size: 80},
 	}
 }
 
@@ -76,6 +78,9 @@ func (s *Store) missingKeys(ctx context.Context, db *gorm.DB) (missing []uniqueK
 		if k.optional {
 			q += fmt.Sprintf(" WHERE a.%s <> ''", k.columns[0])
 		}
+		if k.snmpOnly {
+			q += " WHERE a.driver = 'snmp' AND b.driver = 'snmp'"
+		}
 		var dup []struct{ A, B, V string }
 		if err := db.Raw(q + " LIMIT 1").Scan(&dup).Error; err != nil {
 			return nil, nil, fmt.Errorf("store: looking for duplicates in %s: %w", k.table, err)
@@ -94,6 +99,14 @@ func (s *Store) missingKeys(ctx context.Context, db *gorm.DB) (missing []uniqueK
 func (k uniqueKey) ddl(dialect string) []string {
 	cols := strings.Join(k.columns, ", ")
 	switch {
+	case k.snmpOnly && dialect == "mysql":
+		// MariaDB has no partial index: a virtual column, NULL for other drivers, is keyed.
+		return []string{
+			fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS snmp_address_key VARCHAR(%d) AS (IF(driver = 'snmp', CONCAT_WS(':', %s), NULL)) VIRTUAL", k.table, k.size, cols),
+			fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (snmp_address_key)", k.index, k.table),
+		}
+	case k.snmpOnly:
+		return []string{fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s) WHERE driver = 'snmp'", k.index, k.table, cols)}
 	case !k.optional:
 		return []string{fmt.Sprintf("CREATE UNIQUE INDEX IF NOT EXISTS %s ON %s (%s)", k.index, k.table, cols)}
 	case dialect == "mysql":

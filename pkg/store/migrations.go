@@ -33,6 +33,7 @@ func migrations() []migration {
 		{"api_tokens.expires_at, read_only: tokens made before tokens expired last 90 days from the upgrade", tokensExpire},
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
 		{"port_requests, discovery_runs.lease_until: the web's port requests, and leases on what pitasks runs for the web", autoMigrate(&PortRequest{}, &DiscoveryRun{})},
+		{"switches.driver, power: the power driver's kind (snmp for existing switches), other kinds' settings; only SNMP switches' addresses are unique", powerDrivers},
 	}
 }
 
@@ -48,6 +49,17 @@ func publicAddresses(db *gorm.DB) error {
 		return err
 	}
 	return db.Exec("UPDATE switches SET snmp_port = ? WHERE snmp_port = 0", power.DefaultPort).Error
+}
+
+func powerDrivers(db *gorm.DB) error {
+	if err := db.AutoMigrate(&Switch{}); err != nil {
+		return err
+	}
+	// uq_switches_snmp_address (keys.go) replaces it: command switches may share an address.
+	if db.Migrator().HasIndex("switches", "uq_switches_address") {
+		return db.Migrator().DropIndex("switches", "uq_switches_address")
+	}
+	return nil
 }
 
 type migration struct {

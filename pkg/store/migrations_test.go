@@ -212,7 +212,8 @@ func TestOldDatabase(t *testing.T) {
 			}
 			sw, err := s.SwitchByName(ctx, "poe-rack1")
 			check(t, err)
-			if sw.V3PrivPass != "priv-pass-1" || sw.OIDOffset != 48 {
+			// Switches from before power driver kinds are SNMP switches.
+			if sw.V3PrivPass != "priv-pass-1" || sw.OIDOffset != 48 || sw.Driver != "snmp" || sw.Power.Command.On != nil {
 				t.Errorf("switch: %+v", sw)
 			}
 			// And it takes new rows.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -27,6 +28,10 @@ type switchInput struct {
 	MasterPort  int    `json:"master_port"`
 	OID         string `json:"oid"`
 	OIDOffset   int    `json:"oid_offset"`
+	// Driver is the power driver's kind (snmp when empty); the other kinds' settings are
+	// power.Settings, whose keys ("command") are this object's.
+	Driver string `json:"driver"`
+	power.Settings
 }
 
 // apply writes in over sw; the store validates the result.
@@ -34,6 +39,7 @@ func (in switchInput) apply(sw *store.Switch) {
 	sw.Name, sw.IP, sw.SNMPPort, sw.SNMPVersion = in.Name, in.IP, in.SNMPPort, in.SNMPVersion
 	sw.V3User, sw.V3AuthProto, sw.V3PrivProto = in.V3User, in.V3AuthProto, in.V3PrivProto
 	sw.PortCount, sw.MasterPort, sw.OID, sw.OIDOffset = in.PortCount, in.MasterPort, in.OID, in.OIDOffset
+	sw.Driver, sw.Power = in.Driver, in.Settings
 	if in.Community != "" {
 		sw.Community = in.Community
 	}
@@ -59,17 +65,20 @@ type switchFormData struct {
 	New    bool
 }
 
+// Drivers are the power driver kinds the form offers.
+func (switchFormData) Drivers() []string { return power.Drivers() }
+
 func switchForm(sw *store.Switch) switchInput {
 	return switchInput{Name: sw.Name, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion, V3User: sw.V3User,
 		V3AuthProto: sw.V3AuthProto, V3PrivProto: sw.V3PrivProto, PortCount: sw.PortCount, MasterPort: sw.MasterPort,
-		OID: sw.OID, OIDOffset: sw.OIDOffset}
+		OID: sw.OID, OIDOffset: sw.OIDOffset, Driver: sw.Driver, Settings: sw.Power}
 }
 
 // showSwitchForm is the add (/admin/switches/new) or edit form.
 func (s *Server) showSwitchForm(c echo.Context) error {
 	d := switchFormData{New: c.Param("id") == ""}
 	if d.New {
-		d.Switch = store.Switch{SNMPVersion: "2c", PortCount: 8, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
+		d.Switch = store.Switch{Driver: power.DriverSNMP, SNMPVersion: "2c", PortCount: 8, OID: power.PethPsePortAdminEnable}
 	} else {
 		sw, err := byID(c, s.store.Switch)
 		if err != nil {
@@ -87,7 +96,23 @@ func bindSwitchForm(c echo.Context) switchInput {
 		SNMPPort: atoi("snmp_port"), SNMPVersion: c.FormValue("snmp_version"), Community: c.FormValue("community"),
 		V3User: c.FormValue("v3_user"), V3AuthProto: c.FormValue("v3_auth_proto"), V3AuthPass: c.FormValue("v3_auth_pass"),
 		V3PrivProto: c.FormValue("v3_priv_proto"), V3PrivPass: c.FormValue("v3_priv_pass"), PortCount: atoi("port_count"),
-		MasterPort: atoi("master_port"), OID: strings.TrimSpace(c.FormValue("oid")), OIDOffset: atoi("oid_offset")}
+		MasterPort: atoi("master_port"), OID: strings.TrimSpace(c.FormValue("oid")), OIDOffset: atoi("oid_offset"),
+		Driver: c.FormValue("driver"), Settings: power.Settings{Command: power.Command{On: argv(c.FormValue("command_on")),
+			Off: argv(c.FormValue("command_off")), Status: argv(c.FormValue("command_status")),
+			Cycle: argv(c.FormValue("command_cycle")), StatusOn: c.FormValue("command_status_on"),
+			StatusOff: c.FormValue("command_status_off"), Timeout: atoi("command_timeout")}}}
+}
+
+// argv reads a command from a text area: one argument per line, blank lines skipped. An
+// argument is never split at spaces: no shell ever reads it.
+func argv(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSuffix(line, "\r"); strings.TrimSpace(line) != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // saveSwitch creates (POST /admin/switches) or updates (POST /admin/switches/:id) a switch.

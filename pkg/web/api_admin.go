@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -51,22 +52,24 @@ func (s *Server) apiDeleteUser(c echo.Context) error  { return s.apiUserAction("
 
 // switchJSON never carries the community or SNMPv3 passwords, only whether they are set.
 type switchJSON struct {
-	ID            uint       `json:"id"`
-	Name          string     `json:"name"`
-	IP            string     `json:"ip"`
-	SNMPPort      int        `json:"snmp_port"`
-	SNMPVersion   string     `json:"snmp_version"`
-	HasCommunity  bool       `json:"has_community"`
-	V3User        string     `json:"v3_user,omitempty"`
-	V3AuthProto   string     `json:"v3_auth_proto,omitempty"`
-	V3PrivProto   string     `json:"v3_priv_proto,omitempty"`
-	HasV3AuthPass bool       `json:"has_v3_auth_pass"`
-	HasV3PrivPass bool       `json:"has_v3_priv_pass"`
-	PortCount     int        `json:"port_count"`
-	MasterPort    int        `json:"master_port"`
-	OID           string     `json:"oid"`
-	OIDOffset     int        `json:"oid_offset"`
-	Ports         []portJSON `json:"ports,omitempty"`
+	ID            uint   `json:"id"`
+	Name          string `json:"name"`
+	IP            string `json:"ip"`
+	SNMPPort      int    `json:"snmp_port"`
+	SNMPVersion   string `json:"snmp_version"`
+	HasCommunity  bool   `json:"has_community"`
+	V3User        string `json:"v3_user,omitempty"`
+	V3AuthProto   string `json:"v3_auth_proto,omitempty"`
+	V3PrivProto   string `json:"v3_priv_proto,omitempty"`
+	HasV3AuthPass bool   `json:"has_v3_auth_pass"`
+	HasV3PrivPass bool   `json:"has_v3_priv_pass"`
+	PortCount     int    `json:"port_count"`
+	MasterPort    int    `json:"master_port"`
+	OID           string `json:"oid"`
+	OIDOffset     int    `json:"oid_offset"`
+	Driver        string `json:"driver"`
+	power.Settings
+	Ports []portJSON `json:"ports,omitempty"`
 	// StatusError: why pitasks could not read the switch, the last time; Checked: when it read
 	// it last; Pending: its status request not ended yet (POST …/status writes one).
 	StatusError string     `json:"status_error,omitempty"`
@@ -84,10 +87,12 @@ type portJSON struct {
 }
 
 func viewSwitch(sw *store.Switch) switchJSON {
-	return switchJSON{ID: sw.ID, Name: sw.Name, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion,
+	v := switchJSON{ID: sw.ID, Name: sw.Name, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion,
 		HasCommunity: sw.Community != "", V3User: sw.V3User, V3AuthProto: sw.V3AuthProto, V3PrivProto: sw.V3PrivProto,
 		HasV3AuthPass: sw.V3AuthPass != "", HasV3PrivPass: sw.V3PrivPass != "", PortCount: sw.PortCount,
-		MasterPort: sw.MasterPort, OID: sw.OID, OIDOffset: sw.OIDOffset}
+		MasterPort: sw.MasterPort, OID: sw.OID, OIDOffset: sw.OIDOffset, Driver: sw.Driver}
+	v.Settings = sw.Power
+	return v
 }
 
 func (s *Server) apiAdminSwitches(c echo.Context) error {

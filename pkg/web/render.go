@@ -144,6 +144,8 @@ func funcs(z *zones) template.FuncMap {
 		"until":    func(t time.Time) string { return humanDuration(time.Until(t)) },
 		"bytes":    units.Bytes,
 		"lines":    func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
+		// arglines writes a command for a text area, one argument per line (argv reads it back).
+		"arglines": func(argv []string) string { return strings.Join(argv, "\n") },
 		"add":      func(a, b int) int { return a + b },
 		"version":  func() string { return version.Get().String() },
 		"seq": func(n int) []int {

@@ -131,7 +131,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	h.TFTP = netboot.TFTP{Root: desc.TFTPRoot, NFSBootDir: desc.NFSBootDir}
 	h.Deployer = deploy.New(deploy.Deployer{
 		Dialer:       deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: h.Store, Timeout: 5 * time.Second}},
-		Switches:     &deploy.SNMPSwitches{Timeout: time.Second, Retries: 1},
+		Switches:     &deploy.PowerDrivers{Timeout: time.Second, Retries: 1},
 		Boot:         h.TFTP,
 		Keys:         h.Store,
 		ImgDir:       filepath.Dir(desc.Image.Gz),
