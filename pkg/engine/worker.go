@@ -161,7 +161,7 @@ func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logge
 }
 
 // enter puts d at the start of state.
-func (e *Engine) enter(d *store.Deployment, state string, now time.Time) {
+func (e *Engine) enter(d *store.Deployment, state process.StateName, now time.Time) {
 	d.State, d.StateStartedAt, d.NextCheckAt = state, now, now
 	d.ExecDone, d.Rebooted, d.Failures, d.LastError = false, false, 0, ""
 }
@@ -205,7 +205,7 @@ func (e *Engine) lose(ctx context.Context, d *store.Deployment, reason string, l
 		// Inside a reboot the resume point already says where the node was going back to.
 		d.ResumeProcess, d.ResumeState = d.Process, d.State
 	}
-	d.State, d.LastError = store.StateLost, reason
+	d.State, d.LastError = process.Lost, reason
 	log.Error("node lost", "reason", reason)
 	e.save(ctx, d, ev, log)
 	return false
@@ -217,7 +217,7 @@ func (e *Engine) fail(ctx context.Context, d *store.Deployment, err error) bool 
 	ev := e.event(d, store.OutcomeFailed, err.Error(), now)
 	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
 	d.ResumeProcess, d.ResumeState = d.Process, d.State
-	d.State, d.LastError = store.StateFailed, err.Error()
+	d.State, d.LastError = process.Failed, err.Error()
 	log.Error("deployment failed", "err", err)
 	e.save(ctx, d, ev, log)
 	return false

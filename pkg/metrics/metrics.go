@@ -43,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/version"
@@ -142,29 +143,31 @@ func (m *Tasks) WatchLeases(held func() int) {
 }
 
 // StateEnded records a StateEvent: the duration of a state that ended, the failures by reason.
-func (m *Tasks) StateEnded(process, state, outcome string, d time.Duration) {
+func (m *Tasks) StateEnded(proc string, st process.StateName, outcome string, d time.Duration) {
+	state := string(st)
 	switch outcome {
 	case store.OutcomeDone:
-		m.stateDur.WithLabelValues(process, state, outcome).Observe(d.Seconds())
+		m.stateDur.WithLabelValues(proc, state, outcome).Observe(d.Seconds())
 	case store.OutcomeLost, store.OutcomeFailed:
-		m.stateDur.WithLabelValues(process, state, outcome).Observe(d.Seconds())
-		m.failures.WithLabelValues(process, state, outcome).Inc()
+		m.stateDur.WithLabelValues(proc, state, outcome).Observe(d.Seconds())
+		m.failures.WithLabelValues(proc, state, outcome).Inc()
 	case store.OutcomeRetry, store.OutcomeReboot:
-		m.failures.WithLabelValues(process, state, outcome).Inc()
+		m.failures.WithLabelValues(proc, state, outcome).Inc()
 	}
 }
 
 // StepError counts err as an SNMP or an SSH error when it came from pkg/power or pkg/remote.
-func (m *Tasks) StepError(process, state string, err error) {
+func (m *Tasks) StepError(proc string, st process.StateName, err error) {
+	state := string(st)
 	switch Origin(err) {
 	case OriginSNMP:
-		m.snmpErrors.WithLabelValues(process, state).Inc()
+		m.snmpErrors.WithLabelValues(proc, state).Inc()
 	case OriginSSHHostKey:
-		m.sshErrors.WithLabelValues(process, state, "hostkey").Inc()
+		m.sshErrors.WithLabelValues(proc, state, "hostkey").Inc()
 	case OriginSSHCommand:
-		m.sshErrors.WithLabelValues(process, state, "command").Inc()
+		m.sshErrors.WithLabelValues(proc, state, "command").Inc()
 	case OriginSSH:
-		m.sshErrors.WithLabelValues(process, state, "connection").Inc()
+		m.sshErrors.WithLabelValues(proc, state, "connection").Inc()
 	}
 }
 

@@ -60,7 +60,7 @@ func (s *Store) RequestCapture(ctx context.Context, id uint, name, description s
 		if err := tx.First(&d, id).Error; err != nil {
 			return notFound(err)
 		}
-		if d.State != "deployed" || (d.Process != process.Deploy && d.Process != process.SaveEnv) {
+		if process.Allowed(process.Situation{Process: d.Process, State: d.State, Held: d.Hold != "", Running: true}, process.ActSave) != nil {
 			return ErrNotDeployed
 		}
 		if err := checkName("environment", name); err != nil {
