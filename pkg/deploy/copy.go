@@ -85,7 +85,7 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	switch {
 	case progressErr != nil:
 		return progressErr
-	case errors.Is(err, image.ErrCorrupt):
+	case errors.Is(err, image.ErrBadImage):
 		return engine.Permanent(err)
 	case err != nil:
 		return err

@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -197,9 +196,9 @@ const (
 var snmpErrors = []error{power.ErrNoAnswer, power.ErrAuth, power.ErrSNMP, power.ErrNoSuchPort,
 	power.ErrBadValue, power.ErrReadBack, power.ErrCycleAborted}
 
-// Origin tells where err came from: a switch (its pkg/power error), SSH (pkg/remote: a
-// host key refused, a command that failed on the node, or else any error pkg/remote wrote,
-// whose text starts with "remote: " — dial, handshake, session), or elsewhere.
+// Origin tells where err came from, by its kind (errors.Is/As, never its text): a switch
+// (its pkg/power error), SSH (pkg/remote: a host key refused, a command that failed on the
+// node, a node unreachable — dial, handshake, session), or elsewhere.
 func Origin(err error) string {
 	if err == nil {
 		return OriginOther
@@ -215,7 +214,7 @@ func Origin(err error) string {
 		return OriginSSHHostKey
 	case errors.As(err, &exit):
 		return OriginSSHCommand
-	case strings.Contains(err.Error(), "remote: "):
+	case errors.Is(err, remote.ErrUnreachable):
 		return OriginSSH
 	}
 	return OriginOther
