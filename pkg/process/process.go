@@ -100,6 +100,10 @@ type Process struct {
 	Name    string
 	States  []State
 	Resumes bool
+	// NewData makes an empty value of the process's step data (a pointer to one of the types
+	// of data.go); nil when its steps keep none. A process that Resumes keeps none of its own:
+	// the data of the process it goes back to is left as it is.
+	NewData func() any
 }
 
 func s(name StateName, beforeReboot, lost int, description string) State {
@@ -132,7 +136,7 @@ var (
 // use its later agent's 300/330 because a Pi 3B+ rebooting from a fresh card is slow.
 func All() map[string]Process {
 	return map[string]Process{
-		Deploy: {Name: Deploy, States: []State{
+		Deploy: {Name: Deploy, NewData: newData[DeployData](), States: []State{
 			bootConf, turnOff, turnOnNFS, sshNFS,
 			copying(s(EnvCopy, 0, 3600, "Copying the image onto the card")),
 			copying(s(EnvCheck, 0, 400, "Checking the copy on the card")),
@@ -160,7 +164,7 @@ func All() map[string]Process {
 		// img_netboot reboots the deployed system cleanly (not a power cut: the card must be
 		// consistent) into the NFS system; the card then goes to the pimaster (img_copy), is
 		// checked (img_check), and the node boots its card again, unchanged.
-		SaveEnv: {Name: SaveEnv, States: []State{
+		SaveEnv: {Name: SaveEnv, NewData: newData[SaveEnvData](), States: []State{
 			s(ImgNetboot, 0, 60, "Rebooting the node into the network system"), sshNFS,
 			copying(s(ImgCopy, 0, 3600, "Copying the card into a new environment")),
 			copying(s(ImgCheck, 0, 400, "Checking the copy of the card")),

@@ -78,6 +78,9 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 			return err
 		}
 		updates := requestUpdates(p.Name, p.First(), time.Now().UTC())
+		if !p.Resumes {
+			updates["scratch"] = "" // a new run: the step data of the last one is no use (a reboot goes back to it)
+		}
 		if proc == process.Reboot && d.Hold != "" {
 			return fmt.Errorf("store: deployment %d is held (%s): it has nothing to reboot back to; destroy it or deploy it again", id, d.Hold)
 		}

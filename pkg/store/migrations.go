@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,6 +33,7 @@ func migrations() []migration {
 		{"deployments.queued, reservations.time_zone: the wait for a worker; the zone a reservation was entered in", autoMigrate(&Deployment{}, &Reservation{})},
 		{"api_tokens.expires_at, read_only: tokens made before tokens expired last 90 days from the upgrade", tokensExpire},
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
+		{"deployments.capture_name, capture_description: a save_env request's own columns, out of the step data", captureColumns},
 	}
 }
 
@@ -47,6 +49,37 @@ func publicAddresses(db *gorm.DB) error {
 		return err
 	}
 	return db.Exec("UPDATE switches SET snmp_port = ? WHERE snmp_port = 0", power.DefaultPort).Error
+}
+
+// captureColumns moves the name and description of the environment a save_env request makes
+// out of the step data (the scratch column, where the web wrote them in the request) into
+// their own columns; the rest of the JSON is save_env's step data as it was.
+func captureColumns(db *gorm.DB) error {
+	if err := db.AutoMigrate(&Deployment{}); err != nil {
+		return err
+	}
+	var rows []struct {
+		ID      uint
+		Scratch string
+	}
+	if err := db.Model(&Deployment{}).Select("id, scratch").Where("capture_name = '' AND scratch LIKE ?", "%capture_name%").
+		Scan(&rows).Error; err != nil {
+		return err
+	}
+	for _, r := range rows {
+		var c struct {
+			Name        string `json:"capture_name"`
+			Description string `json:"capture_description"`
+		}
+		if json.Unmarshal([]byte(r.Scratch), &c) != nil || c.Name == "" {
+			continue // not a capture request: nothing to move
+		}
+		if err := db.Model(&Deployment{}).Where("id = ?", r.ID).
+			Updates(map[string]any{"capture_name": c.Name, "capture_description": c.Description}).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type migration struct {

@@ -139,6 +139,9 @@ type Deployment struct {
 	SystemPassword string `gorm:"size:255" json:"-"`
 	PublicKey      string `gorm:"type:text"`
 	InitScript     string `gorm:"type:text"`
+	// CaptureName and CaptureDescription: the environment a save_env request makes.
+	CaptureName        string `gorm:"size:63;not null;default:''"`
+	CaptureDescription string `gorm:"type:text"`
 
 	// The state machine. Generation is bumped by every request from the web; the engine's
 	// writes are conditional on it, so a user's new request always wins over a running step.
@@ -172,8 +175,9 @@ type Deployment struct {
 	Throughput int64
 	// Output of the user's init script.
 	ScriptOutput string `gorm:"type:mediumtext"`
-	// Scratch is what a step keeps between its exec and post parts (JSON).
-	Scratch string `gorm:"type:text"`
+	// StepData is the process's step data (pkg/process, data.go) as JSON: pitasks' engine
+	// alone reads and writes it (engine.Data). The column kept its first name.
+	StepData string `gorm:"column:scratch;type:text"`
 
 	// Lease: the pitasks process working on this row, until LeaseUntil.
 	LeaseOwner string `gorm:"size:64;index"`
