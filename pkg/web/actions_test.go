@@ -15,7 +15,8 @@ import (
 // TestActionsFollowTheStates: for the deployment of every situation (every state of every
 // process, lost, failed, held, reservations over…), its owner's live status, API view and
 // page offer exactly the actions process.Allowed allows, and the API and the page's handlers
-// refuse the others with its reason, changing nothing.
+// refuse the others with its reason, changing nothing. The page and the API also say what the
+// state means (its description in pkg/process).
 func TestActionsFollowTheStates(t *testing.T) {
 	sx := newSituations(t)
 	alice := sx.as("user")
@@ -40,6 +41,13 @@ func TestActionsFollowTheStates(t *testing.T) {
 		shown := map[process.Action]bool{process.ActReboot: v.CanReboot, process.ActRedeploy: v.CanRedeploy,
 			process.ActDestroy: v.CanDestroy, process.ActSave: v.CanSave}
 		page := alice.get(base).Body.String()
+		// The state's description, from pkg/process, is what the page and the API say it means.
+		if p, err := process.Get(d.Process); err == nil {
+			st, _ := p.State(d.State)
+			if v.Description != st.Description || (st.Description != "" && !strings.Contains(page, html.EscapeString(st.Description))) {
+				t.Errorf("%s: description %q in the API, want %q on the page too", sit.name, v.Description, st.Description)
+			}
+		}
 		for _, a := range process.Actions {
 			r := process.Allowed(d.Situation(sx.now), a)
 			seen[a][r == nil]++
