@@ -60,7 +60,7 @@ func (d *Deployer) imgNetboot(ctx context.Context, t *engine.Task) error {
 		return err
 	}
 	if err := d.Boot.BootNFS(t.D.Node.Serial); err != nil {
-		return err
+		return bootError(err)
 	}
 	d.slots.acquire(t.D.NodeID)
 	if err := d.reboot(ctx, t, remote.RoleSystem); err != nil {

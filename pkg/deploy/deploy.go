@@ -167,7 +167,15 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 // --- power and boot ---
 
 func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
-	return d.Boot.BootNFS(t.D.Node.Serial)
+	return bootError(d.Boot.BootNFS(t.D.Node.Serial))
+}
+
+// bootError fails the step at once on what pkg/netboot says retrying cannot fix.
+func bootError(err error) error {
+	if errors.Is(err, netboot.ErrBadSerial) || errors.Is(err, netboot.ErrBadBootFiles) {
+		return engine.Permanent(err)
+	}
+	return err
 }
 
 func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
@@ -216,7 +224,7 @@ func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 }
 
 func (d *Deployer) destroying(ctx context.Context, t *engine.Task) error {
-	return d.Boot.Clear(t.D.Node.Serial)
+	return bootError(d.Boot.Clear(t.D.Node.Serial))
 }
 
 // comingBack waits for the system the node's TFTP folder boots.

@@ -35,11 +35,20 @@ const sdDir = ".sd"
 
 var serialRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
 
+// The kinds of errors that trying again cannot fix, matched with errors.Is.
+var (
+	// ErrBadSerial: a serial that cannot name a TFTP folder.
+	ErrBadSerial = errors.New("not a node serial")
+	// ErrBadBootFiles: boot files that cannot be installed as they are (unsafe paths, links
+	// or devices, too big, no cmdline.txt).
+	ErrBadBootFiles = errors.New("unusable boot files")
+)
+
 // CheckSerial refuses what cannot name a node's TFTP folder: a node's serial is the last 8 hex
 // digits, in lower case, of the Serial line of its /proc/cpuinfo.
 func CheckSerial(serial string) error {
 	if !serialRE.MatchString(serial) {
-		return fmt.Errorf("%q is not a node serial: the last 8 hex digits, in lower case, of Serial in /proc/cpuinfo (like a67c64b3)", serial)
+		return fmt.Errorf("%q is %w: the last 8 hex digits, in lower case, of Serial in /proc/cpuinfo (like a67c64b3)", serial, ErrBadSerial)
 	}
 	return nil
 }
@@ -91,7 +100,7 @@ func (t TFTP) InstallSD(serial string, tarStream io.Reader) error {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cmdline.txt")); err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("netboot: boot files of %s have no cmdline.txt", serial)
+		return fmt.Errorf("netboot: boot files of %s have no cmdline.txt: %w", serial, ErrBadBootFiles)
 	}
 	return t.switchTo(serial, dir)
 }
@@ -185,7 +194,7 @@ func untar(dir string, r io.Reader) error {
 			continue
 		}
 		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("unsafe path %q in boot files", h.Name)
+			return fmt.Errorf("unsafe path %q in boot files: %w", h.Name, ErrBadBootFiles)
 		}
 		p := filepath.Join(dir, name)
 		switch h.Typeflag {
@@ -196,7 +205,7 @@ func untar(dir string, r io.Reader) error {
 		case tar.TypeReg:
 			total += h.Size
 			if total > MaxBootFiles {
-				return fmt.Errorf("boot files larger than %d MiB", MaxBootFiles>>20)
+				return fmt.Errorf("boot files larger than %d MiB: %w", MaxBootFiles>>20, ErrBadBootFiles)
 			}
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return err
@@ -213,7 +222,7 @@ func untar(dir string, r io.Reader) error {
 				return err
 			}
 		default:
-			return fmt.Errorf("%q in boot files is not a regular file or folder", h.Name)
+			return fmt.Errorf("%q in boot files is not a regular file or folder: %w", h.Name, ErrBadBootFiles)
 		}
 	}
 }

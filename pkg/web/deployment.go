@@ -18,8 +18,9 @@ type deploymentData struct {
 	ScriptOutput string
 	Timeline     []timelineStep
 	Events       []store.StateEvent
-	// For the admin's force-state form.
+	// For the admin's force-state form: the processes' states, and the engine's own.
 	Processes []process.Process
+	Stopped   []process.StateName
 }
 
 // showDeployment is one node's deployment: how to reach it, its password (owner only), the
@@ -47,6 +48,7 @@ func (s *Server) showDeployment(c echo.Context) error {
 			p, _ := process.Get(name)
 			data.Processes = append(data.Processes, p)
 		}
+		data.Stopped = []process.StateName{process.Lost, process.Failed}
 	}
 	return s.render(c, http.StatusOK, "deployment", &page{Title: d.Name + " on " + d.Node.Name, Nav: "deployments", Data: data})
 }
