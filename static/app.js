@@ -109,3 +109,32 @@
   }
   setTimeout(poll, 1000);
 })();
+
+// A port request (on, off, cycle, read the ports) until pitasks ends it: its page updates in
+// place; the switch page (data-reload) reloads to show the states read.
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-port-request][data-live]");
+  if (!box) { return; }
+  var id = box.getAttribute("data-port-request");
+  function show(sel, text) { var el = box.querySelector(sel); if (el) { el.textContent = text || ""; el.hidden = !text; } }
+  function poll() {
+    fetch("/admin/port-requests/" + id + "/status.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (d) {
+        if (!d.active && box.hasAttribute("data-reload")) { window.location.reload(); return; }
+        var st = box.querySelector(".js-pstate");
+        if (st) {
+          st.textContent = d.state;
+          st.className = "badge js-pstate " + (d.state === "done" ? "good" : d.state === "failed" ? "bad" : "busy");
+        }
+        var wait = box.querySelector(".js-pwait");
+        if (wait) { wait.hidden = !d.active; }
+        show(".js-presult", d.result);
+        show(".js-perror", d.error);
+        if (d.active) { setTimeout(poll, 1000); }
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  setTimeout(poll, 1000);
+})();

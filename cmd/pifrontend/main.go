@@ -101,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	srv, err := web.New(ctx, web.Options{Store: st, Config: cfg, Logger: log, Power: snmpPower, Metrics: m})
+	srv, err := web.New(ctx, web.Options{Store: st, Config: cfg, Logger: log, Metrics: m})
 	if err != nil {
 		log.Error("web", "err", err)
 		return 1

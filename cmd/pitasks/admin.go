@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/requests"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/units"
 )
@@ -31,8 +32,19 @@ const (
 	nodeEvents = 10
 )
 
+// switchDriver is pitasks' one way from a switch record to its power driver (the admin's
+// commands, discovery and the web's port requests).
 func switchDriver(sw *store.Switch) (*power.SNMP, error) {
 	return power.NewSNMP(sw.PowerConfig(adminSNMPTimeout, adminSNMPRetries))
+}
+
+// openSwitch is switchDriver for the web's port requests (requests.Ports).
+func openSwitch(sw *store.Switch) (requests.Switch, error) {
+	d, err := switchDriver(sw)
+	if err != nil {
+		return nil, err // not a nil *SNMP in a non-nil interface
+	}
+	return d, nil
 }
 
 func portState(st power.PortStatus) string {

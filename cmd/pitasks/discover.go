@@ -107,40 +107,19 @@ func newDiscoverer(ctx context.Context, cfg *config.Config, st *store.Store, pro
 	}, nil
 }
 
-// runDiscoveryRequests carries out the discovery runs admins ask for on the web, one at a
-// time, their progress written line by line for the page to show.
-func runDiscoveryRequests(ctx context.Context, cfg *config.Config, st *store.Store, owner string, log *slog.Logger) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// discoverRun carries out a discovery run an admin asked for on the web (see
+// requests.Discoveries), its progress reported line by line.
+func discoverRun(cfg *config.Config, st *store.Store) func(context.Context, *store.DiscoveryRun, func(string)) error {
+	return func(ctx context.Context, r *store.DiscoveryRun, progress func(string)) error {
+		d, err := newDiscoverer(ctx, cfg, st, func(e discovery.Event) { progress(e.String()) })
+		if err != nil {
+			return err
 		}
-		r, err := st.ClaimDiscovery(ctx, owner, time.Now())
-		if err != nil || r == nil {
-			if err != nil && ctx.Err() == nil {
-				log.Error("discovery requests", "err", err)
-			}
-			continue
+		res, err := d.Run(ctx, r.Switch.Name, r.PortList()...)
+		if err != nil {
+			return err
 		}
-		log.Info("discovery started", "switch", r.Switch.Name, "run", r.ID)
-		d, err := newDiscoverer(ctx, cfg, st, func(e discovery.Event) {
-			if err := st.AppendDiscoveryOutput(context.WithoutCancel(ctx), r.ID, e.String()); err != nil {
-				log.Warn("discovery output", "run", r.ID, "err", err)
-			}
-		})
-		if err == nil {
-			var res *discovery.Result
-			if res, err = d.Run(ctx, r.Switch.Name, r.PortList()...); err == nil {
-				err = res.Err()
-			}
-		}
-		if ferr := st.FinishDiscovery(context.WithoutCancel(ctx), r.ID, err, time.Now()); ferr != nil {
-			log.Error("discovery end", "run", r.ID, "err", ferr)
-		}
-		log.Info("discovery ended", "switch", r.Switch.Name, "run", r.ID, "err", err)
+		return res.Err()
 	}
 }
 

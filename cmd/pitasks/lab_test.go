@@ -325,4 +325,29 @@ func TestPitasksCarriesOutWebDiscoveryRequests(t *testing.T) {
 		t.Fatalf("the run's output has %d lines:\n%s", lines, r.Output)
 	}
 	t.Logf("discovered %s (%s, serial %s) through a web request; %d lines of output", n.Name, n.MAC, n.Serial, strings.Count(r.Output, "\n"))
+
+	// The web's port requests: the same pitasks switches the lab's port 1 off, then reads the
+	// switch, under its lease.
+	off, err := st.RequestPort(ctx, sw.ID, 1, store.PortOff, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := st.RequestPort(ctx, sw.ID, 0, store.PortStatus, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint{off.ID, read.ID} {
+		var pr *store.PortRequest
+		waitFor(t, 2*time.Minute, "the port request to end", func() bool {
+			pr, err = st.PortRequest(ctx, id)
+			return err == nil && (pr.State == store.RequestDone || pr.State == store.RequestFailed)
+		})
+		states, err := pr.PortStates()
+		if pr.State != store.RequestDone || err != nil || states[1].On || pr.Owner == "" || pr.LeaseUntil == nil {
+			t.Fatalf("port request %s: %+v %v", pr.Action, pr, err)
+		}
+	}
+	if on, err := l.Switch().PortOn(1); err != nil || on {
+		t.Fatalf("lab port 1 after the off request: on=%v %v", on, err)
+	}
 }

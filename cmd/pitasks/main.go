@@ -36,6 +36,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/requests"
 	"github.com/piseduce/piseduce/pkg/sdnotify"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/version"
@@ -202,7 +203,9 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		"version", version.Get().Version)
 	ticks.started(time.Now())
 	c.Start()
-	go runDiscoveryRequests(ctx, cfg, st, eng.Owner(), log)
+	// The web only writes requests: pitasks carries them out under leases like deployments.
+	go (&requests.Discoveries{Store: st, Owner: eng.Owner(), Discover: discoverRun(cfg, st), Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
+	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, CycleOff: cycleOff, Log: log}).Run(ctx)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
 	sdnotify.Ready(log)
 	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))

@@ -21,6 +21,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
@@ -172,7 +173,7 @@ func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
 
 // bootError fails the step at once on what pkg/netboot says retrying cannot fix.
 func bootError(err error) error {
-	if errors.Is(err, netboot.ErrBadSerial) || errors.Is(err, netboot.ErrBadBootFiles) {
+	if errors.Is(err, nodeid.ErrBadSerial) || errors.Is(err, netboot.ErrBadBootFiles) {
 		return engine.Permanent(err)
 	}
 	return err

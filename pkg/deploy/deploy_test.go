@@ -15,6 +15,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
@@ -200,7 +201,7 @@ func TestBootErrorsThatRetryingCannotFix(t *testing.T) {
 	}
 	d := &Deployer{Boot: netboot.TFTP{Root: t.TempDir(), NFSBootDir: nfs}}
 	task := &engine.Task{D: &store.Deployment{Node: store.Node{Name: "node-1", Serial: "../etc"}}}
-	if err := d.bootConf(context.Background(), task); !engine.IsPermanent(err) || !errors.Is(err, netboot.ErrBadSerial) {
+	if err := d.bootConf(context.Background(), task); !engine.IsPermanent(err) || !errors.Is(err, nodeid.ErrBadSerial) {
 		t.Errorf("bad serial: %v, want a permanent ErrBadSerial", err)
 	}
 	task.D.Node.Serial = "a67c64be"

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
@@ -250,7 +251,7 @@ func (d *Discoverer) discoverPort(ctx context.Context, sw *store.Switch, ctl pow
 
 	known := map[string]string{}
 	for _, n := range nodes {
-		if mac, err := netboot.NormalizeMAC(n.MAC); err == nil {
+		if mac, err := nodeid.NormalizeMAC(n.MAC); err == nil {
 			known[mac] = n.Name
 		}
 	}
@@ -457,7 +458,7 @@ func (d *Discoverer) read(ctx context.Context, c *remote.Client) (*nodeInfo, err
 	}
 	info := &nodeInfo{cpu: cpu}
 	if m, err := c.Output(ctx, "cat", "/sys/class/net/eth0/address"); err == nil {
-		if mac, err := netboot.NormalizeMAC(m); err == nil {
+		if mac, err := nodeid.NormalizeMAC(m); err == nil {
 			info.mac = mac
 		}
 	}

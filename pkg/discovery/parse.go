@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 )
 
 // PiMACPrefixes are the Raspberry Pi Foundation's / Raspberry Pi Ltd's MAC prefixes (OUIs).
@@ -77,7 +77,7 @@ func SerialFromPath(tftpRoot, path string) (string, bool) {
 		return "", false
 	}
 	first, rest, ok := strings.Cut(rel, "/")
-	if !ok || rest == "" || netboot.CheckSerial(first) != nil {
+	if !ok || rest == "" || nodeid.CheckSerial(first) != nil {
 		return "", false
 	}
 	return first, true
@@ -110,7 +110,7 @@ func ParseCPUInfo(s string) (CPUInfo, error) {
 			c.ModelName = v
 		}
 	}
-	if len(serial) < 8 || netboot.CheckSerial(serial[len(serial)-8:]) != nil {
+	if len(serial) < 8 || nodeid.CheckSerial(serial[len(serial)-8:]) != nil {
 		return c, fmt.Errorf("no serial number in /proc/cpuinfo (Serial line %q)", serial)
 	}
 	c.Serial = serial[len(serial)-8:]

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/piseduce/piseduce/pkg/nodeid"
 )
 
 // This file generates the pimaster's dnsmasq configuration from the database: the DHCP hosts
@@ -26,39 +28,6 @@ type Host struct {
 	IP   string
 }
 
-var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-
-// CheckHostName refuses a node name that cannot be a host name in a DHCP hosts line (and the
-// deployed system's host name): letters, digits and inner hyphens, at most 63.
-func CheckHostName(name string) error {
-	if !hostNameRE.MatchString(name) {
-		return fmt.Errorf("%q is not a host name (letters, digits and inner hyphens, at most 63)", name)
-	}
-	return nil
-}
-
-// NormalizeMAC returns mac as six lower-case colon-separated hex pairs, or an error for what
-// is not the address of one network card (a multicast or all-zero address).
-func NormalizeMAC(mac string) (string, error) {
-	hw, err := net.ParseMAC(strings.TrimSpace(mac))
-	if err != nil || len(hw) != 6 {
-		return "", fmt.Errorf("%q is not a MAC address (like b8:27:eb:12:34:56)", mac)
-	}
-	if hw[0]&1 == 1 || bytes.Equal(hw, make(net.HardwareAddr, 6)) {
-		return "", fmt.Errorf("%s is not the address of one network card (multicast or zero)", hw)
-	}
-	return hw.String(), nil
-}
-
-// ParseIPv4 reads a dotted IPv4 address (dnsmasq's hosts lines take no other).
-func ParseIPv4(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || !a.Is4() {
-		return netip.Addr{}, fmt.Errorf("%q is not an IPv4 address", s)
-	}
-	return a, nil
-}
-
 // HostsFile returns the dnsmasq --dhcp-hostsfile content for hosts: "MAC,name,IP" per line,
 // sorted by IP. A bad MAC, IP or name, or a MAC, IP or name used twice, is an error naming
 // the node.
@@ -70,14 +39,14 @@ func HostsFile(hosts []Host) ([]byte, error) {
 	lines := make([]line, 0, len(hosts))
 	seen := map[string]string{}
 	for _, h := range hosts {
-		if err := CheckHostName(h.Name); err != nil {
+		if err := nodeid.CheckHostName(h.Name); err != nil {
 			return nil, fmt.Errorf("netboot: node %q: %v", h.Name, err)
 		}
-		mac, err := NormalizeMAC(h.MAC)
+		mac, err := nodeid.NormalizeMAC(h.MAC)
 		if err != nil {
 			return nil, fmt.Errorf("netboot: node %s: %v", h.Name, err)
 		}
-		ip, err := ParseIPv4(h.IP)
+		ip, err := nodeid.ParseIPv4(h.IP)
 		if err != nil {
 			return nil, fmt.Errorf("netboot: node %s: %v", h.Name, err)
 		}
@@ -190,7 +159,7 @@ func DnsmasqConf(c DnsmasqConfig) ([]byte, error) {
 	if !ifaceRE.MatchString(c.Interface) {
 		return nil, fmt.Errorf("netboot: dnsmasq interface %q is not an interface name", c.Interface)
 	}
-	listen, err := ParseIPv4(c.ListenAddress)
+	listen, err := nodeid.ParseIPv4(c.ListenAddress)
 	if err != nil {
 		return nil, fmt.Errorf("netboot: dnsmasq listen address: %v", err)
 	}
@@ -230,7 +199,7 @@ func DnsmasqConf(c DnsmasqConfig) ([]byte, error) {
 // its root read-only (ro), and NFSInit as its first init, which gives the node a writable
 // layer of its own in RAM.
 func NFSCmdline(pimasterIP string) (string, error) {
-	ip, err := ParseIPv4(pimasterIP)
+	ip, err := nodeid.ParseIPv4(pimasterIP)
 	if err != nil {
 		return "", fmt.Errorf("netboot: pimaster address: %v", err)
 	}

@@ -17,8 +17,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/piseduce/piseduce/pkg/nodeid"
 )
 
 // Mode is what a node's TFTP folder makes it boot.
@@ -33,25 +34,10 @@ const (
 // sdDir holds the per-node copies of card boot files.
 const sdDir = ".sd"
 
-var serialRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
-
-// The kinds of errors that trying again cannot fix, matched with errors.Is.
-var (
-	// ErrBadSerial: a serial that cannot name a TFTP folder.
-	ErrBadSerial = errors.New("not a node serial")
-	// ErrBadBootFiles: boot files that cannot be installed as they are (unsafe paths, links
-	// or devices, too big, no cmdline.txt).
-	ErrBadBootFiles = errors.New("unusable boot files")
-)
-
-// CheckSerial refuses what cannot name a node's TFTP folder: a node's serial is the last 8 hex
-// digits, in lower case, of the Serial line of its /proc/cpuinfo.
-func CheckSerial(serial string) error {
-	if !serialRE.MatchString(serial) {
-		return fmt.Errorf("%q is %w: the last 8 hex digits, in lower case, of Serial in /proc/cpuinfo (like a67c64b3)", serial, ErrBadSerial)
-	}
-	return nil
-}
+// ErrBadBootFiles: boot files that cannot be installed as they are (unsafe paths, links or
+// devices, too big, no cmdline.txt); trying again cannot fix them (errors.Is). A serial that
+// names no TFTP folder is nodeid.ErrBadSerial.
+var ErrBadBootFiles = errors.New("unusable boot files")
 
 // MaxBootFiles bounds what InstallSD accepts: a Pi boot partition is a few tens of MiB.
 const MaxBootFiles = 512 << 20
@@ -63,7 +49,7 @@ type TFTP struct {
 }
 
 func (t TFTP) link(serial string) (string, error) {
-	if err := CheckSerial(serial); err != nil {
+	if err := nodeid.CheckSerial(serial); err != nil {
 		return "", fmt.Errorf("netboot: %w", err)
 	}
 	return filepath.Join(t.Root, serial), nil

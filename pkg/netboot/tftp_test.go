@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/piseduce/piseduce/pkg/nodeid"
 )
 
 func tarOf(t *testing.T, files map[string]string) *bytes.Buffer {
@@ -88,8 +90,8 @@ func TestModesSwitch(t *testing.T) {
 func TestRefusesBadInput(t *testing.T) {
 	tf := newTFTP(t)
 	for _, serial := range []string{"../etc", "A67C64BE", "", "a67c64be/..", "1234567"} {
-		if err := tf.BootNFS(serial); !errors.Is(err, ErrBadSerial) {
-			t.Errorf("serial %q: %v, want ErrBadSerial", serial, err)
+		if err := tf.BootNFS(serial); !errors.Is(err, nodeid.ErrBadSerial) {
+			t.Errorf("serial %q: %v, want nodeid.ErrBadSerial", serial, err)
 		}
 	}
 	for name, files := range map[string]map[string]string{

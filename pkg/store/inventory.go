@@ -15,7 +15,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/names"
-	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 	"github.com/piseduce/piseduce/pkg/power"
 )
 
@@ -113,7 +113,7 @@ func checkName(kind, name string) error {
 		return bad(strings.TrimPrefix(ne.Error(), "it "))
 	}
 	if kind == "node" {
-		if err := netboot.CheckHostName(name); err != nil {
+		if err := nodeid.CheckHostName(name); err != nil {
 			return bad(err.Error())
 		}
 		return nil
@@ -187,21 +187,21 @@ func (n *Node) Validate(sw *Switch) error {
 		return bad("port", "%d is the pimaster's own port on switch %s", n.Port, label(sw.Name))
 	}
 	if n.IP = strings.TrimSpace(n.IP); n.IP != "" {
-		a, err := netboot.ParseIPv4(n.IP)
+		a, err := nodeid.ParseIPv4(n.IP)
 		if err != nil {
 			return bad("ip", "%v", err)
 		}
 		n.IP = a.String()
 	}
 	if n.MAC = strings.TrimSpace(n.MAC); n.MAC != "" {
-		m, err := netboot.NormalizeMAC(n.MAC)
+		m, err := nodeid.NormalizeMAC(n.MAC)
 		if err != nil {
 			return bad("mac", "%v", err)
 		}
 		n.MAC = m
 	}
 	if n.Serial = strings.ToLower(strings.TrimSpace(n.Serial)); n.Serial != "" {
-		if err := netboot.CheckSerial(n.Serial); err != nil {
+		if err := nodeid.CheckSerial(n.Serial); err != nil {
 			return bad("serial", "%v", err)
 		}
 	}

@@ -33,6 +33,7 @@ func migrations() []migration {
 		{"deployments.queued, reservations.time_zone: the wait for a worker; the zone a reservation was entered in", autoMigrate(&Deployment{}, &Reservation{})},
 		{"api_tokens.expires_at, read_only: tokens made before tokens expired last 90 days from the upgrade", tokensExpire},
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
+		{"port_requests, discovery_runs.lease_until: the web's port requests, and leases on what pitasks runs for the web", autoMigrate(&PortRequest{}, &DiscoveryRun{})},
 		{"deployments.capture_name, capture_description: a save_env request's own columns, out of the step data", captureColumns},
 	}
 }

@@ -107,11 +107,7 @@ func (s *Store) RequestDiscovery(ctx context.Context, switchID uint, ports []int
 	var r *DiscoveryRun
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var sw Switch
-		q := tx
-		if s.Dialect == "mysql" {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		if err := q.First(&sw, switchID).Error; err != nil {
+		if err := lockForUpdate(tx, s.Dialect).First(&sw, switchID).Error; err != nil {
 			return notFound(err)
 		}
 		var busy int64
@@ -162,25 +158,33 @@ func (r *DiscoveryRun) PortList() []int {
 	return out
 }
 
-// ClaimDiscovery is for pitasks: it takes the oldest requested run, if any, for owner.
-func (s *Store) ClaimDiscovery(ctx context.Context, owner string, now time.Time) (*DiscoveryRun, error) {
+// ClaimDiscovery is for pitasks: it takes the oldest requested run, if any, for owner until
+// now+lease. First it ends the runs whose owner's lease ran out, with StoppedDuringRun: a run
+// never stays "running" after its pitasks stopped.
+func (s *Store) ClaimDiscovery(ctx context.Context, owner string, now time.Time, lease time.Duration) (*DiscoveryRun, error) {
+	t := now.UTC()
+	db := s.DB.WithContext(ctx)
+	if err := db.Model(&DiscoveryRun{}).Where("state = ? AND (lease_until IS NULL OR lease_until < ?)", DiscoveryRunning, t).
+		Updates(map[string]any{"state": DiscoveryFailed, "error": StoppedDuringRun, "ended_at": t}).Error; err != nil {
+		return nil, err
+	}
 	for {
 		var r DiscoveryRun
-		err := s.DB.WithContext(ctx).Preload("Switch").Where("state = ?", DiscoveryRequested).Order("id").First(&r).Error
+		err := db.Preload("Switch").Where("state = ?", DiscoveryRequested).Order("id").First(&r).Error
 		if err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return nil, nil
 			}
 			return nil, err
 		}
-		t := now.UTC()
-		res := s.DB.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ? AND state = ?", r.ID, DiscoveryRequested).
-			Updates(map[string]any{"state": DiscoveryRunning, "owner": owner, "started_at": t})
+		until := t.Add(lease)
+		res := db.Model(&DiscoveryRun{}).Where("id = ? AND state = ?", r.ID, DiscoveryRequested).
+			Updates(map[string]any{"state": DiscoveryRunning, "owner": owner, "started_at": t, "lease_until": until})
 		if res.Error != nil {
 			return nil, res.Error
 		}
 		if res.RowsAffected == 1 {
-			r.State, r.Owner, r.StartedAt = DiscoveryRunning, owner, &t
+			r.State, r.Owner, r.StartedAt, r.LeaseUntil = DiscoveryRunning, owner, &t, &until
 			return &r, nil
 		}
 		// Another pitasks took it first: look again.
@@ -198,11 +202,21 @@ func (s *Store) AppendDiscoveryOutput(ctx context.Context, id uint, line string)
 		Update("output", gorm.Expr(concat, line)).Error
 }
 
-// FinishDiscovery ends run id: done, or failed with runErr's message.
-func (s *Store) FinishDiscovery(ctx context.Context, id uint, runErr error, now time.Time) error {
+// FinishDiscovery ends owner's run id: done, or failed with runErr's message. ErrLeaseLost
+// when it is no longer owner's (its lease ran out and another pitasks ended it).
+func (s *Store) FinishDiscovery(ctx context.Context, id uint, owner string, runErr error, now time.Time) error {
 	u := map[string]any{"state": DiscoveryDone, "ended_at": now.UTC()}
 	if runErr != nil {
 		u["state"], u["error"] = DiscoveryFailed, runErr.Error()
 	}
-	return s.DB.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ?", id).Updates(u).Error
+	return s.updateOwned(ctx, &DiscoveryRun{}, id, owner, u)
+}
+
+// lockForUpdate locks the rows tx reads next until it ends (MariaDB; SQLite's write
+// transaction already excludes other writers).
+func lockForUpdate(tx *gorm.DB, dialect string) *gorm.DB {
+	if dialect == "mysql" {
+		return tx.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return tx
 }

@@ -238,17 +238,20 @@ func TestDiscoveryRuns(t *testing.T) {
 		if _, err := s.RequestDiscovery(ctx, c.sw.ID, nil, c.alice.ID); !errors.Is(err, store.ErrInUse) {
 			t.Fatalf("two runs on one switch: %v", err)
 		}
-		got, err := s.ClaimDiscovery(ctx, "pitasks-1", time.Now())
+		got, err := s.ClaimDiscovery(ctx, "pitasks-1", time.Now(), time.Minute)
 		check(t, err)
 		if got == nil || got.ID != r.ID || got.Switch.Name != "sw1" || len(got.PortList()) != 2 {
 			t.Fatalf("claim: %+v", got)
 		}
-		if again, err := s.ClaimDiscovery(ctx, "pitasks-2", time.Now()); err != nil || again != nil {
+		if again, err := s.ClaimDiscovery(ctx, "pitasks-2", time.Now(), time.Minute); err != nil || again != nil {
 			t.Fatalf("claimed twice: %+v %v", again, err)
 		}
 		check(t, s.AppendDiscoveryOutput(ctx, r.ID, "port 2: powering on"))
 		check(t, s.AppendDiscoveryOutput(ctx, r.ID, "port 2: found b8:27:eb:00:00:01"))
-		check(t, s.FinishDiscovery(ctx, r.ID, errors.New("port 3: no DHCP request"), time.Now()))
+		if err := s.FinishDiscovery(ctx, r.ID, "pitasks-2", nil, time.Now()); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("another pitasks ended the run: %v", err)
+		}
+		check(t, s.FinishDiscovery(ctx, r.ID, "pitasks-1", errors.New("port 3: no DHCP request"), time.Now()))
 		got, err = s.DiscoveryRun(ctx, r.ID)
 		check(t, err)
 		if got.Output != "port 2: powering on\nport 2: found b8:27:eb:00:00:01\n" || got.State != store.DiscoveryFailed || got.Error == "" || got.EndedAt == nil {

@@ -121,18 +121,20 @@ type portView struct {
 	Node   *store.Node
 	Master bool
 	Known  bool
-	State  PortState
+	State  store.PortState
 }
 
 type switchPortsData struct {
 	Switch store.Switch
 	Ports  []portView
 	Runs   []store.DiscoveryRun
-	// StatusError says why the switch could not be read.
-	StatusError string
+	// Read: the ports' states as pitasks read them last, and its pending status request.
+	Read portStates
+	// Requests: the latest on / off / cycle requests, newest first.
+	Requests []portRequestView
 }
 
-// switchPorts loads the switch named by :id and reads the state of its ports.
+// switchPorts loads the switch named by :id and the states pitasks read of its ports.
 func (s *Server) switchPorts(c echo.Context) (switchPortsData, error) {
 	ctx := c.Request().Context()
 	sw, err := byID(c, s.store.Switch)
@@ -150,21 +152,31 @@ func (s *Server) switchPorts(c echo.Context) (switchPortsData, error) {
 		}
 	}
 	d := switchPortsData{Switch: *sw}
-	st, err := s.portStatus(ctx, sw)
+	recent, err := s.store.PortRequests(ctx, sw.ID, 10)
 	if err != nil {
-		d.StatusError = err.Error()
-		s.log.Warn("PoE status", "switch", sw.Name, "err", err)
+		return d, err
+	}
+	for i := range recent {
+		recent[i].Switch = *sw
+		v, err := viewPortRequest(&recent[i])
+		if err != nil {
+			return d, err
+		}
+		d.Requests = append(d.Requests, v)
+	}
+	if d.Read, err = s.portStates(c, sw, recent); err != nil {
+		return d, err
 	}
 	for p := 1; p <= sw.PortCount; p++ {
 		pv := portView{Port: p, Node: byPort[p], Master: p == sw.MasterPort}
-		pv.State, pv.Known = st[p]
+		pv.State, pv.Known = d.Read.States[p]
 		d.Ports = append(d.Ports, pv)
 	}
 	return d, nil
 }
 
-// showSwitchPorts is the PoE port grid of a switch: each port's node and power, with on / off
-// / power-cycle buttons (not for the pimaster's port).
+// showSwitchPorts is the PoE port grid of a switch: each port's node and power as pitasks read
+// them, with on / off / power-cycle buttons (not for the pimaster's port).
 func (s *Server) showSwitchPorts(c echo.Context) error {
 	d, err := s.switchPorts(c)
 	if err != nil {
@@ -188,17 +200,4 @@ func (s *Server) switchPort(c echo.Context) (*store.Switch, int, error) {
 		return nil, 0, echo.ErrNotFound
 	}
 	return sw, port, nil
-}
-
-func (s *Server) powerPort(c echo.Context) error {
-	sw, port, err := s.switchPort(c)
-	if err != nil {
-		return err
-	}
-	back := "/admin/switches/" + strconv.Itoa(int(sw.ID))
-	action := c.FormValue("action")
-	if err := s.setPort(c.Request().Context(), currentUser(c).ID, sw, port, action); err != nil {
-		return s.redirectUserError(c, back, err)
-	}
-	return s.redirect(c, back, "Port "+strconv.Itoa(port)+": "+action+".")
 }

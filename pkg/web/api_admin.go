@@ -67,8 +67,11 @@ type switchJSON struct {
 	OID           string     `json:"oid"`
 	OIDOffset     int        `json:"oid_offset"`
 	Ports         []portJSON `json:"ports,omitempty"`
-	StatusError   string     `json:"status_error,omitempty"`
-	Checked       *time.Time `json:"checked_at,omitempty"`
+	// StatusError: why pitasks could not read the switch, the last time; Checked: when it read
+	// it last; Pending: its status request not ended yet (POST …/status writes one).
+	StatusError string     `json:"status_error,omitempty"`
+	Checked     *time.Time `json:"checked_at,omitempty"`
+	Pending     uint       `json:"pending_status_request,omitempty"`
 }
 
 type portJSON struct {
@@ -99,16 +102,14 @@ func (s *Server) apiAdminSwitches(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"switches": out})
 }
 
-// apiAdminSwitch returns a switch with the status of each PoE port, read from the switch.
+// apiAdminSwitch returns a switch with the status of each PoE port, as pitasks read it last.
 func (s *Server) apiAdminSwitch(c echo.Context) error {
 	d, err := s.switchPorts(c)
 	if err != nil {
 		return err
 	}
 	out := viewSwitch(&d.Switch)
-	out.StatusError = d.StatusError
-	now := s.now().UTC()
-	out.Checked = &now
+	out.StatusError, out.Checked, out.Pending = d.Read.Error, d.Read.ReadAt, d.Read.Pending
 	for _, p := range d.Ports {
 		pj := portJSON{Port: p.Port, Master: p.Master, Known: p.Known, On: p.State.On, Detail: p.State.Detail}
 		if p.Node != nil {
@@ -139,22 +140,6 @@ func (s *Server) apiUpdateSwitch(c echo.Context) error {
 }
 
 func (s *Server) apiDeleteSwitch(c echo.Context) error { return apiDeleteByID(c, s.store.DeleteSwitch) }
-
-// apiPowerPort: POST /api/v1/admin/switches/:id/ports/:port/on|off|cycle.
-func (s *Server) apiPowerPort(c echo.Context) error {
-	sw, port, err := s.switchPort(c)
-	if err != nil {
-		return err
-	}
-	action := c.Param("action")
-	if action != "on" && action != "off" && action != "cycle" {
-		return echo.ErrNotFound
-	}
-	if err := s.setPort(c.Request().Context(), currentUser(c).ID, sw, port, action); err != nil {
-		return httpError(err)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"switch": sw.Name, "port": port, "action": action})
-}
 
 type adminNodeJSON struct {
 	ID     uint   `json:"id"`

@@ -12,7 +12,6 @@ import (
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
-	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
@@ -44,7 +43,7 @@ func TestBrowserOnTheLab(t *testing.T) {
 	if err := h.Store.CreateUser(ctx, &admin); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(ctx, Options{Store: h.Store, Config: newFixtureConfig(), Logger: quietLogger(), Power: labPower})
+	s, err := New(ctx, Options{Store: h.Store, Config: newFixtureConfig(), Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,10 +53,18 @@ func TestBrowserOnTheLab(t *testing.T) {
 	if err := h.Store.DB.First(&sw).Error; err != nil {
 		t.Fatal(err)
 	}
+	// The admin's switch page shows the ports as pitasks reads them on the lab's switch.
+	if _, err := h.Store.RequestPort(ctx, sw.ID, 0, store.PortStatus, admin.ID); err != nil {
+		t.Fatal(err)
+	}
 
 	story{
 		URL: srv.URL, Store: h.Store, Admin: admin.Email, Nodes: []uint{h.Nodes[0].ID, h.Nodes[1].ID}, Env: h.Env.Name,
-		Pitasks:    func() func() { return tickEvery(t, h.Engine, 250*time.Millisecond) },
+		Pitasks: func() func() {
+			stop := runPortRequests(t, h.Store)
+			tick := tickEvery(t, h.Engine, 250*time.Millisecond)
+			return func() { tick(); stop() }
+		},
 		Shots:      artifactsDir(t, "web-lab"),
 		AdminPages: []string{fmt.Sprintf("/admin/switches/%d", sw.ID), "/admin/deployments", "/admin/nodes", "/admin/environments"},
 	}.run(t)
@@ -68,35 +75,4 @@ func TestBrowserOnTheLab(t *testing.T) {
 			t.Errorf("%s: PoE port %d still on after destroy (%v)", n.Name, n.Port, err)
 		}
 	}
-}
-
-// labPower is pifrontend's PoE control (cmd/pifrontend's SNMP adapter) on the lab's switch,
-// so that the admin's switch page shows the real port states.
-func labPower(sw *store.Switch) (Power, error) {
-	p, err := power.NewSNMP(sw.PowerConfig(2*time.Second, 1))
-	if err != nil {
-		return nil, err
-	}
-	return snmpPower{p}, nil
-}
-
-type snmpPower struct{ *power.SNMP }
-
-func (s snmpPower) StatusAll(ctx context.Context) (map[int]PortState, error) {
-	m, err := s.SNMP.StatusAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int]PortState, len(m))
-	for port, st := range m {
-		out[port] = PortState{On: st.On}
-		if st.Delivering {
-			out[port] = PortState{On: st.On, Detail: "delivering power"}
-		}
-	}
-	return out, nil
-}
-
-func (s snmpPower) Cycle(ctx context.Context, port int) error {
-	return s.SNMP.Cycle(ctx, port, 3*time.Second)
 }

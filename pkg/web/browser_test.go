@@ -150,7 +150,7 @@ func TestBrowser(t *testing.T) {
 		}
 		free = append(free, n.ID)
 	}
-	f.power.ports = map[int]bool{1: true, 2: true, 3: true, 4: false, 5: false, 6: true, 8: true}
+	f.pitasksRead(&f.sw, map[int]store.PortState{1: {On: true}, 2: {On: true}, 3: {On: true}, 4: {}, 5: {}, 6: {On: true}, 8: {On: true}}, nil)
 	srv := httptest.NewServer(f.s)
 	defer srv.Close()
 	story{

@@ -37,7 +37,7 @@ func TestDiscoveryPage(t *testing.T) {
 	if !strings.Contains(page, "Waiting for pitasks") || !strings.Contains(page, "5,6,7") {
 		t.Fatalf("page: %s", page)
 	}
-	run, err := f.st.ClaimDiscovery(ctx, "pitasks-test", time.Now())
+	run, err := f.st.ClaimDiscovery(ctx, "pitasks-test", time.Now(), time.Minute)
 	if err != nil || run == nil {
 		t.Fatal(run, err)
 	}
@@ -48,7 +48,7 @@ func TestDiscoveryPage(t *testing.T) {
 	if v.State != "running" || !strings.Contains(v.Output, "node-7") || !v.Active {
 		t.Fatalf("feed: %+v", v)
 	}
-	f.st.FinishDiscovery(ctx, run.ID, nil, time.Now())
+	f.st.FinishDiscovery(ctx, run.ID, "pitasks-test", nil, time.Now())
 	page = admin.get(loc).Body.String()
 	if !strings.Contains(page, "&lt;b&gt;node-7&lt;/b&gt;") || strings.Contains(page, "data-live") {
 		t.Fatal("finished run page: output not escaped or still live")

@@ -36,56 +36,16 @@ const (
 	bobOSPass      = "bobOSpass22"
 )
 
-// fakePower records PoE calls.
-type fakePower struct {
-	mu    sync.Mutex
-	ports map[int]bool
-	calls []string
-	err   error
-}
-
-func (f *fakePower) StatusAll(ctx context.Context) (map[int]PortState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	out := map[int]PortState{}
-	for p, on := range f.ports {
-		out[p] = PortState{On: on}
-	}
-	return out, nil
-}
-
-func (f *fakePower) Set(ctx context.Context, port int, on bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("set %d %v", port, on))
-	f.ports[port] = on
-	return f.err
-}
-
-func (f *fakePower) Cycle(ctx context.Context, port int) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("cycle %d", port))
-	return f.err
-}
-
 // fixture is a small cluster with four kinds of visitors: anonymous, alice (the user who owns
 // the objects the routes touch), bob (another user) and an admin.
 type fixture struct {
-	t     testing.TB
-	s     *Server
-	st    *store.Store
-	cfg   *config.Config
-	mail  *auth.MailRecorder
-	power *fakePower
-	// powers are the switches that do not answer like f.power, by switch id (set them before
-	// the first request).
-	powers map[uint]*fakePower
-	now    time.Time
-	log    *strings.Builder
+	t    testing.TB
+	s    *Server
+	st   *store.Store
+	cfg  *config.Config
+	mail *auth.MailRecorder
+	now  time.Time
+	log  *strings.Builder
 
 	admin, dave, alice, bob, carol store.User
 	sw, sw2                        store.Switch
@@ -96,6 +56,7 @@ type fixture struct {
 	tokens                         map[string]string  // role → API token
 	aliceToken2                    store.APIToken     // a token of alice to revoke
 	discovery                      store.DiscoveryRun // a finished discovery on sw2
+	portRead                       store.PortRequest  // pitasks' reading of sw's ports
 }
 
 type fixtureOpt func(*config.Config)
@@ -115,7 +76,7 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 	for _, o := range opts {
 		o(cfg)
 	}
-	f := &fixture{t: t, st: st, cfg: cfg, mail: &auth.MailRecorder{}, power: &fakePower{ports: map[int]bool{1: true, 2: false}},
+	f := &fixture{t: t, st: st, cfg: cfg, mail: &auth.MailRecorder{},
 		now: time.Now().UTC(), log: &strings.Builder{}, tokens: map[string]string{}}
 	must := func(err error) {
 		t.Helper()
@@ -192,22 +153,42 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 	must(st.SetSettings(ctx, map[string]string{settingSMTPPassword: testSMTPPass}))
 	run, err := st.RequestDiscovery(ctx, f.sw2.ID, []int{1}, f.admin.ID)
 	must(err)
+	_, err = st.ClaimDiscovery(ctx, "pitasks-test", f.now, time.Minute)
+	must(err)
 	must(st.AppendDiscoveryOutput(ctx, run.ID, "port 1: no Raspberry Pi answered"))
-	must(st.FinishDiscovery(ctx, run.ID, nil, f.now))
+	must(st.FinishDiscovery(ctx, run.ID, "pitasks-test", nil, f.now))
 	f.discovery = *run
+	f.portRead = f.pitasksRead(&f.sw, map[int]store.PortState{1: {On: true, Detail: "delivering power"}, 2: {}}, nil)
 
 	logger := slog.New(slog.NewTextHandler(lockedWriter{b: f.log}, nil))
 	f.s, err = New(ctx, Options{Store: st, Config: cfg, Logger: logger, Mailer: f.mail,
-		Power: f.powerOf, Now: func() time.Time { return f.now }})
+		Now: func() time.Time { return f.now }})
 	must(err)
 	return f
 }
 
-func (f *fixture) powerOf(sw *store.Switch) (Power, error) {
-	if p := f.powers[sw.ID]; p != nil {
-		return p, nil
+// pitasksRead records states (or runErr) as pitasks reading sw's ports would: through the
+// store methods pkg/requests calls. TestPortRequestPages runs the real pkg/requests.
+func (f *fixture) pitasksRead(sw *store.Switch, states map[int]store.PortState, runErr error) store.PortRequest {
+	f.t.Helper()
+	ctx := context.Background()
+	r, err := f.st.RequestPort(ctx, sw.ID, 0, store.PortStatus, f.admin.ID)
+	if err == nil {
+		var c *store.PortRequest
+		if c, err = f.st.ClaimPortRequest(ctx, "pitasks-test", time.Now(), time.Minute); err == nil && (c == nil || c.ID != r.ID) {
+			err = fmt.Errorf("claimed %+v, want request %d", c, r.ID)
+		}
 	}
-	return f.power, nil
+	if err == nil {
+		err = f.st.FinishPortRequest(ctx, r.ID, "pitasks-test", states, runErr, time.Now())
+	}
+	if err == nil {
+		r, err = f.st.PortRequest(ctx, r.ID)
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return *r
 }
 
 type lockedWriter struct{ b *strings.Builder }
@@ -266,6 +247,7 @@ func (b *browser) do(req *http.Request) *httptest.ResponseRecorder {
 	req.RemoteAddr = "198.51.100.7:5555"
 	rec := httptest.NewRecorder()
 	b.f.s.ServeHTTP(rec, req)
+	checkAPIAnswer(b.f.t, req, rec)
 	for _, c := range rec.Result().Cookies() {
 		if c.MaxAge < 0 {
 			delete(b.cookies, c.Name)
@@ -301,7 +283,7 @@ func (b *browser) postRaw(path string, form url.Values) *httptest.ResponseRecord
 	return b.do(req)
 }
 
-// api calls the JSON API with the role's token ("anon": none).
+// api calls the JSON API with the role's token ("anon": none); the answer must match openapi.json.
 func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRecorder {
 	var r io.Reader
 	if body != nil {
@@ -320,6 +302,7 @@ func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRec
 	}
 	rec := httptest.NewRecorder()
 	f.s.ServeHTTP(rec, req)
+	checkAPIAnswer(f.t, req, rec)
 	return rec
 }
 
@@ -327,7 +310,7 @@ func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRec
 // delete them) and the tokens' last-use time: equal fingerprints mean a request changed nothing.
 func (f *fixture) fingerprint() string {
 	tables := []string{"users", "switches", "nodes", "environments", "reservations", "reservation_nodes",
-		"deployments", "state_events", "api_tokens", "settings", "email_tokens", "discovery_runs"}
+		"deployments", "state_events", "api_tokens", "settings", "email_tokens", "discovery_runs", "port_requests"}
 	var b strings.Builder
 	for _, tname := range tables {
 		rows, err := f.st.DB.Raw("SELECT * FROM " + tname).Rows()

@@ -36,6 +36,8 @@ type situations struct {
 	*fixture
 	list []situation
 	dead store.Switch // a switch that does not answer
+	// deadRead: pitasks' failed reading of dead; pending: a port request pitasks has not run.
+	deadRead, pending store.PortRequest
 }
 
 // The zones the situations' reservations were entered in.
@@ -61,8 +63,10 @@ func newSituations(t testing.TB) *situations {
 		OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
 	must(f.st.CreateSwitch(ctx, &sw))
 	must(f.st.CreateSwitch(ctx, &sx.dead))
-	f.powers = map[uint]*fakePower{sx.dead.ID: {ports: map[int]bool{},
-		err: errors.New("switch sw-dead: no answer from 192.0.2.13:161 after 2 tries")}}
+	sx.deadRead = f.pitasksRead(&sx.dead, nil, errors.New("switch sw-dead: no answer from 192.0.2.13:161 after 2 tries"))
+	pending, err := f.st.RequestPort(ctx, f.sw.ID, 2, store.PortCycle, f.admin.ID)
+	must(err)
+	sx.pending = *pending
 
 	users := map[string]store.User{"user": f.alice, "other": f.bob}
 	zones := map[string]string{"user": zoneAlice, "other": zoneBob}
@@ -239,6 +243,10 @@ func (sx *situations) objectsFor(path string) ([]pageObject, bool) {
 		}
 	case "discovery":
 		out = append(out, pageObject{what: "discovery", param: id(sx.discovery.ID)})
+	case "port-requests":
+		for what, r := range map[string]store.PortRequest{"ports read": sx.portRead, "a failed reading": sx.deadRead, "a pending cycle": sx.pending} {
+			out = append(out, pageObject{what: what, param: id(r.ID)})
+		}
 	case "confirm":
 		out = append(out, pageObject{what: "an unknown token", param: "abc"})
 	case "static":

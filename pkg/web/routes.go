@@ -66,6 +66,8 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(public, post, "/signup", s.saveSignup)
 	add(public, get, "/confirm/:token", s.showConfirm)
 	add(public, post, "/confirm", s.saveConfirm)
+	add(public, get, "/docs/api", s.showAPIDocs)
+	add(open, get, "/api/v1/openapi.json", s.apiDescription)
 
 	// Users.
 	add(user, post, "/logout", s.logout)
@@ -108,6 +110,9 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(admin, post, "/admin/switches/:id", s.saveSwitch)
 	add(admin, post, "/admin/switches/:id/delete", s.deleteSwitch)
 	add(admin, post, "/admin/switches/:id/ports/:port", s.powerPort)
+	add(admin, post, "/admin/switches/:id/status", s.readPorts)
+	add(admin, get, "/admin/port-requests/:id", s.showPortRequest)
+	add(admin, get, "/admin/port-requests/:id/status.json", s.portRequestStatus)
 	add(admin, post, "/admin/switches/:id/discover", s.startDiscovery)
 	add(admin, get, "/admin/discovery/:id", s.showDiscovery)
 	add(admin, get, "/admin/discovery/:id/status.json", s.discoveryStatus)
@@ -160,6 +165,8 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(apiAdmin, http.MethodPut, "/api/v1/admin/switches/:id", s.apiUpdateSwitch)
 	add(apiAdmin, http.MethodDelete, "/api/v1/admin/switches/:id", s.apiDeleteSwitch)
 	add(apiAdmin, post, "/api/v1/admin/switches/:id/ports/:port/:action", s.apiPowerPort)
+	add(apiAdmin, post, "/api/v1/admin/switches/:id/status", s.apiReadPorts)
+	add(apiAdmin, get, "/api/v1/admin/port-requests/:id", s.portRequestStatus)
 	add(apiAdmin, post, "/api/v1/admin/switches/:id/discover", s.apiStartDiscovery)
 	add(apiAdmin, get, "/api/v1/admin/discovery/:id", s.apiDiscovery)
 	add(apiAdmin, get, "/api/v1/admin/nodes", s.apiAdminNodes)

@@ -32,8 +32,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Mailer sends e-mail; auth.SMTPMailer{} when nil.
 	Mailer auth.Mailer
-	// Power opens a switch's PoE control; nil means the port grid shows no status.
-	Power PowerDialer
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Assets holds templates/ and static/ (the embedded piseduce.Assets when nil).
@@ -50,7 +48,6 @@ type Server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	mailer auth.Mailer
-	power  PowerDialer
 	now    func() time.Time
 	signer *auth.Signer
 	pages  *pages
@@ -70,6 +67,8 @@ type Server struct {
 	resources resourcesCache
 	metrics   *metrics.Frontend
 	zones     zones
+	// apiDocs is openapi.json as the docs page shows it.
+	apiDocs *apiDocs
 }
 
 // Session lifetime.
@@ -81,7 +80,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Store == nil || o.Config == nil {
 		return nil, errors.New("web: Store and Config are required")
 	}
-	s := &Server{store: o.Store, cfg: o.Config, log: o.Logger, mailer: o.Mailer, power: o.Power, now: o.Now,
+	s := &Server{store: o.Store, cfg: o.Config, log: o.Logger, mailer: o.Mailer, now: o.Now,
 		// An address may fail 20 times, an account at an address 5 times, before each failure
 		// makes the next attempt wait 1 s, 2 s, 4 s … (at most 5 and 15 minutes); an hour
 		// without failures forgets them.
@@ -119,6 +118,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.signer = auth.NewSigner(secret)
 	var err error
 	if s.pages, err = loadPages(assets, &s.zones); err != nil {
+		return nil, err
+	}
+	if s.apiDocs, err = parseAPIDocs(openAPISpec); err != nil {
 		return nil, err
 	}
 	static, err := fs.Sub(assets, "static")
