@@ -406,11 +406,12 @@ func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *s
 			if ev.Process != process.Deploy {
 				continue
 			}
-			if _, ok := first[ev.State]; !ok {
-				first[ev.State] = ev.StartedAt
-				r.order = append(r.order, ev.State)
+			state := string(ev.State)
+			if _, ok := first[state]; !ok {
+				first[state] = ev.StartedAt
+				r.order = append(r.order, state)
 			}
-			last[ev.State] = ev.EndedAt
+			last[state] = ev.EndedAt
 			if ev.EndedAt.After(end) {
 				end = ev.EndedAt
 			}

@@ -47,6 +47,11 @@
       if (st) {
         st.textContent = d.label;
         st.className = "badge js-state " + d.state_class;
+        st.title = d.description || "";
+      }
+      var desc = row.querySelector(".js-description");
+      if (desc) {
+        desc.textContent = d.description || "";
       }
       var pr = row.querySelector(".js-progress");
       if (pr) {

@@ -297,9 +297,9 @@ func printNode(w io.Writer, in *store.NodeInspection, now time.Time) {
 // stateOf is d's state, and whether it still waits for a worker to start it.
 func stateOf(d *store.Deployment) string {
 	if d.Queued && d.Active() {
-		return d.State + " (queued)"
+		return string(d.State) + " (queued)"
 	}
-	return d.State
+	return string(d.State)
 }
 
 func progress(d *store.Deployment) string {

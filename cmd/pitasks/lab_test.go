@@ -15,6 +15,7 @@ import (
 	"github.com/piseduce/piseduce/lab/labtest"
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
@@ -197,7 +198,7 @@ func inCopy(c *labCluster, t *testing.T, frac float64) func() bool {
 func deployed(c *labCluster, t *testing.T) func() bool {
 	return func() bool {
 		d := c.deployment(t, 0)
-		if d.State == store.StateLost || d.State == store.StateFailed {
+		if d.State == process.Lost || d.State == process.Failed {
 			t.Fatalf("deployment ended %s: %s", d.State, d.LastError)
 		}
 		return d.State == "deployed"

@@ -36,7 +36,6 @@ import (
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/power"
-	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/requests"
 	"github.com/piseduce/piseduce/pkg/sdnotify"
@@ -150,6 +149,9 @@ func checkCmd(ctx context.Context, path, connURL string, w io.Writer) error {
 
 // serve runs the engine on the configured tick until ctx ends, then stops cleanly.
 func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) error {
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w)
+	}
 	signer, err := remote.LoadOrCreateKey(cfg.Cluster.SSHKey)
 	if err != nil {
 		return err
@@ -168,14 +170,10 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		NFSHostname: cfg.Cluster.NFSHostname,
 		PimasterKey: remote.AuthorizedKey(signer.PublicKey()),
 	}, cfg.Tasks.MaxBooting)
-	timeouts := map[string]process.State{}
-	for name, t := range cfg.Timeouts {
-		timeouts[name] = process.State{BeforeReboot: t.BeforeReboot, Lost: t.Lost}
-	}
 	m := metrics.NewTasks()
 	ticks := &tickWatch{Observer: m}
 	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
-		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: timeouts,
+		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: cfg.Timeouts,
 		Observer: ticks})
 	if err != nil {
 		return err

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/piseduce/piseduce/pkg/process"
 )
 
 // SearchPath is where the config is looked up when no -config flag is given, in the original's order.
@@ -34,10 +36,7 @@ func (s Secret) Value() string { return string(s) }
 
 // Timeout is a state's pair of timeouts: hard-reboot the node after BeforeReboot, give up
 // (state lost) after Lost. Zero means no such timeout.
-type Timeout struct {
-	BeforeReboot time.Duration
-	Lost         time.Duration
-}
+type Timeout = process.Timeout
 
 // Config is everything seducepp.conf says.
 type Config struct {
@@ -96,13 +95,26 @@ type Config struct {
 		DnsmasqLog     string
 		FirstNodeIP    string // node discovery gives new nodes the free addresses from here on
 	}
-	// Timeouts overrides the per-state timeouts of the engine, by state name.
-	Timeouts map[string]Timeout
+	// Timeouts overrides the per-state timeouts of the engine, by process and state: the
+	// key deploy.turn_on of [timeouts]. A bare state name (turn_on), the old form, sets that
+	// state in every process that has it, unless the process's own key is given too.
+	Timeouts map[process.Key]Timeout
+	// Warnings are what the file says that still works but should be written otherwise.
+	Warnings []string
+
+	bareTimeouts []bareTimeout
+}
+
+// bareTimeout is a [timeouts] key of the old form, applied once every key is read.
+type bareTimeout struct {
+	e    entry
+	keys []process.Key
+	t    Timeout
 }
 
 // Default returns the configuration used for every key the file does not set.
 func Default() *Config {
-	c := &Config{Timeouts: map[string]Timeout{}}
+	c := &Config{Timeouts: map[process.Key]Timeout{}}
 	c.Frontend.Listen = "127.0.0.1"
 	c.Frontend.Port = 9000
 	c.Frontend.PublicAddress = "http://localhost:9000"
@@ -164,6 +176,17 @@ func Parse(name string, r io.Reader) (*Config, error) {
 			return nil, fmt.Errorf("config: %s:%d: [%s] %s: %w", name, e.line, e.section, e.key, err)
 		}
 	}
+	for _, b := range c.bareTimeouts {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: [timeouts] %s = %s sets %s in every process that has it (%s): "+
+			"name the process, as in %s = %s (one line per process)", name, b.e.line, b.e.key, b.e.value, b.e.key,
+			keyList(b.keys), b.keys[0], b.e.value))
+		for _, k := range b.keys {
+			if _, set := c.Timeouts[k]; !set {
+				c.Timeouts[k] = b.t
+			}
+		}
+	}
+	c.bareTimeouts = nil
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("config: %s: %w", name, err)
 	}
@@ -291,7 +314,19 @@ func (c *Config) set(e entry) error {
 		if err != nil {
 			return err
 		}
-		c.Timeouts[e.key] = t
+		if !strings.Contains(e.key, ".") {
+			keys := process.KeysOf(process.StateName(e.key))
+			if len(keys) == 0 {
+				return fmt.Errorf("no process has a state %q: want process.state, like deploy.turn_on", e.key)
+			}
+			c.bareTimeouts = append(c.bareTimeouts, bareTimeout{e: e, keys: keys, t: t})
+			return nil
+		}
+		k, err := process.ParseKey(e.key)
+		if err != nil {
+			return err
+		}
+		c.Timeouts[k] = t
 	default:
 		return fmt.Errorf("unknown section [%s]", e.section)
 	}
@@ -378,6 +413,15 @@ func parseSeconds(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("want a duration like 90 or 90s (at most a week), got %q", v)
 	}
 	return d, nil
+}
+
+// keyList is keys as "deploy.turn_on, reboot.turn_on".
+func keyList(keys []process.Key) string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.String()
+	}
+	return strings.Join(out, ", ")
 }
 
 // parseTimeout reads "before_reboot/lost", e.g. "60/90" or "0/30s".

@@ -2,9 +2,12 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/piseduce/piseduce/pkg/process"
 )
 
 func TestShippedConfigLoads(t *testing.T) {
@@ -36,8 +39,8 @@ tick = */3 * * * * *
 lease = 2m
 workers = 4
 [timeouts]
-turn_on = 60/90
-ssh_system = 150s/180
+deploy.turn_on = 60/90
+save_env.ssh_system = 150s/180
 `
 	c, err := Parse("t.conf", strings.NewReader(in))
 	if err != nil {
@@ -49,11 +52,54 @@ ssh_system = 150s/180
 	if c.DB.ConnectionURL.Value() != "mysql://pipi:p@ss=word@localhost/piseduce" {
 		t.Fatalf("connection_url = %q", c.DB.ConnectionURL.Value())
 	}
-	if got := c.Timeouts["turn_on"]; got != (Timeout{60 * time.Second, 90 * time.Second}) {
-		t.Fatalf("turn_on = %+v", got)
+	want := map[process.Key]Timeout{
+		{Process: process.Deploy, State: process.TurnOn}:     {BeforeReboot: 60 * time.Second, Lost: 90 * time.Second},
+		{Process: process.SaveEnv, State: process.SSHSystem}: {BeforeReboot: 150 * time.Second, Lost: 180 * time.Second},
 	}
-	if got := c.Timeouts["ssh_system"]; got != (Timeout{150 * time.Second, 180 * time.Second}) {
-		t.Fatalf("ssh_system = %+v", got)
+	if !maps.Equal(c.Timeouts, want) || len(c.Warnings) > 0 {
+		t.Fatalf("timeouts %v, warnings %q; want %v and no warning", c.Timeouts, c.Warnings, want)
+	}
+}
+
+// TestBareTimeoutKey: the old form, a state's name alone, sets that state in every process
+// that has it, with a warning that names the file, the line and the new form; a process's own
+// key wins over it, whatever their order.
+func TestBareTimeoutKey(t *testing.T) {
+	c, err := Parse("t.conf", strings.NewReader("[timeouts]\nreboot.turn_on = 5/10\n\nturn_on = 60/90\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := Timeout{BeforeReboot: 60 * time.Second, Lost: 90 * time.Second}
+	want := map[process.Key]Timeout{
+		{Process: process.Deploy, State: process.TurnOn}:   old,
+		{Process: process.BootTest, State: process.TurnOn}: old,
+		{Process: process.Reboot, State: process.TurnOn}:   {BeforeReboot: 5 * time.Second, Lost: 10 * time.Second},
+	}
+	if !maps.Equal(c.Timeouts, want) {
+		t.Errorf("timeouts %v, want %v", c.Timeouts, want)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "t.conf:4: [timeouts] turn_on = 60/90") ||
+		!strings.Contains(c.Warnings[0], "boot_test.turn_on, deploy.turn_on, reboot.turn_on") ||
+		!strings.Contains(c.Warnings[0], "as in boot_test.turn_on = 60/90") {
+		t.Errorf("warnings %q: want one naming the line, the processes it sets and the new form", c.Warnings)
+	}
+	// The engine takes what the file gives: every process's timeouts are replaced there only.
+	procs, err := process.WithTimeouts(c.Timeouts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range procs {
+		def, _ := process.Get(name)
+		for i, st := range p.States {
+			k := process.Key{Process: name, State: st.Name}
+			exp, set := want[k]
+			if !set {
+				exp = def.States[i].Timeout
+			}
+			if st.Timeout != exp {
+				t.Errorf("%s: %+v, want %+v", k, st.Timeout, exp)
+			}
+		}
 	}
 }
 
@@ -101,6 +147,9 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[tasks]\ntick = every now and then\n", "[tasks] tick: not a cron spec"},
 		{"[timeouts]\nturn_on = 90/60\n", "must be shorter than lost"},
 		{"[timeouts]\nturn_on = 60\n", "want before_reboot/lost"},
+		{"[timeouts]\ndeploy.turn_on = 1/2\nredeploy.turn_on = 60/90\n", "t.conf:3: [timeouts] redeploy.turn_on: process: unknown process \"redeploy\" (processes: boot_test, deploy, destroy, reboot, save_env)"},
+		{"[timeouts]\nreboot.env_copy = 60/90\n", "t.conf:2: [timeouts] reboot.env_copy: process: reboot has no state \"env_copy\" (its states: turn_off, turn_on, coming_back)"},
+		{"[timeouts]\nturn_onn = 60/90\n", "t.conf:2: [timeouts] turn_onn: no process has a state \"turn_onn\": want process.state, like deploy.turn_on"},
 		{"[cluster]\ntftp_root = tftpboot\n", "tftp_root must be an absolute path"},
 		{"[tasks]\nlease = 1\n", "lease 1s is too short"},
 		{"[cluster]\nfirst_node_ip = 10.10.0\n", "t.conf:2: [cluster] first_node_ip: want an IPv4 address"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -42,15 +43,12 @@ func (d *Deployer) envStore() (EnvStore, error) {
 // check), so that it can be part of a file name.
 var captureNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-func (d *Deployer) capture(t *engine.Task) (store.Capture, error) {
-	c, err := store.ParseCapture(t.D.Scratch)
-	if err != nil {
-		return c, engine.Permanent(err)
+// capture checks the request's environment name and returns save_env's step data.
+func (d *Deployer) capture(t *engine.Task) (*process.SaveEnvData, error) {
+	if name := t.D.CaptureName; !captureNameRE.MatchString(name) {
+		return nil, engine.Permanent(fmt.Errorf("%q is not a valid environment name", name))
 	}
-	if !captureNameRE.MatchString(c.Name) {
-		return c, engine.Permanent(fmt.Errorf("%q is not a valid environment name", c.Name))
-	}
-	return c, nil
+	return engine.Data[process.SaveEnvData](t)
 }
 
 // imgNetboot points the node's TFTP folder at the NFS system and reboots the deployed system
@@ -62,7 +60,7 @@ func (d *Deployer) imgNetboot(ctx context.Context, t *engine.Task) error {
 		return err
 	}
 	if err := d.Boot.BootNFS(t.D.Node.Serial); err != nil {
-		return err
+		return bootError(err)
 	}
 	d.slots.acquire(t.D.NodeID)
 	if err := d.reboot(ctx, t, remote.RoleSystem); err != nil {
@@ -140,14 +138,13 @@ func (d *Deployer) imgCopy(ctx context.Context, t *engine.Task) error {
 	if format == image.Gzip {
 		ext = ".img.gz"
 	}
-	name := c.Name + "-" + time.Now().UTC().Format("20060102-150405") + ext
+	name := t.D.CaptureName + "-" + time.Now().UTC().Format("20060102-150405") + ext
 	final := filepath.Join(d.ImgDir, name)
 	// A hard link never replaces a file of the same name, as a rename would.
 	if err := os.Link(part, final); err != nil {
 		return fmt.Errorf("keeping the image as %s: %w", name, err)
 	}
 	c.File, c.Format, c.Size, c.SHA256, c.RootStart = name, format, sum.Size, sum.SHA256, layout.RootStart
-	t.D.Scratch = c.JSON()
 	t.Log.Info("card captured", "file", name, "bytes", sum.Size, "sha256", sum.SHA256)
 	return nil
 }
@@ -249,17 +246,17 @@ func (d *Deployer) imgCheck(ctx context.Context, t *engine.Task) (bool, error) {
 		return false, engine.Permanent(fmt.Errorf("the image file %s does not hold what was received", c.File))
 	}
 	src := t.D.Environment
-	desc := c.Description
+	desc := t.D.CaptureDescription
 	if desc == "" {
 		desc = fmt.Sprintf("Saved from %s (environment %s) on %s.", t.D.Node.Name, src.Name, time.Now().UTC().Format("2006-01-02"))
 	}
-	env := store.Environment{Name: c.Name, Type: store.EnvUser, Description: desc, ImageName: c.File,
+	env := store.Environment{Name: t.D.CaptureName, Type: store.EnvUser, Description: desc, ImageName: c.File,
 		ImageSize: c.Size, ImageFormat: c.Format, ImageSHA256: c.SHA256, DecompressOn: "node",
 		SectorStart: c.RootStart, SSHUser: src.SSHUser, Shell: src.Shell, Web: src.Web, ScriptTest: src.ScriptTest,
 		OwnerID: t.D.UserID}
 	if err := es.CreateCapturedEnvironment(ctx, &env); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return false, engine.Permanent(fmt.Errorf("an environment named %s appeared meanwhile; the image is kept as %s", c.Name, c.File))
+			return false, engine.Permanent(fmt.Errorf("an environment named %s appeared meanwhile; the image is kept as %s", t.D.CaptureName, c.File))
 		}
 		return false, err
 	}

@@ -273,7 +273,7 @@ func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shel
 	pw.CloseWithError(err)
 	// The installer's error says why the stream was cut, if it was.
 	if ierr := <-installed; ierr != nil {
-		return ierr
+		return bootError(ierr)
 	}
 	return err
 }

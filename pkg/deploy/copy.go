@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 )
 
@@ -31,12 +31,6 @@ dd if=/dev/zero of=` + card + ` bs=512 count=1 conv=fsync status=none
 "$@" | { dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
 	dd of=` + card + ` bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }
 dd if=/run/piseduce-mbr of=` + card + ` bs=512 count=1 conv=fsync,notrunc status=none`
-
-// copyScratch is what env_copy leaves for env_check.
-type copyScratch struct {
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
 
 // imagePath is the environment's image file: a regular file of img_dir (see image.Locate).
 func (d *Deployer) imagePath(t *engine.Task) (string, error) {
@@ -85,7 +79,7 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	switch {
 	case progressErr != nil:
 		return progressErr
-	case errors.Is(err, image.ErrCorrupt):
+	case errors.Is(err, image.ErrBadImage):
 		return engine.Permanent(err)
 	case err != nil:
 		return err
@@ -94,20 +88,26 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 		return engine.Permanent(fmt.Errorf("image %s changed since it was registered: %d bytes, sha256 %s; registered %d bytes, sha256 %s",
 			env.ImageName, sum.Size, sum.SHA256, env.ImageSize, env.ImageSHA256))
 	}
-	b, _ := json.Marshal(copyScratch{Size: sum.Size, SHA256: sum.SHA256})
-	t.D.Scratch = string(b)
+	data, err := engine.Data[process.DeployData](t)
+	if err != nil {
+		return err
+	}
+	data.Size, data.SHA256 = sum.Size, sum.SHA256
 	t.Log.Info("image copied", "bytes", sum.Size, "sha256", sum.SHA256)
 	return nil
 }
 
 // envCheck reads back what landed on the card and compares it with what was sent.
 func (d *Deployer) envCheck(ctx context.Context, t *engine.Task) (bool, error) {
-	var want copyScratch
-	if err := json.Unmarshal([]byte(t.D.Scratch), &want); err != nil || want.Size <= 0 {
+	want, err := engine.Data[process.DeployData](t)
+	if err != nil {
+		return false, err
+	}
+	if want.Size <= 0 {
 		return false, engine.Permanent(errors.New("no record of the image copy to check"))
 	}
 	var out string
-	err := d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
 		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" `+card+` | sha256sum`, "sh", strconv.FormatInt(want.Size, 10))
 		return err

@@ -21,7 +21,9 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -122,27 +124,27 @@ func (s step) Post(ctx context.Context, t *engine.Task) (bool, error) {
 }
 
 // Steps returns the step of every state of every process.
-func (d *Deployer) Steps() map[string]engine.Step {
-	return map[string]engine.Step{
-		"boot_conf":     step{exec: d.bootConf},
-		"turn_off":      step{exec: d.turnOff, post: d.isOff},
-		"turn_on":       step{post: d.turnOn},
-		"ssh_nfs":       step{post: d.nfsUp},
-		"env_copy":      step{exec: d.envCopy},
-		"env_check":     step{post: d.envCheck},
-		"partition":     step{exec: d.partition},
-		"system_conf":   step{exec: d.systemConf},
-		"boot_files":    step{exec: d.bootFiles, post: d.rebootNode},
-		"ssh_system":    step{post: d.systemUp},
-		"system_update": step{exec: d.systemUpdate},
-		"boot_update":   step{exec: d.bootUpdate, post: d.bootUpdated},
-		"user_conf":     step{exec: d.userConf},
-		"user_script":   step{exec: d.userScript},
-		"destroying":    step{exec: d.destroying},
-		"coming_back":   step{post: d.comingBack},
-		"img_netboot":   step{exec: d.imgNetboot},
-		"img_copy":      step{exec: d.imgCopy},
-		"img_check":     step{post: d.imgCheck},
+func (d *Deployer) Steps() map[process.StateName]engine.Step {
+	return map[process.StateName]engine.Step{
+		process.BootConf:     step{exec: d.bootConf},
+		process.TurnOff:      step{exec: d.turnOff, post: d.isOff},
+		process.TurnOn:       step{post: d.turnOn},
+		process.SSHNFS:       step{post: d.nfsUp},
+		process.EnvCopy:      step{exec: d.envCopy},
+		process.EnvCheck:     step{post: d.envCheck},
+		process.Partition:    step{exec: d.partition},
+		process.SystemConf:   step{exec: d.systemConf},
+		process.BootFiles:    step{exec: d.bootFiles, post: d.rebootNode},
+		process.SSHSystem:    step{post: d.systemUp},
+		process.SystemUpdate: step{exec: d.systemUpdate},
+		process.BootUpdate:   step{exec: d.bootUpdate, post: d.bootUpdated},
+		process.UserConf:     step{exec: d.userConf},
+		process.UserScript:   step{exec: d.userScript},
+		process.Destroying:   step{exec: d.destroying},
+		process.ComingBack:   step{post: d.comingBack},
+		process.ImgNetboot:   step{exec: d.imgNetboot},
+		process.ImgCopy:      step{exec: d.imgCopy},
+		process.ImgCheck:     step{post: d.imgCheck},
 	}
 }
 
@@ -166,7 +168,15 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 // --- power and boot ---
 
 func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
-	return d.Boot.BootNFS(t.D.Node.Serial)
+	return bootError(d.Boot.BootNFS(t.D.Node.Serial))
+}
+
+// bootError fails the step at once on what pkg/netboot says retrying cannot fix.
+func bootError(err error) error {
+	if errors.Is(err, nodeid.ErrBadSerial) || errors.Is(err, netboot.ErrBadBootFiles) {
+		return engine.Permanent(err)
+	}
+	return err
 }
 
 func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
@@ -215,7 +225,7 @@ func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 }
 
 func (d *Deployer) destroying(ctx context.Context, t *engine.Task) error {
-	return d.Boot.Clear(t.D.Node.Serial)
+	return bootError(d.Boot.Clear(t.D.Node.Serial))
 }
 
 // comingBack waits for the system the node's TFTP folder boots.

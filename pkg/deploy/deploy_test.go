@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/nodeid"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
@@ -185,5 +189,27 @@ func TestHostKeyMeaning(t *testing.T) {
 	}
 	if _, err := d.systemUp(ctx, task()); !engine.IsPermanent(err) || !strings.Contains(err.Error(), "no host key is pinned for its deployed system") {
 		t.Errorf("no system key: %v", err)
+	}
+}
+
+// TestBootErrorsThatRetryingCannotFix: a serial that names no TFTP folder fails boot_conf at
+// once (pkg/netboot's ErrBadSerial); a missing NFS boot folder is retried, an admin may fix it.
+func TestBootErrorsThatRetryingCannotFix(t *testing.T) {
+	nfs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(nfs, "cmdline.txt"), []byte("root=/dev/nfs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &Deployer{Boot: netboot.TFTP{Root: t.TempDir(), NFSBootDir: nfs}}
+	task := &engine.Task{D: &store.Deployment{Node: store.Node{Name: "node-1", Serial: "../etc"}}}
+	if err := d.bootConf(context.Background(), task); !engine.IsPermanent(err) || !errors.Is(err, nodeid.ErrBadSerial) {
+		t.Errorf("bad serial: %v, want a permanent ErrBadSerial", err)
+	}
+	task.D.Node.Serial = "a67c64be"
+	if err := d.bootConf(context.Background(), task); err != nil {
+		t.Fatalf("good serial: %v", err)
+	}
+	d.Boot = netboot.TFTP{Root: t.TempDir(), NFSBootDir: filepath.Join(t.TempDir(), "missing")}
+	if err := d.bootConf(context.Background(), task); err == nil || engine.IsPermanent(err) {
+		t.Errorf("missing NFS boot folder: %v, want an error retried", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -53,7 +54,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	ds = append(ds, h.Deploy([]store.Node{strangeNFS, swapped}, deploytest.Request{})...)
 
 	// Swap the card key of one node once its NFS system answered: its card boots with another key.
-	swapDone := make(chan string, 1)
+	swapDone := make(chan process.StateName, 1)
 	go func() {
 		defer close(swapDone)
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -97,7 +98,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	}
 	t.Logf("power cut at %.0f%% of the copy", frac*100)
 
-	outcomes := func(id uint, state string) []string {
+	outcomes := func(id uint, state process.StateName) []string {
 		var out []string
 		for _, ev := range h.Events(id) {
 			if ev.State == state {
@@ -111,7 +112,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	} else if got := outcomes(ds[0].ID, "ssh_nfs"); strings.Join(got, ",") != "reboot,done" {
 		t.Errorf("%s: ssh_nfs outcomes %v, want a hard reboot then done", hangOnce.Name, got)
 	}
-	if d := end[ds[1].ID]; d.State != store.StateLost || d.ResumeState != "ssh_nfs" || !strings.Contains(d.LastError, "no progress in ssh_nfs") {
+	if d := end[ds[1].ID]; d.State != process.Lost || d.ResumeState != "ssh_nfs" || !strings.Contains(d.LastError, "no progress in ssh_nfs") {
 		t.Errorf("%s (never boots): %s in %s, %q", dead.Name, d.State, d.ResumeState, d.LastError)
 	} else if got := outcomes(ds[1].ID, "ssh_nfs"); strings.Join(got, ",") != "reboot,lost" {
 		t.Errorf("%s: ssh_nfs outcomes %v, want reboot then lost", dead.Name, got)
@@ -121,7 +122,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	} else if got := outcomes(ds[2].ID, "env_copy"); len(got) < 2 || got[0] != "retry" || got[len(got)-1] != "done" {
 		t.Errorf("%s: env_copy outcomes %v, want a failed attempt then done", cut.Name, got)
 	}
-	if d := end[ds[3].ID]; d.State != store.StateFailed || !strings.Contains(d.LastError, "truncated or corrupt") {
+	if d := end[ds[3].ID]; d.State != process.Failed || !strings.Contains(d.LastError, "truncated or corrupt") {
 		t.Errorf("%s (truncated image): %s, %q", trunc.Name, d.State, d.LastError)
 	} else {
 		t.Logf("truncated image: %s", d.LastError)
@@ -137,14 +138,14 @@ func TestFaultsOnTheLab(t *testing.T) {
 	for _, c := range []struct {
 		d     store.Deployment
 		n     store.Node
-		state string
+		state process.StateName
 		want  string
 	}{
 		{ds[4], strangeNFS, "ssh_nfs", strangeNFS.Name + " answered at " + strangeNFS.IP + " with a host key that is not the NFS system's key"},
 		{ds[5], swapped, "ssh_system", swapped.Name + " answered at " + swapped.IP + " with a host key that is not the one deployed on its card"},
 	} {
 		d := end[c.d.ID]
-		if d.State != store.StateFailed || d.ResumeState != c.state || !strings.Contains(d.LastError, c.want) {
+		if d.State != process.Failed || d.ResumeState != c.state || !strings.Contains(d.LastError, c.want) {
 			t.Errorf("%s: %s in %s, %q; want failed in %s saying %q", c.n.Name, d.State, d.ResumeState, d.LastError, c.state, c.want)
 			continue
 		}

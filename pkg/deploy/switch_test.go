@@ -11,6 +11,7 @@ import (
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -76,7 +77,7 @@ func TestSwitchThatNeverAnswers(t *testing.T) {
 	freeze(t, h)
 	ds := h.Deploy(h.Nodes, deploytest.Request{})
 	d := h.WaitEnd(ds, 2*time.Minute)[ds[0].ID]
-	if d.State != store.StateLost || d.ResumeState != "turn_off" || !strings.Contains(d.LastError, "no answer from switch") ||
+	if d.State != process.Lost || d.ResumeState != "turn_off" || !strings.Contains(d.LastError, "no answer from switch") ||
 		!strings.Contains(d.LastError, lab.SwitchName) {
 		t.Fatalf("state %s in %s: %q", d.State, d.ResumeState, d.LastError)
 	}

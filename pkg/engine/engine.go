@@ -65,7 +65,7 @@ func IsPermanent(err error) bool {
 // Options configure an Engine. Zero values take the defaults in brackets.
 type Options struct {
 	Store    *store.Store
-	Steps    map[string]Step // by state name; every non-terminal state of every process needs one
+	Steps    map[process.StateName]Step // every non-terminal state of every process needs one
 	Rebooter Rebooter
 	Log      *slog.Logger
 	Clock    Clock // [real time]
@@ -84,8 +84,8 @@ type Options struct {
 	MaxBackoff time.Duration
 	// ProgressEvery is the least time between two progress writes [1s].
 	ProgressEvery time.Duration
-	// Timeouts override the processes' default timeouts, by state name.
-	Timeouts map[string]process.State
+	// Timeouts override the processes' default timeouts, by process and state.
+	Timeouts map[process.Key]process.Timeout
 	// Observer is told what happens, for metrics [none].
 	Observer Observer
 }
@@ -95,10 +95,10 @@ type Options struct {
 type Observer interface {
 	// StateEnded is called once a StateEvent is recorded: outcome is one of store.Outcome*,
 	// d the time since the state started.
-	StateEnded(process, state, outcome string, d time.Duration)
+	StateEnded(process string, state process.StateName, outcome string, d time.Duration)
 	// StepError is called for every failed Exec, Post or hard reboot, before it is retried,
 	// failed or lost.
-	StepError(process, state string, err error)
+	StepError(process string, state process.StateName, err error)
 	// Tick is called at the end of every tick that ran, with its wall-clock duration.
 	Tick(d time.Duration)
 	// Progress is called with the bytes copied since the previous write each time progress
@@ -108,10 +108,10 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) StateEnded(string, string, string, time.Duration) {}
-func (nopObserver) StepError(string, string, error)                  {}
-func (nopObserver) Tick(time.Duration)                               {}
-func (nopObserver) Progress(int64)                                   {}
+func (nopObserver) StateEnded(string, process.StateName, string, time.Duration) {}
+func (nopObserver) StepError(string, process.StateName, error)                  {}
+func (nopObserver) Tick(time.Duration)                                          {}
+func (nopObserver) Progress(int64)                                              {}
 
 // Engine runs deployments. Create it with New, call Tick periodically, Stop at the end.
 type Engine struct {
@@ -154,20 +154,9 @@ func New(o Options) (*Engine, error) {
 	setDefault(&o.PollInterval, time.Second)
 	setDefault(&o.MaxBackoff, time.Minute)
 	setDefault(&o.ProgressEvery, time.Second)
-	procs := process.All()
-	for name, t := range o.Timeouts {
-		found := false
-		for _, p := range procs {
-			for i := range p.States {
-				if p.States[i].Name == name {
-					p.States[i].BeforeReboot, p.States[i].Lost = t.BeforeReboot, t.Lost
-					found = true
-				}
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("engine: timeout given for unknown state %q", name)
-		}
+	procs, err := process.WithTimeouts(o.Timeouts)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	for _, p := range procs {
 		for _, st := range p.States {

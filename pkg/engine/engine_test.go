@@ -40,14 +40,14 @@ func (c *fakeClock) Add(d time.Duration) {
 // fakeSteps records what ran; exec and post decide what each call does (nil: succeed at once).
 type fakeSteps struct {
 	mu      sync.Mutex
-	execs   map[uint][]string // deployment -> states whose Exec ran, in order
-	reboots map[uint][]string // deployment -> states that got a hard reboot
+	execs   map[uint][]process.StateName // deployment -> states whose Exec ran, in order
+	reboots map[uint][]process.StateName // deployment -> states that got a hard reboot
 	exec    func(ctx context.Context, t *Task) error
 	post    func(ctx context.Context, t *Task) (bool, error)
 }
 
 func newFakeSteps() *fakeSteps {
-	return &fakeSteps{execs: map[uint][]string{}, reboots: map[uint][]string{}}
+	return &fakeSteps{execs: map[uint][]process.StateName{}, reboots: map[uint][]process.StateName{}}
 }
 
 type fakeStep struct{ f *fakeSteps }
@@ -80,8 +80,8 @@ func (f *fakeSteps) HardReboot(_ context.Context, d *store.Deployment) error {
 	return nil
 }
 
-func (f *fakeSteps) steps() map[string]Step {
-	m := map[string]Step{}
+func (f *fakeSteps) steps() map[process.StateName]Step {
+	m := map[process.StateName]Step{}
 	for _, p := range process.All() {
 		for _, st := range p.States {
 			m[st.Name] = fakeStep{f}
@@ -90,7 +90,7 @@ func (f *fakeSteps) steps() map[string]Step {
 	return m
 }
 
-func (f *fakeSteps) execsOf(id uint) []string {
+func (f *fakeSteps) execsOf(id uint) []process.StateName {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.execs[id])
@@ -153,8 +153,8 @@ func events(t *testing.T, s *store.Store, id uint) []store.StateEvent {
 	return evs
 }
 
-func nonTerminal(p process.Process) []string {
-	var out []string
+func nonTerminal(p process.Process) []process.StateName {
+	var out []process.StateName
 	for _, st := range p.States {
 		if !p.Terminal(st.Name) {
 			out = append(out, st.Name)
@@ -261,10 +261,10 @@ func TestRebootResumesWhereTheNodeWas(t *testing.T) {
 	}
 	f.mu.Lock()
 	f.post = nil
-	f.execs = map[uint][]string{}
+	f.execs = map[uint][]process.StateName{}
 	f.mu.Unlock()
 	tickUntil(t, e, clock, time.Second, 5, func() bool { return load(t, s, d.ID).State == "deployed" })
-	want := []string{"turn_off", "turn_on", "coming_back", "ssh_system", "system_update", "boot_update", "user_conf", "user_script"}
+	want := []process.StateName{"turn_off", "turn_on", "coming_back", "ssh_system", "system_update", "boot_update", "user_conf", "user_script"}
 	if got := f.execsOf(d.ID); !slices.Equal(got, want) {
 		t.Errorf("after reboot ran %v, want %v", got, want)
 	}
@@ -281,14 +281,14 @@ func TestTimeoutsRebootOnceThenLost(t *testing.T) {
 	clock := newClock()
 	f.post = func(_ context.Context, t *Task) (bool, error) { return t.D.State != "ssh_nfs", nil }
 	e := newEngine(t, s, f, clock, func(o *Options) {
-		o.Timeouts = map[string]process.State{"ssh_nfs": {BeforeReboot: 45 * time.Second, Lost: 60 * time.Second}}
+		o.Timeouts = map[process.Key]process.Timeout{{Process: process.Deploy, State: process.SSHNFS}: {BeforeReboot: 45 * time.Second, Lost: 60 * time.Second}}
 	})
-	tickUntil(t, e, clock, 5*time.Second, 30, func() bool { return load(t, s, d.ID).State == store.StateLost })
+	tickUntil(t, e, clock, 5*time.Second, 30, func() bool { return load(t, s, d.ID).State == process.Lost })
 	got := load(t, s, d.ID)
 	if got.ResumeProcess != process.Deploy || got.ResumeState != "ssh_nfs" || got.LastError == "" {
 		t.Errorf("lost deployment: resume %s/%s, error %q", got.ResumeProcess, got.ResumeState, got.LastError)
 	}
-	if r := f.reboots[d.ID]; !slices.Equal(r, []string{"ssh_nfs"}) {
+	if r := f.reboots[d.ID]; !slices.Equal(r, []process.StateName{"ssh_nfs"}) {
 		t.Errorf("hard reboots %v, want exactly one in ssh_nfs", r)
 	}
 	var outcomes []string
@@ -366,7 +366,7 @@ func TestTransientErrorsBackOffAndPermanentErrorsFail(t *testing.T) {
 		t.Errorf("%d retry events, want 2", retries)
 	}
 	bad := load(t, s, ds[1].ID)
-	if bad.State != store.StateFailed || bad.LastError != "env_copy: image is truncated" {
+	if bad.State != process.Failed || bad.LastError != "env_copy: image is truncated" {
 		t.Errorf("permanent error: state %s, error %q", bad.State, bad.LastError)
 	}
 }
@@ -440,7 +440,7 @@ func TestReservationEndDestroys(t *testing.T) {
 	tickUntil(t, e, clock, time.Second, 5, func() bool {
 		return load(t, s, ds[0].ID).State == "destroyed" && load(t, s, ds[1].ID).State == "destroyed"
 	})
-	if got := f.execsOf(ds[0].ID); !slices.Equal(got[len(got)-2:], []string{"destroying", "turn_off"}) {
+	if got := f.execsOf(ds[0].ID); !slices.Equal(got[len(got)-2:], []process.StateName{"destroying", "turn_off"}) {
 		t.Errorf("states run %v, want destroying, turn_off at the end", got)
 	}
 }
@@ -486,7 +486,7 @@ func TestMissingStepIsRefused(t *testing.T) {
 	if err == nil || err.Error() != "engine: no step for state partition of process deploy" {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = New(Options{Store: s, Steps: f.steps(), Rebooter: f, Timeouts: map[string]process.State{"nope": {}}})
+	_, err = New(Options{Store: s, Steps: f.steps(), Rebooter: f, Timeouts: map[process.Key]process.Timeout{{Process: process.Deploy, State: "nope"}: {}}})
 	if err == nil {
 		t.Fatal("unknown state in timeouts accepted")
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,8 +18,47 @@ type Task struct {
 	Log *slog.Logger
 
 	e            *Engine
+	data         any // the process's step data (Process.NewData), nil when it keeps none
 	lastProgress time.Time
 	lastBytes    int64
+}
+
+// Data returns the step data of t's process, for the step to read and change: the engine
+// saves it with the state's outcome, and gives it to the later states of the same run. T is
+// the process's type (pkg/process, data.go); asking for another is a permanent error.
+func Data[T any](t *Task) (*T, error) {
+	v, ok := t.data.(*T)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("engine: process %s keeps %T as step data, not %T", t.D.Process, t.data, v))
+	}
+	return v, nil
+}
+
+// loadData reads the process's step data from the deployment.
+func (t *Task) loadData(p process.Process) error {
+	if p.NewData == nil {
+		return nil
+	}
+	t.data = p.NewData()
+	if t.D.StepData == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(t.D.StepData), t.data); err != nil {
+		return fmt.Errorf("the step data of process %s is unreadable: %w", p.Name, err)
+	}
+	return nil
+}
+
+// keepData puts what the step made of its data back in the deployment, to be saved.
+func (t *Task) keepData() {
+	if t.data == nil {
+		return
+	}
+	b, err := json.Marshal(t.data)
+	if err != nil {
+		panic(fmt.Sprintf("engine: step data %T does not marshal: %v", t.data, err)) // its type is ours: a bug
+	}
+	t.D.StepData = string(b)
 }
 
 // Progress records how far a copy is; it is written to the database at most every
@@ -70,10 +110,15 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		return false
 	}
 	t := &Task{D: d, Log: log, e: e}
+	if err := t.loadData(p); err != nil {
+		return e.fail(ctx, d, err)
+	}
 	s := e.o.Steps[d.State]
 
 	if !d.ExecDone {
-		if err := e.call(ctx, func(c context.Context) error { return s.Exec(c, t) }); err != nil {
+		err := e.call(ctx, func(c context.Context) error { return s.Exec(c, t) })
+		t.keepData()
+		if err != nil {
 			return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 		}
 		d.ExecDone = true
@@ -84,6 +129,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		done, err = s.Post(c, t)
 		return err
 	})
+	t.keepData()
 	if err != nil {
 		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 	}
@@ -161,7 +207,7 @@ func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logge
 }
 
 // enter puts d at the start of state.
-func (e *Engine) enter(d *store.Deployment, state string, now time.Time) {
+func (e *Engine) enter(d *store.Deployment, state process.StateName, now time.Time) {
 	d.State, d.StateStartedAt, d.NextCheckAt = state, now, now
 	d.ExecDone, d.Rebooted, d.Failures, d.LastError = false, false, 0, ""
 }
@@ -205,7 +251,7 @@ func (e *Engine) lose(ctx context.Context, d *store.Deployment, reason string, l
 		// Inside a reboot the resume point already says where the node was going back to.
 		d.ResumeProcess, d.ResumeState = d.Process, d.State
 	}
-	d.State, d.LastError = store.StateLost, reason
+	d.State, d.LastError = process.Lost, reason
 	log.Error("node lost", "reason", reason)
 	e.save(ctx, d, ev, log)
 	return false
@@ -217,7 +263,7 @@ func (e *Engine) fail(ctx context.Context, d *store.Deployment, err error) bool 
 	ev := e.event(d, store.OutcomeFailed, err.Error(), now)
 	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
 	d.ResumeProcess, d.ResumeState = d.Process, d.State
-	d.State, d.LastError = store.StateFailed, err.Error()
+	d.State, d.LastError = process.Failed, err.Error()
 	log.Error("deployment failed", "err", err)
 	e.save(ctx, d, ev, log)
 	return false

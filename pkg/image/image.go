@@ -28,11 +28,22 @@ const (
 	TarGz = "tar.gz"
 )
 
+// ErrBadImage is the kind of every error that says the image itself is unusable: trying
+// again with the same file cannot succeed. ErrCorrupt, ErrTooBig and ErrNoPartitionTable are
+// ErrBadImage (errors.Is).
+var ErrBadImage = errors.New("bad image")
+
+// badImage is an error of kind ErrBadImage.
+type badImage string
+
+func (e badImage) Error() string        { return string(e) }
+func (e badImage) Is(target error) bool { return target == ErrBadImage }
+
 // ErrCorrupt marks an image that cannot be read to its end: truncated or damaged.
-var ErrCorrupt = errors.New("image is truncated or corrupt")
+var ErrCorrupt error = badImage("image is truncated or corrupt")
 
 // ErrTooBig marks an image whose raw disk image is larger than MaxRawSize.
-var ErrTooBig = errors.New("image is too big")
+var ErrTooBig error = badImage("image is too big")
 
 // FormatOf guesses a format from a file name.
 func FormatOf(name string) string {

@@ -120,8 +120,8 @@ func TestTruncatedImagesFail(t *testing.T) {
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
 			_, err := Send(short, format, here, 0, nodeRun(format, !here, card), nil)
-			if !errors.Is(err, ErrCorrupt) {
-				t.Errorf("%s truncated (inflate here %v): err = %v, want ErrCorrupt", format, here, err)
+			if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrBadImage) {
+				t.Errorf("%s truncated (inflate here %v): err = %v, want ErrCorrupt, an ErrBadImage", format, here, err)
 			}
 		}
 		if _, err := Measure(context.Background(), short, format); !errors.Is(err, ErrCorrupt) {
@@ -158,7 +158,7 @@ func TestNodeFailureIsNotCorruption(t *testing.T) {
 				io.CopyN(io.Discard, stdin, 100<<10)
 				return cut
 			}, nil)
-			if !errors.Is(err, cut) || errors.Is(err, ErrCorrupt) {
+			if !errors.Is(err, cut) || errors.Is(err, ErrBadImage) {
 				t.Errorf("%s (inflate here %v): err = %v, want the node's error", format, here, err)
 			}
 		}

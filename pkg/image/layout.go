@@ -21,7 +21,7 @@ const (
 )
 
 // ErrNoPartitionTable is returned for an image whose first sector holds no MBR partition table.
-var ErrNoPartitionTable = errors.New("image: no MBR partition table in the first sector")
+var ErrNoPartitionTable error = badImage("image: no MBR partition table in the first sector")
 
 // Partition is one primary entry of an MBR partition table.
 type Partition struct {
@@ -77,7 +77,7 @@ func ParseMBR(sector []byte) (Layout, error) {
 			continue
 		}
 		if typ == PartGPT {
-			return Layout{}, errors.New("image: GPT partition table: only MBR images are supported")
+			return Layout{}, badImage("image: GPT partition table: only MBR images are supported")
 		}
 		if e[0] != 0 && e[0] != 0x80 {
 			return Layout{}, fmt.Errorf("%w (entry %d has boot flag %#x)", ErrNoPartitionTable, i+1, e[0])
@@ -97,7 +97,7 @@ func ParseMBR(sector []byte) (Layout, error) {
 	for i, p := range l.Partitions {
 		for _, q := range l.Partitions[i+1:] {
 			if p.Start < q.End() && q.Start < p.End() {
-				return Layout{}, fmt.Errorf("image: partitions %d and %d overlap", p.Number, q.Number)
+				return Layout{}, badImage(fmt.Sprintf("image: partitions %d and %d overlap", p.Number, q.Number))
 			}
 		}
 	}

@@ -173,8 +173,17 @@ func TestExamineRefusesBrokenImages(t *testing.T) {
 	// Not a disk image at all.
 	text := filepath.Join(dir, "notes.txt")
 	os.WriteFile(text, []byte(strings.Repeat("hello\n", 200)), 0o644)
-	if _, err := image.Examine(context.Background(), text); !errors.Is(err, image.ErrNoPartitionTable) {
-		t.Errorf("text file: %v", err)
+	if _, err := image.Examine(context.Background(), text); !errors.Is(err, image.ErrNoPartitionTable) || !errors.Is(err, image.ErrBadImage) {
+		t.Errorf("text file: %v, want ErrNoPartitionTable, an ErrBadImage", err)
+	}
+	// A GPT disk and overlapping partitions are bad images too: retrying cannot help.
+	for name, sector := range map[string][]byte{
+		"GPT":         mbr([3]int64{0xee, 1, 1 << 20}),
+		"overlapping": mbr([3]int64{0x0c, 2048, 4096}, [3]int64{0x83, 4096, 4096}),
+	} {
+		if _, err := image.ParseMBR(sector); !errors.Is(err, image.ErrBadImage) {
+			t.Errorf("%s: %v, want an ErrBadImage", name, err)
+		}
 	}
 }
 

@@ -79,7 +79,7 @@ func TestEngineMovesTheCounters(t *testing.T) {
 	ds := c.Deploy(t, s, 2)
 	clk := &clock{now: time.Now().UTC()}
 	st := &steps{clock: clk, turnOnFail: true}
-	all := map[string]engine.Step{}
+	all := map[process.StateName]engine.Step{}
 	for _, p := range process.All() {
 		for _, state := range p.States {
 			all[state.Name] = st

@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/version"
@@ -142,29 +142,31 @@ func (m *Tasks) WatchLeases(held func() int) {
 }
 
 // StateEnded records a StateEvent: the duration of a state that ended, the failures by reason.
-func (m *Tasks) StateEnded(process, state, outcome string, d time.Duration) {
+func (m *Tasks) StateEnded(proc string, st process.StateName, outcome string, d time.Duration) {
+	state := string(st)
 	switch outcome {
 	case store.OutcomeDone:
-		m.stateDur.WithLabelValues(process, state, outcome).Observe(d.Seconds())
+		m.stateDur.WithLabelValues(proc, state, outcome).Observe(d.Seconds())
 	case store.OutcomeLost, store.OutcomeFailed:
-		m.stateDur.WithLabelValues(process, state, outcome).Observe(d.Seconds())
-		m.failures.WithLabelValues(process, state, outcome).Inc()
+		m.stateDur.WithLabelValues(proc, state, outcome).Observe(d.Seconds())
+		m.failures.WithLabelValues(proc, state, outcome).Inc()
 	case store.OutcomeRetry, store.OutcomeReboot:
-		m.failures.WithLabelValues(process, state, outcome).Inc()
+		m.failures.WithLabelValues(proc, state, outcome).Inc()
 	}
 }
 
 // StepError counts err as an SNMP or an SSH error when it came from pkg/power or pkg/remote.
-func (m *Tasks) StepError(process, state string, err error) {
+func (m *Tasks) StepError(proc string, st process.StateName, err error) {
+	state := string(st)
 	switch Origin(err) {
 	case OriginSNMP:
-		m.snmpErrors.WithLabelValues(process, state).Inc()
+		m.snmpErrors.WithLabelValues(proc, state).Inc()
 	case OriginSSHHostKey:
-		m.sshErrors.WithLabelValues(process, state, "hostkey").Inc()
+		m.sshErrors.WithLabelValues(proc, state, "hostkey").Inc()
 	case OriginSSHCommand:
-		m.sshErrors.WithLabelValues(process, state, "command").Inc()
+		m.sshErrors.WithLabelValues(proc, state, "command").Inc()
 	case OriginSSH:
-		m.sshErrors.WithLabelValues(process, state, "connection").Inc()
+		m.sshErrors.WithLabelValues(proc, state, "connection").Inc()
 	}
 }
 
@@ -194,9 +196,9 @@ const (
 var snmpErrors = []error{power.ErrNoAnswer, power.ErrAuth, power.ErrSNMP, power.ErrNoSuchPort,
 	power.ErrBadValue, power.ErrReadBack, power.ErrCycleAborted}
 
-// Origin tells where err came from: a switch (its pkg/power error), SSH (pkg/remote: a
-// host key refused, a command that failed on the node, or else any error pkg/remote wrote,
-// whose text starts with "remote: " — dial, handshake, session), or elsewhere.
+// Origin tells where err came from, by its kind (errors.Is/As, never its text): a switch
+// (its pkg/power error), SSH (pkg/remote: a host key refused, a command that failed on the
+// node, a node unreachable — dial, handshake, session), or elsewhere.
 func Origin(err error) string {
 	if err == nil {
 		return OriginOther
@@ -212,7 +214,7 @@ func Origin(err error) string {
 		return OriginSSHHostKey
 	case errors.As(err, &exit):
 		return OriginSSHCommand
-	case strings.Contains(err.Error(), "remote: "):
+	case errors.Is(err, remote.ErrUnreachable):
 		return OriginSSH
 	}
 	return OriginOther

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,6 +58,28 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	return out
 }
 
+// unreachable is pkg/remote's error for a node nothing answers for: a real dial to a closed
+// loopback port.
+func unreachable(t *testing.T) error {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	signer, err := remote.LoadOrCreateKey(filepath.Join(t.TempDir(), "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &remote.Dialer{Signer: signer, Keys: remote.StaticHostKey(remote.AuthorizedKey(signer.PublicKey()))}
+	_, err = d.Dial(context.Background(), remote.Target{Addr: addr, User: "root", Role: remote.RoleNFS})
+	if err == nil {
+		t.Fatalf("dial to closed port %s succeeded", addr)
+	}
+	return err
+}
+
 func TestOrigin(t *testing.T) {
 	for _, c := range []struct {
 		err  error
@@ -70,7 +93,9 @@ func TestOrigin(t *testing.T) {
 		{fmt.Errorf("ssh_nfs: %w for node-1", remote.ErrNoHostKey), metrics.OriginSSHHostKey},
 		{fmt.Errorf("ssh_system: %w", remote.ErrHostKeyMismatch), metrics.OriginSSHHostKey},
 		{fmt.Errorf("env_copy: %w", &remote.ExitError{Command: "dd", Target: "node-1", Status: 1}), metrics.OriginSSHCommand},
-		{errors.New("ssh_nfs: remote: dial node-1 (10.0.0.1:22): connection refused"), metrics.OriginSSH},
+		{fmt.Errorf("ssh_nfs: %w", unreachable(t)), metrics.OriginSSH},
+		// Text that looks like pkg/remote's is not taken for its kind.
+		{errors.New("ssh_nfs: remote: dial node-1 (10.0.0.1:22): connection refused"), metrics.OriginOther},
 	} {
 		if got := metrics.Origin(c.err); got != c.want {
 			t.Errorf("Origin(%v) = %q, want %q", c.err, got, c.want)
@@ -92,7 +117,7 @@ func TestObserverCollectors(t *testing.T) {
 	m.StateEnded("deploy", "env_copy", store.OutcomeLost, time.Hour)
 	m.StateEnded("deploy", "env_check", store.OutcomeFailed, time.Second)
 	m.StepError("deploy", "turn_on", fmt.Errorf("turn_on: %w", power.ErrNoAnswer))
-	m.StepError("deploy", "ssh_nfs", errors.New("ssh_nfs: remote: handshake with node-1: EOF"))
+	m.StepError("deploy", "ssh_nfs", fmt.Errorf("ssh_nfs: %w", unreachable(t)))
 	m.StepError("deploy", "env_copy", &remote.ExitError{Command: "dd", Status: 1})
 	m.StepError("deploy", "env_copy", errors.New("nothing to do with SSH"))
 	m.Tick(3 * time.Millisecond)

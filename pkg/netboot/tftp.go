@@ -34,6 +34,11 @@ const (
 // sdDir holds the per-node copies of card boot files.
 const sdDir = ".sd"
 
+// ErrBadBootFiles: boot files that cannot be installed as they are (unsafe paths, links or
+// devices, too big, no cmdline.txt); trying again cannot fix them (errors.Is). A serial that
+// names no TFTP folder is nodeid.ErrBadSerial.
+var ErrBadBootFiles = errors.New("unusable boot files")
+
 // MaxBootFiles bounds what InstallSD accepts: a Pi boot partition is a few tens of MiB.
 const MaxBootFiles = 512 << 20
 
@@ -81,7 +86,7 @@ func (t TFTP) InstallSD(serial string, tarStream io.Reader) error {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cmdline.txt")); err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("netboot: boot files of %s have no cmdline.txt", serial)
+		return fmt.Errorf("netboot: boot files of %s have no cmdline.txt: %w", serial, ErrBadBootFiles)
 	}
 	return t.switchTo(serial, dir)
 }
@@ -175,7 +180,7 @@ func untar(dir string, r io.Reader) error {
 			continue
 		}
 		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("unsafe path %q in boot files", h.Name)
+			return fmt.Errorf("unsafe path %q in boot files: %w", h.Name, ErrBadBootFiles)
 		}
 		p := filepath.Join(dir, name)
 		switch h.Typeflag {
@@ -186,7 +191,7 @@ func untar(dir string, r io.Reader) error {
 		case tar.TypeReg:
 			total += h.Size
 			if total > MaxBootFiles {
-				return fmt.Errorf("boot files larger than %d MiB", MaxBootFiles>>20)
+				return fmt.Errorf("boot files larger than %d MiB: %w", MaxBootFiles>>20, ErrBadBootFiles)
 			}
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return err
@@ -203,7 +208,7 @@ func untar(dir string, r io.Reader) error {
 				return err
 			}
 		default:
-			return fmt.Errorf("%q in boot files is not a regular file or folder", h.Name)
+			return fmt.Errorf("%q in boot files is not a regular file or folder: %w", h.Name, ErrBadBootFiles)
 		}
 	}
 }

@@ -3,10 +3,13 @@ package netboot
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/piseduce/piseduce/pkg/nodeid"
 )
 
 func tarOf(t *testing.T, files map[string]string) *bytes.Buffer {
@@ -87,8 +90,8 @@ func TestModesSwitch(t *testing.T) {
 func TestRefusesBadInput(t *testing.T) {
 	tf := newTFTP(t)
 	for _, serial := range []string{"../etc", "A67C64BE", "", "a67c64be/..", "1234567"} {
-		if err := tf.BootNFS(serial); err == nil {
-			t.Errorf("serial %q accepted", serial)
+		if err := tf.BootNFS(serial); !errors.Is(err, nodeid.ErrBadSerial) {
+			t.Errorf("serial %q: %v, want nodeid.ErrBadSerial", serial, err)
 		}
 	}
 	for name, files := range map[string]map[string]string{
@@ -96,15 +99,15 @@ func TestRefusesBadInput(t *testing.T) {
 		"absolute":   {"cmdline.txt": "x", "/etc/evil": "x"},
 		"no cmdline": {"config.txt": "x"},
 	} {
-		if err := tf.InstallSD("a67c64be", tarOf(t, files)); err == nil {
-			t.Errorf("%s: accepted", name)
+		if err := tf.InstallSD("a67c64be", tarOf(t, files)); !errors.Is(err, ErrBadBootFiles) {
+			t.Errorf("%s: %v, want ErrBadBootFiles", name, err)
 		}
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Name: "cmdline.txt", Typeflag: tar.TypeSymlink, Linkname: "/etc/shadow"})
 	tw.Close()
-	if err := tf.InstallSD("a67c64be", &buf); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if err := tf.InstallSD("a67c64be", &buf); !errors.Is(err, ErrBadBootFiles) || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("symlink in boot files: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(tf.Root, sdDir, "*")); len(left) != 0 {

@@ -6,6 +6,7 @@ package nodeid
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -48,11 +49,14 @@ func ParseIPv4(s string) (netip.Addr, error) {
 
 var serialRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
 
+// ErrBadSerial is the kind (errors.Is) of CheckSerial's error: trying again cannot fix it.
+var ErrBadSerial = errors.New("not a node serial")
+
 // CheckSerial refuses what cannot name a node's TFTP folder: a node's serial is the last 8 hex
 // digits, in lower case, of the Serial line of its /proc/cpuinfo.
 func CheckSerial(serial string) error {
 	if !serialRE.MatchString(serial) {
-		return fmt.Errorf("%q is not a node serial: the last 8 hex digits, in lower case, of Serial in /proc/cpuinfo (like a67c64b3)", serial)
+		return fmt.Errorf("%q is %w: the last 8 hex digits, in lower case, of Serial in /proc/cpuinfo (like a67c64b3)", serial, ErrBadSerial)
 	}
 	return nil
 }

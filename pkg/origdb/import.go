@@ -314,15 +314,16 @@ func authorizedKeys(text string) (string, error) {
 
 // row is a current deployment of the original, checked and resolved to local ids.
 type row struct {
-	d           *Deployment
-	user        uint
-	node        store.Node
-	env         store.Environment
-	start, end  time.Time
-	size        int64
-	publicKey   string
-	proc, state string
-	hold        string
+	d          *Deployment
+	user       uint
+	node       store.Node
+	env        store.Environment
+	start, end time.Time
+	size       int64
+	publicKey  string
+	proc       string
+	state      process.StateName
+	hold       string
 }
 
 // importDeployments brings the current deployments over, a reservation per group.
@@ -433,15 +434,16 @@ func (im *importer) check(d *Deployment) (*row, bool) {
 // adopt says how d goes on here: a deployment at the end of a process we have (deployed,
 // booted) as it is; any other (in the middle of a process, lost, in a process or state of
 // the original's only) held, as what it is, until its user or an admin acts.
-func adopt(d *Deployment) (proc, state, hold string) {
-	if p, err := process.Get(d.Process); err == nil && p.Index(d.State) >= 0 && p.Terminal(d.State) {
-		return d.Process, d.State, ""
+func adopt(d *Deployment) (proc string, state process.StateName, hold string) {
+	state = process.StateName(d.State) // the original's state names are ours
+	if p, err := process.Get(d.Process); err == nil && p.Index(state) >= 0 && p.Terminal(state) {
+		return d.Process, state, ""
 	}
 	where := d.Process + "/" + d.State
-	if d.State == store.StateLost && d.TempInfo != "" && len(d.TempInfo) <= 32 {
+	if state == process.Lost && d.TempInfo != "" && len(d.TempInfo) <= 32 {
 		where = fmt.Sprintf("%s/%s (in %s)", d.Process, d.State, d.TempInfo)
 	}
-	return d.Process, d.State, "Imported from the original PiSeduce in " + where +
+	return d.Process, state, "Imported from the original PiSeduce in " + where +
 		": nothing runs on this node until it is destroyed or deployed again."
 }
 

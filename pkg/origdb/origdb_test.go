@@ -267,7 +267,7 @@ func checkImported(t *testing.T, st *store.Store, now time.Time) {
 		t.Errorf("bob_env: %+v %v", env, err)
 	}
 	// Lost in ssh_system: held, shown where it was lost.
-	if d4 := deploymentOf(t, st, "node-4"); d4.State != store.StateLost || !strings.Contains(d4.Hold, "deploy/lost (in ssh_system)") {
+	if d4 := deploymentOf(t, st, "node-4"); d4.State != process.Lost || !strings.Contains(d4.Hold, "deploy/lost (in ssh_system)") {
 		t.Errorf("node-4: %s/%s hold %q", d4.Process, d4.State, d4.Hold)
 	}
 	if d5 := deploymentOf(t, st, "node-5"); d5.State != "delete_partition" || d5.Hold == "" {
@@ -289,12 +289,12 @@ func checkImported(t *testing.T, st *store.Store, now time.Time) {
 // stepRecorder is every step of every process, recording which deployment it ran for.
 type stepRecorder struct {
 	mu  sync.Mutex
-	ran map[uint][]string
+	ran map[uint][]process.StateName
 }
 
 type recordedStep struct {
 	r     *stepRecorder
-	state string
+	state process.StateName
 }
 
 func (s recordedStep) Exec(_ context.Context, t *engine.Task) error {
@@ -327,8 +327,8 @@ func (c *fixedClock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func checkEngineLeavesHeldAlone(t *testing.T, st *store.Store, now time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	rec := &stepRecorder{ran: map[uint][]string{}}
-	steps := map[string]engine.Step{}
+	rec := &stepRecorder{ran: map[uint][]process.StateName{}}
+	steps := map[process.StateName]engine.Step{}
 	for _, p := range process.All() {
 		for _, s := range p.States {
 			steps[s.Name] = recordedStep{r: rec, state: s.Name}

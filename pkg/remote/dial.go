@@ -179,9 +179,10 @@ func (d *Dialer) dialError(ctx, dctx context.Context, t Target, step string, tim
 	case ctx.Err() != nil:
 		return fmt.Errorf("remote: %s to %s: %w", step, t, context.Cause(ctx))
 	case dctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return fmt.Errorf("remote: %s to %s: no answer within %s: %w", step, t, timeout, context.DeadlineExceeded)
+		return withKind(fmt.Errorf("remote: %s to %s: no answer within %s: %w", step, t, timeout, context.DeadlineExceeded),
+			ErrUnreachable, ErrTimeout)
 	}
-	return fmt.Errorf("remote: %s to %s: %w", step, t, err)
+	return withKind(fmt.Errorf("remote: %s to %s: %w", step, t, err), ErrUnreachable)
 }
 
 func isTimeout(err error) bool {

@@ -219,8 +219,8 @@ func TestHostKeyMismatchRefused(t *testing.T) {
 		c.Close()
 		t.Fatal("dial with a wrong pinned key succeeded")
 	}
-	if !errors.Is(err, remote.ErrHostKeyMismatch) {
-		t.Fatalf("err = %v, want ErrHostKeyMismatch", err)
+	if !errors.Is(err, remote.ErrHostKeyMismatch) || errors.Is(err, remote.ErrUnreachable) {
+		t.Fatalf("err = %v, want ErrHostKeyMismatch (the node answered: not ErrUnreachable)", err)
 	}
 	var mm *remote.MismatchError
 	if !errors.As(err, &mm) || remote.AuthorizedKey(mm.Presented) != srv.HostKey ||
@@ -355,6 +355,9 @@ func TestDialClosedPort(t *testing.T) {
 	if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("unclear error: %v", err)
 	}
+	if !errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrTimeout) {
+		t.Fatalf("err = %v: want ErrUnreachable, not ErrTimeout", err)
+	}
 }
 
 func TestDialHonoursTimeoutAndContext(t *testing.T) {
@@ -383,6 +386,9 @@ func TestDialHonoursTimeoutAndContext(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("timeout: err = %v after %v", err, time.Since(start))
 	}
+	if !errors.Is(err, remote.ErrTimeout) || !errors.Is(err, remote.ErrUnreachable) {
+		t.Fatalf("timeout: err = %v, want ErrTimeout and ErrUnreachable", err)
+	}
 
 	d.Timeout = time.Minute
 	ctx, cancel := context.WithCancel(context.Background())
@@ -391,6 +397,9 @@ func TestDialHonoursTimeoutAndContext(t *testing.T) {
 	_, err = d.Dial(ctx, target)
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
 		t.Fatalf("cancel: err = %v after %v", err, time.Since(start))
+	}
+	if errors.Is(err, remote.ErrUnreachable) {
+		t.Fatalf("cancel: err = %v is ours, not the node's: not ErrUnreachable", err)
 	}
 }
 
@@ -414,8 +423,8 @@ func TestKeepAliveNoticesDeadNode(t *testing.T) {
 	defer srv.Continue(t)
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "keepalive") {
-			t.Fatalf("err = %v, want a keepalive failure", err)
+		if err == nil || !strings.Contains(err.Error(), "keepalive") || !errors.Is(err, remote.ErrUnreachable) {
+			t.Fatalf("err = %v, want a keepalive failure, ErrUnreachable", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a frozen node was not noticed")

@@ -68,7 +68,7 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 	}
 	sess, err := c.newSession(ctx)
 	if err != nil {
-		return fmt.Errorf("remote: %q on %s: open session: %w", name, c.target, c.explain(err))
+		return withKind(fmt.Errorf("remote: %q on %s: open session: %w", name, c.target, c.explain(err)), ErrUnreachable)
 	}
 	defer sess.Close()
 
@@ -87,7 +87,7 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 	sess.Stdout = stdout
 	sess.Stderr = group
 	if err := sess.Start(cmd); err != nil {
-		return fmt.Errorf("remote: %q on %s: start: %w", name, c.target, c.explain(err))
+		return withKind(fmt.Errorf("remote: %q on %s: start: %w", name, c.target, c.explain(err)), ErrUnreachable)
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- sess.Wait() }()
@@ -119,10 +119,10 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 	}
 	var missing *ssh.ExitMissingError
 	if errors.As(err, &missing) {
-		return fmt.Errorf("remote: %q on %s: the connection ended before the command reported its status: %w",
-			name, c.target, c.explain(err))
+		return withKind(fmt.Errorf("remote: %q on %s: the connection ended before the command reported its status: %w",
+			name, c.target, c.explain(err)), ErrUnreachable)
 	}
-	return fmt.Errorf("remote: %q on %s: %w", name, c.target, c.explain(err))
+	return withKind(fmt.Errorf("remote: %q on %s: %w", name, c.target, c.explain(err)), ErrUnreachable)
 }
 
 // Output runs argv and returns its standard output; stderr goes into an *ExitError on failure.

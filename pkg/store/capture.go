@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,38 +10,6 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/process"
 )
-
-// Capture is a request to save a deployed node's card as a new environment (process
-// save_env). The web writes Name and Description into the deployment's Scratch with the
-// request; pitasks adds what it learns on the way (img_copy), and creates the environment once
-// the image is checked (img_check).
-type Capture struct {
-	Name        string `json:"capture_name"`
-	Description string `json:"capture_description,omitempty"`
-
-	// Filled in by img_copy: the image file in img_dir, its format, and the raw card bytes
-	// it holds (size, sha256, where the root partition starts).
-	File      string `json:"file,omitempty"`
-	Format    string `json:"format,omitempty"`
-	Size      int64  `json:"size,omitempty"`
-	SHA256    string `json:"sha256,omitempty"`
-	RootStart int64  `json:"root_start,omitempty"`
-}
-
-// ParseCapture reads the capture request kept in a deployment's Scratch.
-func ParseCapture(scratch string) (Capture, error) {
-	var c Capture
-	if err := json.Unmarshal([]byte(scratch), &c); err != nil || c.Name == "" {
-		return Capture{}, errors.New("store: no capture request in the deployment")
-	}
-	return c, nil
-}
-
-// JSON is c as kept in Scratch.
-func (c Capture) JSON() string {
-	b, _ := json.Marshal(c)
-	return string(b)
-}
 
 // ErrNotDeployed: a capture was asked of a node that is not deployed (and idle) right now.
 var ErrNotDeployed = &ConflictError{Reason: "only a deployed node can be saved as an environment"}
@@ -60,7 +27,7 @@ func (s *Store) RequestCapture(ctx context.Context, id uint, name, description s
 		if err := tx.First(&d, id).Error; err != nil {
 			return notFound(err)
 		}
-		if d.State != "deployed" || (d.Process != process.Deploy && d.Process != process.SaveEnv) {
+		if process.Allowed(process.Situation{Process: d.Process, State: d.State, Held: d.Hold != "", Running: true}, process.ActSave) != nil {
 			return ErrNotDeployed
 		}
 		if err := checkName("environment", name); err != nil {
@@ -70,7 +37,7 @@ func (s *Store) RequestCapture(ctx context.Context, id uint, name, description s
 			return err
 		}
 		u := requestUpdates(p.Name, p.First(), time.Now().UTC())
-		u["scratch"] = Capture{Name: name, Description: description}.JSON()
+		u["capture_name"], u["capture_description"], u["scratch"] = name, description, ""
 		u["resume_process"], u["resume_state"] = "", ""
 		u["bytes_done"], u["bytes_total"], u["throughput"] = 0, 0, 0
 		res := tx.Model(&Deployment{}).Where("id = ? AND generation = ?", id, d.Generation).Updates(u)

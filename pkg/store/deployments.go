@@ -21,8 +21,8 @@ var observedColumns = []string{"process", "state", "resume_process", "resume_sta
 	"throughput", "script_output", "scratch", "queued", "updated_at"}
 
 // terminalStates are the states the engine never advances by itself.
-func terminalStates() []string {
-	out := []string{StateLost, StateFailed}
+func terminalStates() []process.StateName {
+	out := []process.StateName{process.Lost, process.Failed}
 	for _, p := range process.All() {
 		if last := p.States[len(p.States)-1].Name; p.Terminal(last) {
 			out = append(out, last)
@@ -78,13 +78,16 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 			return err
 		}
 		updates := requestUpdates(p.Name, p.First(), time.Now().UTC())
+		if !p.Resumes {
+			updates["scratch"] = "" // a new run: the step data of the last one is no use (a reboot goes back to it)
+		}
 		if proc == process.Reboot && d.Hold != "" {
 			return fmt.Errorf("store: deployment %d is held (%s): it has nothing to reboot back to; destroy it or deploy it again", id, d.Hold)
 		}
 		if proc == process.Reboot {
 			resumeP, resumeS := d.Process, d.State
 			switch {
-			case d.State == StateLost || d.State == StateFailed || d.Process == process.Reboot:
+			case d.State == process.Lost || d.State == process.Failed || d.Process == process.Reboot:
 				resumeP, resumeS = d.ResumeProcess, d.ResumeState
 			}
 			if resumeP == "" {
@@ -119,12 +122,12 @@ func canRun(proc string, nodes []Node, env *Environment) error {
 
 // ForceState puts deployment id in the given process and state (an admin's repair), with the
 // reason recorded as an event.
-func (s *Store) ForceState(ctx context.Context, id uint, proc, state, reason string) error {
+func (s *Store) ForceState(ctx context.Context, id uint, proc string, state process.StateName, reason string) error {
 	p, err := process.Get(proc)
 	if err != nil {
 		return err
 	}
-	if p.Index(state) < 0 && state != StateLost && state != StateFailed {
+	if p.Index(state) < 0 && !state.Stopped() {
 		return fmt.Errorf("store: %q is not a state of process %s", state, proc)
 	}
 	now := time.Now().UTC()
@@ -144,7 +147,7 @@ func (s *Store) ForceState(ctx context.Context, id uint, proc, state, reason str
 // requestUpdates are the columns a new request resets; bumping generation fences off any
 // step still running for the previous request. A state the engine has work in waits for a
 // worker (queued) from now.
-func requestUpdates(proc, state string, now time.Time) map[string]any {
+func requestUpdates(proc string, state process.StateName, now time.Time) map[string]any {
 	return map[string]any{
 		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
 		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
@@ -270,7 +273,7 @@ func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, 
 // ones: a node lost under the original PiSeduce waits for its user).
 func (s *Store) LostDeployments(ctx context.Context) ([]uint, error) {
 	var ids []uint
-	err := s.DB.WithContext(ctx).Model(&Deployment{}).Where("state = ? AND hold = ''", StateLost).Pluck("id", &ids).Error
+	err := s.DB.WithContext(ctx).Model(&Deployment{}).Where("state = ? AND hold = ''", process.Lost).Pluck("id", &ids).Error
 	return ids, err
 }
 
@@ -282,11 +285,11 @@ func (s *Store) ResumeLost(ctx context.Context, id uint) error {
 		if err := tx.First(&d, id).Error; err != nil {
 			return notFound(err)
 		}
-		if d.State != StateLost || d.ResumeProcess == "" {
+		if d.State != process.Lost || d.ResumeProcess == "" {
 			return nil
 		}
 		u := requestUpdates(d.ResumeProcess, d.ResumeState, now)
-		if err := tx.Model(&Deployment{}).Where("id = ? AND state = ?", id, StateLost).Updates(u).Error; err != nil {
+		if err := tx.Model(&Deployment{}).Where("id = ? AND state = ?", id, process.Lost).Updates(u).Error; err != nil {
 			return err
 		}
 		return tx.Create(&StateEvent{DeploymentID: id, NodeID: d.NodeID, Process: d.ResumeProcess,

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
@@ -45,7 +46,7 @@ func TestInspectNodes(t *testing.T) {
 		t0 := time.Now().UTC().Add(-time.Minute)
 		for i := range 7 {
 			check(t, s.DB.Create(&store.StateEvent{DeploymentID: node1Latest, NodeID: c.Nodes[0].ID, Process: "deploy",
-				State: fmt.Sprintf("s%d", i), Outcome: store.OutcomeDone, StartedAt: t0, EndedAt: t0.Add(time.Second)}).Error)
+				State: process.StateName(fmt.Sprintf("s%d", i)), Outcome: store.OutcomeDone, StartedAt: t0, EndedAt: t0.Add(time.Second)}).Error)
 		}
 
 		all, err := s.InspectNodes(ctx, "", 5)

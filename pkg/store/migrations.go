@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,6 +35,7 @@ func migrations() []migration {
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
 		{"port_requests, discovery_runs.lease_until: the web's port requests, and leases on what pitasks runs for the web", autoMigrate(&PortRequest{}, &DiscoveryRun{})},
 		{"switches.driver, power: the power driver's kind (snmp for existing switches), other kinds' settings; only SNMP switches' addresses are unique", powerDrivers},
+		{"deployments.capture_name, capture_description: a save_env request's own columns, out of the step data", captureColumns},
 	}
 }
 
@@ -58,6 +60,37 @@ func powerDrivers(db *gorm.DB) error {
 	// uq_switches_snmp_address (keys.go) replaces it: command switches may share an address.
 	if db.Migrator().HasIndex("switches", "uq_switches_address") {
 		return db.Migrator().DropIndex("switches", "uq_switches_address")
+	}
+	return nil
+}
+
+// captureColumns moves the name and description of the environment a save_env request makes
+// out of the step data (the scratch column, where the web wrote them in the request) into
+// their own columns; the rest of the JSON is save_env's step data as it was.
+func captureColumns(db *gorm.DB) error {
+	if err := db.AutoMigrate(&Deployment{}); err != nil {
+		return err
+	}
+	var rows []struct {
+		ID      uint
+		Scratch string
+	}
+	if err := db.Model(&Deployment{}).Select("id, scratch").Where("capture_name = '' AND scratch LIKE ?", "%capture_name%").
+		Scan(&rows).Error; err != nil {
+		return err
+	}
+	for _, r := range rows {
+		var c struct {
+			Name        string `json:"capture_name"`
+			Description string `json:"capture_description"`
+		}
+		if json.Unmarshal([]byte(r.Scratch), &c) != nil || c.Name == "" {
+			continue // not a capture request: nothing to move
+		}
+		if err := db.Model(&Deployment{}).Where("id = ?", r.ID).
+			Updates(map[string]any{"capture_name": c.Name, "capture_description": c.Description}).Error; err != nil {
+			return err
+		}
 	}
 	return nil
 }

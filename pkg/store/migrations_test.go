@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
@@ -197,8 +199,18 @@ func TestOldDatabase(t *testing.T) {
 			var d store.Deployment
 			check(t, s.DB.Preload("Node").Preload("Environment").First(&d).Error)
 			if d.State != "env_copy" || d.Generation != 3 || !d.NextCheckAt.Equal(at.Add(2*time.Second)) ||
-				!d.LeaseUntil.Equal(at.Add(30*time.Second)) || d.Node.Name != "pi-1" || d.Environment.SectorStart != 532480 || d.Scratch != `{"k":"v"}` {
+				!d.LeaseUntil.Equal(at.Add(30*time.Second)) || d.Node.Name != "pi-1" || d.Environment.SectorStart != 532480 || d.StepData != `{"k":"v"}` || d.CaptureName != "" {
 				t.Errorf("deployment: %+v", d)
+			}
+			// A save_env request of before migration 6 had the environment's name in the step
+			// data: it moves to its own columns, and the step data still reads as save_env's.
+			var capture store.Deployment
+			check(t, s.DB.First(&capture, 2).Error)
+			var data process.SaveEnvData
+			check(t, json.Unmarshal([]byte(capture.StepData), &data))
+			if capture.CaptureName != "ada-tools" || capture.CaptureDescription != `with "my" tools` ||
+				data != (process.SaveEnvData{File: "ada-tools-20261126.img.zst", Format: "zst", Size: 4096, SHA256: "ab12", RootStart: 532480}) {
+				t.Errorf("save_env deployment: capture %q %q, step data %+v", capture.CaptureName, capture.CaptureDescription, data)
 			}
 			var r store.Reservation
 			check(t, s.DB.Preload("Nodes").First(&r).Error)

@@ -122,15 +122,6 @@ type Reservation struct {
 	TimeZone string `gorm:"size:64"`
 }
 
-// States outside every process (see pkg/process): the engine gave up on the deployment.
-const (
-	// StateLost: a state timed out; ResumeProcess/ResumeState say where, and a restart of
-	// pitasks or a user's reboot resumes from there.
-	StateLost = "lost"
-	// StateFailed: a step failed for good (a broken image, a bad request); LastError says why.
-	StateFailed = "failed"
-)
-
 // Deployment is one node of one reservation going through a process. The web writes the
 // desired columns (Process, State on a new request, the user's options); pitasks alone writes
 // the observed ones (progress, errors, timers, lease).
@@ -153,15 +144,18 @@ type Deployment struct {
 	SystemPassword string `gorm:"size:255" json:"-"`
 	PublicKey      string `gorm:"type:text"`
 	InitScript     string `gorm:"type:text"`
+	// CaptureName and CaptureDescription: the environment a save_env request makes.
+	CaptureName        string `gorm:"size:63;not null;default:''"`
+	CaptureDescription string `gorm:"type:text"`
 
 	// The state machine. Generation is bumped by every request from the web; the engine's
 	// writes are conditional on it, so a user's new request always wins over a running step.
-	Generation int64  `gorm:"not null;default:0"`
-	Process    string `gorm:"size:16;not null;index:idx_due,priority:1"`
-	State      string `gorm:"size:32;not null;index:idx_due,priority:2"`
+	Generation int64             `gorm:"not null;default:0"`
+	Process    string            `gorm:"size:16;not null;index:idx_due,priority:1"`
+	State      process.StateName `gorm:"size:32;not null;index:idx_due,priority:2"`
 	// ResumeProcess/ResumeState: where a reboot or a lost node goes back to.
-	ResumeProcess  string `gorm:"size:16"`
-	ResumeState    string `gorm:"size:32"`
+	ResumeProcess  string            `gorm:"size:16"`
+	ResumeState    process.StateName `gorm:"size:32"`
 	StateStartedAt time.Time
 	ExecDone       bool
 	Rebooted       bool
@@ -186,8 +180,9 @@ type Deployment struct {
 	Throughput int64
 	// Output of the user's init script.
 	ScriptOutput string `gorm:"type:mediumtext"`
-	// Scratch is what a step keeps between its exec and post parts (JSON).
-	Scratch string `gorm:"type:text"`
+	// StepData is the process's step data (pkg/process, data.go) as JSON: pitasks' engine
+	// alone reads and writes it (engine.Data). The column kept its first name.
+	StepData string `gorm:"column:scratch;type:text"`
 
 	// Lease: the pitasks process working on this row, until LeaseUntil.
 	LeaseOwner string `gorm:"size:64;index"`
@@ -199,17 +194,18 @@ type Deployment struct {
 
 // Active reports whether the engine still has work to do on the deployment.
 func (d *Deployment) Active() bool {
-	if d.State == StateLost || d.State == StateFailed || d.Hold != "" {
+	if d.State == process.Lost || d.State == process.Failed || d.Hold != "" {
 		return false
 	}
 	p, err := process.Get(d.Process)
 	return err == nil && !p.Terminal(d.State)
 }
 
-// Destroying reports whether a destroy is under way: asked for, and not given up on (lost,
-// failed) nor held.
-func (d *Deployment) Destroying() bool {
-	return d.Process == process.Destroy && d.State != StateLost && d.State != StateFailed && d.Hold == ""
+// Situation is what decides the actions a user may request of d now (process.Allowed); d's
+// Reservation must be loaded.
+func (d *Deployment) Situation(now time.Time) process.Situation {
+	return process.Situation{Process: d.Process, State: d.State, ResumeProcess: d.ResumeProcess, Held: d.Hold != "",
+		Running: !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)}
 }
 
 // Outcomes of a state, recorded in StateEvent.
@@ -228,13 +224,13 @@ const (
 
 // StateEvent is one row per state transition or notable attempt: the source of per-state statistics.
 type StateEvent struct {
-	ID           uint   `gorm:"primaryKey"`
-	DeploymentID uint   `gorm:"index;not null"`
-	NodeID       uint   `gorm:"index"`
-	Process      string `gorm:"size:16"`
-	State        string `gorm:"size:32;index"`
-	Outcome      string `gorm:"size:16"`
-	Message      string `gorm:"type:text"`
+	ID           uint              `gorm:"primaryKey"`
+	DeploymentID uint              `gorm:"index;not null"`
+	NodeID       uint              `gorm:"index"`
+	Process      string            `gorm:"size:16"`
+	State        process.StateName `gorm:"size:32;index"`
+	Outcome      string            `gorm:"size:16"`
+	Message      string            `gorm:"type:text"`
 	StartedAt    time.Time
 	EndedAt      time.Time
 	// Duration in milliseconds, for statistics.

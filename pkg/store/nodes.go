@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/piseduce/piseduce/pkg/process"
 )
 
 // Nodes returns every node with its switch, by switch and port.
@@ -105,14 +107,14 @@ type NodeStatus struct {
 	// The node's latest deployment, if any; Queued when it waits for a worker.
 	DeploymentID uint
 	Process      string
-	State        string
+	State        process.StateName
 	Queued       bool
 }
 
 // Free reports whether the node can be taken now: nobody holds it and its last deployment is
 // destroyed (or it never had one). A value receiver: templates call it on values.
 func (ns NodeStatus) Free() bool {
-	return !ns.Held && (ns.DeploymentID == 0 || (ns.Process == "destroy" && ns.State == "destroyed"))
+	return !ns.Held && (ns.DeploymentID == 0 || (ns.Process == process.Destroy && ns.State == process.Destroyed))
 }
 
 // NodeStatuses returns every node with who holds it at now and its latest deployment's state.
@@ -194,7 +196,8 @@ func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, 
 	defer rows.Close()
 	for rows.Next() {
 		var id, nodeID uint
-		var proc, state string
+		var proc string
+		var state process.StateName
 		var queued sql.NullBool
 		if err := rows.Scan(&id, &nodeID, &proc, &state, &queued); err != nil {
 			return nil, fmt.Errorf("store: unable to read deployments: %w", err)

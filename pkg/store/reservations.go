@@ -391,7 +391,7 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 	}
 	if !f.Current.IsZero() {
 		q = q.Where("(deployments.reservation_id IN (?) OR NOT (deployments.process = ? AND deployments.state = ?))",
-			s.DB.WithContext(ctx).Model(&Reservation{}).Select("id").Where("ends_at > ?", f.Current.UTC()), process.Destroy, "destroyed")
+			s.DB.WithContext(ctx).Model(&Reservation{}).Select("id").Where("ends_at > ?", f.Current.UTC()), process.Destroy, process.Destroyed)
 	}
 	var ds []Deployment
 	if err := q.Find(&ds).Error; err != nil {

@@ -74,7 +74,7 @@ func (d DeployStats) SuccessRate() float64 {
 }
 
 // lastDeployState is the deploy state whose end means a finished deployment.
-func lastDeployState() string {
+func lastDeployState() process.StateName {
 	p, _ := process.Get(process.Deploy)
 	return p.States[len(p.States)-2].Name
 }
@@ -151,7 +151,7 @@ func mergeStats(rows []DeployStats, names map[uint]string) []DeployStats {
 // StateTime is how long one state of one process took when it was done.
 type StateTime struct {
 	Process string
-	State   string
+	State   process.StateName
 	// Count is the number of times the state was done; MeanMS and MaxMS their durations.
 	Count  int64
 	MeanMS float64
@@ -180,7 +180,8 @@ func (s *Store) StateTimes(ctx context.Context, f StatsFilter) ([]StateTime, err
 		Where("e.outcome IN ?", []string{OutcomeDone, OutcomeRetry, OutcomeReboot, OutcomeLost, OutcomeFailed}).
 		Group("e.process, e.state")
 	var raw []struct {
-		Process, State             string
+		Process                    string
+		State                      process.StateName
 		Count                      int64
 		MeanMS                     *float64
 		MaxMS                      *int64

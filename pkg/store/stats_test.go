@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
@@ -40,7 +41,7 @@ func seedStats(t *testing.T, s *store.Store) *statsFixture {
 
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	n := 0
-	ev := func(d store.Deployment, proc, state, outcome string, ms int64, msg string) {
+	ev := func(d store.Deployment, proc string, state process.StateName, outcome string, ms int64, msg string) {
 		n++
 		start := t0.Add(time.Duration(n) * time.Minute)
 		check(t, s.DB.Create(&store.StateEvent{DeploymentID: d.ID, NodeID: d.NodeID, Process: proc, State: state,
@@ -114,9 +115,9 @@ func TestStats(t *testing.T) {
 			times, err := s.StateTimes(ctx, store.StatsFilter{NodeID: f.c.Nodes[0].ID})
 			check(t, err)
 			var order []string
-			byState := map[string]store.StateTime{}
+			byState := map[process.StateName]store.StateTime{}
 			for _, st := range times {
-				order = append(order, st.Process+"/"+st.State)
+				order = append(order, st.Process+"/"+string(st.State))
 				byState[st.State] = st
 			}
 			want := []string{"deploy/boot_conf", "deploy/env_copy", "deploy/env_check", "deploy/user_script"}

@@ -205,7 +205,7 @@ func (s *Store) SetUserSSHKey(ctx context.Context, id uint, key string) error {
 
 // unfinished selects the deployments that are not destroyed yet.
 func unfinished(q *gorm.DB) *gorm.DB {
-	return q.Where("NOT (process = ? AND state = ?)", process.Destroy, "destroyed")
+	return q.Where("NOT (process = ? AND state = ?)", process.Destroy, process.Destroyed)
 }
 
 // DeleteUser deletes a user. Their reservations end now, their future ones are dropped, and every
@@ -274,7 +274,7 @@ func (s *Store) DeleteUser(ctx context.Context, id uint, now time.Time) (deleted
 func (s *Store) destroyDeployments(ctx context.Context, tx *gorm.DB, cond string, args ...any) error {
 	var ids []uint
 	err := tx.Model(&Deployment{}).Where(cond, args...).
-		Where("NOT (process = ? AND state NOT IN ? AND hold = '')", process.Destroy, []string{StateLost, StateFailed}).
+		Where("NOT (process = ? AND state NOT IN ? AND hold = '')", process.Destroy, []process.StateName{process.Lost, process.Failed}).
 		Pluck("id", &ids).Error
 	if err != nil {
 		return fmt.Errorf("store: unable to find deployments to destroy: %w", err)

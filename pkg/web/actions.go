@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -230,32 +229,14 @@ func envVisible(e *store.Environment, u *store.User) bool {
 	return u.Admin
 }
 
-// request asks pitasks to run proc on d. Rebooting and deploying again need the reservation to
-// be running; destroying is always possible.
-func (s *Server) request(ctx context.Context, u *store.User, d *store.Deployment, proc string) error {
-	now := s.now()
-	running := !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)
-	switch proc {
-	case process.Destroy:
-		if d.Destroying() {
-			return conflict("This node is already being destroyed.")
-		}
-	case process.Reboot, process.Deploy:
-		if !running {
-			return conflict("The reservation of this node is not running.")
-		}
-		if proc == process.Reboot && d.Process == process.Destroy {
-			return conflict("A destroyed node cannot be rebooted; deploy it again.")
-		}
-	default:
-		return fmt.Errorf("web: unexpected process %q", proc)
+// request asks pitasks to carry action a out on d, if process.Allowed allows it now.
+func (s *Server) request(ctx context.Context, u *store.User, d *store.Deployment, a process.Action) error {
+	if r := process.Allowed(d.Situation(s.now()), a); r != nil {
+		return conflict("%s", r.Reason)
 	}
-	if err := s.store.RequestProcess(ctx, d.ID, proc); err != nil {
-		if strings.Contains(err.Error(), "nothing to reboot back to") {
-			return conflict("This node has nothing to reboot back to yet.")
-		}
+	if err := s.store.RequestProcess(ctx, d.ID, a.Process()); err != nil {
 		return err
 	}
-	s.log.Info("process requested", "user", u.ID, "deployment", d.ID, "process", proc)
+	s.log.Info("process requested", "user", u.ID, "deployment", d.ID, "process", a.Process())
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/config"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestStatisticsPages(t *testing.T) {
 	f := newFixture(t)
 	t0 := f.now.Add(-30 * time.Minute)
-	add := func(d store.Deployment, state, outcome string, ms int64, msg string) {
+	add := func(d store.Deployment, state process.StateName, outcome string, ms int64, msg string) {
 		t.Helper()
 		ev := store.StateEvent{DeploymentID: d.ID, NodeID: d.NodeID, Process: "deploy", State: state, Outcome: outcome,
 			Message: msg, StartedAt: t0, EndedAt: t0.Add(time.Duration(ms) * time.Millisecond), DurationMS: ms}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -53,20 +54,20 @@ func allRequested(c echo.Context) bool {
 }
 
 type nodeJSON struct {
-	ID            uint       `json:"id"`
-	Name          string     `json:"name"`
-	Model         string     `json:"model"`
-	Switch        string     `json:"switch"`
-	Port          int        `json:"port"`
-	IP            string     `json:"ip"`
-	Free          bool       `json:"free"`
-	Held          bool       `json:"held"`
-	Holder        string     `json:"holder,omitempty"`
-	Until         *time.Time `json:"until,omitempty"`
-	NextStart     *time.Time `json:"next_reservation,omitempty"`
-	Process       string     `json:"process,omitempty"`
-	State         string     `json:"state,omitempty"`
-	ReservationID uint       `json:"reservation_id,omitempty"`
+	ID            uint              `json:"id"`
+	Name          string            `json:"name"`
+	Model         string            `json:"model"`
+	Switch        string            `json:"switch"`
+	Port          int               `json:"port"`
+	IP            string            `json:"ip"`
+	Free          bool              `json:"free"`
+	Held          bool              `json:"held"`
+	Holder        string            `json:"holder,omitempty"`
+	Until         *time.Time        `json:"until,omitempty"`
+	NextStart     *time.Time        `json:"next_reservation,omitempty"`
+	Process       string            `json:"process,omitempty"`
+	State         process.StateName `json:"state,omitempty"`
+	ReservationID uint              `json:"reservation_id,omitempty"`
 }
 
 func (s *Server) apiNodes(c echo.Context) error {
@@ -259,12 +260,12 @@ func (s *Server) apiDeployment(c echo.Context) error {
 	return c.JSON(http.StatusOK, viewDeployment(d, currentUser(c), s.now()))
 }
 
-func (s *Server) apiRequest(c echo.Context, proc string) error {
+func (s *Server) apiRequest(c echo.Context, a process.Action) error {
 	d, err := s.paramDeployment(c, false)
 	if err != nil {
 		return err
 	}
-	if err := s.request(c.Request().Context(), currentUser(c), d, proc); err != nil {
+	if err := s.request(c.Request().Context(), currentUser(c), d, a); err != nil {
 		return httpError(err)
 	}
 	return s.replyDeployment(c, http.StatusAccepted, d.ID)
@@ -279,6 +280,6 @@ func (s *Server) replyDeployment(c echo.Context, code int, id uint) error {
 	return c.JSON(code, viewDeployment(d, currentUser(c), s.now()))
 }
 
-func (s *Server) apiDestroy(c echo.Context) error  { return s.apiRequest(c, "destroy") }
-func (s *Server) apiReboot(c echo.Context) error   { return s.apiRequest(c, "reboot") }
-func (s *Server) apiRedeploy(c echo.Context) error { return s.apiRequest(c, "deploy") }
+func (s *Server) apiDestroy(c echo.Context) error  { return s.apiRequest(c, process.ActDestroy) }
+func (s *Server) apiReboot(c echo.Context) error   { return s.apiRequest(c, process.ActReboot) }
+func (s *Server) apiRedeploy(c echo.Context) error { return s.apiRequest(c, process.ActRedeploy) }

@@ -25,7 +25,7 @@ import (
 // drivers. Every state takes a moment, the image copy reports progress for a few seconds, the
 // init script "prints" a line. TestBrowserOnTheLab walks the same story with the real drivers.
 var startPitasks = func(t *testing.T, st *store.Store) (stop func()) {
-	steps := map[string]engine.Step{}
+	steps := map[process.StateName]engine.Step{}
 	for _, p := range process.All() {
 		for _, s := range p.States {
 			steps[s.Name] = slowStep{}

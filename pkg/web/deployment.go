@@ -18,8 +18,9 @@ type deploymentData struct {
 	ScriptOutput string
 	Timeline     []timelineStep
 	Events       []store.StateEvent
-	// For the admin's force-state form.
+	// For the admin's force-state form: the processes' states, and the engine's own.
 	Processes []process.Process
+	Stopped   []process.StateName
 }
 
 // showDeployment is one node's deployment: how to reach it, its password (owner only), the
@@ -47,11 +48,12 @@ func (s *Server) showDeployment(c echo.Context) error {
 			p, _ := process.Get(name)
 			data.Processes = append(data.Processes, p)
 		}
+		data.Stopped = []process.StateName{process.Lost, process.Failed}
 	}
 	return s.render(c, http.StatusOK, "deployment", &page{Title: d.Name + " on " + d.Node.Name, Nav: "deployments", Data: data})
 }
 
-func (s *Server) deploymentAction(c echo.Context, proc, done string) error {
+func (s *Server) deploymentAction(c echo.Context, a process.Action, done string) error {
 	d, err := s.paramDeployment(c, false)
 	if err != nil {
 		return err
@@ -60,22 +62,22 @@ func (s *Server) deploymentAction(c echo.Context, proc, done string) error {
 	if c.FormValue("back") == "deployment" {
 		back = "/deployments/" + strconv.Itoa(int(d.ID))
 	}
-	if err := s.request(c.Request().Context(), currentUser(c), d, proc); err != nil {
+	if err := s.request(c.Request().Context(), currentUser(c), d, a); err != nil {
 		return s.redirectUserError(c, back, err)
 	}
 	return s.redirect(c, back, d.Node.Name+": "+done)
 }
 
 func (s *Server) rebootDeployment(c echo.Context) error {
-	return s.deploymentAction(c, process.Reboot, "hard reboot requested.")
+	return s.deploymentAction(c, process.ActReboot, "hard reboot requested.")
 }
 
 func (s *Server) redeployDeployment(c echo.Context) error {
-	return s.deploymentAction(c, process.Deploy, "deploying again.")
+	return s.deploymentAction(c, process.ActRedeploy, "deploying again.")
 }
 
 func (s *Server) destroyDeployment(c echo.Context) error {
-	return s.deploymentAction(c, process.Destroy, "being destroyed.")
+	return s.deploymentAction(c, process.ActDestroy, "being destroyed.")
 }
 
 // forceState is the admin's repair: put any deployment in a given process and state, with
@@ -86,17 +88,17 @@ func (s *Server) forceState(c echo.Context) error {
 		return err
 	}
 	back := "/deployments/" + strconv.Itoa(int(d.ID))
-	in := forceInput{Process: c.FormValue("process"), State: c.FormValue("state"), Reason: c.FormValue("reason")}
+	in := forceInput{Process: c.FormValue("process"), State: process.StateName(c.FormValue("state")), Reason: c.FormValue("reason")}
 	if err := s.force(c, d, in); err != nil {
 		return s.redirectUserError(c, back, err)
 	}
-	return s.redirect(c, back, "State forced to "+in.Process+"/"+in.State+".")
+	return s.redirect(c, back, "State forced to "+in.Process+"/"+string(in.State)+".")
 }
 
 type forceInput struct {
-	Process string `json:"process"`
-	State   string `json:"state"`
-	Reason  string `json:"reason"`
+	Process string            `json:"process"`
+	State   process.StateName `json:"state"`
+	Reason  string            `json:"reason"`
 }
 
 func (s *Server) force(c echo.Context, d *store.Deployment, in forceInput) error {
@@ -108,7 +110,7 @@ func (s *Server) force(c echo.Context, d *store.Deployment, in forceInput) error
 	if err != nil {
 		return badInput("Unknown process %q.", in.Process)
 	}
-	if p.Index(in.State) < 0 && in.State != store.StateLost && in.State != store.StateFailed {
+	if p.Index(in.State) < 0 && !in.State.Stopped() {
 		return badInput("%q is not a state of %s.", in.State, p.Name)
 	}
 	u := currentUser(c)

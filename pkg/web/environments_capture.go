@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -26,12 +27,11 @@ func (s *Server) saveAsEnvironment(c echo.Context) error {
 	back := "/deployments/" + strconv.Itoa(int(d.ID))
 	name := strings.TrimSpace(c.FormValue("name"))
 	desc := strings.TrimSpace(strings.ReplaceAll(c.FormValue("description"), "\r\n", "\n"))
-	now := s.now()
-	switch {
-	case len(desc) > store.MaxDescription:
+	if r := process.Allowed(d.Situation(s.now()), process.ActSave); r != nil {
+		return s.redirectError(c, back, r.Reason)
+	}
+	if len(desc) > store.MaxDescription {
 		return s.redirectError(c, back, fmt.Sprintf("The description may have at most %d characters.", store.MaxDescription))
-	case d.Reservation.StartsAt.After(now) || !d.Reservation.EndsAt.After(now):
-		return s.redirectError(c, back, "The reservation of this node is not running.")
 	}
 	if err := s.store.RequestCapture(c.Request().Context(), d.ID, name, desc); err != nil {
 		return s.redirectUserError(c, back, err)

@@ -113,7 +113,7 @@ func newSituations(t testing.TB) *situations {
 	const h = time.Hour
 	now := f.now
 	// done returns the events of a deploy run that went through every state before state.
-	done := func(proc, state string) []store.StateEvent {
+	done := func(proc string, state process.StateName) []store.StateEvent {
 		p, _ := process.Get(proc)
 		var out []store.StateEvent
 		at := now.Add(-2 * h)
@@ -148,30 +148,30 @@ func newSituations(t testing.TB) *situations {
 			if st.Name == "env_copy" || st.Name == "img_copy" {
 				d.BytesDone, d.BytesTotal, d.Throughput = 600<<20, 1800<<20, 9_500_000
 			}
-			add(proc+"/"+st.Name, sw, "user", -h, 2*h, d, done(proc, st.Name)...)
+			add(proc+"/"+string(st.Name), sw, "user", -h, 2*h, d, done(proc, st.Name)...)
 		}
 	}
 	add("queued", sw, "user", -h, 2*h, &store.Deployment{Process: process.Deploy, State: "boot_conf", Queued: true,
 		StateStartedAt: now.Add(-2 * time.Minute)})
-	add("lost", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Deploy, State: store.StateLost,
+	add("lost", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Deploy, State: process.Lost,
 		ResumeProcess: process.Deploy, ResumeState: "env_copy", StateStartedAt: now.Add(-2*h + 40*time.Second),
 		LastError: "no progress in env_copy after 1h0m0s", BytesDone: 300 << 20, BytesTotal: 1800 << 20},
 		append(done(process.Deploy, "env_copy"), store.StateEvent{Process: process.Deploy, State: "env_copy",
 			Outcome: store.OutcomeLost, Message: "no progress in env_copy after 1h0m0s", StartedAt: now.Add(-2*h + 40*time.Second),
 			EndedAt: now.Add(-h + 40*time.Second), DurationMS: 3600_000})...)
-	add("failed", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Deploy, State: store.StateFailed,
+	add("failed", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Deploy, State: process.Failed,
 		ResumeProcess: process.Deploy, ResumeState: "env_check", StateStartedAt: now.Add(-2 * h),
 		LastError: "env_check: checksum mismatch"},
 		append(done(process.Deploy, "env_check"), store.StateEvent{Process: process.Deploy, State: "env_check",
 			Outcome: store.OutcomeFailed, Message: "env_check: checksum mismatch", StartedAt: now.Add(-2 * h),
 			EndedAt: now.Add(-2*h + 12*time.Second), DurationMS: 12_000})...)
-	add("lost in a reboot", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Reboot, State: store.StateLost,
+	add("lost in a reboot", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Reboot, State: process.Lost,
 		ResumeProcess: process.Deploy, ResumeState: "deployed", StateStartedAt: now.Add(-h),
 		LastError: "no progress in coming_back after 5m30s"},
 		store.StateEvent{Process: process.Reboot, State: "coming_back", Outcome: store.OutcomeLost,
 			Message: "no progress in coming_back after 5m30s", StartedAt: now.Add(-h), EndedAt: now.Add(-h + 330*time.Second),
 			DurationMS: 330_000})
-	add("lost while destroyed", sw, "user", -3*h, -h, &store.Deployment{Process: process.Destroy, State: store.StateLost,
+	add("lost while destroyed", sw, "user", -3*h, -h, &store.Deployment{Process: process.Destroy, State: process.Lost,
 		ResumeProcess: process.Destroy, ResumeState: "destroying", LastError: "no progress in destroying after 1m0s"})
 	add("someone else's deployed node", sw, "other", -h, 2*h, &store.Deployment{Process: process.Deploy, State: "deployed"},
 		done(process.Deploy, "deployed")...)

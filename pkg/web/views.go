@@ -13,24 +13,26 @@ import (
 // deploymentView is a deployment as pages, the live-status JSON and the API show it. The OS
 // password is filled in only for the deployment's owner, once the node is deployed.
 type deploymentView struct {
-	ID            uint      `json:"id"`
-	Name          string    `json:"name"`
-	ReservationID uint      `json:"reservation_id"`
-	NodeID        uint      `json:"node_id"`
-	Node          string    `json:"node"`
-	NodeIP        string    `json:"node_ip"`
-	NodeModel     string    `json:"node_model"`
-	EnvironmentID uint      `json:"environment_id"`
-	Environment   string    `json:"environment"`
-	SSHUser       string    `json:"ssh_user"`
-	WebURL        string    `json:"web_url,omitempty"`
-	OSUpdate      bool      `json:"os_update"`
-	SystemSizeMiB int64     `json:"system_size_mib"`
-	PublicKey     string    `json:"public_key,omitempty"`
-	OSPassword    string    `json:"os_password,omitempty"`
-	Process       string    `json:"process"`
-	State         string    `json:"state"`
-	StateSince    time.Time `json:"state_since"`
+	ID            uint              `json:"id"`
+	Name          string            `json:"name"`
+	ReservationID uint              `json:"reservation_id"`
+	NodeID        uint              `json:"node_id"`
+	Node          string            `json:"node"`
+	NodeIP        string            `json:"node_ip"`
+	NodeModel     string            `json:"node_model"`
+	EnvironmentID uint              `json:"environment_id"`
+	Environment   string            `json:"environment"`
+	SSHUser       string            `json:"ssh_user"`
+	WebURL        string            `json:"web_url,omitempty"`
+	OSUpdate      bool              `json:"os_update"`
+	SystemSizeMiB int64             `json:"system_size_mib"`
+	PublicKey     string            `json:"public_key,omitempty"`
+	OSPassword    string            `json:"os_password,omitempty"`
+	Process       string            `json:"process"`
+	State         process.StateName `json:"state"`
+	// Description says what the state means, in words (pkg/process).
+	Description string    `json:"description"`
+	StateSince  time.Time `json:"state_since"`
 	// Queued: the request waits for a pitasks worker (since StateSince); State is where it
 	// will start.
 	Queued bool `json:"queued"`
@@ -54,18 +56,16 @@ type deploymentView struct {
 	Step     int    `json:"step"`
 	Steps    int    `json:"steps"`
 	StepText string `json:"step_text"`
-	// Actions the owner may take now.
+	// Actions the owner may take now (process.Allowed).
 	CanReboot   bool      `json:"can_reboot"`
 	CanRedeploy bool      `json:"can_redeploy"`
 	CanDestroy  bool      `json:"can_destroy"`
+	CanSave     bool      `json:"can_save"`
 	EndsAt      time.Time `json:"reservation_ends_at"`
 	// TimeZone is the zone the reservation was entered in (empty: UTC).
 	TimeZone  string    `json:"time_zone,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
-
-// copyStates are the deploy states during which the image copy progress means something.
-var copyStates = map[string]bool{"env_copy": true, "env_check": true}
 
 func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) deploymentView {
 	v := deploymentView{ID: d.ID, Name: d.Name, ReservationID: d.ReservationID, NodeID: d.NodeID, Node: d.Node.Name,
@@ -75,7 +75,9 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		LastError: d.LastError, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, EndsAt: d.Reservation.EndsAt,
 		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt}
 	v.Label, v.StateClass = stateBadge(d.Process, d.State, v.Queued)
-	v.Reachable = (d.Process == process.Deploy || d.Process == process.SaveEnv) && d.State == "deployed"
+	st := stateOf(d.Process, d.State)
+	v.Description = st.Description
+	v.Reachable = st.Kind == process.OnCard
 	if viewer != nil && viewer.ID == d.UserID && v.Reachable {
 		v.OSPassword = d.SystemPassword
 	}
@@ -83,7 +85,7 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		v.WebURL = "http://" + d.Node.IP + "/"
 	}
 	v.Step, v.Steps, v.StepText = stepOf(d, v.Queued)
-	v.Copying = d.Process == process.Deploy && copyStates[d.State]
+	v.Copying = st.Progress
 	if d.BytesTotal > 0 {
 		v.Percent = float64(d.BytesDone) * 100 / float64(d.BytesTotal)
 		if v.Percent > 100 {
@@ -97,10 +99,11 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 			v.ETASeconds = left / d.Throughput
 		}
 	}
-	running := !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)
-	v.CanDestroy = !d.Destroying()
-	v.CanRedeploy = running
-	v.CanReboot = running && d.Process != process.Destroy && d.Hold == ""
+	sit := d.Situation(now)
+	v.CanDestroy = process.Allowed(sit, process.ActDestroy) == nil
+	v.CanRedeploy = process.Allowed(sit, process.ActRedeploy) == nil
+	v.CanReboot = process.Allowed(sit, process.ActReboot) == nil
+	v.CanSave = process.Allowed(sit, process.ActSave) == nil
 	if d.Hold != "" {
 		// Nothing runs: no step to count, and the reason where errors go.
 		v.StateClass, v.Step, v.Steps, v.StepText, v.LastError = "warn", 0, 0, "", d.Hold
@@ -108,14 +111,22 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 	return v
 }
 
-// stopped reports whether the engine gave the deployment up (lost or failed).
-func stopped(state string) bool { return state == store.StateLost || state == store.StateFailed }
+// stateOf is the definition of state in process proc; the zero State (Working, no
+// description) when it is none of proc's.
+func stateOf(proc string, state process.StateName) process.State {
+	p, err := process.Get(proc)
+	if err != nil {
+		return process.State{}
+	}
+	st, _ := p.State(state)
+	return st
+}
 
 // stepOf is where d is in its process: the state it is in, or the one it stopped in when it
 // is lost or failed (its resume point, when that is in the same process).
 func stepOf(d *store.Deployment, queued bool) (step, steps int, text string) {
 	proc, state := d.Process, d.State
-	if stopped(d.State) {
+	if d.State.Stopped() {
 		if d.ResumeProcess != d.Process {
 			return 0, 0, ""
 		}
@@ -127,11 +138,11 @@ func stepOf(d *store.Deployment, queued bool) (step, steps int, text string) {
 	}
 	i := p.Index(state)
 	if i < 0 {
-		return 0, 0, state + " is not a step of " + proc
+		return 0, 0, string(state) + " is not a step of " + proc
 	}
 	step, steps = i+1, len(p.States)
 	switch {
-	case stopped(d.State):
+	case d.State.Stopped():
 		text = fmt.Sprintf("stopped at step %d of %d: %s", step, steps, state)
 	case queued:
 		text = fmt.Sprintf("waiting for a worker, then step %d of %d", step, steps)
@@ -141,9 +152,10 @@ func stepOf(d *store.Deployment, queued bool) (step, steps int, text string) {
 	return step, steps, text
 }
 
-// stateBadge is the text and CSS class of a deployment's state badge.
-func stateBadge(proc, state string, queued bool) (label, class string) {
-	label = proc + ": " + state
+// stateBadge is the text and CSS class of a deployment's state badge; the class follows
+// the state's Kind.
+func stateBadge(proc string, state process.StateName, queued bool) (label, class string) {
+	label = proc + ": " + string(state)
 	if queued {
 		label = proc + ": queued"
 	}
@@ -151,12 +163,13 @@ func stateBadge(proc, state string, queued bool) (label, class string) {
 		label = strings.TrimPrefix(label, proc+": ")
 	}
 	p, err := process.Get(proc)
+	kind := stateOf(proc, state).Kind
 	switch {
-	case stopped(state):
+	case state.Stopped():
 		class = "bad"
-	case err != nil || p.Index(state) < 0 || queued || state == "destroyed":
+	case err != nil || p.Index(state) < 0 || queued || kind == process.Released:
 		class = "idle"
-	case state == "deployed" || state == "booted":
+	case kind == process.OnCard || kind == process.OnNFS:
 		class = "good"
 	case proc == process.Destroy:
 		class = "warn"
@@ -168,7 +181,7 @@ func stateBadge(proc, state string, queued bool) (label, class string) {
 
 // timelineStep is one state of the deployment's current process.
 type timelineStep struct {
-	State    string
+	State    string // a state's name, or "queued" for the wait for a worker
 	Status   string // done, current, pending, failed, queued
 	Duration string
 }
@@ -184,9 +197,9 @@ func timeline(d *store.Deployment, events []store.StateEvent, now time.Time) []t
 	}
 	proc, state := d.Process, d.State
 	var stop *store.StateEvent // the event that gave the deployment up
-	if stopped(d.State) {
+	if d.State.Stopped() {
 		for i := range events {
-			if stopped(events[i].Outcome) {
+			if o := events[i].Outcome; o == store.OutcomeLost || o == store.OutcomeFailed {
 				stop = &events[i]
 			}
 		}
@@ -203,7 +216,7 @@ func timeline(d *store.Deployment, events []store.StateEvent, now time.Time) []t
 	}
 	queued := d.Queued && d.Active()
 	// Events come oldest first: the last "done" event of a state is from the latest run.
-	took := map[string]int64{}
+	took := map[process.StateName]int64{}
 	var wait *store.StateEvent
 	for i, ev := range events {
 		switch {
@@ -223,11 +236,11 @@ func timeline(d *store.Deployment, events []store.StateEvent, now time.Time) []t
 	}
 	cur := p.Index(state)
 	for i, st := range p.States {
-		ts := timelineStep{State: st.Name, Status: "pending"}
+		ts := timelineStep{State: string(st.Name), Status: "pending"}
 		switch {
 		case i < cur, i == cur && p.Terminal(st.Name):
 			ts.Status = "done"
-		case i == cur && stopped(d.State):
+		case i == cur && d.State.Stopped():
 			ts.Status = "failed"
 			if stop != nil {
 				ts.Duration = humanDuration(time.Duration(stop.DurationMS) * time.Millisecond)

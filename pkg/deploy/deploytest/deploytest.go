@@ -144,10 +144,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
-		Timeouts: map[string]process.State{
-			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
-			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
-		}})
+		Timeouts: shortSSHWaits()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +155,17 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		h.Engine.Stop(ctx)
 	})
 	return h
+}
+
+// shortSSHWaits are the lab's timeouts of every wait for SSH: its nodes boot in seconds.
+func shortSSHWaits() map[process.Key]process.Timeout {
+	out := map[process.Key]process.Timeout{}
+	for _, st := range []process.StateName{process.SSHNFS, process.SSHSystem} {
+		for _, k := range process.KeysOf(st) {
+			out[k] = process.Timeout{BeforeReboot: 8 * time.Second, Lost: 20 * time.Second}
+		}
+	}
+	return out
 }
 
 // Request is what a user fills in the deploy form.
@@ -197,7 +205,7 @@ func (h *Harness) Deploy(nodes []store.Node, req Request) []store.Deployment {
 
 // RunUntil ticks the engine (as pitasks' cron does) until every deployment is in one of the
 // given states, and fails the test if one ends lost or failed first.
-func (h *Harness) RunUntil(ds []store.Deployment, limit time.Duration, states ...string) {
+func (h *Harness) RunUntil(ds []store.Deployment, limit time.Duration, states ...process.StateName) {
 	h.T.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -207,7 +215,7 @@ func (h *Harness) RunUntil(ds []store.Deployment, limit time.Duration, states ..
 		done := 0
 		for _, d := range ds {
 			got := h.Load(d.ID)
-			if got.State == store.StateLost || got.State == store.StateFailed {
+			if got.State == process.Lost || got.State == process.Failed {
 				h.T.Fatalf("%s ended %s in %s: %s", got.Node.Name, got.State, got.ResumeState, got.LastError)
 			}
 			for _, s := range states {

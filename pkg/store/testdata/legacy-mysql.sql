@@ -58,6 +58,7 @@ CREATE TABLE `deployments` (
   CONSTRAINT `fk_deployments_user` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`)
 ) ENGINE=InnoDB AUTO_INCREMENT=2 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
 INSERT INTO `deployments` VALUES (1,1,1,1,'exp1',1,0,8192,'secret','ssh-ed25519 AAAAlegacy ada','echo hi',3,'deploy','env_copy','','','2026-11-26 17:07:03.250',0,0,'2026-11-26 17:07:05.250',0,'',1000000,2000000000,9000000,'','{\"k\":\"v\"}','pimaster-1234','2026-11-26 17:07:33.250','2026-11-26 17:07:03.250','2026-11-26 17:07:03.250');
+INSERT INTO `deployments` VALUES (2,1,2,1,'exp1',1,0,8192,'secret','','',1,'save_env','img_check','','','2026-11-26 17:07:03.250',0,0,'2026-11-26 17:07:05.250',0,'',0,0,0,'','{\"capture_name\":\"ada-tools\",\"capture_description\":\"with \\\"my\\\" tools\",\"file\":\"ada-tools-20261126.img.zst\",\"format\":\"zst\",\"size\":4096,\"sha256\":\"ab12\",\"root_start\":532480}','','2026-11-26 17:07:03.250','2026-11-26 17:07:03.250','2026-11-26 17:07:03.250');
 CREATE TABLE `discovery_runs` (
   `id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
   `switch_id` bigint(20) unsigned NOT NULL,
