@@ -131,6 +131,9 @@ func (s *Server) checkLogin(c echo.Context) error {
 	}
 	s.setCookie(c, sessionCookie, tok, int(sessionTTL.Seconds()))
 	s.setCookie(c, csrfCookie, "", -1)
+	if u.MustChangePassword {
+		return s.redirect(c, "/account", mustChangeMessage)
+	}
 	to := data.Next
 	if to == "" {
 		to = "/resources"
