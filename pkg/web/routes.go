@@ -160,6 +160,8 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(apiAdmin, post, "/api/v1/admin/users/:id/unadmin", s.apiUnmakeAdmin)
 	add(apiAdmin, http.MethodDelete, "/api/v1/admin/users/:id", s.apiDeleteUser)
 	add(apiAdmin, post, "/api/v1/admin/users/:id/password", s.apiGiveOneTimePassword)
+	add(apiAdmin, get, "/api/v1/admin/quotas", s.apiAdminQuotas)
+	add(apiAdmin, http.MethodPut, "/api/v1/admin/quotas", s.apiUpdateQuotas)
 	add(apiAdmin, get, "/api/v1/admin/switches", s.apiAdminSwitches)
 	add(apiAdmin, post, "/api/v1/admin/switches", s.apiCreateSwitch)
 	add(apiAdmin, get, "/api/v1/admin/switches/:id", s.apiAdminSwitch)

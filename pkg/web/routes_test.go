@@ -174,6 +174,8 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"POST /api/v1/admin/users/:id/unadmin":                {path: "/api/v1/admin/users/" + id(f.dave.ID) + "/unadmin", want: apiAdminWant(ok)},
 		"DELETE /api/v1/admin/users/:id":                      {path: "/api/v1/admin/users/" + id(f.bob.ID), want: apiAdminWant(ok)},
 		"POST /api/v1/admin/users/:id/password":               {path: "/api/v1/admin/users/" + id(f.bob.ID) + "/password", want: apiAdminWant(ok)},
+		"GET /api/v1/admin/quotas":                            {path: "/api/v1/admin/quotas", want: apiAdminWant(ok)},
+		"PUT /api/v1/admin/quotas":                            {path: "/api/v1/admin/quotas", body: map[string]any{"nodes": 3, "node_hours": 20}, want: apiAdminWant(ok)},
 		"GET /api/v1/admin/switches":                          {path: "/api/v1/admin/switches", want: apiAdminWant(ok)},
 		"POST /api/v1/admin/switches":                         {path: "/api/v1/admin/switches", body: formJSON(switchForm, "port_count", "master_port", "oid_offset"), want: apiAdminWant(created)},
 		"GET /api/v1/admin/switches/:id":                      {path: "/api/v1/admin/switches/" + sw1, want: apiAdminWant(ok)},
