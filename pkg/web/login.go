@@ -154,6 +154,17 @@ func (s *Server) withHashing(c echo.Context, f func()) error {
 	return nil
 }
 
+// hashNewPassword hashes a new password in the visitor's turn at the hashing gate; no turn is
+// a *formError (503) for the visitor.
+func (s *Server) hashNewPassword(c echo.Context, pw string) (string, error) {
+	var hash string
+	var hashErr error
+	if err := s.withHashing(c, func() { hash, hashErr = auth.HashPassword(pw) }); err != nil {
+		return "", err
+	}
+	return hash, hashErr
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

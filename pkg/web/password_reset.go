@@ -137,14 +137,11 @@ func (s *Server) saveNewPassword(c echo.Context) error {
 	if pw != c.FormValue("new_password_confirm") {
 		return fail(http.StatusBadRequest, "The two passwords differ.")
 	}
-	var hash string
-	var hashErr error
-	if err := s.withHashing(c, func() { hash, hashErr = auth.HashPassword(pw) }); err != nil {
-		msg, code, _ := userMessage(err)
+	hash, err := s.hashNewPassword(c, pw)
+	if msg, code, ok := userMessage(err); ok {
 		return fail(code, msg)
-	}
-	if hashErr != nil {
-		return hashErr
+	} else if err != nil {
+		return err
 	}
 	u, err := s.store.ResetPassword(c.Request().Context(), auth.HashToken(tok), hash, s.now())
 	if errors.Is(err, store.ErrTokenInvalid) {
