@@ -239,7 +239,7 @@ func (sx *situations) objectsFor(path string) ([]pageObject, bool) {
 		}
 	case "discovery":
 		out = append(out, pageObject{what: "discovery", param: id(sx.discovery.ID)})
-	case "confirm":
+	case "confirm", "password-reset":
 		out = append(out, pageObject{what: "an unknown token", param: "abc"})
 	case "static":
 		for _, f := range []string{"app.css", "app.js", "favicon.svg"} {
