@@ -148,5 +148,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown", "err", err)
 	}
+	srv.WaitBackground() // password reset e-mails being sent (each bounded by its own timeout)
 	return 0
 }

@@ -12,6 +12,7 @@
 //	pitasks [-config FILE] discover SWITCH [PORT…]             node discovery (see discover.go)
 //	pitasks [-config FILE] dnsmasq                             regenerate the DHCP hosts file, reload dnsmasq
 //	pitasks [-config FILE] env-register … IMAGE | env-export NAME   environments (see env.go)
+//	pitasks [-config FILE] user create-admin|reset-password EMAIL    one-time passwords (see user.go)
 package main
 
 import (
@@ -44,7 +45,16 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	var usage usageError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "pitasks:", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "pitasks:", err)
 		os.Exit(1)
 	}
@@ -59,7 +69,7 @@ func run(args []string) error {
 		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | check | import-cluster DIR | import-original-db [-dry-run] URL |\n"+
 			"                      discover SWITCH [PORT…] | dnsmasq |\n"+
 			"                      port SWITCH PORT status|on|off|cycle | switches | nodes [NAME] |\n"+
-			"                      env-register … IMAGE | env-export NAME]\n")
+			"                      env-register … IMAGE | env-export NAME | user create-admin|reset-password EMAIL]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +78,13 @@ func run(args []string) error {
 	if *showVersion {
 		fmt.Println("pitasks", version.Get())
 		return nil
+	}
+	var user userArgs
+	if fs.Arg(0) == "user" { // its mistakes and -h need no configuration
+		var err error
+		if user, err = parseUserArgs(fs.Args()[1:], os.Stdout); err != nil {
+			return err
+		}
 	}
 	log, err := logFlags.Logger(os.Stderr)
 	if err != nil {
@@ -112,6 +129,8 @@ func run(args []string) error {
 		return nodesCmd(ctx, st, fs.Args()[1:], os.Stdout)
 	case "env-register", "env-export": // see env.go
 		return envCmd(ctx, cfg.Cluster.ImgDir, st, cmd, fs.Args()[1:], os.Stdout)
+	case "user": // see user.go
+		return userCmd(ctx, st, user, os.Stdout)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)

@@ -1,17 +1,17 @@
 package auth
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/piseduce/piseduce/pkg/auth/smtptest"
 )
 
 func TestEmailAllowed(t *testing.T) {
@@ -115,65 +115,24 @@ func TestLimiter(t *testing.T) {
 
 // TestSMTPMailer talks to an in-process SMTP server on loopback, never to a real host.
 func TestSMTPMailer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		say := func(s string) { c.Write([]byte(s + "\r\n")) }
-		say("220 fake ESMTP")
-		var data strings.Builder
-		inData := false
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if inData {
-				if line == ".\r\n" {
-					inData = false
-					say("250 queued")
-					got <- data.String()
-					continue
-				}
-				data.WriteString(line)
-				continue
-			}
-			switch cmd := strings.ToUpper(strings.Fields(line)[0]); cmd {
-			case "EHLO", "HELO":
-				say("250 fake")
-			case "DATA":
-				inData = true
-				say("354 go on")
-			case "QUIT":
-				say("221 bye")
-				return
-			default:
-				say("250 ok")
-			}
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	p, _ := strconv.Atoi(port)
-	set := SMTPSettings{Address: "127.0.0.1", Port: p, From: "pi@lab.example.org"}
-	err = SMTPMailer{Timeout: 5 * time.Second}.Send(context.Background(), set,
+	srv := smtptest.Start(t)
+	set := SMTPSettings{Address: srv.Host(), Port: srv.Port(), From: "pi@lab.example.org"}
+	err := SMTPMailer{Timeout: 5 * time.Second}.Send(context.Background(), set,
 		Message{To: "ada@example.com", Subject: "Confirm your e-mail", Body: "Open https://pi/confirm/abc\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := <-got
-	for _, want := range []string{"From: PiSeduce <pi@lab.example.org>", "To: <ada@example.com>", "Subject: Confirm your e-mail", "https://pi/confirm/abc"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("message lacks %q:\n%s", want, msg)
+	msg := srv.Wait(t, 1, time.Minute)[0]
+	if msg.From != "pi@lab.example.org" || len(msg.To) != 1 || msg.To[0] != "ada@example.com" {
+		t.Errorf("envelope from %q to %q", msg.From, msg.To)
+	}
+	for h, want := range map[string]string{"From": "PiSeduce <pi@lab.example.org>", "To": "<ada@example.com>", "Subject": "Confirm your e-mail"} {
+		if got := msg.Header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
 		}
+	}
+	if !strings.Contains(msg.Body, "https://pi/confirm/abc") {
+		t.Errorf("body lacks the link:\n%s", msg.Body)
 	}
 	if err := (SMTPMailer{}).Send(context.Background(), set, Message{To: "ada@example.com", Subject: "x\r\nBcc: eve@evil.org"}); err == nil {
 		t.Error("header injection accepted")

@@ -60,3 +60,14 @@ func CheckPassword(hash, pw string) bool {
 	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
 }
+
+// oneTimePasswordLen: 20 characters of a 57-letter alphabet, about 116 bits.
+const oneTimePasswordLen = 20
+
+// OneTimePassword returns a random password to give someone once (the first admin, a reset by
+// an admin or on the pimaster) and its hash to store.
+func OneTimePassword() (password, hash string, err error) {
+	password = RandomPassword(oneTimePasswordLen)
+	hash, err = HashPassword(password)
+	return password, hash, err
+}

@@ -36,6 +36,7 @@ func migrations() []migration {
 		{"port_requests, discovery_runs.lease_until: the web's port requests, and leases on what pitasks runs for the web", autoMigrate(&PortRequest{}, &DiscoveryRun{})},
 		{"switches.driver, power: the power driver's kind (snmp for existing switches), other kinds' settings; only SNMP switches' addresses are unique", powerDrivers},
 		{"deployments.capture_name, capture_description: a save_env request's own columns, out of the step data", captureColumns},
+		{"users.must_change_password: one-time passwords given by an admin or pitasks", autoMigrate(&User{})},
 	}
 }
 

@@ -18,8 +18,11 @@ type User struct {
 	EmailConfirmed bool
 	Authorized     bool
 	Admin          bool
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// MustChangePassword: the password is a one-time password (given by an admin or pitasks);
+	// the user can do nothing but choose a new one until they do.
+	MustChangePassword bool
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 // Switch is a PoE switch that powers nodes through SNMP.

@@ -107,7 +107,8 @@ func unavailable(tx *gorm.DB, ids []uint, start, end, now time.Time, exceptRes u
 // CreateReservation reserves nodes for req.UserID. Inside one transaction it locks the
 // candidate node rows, rechecks that none is held by an overlapping reservation, and links the
 // chosen ones: a node is never given to two reservations that overlap, however many requests
-// race. *ConflictError (errors.Is ErrConflict) says which nodes are taken.
+// race. *ConflictError (errors.Is ErrConflict) says which nodes are taken. The user's quotas
+// are checked in the same transaction, under the user's row lock (*QuotaError when exceeded).
 func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, now time.Time) (*Reservation, error) {
 	now = now.UTC()
 	// Whole seconds: the same value on every database (MariaDB keeps milliseconds, SQLite nanoseconds).
@@ -120,6 +121,12 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 	}
 	r := &Reservation{UserID: req.UserID, StartsAt: start, EndsAt: end, TimeZone: req.TimeZone}
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The user first, then the nodes (the order every transaction takes them in): the
+		// user's own racing requests wait here, and then see each other's reservations.
+		u, err := s.lockUser(tx, req.UserID)
+		if err != nil {
+			return err
+		}
 		var chosen []Node
 		if len(req.NodeIDs) > 0 {
 			ids := uniq(req.NodeIDs)
@@ -160,6 +167,9 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 			if len(chosen) < req.Count {
 				return &ConflictError{Reason: fmt.Sprintf("only %d node(s) of model %s are free for that time", len(chosen), req.Model)}
 			}
+		}
+		if err := checkQuota(tx, u, 0, len(chosen), start, end); err != nil {
+			return err
 		}
 		if err := tx.Omit(clause.Associations).Create(r).Error; err != nil {
 			return fmt.Errorf("store: unable to create reservation: %w", err)
@@ -222,7 +232,8 @@ func (s *Store) UserReservations(ctx context.Context, userID uint, since time.Ti
 }
 
 // ExtendReservation moves the end of reservation id to newEnd (later than today's end), if no
-// other reservation holds one of its nodes by then; same locking as CreateReservation.
+// other reservation holds one of its nodes by then and the user's quotas allow it; same
+// locking as CreateReservation.
 func (s *Store) ExtendReservation(ctx context.Context, id uint, newEnd, now time.Time) error {
 	newEnd, now = newEnd.UTC().Truncate(time.Second), now.UTC()
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -236,8 +247,15 @@ func (s *Store) ExtendReservation(ctx context.Context, id uint, newEnd, now time
 		if !newEnd.After(r.EndsAt) {
 			return errors.New("store: an extension must end later than the reservation")
 		}
+		u, err := s.lockUser(tx, r.UserID)
+		if err != nil {
+			return err
+		}
 		var ids []uint
 		if err := tx.Table("reservation_nodes").Where("reservation_id = ?", id).Pluck("node_id", &ids).Error; err != nil {
+			return err
+		}
+		if err := checkQuota(tx, u, id, len(ids), r.StartsAt, newEnd); err != nil {
 			return err
 		}
 		nodes, err := s.lockNodes(tx, "id IN ?", ids)

@@ -115,27 +115,62 @@ func (s *Store) CreateEmailToken(ctx context.Context, t *EmailToken) error {
 // ErrTokenInvalid: the e-mail token is unknown, used or expired.
 var ErrTokenInvalid = errors.New("store: this link is invalid, already used or expired")
 
+// useEmailToken marks the unexpired, unused token with that hash and purpose used, and returns
+// it; ErrTokenInvalid otherwise.
+func useEmailToken(tx *gorm.DB, hash, purpose string, now time.Time) (*EmailToken, error) {
+	var t EmailToken
+	if err := tx.Where("hash = ? AND purpose = ?", hash, purpose).First(&t).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrTokenInvalid
+		}
+		return nil, err
+	}
+	// The guarded update is what makes the token single-use, even under concurrent clicks.
+	res := tx.Model(&EmailToken{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", t.ID, now).
+		Update("used_at", now)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return nil, ErrTokenInvalid
+	}
+	return &t, nil
+}
+
+// ResetPassword uses the password reset token with that hash, once, before it expires: the
+// user's password becomes hash, as a password change does (every session ends, every API
+// token is revoked). A revoked or deleted user's link does nothing.
+func (s *Store) ResetPassword(ctx context.Context, tokenHash, hash string, now time.Time) (*User, error) {
+	now = now.UTC()
+	var u *User
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t, err := useEmailToken(tx, tokenHash, TokenResetPassword, now)
+		if err != nil {
+			return err
+		}
+		if u, err = s.lockUser(tx, t.UserID); err != nil {
+			return ErrTokenInvalid
+		}
+		if !u.Authorized {
+			return ErrTokenInvalid
+		}
+		return setPassword(tx, u.ID, hash, false, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
 // ConfirmEmail uses the confirmation token with that hash, once, before it expires: the user's
 // e-mail becomes confirmed, and authorized too when autoApprove is set.
 func (s *Store) ConfirmEmail(ctx context.Context, hash string, now time.Time, autoApprove bool) (*User, error) {
 	now = now.UTC()
 	var u User
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var t EmailToken
-		if err := tx.Where("hash = ? AND purpose = ?", hash, TokenConfirmEmail).First(&t).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return ErrTokenInvalid
-			}
+		t, err := useEmailToken(tx, hash, TokenConfirmEmail, now)
+		if err != nil {
 			return err
-		}
-		// The guarded update is what makes the token single-use, even under concurrent clicks.
-		res := tx.Model(&EmailToken{}).Where("id = ? AND used_at IS NULL AND expires_at > ?", t.ID, now).
-			Update("used_at", now)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrTokenInvalid
 		}
 		updates := map[string]any{"email_confirmed": true}
 		if autoApprove {

@@ -175,20 +175,43 @@ func (s *Store) SetUserAdmin(ctx context.Context, id uint, admin bool) error {
 	})
 }
 
-// SetUserPassword stores a new bcrypt hash, ends every other session of the user
-// (keepSessionHash, when not empty, is the session that made the change) and revokes all
+// SetUserPassword stores a new bcrypt hash chosen by the user, ends every other session of the
+// user (keepSessionHash, when not empty, is the session that made the change) and revokes all
 // their API tokens.
 func (s *Store) SetUserPassword(ctx context.Context, id uint, hash, keepSessionHash string) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&User{}).Where("id = ?", id).Update("password_hash", hash)
-		if res.Error != nil {
-			return fmt.Errorf("store: unable to set password of user %d: %w", id, res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		return deleteCredentials(tx, id, keepSessionHash)
+		return setPassword(tx, id, hash, false, keepSessionHash)
 	})
+}
+
+// SetOneTimePassword stores the hash of a password given to the user (by an admin or
+// pitasks), which they must change at their next login; all their sessions end and their API
+// tokens are revoked.
+func (s *Store) SetOneTimePassword(ctx context.Context, id uint, hash string) error {
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := s.lockUser(tx, id); err != nil {
+			return err
+		}
+		return setPassword(tx, id, hash, true, "")
+	})
+}
+
+// setPassword is what every password change does: the new hash, whether it is a one-time
+// password, every session but keepSessionHash ended, every API token and pending password
+// reset link revoked.
+func setPassword(tx *gorm.DB, id uint, hash string, oneTime bool, keepSessionHash string) error {
+	res := tx.Model(&User{}).Where("id = ?", id).
+		Updates(map[string]any{"password_hash": hash, "must_change_password": oneTime})
+	if res.Error != nil {
+		return fmt.Errorf("store: unable to set password of user %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	if err := tx.Where("user_id = ? AND purpose = ?", id, TokenResetPassword).Delete(&EmailToken{}).Error; err != nil {
+		return fmt.Errorf("store: unable to revoke the password reset links of user %d: %w", id, err)
+	}
+	return deleteCredentials(tx, id, keepSessionHash)
 }
 
 // SetUserSSHKey stores the user's account SSH public key ("" removes it).

@@ -362,3 +362,88 @@ func TestAPITokensOfOlderVersions(t *testing.T) {
 		})
 	}
 }
+
+// A reset link works once, before it expires, for an approved user; using it (as a one-time
+// password, or a password change) revokes every session, API token and other reset link.
+func TestPasswordResetAndOneTimePassword(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 0, 0)
+		now := time.Now().UTC()
+		link := func(hash string, expires time.Time) {
+			t.Helper()
+			check(t, s.CreateEmailToken(ctx, &store.EmailToken{Hash: hash, UserID: c.bob.ID, Purpose: store.TokenResetPassword, ExpiresAt: expires}))
+		}
+		creds := func() {
+			t.Helper()
+			check(t, s.CreateSession(ctx, &store.Session{Hash: "s-" + t.Name(), UserID: c.bob.ID, ExpiresAt: now.Add(time.Hour)}))
+			check(t, s.CreateAPIToken(ctx, &store.APIToken{UserID: c.bob.ID, Hash: "a-" + t.Name(), ExpiresAt: now.Add(time.Hour)}))
+		}
+		gone := func(what string) {
+			t.Helper()
+			if _, err := s.SessionByHash(ctx, "s-"+t.Name(), now); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("%s: the session survived: %v", what, err)
+			}
+			if _, _, err := s.UserByAPIToken(ctx, "a-"+t.Name(), now); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("%s: the API token survived: %v", what, err)
+			}
+		}
+
+		link("expired", now.Add(-time.Second))
+		if _, err := s.ResetPassword(ctx, "expired", "h-expired", now); !errors.Is(err, store.ErrTokenInvalid) {
+			t.Fatalf("expired link: %v", err)
+		}
+		// A confirmation token is not a reset link.
+		check(t, s.CreateEmailToken(ctx, &store.EmailToken{Hash: "confirm", UserID: c.bob.ID, Purpose: store.TokenConfirmEmail, ExpiresAt: now.Add(time.Hour)}))
+		if _, err := s.ResetPassword(ctx, "confirm", "h-confirm", now); !errors.Is(err, store.ErrTokenInvalid) {
+			t.Fatalf("a confirmation token reset the password: %v", err)
+		}
+
+		link("first", now.Add(time.Hour))
+		link("second", now.Add(time.Hour))
+		creds()
+		u, err := s.ResetPassword(ctx, "first", "h-new", now)
+		check(t, err)
+		if u.ID != c.bob.ID {
+			t.Fatalf("reset user %d, want %d", u.ID, c.bob.ID)
+		}
+		gone("reset")
+		got, err := s.User(ctx, c.bob.ID)
+		check(t, err)
+		if got.PasswordHash != "h-new" || got.MustChangePassword {
+			t.Fatalf("after reset: hash %q, must change %v", got.PasswordHash, got.MustChangePassword)
+		}
+		for _, h := range []string{"first", "second"} {
+			if _, err := s.ResetPassword(ctx, h, "h-again", now); !errors.Is(err, store.ErrTokenInvalid) {
+				t.Fatalf("link %q worked after a reset: %v", h, err)
+			}
+		}
+
+		// A one-time password: must be changed, ends everything.
+		creds()
+		check(t, s.SetOneTimePassword(ctx, c.bob.ID, "h-otp"))
+		gone("one-time password")
+		got, err = s.User(ctx, c.bob.ID)
+		check(t, err)
+		if got.PasswordHash != "h-otp" || !got.MustChangePassword {
+			t.Fatalf("after one-time password: hash %q, must change %v", got.PasswordHash, got.MustChangePassword)
+		}
+		check(t, s.SetUserPassword(ctx, c.bob.ID, "h-chosen", ""))
+		if got, _ = s.User(ctx, c.bob.ID); got.MustChangePassword {
+			t.Fatal("a chosen password is still to be changed")
+		}
+		if err := s.SetOneTimePassword(ctx, 9999, "h"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("one-time password of nobody: %v", err)
+		}
+
+		// A revoked user's link does nothing, and stays unused.
+		link("revoked", now.Add(time.Hour))
+		check(t, s.SetUserAuthorized(ctx, c.bob.ID, false))
+		if _, err := s.ResetPassword(ctx, "revoked", "h-revoked", now); !errors.Is(err, store.ErrTokenInvalid) {
+			t.Fatalf("a revoked user reset their password: %v", err)
+		}
+		if got, _ = s.User(ctx, c.bob.ID); got.PasswordHash != "h-chosen" {
+			t.Fatalf("revoked user's hash is %q", got.PasswordHash)
+		}
+	})
+}

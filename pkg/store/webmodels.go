@@ -20,6 +20,8 @@ type Session struct {
 const (
 	// TokenConfirmEmail confirms the address given at sign-up.
 	TokenConfirmEmail = "confirm_email"
+	// TokenResetPassword lets its holder choose a new password.
+	TokenResetPassword = "reset_password"
 )
 
 // EmailToken is a single-use, expiring token sent by e-mail (only its SHA-256 is stored).

@@ -22,6 +22,8 @@ type accountData struct {
 	TokenDays   []int
 	DefaultDays int
 	Now         time.Time
+	// Quota: the quotas and what the user holds against them.
+	Quota store.QuotaUse
 }
 
 // tokenDays are the lifetimes offered for a new API token, in days.
@@ -38,6 +40,9 @@ func (s *Server) accountPage(c echo.Context, code int, p *page) error {
 		d = &accountData{SSHKey: u.SSHKey}
 	}
 	d.Tokens, d.TokenDays, d.DefaultDays, d.Now = toks, tokenDays(), int(store.APITokenTTL/(24*time.Hour)), s.now()
+	if d.Quota, err = s.store.UserQuotaUse(c.Request().Context(), u, d.Now); err != nil {
+		return err
+	}
 	p.Title, p.Nav, p.Data = "Account", "account", d
 	return s.render(c, code, "account", p)
 }

@@ -67,7 +67,7 @@ func (s *Server) reserve(ctx context.Context, u *store.User, in reserveInput) (*
 		if err == store.ErrNotFound {
 			return nil, badInput("Some of these nodes do not exist.")
 		}
-		return nil, err
+		return nil, s.explainQuota(err, in.TimeZone)
 	}
 	s.log.Info("reservation created", "user", u.ID, "reservation", r.ID, "nodes", len(r.Nodes), "start", r.StartsAt, "end", r.EndsAt)
 	return r, nil
@@ -111,7 +111,7 @@ func (s *Server) extend(ctx context.Context, r *store.Reservation, hours int) er
 		}
 		return badInput("A reservation can be extended so that at most %d hours are left.", st.MaxHours)
 	}
-	return s.store.ExtendReservation(ctx, r.ID, r.EndsAt.Add(time.Duration(hours)*time.Hour), now)
+	return s.explainQuota(s.store.ExtendReservation(ctx, r.ID, r.EndsAt.Add(time.Duration(hours)*time.Hour), now), r.TimeZone)
 }
 
 // sizeChoice is a root partition size of the deploy form.

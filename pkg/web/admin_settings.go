@@ -9,6 +9,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/names"
+	"github.com/piseduce/piseduce/pkg/store"
 )
 
 type settingsData struct {
@@ -24,6 +25,8 @@ type settingsData struct {
 	// the browser.
 	PasswordSet bool
 	Limit       int
+	Quota       store.Quota
+	QuotaMax    int
 }
 
 func (s *Server) showAdminSettings(c echo.Context) error {
@@ -31,14 +34,18 @@ func (s *Server) showAdminSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := settingsData{Domains: strings.Join(st.SignupDomains, "\n"), EmailSignup: st.EmailSignup, AutoApprove: st.AutoApprove, MaxHours: st.MaxHours,
+	q, err := s.store.ReadQuota(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	d := settingsData{Quota: q, QuotaMax: maxQuota, Domains: strings.Join(st.SignupDomains, "\n"), EmailSignup: st.EmailSignup, AutoApprove: st.AutoApprove, MaxHours: st.MaxHours,
 		SMTPAddress: st.SMTP.Address, SMTPPort: st.SMTP.Port, SMTPAccount: st.SMTP.Account, SMTPFrom: st.SMTP.From,
 		PasswordSet: st.SMTP.Password != "", Limit: limitMaxHours}
 	return s.render(c, http.StatusOK, "admin_settings", &page{Title: "Settings", Nav: "admin", Data: d})
 }
 
-// saveAdminSettings stores the sign-up filter, approval mode, reservation limit and mail
-// settings. An empty password field keeps the stored password; "clear" removes it.
+// saveAdminSettings stores the sign-up filter, approval mode, reservation limit, quotas and
+// mail settings. An empty password field keeps the stored password; "clear" removes it.
 func (s *Server) saveAdminSettings(c echo.Context) error {
 	fail := func(msg string) error { return s.redirectError(c, "/admin/settings", msg) }
 	domains := auth.ParseDomains(c.FormValue("signup_domains"))
@@ -50,6 +57,10 @@ func (s *Server) saveAdminSettings(c echo.Context) error {
 	hours, err := strconv.Atoi(c.FormValue("max_hours"))
 	if err != nil || hours < 1 || hours > limitMaxHours {
 		return fail("The longest reservation must be from 1 to " + strconv.Itoa(limitMaxHours) + " hours.")
+	}
+	quota, err := validQuota(c.FormValue("quota_nodes"), c.FormValue("quota_node_hours"))
+	if err != nil {
+		return fail(err.Error())
 	}
 	addr := strings.TrimSpace(c.FormValue("smtp_address"))
 	if addr != "" && (!printable(addr) || strings.ContainsAny(addr, " /:@")) {
@@ -78,6 +89,9 @@ func (s *Server) saveAdminSettings(c echo.Context) error {
 		settingSMTPPort:      strconv.Itoa(port),
 		settingSMTPAccount:   account,
 		settingSMTPFrom:      from,
+		// As SetQuota stores them, in the same transaction as the rest.
+		store.SettingQuotaNodes:     strconv.Itoa(quota.Nodes),
+		store.SettingQuotaNodeHours: strconv.Itoa(quota.NodeHours),
 	}
 	if c.FormValue("smtp_password_clear") == "true" {
 		values[settingSMTPPassword] = ""

@@ -14,9 +14,20 @@ import (
 type adminUsersData struct {
 	Users []store.User
 	Me    uint
+	// OneTime is the one-time password just given, shown once, in this answer only.
+	OneTime *oneTimePassword
+}
+
+type oneTimePassword struct {
+	User     *store.User
+	Password string
 }
 
 func (s *Server) showAdminUsers(c echo.Context) error {
+	return s.adminUsersPage(c, nil)
+}
+
+func (s *Server) adminUsersPage(c echo.Context, otp *oneTimePassword) error {
 	ctx := c.Request().Context()
 	if _, err := s.store.PurgeDeletedUsers(ctx); err != nil {
 		s.log.Warn("purge deleted users", "err", err)
@@ -25,7 +36,50 @@ func (s *Server) showAdminUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "admin_users", &page{Title: "Users", Nav: "admin", Data: adminUsersData{Users: us, Me: currentUser(c).ID}})
+	return s.render(c, http.StatusOK, "admin_users", &page{Title: "Users", Nav: "admin",
+		Data: adminUsersData{Users: us, Me: currentUser(c).ID, OneTime: otp}})
+}
+
+// newOneTimePassword gives the user named by :id a random password that they must change at
+// their next login; their sessions end and their API tokens are revoked. An admin changes
+// their own password on the Account page.
+func (s *Server) newOneTimePassword(c echo.Context) (*oneTimePassword, error) {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	ctx := c.Request().Context()
+	me := currentUser(c)
+	u, err := s.store.User(ctx, id)
+	if err != nil || u.IsDeleted() {
+		return nil, store.ErrNotFound
+	}
+	if id == me.ID {
+		return nil, conflict("Change your own password on your Account page.")
+	}
+	var pw, hash string
+	var hashErr error
+	if err := s.withHashing(c, func() { pw, hash, hashErr = auth.OneTimePassword() }); err != nil {
+		return nil, err
+	}
+	if hashErr != nil {
+		return nil, hashErr
+	}
+	if err := s.store.SetOneTimePassword(ctx, id, hash); err != nil {
+		return nil, err
+	}
+	s.log.Info("one-time password given by admin: sessions ended, API tokens revoked", "admin", me.ID, "user", id)
+	return &oneTimePassword{User: u, Password: pw}, nil
+}
+
+// giveOneTimePassword shows the new one-time password on the Users page, once (the answer is
+// not cached; a reload asks to send the form again, which makes another password).
+func (s *Server) giveOneTimePassword(c echo.Context) error {
+	otp, err := s.newOneTimePassword(c)
+	if err != nil {
+		return s.redirectUserError(c, "/admin/users", err)
+	}
+	return s.adminUsersPage(c, otp)
 }
 
 // userAction applies an admin's decision to the user named by :id; it returns the message to show.

@@ -160,7 +160,7 @@ func (s *Server) apiCreateReservation(c echo.Context) error {
 	}
 	r, err := s.reserve(c.Request().Context(), currentUser(c), in)
 	if err != nil {
-		return httpError(err)
+		return apiReservationError(c, err)
 	}
 	return s.replyReservation(c, http.StatusCreated, r.ID)
 }
@@ -186,7 +186,7 @@ func (s *Server) apiExtendReservation(c echo.Context) error {
 		return err
 	}
 	if err := s.extend(c.Request().Context(), r, in.Hours); err != nil {
-		return httpError(err)
+		return apiReservationError(c, err)
 	}
 	return s.replyReservation(c, http.StatusOK, r.ID)
 }

@@ -50,6 +50,16 @@ func (s *Server) apiMakeAdmin(c echo.Context) error   { return s.apiUserAction("
 func (s *Server) apiUnmakeAdmin(c echo.Context) error { return s.apiUserAction("unadmin")(c) }
 func (s *Server) apiDeleteUser(c echo.Context) error  { return s.apiUserAction("delete")(c) }
 
+// apiGiveOneTimePassword answers the new one-time password of the user, once.
+func (s *Server) apiGiveOneTimePassword(c echo.Context) error {
+	otp, err := s.newOneTimePassword(c)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user_id": otp.User.ID, "email": otp.User.Email,
+		"one_time_password": otp.Password, "must_change_password": true})
+}
+
 // switchJSON never carries the community or SNMPv3 passwords, only whether they are set.
 type switchJSON struct {
 	ID            uint   `json:"id"`

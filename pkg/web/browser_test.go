@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestBrowser(t *testing.T) {
 	story{
 		URL: srv.URL, Store: f.st, Admin: f.admin.Email, Nodes: free[:2], Env: f.env.Name,
 		Pitasks: func() func() { return startPitasks(t, f.st) },
-		Shots:   artifactsDir(t, "web"),
+		Shots:   artifactsDir(t, "web"), QuotaNode: free[2],
 		AdminPages: []string{fmt.Sprintf("/admin/switches/%d", f.sw.ID), "/admin/settings", "/admin/deployments", "/admin/nodes",
 			fmt.Sprintf("/admin/discovery/%d", f.discovery.ID)},
 	}.run(t)
@@ -176,6 +177,9 @@ type story struct {
 	Pitasks    func() (stop func())
 	Shots      string
 	AdminPages []string // more pages the admin looks at in the end
+	// QuotaNode, when set, is a free node: the admin sets a quota of len(Nodes) nodes at once,
+	// and she is refused this one more while she holds hers, with the time it frees up.
+	QuotaNode uint
 }
 
 const storyUser = "nina@example.org"
@@ -220,6 +224,12 @@ func (s story) run(t *testing.T) {
 	c.shot("03-admin-users")
 	c.click("approve", fmt.Sprintf(`form[action="/admin/users/%d/approve"] button`, nina.ID))
 	c.do("approved", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	if s.QuotaNode != 0 {
+		c.do("settings", chromedp.Navigate(s.URL+"/admin/settings"), chromedp.WaitVisible(chromedp.ID("quota_nodes")),
+			chromedp.SetValue(chromedp.ID("quota_nodes"), fmt.Sprint(len(s.Nodes))))
+		c.click("save settings", `form[action="/admin/settings"] button[type=submit]`)
+		c.do("settings saved", chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
+	}
 	c.logout()
 
 	// 3. Nina logs in and looks at the cluster.
@@ -326,6 +336,19 @@ func (s story) run(t *testing.T) {
 	c.waitFor("destroyed", `Array.from(document.querySelectorAll(".js-state")).every(e => e.textContent.trim() === "destroy: destroyed")`, 2*time.Minute)
 	mark("both nodes destroyed")
 	c.shot("10-destroyed")
+	if s.QuotaNode != 0 {
+		// Destroyed, her nodes are still hers until the reservation ends: one more is refused.
+		c.do("reserve one more", chromedp.Navigate(s.URL+"/reserve"), chromedp.WaitVisible(chromedp.ID("hours")),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=nodes][value="%d"]`, s.QuotaNode))), chromedp.SetValue(chromedp.ID("hours"), "1"))
+		c.click("reserve over the quota", `form[action="/reserve"] button[type=submit]`)
+		c.do("quota refusal", chromedp.WaitVisible(chromedp.CSS(".flash.err")))
+		msg := c.eval(`document.querySelector(".flash.err").textContent`)
+		want := fmt.Sprintf("Quota: you may hold at most %d node(s) at once. The same request fits from ", len(s.Nodes))
+		if !strings.Contains(msg, want) || !regexp.MustCompile(`fits from \d{4}-\d\d-\d\d \d\d:\d\d `).MatchString(msg) {
+			t.Fatalf("quota refusal: %q", msg)
+		}
+		c.shot("10b-quota-refused")
+	}
 	c.do("account", chromedp.Navigate(s.URL+"/account"), chromedp.WaitVisible(chromedp.ID("ssh_key")))
 	c.shot("11-account")
 	c.logout()

@@ -28,8 +28,7 @@ func EnsureFirstAdmin(ctx context.Context, st *store.Store, email string) (passw
 			return "", false, fmt.Errorf("web: first admin: %w", err)
 		}
 	}
-	password = auth.RandomPassword(20)
-	hash, err := auth.HashPassword(password)
+	password, hash, err := auth.OneTimePassword()
 	if err != nil {
 		return "", false, err
 	}

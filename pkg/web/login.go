@@ -131,6 +131,9 @@ func (s *Server) checkLogin(c echo.Context) error {
 	}
 	s.setCookie(c, sessionCookie, tok, int(sessionTTL.Seconds()))
 	s.setCookie(c, csrfCookie, "", -1)
+	if u.MustChangePassword {
+		return s.redirect(c, "/account", mustChangeMessage)
+	}
 	to := data.Next
 	if to == "" {
 		to = "/resources"
@@ -149,6 +152,17 @@ func (s *Server) withHashing(c echo.Context, f func()) error {
 		return &formError{msg: "The site is busy checking passwords. Try again in a few seconds.", code: http.StatusServiceUnavailable}
 	}
 	return nil
+}
+
+// hashNewPassword hashes a new password in the visitor's turn at the hashing gate; no turn is
+// a *formError (503) for the visitor.
+func (s *Server) hashNewPassword(c echo.Context, pw string) (string, error) {
+	var hash string
+	var hashErr error
+	if err := s.withHashing(c, func() { hash, hashErr = auth.HashPassword(pw) }); err != nil {
+		return "", err
+	}
+	return hash, hashErr
 }
 
 func truncate(s string, n int) string {

@@ -103,6 +103,9 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			if level == apiAdmin && !u.Admin {
 				return apiError(http.StatusForbidden, "this route is for admins")
 			}
+			if u.MustChangePassword {
+				return apiError(http.StatusForbidden, "this account has a one-time password: choose a new one on the Account page first")
+			}
 			v.User, v.API = u, true
 			return next(c)
 		}
@@ -129,6 +132,12 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 				return echo.NewHTTPError(http.StatusForbidden, "Please log in first.")
 			}
+			if v.User.MustChangePassword && !oneTimePasswordRoutes[r.Method+" "+c.Path()] {
+				if r.Method == http.MethodGet {
+					return c.Redirect(http.StatusSeeOther, "/account")
+				}
+				return echo.NewHTTPError(http.StatusForbidden, mustChangeMessage)
+			}
 			if level == admin && !v.User.Admin {
 				return echo.NewHTTPError(http.StatusForbidden, "This page is for admins.")
 			}
@@ -137,6 +146,12 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 		return echo.ErrNotFound
 	}
 }
+
+// oneTimePasswordRoutes are all a user logged in with a one-time password may use: choosing
+// their own password, or leaving.
+var oneTimePasswordRoutes = map[string]bool{"GET /account": true, "POST /account/password": true, "POST /logout": true}
+
+const mustChangeMessage = "You logged in with a one-time password: choose your own password below before anything else."
 
 // readForm reads the body of a page POST before anything looks at it: one larger than
 // maxFormBody is refused with a 413 that says so (and not read past the limit), a malformed

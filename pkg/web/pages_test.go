@@ -247,7 +247,7 @@ func (sx *situations) objectsFor(path string) ([]pageObject, bool) {
 		for what, r := range map[string]store.PortRequest{"ports read": sx.portRead, "a failed reading": sx.deadRead, "a pending cycle": sx.pending} {
 			out = append(out, pageObject{what: what, param: id(r.ID)})
 		}
-	case "confirm":
+	case "confirm", "password-reset":
 		out = append(out, pageObject{what: "an unknown token", param: "abc"})
 	case "static":
 		for _, f := range []string{"app.css", "app.js", "favicon.svg"} {

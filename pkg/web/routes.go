@@ -68,6 +68,10 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(public, post, "/confirm", s.saveConfirm)
 	add(public, get, "/docs/api", s.showAPIDocs)
 	add(open, get, "/api/v1/openapi.json", s.apiDescription)
+	add(public, get, "/password-reset", s.showPasswordReset)
+	add(public, post, "/password-reset", s.savePasswordReset)
+	add(public, get, "/password-reset/:token", s.showPasswordResetToken)
+	add(public, post, "/password-reset/choose", s.saveNewPassword)
 
 	// Users.
 	add(user, post, "/logout", s.logout)
@@ -100,6 +104,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(admin, post, "/admin/users/:id/admin", s.makeAdmin)
 	add(admin, post, "/admin/users/:id/unadmin", s.unmakeAdmin)
 	add(admin, post, "/admin/users/:id/delete", s.deleteUser)
+	add(admin, post, "/admin/users/:id/password", s.giveOneTimePassword)
 	add(admin, get, "/admin/settings", s.showAdminSettings)
 	add(admin, post, "/admin/settings", s.saveAdminSettings)
 	add(admin, get, "/admin/switches", s.showAdminSwitches)
@@ -159,6 +164,9 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(apiAdmin, post, "/api/v1/admin/users/:id/admin", s.apiMakeAdmin)
 	add(apiAdmin, post, "/api/v1/admin/users/:id/unadmin", s.apiUnmakeAdmin)
 	add(apiAdmin, http.MethodDelete, "/api/v1/admin/users/:id", s.apiDeleteUser)
+	add(apiAdmin, post, "/api/v1/admin/users/:id/password", s.apiGiveOneTimePassword)
+	add(apiAdmin, get, "/api/v1/admin/quotas", s.apiAdminQuotas)
+	add(apiAdmin, http.MethodPut, "/api/v1/admin/quotas", s.apiUpdateQuotas)
 	add(apiAdmin, get, "/api/v1/admin/switches", s.apiAdminSwitches)
 	add(apiAdmin, post, "/api/v1/admin/switches", s.apiCreateSwitch)
 	add(apiAdmin, get, "/api/v1/admin/switches/:id", s.apiAdminSwitch)

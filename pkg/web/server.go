@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -63,6 +64,10 @@ type Server struct {
 	hashing        *auth.Gate
 	// Sign-ups per address.
 	signupByIP *auth.Limiter
+	// Password reset requests per address, and reset e-mails per account.
+	resetByIP, resetByAccount *auth.Limiter
+	// background counts the password reset requests still being handled after their answer.
+	background sync.WaitGroup
 
 	resources resourcesCache
 	metrics   *metrics.Frontend
@@ -88,8 +93,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		loginByAccount: auth.NewThrottle(auth.Backoff{Free: 5, Base: time.Second, Max: 15 * time.Minute, Forget: time.Hour}),
 		// One core stays free for the rest of the site. An address hashes one password at a
 		// time; 8 may wait (a class behind one NAT logging in at once), 10 s at most.
-		hashing:    auth.NewGate(runtime.GOMAXPROCS(0)-1, 8, 10*time.Second),
-		signupByIP: auth.NewLimiter(10, time.Hour),
+		hashing:        auth.NewGate(runtime.GOMAXPROCS(0)-1, 8, 10*time.Second),
+		signupByIP:     auth.NewLimiter(10, time.Hour),
+		resetByIP:      auth.NewLimiter(10, time.Hour),
+		resetByAccount: auth.NewLimiter(3, time.Hour),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -74,14 +74,11 @@ func (s *Server) saveSignup(c echo.Context) error {
 		return fail(http.StatusBadRequest, "The two passwords differ.")
 	}
 	s.signupByIP.Fail(addr, now)
-	var hash string
-	var hashErr error
-	if err := s.withHashing(c, func() { hash, hashErr = auth.HashPassword(pw) }); err != nil {
-		msg, code, _ := userMessage(err)
+	hash, err := s.hashNewPassword(c, pw)
+	if msg, code, ok := userMessage(err); ok {
 		return fail(code, msg)
-	}
-	if hashErr != nil {
-		return hashErr
+	} else if err != nil {
+		return err
 	}
 	mail := st.confirmByMail()
 	u := &store.User{Email: email, PasswordHash: hash, FirstName: first, LastName: last,
