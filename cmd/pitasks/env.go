@@ -25,6 +25,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 // envFlags names the command-line flag of each field of an environment.
@@ -109,8 +110,8 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	if err := st.CreateEnvironment(ctx, &e); err != nil {
 		return fmt.Errorf("env-register: %w", err)
 	}
-	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %d bytes, sha256 %s, root partition at sector %d\n",
-		e.Name, e.ID, e.ImageName, e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart)
+	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %s (%d bytes) uncompressed, sha256 %s, root partition at sector %d\n",
+		e.Name, e.ID, e.ImageName, e.ImageFormat, units.Bytes(e.ImageSize), e.ImageSize, e.ImageSHA256, e.SectorStart)
 	return nil
 }
 
