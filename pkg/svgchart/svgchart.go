@@ -129,14 +129,14 @@ func (c Chart) HBars() template.HTML {
 }
 
 // Columns draws one vertical column per bar, in order, on a scale from 0 to Max written on
-// the left: for a value over time (one column per period).
+// the left, each column's value above it: for a value over time (one column per period).
 func (c Chart) Columns() template.HTML {
 	if len(c.Bars) == 0 {
 		return empty(c.Title)
 	}
 	top := c.scaleMax()
 	axisW := (len(scaleText(top, c.Unit)) + 1) * charWidth
-	x0, y0 := pad+axisW, pad // plot area's top-left corner
+	x0, y0 := pad+axisW, pad+barHeight // plot area's top-left corner, below the top column's value
 	plotW, plotH := width-x0-pad, colHeight
 	h := y0 + plotH + rowHeight + pad
 	var b strings.Builder
@@ -159,6 +159,9 @@ func (c Chart) Columns() template.HTML {
 			ch := frac(bar.Value, top) * float64(plotH)
 			fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f"/>`, barClass(bar), x,
 				float64(y0+plotH)-ch, colW, ch)
+			// The value above the column: a 0 has no column to see.
+			fmt.Fprintf(&b, `<text class="value" x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, mid,
+				float64(y0+plotH)-ch-pad/2, esc(scaleText(max(bar.Value, 0), c.Unit)))
 		}
 		fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%d" text-anchor="middle">%s</text></g>`, mid, y0+plotH+rowHeight-pad/2,
 			esc(bar.Label))

@@ -126,7 +126,8 @@ func TestColumnsProportionalOnAFixedScale(t *testing.T) {
 		t.Errorf("baselines %v and %v", b0, b1)
 	}
 	texts := strings.Join(p.texts, "|")
-	for _, want := range []string{"0 %", "50 %", "100 %", "Nov 2", "Nov 23"} {
+	// The scale, the labels, and each value above its column (the real one when clamped).
+	for _, want := range []string{"0 %", "50 %", "100 %", "Nov 2", "Nov 23", "150 %"} {
 		if !strings.Contains(texts, want) {
 			t.Errorf("no text %q in %q", want, p.texts)
 		}
