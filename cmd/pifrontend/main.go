@@ -4,13 +4,14 @@
 //	pifrontend [-config seducepp.conf] [-log-level info] [-log-format text|json] [-admin-email admin@piseduce.local] [-check]
 //	pifrontend -version
 //
+// pifrontend -h prints the usage (see pkg/cli for the conventions).
+//
 // On an empty database it creates the first admin with a random password, printed once.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
@@ -36,15 +38,15 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pifrontend", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := cli.New("pifrontend", "", "Serve PiSeduce's web interface and JSON API; pitasks carries out what they ask.", 0, 0)
+	fs := c.Flags
 	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
 	logFlags := logging.AddFlags(fs)
 	showVersion := fs.Bool("version", false, "print the version, commit and build date, and exit")
 	adminEmail := fs.String("admin-email", web.DefaultAdminEmail, "e-mail of the admin created on an empty database")
 	check := fs.Bool("check", false, "check the configuration and exit")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if _, err := c.Parse(args); err != nil {
+		return cli.Exit("pifrontend", err, stdout, stderr)
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "pifrontend", version.Get())

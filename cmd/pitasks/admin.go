@@ -3,11 +3,15 @@ package main
 // The admin's subcommands, for admin/port.sh, admin/node-state.sh and admin/check.sh:
 //
 //	pitasks port SWITCH PORT status|on|off|cycle   one PoE port (the master port is refused)
-//	pitasks switches                               does each switch answer; its port grid
-//	pitasks nodes [NAME]                           node state: deployment, progress, lease, events
+//	pitasks switches [--json]                      does each switch answer; its port grid
+//	pitasks nodes [--json] [NAME]                  node state: deployment, progress, lease, events
+//
+// With --json, a listing is one JSON document with the field names of the web API's, sizes in
+// bytes and rates in MiB/s (mib_per_s) as on the web.
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +20,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/requests"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/units"
@@ -56,21 +62,27 @@ func portState(st power.PortStatus) string {
 	return s
 }
 
+func portCommand() *cli.Command {
+	return cli.New("pitasks port", "SWITCH PORT status|on|off|cycle",
+		"Show one PoE port of SWITCH, or switch it on, off, or off then on (cycle).", 3, 3)
+}
+
 // portCmd runs "port SWITCH PORT status|on|off|cycle".
 func portCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
-	const usage = "usage: pitasks port SWITCH PORT status|on|off|cycle"
-	if len(args) != 3 {
-		return errors.New(usage)
+	c := portCommand()
+	args, err := c.Parse(args)
+	if err != nil {
+		return err
 	}
 	port, err := strconv.Atoi(args[1])
 	if err != nil || port < 1 {
-		return fmt.Errorf("port %q is not a port number (1, 2, …)\n%s", args[1], usage)
+		return c.Errorf("port %q is not a port number (1, 2, …)", args[1])
 	}
 	action := args[2]
 	switch action {
 	case "status", "on", "off", "cycle":
 	default:
-		return fmt.Errorf("unknown action %q\n%s", action, usage)
+		return c.Errorf("unknown action %q", action)
 	}
 	sw, err := st.SwitchByName(ctx, args[0])
 	if errors.Is(err, store.ErrNotFound) {
@@ -105,17 +117,46 @@ func portCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) e
 	return nil
 }
 
+func switchesCommand() (*cli.Command, *bool) {
+	c := cli.New("pitasks switches", "", "Every switch: whether it answers SNMP, and the state of each PoE port.\n"+
+		"Fails when a switch does not answer.", 0, 0)
+	return c, c.Flags.Bool("json", false, "print JSON: {\"switches\": [...]}")
+}
+
+// switchJSON is a switch in "switches --json", with the web API's field names.
+type switchJSON struct {
+	Name        string     `json:"name"`
+	Driver      string     `json:"driver"`
+	IP          string     `json:"ip"`
+	SNMPPort    int        `json:"snmp_port"`
+	SNMPVersion string     `json:"snmp_version"`
+	PortCount   int        `json:"port_count"`
+	MasterPort  int        `json:"master_port"`
+	Ports       []portJSON `json:"ports,omitempty"`
+	StatusError string     `json:"status_error,omitempty"`
+}
+
+type portJSON struct {
+	Port       int    `json:"port"`
+	Node       string `json:"node,omitempty"`
+	Master     bool   `json:"master"`
+	Known      bool   `json:"known"`
+	On         bool   `json:"on"`
+	Delivering bool   `json:"delivering"`
+}
+
 // switchesCmd runs "switches": every switch, whether it answers, and its port grid. It fails
 // when a switch does not answer.
 func switchesCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
-	if len(args) != 0 {
-		return errors.New("usage: pitasks switches")
+	c, asJSON := switchesCommand()
+	if _, err := c.Parse(args); err != nil {
+		return err
 	}
 	sws, err := st.Switches(ctx)
 	if err != nil {
 		return err
 	}
-	if len(sws) == 0 {
+	if len(sws) == 0 && !*asJSON {
 		fmt.Fprintln(w, "no switches in the database (pitasks import-cluster DIR, or the admin pages)")
 		return nil
 	}
@@ -131,30 +172,69 @@ func switchesCmd(ctx context.Context, st *store.Store, args []string, w io.Write
 		onPort[n.SwitchID][n.Port] = n.Name
 	}
 	var dead []string
+	out := make([]switchJSON, 0, len(sws))
 	for i := range sws {
 		sw := &sws[i]
+		sj := switchJSON{Name: sw.Name, Driver: sw.Driver, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion,
+			PortCount: sw.PortCount, MasterPort: sw.MasterPort}
 		cfg, err := sw.PowerConfig(adminPowerTimeout, adminPowerRetries).Normalize()
 		var drv power.Controller
 		if err == nil {
 			drv, err = power.Open(cfg)
 		}
 		if err == nil {
-			fmt.Fprintf(w, "%s  %s  %d ports, master port %s\n", sw.Name, cfg.Summary(), cfg.Ports, orNone(sw.MasterPort))
+			sj.Driver, sj.PortCount = cfg.Driver, cfg.Ports
+			if !*asJSON {
+				fmt.Fprintf(w, "%s  %s  %d ports, master port %s\n", sw.Name, cfg.Summary(), cfg.Ports, orNone(sw.MasterPort))
+			}
 			var m map[int]power.PortStatus
 			if m, err = drv.StatusAll(ctx); err == nil {
-				printGrid(w, sw, m, onPort[sw.ID])
+				if *asJSON {
+					sj.Ports = portsJSON(sw, m, onPort[sw.ID])
+					out = append(out, sj)
+				} else {
+					printGrid(w, sw, m, onPort[sw.ID])
+				}
 				continue
 			}
-		} else {
+		} else if !*asJSON {
 			fmt.Fprintf(w, "%s\n", sw.Name)
 		}
-		fmt.Fprintf(w, "  PROBLEM: %v\n", err)
+		if *asJSON {
+			sj.StatusError = err.Error()
+			out = append(out, sj)
+		} else {
+			fmt.Fprintf(w, "  PROBLEM: %v\n", err)
+		}
 		dead = append(dead, sw.Name)
+	}
+	if *asJSON {
+		if err := writeJSON(w, map[string]any{"switches": out}); err != nil {
+			return err
+		}
 	}
 	if len(dead) > 0 {
 		return fmt.Errorf("%d of %d switches do not answer: %s", len(dead), len(sws), strings.Join(dead, ", "))
 	}
 	return nil
+}
+
+// portsJSON lists the ports of sw as StatusAll read them (m) with their nodes.
+func portsJSON(sw *store.Switch, m map[int]power.PortStatus, nodes map[int]string) []portJSON {
+	out := make([]portJSON, 0, sw.PortCount)
+	for p := 1; p <= sw.PortCount; p++ {
+		ps, known := m[p]
+		out = append(out, portJSON{Port: p, Node: nodes[p], Master: p == sw.MasterPort, Known: known, On: ps.On,
+			Delivering: ps.Delivering})
+	}
+	return out
+}
+
+// writeJSON writes v indented, for people who read it and for jq.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func orNone(port int) string {
@@ -206,11 +286,87 @@ func printGrid(w io.Writer, sw *store.Switch, m map[int]power.PortStatus, nodes 
 	fmt.Fprintln(w, "  (* delivering power)")
 }
 
+func nodesCommand() (*cli.Command, *bool) {
+	c := cli.New("pitasks nodes", "[NAME]", "Every node on one line: its deployment, state, copy progress and lease;\n"+
+		"or one node in detail, with its last state events.", 0, 1)
+	return c, c.Flags.Bool("json", false, "print JSON: {\"nodes\": [...]}, or the node NAME")
+}
+
+// nodeJSON is a node in "nodes --json", with the web API's field names; Deployment is null
+// when the node has had none, Events are given for one node only.
+type nodeJSON struct {
+	Name       string          `json:"name"`
+	Switch     string          `json:"switch"`
+	Port       int             `json:"port"`
+	Model      string          `json:"model"`
+	Serial     string          `json:"serial"`
+	IP         string          `json:"ip"`
+	MAC        string          `json:"mac"`
+	Deployment *deploymentJSON `json:"deployment"`
+	Events     []eventJSON     `json:"events,omitempty"`
+}
+
+type deploymentJSON struct {
+	ID            uint              `json:"id"`
+	Name          string            `json:"name"`
+	ReservationID uint              `json:"reservation_id"`
+	UserID        uint              `json:"user_id"`
+	Environment   string            `json:"environment"`
+	Process       string            `json:"process"`
+	State         process.StateName `json:"state"`
+	StateSince    *time.Time        `json:"state_since"`
+	Queued        bool              `json:"queued"`
+	Hold          string            `json:"hold,omitempty"`
+	BytesDone     int64             `json:"bytes_done"`
+	BytesTotal    int64             `json:"bytes_total"`
+	MiBps         float64           `json:"mib_per_s"`
+	LeaseOwner    string            `json:"lease_owner,omitempty"`
+	LeaseUntil    *time.Time        `json:"lease_until,omitempty"`
+	Failures      int               `json:"failures"`
+	LastError     string            `json:"last_error,omitempty"`
+}
+
+type eventJSON struct {
+	StartedAt  time.Time         `json:"started_at"`
+	Process    string            `json:"process"`
+	State      process.StateName `json:"state"`
+	Outcome    string            `json:"outcome"`
+	DurationMS int64             `json:"duration_ms"`
+	Message    string            `json:"message,omitempty"`
+}
+
+func viewNode(in *store.NodeInspection) nodeJSON {
+	n := in.Node
+	out := nodeJSON{Name: n.Name, Switch: n.Switch.Name, Port: n.Port, Model: n.Model, Serial: n.Serial, IP: n.IP, MAC: n.MAC}
+	if d := in.Deployment; d != nil {
+		dj := &deploymentJSON{ID: d.ID, Name: d.Name, ReservationID: d.ReservationID, UserID: d.UserID,
+			Environment: d.Environment.Name, Process: d.Process, State: d.State, Queued: d.Queued && d.Active(), Hold: d.Hold,
+			BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, MiBps: units.MiBs(d.Throughput), LeaseOwner: d.LeaseOwner,
+			Failures: d.Failures, LastError: d.LastError}
+		if !d.StateStartedAt.IsZero() {
+			t := d.StateStartedAt.UTC()
+			dj.StateSince = &t
+		}
+		if d.LeaseOwner != "" {
+			t := d.LeaseUntil.UTC()
+			dj.LeaseUntil = &t
+		}
+		out.Deployment = dj
+	}
+	for _, e := range in.Events {
+		out.Events = append(out.Events, eventJSON{StartedAt: e.StartedAt.UTC(), Process: e.Process, State: e.State,
+			Outcome: e.Outcome, DurationMS: e.DurationMS, Message: e.Message})
+	}
+	return out
+}
+
 // nodesCmd runs "nodes [NAME]": every node on one line, or one node in detail with its last
 // state events.
 func nodesCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
-	if len(args) > 1 {
-		return errors.New("usage: pitasks nodes [NAME]")
+	c, asJSON := nodesCommand()
+	args, err := c.Parse(args)
+	if err != nil {
+		return err
 	}
 	name := ""
 	if len(args) == 1 {
@@ -222,6 +378,17 @@ func nodesCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) 
 	}
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		if name != "" {
+			return writeJSON(w, viewNode(&ins[0]))
+		}
+		out := make([]nodeJSON, len(ins))
+		for i := range ins {
+			out[i] = viewNode(&ins[i])
+			out[i].Events = nil
+		}
+		return writeJSON(w, map[string]any{"nodes": out})
 	}
 	if name != "" {
 		printNode(w, &ins[0], time.Now())

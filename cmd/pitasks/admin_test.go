@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -119,7 +120,7 @@ func TestPortCommand(t *testing.T) {
 		{[]string{"sw1", "x", "on"}, "not a port number"},
 		{[]string{"sw1", "1", "reboot"}, `unknown action "reboot"`},
 		{[]string{"nope", "1", "on"}, `no switch named "nope"`},
-		{[]string{"sw1", "1"}, "usage: pitasks port"},
+		{[]string{"sw1", "1"}, "pitasks port: missing argument"},
 		{[]string{"dead", "1", "status"}, "no answer"},
 	} {
 		if _, err := port(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -159,6 +160,25 @@ func TestSwitchesCommand(t *testing.T) {
 		t.Errorf("a community is printed:\n%s", out)
 	}
 	t.Log("\n" + out)
+
+	// --json: the same, for scripts; the dead switch has its error, never a community.
+	b.Reset()
+	err = switchesCmd(ctx, st, []string{"--json"}, &b)
+	var sj struct{ Switches []switchJSON }
+	if jerr := json.Unmarshal(b.Bytes(), &sj); jerr != nil || err == nil {
+		t.Fatalf("switches --json: %v, %v\n%s", err, jerr, b.String())
+	}
+	if len(sj.Switches) != 2 || sj.Switches[0].Name != "dead" || !strings.Contains(sj.Switches[0].StatusError, "no answer") ||
+		sj.Switches[1].Name != "sw1" || sj.Switches[1].StatusError != "" || len(sj.Switches[1].Ports) != 5 {
+		t.Fatalf("switches --json: %+v", sj)
+	}
+	if p := sj.Switches[1].Ports; p[0] != (portJSON{Port: 1, Node: "node-1", Known: true, On: true, Delivering: true}) ||
+		p[1] != (portJSON{Port: 2, Node: "node-2", Known: true}) || !p[4].Master || !p[4].On {
+		t.Errorf("switches --json ports: %+v", p)
+	}
+	if strings.Contains(b.String(), "rwsecret") || strings.Contains(b.String(), "private") {
+		t.Errorf("a community is printed:\n%s", b.String())
+	}
 	if err := st.DeleteSwitch(ctx, mustSwitch(t, st, "dead").ID); err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +256,41 @@ func TestNodesCommand(t *testing.T) {
 	}
 	if err := nodesCmd(ctx, st, []string{"node-9"}, &b); err == nil || !strings.Contains(err.Error(), `no node named "node-9"`) {
 		t.Fatalf("unknown node: %v", err)
+	}
+
+	// --json, before or after the name: sizes in bytes and the rate in MiB/s, as the web API.
+	b.Reset()
+	if err := nodesCmd(ctx, st, []string{"--json"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Nodes []nodeJSON }
+	if err := json.Unmarshal(b.Bytes(), &list); err != nil || len(list.Nodes) != 3 {
+		t.Fatalf("nodes --json: %v\n%s", err, b.String())
+	}
+	d := list.Nodes[0].Deployment
+	if list.Nodes[0].Name != "node-1" || d == nil || d.State != "env_copy" || d.BytesDone != 50<<20 || d.BytesTotal != 200<<20 ||
+		d.MiBps != 8 || d.LeaseOwner != "pimaster:4242" || d.Failures != 2 || list.Nodes[0].Events != nil {
+		t.Errorf("nodes --json node-1: %+v %+v", list.Nodes[0], d)
+	}
+	if d := list.Nodes[1].Deployment; d == nil || !d.Queued || list.Nodes[2].Deployment != nil {
+		t.Errorf("nodes --json: node-2 %+v, node-3 %+v", d, list.Nodes[2].Deployment)
+	}
+	for _, want := range []string{`"bytes_done": 52428800`, `"mib_per_s": 8`, `"deployment": null`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("nodes --json lacks %s:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := nodesCmd(ctx, st, []string{"node-1", "--json"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	var one nodeJSON
+	if err := json.Unmarshal(b.Bytes(), &one); err != nil || one.Name != "node-1" || len(one.Events) != 1 ||
+		one.Events[0].Outcome != store.OutcomeReboot || one.Events[0].DurationMS != 60000 {
+		t.Fatalf("nodes node-1 --json: %v %+v", err, one)
+	}
+	if strings.Contains(b.String(), "hunter2secret") {
+		t.Errorf("the OS password is printed:\n%s", b.String())
 	}
 }
 

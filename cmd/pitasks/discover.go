@@ -15,7 +15,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/discovery"
 	"github.com/piseduce/piseduce/pkg/netboot"
@@ -40,23 +40,29 @@ func discoveryCmd(ctx context.Context, cfg *config.Config, st *store.Store, cmd 
 	return discoverCmd(ctx, cfg, st, args, w)
 }
 
-func discoverCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
-	const usage = "usage: pitasks discover [-dhcp-timeout 20s] [-boot-timeout 2m] SWITCH [PORT…]"
-	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
-	fs.SetOutput(w)
-	dhcpTimeout := fs.Duration("dhcp-timeout", discovery.DefaultDHCPTimeout, "how long a powered port is watched for a Pi's DHCP request")
-	bootTimeout := fs.Duration("boot-timeout", discovery.DefaultBootTimeout, "bound of each later wait (TFTP request, NFS system's SSH)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%v\n%s", err, usage)
+type discoverFlags struct{ dhcpTimeout, bootTimeout *time.Duration }
+
+func discoverCommand() (*cli.Command, discoverFlags) {
+	c := cli.New("pitasks discover", "SWITCH [PORT…]",
+		"Power each port of SWITCH without a node (or only PORT…), one at a time, and register the\n"+
+			"Raspberry Pi found there; progress on stdout, one line each.", 1, -1)
+	return c, discoverFlags{
+		dhcpTimeout: c.Flags.Duration("dhcp-timeout", discovery.DefaultDHCPTimeout, "how long a powered port is watched for a Pi's DHCP request"),
+		bootTimeout: c.Flags.Duration("boot-timeout", discovery.DefaultBootTimeout, "bound of each later wait (TFTP request, NFS system's SSH)"),
 	}
-	if fs.NArg() < 1 {
-		return errors.New(usage)
+}
+
+func discoverCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
+	c, f := discoverCommand()
+	args, err := c.Parse(args)
+	if err != nil {
+		return err
 	}
 	var ports []int
-	for _, a := range fs.Args()[1:] {
+	for _, a := range args[1:] {
 		p, err := strconv.Atoi(a)
 		if err != nil || p < 1 {
-			return fmt.Errorf("port %q is not a port number (1, 2, …)\n%s", a, usage)
+			return c.Errorf("port %q is not a port number (1, 2, …)", a)
 		}
 		ports = append(ports, p)
 	}
@@ -66,13 +72,13 @@ func discoverCmd(ctx context.Context, cfg *config.Config, st *store.Store, args 
 	if err != nil {
 		return err
 	}
-	d.DHCPTimeout, d.BootTimeout = *dhcpTimeout, *bootTimeout
-	res, err := d.Run(ctx, fs.Arg(0), ports...)
+	d.DHCPTimeout, d.BootTimeout = *f.dhcpTimeout, *f.bootTimeout
+	res, err := d.Run(ctx, args[0], ports...)
 	if err != nil {
 		return err
 	}
 	if err := res.Err(); err != nil {
-		return fmt.Errorf("discovery of %s: %d port(s) failed:\n%w", fs.Arg(0), len(res.Failed), err)
+		return fmt.Errorf("discovery of %s: %d port(s) failed:\n%w", args[0], len(res.Failed), err)
 	}
 	return nil
 }
@@ -173,24 +179,34 @@ func syncHostsOnChange(ctx context.Context, st *store.Store, path, pidFile strin
 	return nil
 }
 
+type dnsmasqFlags struct {
+	noReload, cmdline    *bool
+	conf, iface, network *string
+}
+
+func dnsmasqCommand() (*cli.Command, dnsmasqFlags) {
+	c := cli.New("pitasks dnsmasq", "", "Rewrite [cluster] dhcp_hosts_file from the database and reload dnsmasq (SIGHUP to the\n"+
+		"pid in dnsmasq_pid_file).", 0, 0)
+	return c, dnsmasqFlags{
+		noReload: c.Flags.Bool("no-reload", false, "write the hosts file only, do not signal dnsmasq"),
+		conf:     c.Flags.String("conf", "", "also write the main dnsmasq snippet there (e.g. /etc/dnsmasq.d/piseduce.conf)"),
+		iface:    c.Flags.String("interface", "", "with -conf: the nodes' network interface (default: [cluster] nodes_interface, else eth0)"),
+		network:  c.Flags.String("network", "", "with -conf: the nodes' network, e.g. 10.10.0.0/24 (default: [cluster] nodes_network)"),
+		cmdline:  c.Flags.Bool("cmdline", false, "also write cmdline.txt of the NFS system into [cluster] nfs_boot_dir"),
+	}
+}
+
 func dnsmasqCmd(ctx context.Context, cfg *config.Config, st *store.Store, args []string, w io.Writer) error {
-	const usage = "usage: pitasks dnsmasq [-no-reload] [-conf FILE -interface IFACE -network NET] [-cmdline]"
-	fs := flag.NewFlagSet("dnsmasq", flag.ContinueOnError)
-	fs.SetOutput(w)
-	noReload := fs.Bool("no-reload", false, "write the hosts file only, do not signal dnsmasq")
-	conf := fs.String("conf", "", "also write the main dnsmasq snippet there (e.g. /etc/dnsmasq.d/piseduce.conf)")
-	iface := fs.String("interface", cmp.Or(cfg.Cluster.NodesInterface, "eth0"), "with -conf: the nodes' network interface ([cluster] nodes_interface)")
-	network := fs.String("network", cfg.Cluster.NodesNetwork, "with -conf: the nodes' network, e.g. 10.10.0.0/24 ([cluster] nodes_network)")
-	cmdline := fs.Bool("cmdline", false, "also write cmdline.txt of the NFS system into [cluster] nfs_boot_dir")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%v\n%s", err, usage)
+	c, f := dnsmasqCommand()
+	if _, err := c.Parse(args); err != nil {
+		return err
 	}
-	if fs.NArg() != 0 {
-		return errors.New(usage)
-	}
+	noReload, conf, cmdline := f.noReload, f.conf, f.cmdline
+	iface := cmp.Or(*f.iface, cfg.Cluster.NodesInterface, "eth0")
+	network := cmp.Or(*f.network, cfg.Cluster.NodesNetwork)
 	if *conf != "" {
-		b, err := netboot.DnsmasqConf(netboot.DnsmasqConfig{Interface: *iface, ListenAddress: cfg.Cluster.PimasterIP,
-			Network: *network, TFTPRoot: cfg.Cluster.TFTPRoot, HostsFile: cfg.Cluster.DHCPHostsFile, LogFile: cfg.Cluster.DnsmasqLog})
+		b, err := netboot.DnsmasqConf(netboot.DnsmasqConfig{Interface: iface, ListenAddress: cfg.Cluster.PimasterIP,
+			Network: network, TFTPRoot: cfg.Cluster.TFTPRoot, HostsFile: cfg.Cluster.DHCPHostsFile, LogFile: cfg.Cluster.DnsmasqLog})
 		if err != nil {
 			return fmt.Errorf("%w (the listen address is [cluster] pimaster_ip)", err)
 		}

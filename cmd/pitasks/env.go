@@ -15,16 +15,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 // envFlags names the command-line flag of each field of an environment.
@@ -33,33 +34,40 @@ func envFlags() map[string]string {
 		"shell": "-shell", "decompress_on": "-decompress-on", "image_name": "IMAGE_FILE"}
 }
 
+type envRegisterFlags struct {
+	name, user, shell, desc, typ, decompressOn *string
+	web, move                                  *bool
+}
+
+func envRegisterCommand() (*cli.Command, envRegisterFlags) {
+	c := cli.New("pitasks env-register", "-name N -ssh-user U IMAGE_FILE",
+		"Measure an image once (format, uncompressed size, sha256, where its root partition starts),\n"+
+			"put it in [cluster] img_dir (copied, or moved with -move) and record the environment.", 1, 1)
+	fs := c.Flags
+	return c, envRegisterFlags{
+		name:         fs.String("name", "", "environment name (letters, digits, spaces and . _ + -)"),
+		user:         fs.String("ssh-user", "", "the account users log in as (root, pi, ubuntu…)"),
+		shell:        fs.String("shell", "bash", "the program that runs users' init scripts"),
+		desc:         fs.String("desc", "", "description"),
+		typ:          fs.String("type", store.EnvDefault, "default (everyone), user or hidden (admins)"),
+		web:          fs.Bool("web", false, "the environment serves a web page on port 80"),
+		decompressOn: fs.String("decompress-on", "node", "where a compressed image is inflated: node or pimaster"),
+		move:         fs.Bool("move", false, "move the file into img_dir instead of copying it"),
+	}
+}
+
 // envRegisterCmd runs "env-register". Reading the image stops when ctx ends (SIGTERM).
 func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("env-register", flag.ContinueOnError)
-	fs.SetOutput(w)
-	name := fs.String("name", "", "environment name (letters, digits, spaces and . _ + -)")
-	user := fs.String("ssh-user", "", "the account users log in as (root, pi, ubuntu…)")
-	shell := fs.String("shell", "bash", "the program that runs users' init scripts")
-	desc := fs.String("desc", "", "description")
-	typ := fs.String("type", store.EnvDefault, "default (everyone), user or hidden (admins)")
-	web := fs.Bool("web", false, "the environment serves a web page on port 80")
-	decompressOn := fs.String("decompress-on", "node", "where a compressed image is inflated: node or pimaster")
-	move := fs.Bool("move", false, "move the file into img_dir instead of copying it")
-	fs.Usage = func() {
-		fmt.Fprintln(w, "usage: pitasks env-register -name N -ssh-user U [flags] IMAGE_FILE")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	c, f := envRegisterCommand()
+	args, err := c.Parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("env-register: one IMAGE_FILE")
-	}
+	name, user, shell, desc, typ, web, decompressOn, move := f.name, f.user, f.shell, f.desc, f.typ, f.web, f.decompressOn, f.move
 	if imgDir == "" {
 		return errors.New("env-register: no [cluster] img_dir in the configuration")
 	}
-	src := fs.Arg(0)
+	src := args[0]
 	e := store.Environment{Name: *name, Type: *typ, Description: *desc, SSHUser: *user, Shell: *shell, Web: *web,
 		DecompressOn: *decompressOn, ImageName: filepath.Base(src)}
 	if err := st.CheckEnvironment(ctx, &e); err != nil {
@@ -102,8 +110,8 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	if err := st.CreateEnvironment(ctx, &e); err != nil {
 		return fmt.Errorf("env-register: %w", err)
 	}
-	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %d bytes, sha256 %s, root partition at sector %d\n",
-		e.Name, e.ID, e.ImageName, e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart)
+	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %s (%d bytes) uncompressed, sha256 %s, root partition at sector %d\n",
+		e.Name, e.ID, e.ImageName, e.ImageFormat, units.Bytes(e.ImageSize), e.ImageSize, e.ImageSHA256, e.SectorStart)
 	return nil
 }
 
@@ -176,25 +184,22 @@ func exportEnvironment(e *store.Environment) clusterdesc.Environment {
 		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest}
 }
 
+func envExportCommand() (*cli.Command, *string) {
+	c := cli.New("pitasks env-export", "NAME", "Print the environment NAME as the original's environments/NAME.json, or write it\n"+
+		"into a cluster_desc folder (import it with import-cluster or the admin's import page).", 1, 1)
+	return c, c.Flags.String("o", "", "write DIR/environments/NAME.json (a cluster_desc folder) instead of printing")
+}
+
 // envExportCmd runs "env-export".
 func envExportCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("env-export", flag.ContinueOnError)
-	fs.SetOutput(w)
-	dir := fs.String("o", "", "write DIR/environments/NAME.json (a cluster_desc folder) instead of printing")
-	fs.Usage = func() {
-		fmt.Fprintln(w, "usage: pitasks env-export [-o DIR] NAME")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	c, dir := envExportCommand()
+	args, err := c.Parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("env-export: one environment NAME")
-	}
-	e, err := st.EnvironmentByName(ctx, fs.Arg(0))
+	e, err := st.EnvironmentByName(ctx, args[0])
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no environment named %q", fs.Arg(0))
+		return fmt.Errorf("no environment named %q", args[0])
 	}
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
+	"github.com/piseduce/piseduce/pkg/units"
 )
 
 func TestEnvRegisterAndExport(t *testing.T) {
@@ -45,6 +47,9 @@ func TestEnvRegisterAndExport(t *testing.T) {
 		e.ImageSHA256 != hex.EncodeToString(sum[:]) || e.SectorStart != lab.ImageRootStart || e.Type != store.EnvDefault ||
 		e.SSHUser != "pi" || e.Shell != "bash" || e.DecompressOn != "node" {
 		t.Errorf("registered %+v", e)
+	}
+	if want := fmt.Sprintf("%s (%d bytes) uncompressed", units.Bytes(lab.ImageSize), lab.ImageSize); !strings.Contains(out.String(), want) {
+		t.Errorf("the size is not said as on the web (%s):\n%s", want, out.String())
 	}
 	if _, err := os.Stat(filepath.Join(imgDir, e.ImageName)); err != nil {
 		t.Errorf("not copied into img_dir: %v", err)

@@ -7,28 +7,32 @@
 //	pitasks [-config FILE] import-original-db [-dry-run] URL   import a running original's users and deployments (see origdb.go)
 //	pitasks [-config FILE] check                               check the configuration and the database (writes nothing)
 //	pitasks [-config FILE] port SWITCH PORT status|on|off|cycle  one PoE port (see admin.go)
-//	pitasks [-config FILE] switches                            does each switch answer; port grid
-//	pitasks [-config FILE] nodes [NAME]                        node state: deployment, lease, events
+//	pitasks [-config FILE] switches [--json]                   does each switch answer; port grid
+//	pitasks [-config FILE] nodes [--json] [NAME]               node state: deployment, lease, events
 //	pitasks [-config FILE] discover SWITCH [PORT…]             node discovery (see discover.go)
 //	pitasks [-config FILE] dnsmasq                             regenerate the DHCP hosts file, reload dnsmasq
 //	pitasks [-config FILE] env-register … IMAGE | env-export NAME   environments (see env.go)
 //	pitasks [-config FILE] user create-admin|reset-password EMAIL    one-time passwords (see user.go)
+//
+// pitasks -h and pitasks COMMAND -h print the usage (see pkg/cli for the conventions).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
@@ -45,46 +49,84 @@ import (
 )
 
 func main() {
-	err := run(os.Args[1:])
-	var usage usageError
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.As(err, &usage):
-		fmt.Fprintln(os.Stderr, "pitasks:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "pitasks:", err)
-		os.Exit(1)
+	os.Exit(cli.Exit("pitasks", run(os.Args[1:]), os.Stdout, os.Stderr))
+}
+
+// subcommands are pitasks' subcommands in the order the usage lists them. Each one's
+// arguments are checked before the configuration is read, so that -h and wrong arguments
+// answer on a machine without one.
+var subcommands = []struct {
+	name, summary string
+	command       func() *cli.Command
+}{
+	{"run", "run the worker (the default)", noFlags("run", "", "", 0, 0)},
+	{"check", "check the configuration and the database (writes nothing)", noFlags("check", "", "", 0, 0)},
+	{"import-cluster", "import an original cluster_desc/ folder", noFlags("import-cluster", "DIR", "", 1, 1)},
+	{"import-original-db", "import a running original's users and deployments", commandOf(importOriginalDBCommand)},
+	{"discover", "find the Raspberry Pis on a switch's free ports", commandOf(discoverCommand)},
+	{"dnsmasq", "regenerate the DHCP hosts file, reload dnsmasq", commandOf(dnsmasqCommand)},
+	{"port", "show or switch one PoE port", portCommand},
+	{"switches", "does each switch answer; its port grid", commandOf(switchesCommand)},
+	{"nodes", "node state: deployment, progress, lease, events", commandOf(nodesCommand)},
+	{"env-register", "measure an image and record its environment", commandOf(envRegisterCommand)},
+	{"env-export", "an environment as the original's JSON", commandOf(envExportCommand)},
+	{"user", "a new admin, or a new password, when nobody can log in", userCommand},
+}
+
+// noFlags makes the command of a subcommand without flags.
+func noFlags(name, args, help string, minArgs, maxArgs int) func() *cli.Command {
+	return func() *cli.Command { return cli.New("pitasks "+name, args, help, minArgs, maxArgs) }
+}
+
+// commandOf is the command of a subcommand whose constructor also returns its flags' values.
+func commandOf[T any](f func() (*cli.Command, T)) func() *cli.Command {
+	return func() *cli.Command { c, _ := f(); return c }
+}
+
+func rootCommand() *cli.Command {
+	var help strings.Builder
+	help.WriteString("commands (pitasks COMMAND -h says more):\n")
+	tw := tabwriter.NewWriter(&help, 0, 0, 2, ' ', 0)
+	for _, sc := range subcommands {
+		fmt.Fprintf(tw, "  %s\t%s\n", sc.name, sc.summary)
 	}
+	tw.Flush()
+	return cli.New("pitasks", "[COMMAND [ARGS…]]", help.String(), 0, -1)
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("pitasks", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
-	logFlags := logging.AddFlags(fs)
-	showVersion := fs.Bool("version", false, "print the version, commit and build date, and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pitasks [flags] [run | check | import-cluster DIR | import-original-db [-dry-run] URL |\n"+
-			"                      discover SWITCH [PORT…] | dnsmasq |\n"+
-			"                      port SWITCH PORT status|on|off|cycle | switches | nodes [NAME] |\n"+
-			"                      env-register … IMAGE | env-export NAME | user create-admin|reset-password EMAIL]\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	root := rootCommand()
+	cfgPath := root.Flags.String("config", "", "configuration file (default: /etc/seducepp.conf, then ./seducepp.conf)")
+	logFlags := logging.AddFlags(root.Flags)
+	showVersion := root.Flags.Bool("version", false, "print the version, commit and build date, and exit")
+	args, err := root.ParseHead(args)
+	if err != nil {
 		return err
 	}
 	if *showVersion {
 		fmt.Println("pitasks", version.Get())
 		return nil
 	}
-	var user userArgs
-	if fs.Arg(0) == "user" { // its mistakes and -h need no configuration
-		var err error
-		if user, err = parseUserArgs(fs.Args()[1:], os.Stdout); err != nil {
-			return err
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	known := false
+	for _, sc := range subcommands {
+		if sc.name == cmd {
+			known = true
+			if _, err := sc.command().Parse(args); err != nil {
+				return err
+			}
+			if cmd == "user" { // its action and e-mail too
+				if _, err := parseUserArgs(args); err != nil {
+					return err
+				}
+			}
 		}
+	}
+	if !known {
+		return root.Errorf("unknown command %q", cmd)
 	}
 	log, err := logFlags.Logger(os.Stderr)
 	if err != nil {
@@ -100,7 +142,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if fs.Arg(0) == "check" {
+	if cmd == "check" {
 		return checkCmd(ctx, path, cfg.DB.ConnectionURL.Value(), os.Stdout)
 	}
 	st, err := store.Open(ctx, cfg.DB.ConnectionURL.Value())
@@ -109,31 +151,25 @@ func run(args []string) error {
 	}
 	defer st.Close()
 
-	switch cmd := fs.Arg(0); cmd {
-	case "", "run":
+	switch cmd {
+	case "run":
 		return serve(ctx, cfg, st, log)
 	case "import-cluster":
-		if fs.NArg() != 2 {
-			return errors.New("usage: pitasks import-cluster DIR")
-		}
-		return importCluster(ctx, st, fs.Arg(1), cfg.Cluster.ImgDir, os.Stdout)
+		return importCluster(ctx, st, args[0], cfg.Cluster.ImgDir, os.Stdout)
 	case "import-original-db": // see origdb.go
-		return importOriginalDBCmd(ctx, st, fs.Args()[1:], os.Stdout)
+		return importOriginalDBCmd(ctx, st, args, os.Stdout)
 	case "discover", "dnsmasq": // see discover.go
-		return discoveryCmd(ctx, cfg, st, cmd, fs.Args()[1:], os.Stdout)
+		return discoveryCmd(ctx, cfg, st, cmd, args, os.Stdout)
 	case "port":
-		return portCmd(ctx, st, fs.Args()[1:], os.Stdout)
+		return portCmd(ctx, st, args, os.Stdout)
 	case "switches":
-		return switchesCmd(ctx, st, fs.Args()[1:], os.Stdout)
+		return switchesCmd(ctx, st, args, os.Stdout)
 	case "nodes":
-		return nodesCmd(ctx, st, fs.Args()[1:], os.Stdout)
-	case "env-register", "env-export": // see env.go
-		return envCmd(ctx, cfg.Cluster.ImgDir, st, cmd, fs.Args()[1:], os.Stdout)
+		return nodesCmd(ctx, st, args, os.Stdout)
 	case "user": // see user.go
-		return userCmd(ctx, st, user, os.Stdout)
-	default:
-		fs.Usage()
-		return fmt.Errorf("unknown command %q", cmd)
+		return userCmd(ctx, st, args, os.Stdout)
+	default: // "env-register", "env-export": see env.go
+		return envCmd(ctx, cfg.Cluster.ImgDir, st, cmd, args, os.Stdout)
 	}
 }
 

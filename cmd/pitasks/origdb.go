@@ -5,37 +5,42 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/origdb"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
-func importOriginalDBCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("import-original-db", flag.ContinueOnError)
-	fs.SetOutput(w)
-	dry := fs.Bool("dry-run", false, "list what would be imported, write nothing")
-	zone := fs.String("time-zone", "Local", "the zone of the original's dates (its pimaster's), e.g. Europe/Paris")
-	fs.Usage = func() {
-		fmt.Fprintln(w, "usage: pitasks import-original-db [-dry-run] [-time-zone ZONE] mysql://user:password@host[:port]/database")
-		fs.PrintDefaults()
+type origDBFlags struct {
+	dryRun *bool
+	zone   *string
+}
+
+func importOriginalDBCommand() (*cli.Command, origDBFlags) {
+	c := cli.New("pitasks import-original-db", "mysql://user:password@host[:port]/database",
+		"Import a running original PiSeduce's users, the owners of its user environments and its\n"+
+			"current deployments, reading its database in a read-only transaction.", 1, 1)
+	return c, origDBFlags{
+		dryRun: c.Flags.Bool("dry-run", false, "list what would be imported, write nothing"),
+		zone:   c.Flags.String("time-zone", "Local", "the zone of the original's dates (its pimaster's), e.g. Europe/Paris"),
 	}
-	if err := fs.Parse(args); err != nil {
+}
+
+func importOriginalDBCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
+	c, f := importOriginalDBCommand()
+	args, err := c.Parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("import-original-db needs the URL of the original's database")
-	}
+	dry, zone := f.dryRun, f.zone
 	loc, err := time.LoadLocation(*zone)
 	if err != nil {
 		return fmt.Errorf("-time-zone: %w", err)
 	}
-	snap, err := origdb.Read(ctx, fs.Arg(0), loc)
+	snap, err := origdb.Read(ctx, args[0], loc)
 	if err != nil {
 		return err
 	}

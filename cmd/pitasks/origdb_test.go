@@ -68,7 +68,7 @@ func TestImportOriginalDBCommand(t *testing.T) {
 	if err := importOriginalDBCmd(ctx, st, []string{"-time-zone", "Mars/Olympus", origURL}, &b); err == nil || !strings.Contains(err.Error(), "-time-zone") {
 		t.Errorf("an unknown zone: %v", err)
 	}
-	if err := importOriginalDBCmd(ctx, st, nil, &b); err == nil || !strings.Contains(b.String(), "usage: pitasks import-original-db") {
+	if err := importOriginalDBCmd(ctx, st, nil, &b); err == nil || !strings.Contains(err.Error(), "pitasks import-original-db: missing argument") {
 		t.Errorf("no URL: %v\n%s", err, b.String())
 	}
 }

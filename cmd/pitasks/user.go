@@ -11,60 +11,53 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
 	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
-const userUsage = `usage: pitasks user create-admin EMAIL | reset-password EMAIL
-
-  create-admin EMAIL     create an approved admin account and print its one-time password
+const userHelp = `  create-admin EMAIL     create an approved admin account and print its one-time password
   reset-password EMAIL   give the account a new one-time password and print it
 
 A one-time password must be changed at the next login; the account's sessions end and its
 API tokens are revoked.`
 
-// usageError is a command line that cannot mean anything: pitasks exits with status 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
+func userCommand() *cli.Command {
+	return cli.New("pitasks user", "create-admin EMAIL | reset-password EMAIL", userHelp, 2, 2)
+}
 
 // userArgs is a parsed "user" command line.
 type userArgs struct{ action, email string }
 
-// parseUserArgs reads the arguments of "user" (before any configuration is read): -h prints
-// the usage to w and returns flag.ErrHelp; anything wrong is a usageError.
-func parseUserArgs(args []string, w io.Writer) (userArgs, error) {
-	fs := flag.NewFlagSet("pitasks user", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(w, userUsage)
+// parseUserArgs reads the arguments of "user" (before any configuration is read): anything
+// wrong is a wrong-arguments error (exit status 2).
+func parseUserArgs(args []string) (userArgs, error) {
+	c := userCommand()
+	args, err := c.Parse(args)
+	if err != nil {
 		return userArgs{}, err
-	} else if err != nil {
-		return userArgs{}, usageError{fmt.Sprintf("%v\n%s", err, userUsage)}
 	}
-	if fs.NArg() != 2 {
-		return userArgs{}, usageError{userUsage}
-	}
-	a := userArgs{action: fs.Arg(0)}
+	a := userArgs{action: args[0]}
 	switch a.action {
 	case "create-admin", "reset-password":
 	default:
-		return userArgs{}, usageError{fmt.Sprintf("unknown user command %q\n%s", a.action, userUsage)}
+		return userArgs{}, c.Errorf("unknown user command %q", a.action)
 	}
-	email, err := auth.ParseEmail(fs.Arg(1))
-	if err != nil {
-		return userArgs{}, usageError{fmt.Sprintf("%q: %v\n%s", fs.Arg(1), err, userUsage)}
+	if a.email, err = auth.ParseEmail(args[1]); err != nil {
+		return userArgs{}, c.Errorf("%q: %v", args[1], err)
 	}
-	a.email = email
 	return a, nil
 }
 
-// userCmd runs a parsed "user" command and prints the one-time password to w.
-func userCmd(ctx context.Context, st *store.Store, a userArgs, w io.Writer) error {
+// userCmd runs "user create-admin|reset-password EMAIL" and prints the one-time password to w.
+func userCmd(ctx context.Context, st *store.Store, args []string, w io.Writer) error {
+	a, err := parseUserArgs(args)
+	if err != nil {
+		return err
+	}
 	pw, hash, err := auth.OneTimePassword()
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sort"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -241,5 +242,25 @@ func (s *Store) Failures(ctx context.Context, f StatsFilter, limit int) ([]Failu
 		Select("e.*, n.name AS node_name, d.environment_id AS environment_id, env.name AS environment_name").
 		Where("e.outcome IN ?", []string{OutcomeLost, OutcomeFailed, OutcomeReboot, OutcomeRetry}).
 		Order("e.ended_at DESC, e.id DESC").Limit(limit).Scan(&out).Error
+	return out, err
+}
+
+// DeployOutcome is one deploy run that finished (Succeeded) or one deploy state that ended
+// lost or failed, counted as in DeployStats, with when it ended.
+type DeployOutcome struct {
+	EndedAt   time.Time
+	Succeeded bool
+}
+
+// DeployOutcomes returns the outcomes for f that ended at since or later, oldest first: the
+// success rate over time.
+func (s *Store) DeployOutcomes(ctx context.Context, f StatsFilter, since time.Time) ([]DeployOutcome, error) {
+	var out []DeployOutcome
+	err := f.scope(s.DB.WithContext(ctx).Table("state_events e")).
+		Select("e.ended_at AS ended_at, e.outcome = ? AS succeeded", OutcomeDone).
+		Where("e.process = ? AND e.ended_at >= ?", process.Deploy, since).
+		Where("(e.state = ? AND e.outcome = ?) OR e.outcome IN ?", lastDeployState(), OutcomeDone,
+			[]string{OutcomeLost, OutcomeFailed}).
+		Order("e.ended_at, e.id").Scan(&out).Error
 	return out, err
 }

@@ -175,3 +175,40 @@ func TestStats(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployOutcomes: the outcomes behind the success rate over time are those DeployStats
+// counts, oldest first, narrowed like the other statistics.
+func TestDeployOutcomes(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := storetest.Open(t, dialect)
+			ctx := context.Background()
+			f := seedStats(t, s)
+			all, err := s.DeployOutcomes(ctx, store.StatsFilter{}, time.Time{})
+			check(t, err)
+			var got []bool
+			for i, o := range all {
+				got = append(got, o.Succeeded)
+				if i > 0 && o.EndedAt.Before(all[i-1].EndedAt) {
+					t.Errorf("not oldest first: %+v", all)
+				}
+			}
+			// node-1 run 1 finished, run 2 was lost then failed; node-2's run finished.
+			if len(got) != 4 || !got[0] || got[1] || got[2] || !got[3] {
+				t.Fatalf("DeployOutcomes = %+v", all)
+			}
+			n1, err := s.DeployOutcomes(ctx, store.StatsFilter{NodeID: f.c.Nodes[0].ID}, time.Time{})
+			check(t, err)
+			other, err := s.DeployOutcomes(ctx, store.StatsFilter{EnvironmentID: f.other.ID}, time.Time{})
+			check(t, err)
+			if len(n1) != 3 || len(other) != 1 || !other[0].Succeeded {
+				t.Errorf("node-1 %+v, other %+v", n1, other)
+			}
+			late, err := s.DeployOutcomes(ctx, store.StatsFilter{}, all[2].EndedAt)
+			check(t, err)
+			if len(late) != 2 || !late[0].EndedAt.Equal(all[2].EndedAt) {
+				t.Errorf("since the third: %+v", late)
+			}
+		})
+	}
+}

@@ -55,13 +55,16 @@ func TestBrowserPages(t *testing.T) {
 		}
 		c.do("queued node", chromedp.Navigate(fmt.Sprintf("%s/nodes/%d", srv.URL, sx.named(t, "queued").node.ID)), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		c.shot("node-queued-" + who.role)
+		if who.role == "admin" {
+			statsCharts(t, c, sx)
+		}
 
 		// A phone: nothing wider than the screen.
 		c.do("narrow", chromedp.EmulateViewport(390, 844))
 		pages := []string{"/resources", "/deployments", fmt.Sprintf("/nodes/%d", sx.named(t, "deploy/env_copy").node.ID),
 			fmt.Sprintf("/deployments/%d", sx.named(t, "lost").dep.ID), fmt.Sprintf("/deployments/%d", sx.named(t, "deploy/deployed").dep.ID)}
 		if who.role == "admin" {
-			pages = append(pages, "/admin/deployments")
+			pages = append(pages, "/admin/deployments", "/admin/stats", fmt.Sprintf("/admin/stats/nodes/%d", sx.named(t, "lost").node.ID))
 		}
 		for _, p := range pages {
 			c.do("390 px "+p, chromedp.Navigate(srv.URL+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
@@ -75,6 +78,38 @@ func TestBrowserPages(t *testing.T) {
 			reserveInTokyo(t, c, sx)
 		}
 		c.logout()
+	}
+}
+
+// statsCharts: the statistics pages draw their charts, each titled, laid out with a size, its
+// bars coloured by the style sheet.
+func statsCharts(t *testing.T, c *chrome, sx *situations) {
+	t.Helper()
+	const charts = `Array.from(document.querySelectorAll("main svg.chart")).map(s => { const r = s.getBoundingClientRect();
+		return s.querySelector("title").textContent + "=" + Math.round(r.width) + "x" + Math.round(r.height) }).join("|")`
+	const barFill = `(() => { const b = document.querySelector("main svg.chart rect.bar.good, main svg.chart rect.bar.bad");
+		return b ? getComputedStyle(b).fill : "no bar" })()`
+	for page, want := range map[string][]string{
+		"/admin/stats": {"Success rate per node", "Success rate per environment", "Success rate by week, all nodes",
+			"Mean time per state, all nodes"},
+		fmt.Sprintf("/admin/stats/nodes/%d", sx.named(t, "lost").node.ID): {"Success rate by week, node " + sx.named(t, "lost").node.Name},
+	} {
+		c.do("charts "+page, chromedp.Navigate(c.base+page), chromedp.WaitVisible(chromedp.CSS("main svg.chart")))
+		c.shot("stats-" + strings.ReplaceAll(strings.Trim(page, "/"), "/", "-"))
+		got := c.eval(charts)
+		for _, title := range want {
+			if !strings.Contains("|"+got, "|"+title+"=") {
+				t.Errorf("%s: no chart %q among %s", page, title, got)
+			}
+		}
+		for _, ch := range strings.Split(got, "|") {
+			if _, size, _ := strings.Cut(ch, "="); strings.HasPrefix(size, "0x") || strings.HasSuffix(size, "x0") {
+				t.Errorf("%s: chart %s has no size", page, ch)
+			}
+		}
+		if fill := c.eval(barFill); fill == "no bar" || fill == "rgb(0, 0, 0)" {
+			t.Errorf("%s: a success bar is filled %s, not by the style sheet", page, fill)
+		}
 	}
 }
 

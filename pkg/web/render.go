@@ -143,9 +143,11 @@ func funcs(z *zones) template.FuncMap {
 		"since":    func(t time.Time) string { return humanDuration(time.Since(t)) },
 		"until":    func(t time.Time) string { return humanDuration(time.Until(t)) },
 		"bytes":    units.Bytes,
-		"lines":    func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
+		// rateclass colours a success rate (see admin_stats.go).
+		"rateclass": rateClass,
 		// arglines writes a command for a text area, one argument per line (argv reads it back).
 		"arglines": func(argv []string) string { return strings.Join(argv, "\n") },
+		"lines":    func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
 		"add":      func(a, b int) int { return a + b },
 		"version":  func() string { return version.Get().String() },
 		"seq": func(n int) []int {
