@@ -44,6 +44,7 @@ const (
 
 	ModelPi3 = "RPI3Bplus"
 	ModelPi4 = "RPI4B"
+	ModelPi5 = "RPI5"
 
 	vethPrefix = "pl-n" // root-side end of node i's veth: pl-n<i>
 	lockFile   = "/var/tmp/pilab.lock"
@@ -58,6 +59,10 @@ type NodeSpec struct {
 	Model     string        // ModelPi3 (default) or ModelPi4
 	BootDelay time.Duration // power on (or reboot) to firmware start; 0 = Options.BootDelay
 	LinkMbit  int           // link rate (tc tbf); 0 = model default (Pi 3B+: 80 = 10 MB/s, Pi 4: 320); <0 = unlimited
+
+	// The SD card's speeds in MB/s (10^6 bytes/s); 0 = Options' value, then the model's
+	// default (see cardSpeeds); <0 = unlimited.
+	CardWriteMBs, CardReadMBs int
 }
 
 // Options configures a lab.
@@ -75,6 +80,9 @@ type Options struct {
 	// NoDHCPHosts starts dnsmasq with an empty DHCP hosts file, as on a fresh cluster: nodes
 	// get no address until a deployer (node discovery) adds them and sends SIGHUP.
 	NoDHCPHosts bool
+
+	// Card speeds in MB/s for nodes whose spec sets none (0 = the model's default, <0 = unlimited).
+	CardWriteMBs, CardReadMBs int
 }
 
 // NodeDesc describes one node in lab.json.
@@ -95,6 +103,10 @@ type NodeDesc struct {
 	LinkMbit    int    `json:"link_mbit"` // 0 = unlimited
 	EventsLog   string `json:"events_log"`
 	TFTPDir     string `json:"tftp_dir"` // <tftp_root>/<serial>
+
+	// The card's speeds in MB/s (10^6 bytes/s), set on its loop device; 0 = unlimited.
+	CardWriteMBs int `json:"card_write_mbs"`
+	CardReadMBs  int `json:"card_read_mbs"`
 }
 
 // SwitchDesc describes the PoE switch in lab.json.
@@ -329,6 +341,13 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		if spec.LinkMbit < 0 {
 			spec.LinkMbit = 0
 		}
+		if spec.CardWriteMBs == 0 {
+			spec.CardWriteMBs = o.CardWriteMBs
+		}
+		if spec.CardReadMBs == 0 {
+			spec.CardReadMBs = o.CardReadMBs
+		}
+		spec.CardWriteMBs, spec.CardReadMBs = cardSpeed(spec.Model, spec.CardWriteMBs, spec.CardReadMBs)
 		name := fmt.Sprintf("node-%d", i)
 		h := sha256.Sum256([]byte(o.Dir + "/" + name))
 		serial := hex.EncodeToString(h[:4])
@@ -344,7 +363,8 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			MAC:    fmt.Sprintf("%s:%s:%s:%s", prefix, serial[2:4], serial[4:6], serial[6:8]),
 			Serial: serial, Model: spec.Model, Netns: NSPrefix + name, Veth: fmt.Sprintf("%s%d", vethPrefix, i),
 			Dir: filepath.Join(dirs["nodes"], name), CardSize: o.CardSize, BootDelayMS: spec.BootDelay.Milliseconds(),
-			LinkMbit: spec.LinkMbit, TFTPDir: filepath.Join(d.TFTPRoot, serial)}
+			LinkMbit: spec.LinkMbit, TFTPDir: filepath.Join(d.TFTPRoot, serial),
+			CardWriteMBs: spec.CardWriteMBs, CardReadMBs: spec.CardReadMBs}
 		nd.Card = filepath.Join(nd.Dir, "sdcard.img")
 		nd.EventsLog = filepath.Join(nd.Dir, "events.log")
 		d.Nodes = append(d.Nodes, nd)
@@ -547,6 +567,9 @@ func (l *Lab) prepareNode(n *NodeDesc) error {
 	}
 	n.LoopDev = strings.TrimSpace(loop)
 	if err := os.WriteFile(filepath.Join(n.Dir, "loop"), []byte(n.LoopDev+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := setCardThrottle(n.LoopDev, n.CardWriteMBs, n.CardReadMBs); err != nil {
 		return err
 	}
 	var st syscall.Stat_t

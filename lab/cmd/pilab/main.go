@@ -1,6 +1,7 @@
 // Command pilab runs the virtual Pi lab.
 //
 //	pilab up [-n 4] [-dir /var/tmp/pilab] [-model RPI3Bplus|RPI4B] [-boot-delay 500ms] [-link-mbit 0] [-card-mb 512]
+//	          [-card-write-mbs 0] [-card-read-mbs 0]
 //	pilab run ...            same as up, in the foreground (up starts this in the background)
 //	pilab down [-dir DIR]    idempotent; also cleans up after a killed lab
 //	pilab status [-dir DIR]
@@ -40,6 +41,8 @@ func main() {
 	retry := fs.Duration("retry-delay", 2*time.Second, "delay before a failed boot is retried")
 	link := fs.Int("link-mbit", 0, "link rate in Mbit/s (0: model default, -1: unlimited)")
 	cardMB := fs.Int64("card-mb", 512, "SD card size in MiB")
+	cardW := fs.Int("card-write-mbs", 0, "SD card write speed in MB/s (0: model default, -1: unlimited)")
+	cardR := fs.Int("card-read-mbs", 0, "SD card read speed in MB/s (0: model default, -1: unlimited)")
 	offset := fs.Int("offset", 0, "switch OID offset")
 	community := fs.String("community", "private", "switch community")
 	db := fs.String("db", "sqlite:///var/tmp/piseduce-demo/piseduce.db", "seducepp: database connection URL")
@@ -47,7 +50,7 @@ func main() {
 	fs.Parse(args)
 	opts := func() lab.Options {
 		o := lab.Options{Dir: *dir, Nodes: *n, Model: *model, BootDelay: *bootDelay, RetryDelay: *retry,
-			CardSize: *cardMB << 20, Offset: *offset, Community: *community, Log: os.Stderr}
+			CardSize: *cardMB << 20, CardWriteMBs: *cardW, CardReadMBs: *cardR, Offset: *offset, Community: *community, Log: os.Stderr}
 		for i := 0; i < *n; i++ {
 			o.Specs = append(o.Specs, lab.NodeSpec{LinkMbit: *link})
 		}
