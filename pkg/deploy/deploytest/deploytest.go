@@ -5,6 +5,7 @@
 package deploytest
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -66,6 +67,8 @@ func NewKey(t testing.TB) ssh.Signer {
 type Config struct {
 	Workers    int // deployments worked on at once [pitasks' default]
 	MaxBooting int // nodes booting at once [pitasks' default]
+	// StepDeadline bounds each step [2m]; a real-size image on slow cards needs more.
+	StepDeadline time.Duration
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -143,7 +146,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Workers:  c.Workers, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
+		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
 			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
 			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
