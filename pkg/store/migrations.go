@@ -32,7 +32,15 @@ func migrations() []migration {
 		{"deployments.queued, reservations.time_zone: the wait for a worker; the zone a reservation was entered in", autoMigrate(&Deployment{}, &Reservation{})},
 		{"api_tokens.expires_at, read_only: tokens made before tokens expired last 90 days from the upgrade", tokensExpire},
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
+		{"nodes.card_device: the disk a node's system is deployed on (" + DefaultCardDevice + " for the nodes there were)", cardDevices},
 	}
+}
+
+func cardDevices(db *gorm.DB) error {
+	if err := db.AutoMigrate(&Node{}); err != nil {
+		return err
+	}
+	return db.Exec("UPDATE nodes SET card_device = ? WHERE card_device IS NULL OR card_device = ''", DefaultCardDevice).Error
 }
 
 func tokensExpire(db *gorm.DB) error {

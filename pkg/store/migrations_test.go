@@ -200,6 +200,9 @@ func TestOldDatabase(t *testing.T) {
 				!d.LeaseUntil.Equal(at.Add(30*time.Second)) || d.Node.Name != "pi-1" || d.Environment.SectorStart != 532480 || d.Scratch != `{"k":"v"}` {
 				t.Errorf("deployment: %+v", d)
 			}
+			if d.Node.CardDevice != store.DefaultCardDevice { // the nodes there were have SD cards
+				t.Errorf("node card device %q", d.Node.CardDevice)
+			}
 			var r store.Reservation
 			check(t, s.DB.Preload("Nodes").First(&r).Error)
 			if len(r.Nodes) != 2 || !r.EndsAt.Equal(at.Add(48*time.Hour)) {
