@@ -65,22 +65,27 @@ func BenchmarkDeployLab(b *testing.B) {
 	for i := range specs {
 		specs[i] = lab.NodeSpec{Model: *flagModel, LinkMbit: *flagLink, CardWriteMBs: *flagCardW, CardReadMBs: *flagCardR}
 	}
-	rootMiB := max(*flagRoot, int64(lab.ImageRootSectors/2048+*flagPayload+8))
+	rootMiB := max(*flagRoot, lab.ImageRootSectors/2048)
+	if *flagPayload > 0 {
+		rootMiB = max(rootMiB, int64(lab.ImageRootSectors/2048+*flagPayload+8)) // the payload and 8 MiB of room
+	}
 	// The card holds the image, its root partition grown by the deployment, and some room.
 	cardSize := max(512<<20, (int64(lab.ImageRootStart)/2048+rootMiB+*flagExtra+64)<<20)
-	start := time.Now()
-	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
-	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting,
-		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second)}
-	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize}, cfg)
-	labUp := time.Since(start)
-	im := buildImage(b, h.Lab.Desc, *flagPayload, rootMiB)
-	b.Logf("lab of %d nodes up in %s; image %s: %.1f MiB (%d MiB random), root partition %d MiB",
-		maxN, labUp.Round(100*time.Millisecond), filepath.Base(im.raw), float64(im.size)/(1<<20), *flagPayload, im.rootMiB)
-
+	// The image is made before the lab is up: the lab lock (one lab per machine) is held
+	// while measuring only.
+	t0 := time.Now()
+	work, err := os.MkdirTemp("/var/tmp", "piseduce-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	base, err := lab.BuildImage(filepath.Join(work, "base"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	im := buildImage(b, base.Img, work, *flagPayload, rootMiB)
 	env := store.Environment{Name: "bench", Type: store.EnvDefault, ImageSize: im.size, ImageSHA256: im.sha256,
 		SectorStart: lab.ImageRootStart, SSHUser: lab.ImageUser, Shell: "bash"}
-	t0 := time.Now()
 	switch *flagFormat {
 	case "raw":
 		env.ImageName, env.ImageFormat = filepath.Base(im.raw), image.Raw
@@ -91,17 +96,37 @@ func BenchmarkDeployLab(b *testing.B) {
 			env.DecompressOn = "pimaster"
 		}
 	case "xz":
-		compressImage(b, im.raw, ".xz", "xz", "-c", "-T2", "-3", im.raw)
+		compressImage(b, im.raw, ".xz", "xz", "-c", "-T2", "-0", im.raw)
 		env.ImageName, env.ImageFormat, env.DecompressOn = filepath.Base(im.raw)+".xz", image.XZ, "node"
 	default:
 		b.Fatalf("-format: %q", *flagFormat)
 	}
+	b.Logf("image %s: %.1f MiB raw (%d MiB random), root partition %d MiB; %s made in %s", filepath.Base(im.raw),
+		float64(im.size)/(1<<20), *flagPayload, im.rootMiB, env.ImageName, time.Since(t0).Round(100*time.Millisecond))
+
+	start := time.Now()
+	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
+	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting,
+		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second)}
+	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize}, cfg)
+	labUp := time.Since(start)
+	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))
+	// Into the lab's image folder (pitasks' img_dir): the same file system, a rename.
+	imgDir := filepath.Dir(h.Lab.Desc.Image.Img)
+	for _, f := range []string{filepath.Base(im.raw), env.ImageName} {
+		if err := os.Rename(filepath.Join(work, f), filepath.Join(imgDir, f)); err != nil && !os.IsExist(err) {
+			b.Fatal(err)
+		}
+	}
+	im.raw = filepath.Join(imgDir, filepath.Base(im.raw))
 	if err := h.Store.DB.Create(&env).Error; err != nil {
 		b.Fatal(err)
 	}
-	wirePath := filepath.Join(filepath.Dir(im.raw), env.ImageName)
-	wire, _ := os.Stat(wirePath)
-	b.Logf("image %s: %.1f MiB, made in %s", env.ImageName, float64(wire.Size())/(1<<20), time.Since(t0).Round(100*time.Millisecond))
+	wirePath := filepath.Join(imgDir, env.ImageName)
+	wire, err := os.Stat(wirePath)
+	if err != nil {
+		b.Fatal(err)
+	}
 	// The baseline sends what pitasks sends: the compressed file when the node inflates it.
 	baseImg, baseInflate := im.raw, ""
 	if env.DecompressOn == "node" {
@@ -145,19 +170,18 @@ type benchImage struct {
 	rootMiB int64 // the image's root partition
 }
 
-// buildImage makes bench-os.img from the lab's test image: its ext4 root partition grown by
-// payload MiB (+8 MiB of room), with a file of payload MiB of random bytes in /opt. No loop
-// devices, no mounts: the partition is cut out, grown with resize2fs, filled with debugfs,
-// and put back behind a partition table that says its new size.
-func buildImage(b *testing.B, d *lab.Desc, payloadMiB int, rootMiB int64) benchImage {
+// buildImage makes dir/bench-os.img from the lab's test image srcImg: its ext4 root partition
+// grown to rootMiB, with a file of payload MiB of random bytes in /opt. No loop devices, no
+// mounts: the partition is cut out, grown with resize2fs, filled with debugfs, and put back
+// behind a partition table that says its new size.
+func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64) benchImage {
 	b.Helper()
-	dir := filepath.Dir(d.Image.Img)
 	tmp, err := os.MkdirTemp(dir, "bench-build-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	src, err := os.Open(d.Image.Img)
+	src, err := os.Open(srcImg)
 	if err != nil {
 		b.Fatal(err)
 	}
