@@ -29,9 +29,16 @@ var cardSpeeds = map[string][2]int{
 	ModelPi5: {50, 90},
 }
 
-// cardSpeed resolves a node's card speeds: 0 = the model's default, <0 = unlimited (0 out).
-func cardSpeed(model string, write, read int) (int, int) {
+// nvmeSpeed: a Pi 5's NVMe drive, on its one PCIe 2.0 lane (~450 MB/s at most).
+var nvmeSpeed = [2]int{350, 430}
+
+// cardSpeed resolves a node's card speeds: 0 = the default of its model and card device
+// (dev), <0 = unlimited (0 out).
+func cardSpeed(model, dev string, write, read int) (int, int) {
 	def := cardSpeeds[model]
+	if dev == CardNVMe {
+		def = nvmeSpeed
+	}
 	pick := func(v, d int) int {
 		switch {
 		case v == 0:

@@ -1,7 +1,6 @@
 package lab_test
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/labtest"
 )
 
 // cardMBs runs a dd command on n and returns the bytes per second measured on the node
@@ -39,16 +39,9 @@ func cardMBs(dr *driver, n *lab.NodeDesc, dd string, bytes int64) (float64, erro
 // (+15%) and loose below (a busy machine may be slower than the card).
 func TestCardSpeedLimitHolds(t *testing.T) {
 	need(t)
-	dir := labDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // may wait for another lab
-	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 3, BootDelay: 200 * time.Millisecond, RetryDelay: time.Second,
-		CardSize: 256 << 20, Log: testLog{t}, Specs: []lab.NodeSpec{
+	l, _ := labtest.Up(t, lab.Options{Nodes: 3, BootDelay: 200 * time.Millisecond, RetryDelay: time.Second,
+		CardSize: 256 << 20, Specs: []lab.NodeSpec{
 			{CardWriteMBs: 12, CardReadMBs: 20}, {Model: lab.ModelPi4}, {CardWriteMBs: -1, CardReadMBs: -1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Down()
 	d := l.Desc
 	slow, pi4, free := &d.Nodes[0], &d.Nodes[1], &d.Nodes[2]
 	if slow.CardWriteMBs != 12 || slow.CardReadMBs != 20 || pi4.CardWriteMBs != 25 || pi4.CardReadMBs != 45 ||
