@@ -36,6 +36,7 @@ var (
 	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks), xz (inflated on the node, as Raspberry Pi OS ships)")
+	flagSSHLost = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 20s)")
 	flagCardW   = flag.Int("card-write-mbs", 0, "nodes' SD card write speed in MB/s (0: the model's default; <0: unlimited)")
 	flagCardR   = flag.Int("card-read-mbs", 0, "nodes' SD card read speed in MB/s (0: the model's default; <0: unlimited)")
 	flagReport  = flag.String("report", "", "also write the report (markdown) to this file")
@@ -107,7 +108,7 @@ func BenchmarkDeployLab(b *testing.B) {
 	start := time.Now()
 	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
 	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting,
-		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second)}
+		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second), SSHLost: *flagSSHLost}
 	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize}, cfg)
 	labUp := time.Since(start)
 	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))

@@ -69,6 +69,9 @@ type Config struct {
 	MaxBooting int // nodes booting at once [pitasks' default]
 	// StepDeadline bounds each step [2m]; a real-size image on slow cards needs more.
 	StepDeadline time.Duration
+	// SSHLost: how long ssh_nfs and ssh_system wait for the node before it is lost [20s]
+	// (a hard reboot at 40 % of it); a benchmark on a busy machine waits longer.
+	SSHLost time.Duration
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -143,13 +146,14 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		PowerOffWait: 500 * time.Millisecond,
 	}, c.MaxBooting)
 	h.Metrics = metrics.NewTasks()
+	sshLost := cmp.Or(c.SSHLost, 20*time.Second)
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
-			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
-			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
+			"ssh_nfs":    {BeforeReboot: sshLost * 2 / 5, Lost: sshLost},
+			"ssh_system": {BeforeReboot: sshLost * 2 / 5, Lost: sshLost},
 		}})
 	if err != nil {
 		t.Fatal(err)
