@@ -30,11 +30,15 @@ import (
 var (
 	flagSizes   = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
 	flagPayload = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
+	flagRoot    = flag.Int64("root-mib", 0, "size of the image's root partition in MiB, the rest empty (0: what the payload needs)")
 	flagExtra   = flag.Int64("extra-mib", 100, "MiB added to the image's root partition by the deployment")
 	flagLink    = flag.Int("link-mbit", 0, "node link rate in Mbit/s (0: the model's default, Pi 3B+ = 80 = 10 MB/s; <0: unlimited)")
 	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
-		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks)")
+		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks), xz (inflated on the node, as Raspberry Pi OS ships)")
+	flagSSHLost = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 20s)")
+	flagCardW   = flag.Int("card-write-mbs", 0, "nodes' SD card write speed in MB/s (0: the model's default; <0: unlimited)")
+	flagCardR   = flag.Int("card-read-mbs", 0, "nodes' SD card read speed in MB/s (0: the model's default; <0: unlimited)")
 	flagReport  = flag.String("report", "", "also write the report (markdown) to this file")
 	flagWorkers = flag.Int("workers", 0, "pitasks [tasks] workers (0: pitasks' default, 16)")
 	flagBooting = flag.Int("max-booting", 0, "pitasks [tasks] max_booting (0: pitasks' default, 8)")
@@ -60,45 +64,87 @@ func BenchmarkDeployLab(b *testing.B) {
 	maxN := slices.Max(sizes)
 	specs := make([]lab.NodeSpec, maxN)
 	for i := range specs {
-		specs[i] = lab.NodeSpec{Model: *flagModel, LinkMbit: *flagLink}
+		specs[i] = lab.NodeSpec{Model: *flagModel, LinkMbit: *flagLink, CardWriteMBs: *flagCardW, CardReadMBs: *flagCardR}
 	}
-	start := time.Now()
-	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting}
-	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs}, cfg)
-	labUp := time.Since(start)
-	im := buildImage(b, h.Lab.Desc, *flagPayload)
-	b.Logf("lab of %d nodes up in %s; image %s: %.1f MiB (%d MiB random), root partition %d MiB",
-		maxN, labUp.Round(100*time.Millisecond), filepath.Base(im.raw), float64(im.size)/(1<<20), *flagPayload, im.rootMiB)
-
+	rootMiB := max(*flagRoot, lab.ImageRootSectors/2048)
+	if *flagPayload > 0 {
+		rootMiB = max(rootMiB, int64(lab.ImageRootSectors/2048+*flagPayload+8)) // the payload and 8 MiB of room
+	}
+	// The card holds the image, its root partition grown by the deployment, and some room.
+	cardSize := max(512<<20, (int64(lab.ImageRootStart)/2048+rootMiB+*flagExtra+64)<<20)
+	// The image is made before the lab is up: the lab lock (one lab per machine) is held
+	// while measuring only.
+	t0 := time.Now()
+	work, err := os.MkdirTemp("/var/tmp", "piseduce-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	base, err := lab.BuildImage(filepath.Join(work, "base"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	im := buildImage(b, base.Img, work, *flagPayload, rootMiB)
 	env := store.Environment{Name: "bench", Type: store.EnvDefault, ImageSize: im.size, ImageSHA256: im.sha256,
 		SectorStart: lab.ImageRootStart, SSHUser: lab.ImageUser, Shell: "bash"}
 	switch *flagFormat {
 	case "raw":
 		env.ImageName, env.ImageFormat = filepath.Base(im.raw), image.Raw
 	case "gz", "gz-pimaster":
-		gzipImage(b, im.raw)
+		compressImage(b, im.raw, ".gz", "gzip", "-c", "-6", im.raw)
 		env.ImageName, env.ImageFormat, env.DecompressOn = filepath.Base(im.raw)+".gz", image.Gzip, "node"
 		if *flagFormat == "gz-pimaster" {
 			env.DecompressOn = "pimaster"
 		}
+	case "xz":
+		compressImage(b, im.raw, ".xz", "xz", "-c", "-T2", "-0", im.raw)
+		env.ImageName, env.ImageFormat, env.DecompressOn = filepath.Base(im.raw)+".xz", image.XZ, "node"
 	default:
 		b.Fatalf("-format: %q", *flagFormat)
 	}
+	b.Logf("image %s: %.1f MiB raw (%d MiB random), root partition %d MiB; %s made in %s", filepath.Base(im.raw),
+		float64(im.size)/(1<<20), *flagPayload, im.rootMiB, env.ImageName, time.Since(t0).Round(100*time.Millisecond))
+
+	start := time.Now()
+	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
+	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting,
+		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second), SSHLost: *flagSSHLost}
+	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize}, cfg)
+	labUp := time.Since(start)
+	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))
+	// Into the lab's image folder (pitasks' img_dir): the same file system, a rename.
+	imgDir := filepath.Dir(h.Lab.Desc.Image.Img)
+	for _, f := range []string{filepath.Base(im.raw), env.ImageName} {
+		if err := os.Rename(filepath.Join(work, f), filepath.Join(imgDir, f)); err != nil && !os.IsExist(err) {
+			b.Fatal(err)
+		}
+	}
+	im.raw = filepath.Join(imgDir, filepath.Base(im.raw))
 	if err := h.Store.DB.Create(&env).Error; err != nil {
 		b.Fatal(err)
 	}
-	wire, _ := os.Stat(filepath.Join(filepath.Dir(im.raw), env.ImageName))
+	wirePath := filepath.Join(imgDir, env.ImageName)
+	wire, err := os.Stat(wirePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The baseline sends what pitasks sends: the compressed file when the node inflates it.
+	baseImg, baseInflate := im.raw, ""
+	if env.DecompressOn == "node" {
+		baseImg, baseInflate = wirePath, strings.Join(image.NodeInflater(env.ImageFormat), " ")+" | "
+	}
 
 	rep := &report{labUp: labUp, im: im, format: *flagFormat, wireBytes: wire.Size(), extraMiB: *flagExtra,
-		link: h.Lab.Desc.Nodes[0].LinkMbit, model: *flagModel, cipher: *flagCipher, cfg: cfg}
+		link: h.Lab.Desc.Nodes[0].LinkMbit, cardW: h.Lab.Desc.Nodes[0].CardWriteMBs, cardR: h.Lab.Desc.Nodes[0].CardReadMBs,
+		baseSends: filepath.Base(baseImg), model: *flagModel, cipher: *flagCipher, cfg: cfg}
 	b.ResetTimer()
 	for _, n := range sizes {
 		r := round{n: n}
 		nodes := h.Nodes[:n]
-		r.base = baseline(b, h, nodes, im.raw)
+		r.base = baseline(b, h, nodes, baseImg, baseInflate, im.size)
 		r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
 		rep.rounds = append(rep.rounds, r)
-		s := r.summary(im.size, wire.Size())
+		s := r.summary(im.size)
 		b.ReportMetric(s.total.Seconds(), fmt.Sprintf("s-total-n%d", n))
 		b.ReportMetric(s.copyRatio, fmt.Sprintf("copy-ratio-n%d", n))
 		b.ReportMetric(s.hwRatio, fmt.Sprintf("hw-ratio-n%d", n))
@@ -125,19 +171,18 @@ type benchImage struct {
 	rootMiB int64 // the image's root partition
 }
 
-// buildImage makes bench-os.img from the lab's test image: its ext4 root partition grown by
-// payload MiB (+8 MiB of room), with a file of payload MiB of random bytes in /opt. No loop
-// devices, no mounts: the partition is cut out, grown with resize2fs, filled with debugfs,
-// and put back behind a partition table that says its new size.
-func buildImage(b *testing.B, d *lab.Desc, payloadMiB int) benchImage {
+// buildImage makes dir/bench-os.img from the lab's test image srcImg: its ext4 root partition
+// grown to rootMiB, with a file of payload MiB of random bytes in /opt. No loop devices, no
+// mounts: the partition is cut out, grown with resize2fs, filled with debugfs, and put back
+// behind a partition table that says its new size.
+func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64) benchImage {
 	b.Helper()
-	dir := filepath.Dir(d.Image.Img)
 	tmp, err := os.MkdirTemp(dir, "bench-build-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	src, err := os.Open(d.Image.Img)
+	src, err := os.Open(srcImg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -145,14 +190,17 @@ func buildImage(b *testing.B, d *lab.Desc, payloadMiB int) benchImage {
 	rootStart := int64(lab.ImageRootStart) * 512
 	root := filepath.Join(tmp, "root.ext4")
 	copyRange(b, root, src, rootStart, int64(lab.ImageRootSectors)*512)
-	rootMiB := int64(lab.ImageRootSectors/2048 + payloadMiB + 8)
-	if payloadMiB > 0 {
+	if rootMiB > lab.ImageRootSectors/2048 {
 		if out, err := exec.Command("e2fsck", "-f", "-y", root).CombinedOutput(); err != nil {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
 				b.Fatalf("e2fsck: %v: %s", err, out)
 			}
 		}
 		mustRun(b, nil, "resize2fs", root, fmt.Sprintf("%dM", rootMiB))
+	} else {
+		rootMiB = lab.ImageRootSectors / 2048
+	}
+	if payloadMiB > 0 {
 		payload := filepath.Join(tmp, "payload.bin")
 		f, err := os.Create(payload)
 		if err != nil {
@@ -164,8 +212,6 @@ func buildImage(b *testing.B, d *lab.Desc, payloadMiB int) benchImage {
 		}
 		f.Close()
 		mustRun(b, strings.NewReader("mkdir /opt\ncd /opt\nwrite "+payload+" payload.bin\n"), "debugfs", "-w", "-f", "-", root)
-	} else {
-		rootMiB = lab.ImageRootSectors / 2048
 	}
 	raw := filepath.Join(dir, "bench-os.img")
 	copyRange(b, raw, src, 0, rootStart)
@@ -213,17 +259,20 @@ func copyRange(b *testing.B, dst string, src *os.File, off, n int64) {
 	}
 }
 
-func gzipImage(b *testing.B, raw string) {
+// compressImage writes raw+ext with the output of the compressor name args.
+func compressImage(b *testing.B, raw, ext, name string, args ...string) {
 	b.Helper()
-	out, err := os.Create(raw + ".gz")
+	out, err := os.Create(raw + ext)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command("gzip", "-c", "-6", raw)
+	cmd := exec.Command(name, args...)
 	cmd.Stdout = out
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("gzip: %v: %s", err, msg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s: %v: %s", name, err, stderr.String())
 	}
 }
 
@@ -251,14 +300,10 @@ var ddBytes = regexp.MustCompile(`(?m)^(\d+) bytes`)
 // the switch), waits until each answers SSH, then pipes the image into
 // `ssh root@node 'dd of=/dev/mmcblk0 bs=4M conv=fsync'` on every node at once, with the
 // OpenSSH client, the pimaster key and the lab's known_hosts. The nodes are off afterwards.
-func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img string) []baseNode {
+func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img, inflate string, rawSize int64) []baseNode {
 	b.Helper()
 	desc := h.Lab.Desc
 	sw := h.Lab.Switch()
-	fi, err := os.Stat(img)
-	if err != nil {
-		b.Fatal(err)
-	}
 	sshArgs := func(n store.Node, cmd string) []string {
 		var c []string
 		if *flagCipher != "" {
@@ -276,7 +321,7 @@ func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img strin
 		}
 	}
 	powerOff(b, h, nodes)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+time.Duration(rawSize/2e6)*time.Second) // ≥ 2 MB/s
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
@@ -314,7 +359,7 @@ func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img strin
 				return
 			}
 			defer f.Close()
-			cmd := exec.CommandContext(ctx, "ssh", sshArgs(n, "dd of=/dev/mmcblk0 bs=4M conv=fsync")...)
+			cmd := exec.CommandContext(ctx, "ssh", sshArgs(n, inflate+"dd of=/dev/mmcblk0 bs=4M iflag=fullblock conv=fsync")...)
 			cmd.Stdin = f
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -327,7 +372,7 @@ func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img strin
 			case err != nil:
 				errs[i] = fmt.Errorf("%s: ssh dd: %v: %s", n.Name, err, stderr.String())
 				return
-			case m == nil || m[1] != strconv.FormatInt(fi.Size(), 10):
+			case m == nil || m[1] != strconv.FormatInt(rawSize, 10):
 				errs[i] = fmt.Errorf("%s: dd did not write the whole image: %s", n.Name, stderr.String())
 				return
 			}
@@ -392,7 +437,7 @@ func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *s
 	b.Helper()
 	t0 := time.Now()
 	ds := h.Deploy(nodes, deploytest.Request{Env: env, SizeMiB: sizeMiB, Password: "bench password", Key: h.UserKey, Script: initScript})
-	h.RunUntil(ds, 8*time.Minute, "deployed")
+	h.RunUntil(ds, 8*time.Minute+time.Duration(sizeMiB/2)*time.Second, "deployed") // + 2 MiB/s
 	res := make([]deployNode, len(ds))
 	for i, d := range ds {
 		got := h.Load(d.ID)
@@ -466,8 +511,9 @@ func mean(ds []time.Duration) time.Duration {
 	return s / time.Duration(max(1, len(ds)))
 }
 
-// summary: baseBytes is what the baseline pipes into each node, wireBytes what pitasks sends.
-func (r round) summary(baseBytes, wireBytes int64) summary {
+// summary: rates count rawBytes, the image written onto each card (both sides send the same
+// bytes: the raw image, or the compressed one when the node inflates it).
+func (r round) summary(rawBytes int64) summary {
 	var s summary
 	var totals, copies, boots, pcopies, checks []time.Duration
 	for _, d := range r.deploy {
@@ -501,8 +547,8 @@ func (r round) summary(baseBytes, wireBytes int64) summary {
 		}
 	}
 	s.baseSpan = l.Sub(f)
-	s.baseAgg = float64(int64(r.n)*baseBytes) / 1e6 / s.baseSpan.Seconds()
-	s.pitasksAgg = float64(int64(r.n)*wireBytes) / 1e6 / s.pitasksSpan.Seconds()
+	s.baseAgg = float64(int64(r.n)*rawBytes) / 1e6 / s.baseSpan.Seconds()
+	s.pitasksAgg = float64(int64(r.n)*rawBytes) / 1e6 / s.pitasksSpan.Seconds()
 	s.aggRatio = s.pitasksAgg / s.baseAgg
 	s.pitasksCopy, s.copyCheck = mean(pcopies), mean(checks)
 	s.copyRatio = s.pitasksCopy.Seconds() / s.baseCopy.Seconds()
@@ -521,6 +567,9 @@ type report struct {
 	wireBytes int64
 	extraMiB  int64
 	link      int
+	cardW     int // MB/s, 0 = unlimited
+	cardR     int
+	baseSends string
 	model     string
 	cipher    string
 	cfg       deploytest.Config
@@ -547,6 +596,12 @@ func (r *report) markdown() string {
 		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
 		r.model, link, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
 		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
+	card := "unlimited"
+	if r.cardW > 0 {
+		card = fmt.Sprintf("writes %d MB/s, reads %d MB/s", r.cardW, r.cardR)
+	}
+	fmt.Fprintf(&w, "SD cards: %s (blk-throttle). The baseline sends `%s`. MB/s = bytes of the raw image written onto a card per second.\n\n",
+		card, r.baseSends)
 	if r.cfg.Workers != 0 || r.cfg.MaxBooting != 0 {
 		fmt.Fprintf(&w, "pitasks settings: workers %d, max_booting %d (0: default, 16 and 8).\n\n", r.cfg.Workers, r.cfg.MaxBooting)
 	}
@@ -557,9 +612,9 @@ func (r *report) markdown() string {
 		"copy ratio pitasks/baseline | (env_copy+env_check)/baseline | aggregate MB/s baseline / pitasks (ratio) | hardware-bound estimate (s) | slowest / estimate |\n")
 	w.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, rd := range r.rounds {
-		s := rd.summary(r.im.size, r.wireBytes)
+		s := rd.summary(r.im.size)
 		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %.1f / %.1f (%.2f) | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
-			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.wireBytes, s.pitasksCopy),
+			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.im.size, s.pitasksCopy),
 			s.copyRatio, s.copyChkRatio, s.baseAgg, s.pitasksAgg, s.aggRatio, secs(s.hw), s.hwRatio)
 	}
 	for _, rd := range r.rounds {

@@ -6,9 +6,11 @@
 #
 #   bench/run.sh                                  # defaults: -sizes 1,5,20 -format raw -payload-mib 40 -extra-mib 100
 #   bench/run.sh -sizes 1,3 -format gz -link-mbit 320
+#   BENCH_TIMEOUT=60m bench/run.sh -sizes 1,3 -format xz -root-mib 2048 -payload-mib 400   # real size, card-bound
 #
 # Other flags: -model RPI4B, -link-mbit N (0: the model's default, Pi 3B+ 80 Mbit/s = 10 MB/s;
-# <0: unlimited). The lab takes the machine-wide lab lock: it waits for other labs.
+# <0: unlimited), -card-write-mbs/-card-read-mbs N (0: the model's card, Pi 3B+ 15/22 MB/s;
+# <0: unlimited), -root-mib N (root partition size, the rest of it empty). The lab takes the machine-wide lab lock: it waits for other labs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -21,7 +23,7 @@ mkdir -p "$(dirname "$report")"
 echo "bench/run.sh: report in $report, full log in $log" >&2
 start=$(date +%s)
 status=0
-${GO:-go} test -run '^$' -bench '^BenchmarkDeployLab$' -benchtime 1x -timeout 20m ./bench/ \
+${GO:-go} test -run '^$' -bench '^BenchmarkDeployLab$' -benchtime 1x -timeout "${BENCH_TIMEOUT:-20m}" ./bench/ \
 	-args -report "$report" "$@" >"$log" 2>&1 || status=$?
 grep -v 'level=DEBUG' "$log" || true
 echo "bench/run.sh: $(( $(date +%s) - start )) s, exit status $status" >&2

@@ -155,6 +155,10 @@ func backingUnder(loop, dir string) bool {
 func releaseLoop(loop string) error {
 	base := filepath.Base(loop)
 	waitCardReleased(loop, 5*time.Second)
+	// The card's speed limit would outlive the lab on this loop device: clear it first.
+	if err := setCardThrottle(loop, 0, 0); err != nil {
+		return err
+	}
 	var last error
 	for i := 0; i < 30; i++ {
 		parts, _ := filepath.Glob("/sys/block/" + base + "/" + base + "p*")

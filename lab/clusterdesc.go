@@ -22,7 +22,7 @@ func (d *Desc) ClusterDesc() *clusterdesc.Desc {
 		MasterPort: s.MasterPort, OID: s.OID, OIDOffset: s.Offset, SNMPPort: s.Port}}
 	for _, n := range d.Nodes {
 		cd.Nodes = append(cd.Nodes, clusterdesc.Node{Name: n.Name, PortNumber: n.Port, IP: n.IP, Switch: s.Name,
-			Model: n.Model, ID: n.Serial, MAC: n.MAC})
+			Model: n.Model, ID: n.Serial, MAC: n.MAC, CardDevice: n.CardDevice})
 	}
 	cd.Environments = []clusterdesc.Environment{{Type: "default", Name: "pilab-test",
 		Desc:    []string{"PiSeduce lab test OS: a tiny 2-partition image", "(FAT boot + ext4 root, user pi)"},

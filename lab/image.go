@@ -68,7 +68,8 @@ func runEnv(env []string, name string, args ...string) error {
 
 // Placeholder firmware files: the lab's nodes check that they exist, nothing runs them.
 var firmwareFiles = []string{"bootcode.bin", "start.elf", "start4.elf", "fixup.dat", "fixup4.dat",
-	"kernel.img", "kernel7.img", "kernel7l.img", "kernel8.img", "bcm2710-rpi-3-b-plus.dtb", "bcm2711-rpi-4-b.dtb"}
+	"kernel.img", "kernel7.img", "kernel7l.img", "kernel8.img", "kernel_2712.img",
+	"bcm2710-rpi-3-b-plus.dtb", "bcm2711-rpi-4-b.dtb", "bcm2712-rpi-5-b.dtb"}
 
 // WriteBootFiles writes firmware placeholders, config.txt and the given cmdline.txt into dir.
 func WriteBootFiles(dir, cmdline string) error {

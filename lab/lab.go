@@ -44,6 +44,10 @@ const (
 
 	ModelPi3 = "RPI3Bplus"
 	ModelPi4 = "RPI4B"
+	ModelPi5 = "RPI5"
+
+	CardSD   = "/dev/mmcblk0"
+	CardNVMe = "/dev/nvme0n1"
 
 	vethPrefix = "pl-n" // root-side end of node i's veth: pl-n<i>
 	lockFile   = "/var/tmp/pilab.lock"
@@ -58,6 +62,12 @@ type NodeSpec struct {
 	Model     string        // ModelPi3 (default) or ModelPi4
 	BootDelay time.Duration // power on (or reboot) to firmware start; 0 = Options.BootDelay
 	LinkMbit  int           // link rate (tc tbf); 0 = model default (Pi 3B+: 80 = 10 MB/s, Pi 4: 320); <0 = unlimited
+
+	// The SD card's speeds in MB/s (10^6 bytes/s); 0 = Options' value, then the model's
+	// default (see cardSpeeds); <0 = unlimited.
+	CardWriteMBs, CardReadMBs int
+	// CardDevice: CardSD (default) or, on a ModelPi5, CardNVMe.
+	CardDevice string
 }
 
 // Options configures a lab.
@@ -75,6 +85,9 @@ type Options struct {
 	// NoDHCPHosts starts dnsmasq with an empty DHCP hosts file, as on a fresh cluster: nodes
 	// get no address until a deployer (node discovery) adds them and sends SIGHUP.
 	NoDHCPHosts bool
+
+	// Card speeds in MB/s for nodes whose spec sets none (0 = the model's default, <0 = unlimited).
+	CardWriteMBs, CardReadMBs int
 }
 
 // NodeDesc describes one node in lab.json.
@@ -95,6 +108,14 @@ type NodeDesc struct {
 	LinkMbit    int    `json:"link_mbit"` // 0 = unlimited
 	EventsLog   string `json:"events_log"`
 	TFTPDir     string `json:"tftp_dir"` // <tftp_root>/<serial>
+
+	// The card's speeds in MB/s (10^6 bytes/s), set on its loop device; 0 = unlimited.
+	CardWriteMBs int `json:"card_write_mbs"`
+	CardReadMBs  int `json:"card_read_mbs"`
+	// CardDevice: the card as the node's Linux names it (CardSD; CardNVMe for an NVMe Pi 5).
+	CardDevice string `json:"card_device"`
+	// SerialHigh: a Pi 5's serial has 16 hex digits; Serial is the last 8 (its TFTP folder).
+	SerialHigh string `json:"serial_high,omitempty"`
 }
 
 // SwitchDesc describes the PoE switch in lab.json.
@@ -245,7 +266,8 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		return l, err
 	}
 	d := &Desc{Dir: o.Dir, Subnet: Subnet, PimasterIP: HostIP, DHCPServerIP: DHCPIP, NFSRoot: "/nfs/raspi",
-		BootRequires: "<tftp_root>/<serial>/cmdline.txt and a kernel (kernel8.img, kernel7l.img, kernel7.img or kernel.img)"}
+		BootRequires: "<tftp_root>/<serial>/cmdline.txt and a kernel (kernel8.img, kernel7l.img, kernel7.img or kernel.img; " +
+			"a Pi 5: kernel_2712.img or kernel8.img, and its device tree bcm2712-rpi-5-b.dtb)"}
 	l.Desc = d
 	dirs := map[string]string{"scripts": "", "keys": "", "tftpboot": "", "nfs-boot": "", "images": "", "nodes": "", "switch": ""}
 	for k := range dirs {
@@ -314,21 +336,36 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		if spec.Model == "" {
 			spec.Model = o.Model
 		}
-		if spec.Model != ModelPi3 && spec.Model != ModelPi4 {
-			return l, fmt.Errorf("lab: unknown model %q", spec.Model)
+		if _, ok := cardSpeeds[spec.Model]; !ok {
+			return l, fmt.Errorf("lab: unknown model %q (%s, %s or %s)", spec.Model, ModelPi3, ModelPi4, ModelPi5)
+		}
+		switch spec.CardDevice {
+		case "":
+			spec.CardDevice = CardSD
+		case CardSD:
+		case CardNVMe:
+			if spec.Model != ModelPi5 {
+				return l, fmt.Errorf("lab: node %d: an NVMe drive (%s) is for a %s", i, CardNVMe, ModelPi5)
+			}
+		default:
+			return l, fmt.Errorf("lab: node %d: card device %q is not %s or %s", i, spec.CardDevice, CardSD, CardNVMe)
 		}
 		if spec.BootDelay == 0 {
 			spec.BootDelay = o.BootDelay
 		}
 		if spec.LinkMbit == 0 {
-			spec.LinkMbit = 80
-			if spec.Model == ModelPi4 {
-				spec.LinkMbit = 320
-			}
+			spec.LinkMbit = map[string]int{ModelPi3: 80, ModelPi4: 320, ModelPi5: 800}[spec.Model]
 		}
 		if spec.LinkMbit < 0 {
 			spec.LinkMbit = 0
 		}
+		if spec.CardWriteMBs == 0 {
+			spec.CardWriteMBs = o.CardWriteMBs
+		}
+		if spec.CardReadMBs == 0 {
+			spec.CardReadMBs = o.CardReadMBs
+		}
+		spec.CardWriteMBs, spec.CardReadMBs = cardSpeed(spec.Model, spec.CardDevice, spec.CardWriteMBs, spec.CardReadMBs)
 		name := fmt.Sprintf("node-%d", i)
 		h := sha256.Sum256([]byte(o.Dir + "/" + name))
 		serial := hex.EncodeToString(h[:4])
@@ -336,15 +373,15 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, fmt.Errorf("lab: serial collision %s", serial)
 		}
 		seen[serial] = true
-		prefix := "b8:27:eb"
-		if spec.Model == ModelPi4 {
-			prefix = "dc:a6:32"
-		}
+		// Raspberry Pi OUIs as the models ship with them.
+		prefix := map[string]string{ModelPi3: "b8:27:eb", ModelPi4: "dc:a6:32", ModelPi5: "2c:cf:67"}[spec.Model]
 		nd := NodeDesc{Name: name, Port: i, IP: fmt.Sprintf("%s.%d", SubnetPrefix, 10+i),
 			MAC:    fmt.Sprintf("%s:%s:%s:%s", prefix, serial[2:4], serial[4:6], serial[6:8]),
 			Serial: serial, Model: spec.Model, Netns: NSPrefix + name, Veth: fmt.Sprintf("%s%d", vethPrefix, i),
 			Dir: filepath.Join(dirs["nodes"], name), CardSize: o.CardSize, BootDelayMS: spec.BootDelay.Milliseconds(),
-			LinkMbit: spec.LinkMbit, TFTPDir: filepath.Join(d.TFTPRoot, serial)}
+			LinkMbit: spec.LinkMbit, TFTPDir: filepath.Join(d.TFTPRoot, serial),
+			CardWriteMBs: spec.CardWriteMBs, CardReadMBs: spec.CardReadMBs, CardDevice: spec.CardDevice,
+			SerialHigh: hex.EncodeToString(h[4:8])}
 		nd.Card = filepath.Join(nd.Dir, "sdcard.img")
 		nd.EventsLog = filepath.Join(nd.Dir, "events.log")
 		d.Nodes = append(d.Nodes, nd)
@@ -549,6 +586,9 @@ func (l *Lab) prepareNode(n *NodeDesc) error {
 	if err := os.WriteFile(filepath.Join(n.Dir, "loop"), []byte(n.LoopDev+"\n"), 0o644); err != nil {
 		return err
 	}
+	if err := setCardThrottle(n.LoopDev, n.CardWriteMBs, n.CardReadMBs); err != nil {
+		return err
+	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(n.LoopDev, &st); err != nil {
 		return err
@@ -559,11 +599,15 @@ func (l *Lab) prepareNode(n *NodeDesc) error {
 		"NAME": n.Name, "SERIAL": n.Serial, "MODEL": n.Model, "MAC": n.MAC, "IP": n.IP,
 		"UUID": hex.EncodeToString(uuid[:16]), "CARD_MAJ": strconv.FormatUint(maj, 10), "CARD_MIN": strconv.FormatUint(min, 10),
 		"CARD_NAME": filepath.Base(n.LoopDev), "LABDIR": d.Dir, "NFS_FILES": d.NFSFiles,
-		"KERNELS": "kernel8.img kernel7l.img kernel7.img kernel.img",
+		"KERNELS": "kernel8.img kernel7l.img kernel7.img kernel.img", "CARD_DEV": n.CardDevice, "DTB": "",
+	}
+	if n.Model == ModelPi5 {
+		// The Pi 5's firmware loads kernel_2712.img, else kernel8.img, and needs the BCM2712's device tree.
+		env["KERNELS"], env["DTB"] = "kernel_2712.img kernel8.img", "bcm2712-rpi-5-b.dtb"
 	}
 	var b strings.Builder
 	for _, k := range []string{"NAME", "SERIAL", "MODEL", "MAC", "IP", "UUID", "CARD_MAJ", "CARD_MIN", "CARD_NAME",
-		"LABDIR", "NFS_FILES", "KERNELS"} {
+		"LABDIR", "NFS_FILES", "KERNELS", "CARD_DEV", "DTB"} {
 		fmt.Fprintf(&b, "%s='%s'\n", k, env[k])
 	}
 	if err := writeAtomic(filepath.Join(n.Dir, "node.env"), []byte(b.String()), 0o644); err != nil {
@@ -575,8 +619,18 @@ func (l *Lab) prepareNode(n *NodeDesc) error {
 func cpuinfo(n *NodeDesc) string {
 	var b strings.Builder
 	hw, rev, model := "BCM2835", "a020d3", "Raspberry Pi 3 Model B Plus Rev 1.3"
-	if n.Model == ModelPi4 {
+	switch n.Model {
+	case ModelPi4:
 		hw, rev, model = "BCM2711", "c03111", "Raspberry Pi 4 Model B Rev 1.1"
+	case ModelPi5:
+		// A Pi 5's arm64 kernel prints no Hardware line, and 16 hex digits of serial.
+		var b strings.Builder
+		for i := 0; i < 4; i++ {
+			fmt.Fprintf(&b, "processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"+
+				"CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n", i)
+		}
+		fmt.Fprintf(&b, "Revision\t: d04170\nSerial\t\t: %s%s\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n", n.SerialHigh, n.Serial)
+		return b.String()
 	}
 	for i := 0; i < 4; i++ {
 		fmt.Fprintf(&b, "processor\t: %d\nmodel name\t: ARMv7 Processor rev 4 (v7l)\nBogoMIPS\t: 38.40\n"+

@@ -33,29 +33,30 @@ mkdir /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /dev/pts || fail "devpts"
 ln -s pts/ptmx /dev/ptmx; ln -s /proc/self/fd /dev/fd
 ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
-mknod -m 660 /dev/mmcblk0 b "$CARD_MAJ" "$CARD_MIN" || fail "no card device"
+mknod -m 660 "$CARD_DEV" b "$CARD_MAJ" "$CARD_MIN" || fail "no card device"
 
-# Keep /dev/mmcblk0pN in line with the kernel's partitions of the card (a tiny udev).
+# Keep the card device ($CARD_DEV: /dev/mmcblk0, or /dev/nvme0n1 on an NVMe Pi 5) and its
+# partitions ${CARD_DEV}pN in line with the kernel's partitions of the card (a tiny udev).
 sync_parts() {
-	for p in /dev/mmcblk0p*; do
+	for p in "$CARD_DEV"p*; do
 		[ -b "$p" ] || continue
-		n=${p#/dev/mmcblk0p}
+		n=${p#"$CARD_DEV"p}
 		[ -e "/sys/block/$CARD_NAME/${CARD_NAME}p$n/dev" ] || rm -f "$p"
 	done
 	for s in /sys/block/"$CARD_NAME"/"$CARD_NAME"p*; do
 		[ -e "$s/dev" ] || continue
 		n=${s##*p}
 		d=$(cat "$s/dev")
-		if [ -b "/dev/mmcblk0p$n" ]; then
-			cur=$(stat -c '%t:%T' "/dev/mmcblk0p$n")
+		if [ -b "${CARD_DEV}p$n" ]; then
+			cur=$(stat -c '%t:%T' "${CARD_DEV}p$n")
 			want=$(printf '%x:%x' "${d%%:*}" "${d##*:}")
 			[ "$cur" = "$want" ] && continue
-			rm -f "/dev/mmcblk0p$n"
+			rm -f "${CARD_DEV}p$n"
 		fi
-		mknod -m 660 "/dev/mmcblk0p$n" b "${d%%:*}" "${d##*:}"
+		mknod -m 660 "${CARD_DEV}p$n" b "${d%%:*}" "${d##*:}"
 	done
 }
-partx -u /dev/mmcblk0 >/dev/null 2>&1 || partx -a /dev/mmcblk0 >/dev/null 2>&1
+partx -u "$CARD_DEV" >/dev/null 2>&1 || partx -a "$CARD_DEV" >/dev/null 2>&1
 sync_parts
 (trap - TERM USR1; while :; do sync_parts; sleep 0.3; done) >/dev/null 2>&1 &
 
@@ -65,11 +66,11 @@ ip link set eth0 up
 # --- firmware ---
 # The card's boot partition (FAT, read with mtools: this kernel cannot mount FAT).
 card_p1_off() {
-	s=$(partx -g -o START -n 1 /dev/mmcblk0 2>/dev/null | tr -d ' ')
+	s=$(partx -g -o START -n 1 "$CARD_DEV" 2>/dev/null | tr -d ' ')
 	[ -n "$s" ] && echo $((s * 512))
 }
-card_has() { o=$(card_p1_off) && [ -n "$o" ] && mtype -i "/dev/mmcblk0@@$o" "::$1" >/dev/null 2>&1; }
-card_get() { o=$(card_p1_off) && mtype -i "/dev/mmcblk0@@$o" "::$1" >"/run/pilab-fw/$1" 2>/dev/null; }
+card_has() { o=$(card_p1_off) && [ -n "$o" ] && mtype -i "$CARD_DEV@@$o" "::$1" >/dev/null 2>&1; }
+card_get() { o=$(card_p1_off) && mtype -i "$CARD_DEV@@$o" "::$1" >"/run/pilab-fw/$1" 2>/dev/null; }
 mkdir -p /run/pilab-fw
 SRC=""
 net_boot() {
@@ -86,6 +87,7 @@ net_boot() {
 	tget config.txt || true
 	for k in $KERNELS; do tget "$k" && K=$k && break; done
 	[ -n "${K:-}" ] || { log "tftp: no kernel in $SERIAL/"; return 1; }
+	[ -z "$DTB" ] || tget "$DTB" || { log "tftp: no device tree $SERIAL/$DTB"; return 1; }
 	SRC=net
 }
 sd_boot() {
@@ -94,6 +96,7 @@ sd_boot() {
 	card_get config.txt || true
 	for k in $KERNELS; do card_has "$k" && K=$k && break; done
 	[ -n "${K:-}" ] || { log "sd: no kernel on card"; return 1; }
+	[ -z "$DTB" ] || card_has "$DTB" || { log "sd: no device tree $DTB on card"; return 1; }
 	SRC=sd
 }
 case "$MODEL" in
@@ -102,7 +105,7 @@ RPI3Bplus)
 	if card_has bootcode.bin; then sd_boot || fail "card has bootcode.bin but no bootable system"
 	else net_boot || fail "network boot"; fi ;;
 *)
-	# A Pi 4 with BOOT_ORDER 0xf12: network first, then the card.
+	# A Pi 4 or 5 whose EEPROM says BOOT_ORDER=0xf12: network first, then the card.
 	net_boot || sd_boot || fail "network boot and card boot" ;;
 esac
 CMDLINE=$(cat /run/pilab-fw/cmdline.txt)
@@ -111,7 +114,7 @@ ROOT=""
 for w in $CMDLINE; do case "$w" in root=*) ROOT=${w#root=} ;; esac; done
 case "$ROOT" in
 /dev/nfs) MODE=nfs ;;
-/dev/mmcblk0p[0-9]*) MODE=card; PART=${ROOT#/dev/mmcblk0p} ;;
+"$CARD_DEV"p[0-9]*) MODE=card; PART=${ROOT#"$CARD_DEV"p} ;;
 PARTUUID=*-0[0-9]) MODE=card; PART=${ROOT##*-0} ;;
 *) fail "kernel panic: unknown root '$ROOT'" ;;
 esac
@@ -147,11 +150,11 @@ if [ "$MODE" = nfs ]; then
 	mount -t tmpfs -o mode=1777,size=64m pilab-tmp "$R/tmp"
 else
 	sync_parts
-	[ -b "/dev/mmcblk0p$PART" ] || fail "kernel panic: no /dev/mmcblk0p$PART"
+	[ -b "${CARD_DEV}p$PART" ] || fail "kernel panic: no ${CARD_DEV}p$PART"
 	C=/run/pilab-card; R=/run/pilab-root
 	mkdir -p $C $R
-	mount -t ext4 "/dev/mmcblk0p$PART" $C || fail "kernel panic: cannot mount /dev/mmcblk0p$PART"
-	[ -s $C/etc/passwd ] || { umount $C; fail "kernel panic: no system on /dev/mmcblk0p$PART"; }
+	mount -t ext4 "${CARD_DEV}p$PART" $C || fail "kernel panic: cannot mount ${CARD_DEV}p$PART"
+	[ -s $C/etc/passwd ] || { umount $C; fail "kernel panic: no system on ${CARD_DEV}p$PART"; }
 	mount --bind $C $R
 	# The card's root is the root; the pimaster's programs show through where the card has none,
 	# and every write lands on the card (overlay upper layers are the card's own directories).

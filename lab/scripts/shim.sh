@@ -13,10 +13,10 @@ poweroff | halt) act TERM ;;
 shutdown) for a in "$@"; do [ "$a" = -r ] && act USR1; done; act TERM ;;
 telinit | init) case "${1:-}" in 6) act USR1 ;; 0) act TERM ;; esac; exit 0 ;;
 partprobe)
-	dev=/dev/mmcblk0
+	for dev in /dev/mmcblk0 /dev/nvme0n1; do [ -b "$dev" ] && break; done
 	for a in "$@"; do case "$a" in /dev/*) dev=$a ;; esac; done
 	partx -u "$dev" >/dev/null 2>&1 || partx -a "$dev" >/dev/null 2>&1
-	sleep 0.4 # the node's device watcher creates /dev/mmcblk0pN
+	sleep 0.4 # the node's device watcher creates the partition devices
 	exit 0 ;;
 systemctl)
 	for a in "$@"; do

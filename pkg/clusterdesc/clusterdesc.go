@@ -103,6 +103,8 @@ type Node struct {
 	// of the original wrote the port as a string).
 	PublicIP   string     `json:"public_ip,omitempty"`
 	PublicPort PortNumber `json:"public_port,omitempty"`
+	// CardDevice: the disk its system is deployed on (an extension of ours; default the SD card).
+	CardDevice string `json:"card_device,omitempty"`
 
 	source
 }
@@ -399,6 +401,7 @@ func (n *Node) apply(node *store.Node, switchID uint) {
 	n.set("mac", func() { node.MAC = n.MAC })
 	n.set("public_ip", func() { node.PublicIP = n.PublicIP })
 	n.set("public_port", func() { node.PublicPort = int(n.PublicPort) })
+	n.set("card_device", func() { node.CardDevice = n.CardDevice })
 }
 
 // apply writes what the file of e gives over env. A new image file name or size makes the

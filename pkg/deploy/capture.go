@@ -73,10 +73,10 @@ func (d *Deployer) imgNetboot(ctx context.Context, t *engine.Task) error {
 	return nil
 }
 
-// readCard is the node's side of img_copy: the first $1 bytes of the card, compressed by the
-// program given as the other arguments.
+// readCard is the node's side of img_copy: the first $1 bytes of the card $2, compressed by
+// the program given as the other arguments.
 const readCard = `set -eo pipefail
-head -c "$1" ` + card + ` | "${@:2}"`
+head -c "$1" "$2" | "${@:3}"`
 
 // imgCopy streams the card's used bytes, compressed on the node, into a new image file in
 // img_dir. The stream is inflated here as it arrives, for the progress (in card bytes) and
@@ -107,7 +107,7 @@ func (d *Deployer) imgCopy(ctx context.Context, t *engine.Task) error {
 	)
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var mbr bytes.Buffer
-		if err := sh.Run(ctx, []string{"head", "-c", "512", card}, remote.RunOptions{Stdout: &mbr}); err != nil {
+		if err := sh.Run(ctx, []string{"head", "-c", "512", string(cardOf(t))}, remote.RunOptions{Stdout: &mbr}); err != nil {
 			return err
 		}
 		var err error
@@ -123,7 +123,7 @@ func (d *Deployer) imgCopy(ctx context.Context, t *engine.Task) error {
 			compress, format = []string{"gzip", "-c", "-3"}, image.Gzip
 		}
 		sum, err = receive(part, format, layout.End, progress, func(w io.Writer) error {
-			argv := append([]string{"bash", "-c", readCard, "bash", strconv.FormatInt(layout.End, 10)}, compress...)
+			argv := append([]string{"bash", "-c", readCard, "bash", strconv.FormatInt(layout.End, 10), string(cardOf(t))}, compress...)
 			return sh.Run(ctx, argv, remote.RunOptions{Stdout: w})
 		})
 		return err
@@ -226,7 +226,7 @@ func (d *Deployer) imgCheck(ctx context.Context, t *engine.Task) (bool, error) {
 	var out string
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" `+card+` | sha256sum`, "sh", strconv.FormatInt(c.Size, 10))
+		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" "$2" | sha256sum`, "sh", strconv.FormatInt(c.Size, 10), string(cardOf(t)))
 		return err
 	})
 	if err != nil {

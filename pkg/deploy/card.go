@@ -15,6 +15,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
 )
 
 // partTable is the part of `sfdisk --json` we read.
@@ -31,9 +32,10 @@ type partTable struct {
 // partition grows the root partition (2) to the size the user asked for, or to the whole
 // card, with an sfdisk script, then grows its file system while it is not mounted.
 func (d *Deployer) partition(ctx context.Context, t *engine.Task) error {
+	card := cardOf(t)
 	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		run(ctx, sh, "umount", rootMount) // a previous attempt may have left it mounted
-		out, err := sh.Output(ctx, "sfdisk", "--json", card)
+		out, err := sh.Output(ctx, "sfdisk", "--json", string(card))
 		if err != nil {
 			return err
 		}
@@ -49,7 +51,7 @@ func (d *Deployer) partition(ctx context.Context, t *engine.Task) error {
 		if want := t.D.Environment.SectorStart; want > 0 && want != start {
 			t.Log.Warn("root partition starts elsewhere than the environment says", "sfdisk", start, "environment", want)
 		}
-		out, err = sh.Output(ctx, "blockdev", "--getsz", card)
+		out, err = sh.Output(ctx, "blockdev", "--getsz", string(card))
 		if err != nil {
 			return err
 		}
@@ -68,24 +70,24 @@ func (d *Deployer) partition(ctx context.Context, t *engine.Task) error {
 			return engine.Permanent(errorf(t, "a root partition of %d MiB does not fit on the %d MiB card", size/2048, total/2048))
 		}
 		script := fmt.Sprintf("%d,%d\n", start, size)
-		if err := sh.Run(ctx, []string{"sfdisk", "--no-reread", "--no-tell-kernel", "-q", "-N", "2", card},
+		if err := sh.Run(ctx, []string{"sfdisk", "--no-reread", "--no-tell-kernel", "-q", "-N", "2", string(card)},
 			remote.RunOptions{Stdin: strings.NewReader(script)}); err != nil {
 			return err
 		}
 		// Tell the kernel: partx uses BLKPG, which works where a re-read of the table does not.
-		run(ctx, sh, "partx", "-u", card)
-		run(ctx, sh, "partx", "-a", card)
-		if err := waitPartition(ctx, sh, cardRoot, size); err != nil {
+		run(ctx, sh, "partx", "-u", string(card))
+		run(ctx, sh, "partx", "-a", string(card))
+		if err := waitPartition(ctx, sh, card.root(), size); err != nil {
 			return err
 		}
 		// e2fsck: 0 = clean, 1 = errors fixed; anything else is a damaged file system.
-		if err := run(ctx, sh, "e2fsck", "-f", "-y", cardRoot); err != nil {
+		if err := run(ctx, sh, "e2fsck", "-f", "-y", card.root()); err != nil {
 			var ee *remote.ExitError
 			if !errors.As(err, &ee) || ee.Status != 1 {
 				return err
 			}
 		}
-		return run(ctx, sh, "resize2fs", cardRoot)
+		return run(ctx, sh, "resize2fs", card.root())
 	})
 }
 
@@ -110,9 +112,9 @@ func waitPartition(ctx context.Context, sh Shell, dev string, sectors int64) err
 	return fmt.Errorf("%s did not appear with %d sectors (last: %s)", dev, sectors, last)
 }
 
-// mtools edits the FAT boot partition without mounting it (some kernels cannot mount FAT).
-func mtools(tool string, args ...string) []string {
-	return append([]string{"env", "MTOOLS_SKIP_CHECK=1", tool, "-i", cardBoot}, args...)
+// mtools edits the card's FAT boot partition without mounting it (some kernels cannot mount FAT).
+func (c cardDev) mtools(tool string, args ...string) []string {
+	return append([]string{"env", "MTOOLS_SKIP_CHECK=1", tool, "-i", c.boot()}, args...)
 }
 
 // systemConf configures the system on the card: hostname, SSH enabled with a host key made
@@ -120,7 +122,7 @@ func mtools(tool string, args ...string) []string {
 // contact), the pimaster's key for root, and no bootcode.bin so that a Pi 3B+ keeps booting
 // from the network, where its TFTP folder decides.
 func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
-	name := t.D.Node.Name
+	name, card := t.D.Node.Name, cardOf(t)
 	hostKey, hostPub, err := remote.NewHostKey("root@" + name)
 	if err != nil {
 		return err
@@ -130,7 +132,7 @@ func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 		if err := run(ctx, sh, "mkdir", "-p", rootMount); err != nil {
 			return err
 		}
-		if err := run(ctx, sh, "mount", cardRoot, rootMount); err != nil {
+		if err := run(ctx, sh, "mount", card.root(), rootMount); err != nil {
 			return err
 		}
 		err := d.configureRoot(ctx, sh, name, hostKey, hostPub)
@@ -140,7 +142,7 @@ func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 		if err != nil {
 			return err
 		}
-		return configureBoot(ctx, sh)
+		return configureBoot(ctx, sh, card)
 	})
 	if err != nil {
 		return err
@@ -202,16 +204,26 @@ func withHostname(hosts, name string) string {
 	return strings.Join(append(out, "127.0.1.1\t"+name), "\n") + "\n"
 }
 
-func configureBoot(ctx context.Context, sh Shell) error {
+// configureBoot edits the boot partition: no first-boot init=, the root on this node's card
+// (an image for SD cards says root=/dev/mmcblk0p2; on an NVMe Pi 5 that is /dev/nvme0n1p2),
+// SSH enabled, no bootcode.bin.
+func configureBoot(ctx context.Context, sh Shell, card cardDev) error {
+	mtools := card.mtools
 	cmdline, err := sh.Output(ctx, mtools("mtype", "::cmdline.txt")...)
 	if err != nil {
 		return fmt.Errorf("reading the card's cmdline.txt: %w", err)
 	}
 	var words []string
 	for _, w := range strings.Fields(cmdline) {
-		if !strings.HasPrefix(w, "init=") {
-			words = append(words, w)
+		if strings.HasPrefix(w, "init=") {
+			continue
 		}
+		if p, ok := strings.CutPrefix(w, "root="+store.DefaultCardDevice+"p"); ok {
+			if n, err := strconv.Atoi(p); err == nil {
+				w = "root=" + store.CardPartition(string(card), n)
+			}
+		}
+		words = append(words, w)
 	}
 	const tmp = "/tmp/piseduce-cmdline.txt"
 	if err := sh.Upload(ctx, tmp, strings.NewReader(strings.Join(words, " ")+"\n"), 0o644); err != nil {
@@ -243,6 +255,7 @@ func configureBoot(ctx context.Context, sh Shell) error {
 // boot starts the system on its card.
 func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
 	const dir = "/tmp/piseduce-boot"
+	mtools := cardOf(t).mtools
 	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		if err := run(ctx, sh, "rm", "-rf", dir); err != nil {
 			return err

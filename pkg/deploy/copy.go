@@ -12,25 +12,35 @@ import (
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/store"
 )
 
-// card is the node's SD card, as the NFS system sees it.
-const (
-	card      = "/dev/mmcblk0"
-	cardBoot  = card + "p1"
-	cardRoot  = card + "p2"
-	rootMount = "/mnt/piseduce"
-)
+const rootMount = "/mnt/piseduce"
+
+// cardDev is the node's card as the NFS system sees it: its card_device setting (an SD card,
+// an NVMe drive…). Scripts take it as an argument, never inside their text.
+type cardDev string
+
+func cardOf(t *engine.Task) cardDev {
+	if d := t.D.Node.CardDevice; d != "" {
+		return cardDev(d)
+	}
+	return store.DefaultCardDevice
+}
+
+func (c cardDev) boot() string { return store.CardPartition(string(c), 1) }
+func (c cardDev) root() string { return store.CardPartition(string(c), 2) }
 
 // writeCard is the node's side of the copy: the image (inflated by the program given as its
-// arguments) onto the card, its partition table last. The old table is wiped first, so a copy
-// cut short leaves a card with no partitions: a Pi 3B+ whose card still had bootcode.bin would
-// try to boot that half-written card instead of the network, and be out of reach.
+// other arguments) onto the card ($1), its partition table last. The old table is wiped first,
+// so a copy cut short leaves a card with no partitions: a Pi 3B+ whose card still had
+// bootcode.bin would try to boot that half-written card instead of the network, and be out of reach.
 const writeCard = `set -eo pipefail
-dd if=/dev/zero of=` + card + ` bs=512 count=1 conv=fsync status=none
+card=$1; shift
+dd if=/dev/zero of="$card" bs=512 count=1 conv=fsync status=none
 "$@" | { dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
-	dd of=` + card + ` bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }
-dd if=/run/piseduce-mbr of=` + card + ` bs=512 count=1 conv=fsync,notrunc status=none`
+	dd of="$card" bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }
+dd if=/run/piseduce-mbr of="$card" bs=512 count=1 conv=fsync,notrunc status=none`
 
 // imagePath is the environment's image file: a regular file of img_dir (see image.Locate).
 func (d *Deployer) imagePath(t *engine.Task) (string, error) {
@@ -58,7 +68,7 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	if !inflateHere {
 		inflater = image.NodeInflater(format)
 	}
-	argv := append([]string{"bash", "-c", writeCard, "bash"}, inflater...)
+	argv := append([]string{"bash", "-c", writeCard, "bash", string(cardOf(t))}, inflater...)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var progressErr error
@@ -109,7 +119,7 @@ func (d *Deployer) envCheck(ctx context.Context, t *engine.Task) (bool, error) {
 	var out string
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" `+card+` | sha256sum`, "sh", strconv.FormatInt(want.Size, 10))
+		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" "$2" | sha256sum`, "sh", strconv.FormatInt(want.Size, 10), string(cardOf(t)))
 		return err
 	})
 	if err != nil {

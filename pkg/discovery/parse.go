@@ -132,6 +132,9 @@ var boardTypes = map[uint64]string{
 	0x13: "RPI400",
 	0x14: "RPICM4",
 	0x17: "RPI5",
+	0x18: "RPICM5",
+	0x19: "RPI500",
+	0x1a: "RPICM5", // CM5 Lite
 }
 
 // ModelOf names a Pi model from its cpuinfo Model line or, failing that, its revision code.

@@ -83,6 +83,24 @@ func TestIsPiMAC(t *testing.T) {
 }
 
 // The lab's /proc/cpuinfo (tail), and real Pis'.
+// TestRevisionCodes: the new-style revision codes of Raspberry Pi's documentation
+// (computers/raspberry-pi/revision-codes.adoc) name the model without the Model line.
+func TestRevisionCodes(t *testing.T) {
+	for model, revs := range map[string][]string{
+		"RPI3Bplus": {"a020d3", "a020d4"},
+		"RPI4B":     {"a03111", "b03111", "b03112", "b03114", "b03115", "c03111", "c03112", "c03114", "c03115", "d03114", "d03115"},
+		"RPI5":      {"b04170", "c04170", "d04170", "b04171", "c04171", "d04171", "e04171"},
+		"RPICM5":    {"b04180", "c04180", "d04180", "b041a0", "c041a0", "d041a0"},
+		"RPI500":    {"d04190"},
+	} {
+		for _, r := range revs {
+			if got, err := ModelOf("", r); err != nil || got != model {
+				t.Errorf("revision %s: %q, %v; want %s", r, got, err, model)
+			}
+		}
+	}
+}
+
 func TestParseCPUInfo(t *testing.T) {
 	cases := []struct {
 		name, in string
@@ -97,6 +115,8 @@ func TestParseCPUInfo(t *testing.T) {
 			CPUInfo{Serial: "abcdef12", Revision: "d03114", ModelName: "Raspberry Pi 4 Model B Rev 1.4", Model: "RPI4B"}, ""},
 		{"Pi 3B", "Revision\t: a02082\nSerial\t\t: 00000000c0ffee00\nModel\t\t: Raspberry Pi 3 Model B Rev 1.2\n",
 			CPUInfo{Serial: "c0ffee00", Revision: "a02082", ModelName: "Raspberry Pi 3 Model B Rev 1.2", Model: "RPI3B"}, ""},
+		{"Pi 5 16GB: no Hardware line, 16 hex digits of serial", "processor\t: 3\nCPU part\t: 0xd0b\n\nRevision\t: e04171\nSerial\t\t: 5212cee48742851b\nModel\t\t: Raspberry Pi 5 Model B Rev 1.1\n",
+			CPUInfo{Serial: "8742851b", Revision: "e04171", ModelName: "Raspberry Pi 5 Model B Rev 1.1", Model: "RPI5"}, ""},
 		{"no Model line (old kernel): the revision decides", "Revision\t: a020d3\nSerial\t\t: 0000000012c181ae\n",
 			CPUInfo{Serial: "12c181ae", Revision: "a020d3", Model: "RPI3Bplus"}, ""},
 		{"no serial", "Revision\t: a020d3\nModel\t\t: Raspberry Pi 3 Model B Plus Rev 1.3\n", CPUInfo{}, "no serial"},

@@ -76,6 +76,9 @@ var (
 	// environment" took any name, and named the image after it.
 	recordNameRE = regexp.MustCompile(`^[\p{L}\p{N}](?:[\p{L}\p{N} ._+-]{0,61}[\p{L}\p{N}._+-])?$`)
 	modelRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9+._-]{0,63}$`)
+	// CardDeviceRE: the disks a Pi boots its system from: an SD card (or eMMC), an NVMe
+	// drive, a USB drive. Commands on the node name it as is.
+	CardDeviceRE = regexp.MustCompile(`^/dev/(mmcblk[0-9]|nvme[0-9]n[0-9]|sd[a-z])$`)
 	unixUserRE   = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	shellRE      = regexp.MustCompile(`^[A-Za-z0-9/._-]{1,255}$`)
 	sha256RE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -222,7 +225,23 @@ func (n *Node) Validate(sw *Switch) error {
 	if n.PublicPort < 0 || n.PublicPort > 65535 {
 		return bad("public_port", "%d is not a TCP port (1 to 65535, 0 for none)", n.PublicPort)
 	}
+	if n.CardDevice = strings.TrimSpace(n.CardDevice); n.CardDevice == "" {
+		n.CardDevice = DefaultCardDevice
+	} else if !CardDeviceRE.MatchString(n.CardDevice) {
+		return bad("card_device", "%q is not a card device: /dev/mmcblk0 (SD card), /dev/nvme0n1 (NVMe), /dev/sda (USB)", n.CardDevice)
+	}
 	return nil
+}
+
+// DefaultCardDevice is a Pi's SD card.
+const DefaultCardDevice = "/dev/mmcblk0"
+
+// CardPartition names partition n of the card device dev: /dev/mmcblk0p2, /dev/nvme0n1p2, /dev/sda2.
+func CardPartition(dev string, n int) string {
+	if dev != "" && dev[len(dev)-1] >= '0' && dev[len(dev)-1] <= '9' {
+		return fmt.Sprintf("%sp%d", dev, n)
+	}
+	return fmt.Sprintf("%s%d", dev, n)
 }
 
 // Validate checks e and normalizes its checksum; an empty type, SSH user or shell gets the

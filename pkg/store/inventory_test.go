@@ -77,7 +77,7 @@ func TestValidate(t *testing.T) {
 	if err := n.Validate(&sw); err != nil {
 		t.Fatal(err)
 	}
-	if n.IP != "10.0.0.11" || n.MAC != "b8:27:eb:00:00:01" || n.Serial != "a67c64b1" {
+	if n.IP != "10.0.0.11" || n.MAC != "b8:27:eb:00:00:01" || n.Serial != "a67c64b1" || n.CardDevice != store.DefaultCardDevice {
 		t.Errorf("node not normalized: %+v", n)
 	}
 	if err := (&store.Node{Name: "node-2", Port: 2}).Validate(&sw); err != nil {
@@ -105,6 +105,11 @@ func TestValidate(t *testing.T) {
 		{func(n *store.Node) { n.Model = "RPI 4" }, "model", "is not a model"},
 		{func(n *store.Node) { n.PublicIP = "pi1 example" }, "public_ip", "is not an IP address or a host name"},
 		{func(n *store.Node) { n.PublicPort = 65536 }, "public_port", "is not a TCP port"},
+		// Named as is in the commands run on the node: a disk, nothing else.
+		{func(n *store.Node) { n.CardDevice = "/dev/mmcblk0p2" }, "card_device", "is not a card device"},
+		{func(n *store.Node) { n.CardDevice = "/dev/mmcblk0;reboot" }, "card_device", "is not a card device"},
+		{func(n *store.Node) { n.CardDevice = "mmcblk0" }, "card_device", "is not a card device"},
+		{func(n *store.Node) { n.CardDevice = "/dev/../dev/sda" }, "card_device", "is not a card device"},
 	}
 	for _, tc := range nodes {
 		n := store.Node{Name: "node-1", Port: 1}
@@ -430,4 +435,17 @@ func TestNamesSortByNumber(t *testing.T) {
 			t.Errorf("environments: %s, %s", es[0].Name, es[1].Name)
 		}
 	})
+}
+
+func TestCardDevices(t *testing.T) {
+	sw := okSwitch()
+	for dev, p2 := range map[string]string{"/dev/mmcblk0": "/dev/mmcblk0p2", "/dev/nvme0n1": "/dev/nvme0n1p2", "/dev/sda": "/dev/sda2"} {
+		n := store.Node{Name: "node-1", Port: 1, CardDevice: " " + dev}
+		if err := n.Validate(&sw); err != nil || n.CardDevice != dev {
+			t.Errorf("card device %q: %v, %q", dev, err, n.CardDevice)
+		}
+		if got := store.CardPartition(dev, 2); got != p2 {
+			t.Errorf("CardPartition(%s, 2) = %s, want %s", dev, got, p2)
+		}
+	}
 }

@@ -37,7 +37,15 @@ func migrations() []migration {
 		{"switches.driver, power: the power driver's kind (snmp for existing switches), other kinds' settings; only SNMP switches' addresses are unique", powerDrivers},
 		{"deployments.capture_name, capture_description: a save_env request's own columns, out of the step data", captureColumns},
 		{"users.must_change_password: one-time passwords given by an admin or pitasks", autoMigrate(&User{})},
+		{"nodes.card_device: the disk a node's system is deployed on (" + DefaultCardDevice + " for the nodes there were)", cardDevices},
 	}
+}
+
+func cardDevices(db *gorm.DB) error {
+	if err := db.AutoMigrate(&Node{}); err != nil {
+		return err
+	}
+	return db.Exec("UPDATE nodes SET card_device = ? WHERE card_device IS NULL OR card_device = ''", DefaultCardDevice).Error
 }
 
 func tokensExpire(db *gorm.DB) error {

@@ -212,6 +212,9 @@ func TestOldDatabase(t *testing.T) {
 				data != (process.SaveEnvData{File: "ada-tools-20261126.img.zst", Format: "zst", Size: 4096, SHA256: "ab12", RootStart: 532480}) {
 				t.Errorf("save_env deployment: capture %q %q, step data %+v", capture.CaptureName, capture.CaptureDescription, data)
 			}
+			if d.Node.CardDevice != store.DefaultCardDevice { // the nodes there were have SD cards
+				t.Errorf("node card device %q", d.Node.CardDevice)
+			}
 			var r store.Reservation
 			check(t, s.DB.Preload("Nodes").First(&r).Error)
 			if len(r.Nodes) != 2 || !r.EndsAt.Equal(at.Add(48*time.Hour)) {

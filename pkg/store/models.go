@@ -72,6 +72,9 @@ type Node struct {
 	// public_ip and public_port): a host name or address, a TCP port (0: none).
 	PublicIP   string `gorm:"size:255"`
 	PublicPort int
+	// CardDevice is the node's card as its Linux sees it: DefaultCardDevice, /dev/nvme0n1 for
+	// an NVMe Pi 5 (see CardDeviceRE).
+	CardDevice string `gorm:"size:64"`
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }

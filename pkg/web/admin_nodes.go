@@ -21,18 +21,19 @@ type nodeInput struct {
 	Model      string `json:"model"`
 	PublicIP   string `json:"public_ip"`
 	PublicPort int    `json:"public_port"`
+	CardDevice string `json:"card_device"`
 }
 
 // apply writes in over n; the store validates the result.
 func (in nodeInput) apply(n *store.Node) {
 	n.Name, n.SwitchID, n.Port, n.IP, n.MAC, n.Serial, n.Model = in.Name, in.SwitchID, in.Port, in.IP, in.MAC, in.Serial, in.Model
-	n.PublicIP, n.PublicPort = in.PublicIP, in.PublicPort
+	n.PublicIP, n.PublicPort, n.CardDevice = in.PublicIP, in.PublicPort, in.CardDevice
 	n.Switch = store.Switch{} // a loaded node's switch may no longer be its own
 }
 
 func nodeForm(n *store.Node) nodeInput {
 	return nodeInput{Name: n.Name, SwitchID: n.SwitchID, Port: n.Port, IP: n.IP, MAC: n.MAC, Serial: n.Serial,
-		Model: n.Model, PublicIP: n.PublicIP, PublicPort: n.PublicPort}
+		Model: n.Model, PublicIP: n.PublicIP, PublicPort: n.PublicPort, CardDevice: n.CardDevice}
 }
 
 type adminNodesData struct {
@@ -86,7 +87,8 @@ func (s *Server) saveNode(c echo.Context) error {
 	in := nodeInput{Name: strings.TrimSpace(c.FormValue("name")), SwitchID: uint(swID), Port: atoi("port"),
 		IP: strings.TrimSpace(c.FormValue("ip")), MAC: strings.TrimSpace(c.FormValue("mac")),
 		Serial: c.FormValue("serial"), Model: strings.TrimSpace(c.FormValue("model")),
-		PublicIP: strings.TrimSpace(c.FormValue("public_ip")), PublicPort: atoi("public_port")}
+		PublicIP: strings.TrimSpace(c.FormValue("public_ip")), PublicPort: atoi("public_port"),
+		CardDevice: strings.TrimSpace(c.FormValue("card_device"))}
 	in.apply(n)
 	if _, err = createOrUpdate(ctx, n.ID == 0, n, s.store.CreateNode, s.store.UpdateNode); err != nil {
 		msg, code, ok := userMessage(err)

@@ -28,7 +28,7 @@ func TestImportClusterDesc(t *testing.T) {
 			"env_cfg_dir": "/root/cluster_desc/environments/", "img_dir": "/root/img/", "switches": {"sw9": ` + origSwitchJSON + `}}`,
 		"sw9.json":           origSwitchJSON,
 		"node-20.json":       `{"name": "node-20", "port_number": 1, "ip": "192.168.1.20", "switch": "sw9", "model": "RPI3Bplus", "id": "a1b2c3d4"}`,
-		"nodes/node-21.json": `{"name": "node-21", "port_number": 2, "ip": "192.168.1.21", "switch": "sw9", "model": "RPI4B", "id": "E5F6A7B8", "public_ip": "pi21.example.org", "public_port": "22021"}`,
+		"nodes/node-21.json": `{"name": "node-21", "port_number": 2, "ip": "192.168.1.21", "switch": "sw9", "model": "RPI4B", "id": "E5F6A7B8", "public_ip": "pi21.example.org", "public_port": "22021", "card_device": "/dev/nvme0n1"}`,
 		"nodes/node-22.json": `{"name": "node-22", "port_number": 3, "ip": "192.168.1.22", "switch": "sw9"}`,
 		"tiny.json": `{"type": "default", "name": "tiny_core", "desc": ["Tiny Core Linux,", "a small system"], "img_name": "tiny_core.img.gz",
 			"img_size": 123456789, "sector_start": 122880, "ssh_user": "tc", "shell": "sh", "web": false, "script_test": "true", "kernel": "4.19.13-piCore-v7"}`,
@@ -95,7 +95,7 @@ func TestImportClusterDesc(t *testing.T) {
 		got[n.Name] = n
 	}
 	if n := got["node-21"]; n.Switch.Name != "sw9" || n.Serial != "e5f6a7b8" || n.Model != "RPI4B" || n.IP != "192.168.1.21" ||
-		n.PublicIP != "pi21.example.org" || n.PublicPort != 22021 {
+		n.PublicIP != "pi21.example.org" || n.PublicPort != 22021 || n.CardDevice != "/dev/nvme0n1" {
 		t.Errorf("node-21: %+v", n)
 	}
 	tiny, err := f.st.EnvironmentByName(ctx, "tiny_core")

@@ -55,6 +55,10 @@ func TestOneValidator(t *testing.T) {
 		http.StatusConflict, "Node node-7: IP 10.10.0.2 is already node node-2's.")
 	form("/admin/nodes", url.Values{"name": {"node-7"}, "switch": {fmt.Sprint(f.sw2.ID)}, "port": {"1"}, "serial": {"a67c64b"}},
 		http.StatusBadRequest, `is not a node serial`)
+	api(http.MethodPost, "/api/v1/admin/nodes", node(map[string]any{"card_device": "/dev/nvme0n1p2"}), http.StatusBadRequest,
+		"card_device: \\\"/dev/nvme0n1p2\\\" is not a card device")
+	form("/admin/nodes", url.Values{"name": {"node-7"}, "switch": {fmt.Sprint(f.sw2.ID)}, "port": {"1"}, "card_device": {"/dev/sda $(reboot)"}},
+		http.StatusBadRequest, `is not a card device`)
 
 	sw := map[string]any{"name": "sw3", "ip": "192.0.2.30", "community": "private", "port_count": 8, "oid": ".1.3.6.1.2.1.105.1.1.1.3.1"}
 	with := func(k string, v any) map[string]any {
@@ -86,7 +90,12 @@ func TestOneValidator(t *testing.T) {
 	form("/admin/switches", url.Values{"name": {"sw4"}, "ip": {"192.0.2.40"}, "community": {"private"}, "port_count": {"1000"},
 		"oid": {".1.3.6.1.2.1.105.1.1.1.3.1"}}, http.StatusSeeOther, "")
 	api(http.MethodPost, "/api/v1/admin/nodes", node(map[string]any{"public_ip": "pi7.example.org", "public_port": 22007}), http.StatusCreated,
-		`"public_ip":"pi7.example.org","public_port":22007`)
+		`"public_ip":"pi7.example.org","public_port":22007,"card_device":"/dev/mmcblk0"`)
+	form("/admin/nodes", url.Values{"name": {"node-8"}, "switch": {fmt.Sprint(f.sw2.ID)}, "port": {"2"}, "card_device": {"/dev/nvme0n1"}},
+		http.StatusSeeOther, "")
+	if n, err := f.st.NodeByName(context.Background(), "node-8"); err != nil || n.CardDevice != "/dev/nvme0n1" {
+		t.Errorf("node-8 saved from the form: %+v %v", n, err)
+	}
 }
 
 // TestNamesRefuseInvisibleCharacters: every name a person types is checked by one rule.

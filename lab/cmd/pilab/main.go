@@ -1,6 +1,7 @@
 // Command pilab runs the virtual Pi lab.
 //
-//	pilab up [-n 4] [-dir /var/tmp/pilab] [-model RPI3Bplus|RPI4B] [-boot-delay 500ms] [-link-mbit 0] [-card-mb 512]
+//	pilab up [-n 4] [-dir /var/tmp/pilab] [-model RPI3Bplus|RPI4B|RPI5] [-card-device /dev/nvme0n1] [-boot-delay 500ms] [-link-mbit 0] [-card-mb 512]
+//	          [-card-write-mbs 0] [-card-read-mbs 0]
 //	pilab run ...            same as up, in the foreground (up starts this in the background)
 //	pilab down [-dir DIR]    idempotent; also cleans up after a killed lab
 //	pilab status [-dir DIR]
@@ -35,11 +36,14 @@ func main() {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	dir := fs.String("dir", defaultDir, "lab directory")
 	n := fs.Int("n", 4, "number of nodes")
-	model := fs.String("model", lab.ModelPi3, "node model: RPI3Bplus or RPI4B")
+	model := fs.String("model", lab.ModelPi3, "node model: RPI3Bplus, RPI4B or RPI5")
+	cardDev := fs.String("card-device", lab.CardSD, "the nodes' card: "+lab.CardSD+" or, on a Pi 5, "+lab.CardNVMe)
 	bootDelay := fs.Duration("boot-delay", 500*time.Millisecond, "boot delay")
 	retry := fs.Duration("retry-delay", 2*time.Second, "delay before a failed boot is retried")
 	link := fs.Int("link-mbit", 0, "link rate in Mbit/s (0: model default, -1: unlimited)")
 	cardMB := fs.Int64("card-mb", 512, "SD card size in MiB")
+	cardW := fs.Int("card-write-mbs", 0, "SD card write speed in MB/s (0: model default, -1: unlimited)")
+	cardR := fs.Int("card-read-mbs", 0, "SD card read speed in MB/s (0: model default, -1: unlimited)")
 	offset := fs.Int("offset", 0, "switch OID offset")
 	community := fs.String("community", "private", "switch community")
 	db := fs.String("db", "sqlite:///var/tmp/piseduce-demo/piseduce.db", "seducepp: database connection URL")
@@ -47,9 +51,9 @@ func main() {
 	fs.Parse(args)
 	opts := func() lab.Options {
 		o := lab.Options{Dir: *dir, Nodes: *n, Model: *model, BootDelay: *bootDelay, RetryDelay: *retry,
-			CardSize: *cardMB << 20, Offset: *offset, Community: *community, Log: os.Stderr}
+			CardSize: *cardMB << 20, CardWriteMBs: *cardW, CardReadMBs: *cardR, Offset: *offset, Community: *community, Log: os.Stderr}
 		for i := 0; i < *n; i++ {
-			o.Specs = append(o.Specs, lab.NodeSpec{LinkMbit: *link})
+			o.Specs = append(o.Specs, lab.NodeSpec{LinkMbit: *link, CardDevice: *cardDev})
 		}
 		return o
 	}

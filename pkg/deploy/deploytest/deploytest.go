@@ -5,6 +5,7 @@
 package deploytest
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -66,6 +67,11 @@ func NewKey(t testing.TB) ssh.Signer {
 type Config struct {
 	Workers    int // deployments worked on at once [pitasks' default]
 	MaxBooting int // nodes booting at once [pitasks' default]
+	// StepDeadline bounds each step [2m]; a real-size image on slow cards needs more.
+	StepDeadline time.Duration
+	// SSHLost: how long ssh_nfs and ssh_system wait for the node before it is lost [20s]
+	// (a hard reboot at 40 % of it); a benchmark on a busy machine waits longer.
+	SSHLost time.Duration
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -140,11 +146,12 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		PowerOffWait: 500 * time.Millisecond,
 	}, c.MaxBooting)
 	h.Metrics = metrics.NewTasks()
+	sshLost := cmp.Or(c.SSHLost, 20*time.Second)
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Workers:  c.Workers, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
-		Timeouts: shortSSHWaits()})
+		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
+		Timeouts: shortSSHWaits(sshLost)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,12 +164,13 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	return h
 }
 
-// shortSSHWaits are the lab's timeouts of every wait for SSH: its nodes boot in seconds.
-func shortSSHWaits() map[process.Key]process.Timeout {
+// shortSSHWaits are the lab's timeouts of every wait for SSH: its nodes boot in seconds, so
+// lost comes after sshLost, and the one hard reboot at 2/5 of it.
+func shortSSHWaits(sshLost time.Duration) map[process.Key]process.Timeout {
 	out := map[process.Key]process.Timeout{}
 	for _, st := range []process.StateName{process.SSHNFS, process.SSHSystem} {
 		for _, k := range process.KeysOf(st) {
-			out[k] = process.Timeout{BeforeReboot: 8 * time.Second, Lost: 20 * time.Second}
+			out[k] = process.Timeout{BeforeReboot: sshLost * 2 / 5, Lost: sshLost}
 		}
 	}
 	return out

@@ -1,0 +1,111 @@
+package lab_test
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/labtest"
+)
+
+// cardMBs runs a dd command on n and returns the bytes per second measured on the node
+// (time taken there, around dd alone), in MB/s.
+func cardMBs(dr *driver, n *lab.NodeDesc, dd string, bytes int64) (float64, error) {
+	out, err := dr.ssh("root", dr.d.PimasterKey, n, "t0=$(date +%s.%N); "+dd+" 2>/dev/null || exit 1; t1=$(date +%s.%N); echo $t0 $t1", nil)
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return 0, fmt.Errorf("%s: unexpected output %q", n.Name, out)
+	}
+	t0, err0 := strconv.ParseFloat(f[0], 64)
+	t1, err1 := strconv.ParseFloat(f[1], 64)
+	if err0 != nil || err1 != nil || t1 <= t0 {
+		return 0, fmt.Errorf("%s: bad times %q", n.Name, out)
+	}
+	return float64(bytes) / (t1 - t0) / 1e6, nil
+}
+
+// TestCardSpeedLimitHolds: a node's card writes and reads at its set speed, measured on the
+// node with dd, both with direct I/O and through the page cache (fsync at the end, as the
+// pipeline writes images); a node whose card is set faster (the Pi 4 default) or unlimited
+// is faster in the same run. The limit is an upper bound, so the check is tight above
+// (+15%) and loose below (a busy machine may be slower than the card).
+func TestCardSpeedLimitHolds(t *testing.T) {
+	need(t)
+	l, _ := labtest.Up(t, lab.Options{Nodes: 3, BootDelay: 200 * time.Millisecond, RetryDelay: time.Second,
+		CardSize: 256 << 20, Specs: []lab.NodeSpec{
+			{CardWriteMBs: 12, CardReadMBs: 20}, {Model: lab.ModelPi4}, {CardWriteMBs: -1, CardReadMBs: -1}}})
+	d := l.Desc
+	slow, pi4, free := &d.Nodes[0], &d.Nodes[1], &d.Nodes[2]
+	if slow.CardWriteMBs != 12 || slow.CardReadMBs != 20 || pi4.CardWriteMBs != 25 || pi4.CardReadMBs != 45 ||
+		free.CardWriteMBs != 0 || free.CardReadMBs != 0 {
+		t.Fatalf("card speeds in lab.json: %+v %+v %+v", *slow, *pi4, *free)
+	}
+	dr := &driver{t: t, d: d}
+	var wg sync.WaitGroup
+	for _, n := range d.Nodes {
+		if err := exec.Command("cp", "-r", d.NFSBootDir, n.TFTPDir).Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dr.power(true, 1, 2, 3)
+	for i := range d.Nodes {
+		n := &d.Nodes[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := dr.waitSSH(n, "cat /etc/hostname", func(s string) bool { return strings.TrimSpace(s) == "nfspi" }, 60*time.Second); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	const mib = 48
+	bytes := int64(mib) << 20
+	tests := []struct{ what, dd string }{
+		{"write, direct", fmt.Sprintf("dd if=/dev/zero of=/dev/mmcblk0 bs=1M count=%d oflag=direct", mib)},
+		{"write, page cache + fsync", fmt.Sprintf("dd if=/dev/zero of=/dev/mmcblk0 bs=4M count=%d conv=fsync", mib/4)},
+		{"read, direct", fmt.Sprintf("dd if=/dev/mmcblk0 of=/dev/null bs=1M count=%d iflag=direct", mib)},
+	}
+	// One node at a time: the nodes share the host's disk and CPUs.
+	for _, tc := range tests {
+		got := map[string]float64{}
+		for _, n := range []*lab.NodeDesc{slow, pi4, free} {
+			v, err := cardMBs(dr, n, tc.dd, bytes)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.what, err)
+			}
+			got[n.Name] = v
+		}
+		set := func(n *lab.NodeDesc) float64 {
+			if strings.HasPrefix(tc.what, "read") {
+				return float64(n.CardReadMBs)
+			}
+			return float64(n.CardWriteMBs)
+		}
+		t.Logf("%-26s %s %.1f MB/s (set %.0f), %s %.1f MB/s (set %.0f), %s %.1f MB/s (unlimited); unlimited/slow %.1f×",
+			tc.what, slow.Name, got[slow.Name], set(slow), pi4.Name, got[pi4.Name], set(pi4), free.Name, got[free.Name],
+			got[free.Name]/got[slow.Name])
+		for _, n := range []*lab.NodeDesc{slow, pi4} {
+			if v, s := got[n.Name], set(n); v > s*1.15 || v < s*0.4 {
+				t.Errorf("%s: %s at %.1f MB/s, set %.0f MB/s", tc.what, n.Name, v, s)
+			}
+		}
+		if got[pi4.Name] < got[slow.Name]*1.3 {
+			t.Errorf("%s: the Pi 4's card (%.1f MB/s) is not faster than the slow card (%.1f MB/s)", tc.what, got[pi4.Name], got[slow.Name])
+		}
+		if got[free.Name] < got[slow.Name]*2 {
+			t.Errorf("%s: the unlimited card (%.1f MB/s) is not faster than the slow card (%.1f MB/s)", tc.what, got[free.Name], got[slow.Name])
+		}
+	}
+}
