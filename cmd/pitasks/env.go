@@ -3,10 +3,10 @@ package main
 // The environment subcommands:
 //
 //	pitasks env-register -name N -ssh-user U [-shell bash] [-desc TEXT] [-type default] [-web]
-//	                     [-decompress-on node|pimaster] [-move] IMAGE_FILE
+//	                     [-decompress-on node|pimaster] [-family F] [-move] IMAGE_FILE
 //	    measure an image once (format from its content, uncompressed size, sha256, where its
-//	    root partition starts), put it in [cluster] img_dir (copied, or moved with -move; a file
-//	    already there stays) and record the environment.
+//	    root partition starts, its OS family and name), put it in [cluster] img_dir (copied, or
+//	    moved with -move; a file already there stays) and record the environment.
 //	pitasks env-export [-o DIR] NAME
 //	    the environment as the original's environments/NAME.json: printed, or written into the
 //	    cluster_desc folder DIR (import it with import-cluster or the admin's import page).
@@ -30,7 +30,7 @@ import (
 // envFlags names the command-line flag of each field of an environment.
 func envFlags() map[string]string {
 	return map[string]string{"name": "-name", "type": "-type", "description": "-desc", "ssh_user": "-ssh-user",
-		"shell": "-shell", "decompress_on": "-decompress-on", "image_name": "IMAGE_FILE"}
+		"shell": "-shell", "decompress_on": "-decompress-on", "os_family": "-family", "image_name": "IMAGE_FILE"}
 }
 
 // envRegisterCmd runs "env-register". Reading the image stops when ctx ends (SIGTERM).
@@ -45,6 +45,7 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	web := fs.Bool("web", false, "the environment serves a web page on port 80")
 	decompressOn := fs.String("decompress-on", "node", "where a compressed image is inflated: node or pimaster")
 	move := fs.Bool("move", false, "move the file into img_dir instead of copying it")
+	family := fs.String("family", "", "OS family: "+strings.Join(image.Families(), ", ")+" (default: measured from the image)")
 	fs.Usage = func() {
 		fmt.Fprintln(w, "usage: pitasks env-register -name N -ssh-user U [flags] IMAGE_FILE")
 		fs.PrintDefaults()
@@ -61,7 +62,7 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	}
 	src := fs.Arg(0)
 	e := store.Environment{Name: *name, Type: *typ, Description: *desc, SSHUser: *user, Shell: *shell, Web: *web,
-		DecompressOn: *decompressOn, ImageName: filepath.Base(src)}
+		DecompressOn: *decompressOn, ImageName: filepath.Base(src), OSFamily: *family}
 	if err := st.CheckEnvironment(ctx, &e); err != nil {
 		var ie *store.InvalidError
 		if errors.As(err, &ie) {
@@ -82,9 +83,16 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 		return fmt.Errorf("env-register: -move: %s is a symbolic link; give the file itself, or copy it (no -move)", src)
 	}
 	fmt.Fprintf(w, "measuring %s…\n", src)
-	info, err := image.Examine(ctx, src)
+	info, osInfo, err := image.ExamineOS(ctx, src, imgDir)
 	if err != nil {
 		return fmt.Errorf("env-register: %w", err)
+	}
+	if *family == "" {
+		e.OSFamily = osInfo.Family
+		fmt.Fprintf(w, "OS family %s: %s\n", osInfo.Family, osInfo.Why)
+	}
+	if e.Description == "" {
+		e.Description = osInfo.Name
 	}
 	if _, ok := info.Layout.Root(); !ok {
 		return fmt.Errorf("env-register: %s has no Linux (0x83) root partition", src)
@@ -102,8 +110,8 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	if err := st.CreateEnvironment(ctx, &e); err != nil {
 		return fmt.Errorf("env-register: %w", err)
 	}
-	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %d bytes, sha256 %s, root partition at sector %d\n",
-		e.Name, e.ID, e.ImageName, e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart)
+	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %d bytes, sha256 %s, root partition at sector %d, OS family %s\n",
+		e.Name, e.ID, e.ImageName, e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart, e.OSFamily)
 	return nil
 }
 
@@ -173,7 +181,7 @@ func exportEnvironment(e *store.Environment) clusterdesc.Environment {
 		desc = clusterdesc.Lines{}
 	}
 	return clusterdesc.Environment{Type: e.Type, Name: e.Name, Desc: desc, ImgName: e.ImageName, ImgSize: e.ImageSize,
-		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest}
+		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest, OSFamily: e.OSFamily}
 }
 
 // envExportCmd runs "env-export".

@@ -32,6 +32,7 @@ func migrations() []migration {
 		{"deployments.queued, reservations.time_zone: the wait for a worker; the zone a reservation was entered in", autoMigrate(&Deployment{}, &Reservation{})},
 		{"api_tokens.expires_at, read_only: tokens made before tokens expired last 90 days from the upgrade", tokensExpire},
 		{"nodes.public_ip, public_port; switches.snmp_port stored as used (0 becomes 161)", publicAddresses},
+		{"environments.os_family: how the image configures itself at first boot (plain until measured or set)", autoMigrate(&Environment{})},
 	}
 }
 
