@@ -117,8 +117,9 @@ func mtools(tool string, args ...string) []string {
 
 // systemConf configures the system on the card: hostname, SSH enabled with a host key made
 // here and pinned before the card ever boots (so the system is never trusted on first
-// contact), the pimaster's key for root, and no bootcode.bin so that a Pi 3B+ keeps booting
-// from the network, where its TFTP folder decides.
+// contact), the pimaster's key for root, the account the way its OS family reads it
+// (configureFamily), and no bootcode.bin so that a Pi 3B+ keeps booting from the network,
+// where its TFTP folder decides.
 func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 	name := t.D.Node.Name
 	hostKey, hostPub, err := remote.NewHostKey("root@" + name)
@@ -134,6 +135,9 @@ func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 			return err
 		}
 		err := d.configureRoot(ctx, sh, name, hostKey, hostPub)
+		if err == nil {
+			err = d.configureFamily(ctx, sh, t, hostKey, hostPub)
+		}
 		if uerr := run(ctx, sh, "umount", rootMount); err == nil {
 			err = uerr
 		}
@@ -202,6 +206,10 @@ func withHostname(hosts, name string) string {
 	return strings.Join(append(out, "127.0.1.1\t"+name), "\n") + "\n"
 }
 
+// configureBoot takes init= out of cmdline.txt: a first-boot program there (Raspberry Pi OS's
+// firstboot) would regenerate the host keys and give the disk a new PARTUUID, which the copy
+// of cmdline.txt in the node's TFTP folder would not follow. It enables SSH (Raspberry Pi OS's
+// "ssh" file) and removes bootcode.bin.
 func configureBoot(ctx context.Context, sh Shell) error {
 	cmdline, err := sh.Output(ctx, mtools("mtype", "::cmdline.txt")...)
 	if err != nil {
@@ -213,18 +221,10 @@ func configureBoot(ctx context.Context, sh Shell) error {
 			words = append(words, w)
 		}
 	}
-	const tmp = "/tmp/piseduce-cmdline.txt"
-	if err := sh.Upload(ctx, tmp, strings.NewReader(strings.Join(words, " ")+"\n"), 0o644); err != nil {
+	if err := bootFile(ctx, sh, "cmdline.txt", strings.Join(words, " ")+"\n"); err != nil {
 		return err
 	}
-	if err := run(ctx, sh, mtools("mcopy", "-o", tmp, "::cmdline.txt")...); err != nil {
-		return err
-	}
-	const empty = "/tmp/piseduce-empty"
-	if err := sh.Upload(ctx, empty, strings.NewReader(""), 0o644); err != nil {
-		return err
-	}
-	if err := run(ctx, sh, mtools("mcopy", "-o", empty, "::ssh")...); err != nil {
+	if err := bootFile(ctx, sh, "ssh", ""); err != nil {
 		return err
 	}
 	list, err := sh.Output(ctx, mtools("mdir", "-b", "::")...)
@@ -257,6 +257,11 @@ func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
 	})
 }
 
+// bootSecrets are boot partition files that hold secrets (a password hash, a cloud-init seed
+// with the host key) and that the firmware never reads: they stay on the card, out of the
+// TFTP folder, which every node can read.
+var bootSecrets = []string{"user-data", "meta-data", "network-config", "vendor-data", "userconf.txt", "userconf"}
+
 // installBootFiles streams dir on the node as a tar archive into the node's TFTP folder.
 func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shell, dir string) error {
 	pr, pw := io.Pipe()
@@ -269,7 +274,11 @@ func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shel
 		pr.CloseWithError(err)
 		installed <- err
 	}()
-	err := sh.Run(ctx, []string{"tar", "-C", dir, "-cf", "-", "."}, remote.RunOptions{Stdout: pw})
+	argv := []string{"tar", "-C", dir}
+	for _, f := range bootSecrets {
+		argv = append(argv, "--exclude=./"+f)
+	}
+	err := sh.Run(ctx, append(argv, "-cf", "-", "."), remote.RunOptions{Stdout: pw})
 	pw.CloseWithError(err)
 	// The installer's error says why the stream was cut, if it was.
 	if ierr := <-installed; ierr != nil {
