@@ -47,7 +47,8 @@ func familyEnv(t *testing.T, h *deploytest.Harness, kind, user, shell, wantFamil
 // password, key, the init script's output, the root's size, and the pinned host key, still
 // the same after a second reboot, with the init script run once.
 func TestDeployEachOSFamily(t *testing.T) {
-	h := deploytest.Start(t, lab.Options{Nodes: 3})
+	// Three systems whose first boot does real work, deployed at once: boots get 2 minutes.
+	h := deploytest.StartWith(t, lab.Options{Nodes: 3}, deploytest.Config{BootLost: 2 * time.Minute})
 	envs := []store.Environment{
 		familyEnv(t, h, lab.ImageRaspiOS, "alice", "bash", image.FamilyFirstboot), // renames the image's pi
 		familyEnv(t, h, lab.ImageCloudInit, "ubuntu", "bash", image.FamilyCloudInit),

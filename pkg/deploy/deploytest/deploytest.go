@@ -66,6 +66,9 @@ func NewKey(t testing.TB) ssh.Signer {
 type Config struct {
 	Workers    int // deployments worked on at once [pitasks' default]
 	MaxBooting int // nodes booting at once [pitasks' default]
+	// BootLost is how long ssh_nfs and ssh_system may wait for a node (one hard reboot at 40%
+	// of it) [20s]: tests whose nodes do more at boot, on a busy machine, give them longer.
+	BootLost time.Duration
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -84,6 +87,9 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	}
 	if c.MaxBooting == 0 {
 		c.MaxBooting = config.Default().Tasks.MaxBooting
+	}
+	if c.BootLost == 0 {
+		c.BootLost = 20 * time.Second
 	}
 	l, labLog := labtest.Up(t, o)
 	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog}
@@ -145,8 +151,8 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: 2 * time.Minute, PollInterval: 300 * time.Millisecond,
 		Timeouts: map[string]process.State{
-			"ssh_nfs":    {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
-			"ssh_system": {BeforeReboot: 8 * time.Second, Lost: 20 * time.Second},
+			"ssh_nfs":    {BeforeReboot: c.BootLost * 2 / 5, Lost: c.BootLost},
+			"ssh_system": {BeforeReboot: c.BootLost * 2 / 5, Lost: c.BootLost},
 		}})
 	if err != nil {
 		t.Fatal(err)
