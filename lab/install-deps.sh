@@ -8,6 +8,8 @@ for c in snmpd:snmpd snmpset:snmp dnsmasq:dnsmasq sshd:openssh-server ssh:openss
 	ip:iproute2 tc:iproute2 zstd:zstd xz:xz-utils openssl:openssl losetup:mount partx:util-linux; do
 	PATH=$PATH:/usr/sbin:/sbin command -v "${c%%:*}" >/dev/null 2>&1 || need="$need ${c##*:}"
 done
+# The cloud-init stand-in of the family images (lab/images/cloud-init.py) runs the host's python3.
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need="$need python3 python3-yaml"
 [ -z "$need" ] && { echo "lab: all packages present"; exit 0; }
 echo "lab: installing$need"
 export DEBIAN_FRONTEND=noninteractive

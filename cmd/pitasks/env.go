@@ -3,10 +3,10 @@ package main
 // The environment subcommands:
 //
 //	pitasks env-register -name N -ssh-user U [-shell bash] [-desc TEXT] [-type default] [-web]
-//	                     [-decompress-on node|pimaster] [-move] IMAGE_FILE
+//	                     [-decompress-on node|pimaster] [-family F] [-move] IMAGE_FILE
 //	    measure an image once (format from its content, uncompressed size, sha256, where its
-//	    root partition starts), put it in [cluster] img_dir (copied, or moved with -move; a file
-//	    already there stays) and record the environment.
+//	    root partition starts, its OS family and name), put it in [cluster] img_dir (copied, or
+//	    moved with -move; a file already there stays) and record the environment.
 //	pitasks env-export [-o DIR] NAME
 //	    the environment as the original's environments/NAME.json: printed, or written into the
 //	    cluster_desc folder DIR (import it with import-cluster or the admin's import page).
@@ -31,12 +31,12 @@ import (
 // envFlags names the command-line flag of each field of an environment.
 func envFlags() map[string]string {
 	return map[string]string{"name": "-name", "type": "-type", "description": "-desc", "ssh_user": "-ssh-user",
-		"shell": "-shell", "decompress_on": "-decompress-on", "image_name": "IMAGE_FILE"}
+		"shell": "-shell", "decompress_on": "-decompress-on", "os_family": "-family", "image_name": "IMAGE_FILE"}
 }
 
 type envRegisterFlags struct {
-	name, user, shell, desc, typ, decompressOn *string
-	web, move                                  *bool
+	name, user, shell, desc, typ, decompressOn, family *string
+	web, move                                          *bool
 }
 
 func envRegisterCommand() (*cli.Command, envRegisterFlags) {
@@ -53,6 +53,7 @@ func envRegisterCommand() (*cli.Command, envRegisterFlags) {
 		web:          fs.Bool("web", false, "the environment serves a web page on port 80"),
 		decompressOn: fs.String("decompress-on", "node", "where a compressed image is inflated: node or pimaster"),
 		move:         fs.Bool("move", false, "move the file into img_dir instead of copying it"),
+		family:       fs.String("family", "", "OS family: "+strings.Join(image.Families(), ", ")+" (default: measured from the image)"),
 	}
 }
 
@@ -63,13 +64,13 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	if err != nil {
 		return err
 	}
-	name, user, shell, desc, typ, web, decompressOn, move := f.name, f.user, f.shell, f.desc, f.typ, f.web, f.decompressOn, f.move
+	name, user, shell, desc, typ, web, decompressOn, move, family := f.name, f.user, f.shell, f.desc, f.typ, f.web, f.decompressOn, f.move, f.family
 	if imgDir == "" {
 		return errors.New("env-register: no [cluster] img_dir in the configuration")
 	}
 	src := args[0]
 	e := store.Environment{Name: *name, Type: *typ, Description: *desc, SSHUser: *user, Shell: *shell, Web: *web,
-		DecompressOn: *decompressOn, ImageName: filepath.Base(src)}
+		DecompressOn: *decompressOn, ImageName: filepath.Base(src), OSFamily: *family}
 	if err := st.CheckEnvironment(ctx, &e); err != nil {
 		var ie *store.InvalidError
 		if errors.As(err, &ie) {
@@ -90,9 +91,16 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 		return fmt.Errorf("env-register: -move: %s is a symbolic link; give the file itself, or copy it (no -move)", src)
 	}
 	fmt.Fprintf(w, "measuring %s…\n", src)
-	info, err := image.Examine(ctx, src)
+	info, osInfo, err := image.ExamineOS(ctx, src, imgDir)
 	if err != nil {
 		return fmt.Errorf("env-register: %w", err)
+	}
+	if *family == "" {
+		e.OSFamily = osInfo.Family
+		fmt.Fprintf(w, "OS family %s: %s\n", osInfo.Family, osInfo.Why)
+	}
+	if e.Description == "" {
+		e.Description = osInfo.Name
 	}
 	if _, ok := info.Layout.Root(); !ok {
 		return fmt.Errorf("env-register: %s has no Linux (0x83) root partition", src)
@@ -110,8 +118,8 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 	if err := st.CreateEnvironment(ctx, &e); err != nil {
 		return fmt.Errorf("env-register: %w", err)
 	}
-	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %s (%d bytes) uncompressed, sha256 %s, root partition at sector %d\n",
-		e.Name, e.ID, e.ImageName, e.ImageFormat, units.Bytes(e.ImageSize), e.ImageSize, e.ImageSHA256, e.SectorStart)
+	fmt.Fprintf(w, "environment %s registered (id %d): %s, %s, %s (%d bytes) uncompressed, sha256 %s, root partition at sector %d, OS family %s\n",
+		e.Name, e.ID, e.ImageName, e.ImageFormat, units.Bytes(e.ImageSize), e.ImageSize, e.ImageSHA256, e.SectorStart, e.OSFamily)
 	return nil
 }
 
@@ -181,7 +189,7 @@ func exportEnvironment(e *store.Environment) clusterdesc.Environment {
 		desc = clusterdesc.Lines{}
 	}
 	return clusterdesc.Environment{Type: e.Type, Name: e.Name, Desc: desc, ImgName: e.ImageName, ImgSize: e.ImageSize,
-		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest}
+		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest, OSFamily: e.OSFamily}
 }
 
 func envExportCommand() (*cli.Command, *string) {

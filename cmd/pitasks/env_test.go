@@ -22,7 +22,7 @@ import (
 )
 
 func TestEnvRegisterAndExport(t *testing.T) {
-	testenv.NeedCommand(t, "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "debugfs", "gzip", "zstd", "openssl")
+	testenv.NeedCommand(t, "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "debugfs", "gzip", "zstd", "xz", "openssl")
 	ctx := context.Background()
 	im, err := lab.BuildImage(t.TempDir())
 	if err != nil {
@@ -45,7 +45,7 @@ func TestEnvRegisterAndExport(t *testing.T) {
 	}
 	if e.ImageName != filepath.Base(im.Zst) || e.ImageFormat != image.Zstd || e.ImageSize != lab.ImageSize ||
 		e.ImageSHA256 != hex.EncodeToString(sum[:]) || e.SectorStart != lab.ImageRootStart || e.Type != store.EnvDefault ||
-		e.SSHUser != "pi" || e.Shell != "bash" || e.DecompressOn != "node" {
+		e.SSHUser != "pi" || e.Shell != "bash" || e.DecompressOn != "node" || e.OSFamily != image.FamilyPlain {
 		t.Errorf("registered %+v", e)
 	}
 	if want := fmt.Sprintf("%s (%d bytes) uncompressed", units.Bytes(lab.ImageSize), lab.ImageSize); !strings.Contains(out.String(), want) {
@@ -56,6 +56,25 @@ func TestEnvRegisterAndExport(t *testing.T) {
 	}
 	if _, err := os.Stat(im.Zst); err != nil {
 		t.Errorf("the source was not kept: %v", err)
+	}
+	// The family is measured (Raspberry Pi OS: init= in cmdline.txt), and the description is
+	// the image's os-release name unless one is given; -family overrides the measure.
+	rpi, err := lab.BuildFamilyImage(t.TempDir(), lab.ImageRaspiOS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := envRegisterCmd(ctx, st, imgDir, []string{"-name", "rpi", "-ssh-user", "pi", rpi.Xz}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := st.EnvironmentByName(ctx, "rpi"); e == nil || e.OSFamily != image.FamilyFirstboot ||
+		e.Description != "Raspbian GNU/Linux 12 (bookworm)" || e.ImageFormat != image.XZ {
+		t.Errorf("measured family: %+v", e)
+	}
+	if err := envRegisterCmd(ctx, st, imgDir, []string{"-name", "rpi-plain", "-ssh-user", "pi", "-family", "plain", rpi.Gz}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := st.EnvironmentByName(ctx, "rpi-plain"); e == nil || e.OSFamily != image.FamilyPlain {
+		t.Errorf("-family plain: %+v", e)
 	}
 	// A file already in img_dir stays; a taken name or a bad field is refused.
 	inDir := filepath.Join(imgDir, "raw-copy.img")
@@ -71,6 +90,7 @@ func TestEnvRegisterAndExport(t *testing.T) {
 		{"-name", "bad/name", "-ssh-user", "pi", im.Gz},
 		{"-name", "x", "-ssh-user", "pi; rm", im.Gz},
 		{"-name", "x", "-ssh-user", "pi", "-type", "public", im.Gz},
+		{"-name", "x", "-ssh-user", "pi", "-family", "windows", im.Gz},
 		{"-name", "x", "-ssh-user", "pi", filepath.Join(t.TempDir(), "missing.img")},
 		{"-name", "x", "-ssh-user", "pi"},
 	} {
@@ -115,7 +135,8 @@ func TestEnvRegisterAndExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if e2.ImageName != e.ImageName || e2.ImageSize != e.ImageSize || e2.SectorStart != e.SectorStart || e2.Description != e.Description ||
-		e2.SSHUser != e.SSHUser || e2.Shell != e.Shell || e2.Type != e.Type || e2.ImageFormat != e.ImageFormat {
+		e2.SSHUser != e.SSHUser || e2.Shell != e.Shell || e2.Type != e.Type || e2.ImageFormat != e.ImageFormat ||
+		e2.OSFamily != e.OSFamily {
 		t.Errorf("after export and import: %+v\nwant %+v", e2, e)
 	}
 	if err := envExportCmd(ctx, st, []string{"nope"}, &out); err == nil {

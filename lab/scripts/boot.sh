@@ -115,9 +115,26 @@ for w in $CMDLINE; do case "$w" in root=*) ROOT=${w#root=} ;; esac; done
 case "$ROOT" in
 /dev/nfs) MODE=nfs ;;
 "$CARD_DEV"p[0-9]*) MODE=card; PART=${ROOT#"$CARD_DEV"p} ;;
-PARTUUID=*-0[0-9]) MODE=card; PART=${ROOT##*-0} ;;
+PARTUUID=*-0[0-9]) MODE=card; PART=${ROOT##*-0}; DISKID=${ROOT#PARTUUID=}; DISKID=${DISKID%-*} ;;
 *) fail "kernel panic: unknown root '$ROOT'" ;;
 esac
+
+# The card's own enabled units (multi-user.target.wants links in its /etc, not the host's seen
+# through it), minus the masked ones: "before|after<TAB>name<TAB>ExecStart" for stage2.sh.
+list_units() {
+	for l in "$C"/etc/systemd/system/multi-user.target.wants/*.service; do
+		[ -L "$l" ] || [ -f "$l" ] || continue
+		u=${l##*/}
+		[ "$(readlink "$C/etc/systemd/system/$u" 2>/dev/null)" = /dev/null ] && continue
+		f=$C/etc/systemd/system/$u
+		[ -f "$f" ] && [ ! -L "$f" ] || f=$C/usr/lib/systemd/system/$u
+		[ -f "$f" ] || f=$C/lib/systemd/system/$u
+		[ -f "$f" ] || continue
+		when=after
+		grep -q '^Before=.*ssh' "$f" && when=before
+		sed -n 's/^ExecStart=-\{0,1\}//p' "$f" | while IFS= read -r cmd; do printf '%s\t%s\t%s\n' "$when" "$u" "$cmd"; done
+	done
+}
 
 # --- kernel: the node's root, its init ---
 TOPDIRS="usr etc var opt srv boot"
@@ -153,6 +170,16 @@ else
 	[ -b "${CARD_DEV}p$PART" ] || fail "kernel panic: no ${CARD_DEV}p$PART"
 	C=/run/pilab-card; R=/run/pilab-root
 	mkdir -p $C $R
+	if [ -n "${DISKID:-}" ]; then
+		have=$(sfdisk --disk-id "$CARD_DEV" 2>/dev/null | sed 's/^0x//' | tr A-F a-f)
+		[ "$have" = "$(echo "$DISKID" | tr A-F a-f)" ] || fail "kernel panic: no PARTUUID=$DISKID-0$PART (the card's disk identifier is $have)"
+	fi
+	if [ -e "$ND/resize-root" ]; then
+		# An online resize the host refused (see images/firstboot.sh), done before mounting.
+		rm -f "$ND/resize-root"
+		e2fsck -f -y "${CARD_DEV}p$PART" >/dev/null 2>&1
+		resize2fs "${CARD_DEV}p$PART" >/dev/null 2>&1 && log "card: root file system grown" || log "card: root file system growth failed"
+	fi
 	mount -t ext4 "${CARD_DEV}p$PART" $C || fail "kernel panic: cannot mount ${CARD_DEV}p$PART"
 	[ -s $C/etc/passwd ] || { umount $C; fail "kernel panic: no system on ${CARD_DEV}p$PART"; }
 	mount --bind $C $R
@@ -210,7 +237,17 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 CONF
 mv "$R/run/pilab-sshd_config.tmp" "$R/run/pilab-sshd_config"
 echo "$MODE" >"$ND/state"
-[ "$MODE" = nfs ] || { chroot "$R" /bin/sh /run/pilab-bin/stage2.sh & SYS=$!; }
+if [ "$MODE" = card ]; then
+	# The kernel runs init= of the cmdline (an image's first-boot program); without one, the
+	# lab's stand-in for systemd starts the card's own enabled units and sshd.
+	INIT=""
+	for w in $CMDLINE; do case "$w" in init=*) INIT=${w#init=} ;; esac; done
+	case "$INIT" in /sbin/init | /lib/systemd/systemd | /usr/lib/systemd/systemd) INIT="" ;; esac
+	[ -z "$INIT" ] || [ -x "$R$INIT" ] || fail "kernel panic: requested init $INIT failed (not on the card)"
+	list_units >"$R/run/pilab-units"
+	chroot "$R" /bin/sh /run/pilab-bin/stage2.sh "$INIT" &
+	SYS=$!
+fi
 log "booted from $MODE (hostname $(hostname))"
 while kill -0 $SYS 2>/dev/null; do wait $SYS; done
 log "sshd ended: crash, rebooting"

@@ -144,6 +144,9 @@ type Environment struct {
 	Shell       string `json:"shell"`
 	Web         bool   `json:"web"`
 	ScriptTest  string `json:"script_test"`
+	// OSFamily is PiSeduce's own key (not in the original's files): plain, raspios-firstboot
+	// or cloud-init; without it, the environment keeps its family (plain when new).
+	OSFamily string `json:"os_family,omitempty"`
 
 	source
 }
@@ -421,6 +424,7 @@ func (e *Environment) apply(env *store.Environment) {
 	e.set("shell", func() { env.Shell = e.Shell })
 	e.set("web", func() { env.Web = e.Web })
 	e.set("script_test", func() { env.ScriptTest = e.ScriptTest })
+	e.set("os_family", func() { env.OSFamily = e.OSFamily })
 	if env.ImageFormat == "" && env.ImageName != "" {
 		env.ImageFormat = image.FormatOf(env.ImageName)
 	}

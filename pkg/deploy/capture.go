@@ -250,10 +250,17 @@ func (d *Deployer) imgCheck(ctx context.Context, t *engine.Task) (bool, error) {
 	if desc == "" {
 		desc = fmt.Sprintf("Saved from %s (environment %s) on %s.", t.D.Node.Name, src.Name, time.Now().UTC().Format("2006-01-02"))
 	}
+	// A deployed system's first boot is behind it: a Raspberry Pi OS card no longer runs
+	// firstboot nor reads userconf.txt (userconfig.service disables itself), so it is plain
+	// now; cloud-init configures again for a new instance-id, so it stays cloud-init.
+	family := image.FamilyPlain
+	if src.OSFamily == image.FamilyCloudInit {
+		family = image.FamilyCloudInit
+	}
 	env := store.Environment{Name: t.D.CaptureName, Type: store.EnvUser, Description: desc, ImageName: c.File,
 		ImageSize: c.Size, ImageFormat: c.Format, ImageSHA256: c.SHA256, DecompressOn: "node",
-		SectorStart: c.RootStart, SSHUser: src.SSHUser, Shell: src.Shell, Web: src.Web, ScriptTest: src.ScriptTest,
-		OwnerID: t.D.UserID}
+		SectorStart: c.RootStart, SSHUser: src.SSHUser, Shell: src.Shell, OSFamily: family, Web: src.Web,
+		ScriptTest: src.ScriptTest, OwnerID: t.D.UserID}
 	if err := es.CreateCapturedEnvironment(ctx, &env); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
 			return false, engine.Permanent(fmt.Errorf("an environment named %s appeared meanwhile; the image is kept as %s", t.D.CaptureName, c.File))

@@ -119,8 +119,9 @@ func (c cardDev) mtools(tool string, args ...string) []string {
 
 // systemConf configures the system on the card: hostname, SSH enabled with a host key made
 // here and pinned before the card ever boots (so the system is never trusted on first
-// contact), the pimaster's key for root, and no bootcode.bin so that a Pi 3B+ keeps booting
-// from the network, where its TFTP folder decides.
+// contact), the pimaster's key for root, the account the way its OS family reads it
+// (configureFamily), and no bootcode.bin so that a Pi 3B+ keeps booting from the network,
+// where its TFTP folder decides.
 func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 	name, card := t.D.Node.Name, cardOf(t)
 	hostKey, hostPub, err := remote.NewHostKey("root@" + name)
@@ -136,6 +137,9 @@ func (d *Deployer) systemConf(ctx context.Context, t *engine.Task) error {
 			return err
 		}
 		err := d.configureRoot(ctx, sh, name, hostKey, hostPub)
+		if err == nil {
+			err = d.configureFamily(ctx, sh, t, hostKey, hostPub)
+		}
 		if uerr := run(ctx, sh, "umount", rootMount); err == nil {
 			err = uerr
 		}
@@ -204,9 +208,12 @@ func withHostname(hosts, name string) string {
 	return strings.Join(append(out, "127.0.1.1\t"+name), "\n") + "\n"
 }
 
-// configureBoot edits the boot partition: no first-boot init=, the root on this node's card
-// (an image for SD cards says root=/dev/mmcblk0p2; on an NVMe Pi 5 that is /dev/nvme0n1p2),
-// SSH enabled, no bootcode.bin.
+// configureBoot edits the boot partition. It takes init= out of cmdline.txt: a first-boot
+// program there (Raspberry Pi OS's firstboot) would regenerate the host keys and give the disk
+// a new PARTUUID, which the copy of cmdline.txt in the node's TFTP folder would not follow. It
+// points the root at this node's card (an image for SD cards says root=/dev/mmcblk0p2; on an
+// NVMe Pi 5 that is /dev/nvme0n1p2), enables SSH (Raspberry Pi OS's "ssh" file) and removes
+// bootcode.bin.
 func configureBoot(ctx context.Context, sh Shell, card cardDev) error {
 	mtools := card.mtools
 	cmdline, err := sh.Output(ctx, mtools("mtype", "::cmdline.txt")...)
@@ -225,18 +232,10 @@ func configureBoot(ctx context.Context, sh Shell, card cardDev) error {
 		}
 		words = append(words, w)
 	}
-	const tmp = "/tmp/piseduce-cmdline.txt"
-	if err := sh.Upload(ctx, tmp, strings.NewReader(strings.Join(words, " ")+"\n"), 0o644); err != nil {
+	if err := card.bootFile(ctx, sh, "cmdline.txt", strings.Join(words, " ")+"\n"); err != nil {
 		return err
 	}
-	if err := run(ctx, sh, mtools("mcopy", "-o", tmp, "::cmdline.txt")...); err != nil {
-		return err
-	}
-	const empty = "/tmp/piseduce-empty"
-	if err := sh.Upload(ctx, empty, strings.NewReader(""), 0o644); err != nil {
-		return err
-	}
-	if err := run(ctx, sh, mtools("mcopy", "-o", empty, "::ssh")...); err != nil {
+	if err := card.bootFile(ctx, sh, "ssh", ""); err != nil {
 		return err
 	}
 	list, err := sh.Output(ctx, mtools("mdir", "-b", "::")...)
@@ -270,6 +269,11 @@ func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
 	})
 }
 
+// bootSecrets are boot partition files that hold secrets (a password hash, a cloud-init seed
+// with the host key) and that the firmware never reads: they stay on the card, out of the
+// TFTP folder, which every node can read.
+var bootSecrets = []string{"user-data", "meta-data", "network-config", "vendor-data", "userconf.txt", "userconf"}
+
 // installBootFiles streams dir on the node as a tar archive into the node's TFTP folder.
 func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shell, dir string) error {
 	pr, pw := io.Pipe()
@@ -282,7 +286,11 @@ func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shel
 		pr.CloseWithError(err)
 		installed <- err
 	}()
-	err := sh.Run(ctx, []string{"tar", "-C", dir, "-cf", "-", "."}, remote.RunOptions{Stdout: pw})
+	argv := []string{"tar", "-C", dir}
+	for _, f := range bootSecrets {
+		argv = append(argv, "--exclude=./"+f)
+	}
+	err := sh.Run(ctx, append(argv, "-cf", "-", "."), remote.RunOptions{Stdout: pw})
 	pw.CloseWithError(err)
 	// The installer's error says why the stream was cut, if it was.
 	if ierr := <-installed; ierr != nil {

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"sync"
 
 	"github.com/piseduce/piseduce/pkg/engine"
+	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/remote"
 )
 
@@ -58,60 +58,15 @@ func (d *Deployer) bootUpdated(ctx context.Context, t *engine.Task) (bool, error
 // account is a user of the deployed system.
 type account struct{ name, uid, gid, home string }
 
-func lookupAccount(ctx context.Context, sh Shell, name string) (account, error) {
-	out, err := sh.Output(ctx, "getent", "passwd", name)
-	if err != nil {
-		return account{}, engine.Permanent(fmt.Errorf("the environment's user %q does not exist on the system: %w", name, err))
-	}
-	f := strings.Split(strings.TrimSpace(out), ":")
-	if len(f) < 7 || f[5] == "" || !strings.HasPrefix(f[5], "/") {
-		return account{}, fmt.Errorf("unexpected passwd entry for %q", name)
-	}
-	return account{name: f[0], uid: f[2], gid: f[3], home: f[5]}, nil
-}
-
-// userConf gives the user their keys and password on the environment's account.
+// userConf waits until the booted system has applied what system_conf wrote for its family
+// (configureFamily): the environment's account exists, and cloud-init has finished.
 func (d *Deployer) userConf(ctx context.Context, t *engine.Task) error {
 	user := t.D.Environment.SSHUser
 	if user == "" {
 		user = "root"
 	}
-	var keys []string
-	if user == "root" {
-		keys = append(keys, d.PimasterKey) // pitasks must keep its way in
-	}
-	for _, k := range []string{t.D.User.SSHKey, t.D.PublicKey} {
-		if k = strings.TrimSpace(k); k != "" {
-			keys = append(keys, k)
-		}
-	}
 	return d.withShell(ctx, t, remote.RoleSystem, func(sh Shell) error {
-		acct, err := lookupAccount(ctx, sh, user)
-		if err != nil {
-			return err
-		}
-		sshDir := path.Join(acct.home, ".ssh")
-		if err := run(ctx, sh, "install", "-d", "-m", "700", "-o", acct.uid, "-g", acct.gid, sshDir); err != nil {
-			return err
-		}
-		authz := path.Join(sshDir, "authorized_keys")
-		if err := sh.Upload(ctx, authz, strings.NewReader(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
-			return err
-		}
-		if err := run(ctx, sh, "chown", acct.uid+":"+acct.gid, authz); err != nil {
-			return err
-		}
-		if pw := t.D.SystemPassword; pw != "" {
-			if strings.ContainsAny(pw, "\n\r") {
-				return engine.Permanent(errors.New("the OS password must be one line"))
-			}
-			// The password travels on stdin, never on a command line.
-			in := strings.NewReader(acct.name + ":" + pw + "\n")
-			if err := sh.Run(ctx, []string{"chpasswd"}, remote.RunOptions{Stdin: in}); err != nil {
-				return fmt.Errorf("setting the password of %s: %w", acct.name, err)
-			}
-		}
-		return nil
+		return waitFirstBoot(ctx, sh, t, user)
 	})
 }
 
@@ -124,7 +79,8 @@ const (
 )
 
 // userScript runs the user's init script with the environment's shell; its output is kept on
-// the node (initLog) and in the deployment, for its owner.
+// the node (initLog) and in the deployment, for its owner. On a cloud-init system the script
+// already ran at first boot (runcmd, see writeSeed): its output is collected.
 func (d *Deployer) userScript(ctx context.Context, t *engine.Task) error {
 	if strings.TrimSpace(t.D.InitScript) == "" {
 		return nil
@@ -134,6 +90,14 @@ func (d *Deployer) userScript(ctx context.Context, t *engine.Task) error {
 		shell = "sh"
 	}
 	return d.withShell(ctx, t, remote.RoleSystem, func(sh Shell) error {
+		if t.D.Environment.OSFamily == image.FamilyCloudInit {
+			out := &capped{max: MaxScriptOutput}
+			if err := sh.Run(ctx, []string{"cat", initLog}, remote.RunOptions{Stdout: out}); err != nil {
+				return fmt.Errorf("the init script's output (cloud-init runcmd): %w", err)
+			}
+			t.D.ScriptOutput = out.String()
+			return nil
+		}
 		if err := sh.Upload(ctx, initScript, strings.NewReader(t.D.InitScript), 0o700); err != nil {
 			return err
 		}

@@ -204,6 +204,11 @@ type Info struct {
 // It reads a regular file only (see Open), as far as its size when opened, at most
 // MaxRawSize raw bytes, and gives up with ctx's error when ctx ends first.
 func Examine(ctx context.Context, path string) (Info, error) {
+	return examine(ctx, path, io.Discard)
+}
+
+// examine is Examine, writing the raw image to spill as well.
+func examine(ctx context.Context, path string, spill io.Writer) (Info, error) {
 	f, fi, err := Open(path)
 	if err != nil {
 		return Info{}, err
@@ -215,7 +220,7 @@ func Examine(ctx context.Context, path string) (Info, error) {
 	}
 	h := NewHasher()
 	first := &firstSector{}
-	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, first)); err != nil {
+	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, first, spill)); err != nil {
 		return Info{}, fmt.Errorf("image: %s: %w", path, err)
 	}
 	l, err := ParseMBR(first.b)

@@ -257,7 +257,7 @@ func (e *Environment) Validate() error {
 	for _, d := range []struct {
 		v   *string
 		def string
-	}{{&e.Type, EnvDefault}, {&e.SSHUser, "root"}, {&e.Shell, "bash"}} {
+	}{{&e.Type, EnvDefault}, {&e.SSHUser, "root"}, {&e.Shell, "bash"}, {&e.OSFamily, image.FamilyPlain}} {
 		if *d.v == "" {
 			*d.v = d.def
 		}
@@ -282,6 +282,8 @@ func (e *Environment) Validate() error {
 		return bad("decompress_on", "%q is not node or pimaster", e.DecompressOn)
 	case !unixUserRE.MatchString(e.SSHUser):
 		return bad("ssh_user", "%q is not a Unix user name", e.SSHUser)
+	case !oneOf(e.OSFamily, image.Families()):
+		return bad("os_family", "%q is not one of %s", e.OSFamily, strings.Join(image.Families(), ", "))
 	case !shellRE.MatchString(e.Shell):
 		return bad("shell", "%q must be a program name or path, like bash or /bin/sh", e.Shell)
 	case len(e.ScriptTest) > MaxScriptTest:

@@ -38,6 +38,7 @@ func migrations() []migration {
 		{"deployments.capture_name, capture_description: a save_env request's own columns, out of the step data", captureColumns},
 		{"users.must_change_password: one-time passwords given by an admin or pitasks", autoMigrate(&User{})},
 		{"nodes.card_device: the disk a node's system is deployed on (" + DefaultCardDevice + " for the nodes there were)", cardDevices},
+		{"environments.os_family: how the image configures itself at first boot (plain until measured or set)", autoMigrate(&Environment{})},
 	}
 }
 

@@ -105,8 +105,11 @@ type Environment struct {
 	SectorStart int64
 	SSHUser     string `gorm:"size:64;not null;default:root"`
 	Shell       string `gorm:"size:255;not null;default:bash"`
-	Web         bool
-	ScriptTest  string `gorm:"type:text"`
+	// OSFamily is how the image configures itself at first boot (image.Families): plain,
+	// raspios-firstboot or cloud-init. Deployments configure each family its own way.
+	OSFamily   string `gorm:"size:32;not null;default:plain"`
+	Web        bool
+	ScriptTest string `gorm:"type:text"`
 	// OwnerID is the user who captured it (0: admin-provided).
 	OwnerID   uint `gorm:"index"`
 	CreatedAt time.Time

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -23,6 +24,7 @@ type environmentInput struct {
 	SectorStart  int64  `json:"sector_start"`
 	SSHUser      string `json:"ssh_user"`
 	Shell        string `json:"shell"`
+	OSFamily     string `json:"os_family"` // "": plain
 	Web          bool   `json:"web"`
 	ScriptTest   string `json:"script_test"`
 }
@@ -32,6 +34,7 @@ func (in environmentInput) apply(e *store.Environment) {
 	e.Name, e.Type, e.Description, e.ImageName, e.ImageSize = in.Name, in.Type, strings.ReplaceAll(in.Description, "\r\n", "\n"), in.ImageName, in.ImageSize
 	e.ImageFormat, e.ImageSHA256, e.DecompressOn, e.SectorStart = in.ImageFormat, in.ImageSHA256, in.DecompressOn, in.SectorStart
 	e.SSHUser, e.Shell, e.Web, e.ScriptTest = in.SSHUser, in.Shell, in.Web, strings.ReplaceAll(in.ScriptTest, "\r\n", "\n")
+	e.OSFamily = in.OSFamily
 }
 
 func (s *Server) showAdminEnvironments(c echo.Context) error {
@@ -43,21 +46,22 @@ func (s *Server) showAdminEnvironments(c echo.Context) error {
 }
 
 type environmentFormData struct {
-	Form    environmentInput
-	ID      uint
-	Types   []string
-	Formats []string
+	Form     environmentInput
+	ID       uint
+	Types    []string
+	Formats  []string
+	Families []string
 }
 
 func (s *Server) environmentFormPage(c echo.Context, code int, d environmentFormData, msg string) error {
-	d.Types, d.Formats = store.EnvTypes(), store.ImageFormats()
+	d.Types, d.Formats, d.Families = store.EnvTypes(), store.ImageFormats(), image.Families()
 	return s.render(c, code, "admin_environment_form", &page{Title: "Environment", Nav: "admin", Error: msg, Data: d})
 }
 
 func environmentForm(e *store.Environment) environmentInput {
 	return environmentInput{Name: e.Name, Type: e.Type, Description: e.Description, ImageName: e.ImageName,
 		ImageSize: e.ImageSize, ImageFormat: e.ImageFormat, ImageSHA256: e.ImageSHA256, DecompressOn: e.DecompressOn,
-		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, Web: e.Web, ScriptTest: e.ScriptTest}
+		SectorStart: e.SectorStart, SSHUser: e.SSHUser, Shell: e.Shell, OSFamily: e.OSFamily, Web: e.Web, ScriptTest: e.ScriptTest}
 }
 
 func (s *Server) showEnvironmentForm(c echo.Context) error {
@@ -84,7 +88,7 @@ func (s *Server) saveEnvironment(c echo.Context) error {
 		ImageSize: atoi("image_size"), ImageFormat: c.FormValue("image_format"), ImageSHA256: c.FormValue("image_sha256"),
 		DecompressOn: c.FormValue("decompress_on"), SectorStart: atoi("sector_start"),
 		SSHUser: strings.TrimSpace(c.FormValue("ssh_user")), Shell: strings.TrimSpace(c.FormValue("shell")),
-		Web: c.FormValue("web") == "true", ScriptTest: c.FormValue("script_test")}
+		OSFamily: c.FormValue("os_family"), Web: c.FormValue("web") == "true", ScriptTest: c.FormValue("script_test")}
 	in.apply(e)
 	if _, err = createOrUpdate(ctx, e.ID == 0, e, s.store.CreateEnvironment, s.store.UpdateEnvironment); err != nil {
 		msg, code, ok := userMessage(err)

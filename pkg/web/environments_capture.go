@@ -92,7 +92,7 @@ func (s *Server) showRegisterEnvironment(c echo.Context) error {
 }
 
 // registerEnvironment measures an image file of img_dir (format, size, sha256, where its root
-// partition starts) and records the environment.
+// partition starts, its OS family and name) and records the environment.
 func (s *Server) registerEnvironment(c echo.Context) error {
 	in := environmentInput{Name: strings.TrimSpace(c.FormValue("name")), Type: c.FormValue("type"),
 		Description: c.FormValue("description"), ImageName: strings.TrimSpace(c.FormValue("image_name")),
@@ -126,7 +126,7 @@ func (s *Server) registerEnvironment(c echo.Context) error {
 	}
 	mctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
-	info, err := image.Examine(mctx, path)
+	info, osInfo, err := image.ExamineOS(mctx, path, "") // its partitions spill into the temporary folder
 	switch {
 	case ctx.Err() != nil:
 		s.log.Info("image measuring stopped: the request was cancelled", "file", e.ImageName)
@@ -141,11 +141,16 @@ func (s *Server) registerEnvironment(c echo.Context) error {
 		return fail(badInput("This image has no Linux (0x83) root partition."))
 	}
 	e.ImageFormat, e.ImageSize, e.ImageSHA256, e.SectorStart = info.Format, info.Size, info.SHA256, info.Layout.RootStart
+	e.OSFamily = osInfo.Family
+	if e.Description == "" {
+		e.Description = osInfo.Name
+	}
 	if err := s.store.CreateEnvironment(ctx, &e); err != nil {
 		return fail(err)
 	}
 	s.log.Info("environment registered", "admin", currentUser(c).ID, "environment", e.Name, "file", e.ImageName,
 		"format", e.ImageFormat, "bytes", e.ImageSize)
 	return s.redirect(c, "/admin/environments", "Environment "+e.Name+" registered: "+e.ImageFormat+", "+
-		strconv.FormatInt(e.ImageSize, 10)+" bytes, root partition at sector "+strconv.FormatInt(e.SectorStart, 10)+".")
+		strconv.FormatInt(e.ImageSize, 10)+" bytes, root partition at sector "+strconv.FormatInt(e.SectorStart, 10)+
+		", OS family "+e.OSFamily+" ("+osInfo.Why+").")
 }

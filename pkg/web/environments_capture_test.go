@@ -137,7 +137,8 @@ func TestRegisterEnvironmentFromImgDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	if e.ImageFormat != image.Zstd || e.ImageSize != lab.ImageSize || e.ImageSHA256 != want.SHA256 ||
-		e.SectorStart != lab.ImageRootStart || e.SSHUser != "pi" || e.Type != store.EnvDefault || e.Description != "lab image" {
+		e.SectorStart != lab.ImageRootStart || e.SSHUser != "pi" || e.Type != store.EnvDefault || e.Description != "lab image" ||
+		e.OSFamily != image.FamilyPlain {
 		t.Errorf("registered %+v", e)
 	}
 	// Registered files are no longer offered.

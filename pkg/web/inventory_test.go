@@ -82,9 +82,21 @@ func TestOneValidator(t *testing.T) {
 		"name: holds a bidirectional control character (U+202E)")
 	api(http.MethodPost, "/api/v1/admin/environments", map[string]any{"name": "RASPIOS-LITE", "image_name": "e.img"}, http.StatusConflict,
 		"Environment raspios-lite exists already.")
+	api(http.MethodPost, "/api/v1/admin/environments", map[string]any{"name": "win", "image_name": "w.img", "os_family": "windows"},
+		http.StatusBadRequest, `os_family: \"windows\" is not one of plain, raspios-firstboot, cloud-init`)
+	form("/admin/environments", url.Values{"name": {"win"}, "image_name": {"w.img"}, "os_family": {"windows"}, "ssh_user": {"pi"},
+		"shell": {"bash"}}, http.StatusBadRequest, "is not one of plain, raspios-firstboot, cloud-init")
 	if f.fingerprint() != before {
 		t.Fatal("a refused request changed the database")
 	}
+	// The OS family, set by the API or the form, as the other shows it.
+	api(http.MethodPost, "/api/v1/admin/environments", map[string]any{"name": "ubuntu", "image_name": "u.img.xz", "os_family": "cloud-init"},
+		http.StatusCreated, `"os_family":"cloud-init"`)
+	form("/admin/environments", url.Values{"name": {"rpi"}, "image_name": {"r.img.xz"}, "os_family": {"raspios-firstboot"},
+		"ssh_user": {"pi"}, "shell": {"bash"}}, http.StatusSeeOther, "")
+	api(http.MethodGet, "/api/v1/admin/environments", nil, http.StatusOK, `"name":"rpi","type":"default","description":"",`+
+		`"image_name":"r.img.xz","image_size":0,"image_format":"","image_sha256":"","decompress_on":"","sector_start":0,`+
+		`"ssh_user":"pi","shell":"bash","os_family":"raspios-firstboot"`)
 	// What one accepts, the other does too: 1000 ports (the web refused more than 256).
 	api(http.MethodPost, "/api/v1/admin/switches", with("port_count", 1000), http.StatusCreated, `"port_count":1000`)
 	form("/admin/switches", url.Values{"name": {"sw4"}, "ip": {"192.0.2.40"}, "community": {"private"}, "port_count": {"1000"},

@@ -48,6 +48,7 @@ func main() {
 	community := fs.String("community", "private", "switch community")
 	db := fs.String("db", "sqlite:///var/tmp/piseduce-demo/piseduce.db", "seducepp: database connection URL")
 	port := fs.Int("port", 9000, "seducepp: web port")
+	kind := fs.String("kind", lab.ImageTestOS, "image: test-os, or a family image: raspios, cloudinit, busybox")
 	fs.Parse(args)
 	opts := func() lab.Options {
 		o := lab.Options{Dir: *dir, Nodes: *n, Model: *model, BootDelay: *bootDelay, RetryDelay: *retry,
@@ -139,11 +140,20 @@ func main() {
 		if fs.NArg() != 1 {
 			usage()
 		}
-		im, err := lab.BuildImage(fs.Arg(0))
+		build := lab.BuildImage
+		if *kind != lab.ImageTestOS {
+			build = func(dir string) (*lab.Image, error) { return lab.BuildFamilyImage(dir, *kind) }
+		}
+		im, err := build(fs.Arg(0))
 		if err != nil {
 			fatal(err)
 		}
-		fmt.Printf("%s\n%s\n%s\nsize %d, root partition at sector %d\n", im.Img, im.Gz, im.Zst, im.Size, im.SectorStart)
+		for _, f := range []string{im.Img, im.Gz, im.Zst, im.Xz} {
+			if f != "" {
+				fmt.Println(f)
+			}
+		}
+		fmt.Printf("family %s, size %d, root partition at sector %d\n", im.Family, im.Size, im.SectorStart)
 	default:
 		usage()
 	}
@@ -178,7 +188,7 @@ func tail(s string, n int) string {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: pilab up|run|down|status [-dir DIR] [-n N] ... | pilab cluster-desc [-dir DIR] OUTDIR | pilab image OUTDIR")
+	fmt.Fprintln(os.Stderr, "usage: pilab up|run|down|status [-dir DIR] [-n N] ... | pilab cluster-desc [-dir DIR] OUTDIR | pilab image [-kind KIND] OUTDIR")
 	os.Exit(2)
 }
 
