@@ -58,7 +58,7 @@ LAB_PKGS = ./lab/... ./pkg/deploy/... ./pkg/discovery/... ./cmd/pitasks/... ./pk
 test: vet
 	@[ "$$(id -u)" = 0 ] || printf '\n*** WARNING: not root: the virtual Pi lab, sshd and end-to-end tests will be SKIPPED ***\n\n' >&2
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(LAB_PKGS))")
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -p 1 $(LAB_PKGS)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m -p 1 $(LAB_PKGS)
 
 # Each fuzz target for a short while (longer: make fuzz FUZZTIME=10m).
 FUZZTIME ?= 20s
