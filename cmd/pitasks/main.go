@@ -40,7 +40,6 @@ import (
 	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
-	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/requests"
 	"github.com/piseduce/piseduce/pkg/sdnotify"
@@ -261,7 +260,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	c.Start()
 	// The web only writes requests: pitasks carries them out under leases like deployments.
 	go (&requests.Discoveries{Store: st, Owner: eng.Owner(), Discover: discoverRun(cfg, st), Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
-	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, CycleOff: power.OffWait, Log: log}).Run(ctx)
+	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
 	sdnotify.Ready(log)
 	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))

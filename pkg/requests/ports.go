@@ -29,7 +29,7 @@ type Ports struct {
 	Lease time.Duration
 	// Poll: how often the table is read when there is nothing to do [DefaultPoll].
 	Poll time.Duration
-	// CycleOff: how long a power-cycle keeps the port off [3s, as the engine's hard reboot].
+	// CycleOff: how long a power-cycle keeps the port off [power.OffWait, as the engine's hard reboot].
 	CycleOff time.Duration
 	// Timeout bounds the work of one request [2m].
 	Timeout time.Duration
@@ -50,7 +50,7 @@ func (p *Ports) defaults() {
 		p.Poll = DefaultPoll
 	}
 	if p.CycleOff == 0 {
-		p.CycleOff = 3 * time.Second
+		p.CycleOff = power.OffWait
 	}
 	if p.Timeout == 0 {
 		p.Timeout = 2 * time.Minute
