@@ -20,7 +20,7 @@ BUILD_DATE := $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y
 VERSION_PKG := github.com/piseduce/piseduce/pkg/version
 LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).date=$(BUILD_DATE)
 
-.PHONY: all build release package run test fuzz bench vet fmt deps lab lab-down demo clean
+.PHONY: all build release package run test fuzz bench bench-lab bench-cpu vet fmt deps lab lab-down demo clean
 
 all: build
 
@@ -73,6 +73,9 @@ bench:
 # pitasks deploying 1, 5 and 20 virtual Pis at once vs a plain ssh+dd baseline (root; ~5 min).
 bench-lab:
 	bash bench/run.sh $(BENCH_FLAGS)
+
+bench-cpu:
+	bash bench/cpu.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }

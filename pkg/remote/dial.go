@@ -32,6 +32,8 @@ type Dialer struct {
 	// intervals is considered dead and the connection is closed, which fails running commands.
 	// 0 = DefaultKeepAlive; negative = no keepalives.
 	KeepAlive time.Duration
+	// Ciphers is the cipher preference, fastest first; nil = Ciphers(), chosen for this CPU.
+	Ciphers []string
 }
 
 // Target names one SSH endpoint of a node.
@@ -67,6 +69,14 @@ type Client struct {
 
 // Target returns the target the client is connected to.
 func (c *Client) Target() Target { return c.target }
+
+// Cipher names the cipher negotiated for what the client sends (the image, on a copy).
+func (c *Client) Cipher() string {
+	if m, ok := c.conn.Conn.(ssh.AlgorithmsConnMetadata); ok {
+		return m.Algorithms().Write.Cipher
+	}
+	return ""
+}
 
 // Close closes the connection; running commands fail.
 func (c *Client) Close() error {
@@ -127,6 +137,10 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(d.Signer)},
 		HostKeyCallback:   chk.check,
 		HostKeyAlgorithms: hostKeyAlgorithms(pinned),
+	}
+	cfg.Ciphers = d.Ciphers
+	if cfg.Ciphers == nil {
+		cfg.Ciphers = Ciphers()
 	}
 
 	timeout := d.Timeout

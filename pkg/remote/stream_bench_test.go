@@ -1,0 +1,124 @@
+package remote_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/piseduce/piseduce/pkg/image"
+	"github.com/piseduce/piseduce/pkg/remote"
+	"github.com/piseduce/piseduce/pkg/remote/internal/sshdtest"
+	"github.com/piseduce/piseduce/pkg/testenv"
+)
+
+// streamImages are the benchmark's images, made once: 128 MiB raw, shaped like an OS image
+// (half incompressible, a quarter zeros, a quarter text), and the same compressed.
+var streamImages struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+const streamRawMiB = 128
+
+func streamImage(b *testing.B, format string) string {
+	b.Helper()
+	streamImages.once.Do(func() {
+		dir, err := os.MkdirTemp("", "piseduce-stream-bench-")
+		if err != nil {
+			streamImages.err = err
+			return
+		}
+		streamImages.dir = dir
+		raw := filepath.Join(dir, "os.img")
+		streamImages.err = writeOSLike(raw, streamRawMiB<<20)
+		for _, c := range [][]string{{"gzip", "-k", "-1"}, {"xz", "-k", "-T2", "-1"}, {"zstd", "-q", "-k", "-3"}} {
+			if streamImages.err == nil {
+				streamImages.err = exec.Command(c[0], append(c[1:], raw)...).Run()
+			}
+		}
+	})
+	if streamImages.err != nil {
+		b.Fatalf("making the images in %s: %v", streamImages.dir, streamImages.err)
+	}
+	if format == image.Raw {
+		return filepath.Join(streamImages.dir, "os.img")
+	}
+	return filepath.Join(streamImages.dir, "os.img."+format)
+}
+
+func writeOSLike(path string, size int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	text := []byte(strings.Repeat("root:x:0:0:root:/root:/bin/bash\nGNU GPL licence text, manual pages, locale data\n", 1<<10))
+	for left := size; left > 0; left -= 4 << 20 {
+		block := make([]byte, 4<<20)
+		rand.Read(block[:2<<20])
+		copy(block[3<<20:], text)
+		if _, err := f.Write(block); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStreamCPU measures what one image copy costs pitasks' CPU, as env_copy sends it
+// (image.Send into a remote command over a real sshd), for each cipher and format: cpu-s/GB
+// is this process's CPU seconds per GB on the wire (the sshd and the node's inflater are
+// other processes, a node's work). Run it again with GODEBUG=cpu.aes=off to see a pimaster
+// without AES instructions (a Raspberry Pi 4): bench/cpu.sh does both.
+func BenchmarkStreamCPU(b *testing.B) {
+	testenv.NeedCommand(b, "gzip", "xz", "zstd")
+	srv := sshdtest.Start(b)
+	keys := remote.StaticHostKey(srv.HostKey)
+	b.Cleanup(func() { os.RemoveAll(streamImages.dir) })
+	for _, cipher := range []string{ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305} {
+		for _, format := range []string{image.Raw, image.Gzip, image.XZ, image.Zstd} {
+			b.Run(cipher+"/"+format, func(b *testing.B) {
+				path := streamImage(b, format)
+				d := &remote.Dialer{Signer: srv.Signer, Keys: keys, Ciphers: []string{cipher}}
+				c, err := d.Dial(context.Background(), remote.Target{Addr: srv.Addr, Role: remote.RoleSystem, NodeID: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				var wire int64
+				b.ResetTimer()
+				start := cpuTime()
+				for i := 0; i < b.N; i++ {
+					_, err := image.Send(path, format, false, 0, func(stdin io.Reader) error {
+						return c.Run(context.Background(), []string{"sh", "-c", "cat >/dev/null"}, remote.RunOptions{Stdin: stdin})
+					}, func(done, total int64) { wire = total })
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				used := cpuTime() - start
+				elapsed := b.Elapsed()
+				gb := float64(wire) * float64(b.N) / 1e9
+				b.ReportMetric(used.Seconds()/gb, "cpu-s/GB")
+				b.ReportMetric(gb*1e3/elapsed.Seconds(), "MB/s")
+				b.ReportMetric(float64(wire)/(streamRawMiB<<20), "wire/raw")
+			})
+		}
+	}
+}
