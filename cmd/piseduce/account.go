@@ -49,7 +49,7 @@ terminal. Without --url, the site logged in to before.`, 0, 0)
 		var pw string
 		if tty {
 			fmt.Fprint(a.stderr, "Password: ")
-			b, err := term.ReadPassword(int(a.stdin.(*os.File).Fd()))
+			b, err := term.ReadPassword(int(a.stdin.(interface{ Fd() uintptr }).Fd()))
 			fmt.Fprintln(a.stderr)
 			if err != nil {
 				return fmt.Errorf("reading the password: %w", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -14,7 +15,8 @@ import (
 func (a *app) deployCmd() subcommand {
 	c := newCommand("deploy", "RESERVATION", `Deploys an environment on every node of a reservation (by its number, or by naming all
 its nodes with --nodes). The system's password is random unless --password-from-stdin;
-the SSH key is --ssh-key's, else the one of your Account page. With --wait, follows the
+the SSH key is --ssh-key's, else ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub, the
+first there is (none: log in with the password). With --wait, follows the
 deployments until every node is deployed or given up: live progress bars on a terminal,
 a line per change otherwise; the exit status is 1 when a node failed or was lost.`, 0, 1)
 	nodeList := c.Flags.String("nodes", "", "the nodes of the reservation, by name: node-1,node-2")
@@ -31,6 +33,9 @@ a line per change otherwise; the exit status is 1 when a node failed or was lost
 			return c.Errorf("give a reservation number or --nodes, one of them")
 		}
 		req := client.DeploymentRequest{Name: *name}
+		if *keyFile == "" {
+			*keyFile = a.defaultKey()
+		}
 		if *keyFile != "" {
 			key, err := os.ReadFile(*keyFile)
 			if err != nil {
@@ -83,6 +88,25 @@ a line per change otherwise; the exit status is 1 when a node failed or was lost
 		}
 		return follow(ctx, &poller{c: cl, ids: ids, every: a.pollEvery}, a.stdout, isTerminal(a.stdout))
 	}}
+}
+
+// defaultKey is the public key ssh would offer first, as ssh-keygen names them; "" for none.
+func (a *app) defaultKey() string {
+	home := a.getenv("HOME")
+	if home == "" {
+		return ""
+	}
+	for _, k := range []string{"id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"} {
+		if p := filepath.Join(home, ".ssh", k); fileExists(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // reservationOf is the one reservation of the user that holds exactly the nodes named.
