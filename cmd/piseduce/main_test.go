@@ -274,3 +274,39 @@ func (s *site) adminPost(t *testing.T, path, body string) {
 		t.Fatalf("POST %s: %d %s", path, res.StatusCode, b)
 	}
 }
+
+// TestDeployWaitFollowsTheSite: deploy --wait polls the site until every node is done, and
+// exits 1 naming the node given up.
+func TestDeployWaitFollowsTheSite(t *testing.T) {
+	s := newSite(t)
+	u := newUser(t)
+	u.login(s)
+	u.ok("", "reserve", "--nodes", "node-1,node-2", "--for", "1h")
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := u.run("", "deploy", "--nodes", "node-1,node-2", "--env", "raspios-lite", "--wait")
+		done <- result{code, out, errOut}
+	}()
+	// pitasks' part: one node deployed, the other failed.
+	var ds []store.Deployment
+	for deadline := time.Now().Add(2 * time.Minute); len(ds) < 2; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if ds, err = s.st.Deployments(context.Background(), store.DeploymentFilter{UserID: s.user.ID}); err != nil || time.Now().After(deadline) {
+			t.Fatalf("no deployments: %v", err)
+		}
+	}
+	for i, state := range []string{"deployed", "failed"} {
+		s.adminPost(t, fmt.Sprintf("/api/v1/admin/deployments/%d/state", ds[i].ID), `{"process": "deploy", "state": "`+state+`", "reason": "test"}`)
+	}
+	r := <-done
+	if r.code != 1 || !strings.Contains(r.errOut, "not deployed: "+ds[1].Node.Name+" failed") {
+		t.Errorf("exit %d, stderr %q, want 1 naming the failed node", r.code, r.errOut)
+	}
+	if !strings.Contains(r.out, "\n"+ds[0].Node.Name+": deployed\n") {
+		t.Errorf("no line saying %s is deployed:\n%s", ds[0].Node.Name, r.out)
+	}
+}

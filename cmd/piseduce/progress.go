@@ -133,11 +133,15 @@ func plainLine(d *client.Deployment) string {
 	return fmt.Sprintf("%s: %s", d.Node, status(d))
 }
 
+// label is the state's badge as the web shows it, with the step while the process runs.
 func label(d *client.Deployment) string {
-	if d.StepText != "" {
+	switch {
+	case d.Done() || d.StepText == "":
+		return d.Label
+	case d.Label == "":
 		return d.StepText
 	}
-	return d.Label
+	return d.Label + " (" + d.StepText + ")"
 }
 
 // status is the state in words, with the copy's speed and time left while it runs, and the
