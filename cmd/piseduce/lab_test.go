@@ -44,7 +44,8 @@ func TestCLIOnTheLab(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	h := deploytest.Start(t, lab.Options{Nodes: 1})
+	// The machine may be busy: the node gets minutes, not the lab's usual seconds, to boot.
+	h := deploytest.StartWith(t, lab.Options{Nodes: 1}, deploytest.Config{SSHLost: 5 * time.Minute, StepDeadline: 5 * time.Minute})
 	ctx := context.Background()
 	const password = "a long enough password"
 	hash, err := auth.HashPassword(password)
