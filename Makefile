@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     := bin
 DIST    := dist
-CMDS    := pifrontend pitasks
+CMDS    := pifrontend pitasks piseduce
 export CGO_ENABLED ?= 0
 
 # The version and build date the binaries report (--version, piseduce_build_info, the admins'
@@ -54,7 +54,7 @@ run: build
 
 # Packages that bring up the virtual Pi lab share one subnet and its names: they run one at a
 # time, after the others.
-LAB_PKGS = ./lab/... ./pkg/deploy/... ./pkg/discovery/... ./cmd/pitasks/... ./pkg/web
+LAB_PKGS = ./lab/... ./pkg/deploy/... ./pkg/discovery/... ./cmd/pitasks/... ./pkg/web ./cmd/piseduce/...
 test: vet
 	@[ "$$(id -u)" = 0 ] || printf '\n*** WARNING: not root: the virtual Pi lab, sshd and end-to-end tests will be SKIPPED ***\n\n' >&2
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(LAB_PKGS))")

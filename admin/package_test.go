@@ -79,7 +79,7 @@ func TestPackageContents(t *testing.T) {
 			t.Errorf("%s: conffiles %q", arch, b)
 		}
 		runOut(t, "dpkg-deb", "--extract", p, tree)
-		for _, b := range []string{"usr/bin/pifrontend", "usr/bin/pitasks"} {
+		for _, b := range []string{"usr/bin/pifrontend", "usr/bin/pitasks", "usr/bin/piseduce"} {
 			f, err := elf.Open(filepath.Join(tree, b))
 			if err != nil {
 				t.Fatalf("%s: %v", arch, err)

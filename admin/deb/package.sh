@@ -75,7 +75,7 @@ for arch in "${ARCHS[@]}"; do
 	rm -rf "$stage"
 	mkdir -p "$stage"
 	(cd "$CHECKOUT" && CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm "$GO" build -trimpath \
-		-ldflags "-s -w -X $PKG.version=$VERSION -X $PKG.date=$DATE" -o "$stage/" ./cmd/pifrontend ./cmd/pitasks)
+		-ldflags "-s -w -X $PKG.version=$VERSION -X $PKG.date=$DATE" -o "$stage/" ./cmd/pifrontend ./cmd/pitasks ./cmd/piseduce)
 	cp "$CHECKOUT/admin/pifrontend.service" "$CHECKOUT/admin/pitasks.service" "$CHECKOUT/README.md" \
 		"$CHECKOUT/admin/grafana-dashboard.json" "$HERE/postinst" "$HERE/prerm" "$HERE/postrm" "$HERE/lintian-overrides" "$stage/"
 	# The shipped configuration, with the paths of a packaged install instead of a checkout's.

@@ -6,15 +6,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/web"
 )
 
 // buildCommands builds every binary of cmd/ once, into a folder of the test.
@@ -90,17 +98,50 @@ func listingConfig(t *testing.T) string {
 	return conf
 }
 
+// loggedIn logs piseduce in, through XDG_CONFIG_HOME, to a real pifrontend on a seeded
+// SQLite database, with an API token of its user.
+func loggedIn(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, st, 2)
+	tok := auth.NewToken("psd_")
+	if err := st.CreateAPIToken(ctx, &store.APIToken{UserID: c.User.ID, Name: "test", Hash: auth.HashToken(tok),
+		ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := web.New(ctx, web.Options{Store: st, Config: config.Default(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	home := t.TempDir()
+	if err := os.Mkdir(filepath.Join(home, "piseduce"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	login := fmt.Sprintf(`{"url": %q, "token": %q}`, srv.URL, tok)
+	if err := os.WriteFile(filepath.Join(home, "piseduce", "login.json"), []byte(login), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CONFIG_HOME", home)
+}
+
 // TestCommandsFollowTheConventions runs every command and subcommand of every binary in cmd/
 // with -h, --help and a bogus flag, each listing with --json, and wrong arguments.
 func TestCommandsFollowTheConventions(t *testing.T) {
 	dir := buildCommands(t)
 	conf := listingConfig(t)
+	loggedIn(t)
 	bins, err := os.ReadDir(dir)
 	if err != nil || len(bins) < 2 {
 		t.Fatalf("built %d binaries: %v", len(bins), err)
 	}
 	// The listings, and how each one ends against listingConfig (the switch does not answer).
-	listings := map[string]int{"pitasks nodes": 0, "pitasks switches": 1}
+	listings := map[string]int{"pitasks nodes": 0, "pitasks switches": 1,
+		"piseduce nodes": 0, "piseduce envs": 0, "piseduce reservations": 0}
+	// What each binary needs before a listing: pitasks its configuration (piseduce its login,
+	// from the environment: see loggedIn).
+	before := map[string][]string{"pitasks": {"-config", conf}}
 	seen := map[string]bool{}
 	for _, b := range bins {
 		name, bin := b.Name(), filepath.Join(dir, b.Name())
@@ -143,7 +184,7 @@ func TestCommandsFollowTheConventions(t *testing.T) {
 				continue
 			}
 			seen[full] = true
-			r = runBin(t, bin, append(append([]string{"-config", conf}, sub...), "--json")...)
+			r = runBin(t, bin, append(append(slices.Clone(before[name]), sub...), "--json")...)
 			var doc map[string]any
 			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != want {
 				t.Errorf("%s --json: exit %d (want %d), %v\nstdout %s\nstderr %s", full, r.code, want, err, r.stdout, r.stderr)
@@ -171,6 +212,17 @@ func TestCommandsFollowTheConventions(t *testing.T) {
 		{[]string{"pitasks", "-config", conf, "discover", "sw1", "0"}, `port "0" is not a port number`},
 		{[]string{"pitasks", "env-export"}, "missing argument: NAME"},
 		{[]string{"pitasks", "nodes", "--json=maybe"}, "invalid boolean value"},
+		{[]string{"piseduce"}, "missing command"},
+		{[]string{"piseduce", "reserve", "-n", "2"}, "--for is required"},
+		{[]string{"piseduce", "reserve", "-n", "2", "--for", "90m"}, `--for "90m": give whole hours`},
+		{[]string{"piseduce", "reserve", "--for", "2h"}, "give -n N (how many nodes) or --nodes a,b"},
+		{[]string{"piseduce", "extend", "x", "--by", "1h"}, `"x" is not a reservation number`},
+		{[]string{"piseduce", "extend", "7"}, "--by is required"},
+		{[]string{"piseduce", "deploy", "7"}, "--env is required"},
+		{[]string{"piseduce", "deploy", "--env", "raspios"}, "give a reservation number or --nodes"},
+		{[]string{"piseduce", "destroy"}, "give the nodes or --all"},
+		{[]string{"piseduce", "release"}, "missing argument: NODE…"},
+		{[]string{"piseduce", "ssh"}, "missing argument: NODE"},
 	} {
 		r := runBin(t, filepath.Join(dir, c.args[0]), c.args[1:]...)
 		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, "\nusage: ") {

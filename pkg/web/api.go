@@ -251,13 +251,20 @@ func (s *Server) apiCreateDeployments(c echo.Context) error {
 	return c.JSON(http.StatusCreated, map[string]any{"deployments": out})
 }
 
-// apiDeployment returns one deployment; the OS password only to its owner.
+// apiDeployment returns one deployment; the OS password and the host key only to its owner.
 func (s *Server) apiDeployment(c echo.Context) error {
 	d, err := s.paramDeployment(c, true)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewDeployment(d, currentUser(c), s.now()))
+	u := currentUser(c)
+	v := viewDeployment(d, u, s.now())
+	if u.ID == d.UserID && v.Reachable {
+		if v.HostKey, _, err = s.store.SystemHostKey(c.Request().Context(), d.NodeID); err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 func (s *Server) apiRequest(c echo.Context, a process.Action) error {

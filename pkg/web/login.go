@@ -56,69 +56,18 @@ func (s *Server) showLogin(c echo.Context) error {
 // clientAddr is the address the visitor is throttled by.
 func clientAddr(c echo.Context) string { return auth.ClientKey(c.RealIP()) }
 
-// checkLogin logs in with e-mail and password. Failures slow down the client's address and the
-// account tried from it (loginByAddr, loginByAccount): while it must wait, no password is
-// checked at all, the right one neither; the account's owner at another address is not slowed.
+// checkLogin logs in with e-mail and password (see passwordLogin).
 func (s *Server) checkLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	email := store.NormalizeEmail(c.FormValue("email"))
-	pw := c.FormValue("password")
 	data := loginData{Email: email, Next: localPath(c.FormValue("next"))}
-	fail := func(code int, msg string) error {
-		return s.render(c, code, "login", &page{Title: "Log in", Error: msg, Data: data})
-	}
-	addr := clientAddr(c)
-	account := addr + " " + email
-	tooSoon := func() time.Duration {
-		now := s.now()
-		return max(s.loginByAddr.Wait(addr, now), s.loginByAccount.Wait(account, now))
-	}
-	throttled := func(d time.Duration) error {
-		secs := int(math.Ceil(d.Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from your address. Try again in %s.",
-			humanDuration(time.Duration(secs)*time.Second)))
-	}
-	if d := tooSoon(); d > 0 {
-		return throttled(d)
-	}
-	u, err := s.store.UserByEmail(ctx, email)
-	hash := ""
+	u, refused, err := s.passwordLogin(c, email, c.FormValue("password"))
 	switch {
-	case err == nil:
-		hash = u.PasswordHash
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
-	var wait time.Duration
-	good := false
-	err = s.withHashing(c, func() {
-		// Again in the client's turn: its other requests may have failed meanwhile.
-		if wait = tooSoon(); wait > 0 {
-			return
-		}
-		if good = auth.CheckPassword(hash, pw); !good {
-			now := s.now()
-			if d := max(s.loginByAddr.Fail(addr, now), s.loginByAccount.Fail(account, now)); d > 0 {
-				s.log.Info("failed login: the client waits before its next attempt", "addr", addr, "wait", d)
-			}
-		}
-	})
-	switch msg, code, ok := userMessage(err); {
-	case ok:
-		return fail(code, msg)
 	case err != nil:
 		return err
-	case wait > 0:
-		return throttled(wait)
-	case !good || u.IsDeleted():
-		return fail(http.StatusUnauthorized, "Wrong e-mail or password.")
-	case !u.EmailConfirmed:
-		return fail(http.StatusForbidden, "Please confirm your e-mail address first: open the link we sent you.")
-	case !u.Authorized:
-		return fail(http.StatusForbidden, "Your account is waiting for an admin's approval.")
+	case refused != nil:
+		return s.render(c, refused.code, "login", &page{Title: "Log in", Error: refused.msg, Data: data})
 	}
-	s.loginByAccount.Reset(account)
 	now := s.now()
 	if old := s.cookie(c, sessionCookie); old != "" {
 		_ = s.store.DeleteSession(ctx, auth.HashToken(old))
@@ -139,6 +88,74 @@ func (s *Server) checkLogin(c echo.Context) error {
 		to = "/resources"
 	}
 	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// loginRefusal is why a password login was refused: the status and the message for the visitor.
+type loginRefusal struct {
+	code int
+	msg  string
+}
+
+// passwordLogin checks the e-mail and password of a login, for the login page and for the API
+// token a command-line client asks for. Failures slow down the client's address and the
+// account tried from it (loginByAddr, loginByAccount): while it must wait, no password is
+// checked at all, the right one neither; the account's owner at another address is not slowed.
+// A refusal is not an error; err is one of the server.
+func (s *Server) passwordLogin(c echo.Context, email, pw string) (*store.User, *loginRefusal, error) {
+	ctx := c.Request().Context()
+	addr := clientAddr(c)
+	account := addr + " " + email
+	tooSoon := func() time.Duration {
+		now := s.now()
+		return max(s.loginByAddr.Wait(addr, now), s.loginByAccount.Wait(account, now))
+	}
+	throttled := func(d time.Duration) (*store.User, *loginRefusal, error) {
+		secs := int(math.Ceil(d.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return nil, &loginRefusal{http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from your address. Try again in %s.",
+			humanDuration(time.Duration(secs)*time.Second))}, nil
+	}
+	if d := tooSoon(); d > 0 {
+		return throttled(d)
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	hash := ""
+	switch {
+	case err == nil:
+		hash = u.PasswordHash
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, nil, err
+	}
+	var wait time.Duration
+	good := false
+	err = s.withHashing(c, func() {
+		// Again in the client's turn: its other requests may have failed meanwhile.
+		if wait = tooSoon(); wait > 0 {
+			return
+		}
+		if good = auth.CheckPassword(hash, pw); !good {
+			now := s.now()
+			if d := max(s.loginByAddr.Fail(addr, now), s.loginByAccount.Fail(account, now)); d > 0 {
+				s.log.Info("failed login: the client waits before its next attempt", "addr", addr, "wait", d)
+			}
+		}
+	})
+	switch msg, code, ok := userMessage(err); {
+	case ok:
+		return nil, &loginRefusal{code, msg}, nil
+	case err != nil:
+		return nil, nil, err
+	case wait > 0:
+		return throttled(wait)
+	case !good || u.IsDeleted():
+		return nil, &loginRefusal{http.StatusUnauthorized, "Wrong e-mail or password."}, nil
+	case !u.EmailConfirmed:
+		return nil, &loginRefusal{http.StatusForbidden, "Please confirm your e-mail address first: open the link we sent you."}, nil
+	case !u.Authorized:
+		return nil, &loginRefusal{http.StatusForbidden, "Your account is waiting for an admin's approval."}, nil
+	}
+	s.loginByAccount.Reset(account)
+	return u, nil, nil
 }
 
 // withHashing runs f, which checks or computes a bcrypt hash for the visitor, in the

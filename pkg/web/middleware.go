@@ -24,6 +24,8 @@ type visitor struct {
 	// token when logged in, else the random anonymous cookie.
 	csrfSeed string
 	API      bool
+	// TokenID is the API token the request came with (0 for pages).
+	TokenID uint
 }
 
 const visitorKey = "piseduce.visitor"
@@ -106,7 +108,7 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			if u.MustChangePassword {
 				return apiError(http.StatusForbidden, "this account has a one-time password: choose a new one on the Account page first")
 			}
-			v.User, v.API = u, true
+			v.User, v.API, v.TokenID = u, true, tok.ID
 			return next(c)
 		}
 		s.loadSession(c, v)

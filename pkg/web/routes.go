@@ -68,6 +68,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(public, post, "/confirm", s.saveConfirm)
 	add(public, get, "/docs/api", s.showAPIDocs)
 	add(open, get, "/api/v1/openapi.json", s.apiDescription)
+	add(open, post, "/api/v1/tokens", s.apiCreateToken)
 	add(public, get, "/password-reset", s.showPasswordReset)
 	add(public, post, "/password-reset", s.savePasswordReset)
 	add(public, get, "/password-reset/:token", s.showPasswordResetToken)
@@ -146,6 +147,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 
 	// JSON API, Bearer tokens only (no cookies, so no CSRF).
 	add(apiUser, get, "/api/v1/nodes", s.apiNodes)
+	add(apiUser, http.MethodDelete, "/api/v1/tokens/current", s.apiRevokeCurrentToken)
 	add(apiUser, get, "/api/v1/environments", s.apiEnvironments)
 	add(apiUser, get, "/api/v1/reservations", s.apiReservations)
 	add(apiUser, post, "/api/v1/reservations", s.apiCreateReservation)

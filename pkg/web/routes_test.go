@@ -157,6 +157,8 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"GET /metrics":                         {path: "/metrics", want: adminPage},
 
 		"GET /api/v1/nodes":                     {path: "/api/v1/nodes", want: apiAll},
+		"POST /api/v1/tokens":                   {path: "/api/v1/tokens", body: map[string]any{"email": f.alice.Email, "password": testPassword, "name": "cli"}, want: want{created, created, created, created}},
+		"DELETE /api/v1/tokens/current":         {path: "/api/v1/tokens/current", want: apiAll},
 		"GET /api/v1/environments":              {path: "/api/v1/environments", want: apiAll},
 		"GET /api/v1/reservations":              {path: "/api/v1/reservations", want: apiAll},
 		"POST /api/v1/reservations":             {path: "/api/v1/reservations", body: map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 2}, want: want{unauth, created, created, created}},

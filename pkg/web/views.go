@@ -65,6 +65,13 @@ type deploymentView struct {
 	// TimeZone is the zone the reservation was entered in (empty: UTC).
 	TimeZone  string    `json:"time_zone,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// SSHHost and SSHPort are where ssh reaches the node: its public address and port when
+	// the admin gave both, else its IP and 22.
+	SSHHost string `json:"ssh_host"`
+	SSHPort int    `json:"ssh_port"`
+	// HostKey is the deployed system's SSH host key, pinned by pitasks: only to the owner,
+	// once deployed, in the answer about one deployment.
+	HostKey string `json:"host_key,omitempty"`
 }
 
 func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) deploymentView {
@@ -74,6 +81,10 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		Process: d.Process, State: d.State, StateSince: d.StateStartedAt, Queued: d.Queued && d.Active(),
 		LastError: d.LastError, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, EndsAt: d.Reservation.EndsAt,
 		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt}
+	v.SSHHost, v.SSHPort = d.Node.IP, 22
+	if d.Node.PublicIP != "" && d.Node.PublicPort != 0 {
+		v.SSHHost, v.SSHPort = d.Node.PublicIP, d.Node.PublicPort
+	}
 	v.Label, v.StateClass = stateBadge(d.Process, d.State, v.Queued)
 	st := stateOf(d.Process, d.State)
 	v.Description = st.Description
