@@ -32,7 +32,7 @@ type NodeTimeline struct {
 type AvailabilityFilter struct {
 	From, To time.Time
 	Model    string // "": every model
-	SwitchID uint   // 0: every switch
+	Switch   string // a switch's name; "": every switch
 }
 
 // Availability returns the nodes matching f, in name order, each with the reservations that
@@ -43,8 +43,8 @@ func (s *Store) Availability(ctx context.Context, f AvailabilityFilter) ([]NodeT
 	if f.Model != "" {
 		q = q.Where("model = ?", f.Model)
 	}
-	if f.SwitchID != 0 {
-		q = q.Where("switch_id = ?", f.SwitchID)
+	if f.Switch != "" {
+		q = q.Where("switch_id IN (?)", db.Model(&Switch{}).Select("id").Where("name = ?", f.Switch))
 	}
 	var nodes []Node
 	if err := q.Find(&nodes).Error; err != nil {
@@ -97,6 +97,21 @@ func (s *Store) Availability(ctx context.Context, f AvailabilityFilter) ([]NodeT
 			Start: r.StartsAt.UTC(), End: r.EndsAt.UTC()})
 	}
 	return out, nil
+}
+
+// NodeKinds returns the models of the nodes and the names of the switches that have nodes,
+// sorted: the choices of the availability filter.
+func (s *Store) NodeKinds(ctx context.Context) (models, switches []string, err error) {
+	db := s.DB.WithContext(ctx)
+	if err := db.Model(&Node{}).Distinct("model").Order("model").Pluck("model", &models).Error; err != nil {
+		return nil, nil, fmt.Errorf("store: unable to list models: %w", err)
+	}
+	err = db.Model(&Switch{}).Where("id IN (?)", db.Model(&Node{}).Select("switch_id")).Order("name").Pluck("name", &switches).Error
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: unable to list switches: %w", err)
+	}
+	sort.Slice(switches, func(i, j int) bool { return NameLess(switches[i], switches[j]) })
+	return models, switches, nil
 }
 
 // FitRequest asks when a reservation could start: the named NodeIDs, or Count nodes of Model

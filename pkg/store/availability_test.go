@@ -275,3 +275,51 @@ func TestEarliestFitCleanup(t *testing.T) {
 		}
 	})
 }
+
+// TestAvailabilityTimeline: each node of the filter, in name order, with the reservations that
+// meet the period and their holder; the filter's choices.
+func TestAvailabilityTimeline(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := seedWeb(t, s, 2, 1)
+		sw2 := store.Switch{Name: "sw2", IP: "127.0.0.2", Community: "private", PortCount: 4, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
+		check(t, s.CreateSwitch(ctx, &sw2))
+		n4 := store.Node{Name: "node-10", SwitchID: sw2.ID, Port: 1, Model: "RPI4B", Serial: "0000000a"}
+		check(t, s.CreateNode(ctx, &n4))
+		now := time.Now().UTC().Truncate(time.Second)
+		r1, err := s.CreateReservation(ctx, store.ReservationRequest{UserID: c.alice.ID, NodeIDs: []uint{c.nodes[0].ID, n4.ID},
+			StartsAt: now, EndsAt: now.Add(2 * time.Hour)}, now)
+		check(t, err)
+		_, err = s.CreateReservation(ctx, store.ReservationRequest{UserID: c.bob.ID, NodeIDs: []uint{c.nodes[0].ID},
+			StartsAt: now.Add(10 * time.Hour), EndsAt: now.Add(12 * time.Hour)}, now)
+		check(t, err)
+
+		tl, err := s.Availability(ctx, store.AvailabilityFilter{From: now.Add(time.Hour), To: now.Add(24 * time.Hour)})
+		check(t, err)
+		var got []string
+		for _, n := range tl {
+			line := n.Name + "@" + n.SwitchName
+			for _, b := range n.Blocks {
+				line += fmt.Sprintf(" %s:%v-%v", b.Holder, b.Start.Sub(now).Hours(), b.End.Sub(now).Hours())
+			}
+			got = append(got, line)
+		}
+		want := []string{"node-1@sw1 Alice A:0-2 Bob:10-12", "node-2@sw1", "node-3@sw1", "node-10@sw2 Alice A:0-2"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("timeline %q, want %q", got, want)
+		}
+		if tl[0].Blocks[0].ReservationID != r1.ID || tl[0].Blocks[0].UserID != c.alice.ID {
+			t.Errorf("first block: %+v", tl[0].Blocks[0])
+		}
+		tl, err = s.Availability(ctx, store.AvailabilityFilter{From: now.Add(3 * time.Hour), To: now.Add(9 * time.Hour), Model: "RPI4B", Switch: "sw1"})
+		check(t, err)
+		if len(tl) != 2 || tl[0].Name != "node-1" || len(tl[0].Blocks) != 0 {
+			t.Fatalf("RPI4B on sw1, between the reservations: %+v", tl)
+		}
+		models, switches, err := s.NodeKinds(ctx)
+		check(t, err)
+		if fmt.Sprint(models) != "[RPI3Bplus RPI4B]" || fmt.Sprint(switches) != "[sw1 sw2]" {
+			t.Fatalf("kinds: %v %v", models, switches)
+		}
+	})
+}
