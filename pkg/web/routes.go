@@ -80,6 +80,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(user, get, "/nodes/:id", s.showNode)
 	add(user, get, "/reserve", s.showReserve)
 	add(user, post, "/reserve", s.saveReserve)
+	add(user, get, "/availability", s.showAvailability)
 	add(user, post, "/reservations/:id/extend", s.extendReservation)
 	add(user, post, "/reservations/:id/end", s.endReservation)
 	add(user, get, "/reservations/:id/deploy", s.showDeploy)
@@ -147,6 +148,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	// JSON API, Bearer tokens only (no cookies, so no CSRF).
 	add(apiUser, get, "/api/v1/nodes", s.apiNodes)
 	add(apiUser, get, "/api/v1/environments", s.apiEnvironments)
+	add(apiUser, get, "/api/v1/availability", s.apiAvailability)
 	add(apiUser, get, "/api/v1/reservations", s.apiReservations)
 	add(apiUser, post, "/api/v1/reservations", s.apiCreateReservation)
 	add(apiUser, post, "/api/v1/reservations/:id/extend", s.apiExtendReservation)

@@ -96,6 +96,7 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"GET /resources":                       {path: "/resources", want: userPage},
 		"GET /nodes/:id":                       {path: "/nodes/" + id(f.nodes[0].ID), want: userPage},
 		"GET /reserve":                         {path: "/reserve", want: userPage},
+		"GET /availability":                    {path: "/availability", want: userPage},
 		"POST /reserve":                        {path: "/reserve", form: url.Values{"nodes": {id(f.nodes[4].ID)}, "hours": {"2"}}, want: userPost},
 		"POST /reservations/:id/extend":        {path: "/reservations/" + r1 + "/extend", form: url.Values{"hours": {"1"}}, want: ownPost},
 		"POST /reservations/:id/end":           {path: "/reservations/" + r1 + "/end", want: ownPost},
@@ -158,6 +159,7 @@ func (f *fixture) routeCases() map[string]routeCase {
 
 		"GET /api/v1/nodes":                     {path: "/api/v1/nodes", want: apiAll},
 		"GET /api/v1/environments":              {path: "/api/v1/environments", want: apiAll},
+		"GET /api/v1/availability":              {path: "/api/v1/availability", want: apiAll},
 		"GET /api/v1/reservations":              {path: "/api/v1/reservations", want: apiAll},
 		"POST /api/v1/reservations":             {path: "/api/v1/reservations", body: map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 2}, want: want{unauth, created, created, created}},
 		"POST /api/v1/reservations/:id/extend":  {path: "/api/v1/reservations/" + r1 + "/extend", body: map[string]any{"hours": 1}, want: apiOwn},
