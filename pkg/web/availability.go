@@ -38,7 +38,8 @@ func (s *Server) explainConflict(ctx context.Context, err error, req store.Reser
 		return ferr
 	}
 	msg = strings.TrimSuffix(msg, ".")
-	at := func(t time.Time) string { return s.zones.format(t, zone) }
+	// Pages write minutes: a start rounded down would be a minute too early.
+	at := func(t time.Time) string { return s.zones.format(ceilMinute(t), zone) }
 	quota := "your quota on node-hours"
 	if fit.Quota == store.QuotaLimitNodes {
 		quota = "your quota on nodes held at once"
@@ -72,11 +73,16 @@ func (s *Server) reserveThen(err error, zone string) *reserveThen {
 	if lerr != nil {
 		return nil
 	}
-	t := fe.fit.Start
-	if r := t.Truncate(time.Minute); !r.Equal(t) {
-		t = r.Add(time.Minute)
-	}
+	t := ceilMinute(fe.fit.Start)
 	return &reserveThen{Start: t.In(loc).Format("2006-01-02T15:04"), Label: s.zones.format(t, zone)}
+}
+
+// ceilMinute rounds t up to the minute, as the reserve form's start field takes it.
+func ceilMinute(t time.Time) time.Time {
+	if r := t.Truncate(time.Minute); !r.Equal(t) {
+		return r.Add(time.Minute)
+	}
+	return t
 }
 
 // Limits of the availability page and API.
