@@ -151,28 +151,33 @@ func (q Quota) exceeded(hs []held, nodes int, start, end time.Time) string {
 			}
 		}
 	}
-	if q.NodeHours > 0 {
-		// The use of the window ending at e is continuous and piecewise linear in e, bending
-		// where e or e-QuotaWindow meets a start or an end: over the windows that meet the new
-		// reservation, e in (start, end+QuotaWindow), it goes over the limit only if it does at
-		// one of those points or at the ends of that range (which are such points too).
-		limit := time.Duration(q.NodeHours) * time.Hour
-		for _, h := range all {
-			for _, e := range []time.Time{h.start, h.end, h.start.Add(QuotaWindow), h.end.Add(QuotaWindow)} {
-				if e.Before(start) || e.After(end.Add(QuotaWindow)) {
-					continue
-				}
-				var use time.Duration
-				for _, o := range all {
-					use += time.Duration(o.nodes) * overlap(o.start, o.end, e.Add(-QuotaWindow), e)
-				}
-				if use > limit {
-					return QuotaLimitNodeHours
-				}
-			}
-		}
+	if q.NodeHours > 0 && peakUse(all, start, end) > time.Duration(q.NodeHours)*time.Hour {
+		return QuotaLimitNodeHours
 	}
 	return ""
+}
+
+// peakUse is the most node-time all hold in one QuotaWindow among the windows that meet
+// [start, end), the new reservation's.
+func peakUse(all []held, start, end time.Time) time.Duration {
+	// The use of the window ending at e is continuous and piecewise linear in e, bending
+	// where e or e-QuotaWindow meets a start or an end: over the windows that meet the new
+	// reservation, e in (start, end+QuotaWindow), it is highest at one of those points or at
+	// the ends of that range (which are such points too).
+	var peak time.Duration
+	for _, h := range all {
+		for _, e := range []time.Time{h.start, h.end, h.start.Add(QuotaWindow), h.end.Add(QuotaWindow)} {
+			if e.Before(start) || e.After(end.Add(QuotaWindow)) {
+				continue
+			}
+			var use time.Duration
+			for _, o := range all {
+				use += time.Duration(o.nodes) * overlap(o.start, o.end, e.Add(-QuotaWindow), e)
+			}
+			peak = max(peak, use)
+		}
+	}
+	return peak
 }
 
 // checkQuota refuses, with a *QuotaError, nodes taken by userID from start to end (a new

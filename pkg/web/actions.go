@@ -67,7 +67,7 @@ func (s *Server) reserve(ctx context.Context, u *store.User, in reserveInput) (*
 		if err == store.ErrNotFound {
 			return nil, badInput("Some of these nodes do not exist.")
 		}
-		return nil, s.explainQuota(err, in.TimeZone)
+		return nil, s.explainConflict(ctx, s.explainQuota(err, in.TimeZone), req, in.TimeZone, now)
 	}
 	s.log.Info("reservation created", "user", u.ID, "reservation", r.ID, "nodes", len(r.Nodes), "start", r.StartsAt, "end", r.EndsAt)
 	return r, nil

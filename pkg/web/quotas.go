@@ -43,10 +43,15 @@ func (s *Server) explainQuota(err error, zone string) error {
 	return &quotaError{form: &formError{msg: msg, code: http.StatusConflict}, quota: qe}
 }
 
-// apiReservationError answers a refused reservation: a quota refusal as 409 {"error", "quota":
+// apiReservationError answers a refused reservation: nodes taken then, with the earliest
+// start that fits, as 409 {"error", "earliest_start"}; a quota refusal as 409 {"error", "quota":
 // {"limit", "max", "fits_at"}} (no fits_at: this request alone is over the limit), anything
 // else as httpError does.
 func apiReservationError(c echo.Context, err error) error {
+	var fe *fitError
+	if errors.As(err, &fe) && !fe.fit.Start.IsZero() {
+		return c.JSON(fe.form.code, map[string]any{"error": fe.form.msg, "earliest_start": fe.fit.Start.UTC()})
+	}
 	var qe *quotaError
 	if !errors.As(err, &qe) {
 		return httpError(err)

@@ -26,6 +26,8 @@ type reserveData struct {
 	Hours    int
 	Start    string
 	Zone     string // the zone of Start, as the browser said (empty: UTC until app.js tells)
+	// Then offers the earliest start that fits, after a refusal for taken nodes.
+	Then *reserveThen
 }
 
 func (s *Server) reserveData(c echo.Context) (*reserveData, error) {
@@ -108,6 +110,7 @@ func (s *Server) saveReserve(c echo.Context) error {
 		if !ok {
 			return err
 		}
+		d.Then = s.reserveThen(err, in.TimeZone)
 		return s.render(c, code, "reserve", &page{Title: "Reserve nodes", Nav: "reserve", Error: msg, Data: d})
 	}
 	if in.StartsAt, err = s.parseLocalTime(form.Get("start"), in.TimeZone); err != nil {
