@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
-	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 var (
@@ -120,7 +121,7 @@ func BenchmarkDeployLab(b *testing.B) {
 		}
 	}
 	im.raw = filepath.Join(imgDir, filepath.Base(im.raw))
-	if err := h.Store.DB.Create(&env).Error; err != nil {
+	if err := storetest.DB(h.Store).Create(&env).Error; err != nil {
 		b.Fatal(err)
 	}
 	wirePath := filepath.Join(imgDir, env.ImageName)

@@ -31,8 +31,6 @@ var knownLeaks = map[string]string{
 	"pkg/store -> pkg/power":             "switch validation (power.Config.Normalize), Switch.PowerConfig and power.DefaultPort: the settings and their validation are to move into a leaf package of pkg/power, without the drivers",
 	"pkg/web -> pkg/power":               "the switch form and API carry the driver's settings (power.Settings): the same leaf package",
 	"pkg/clusterdesc -> pkg/power":       "switch files carry the driver's kind and settings (power.Settings): the same leaf package",
-	"pkg/metrics -> pkg/power":           "the SNMP error kinds the step metrics count (power.Err…), issue 11 item 6",
-	"pkg/metrics -> pkg/remote":          "the SSH error kinds the step metrics count (remote.ErrNoHostKey…), issue 11 item 6",
 	"pkg/web -> golang.org/x/crypto/ssh": "users' SSH public keys are parsed and normalized with ssh.ParseAuthorizedKey",
 }
 

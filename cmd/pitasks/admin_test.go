@@ -203,13 +203,13 @@ func TestNodesCommand(t *testing.T) {
 	ctx := context.Background()
 	ds := c.Deploy(t, st, 2) // node-2's request still waits for a worker
 	now := time.Now().UTC()
-	if err := st.DB.Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Updates(map[string]any{
+	if err := storetest.DB(st).Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Updates(map[string]any{
 		"state": "env_copy", "queued": false, "state_started_at": now.Add(-90 * time.Second), "bytes_done": 50 << 20, "bytes_total": 200 << 20,
 		"throughput": 8 << 20, "lease_owner": "pimaster:4242", "lease_until": now.Add(time.Minute),
 		"last_error": "ssh: node-1:\nconnection refused", "failures": 2, "system_password": "hunter2secret"}).Error; err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DB.Create(&store.StateEvent{DeploymentID: ds[0].ID, NodeID: c.Nodes[0].ID, Process: "deploy", State: "turn_on",
+	if err := storetest.DB(st).Create(&store.StateEvent{DeploymentID: ds[0].ID, NodeID: c.Nodes[0].ID, Process: "deploy", State: "turn_on",
 		Outcome: store.OutcomeReboot, Message: "no answer after 60s", StartedAt: now.Add(-2 * time.Minute), DurationMS: 60000}).Error; err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestCheckWritesNothing(t *testing.T) {
 		if out, err = check(t, ro); err != nil || !strings.Contains(out, fmt.Sprintf("database mysql reachable, schema version %d (current)", latest)) {
 			t.Fatalf("migrated database: %v %q", err, out)
 		}
-		if err := s.DB.Create(&store.SchemaMigration{Version: latest + 1, Name: "from a newer PiSeduce"}).Error; err != nil {
+		if err := storetest.DB(s).Create(&store.SchemaMigration{Version: latest + 1, Name: "from a newer PiSeduce"}).Error; err != nil {
 			t.Fatal(err)
 		}
 		if _, err = check(t, ro); !errors.Is(err, store.ErrSchemaNewer) || !strings.Contains(err.Error(), fmt.Sprintf("%q", "from a newer PiSeduce")) {

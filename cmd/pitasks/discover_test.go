@@ -84,7 +84,7 @@ func TestDnsmasqCommand(t *testing.T) {
 	if err := st.UpdateNode(ctx, &n); err == nil || !strings.Contains(err.Error(), `mac: "not-a-mac" is not a MAC address`) {
 		t.Fatalf("the store took a broken MAC: %v", err)
 	}
-	if err := st.DB.Model(&store.Node{}).Where("id = ?", n.ID).Updates(map[string]any{"mac": n.MAC, "ip": n.IP}).Error; err != nil {
+	if err := storetest.DB(st).Model(&store.Node{}).Where("id = ?", n.ID).Updates(map[string]any{"mac": n.MAC, "ip": n.IP}).Error; err != nil {
 		t.Fatal(err)
 	}
 	if err := dnsmasqCmd(ctx, cfg, st, []string{"-no-reload"}, &out); err == nil || !strings.Contains(err.Error(), "node node-3") {

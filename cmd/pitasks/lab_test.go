@@ -146,12 +146,12 @@ ssh_system = 8/20
 		DecompressOn: "pimaster", SSHUser: lab.ImageUser, Shell: "bash", Type: store.EnvDefault}
 	user := store.User{Email: "ada@example.com", PasswordHash: "x", Authorized: true}
 	var ns []store.Node
-	c.st.DB.Create(&env)
-	c.st.DB.Create(&user)
-	c.st.DB.Order("port").Find(&ns)
+	storetest.DB(c.st).Create(&env)
+	storetest.DB(c.st).Create(&user)
+	storetest.DB(c.st).Order("port").Find(&ns)
 	now := time.Now().UTC()
 	res := store.Reservation{UserID: user.ID, StartsAt: now, EndsAt: now.Add(time.Hour), Nodes: ns}
-	c.st.DB.Create(&res)
+	storetest.DB(c.st).Create(&res)
 	for _, n := range ns {
 		c.ds = append(c.ds, store.Deployment{ReservationID: res.ID, NodeID: n.ID, UserID: user.ID, EnvironmentID: env.ID, Name: "crash"})
 	}
@@ -172,7 +172,7 @@ func (c *labCluster) pitasks(args ...string) (string, error) {
 func (c *labCluster) deployment(t *testing.T, i int) *store.Deployment {
 	t.Helper()
 	var d store.Deployment
-	if err := c.st.DB.First(&d, c.ds[i].ID).Error; err != nil {
+	if err := storetest.DB(c.st).First(&d, c.ds[i].ID).Error; err != nil {
 		return &store.Deployment{}
 	}
 	return &d
@@ -222,7 +222,7 @@ func TestPitasksKilledDuringCopyResumes(t *testing.T) {
 	second := startDaemon(t, c.cfg, c.out)
 	waitFor(t, 3*time.Minute, "deployed", deployed(c, t))
 	var copies int64
-	c.st.DB.Model(&store.StateEvent{}).Where("deployment_id = ? AND state = ? AND outcome = ?", c.ds[0].ID, "env_copy", "done").Count(&copies)
+	storetest.DB(c.st).Model(&store.StateEvent{}).Where("deployment_id = ? AND state = ? AND outcome = ?", c.ds[0].ID, "env_copy", "done").Count(&copies)
 	if copies != 1 {
 		t.Errorf("%d finished copies, want 1", copies)
 	}
@@ -235,7 +235,7 @@ func TestPitasksKilledDuringCopyResumes(t *testing.T) {
 		t.Errorf("pitasks after SIGTERM: %v", err)
 	}
 	var held int64
-	c.st.DB.Model(&store.Deployment{}).Where("lease_owner <> ''").Count(&held)
+	storetest.DB(c.st).Model(&store.Deployment{}).Where("lease_owner <> ''").Count(&held)
 	if held != 0 {
 		t.Errorf("%d leases still held after a clean stop", held)
 	}
@@ -315,7 +315,7 @@ func TestPitasksCarriesOutWebDiscoveryRequests(t *testing.T) {
 	}
 	want := l.Desc.Nodes[0]
 	var n store.Node
-	if err := st.DB.Where("port = ?", 1).First(&n).Error; err != nil {
+	if err := storetest.DB(st).Where("port = ?", 1).First(&n).Error; err != nil {
 		t.Fatalf("no node registered on port 1: %v\n%s", err, r.Output)
 	}
 	if n.MAC != want.MAC || n.Serial != want.Serial || n.Model != want.Model || n.IP != want.IP {

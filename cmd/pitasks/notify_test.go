@@ -124,7 +124,7 @@ dnsmasq_pid_file = %s/dnsmasq.pid
 	}
 
 	// Another session write-locks every table: the next tick hangs on its first query.
-	sqlDB, err := st.DB.DB()
+	sqlDB, err := storetest.DB(st).DB()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ dnsmasq_pid_file = %s/dnsmasq.pid
 	}
 	defer conn.Close()
 	var tables []string
-	if err := st.DB.Raw("SHOW TABLES").Scan(&tables).Error; err != nil || len(tables) == 0 {
+	if err := storetest.DB(st).Raw("SHOW TABLES").Scan(&tables).Error; err != nil || len(tables) == 0 {
 		t.Fatalf("tables %v: %v", tables, err)
 	}
 	if _, err := conn.ExecContext(ctx, "LOCK TABLES "+strings.Join(tables, " WRITE, ")+" WRITE"); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/origdb/origdbtest"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // TestImportOriginalDBCommand moves a running original site over as its admin would:
@@ -43,7 +44,7 @@ func TestImportOriginalDBCommand(t *testing.T) {
 	}
 	users := func() int64 {
 		var n int64
-		st.DB.Model(&store.User{}).Count(&n)
+		storetest.DB(st).Model(&store.User{}).Count(&n)
 		return n
 	}
 

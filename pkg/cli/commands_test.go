@@ -87,7 +87,7 @@ func listingConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dead.Close() })
-	if err := st.DB.Model(&c.Switch).Update("snmp_port", dead.LocalAddr().(*net.UDPAddr).Port).Error; err != nil {
+	if err := storetest.DB(st).Model(&c.Switch).Update("snmp_port", dead.LocalAddr().(*net.UDPAddr).Port).Error; err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

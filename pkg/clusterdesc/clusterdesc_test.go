@@ -91,7 +91,7 @@ func rowTimes(t *testing.T, s *store.Store) map[string]time.Time {
 			Name      string
 			UpdatedAt time.Time
 		}
-		if err := s.DB.Table(table).Select("name, updated_at").Scan(&rows).Error; err != nil {
+		if err := storetest.DB(s).Table(table).Select("name, updated_at").Scan(&rows).Error; err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range rows {
@@ -408,8 +408,8 @@ func TestFailedImportWritesNothing(t *testing.T) {
 				t.Fatalf("err = %v, want it to name node-3 and old", err)
 			}
 			var n, e int64
-			s.DB.Model(&store.Node{}).Count(&n)
-			s.DB.Model(&store.Environment{}).Count(&e)
+			storetest.DB(s).Model(&store.Node{}).Count(&n)
+			storetest.DB(s).Model(&store.Environment{}).Count(&e)
 			got, _ := s.Switch(ctx, sw.ID)
 			if n != 1 || e != 0 || got.IP != "127.0.0.1" {
 				t.Fatalf("half an import landed: %d nodes, %d environments, switch ip %s", n, e, got.IP)

@@ -13,11 +13,12 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/piseduce/piseduce/lab"
-	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // TestCaptureAndRedeployOnTheLab saves a deployed node's card as a new environment (with a
@@ -57,7 +58,7 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 		var last [2]int64
 		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			var d store.Deployment
-			if h.Store.DB.First(&d, ds[0].ID).Error != nil {
+			if storetest.DB(h.Store).First(&d, ds[0].ID).Error != nil {
 				continue
 			}
 			if d.State == "img_copy" && d.BytesDone > 0 && d.BytesDone < d.BytesTotal && last[0] == 0 {

@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
-	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // TestFaultsOnTheLab deploys six nodes at once, each with its own trouble: a node that hangs
@@ -38,7 +39,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	broken := store.Environment{Name: "broken", Type: store.EnvDefault, ImageName: "truncated.img.gz",
 		ImageFormat: image.Gzip, SSHUser: lab.ImageUser, Shell: "bash"}
 	for _, e := range []*store.Environment{&raw, &broken} {
-		if err := h.Store.DB.Create(e).Error; err != nil {
+		if err := storetest.DB(h.Store).Create(e).Error; err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -59,7 +60,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 		defer close(swapDone)
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			var d store.Deployment
-			if h.Store.DB.First(&d, ds[5].ID).Error != nil {
+			if storetest.DB(h.Store).First(&d, ds[5].ID).Error != nil {
 				continue
 			}
 			switch d.State {
@@ -77,7 +78,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 	go func() {
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			var d store.Deployment
-			if h.Store.DB.First(&d, ds[2].ID).Error != nil || d.State != "env_copy" || d.BytesTotal == 0 {
+			if storetest.DB(h.Store).First(&d, ds[2].ID).Error != nil || d.State != "env_copy" || d.BytesTotal == 0 {
 				continue
 			}
 			if frac := float64(d.BytesDone) / float64(d.BytesTotal); frac > 0.2 {

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
-	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/power"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // freeze stops the switch's SNMP agent (SIGSTOP: it neither answers nor refuses) until thaw.
@@ -62,7 +63,7 @@ func TestSwitchOutage(t *testing.T) {
 	h.RunUntil(ds, 2*time.Minute, "deployed")
 	for _, d := range ds {
 		var retries []store.StateEvent
-		h.Store.DB.Where("deployment_id = ? AND outcome = ?", d.ID, store.OutcomeRetry).Order("id").Find(&retries)
+		storetest.DB(h.Store).Where("deployment_id = ? AND outcome = ?", d.ID, store.OutcomeRetry).Order("id").Find(&retries)
 		if len(retries) < 2 {
 			t.Fatalf("deployment %d: %d retries", d.ID, len(retries))
 		}

@@ -81,7 +81,7 @@ func TestStepDataIsTheEngines(t *testing.T) {
 		t.Errorf("a new deploy request kept the step data %q", got)
 	}
 	// Unreadable step data fails the deployment, saying so.
-	if err := s.DB.Model(&store.Deployment{}).Where("id = ?", d.ID).Update("scratch", "{not json").Error; err != nil {
+	if err := storetest.DB(s).Model(&store.Deployment{}).Where("id = ?", d.ID).Update("scratch", "{not json").Error; err != nil {
 		t.Fatal(err)
 	}
 	tickUntil(t, e, clock, time.Second, 5, func() bool { return load(t, s, d.ID).State == process.Failed })

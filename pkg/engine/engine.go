@@ -62,9 +62,27 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// Store is all the engine asks of the database: claim the deployments due and hold their
+// leases, save what a step observed, and find the expired and the lost. *store.Store is it;
+// a test may wrap one to make a call fail.
+type Store interface {
+	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]store.Deployment, error)
+	RenewLeases(ctx context.Context, owner string, ids []uint, until time.Time) error
+	ReleaseLease(ctx context.Context, owner string, id uint) error
+	ReleaseAll(ctx context.Context, owner string) error
+	SaveObserved(ctx context.Context, owner string, d *store.Deployment, ev *store.StateEvent) error
+	SaveProgress(ctx context.Context, owner string, d *store.Deployment) error
+	ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, error)
+	RequestProcess(ctx context.Context, id uint, proc string) error
+	LostDeployments(ctx context.Context) ([]uint, error)
+	ResumeLost(ctx context.Context, id uint) error
+}
+
+var _ Store = (*store.Store)(nil)
+
 // Options configure an Engine. Zero values take the defaults in brackets.
 type Options struct {
-	Store    *store.Store
+	Store    Store
 	Steps    map[process.StateName]Step // every non-terminal state of every process needs one
 	Rebooter Rebooter
 	Log      *slog.Logger

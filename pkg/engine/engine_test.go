@@ -147,7 +147,7 @@ func load(t *testing.T, s *store.Store, id uint) *store.Deployment {
 func events(t *testing.T, s *store.Store, id uint) []store.StateEvent {
 	t.Helper()
 	var evs []store.StateEvent
-	if err := s.DB.Where("deployment_id = ?", id).Order("id").Find(&evs).Error; err != nil {
+	if err := storetest.DB(s).Where("deployment_id = ?", id).Order("id").Find(&evs).Error; err != nil {
 		t.Fatal(err)
 	}
 	return evs
@@ -391,7 +391,7 @@ func TestHungNodeDoesNotDelayOthers(t *testing.T) {
 		e := newEngine(t, s, f, clock, func(o *Options) { o.Workers = 64; o.StepDeadline = time.Minute })
 		others := func() bool {
 			var cnt int64
-			s.DB.Model(&store.Deployment{}).Where("state = ? AND id <> ?", "deployed", hung).Count(&cnt)
+			storetest.DB(s).Model(&store.Deployment{}).Where("state = ? AND id <> ?", "deployed", hung).Count(&cnt)
 			return cnt == n
 		}
 		for ticks = 1; ticks <= 20; ticks++ {

@@ -97,7 +97,7 @@ func TestTwoEnginesNeverRunAStepTwiceAtOnce(t *testing.T) {
 			}
 			for ctx.Err() == nil {
 				var left int64
-				s1.DB.Model(&store.Deployment{}).Where("state <> ?", "deployed").Count(&left)
+				storetest.DB(s1).Model(&store.Deployment{}).Where("state <> ?", "deployed").Count(&left)
 				if left == 0 {
 					break
 				}
@@ -109,7 +109,7 @@ func TestTwoEnginesNeverRunAStepTwiceAtOnce(t *testing.T) {
 				t.Fatalf("%d steps ran twice at once, e.g. %s", len(tr.overlaps), tr.overlaps[0])
 			}
 			var done int64
-			s1.DB.Model(&store.Deployment{}).Where("state = ?", "deployed").Count(&done)
+			storetest.DB(s1).Model(&store.Deployment{}).Where("state = ?", "deployed").Count(&done)
 			if done != n {
 				t.Fatalf("%d of %d deployed", done, n)
 			}
@@ -138,7 +138,7 @@ func TestCrashedEnginesLeasesAreTakenOver(t *testing.T) {
 			ds := c.Deploy(t, s, 3)
 			clock := newClock()
 			// A pitasks that died holding leases on every deployment.
-			if err := s.DB.Model(&store.Deployment{}).Where("1 = 1").
+			if err := storetest.DB(s).Model(&store.Deployment{}).Where("1 = 1").
 				Updates(map[string]any{"lease_owner": "dead", "lease_until": clock.Now().Add(time.Minute)}).Error; err != nil {
 				t.Fatal(err)
 			}

@@ -41,9 +41,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/errkind"
 	"github.com/piseduce/piseduce/pkg/process"
-	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/version"
 )
@@ -192,10 +191,6 @@ const (
 	OriginSSHCommand = "ssh_command"
 )
 
-// snmpErrors are the pkg/power errors of talking to a switch (not of a bad configuration).
-var snmpErrors = []error{power.ErrNoAnswer, power.ErrAuth, power.ErrSNMP, power.ErrNoSuchPort,
-	power.ErrBadValue, power.ErrReadBack, power.ErrCycleAborted}
-
 // Origin tells where err came from, by its kind (errors.Is/As, never its text): a switch
 // (its pkg/power error), SSH (pkg/remote: a host key refused, a command that failed on the
 // node, a node unreachable — dial, handshake, session), or elsewhere.
@@ -203,18 +198,17 @@ func Origin(err error) string {
 	if err == nil {
 		return OriginOther
 	}
-	for _, e := range snmpErrors {
+	for _, e := range errkind.Switch() {
 		if errors.Is(err, e) {
 			return OriginSNMP
 		}
 	}
-	var exit *remote.ExitError
 	switch {
-	case errors.Is(err, remote.ErrNoHostKey) || errors.Is(err, remote.ErrHostKeyMismatch):
+	case errors.Is(err, errkind.NoHostKey) || errors.Is(err, errkind.HostKeyMismatch):
 		return OriginSSHHostKey
-	case errors.As(err, &exit):
+	case errors.Is(err, errkind.CommandFailed):
 		return OriginSSHCommand
-	case errors.Is(err, remote.ErrUnreachable):
+	case errors.Is(err, errkind.NodeUnreachable):
 		return OriginSSH
 	}
 	return OriginOther

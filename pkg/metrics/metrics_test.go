@@ -189,7 +189,7 @@ func TestFrontendCollectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A worker took ds[0]; the others wait for one, and count as queued.
-			if err := s.DB.Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Update("queued", false).Error; err != nil {
+			if err := storetest.DB(s).Model(&store.Deployment{}).Where("id = ?", ds[0].ID).Update("queued", false).Error; err != nil {
 				t.Fatal(err)
 			}
 			now := time.Now().UTC()

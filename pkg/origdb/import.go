@@ -13,8 +13,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/process"
@@ -66,18 +64,6 @@ func (r *Report) String() string {
 	return fmt.Sprintf("%d created, %d updated, %d already imported", r.Created, r.Updated, r.Unchanged)
 }
 
-// imported records which row of the original's database became which row here, so that an
-// import run again knows what it brought over already (even if it changed here since).
-type imported struct {
-	ID        uint   `gorm:"primaryKey"`
-	OrigTable string `gorm:"size:16;uniqueIndex:idx_original_row;not null"`
-	OrigID    int64  `gorm:"uniqueIndex:idx_original_row;not null"`
-	LocalID   uint   `gorm:"not null"`
-	CreatedAt time.Time
-}
-
-func (imported) TableName() string { return "original_imports" }
-
 // Tables of the original, as problems and the bookkeeping name them.
 const (
 	tableUser       = "user"
@@ -101,17 +87,16 @@ func Import(ctx context.Context, st *store.Store, snap *Snapshot, o Options) (*R
 	}
 	o.Now = o.Now.UTC()
 	if !o.DryRun {
-		if err := st.DB.WithContext(ctx).AutoMigrate(&imported{}); err != nil {
-			return nil, fmt.Errorf("origdb: create table original_imports: %w", err)
+		if err := st.CreateOriginalImports(ctx); err != nil {
+			return nil, fmt.Errorf("origdb: %w", err)
 		}
 	}
-	known := st.DB.WithContext(ctx).Migrator().HasTable(&imported{})
 	rep := &Report{}
-	err := st.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		im := &importer{tx: tx, st: &store.Store{DB: tx, Dialect: st.Dialect}, o: o, rep: rep,
+	err := st.InTx(ctx, func(tx *store.Store) error {
+		im := &importer{st: tx, o: o, rep: rep,
 			done: map[string]map[int64]uint{tableUser: {}, tableDeployment: {}}, users: map[int64]uint{},
 			origUsers: map[int64]*User{}, badUsers: map[int64]bool{}, emails: map[int64]string{}}
-		if err := im.load(ctx, known); err != nil {
+		if err := im.load(ctx); err != nil {
 			return err
 		}
 		for _, step := range []func(context.Context, *Snapshot) error{im.importUsers, im.importDeployments, im.adoptEnvironments} {
@@ -137,8 +122,7 @@ func Import(ctx context.Context, st *store.Store, snap *Snapshot, o Options) (*R
 }
 
 type importer struct {
-	tx  *gorm.DB
-	st  *store.Store // on tx
+	st  *store.Store // in the import's transaction
 	o   Options
 	rep *Report
 	// done: the original's ids already imported, by table, to the local id.
@@ -165,24 +149,22 @@ func (im *importer) note(format string, args ...any) {
 	im.rep.Notes = append(im.rep.Notes, fmt.Sprintf(format, args...))
 }
 
-func (im *importer) record(table string, orig int64, local uint) error {
+func (im *importer) record(ctx context.Context, table string, orig int64, local uint) error {
 	if im.o.DryRun {
 		return nil
 	}
-	return im.tx.Create(&imported{OrigTable: table, OrigID: orig, LocalID: local}).Error
+	return im.st.RecordOriginalImport(ctx, table, orig, local)
 }
 
 // load reads what an earlier import recorded, and the nodes and environments by name.
-func (im *importer) load(ctx context.Context, known bool) error {
-	if known {
-		var rows []imported
-		if err := im.tx.Find(&rows).Error; err != nil {
-			return fmt.Errorf("origdb: read original_imports: %w", err)
-		}
-		for _, r := range rows {
-			if m := im.done[r.OrigTable]; m != nil {
-				m[r.OrigID] = r.LocalID
-			}
+func (im *importer) load(ctx context.Context) error {
+	rows, err := im.st.OriginalImports(ctx)
+	if err != nil {
+		return fmt.Errorf("origdb: %w", err)
+	}
+	for _, r := range rows {
+		if m := im.done[r.OrigTable]; m != nil {
+			m[r.OrigID] = r.LocalID
 		}
 	}
 	nodes, err := im.st.Nodes(ctx)
@@ -266,7 +248,7 @@ func (im *importer) importUsers(ctx context.Context, snap *Snapshot) error {
 		if err := im.st.CreateUser(ctx, &nu); err != nil {
 			return fmt.Errorf("origdb: user %d: %w", u.ID, err)
 		}
-		if err := im.record(tableUser, u.ID, nu.ID); err != nil {
+		if err := im.record(ctx, tableUser, u.ID, nu.ID); err != nil {
 			return err
 		}
 		im.users[u.ID] = nu.ID
@@ -503,10 +485,10 @@ func (im *importer) createGroup(ctx context.Context, rows []*row) error {
 			EnvironmentID: r.env.ID, OSUpdate: r.d.OSUpdate, SystemSize: r.size, SystemPassword: r.d.SystemPassword,
 			PublicKey: r.publicKey, InitScript: r.d.InitScript, Process: r.proc, State: r.state, Hold: r.hold,
 			StateStartedAt: started, NextCheckAt: im.o.Now}
-		if err := im.tx.Omit(clause.Associations).Create(&dep).Error; err != nil {
+		if err := im.st.ImportDeployment(ctx, &dep); err != nil {
 			return fmt.Errorf("origdb: deployment %d: %w", r.d.ID, err)
 		}
-		if err := im.record(tableDeployment, r.d.ID, dep.ID); err != nil {
+		if err := im.record(ctx, tableDeployment, r.d.ID, dep.ID); err != nil {
 			return err
 		}
 		im.rep.Created++
@@ -566,9 +548,8 @@ func (im *importer) adoptEnvironments(ctx context.Context, snap *Snapshot) error
 			im.problem(tableDeployment, d.ID, "environment %q, which it saves, belongs to user %d here", name, e.OwnerID)
 			continue
 		}
-		res := im.tx.Model(&store.Environment{}).Where("id = ? AND owner_id = 0", e.ID).Update("owner_id", owner)
-		if res.Error != nil {
-			return fmt.Errorf("origdb: environment %s: %w", name, res.Error)
+		if err := im.st.AdoptEnvironment(ctx, e.ID, owner); err != nil {
+			return fmt.Errorf("origdb: environment %s: %w", name, err)
 		}
 		owned[name] = true
 		im.rep.Updated++

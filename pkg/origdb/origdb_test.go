@@ -48,13 +48,13 @@ func counts(t *testing.T, st *store.Store) string {
 	var out []string
 	for _, m := range []any{&store.User{}, &store.Reservation{}, &store.Deployment{}} {
 		var n int64
-		if err := st.DB.Model(m).Count(&n).Error; err != nil {
+		if err := storetest.DB(st).Model(m).Count(&n).Error; err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, fmt.Sprint(n))
 	}
 	var owned int64
-	if err := st.DB.Model(&store.Environment{}).Where("owner_id <> 0").Count(&owned).Error; err != nil {
+	if err := storetest.DB(st).Model(&store.Environment{}).Where("owner_id <> 0").Count(&owned).Error; err != nil {
 		t.Fatal(err)
 	}
 	return strings.Join(append(out, fmt.Sprint(owned)), "/")
@@ -63,7 +63,7 @@ func counts(t *testing.T, st *store.Store) string {
 func deploymentOf(t *testing.T, st *store.Store, node string) store.Deployment {
 	t.Helper()
 	var d store.Deployment
-	err := st.DB.Preload("Reservation").Preload("User").Preload("Environment").
+	err := storetest.DB(st).Preload("Reservation").Preload("User").Preload("Environment").
 		Joins("JOIN nodes ON nodes.id = deployments.node_id").Where("nodes.name = ?", node).
 		Order("deployments.id DESC").First(&d).Error
 	if err != nil {
@@ -183,7 +183,7 @@ func TestImportOriginalSite(t *testing.T) {
 func nodeID(t *testing.T, st *store.Store, name string) uint {
 	t.Helper()
 	var n store.Node
-	if err := st.DB.Where("name = ?", name).First(&n).Error; err != nil {
+	if err := storetest.DB(st).Where("name = ?", name).First(&n).Error; err != nil {
 		t.Fatal(err)
 	}
 	return n.ID
@@ -280,7 +280,7 @@ func checkImported(t *testing.T, st *store.Store, now time.Time) {
 		t.Errorf("node-8: %s/%s hold %q", d9.Process, d9.State, d9.Hold)
 	}
 	var onNode7 int64
-	st.DB.Model(&store.Deployment{}).Where("node_id = ?", nodeID(t, st, "node-7")).Count(&onNode7)
+	storetest.DB(st).Model(&store.Deployment{}).Where("node_id = ?", nodeID(t, st, "node-7")).Count(&onNode7)
 	if onNode7 != 0 {
 		t.Errorf("node-7's initialized row came over")
 	}
@@ -342,7 +342,7 @@ func checkEngineLeavesHeldAlone(t *testing.T, st *store.Store, now time.Time) {
 	}
 	defer eng.Stop(ctx)
 	var before []store.Deployment
-	if err := st.DB.Order("id").Find(&before).Error; err != nil {
+	if err := storetest.DB(st).Order("id").Find(&before).Error; err != nil {
 		t.Fatal(err)
 	}
 	// A held node cannot be rebooted back into a state of the original's.
@@ -362,7 +362,7 @@ func checkEngineLeavesHeldAlone(t *testing.T, st *store.Store, now time.Time) {
 	}
 	for _, b := range before {
 		var a store.Deployment
-		if err := st.DB.First(&a, b.ID).Error; err != nil {
+		if err := storetest.DB(st).First(&a, b.ID).Error; err != nil {
 			t.Fatal(err)
 		}
 		if b.ID == d6 {
@@ -382,7 +382,7 @@ func checkEngineLeavesHeldAlone(t *testing.T, st *store.Store, now time.Time) {
 	}
 	eng.Wait()
 	var left []store.Deployment
-	if err := st.DB.Where("process <> ? OR hold <> ''", process.Destroy).Find(&left).Error; err != nil {
+	if err := storetest.DB(st).Where("process <> ? OR hold <> ''", process.Destroy).Find(&left).Error; err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range left {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/errkind"
 	"github.com/piseduce/piseduce/pkg/names"
 )
 
@@ -64,18 +65,19 @@ type Settings struct {
 // Drivers lists the driver kinds, the default first.
 func Drivers() []string { return []string{DriverSNMP, DriverCommand} }
 
-// Errors callers can test with errors.Is.
+// Errors callers can test with errors.Is. Those of talking to a switch are errkind's, so that
+// metrics can count them without linking the drivers.
 var (
 	ErrConfig       = errors.New("invalid power configuration")
 	ErrMasterPort   = errors.New("refusing to switch the master port")
 	ErrPortRange    = errors.New("port out of range")
-	ErrNoAnswer     = errors.New("no answer from switch")
-	ErrAuth         = errors.New("switch rejected the SNMPv3 credentials")
-	ErrSNMP         = errors.New("switch returned an SNMP error")
-	ErrNoSuchPort   = errors.New("switch has no such OID")
-	ErrBadValue     = errors.New("unexpected value from switch")
-	ErrReadBack     = errors.New("port state read back differs from what was set")
-	ErrCycleAborted = errors.New("power cycle aborted, port left off")
+	ErrNoAnswer     = errkind.SwitchNoAnswer
+	ErrAuth         = errkind.SwitchAuth
+	ErrSNMP         = errkind.SwitchSNMP
+	ErrNoSuchPort   = errkind.SwitchNoSuchPort
+	ErrBadValue     = errkind.SwitchBadValue
+	ErrReadBack     = errkind.SwitchReadBack
+	ErrCycleAborted = errkind.SwitchCycleAborts
 )
 
 // Standard POWER-ETHERNET-MIB columns (group 1).

@@ -3,6 +3,8 @@ package remote
 import (
 	"errors"
 	"slices"
+
+	"github.com/piseduce/piseduce/pkg/errkind"
 )
 
 // The kinds of errors of a connection, matched with errors.Is; the host-key kinds are
@@ -11,7 +13,7 @@ var (
 	// ErrUnreachable: the node could not be reached, or the connection broke: refused, no
 	// route, no answer, a failed handshake, a session that could not open or ended early.
 	// A node that is still booting gives it; retrying may help.
-	ErrUnreachable = errors.New("node unreachable")
+	ErrUnreachable = errkind.NodeUnreachable
 	// ErrTimeout: the node did not answer in time (an ErrUnreachable too).
 	ErrTimeout = errors.New("no answer in time")
 )

@@ -3,10 +3,11 @@ package remote
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/piseduce/piseduce/pkg/errkind"
 )
 
 // Host-key roles.
@@ -20,11 +21,11 @@ const (
 )
 
 // ErrNoHostKey is returned (wrapped) by Dial when no key is pinned for the target.
-var ErrNoHostKey = errors.New("remote: no host key pinned")
+var ErrNoHostKey = errkind.NoHostKey
 
 // ErrHostKeyMismatch is matched (errors.Is) by Dial's *MismatchError: the node presented a key
 // other than the pinned one. No command is run.
-var ErrHostKeyMismatch = errors.New("remote: host key mismatch")
+var ErrHostKeyMismatch = errkind.HostKeyMismatch
 
 // HostKeyStore gives the pinned host keys. It is defined here, by its consumer, and
 // implemented by store.(*Store) without either package importing the other: a missing key is

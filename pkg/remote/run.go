@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/piseduce/piseduce/pkg/errkind"
 )
 
 // stderrTail is how much of a command's stderr an ExitError keeps.
@@ -51,6 +53,9 @@ func (e *ExitError) Error() string {
 	}
 	return b.String()
 }
+
+// Is makes errors.Is(err, errkind.CommandFailed) true.
+func (e *ExitError) Is(target error) bool { return target == errkind.CommandFailed }
 
 // Run runs argv on the node and waits for it. Every element of argv is single-quoted, so it
 // reaches the remote program literally whatever it holds (spaces, quotes, $(…), ;, newlines):

@@ -22,7 +22,7 @@ func (s *Store) RequestCapture(ctx context.Context, id uint, name, description s
 	if err != nil {
 		return err
 	}
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var d Deployment
 		if err := tx.First(&d, id).Error; err != nil {
 			return notFound(err)
@@ -55,7 +55,7 @@ func (s *Store) RequestCapture(ctx context.Context, id uint, name, description s
 // retried img_check) is not an error: an environment of that name, owner and image file is
 // the same one, and e gets its id. Any other environment of that name is ErrDuplicate.
 func (s *Store) CreateCapturedEnvironment(ctx context.Context, e *Environment) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var cur Environment
 		err := tx.Where("name = ?", e.Name).Take(&cur).Error
 		switch {
@@ -77,7 +77,7 @@ func (s *Store) CreateCapturedEnvironment(ctx context.Context, e *Environment) e
 // EnvironmentByName returns the environment called name.
 func (s *Store) EnvironmentByName(ctx context.Context, name string) (*Environment, error) {
 	var e Environment
-	if err := s.DB.WithContext(ctx).Where("name = ?", name).Take(&e).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("name = ?", name).Take(&e).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &e, nil

@@ -15,7 +15,7 @@ type ReservationCounts struct {
 func (s *Store) HeldReservations(ctx context.Context, now time.Time) (ReservationCounts, error) {
 	var out ReservationCounts
 	now = now.UTC()
-	err := s.DB.WithContext(ctx).Model(&Reservation{}).
+	err := s.db.WithContext(ctx).Model(&Reservation{}).
 		Select("COUNT(DISTINCT reservations.id) AS reservations, COUNT(reservation_nodes.node_id) AS nodes").
 		Joins("LEFT JOIN reservation_nodes ON reservation_nodes.reservation_id = reservations.id").
 		Where("reservations.starts_at <= ? AND reservations.ends_at > ?", now, now).

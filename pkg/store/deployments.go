@@ -34,7 +34,7 @@ func terminalStates() []process.StateName {
 // Deployment returns one deployment with its node, switch, environment and reservation.
 func (s *Store) Deployment(ctx context.Context, id uint) (*Deployment, error) {
 	var d Deployment
-	err := s.DB.WithContext(ctx).Preload("Node.Switch").Preload("Environment").Preload("Reservation").Preload("User").
+	err := s.db.WithContext(ctx).Preload("Node.Switch").Preload("Environment").Preload("Reservation").Preload("User").
 		First(&d, id).Error
 	if err != nil {
 		return nil, notFound(err)
@@ -56,7 +56,7 @@ func (s *Store) CreateDeployments(ctx context.Context, ds []Deployment) error {
 		ds[i].NextCheckAt = now
 		ds[i].Queued = true
 	}
-	if err := s.DB.WithContext(ctx).Omit("Node", "Environment", "Reservation", "User").Create(&ds).Error; err != nil {
+	if err := s.db.WithContext(ctx).Omit("Node", "Environment", "Reservation", "User").Create(&ds).Error; err != nil {
 		return fmt.Errorf("store: unable to create deployments: %w", err)
 	}
 	return nil
@@ -69,7 +69,7 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 	if err != nil {
 		return err
 	}
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var d Deployment
 		if err := tx.Preload("Node").Preload("Environment").First(&d, id).Error; err != nil {
 			return notFound(err)
@@ -131,7 +131,7 @@ func (s *Store) ForceState(ctx context.Context, id uint, proc string, state proc
 		return fmt.Errorf("store: %q is not a state of process %s", state, proc)
 	}
 	now := time.Now().UTC()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var d Deployment
 		if err := tx.First(&d, id).Error; err != nil {
 			return notFound(err)
@@ -162,7 +162,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if limit <= 0 {
 		return nil, nil
 	}
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	var ids []uint
 	q := db.Model(&Deployment{}).
 		Where("state NOT IN ?", terminalStates()).
@@ -202,19 +202,19 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, ids []uint, until
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.DB.WithContext(ctx).Model(&Deployment{}).Where("id IN ? AND lease_owner = ?", ids, owner).
+	return s.db.WithContext(ctx).Model(&Deployment{}).Where("id IN ? AND lease_owner = ?", ids, owner).
 		Update("lease_until", until).Error
 }
 
 // ReleaseLease gives deployment id back, if it is still ours.
 func (s *Store) ReleaseLease(ctx context.Context, owner string, id uint) error {
-	return s.DB.WithContext(ctx).Model(&Deployment{}).Where("id = ? AND lease_owner = ?", id, owner).
+	return s.db.WithContext(ctx).Model(&Deployment{}).Where("id = ? AND lease_owner = ?", id, owner).
 		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
 }
 
 // ReleaseAll gives back every lease held by owner (clean stop).
 func (s *Store) ReleaseAll(ctx context.Context, owner string) error {
-	return s.DB.WithContext(ctx).Model(&Deployment{}).Where("lease_owner = ?", owner).
+	return s.db.WithContext(ctx).Model(&Deployment{}).Where("lease_owner = ?", owner).
 		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
 }
 
@@ -222,7 +222,7 @@ func (s *Store) ReleaseAll(ctx context.Context, owner string) error {
 // condition that owner still holds the lease and no new request came (same Generation).
 func (s *Store) SaveObserved(ctx context.Context, owner string, d *Deployment, ev *StateEvent) error {
 	d.UpdatedAt = time.Now().UTC()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&Deployment{}).
 			Where("id = ? AND lease_owner = ? AND generation = ?", d.ID, owner, d.Generation).
 			Select(observedColumns).Updates(d)
@@ -243,7 +243,7 @@ func (s *Store) SaveObserved(ctx context.Context, owner string, d *Deployment, e
 
 // SaveProgress records copy progress, under the same lease condition as SaveObserved.
 func (s *Store) SaveProgress(ctx context.Context, owner string, d *Deployment) error {
-	res := s.DB.WithContext(ctx).Model(&Deployment{}).
+	res := s.db.WithContext(ctx).Model(&Deployment{}).
 		Where("id = ? AND lease_owner = ? AND generation = ?", d.ID, owner, d.Generation).
 		Updates(map[string]any{"bytes_done": d.BytesDone, "bytes_total": d.BytesTotal, "throughput": d.Throughput})
 	if res.Error != nil {
@@ -259,7 +259,7 @@ func (s *Store) SaveProgress(ctx context.Context, owner string, d *Deployment) e
 // that are not being destroyed yet (a held one is not, whatever its process says).
 func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, error) {
 	var ids []uint
-	err := s.DB.WithContext(ctx).Model(&Deployment{}).
+	err := s.db.WithContext(ctx).Model(&Deployment{}).
 		Joins("JOIN reservations ON reservations.id = deployments.reservation_id").
 		Where("reservations.ends_at < ? AND (deployments.process <> ? OR deployments.hold <> '')", now, process.Destroy).
 		Pluck("deployments.id", &ids).Error
@@ -273,14 +273,14 @@ func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, 
 // ones: a node lost under the original PiSeduce waits for its user).
 func (s *Store) LostDeployments(ctx context.Context) ([]uint, error) {
 	var ids []uint
-	err := s.DB.WithContext(ctx).Model(&Deployment{}).Where("state = ? AND hold = ''", process.Lost).Pluck("id", &ids).Error
+	err := s.db.WithContext(ctx).Model(&Deployment{}).Where("state = ? AND hold = ''", process.Lost).Pluck("id", &ids).Error
 	return ids, err
 }
 
 // ResumeLost sends a lost deployment back to the state it was lost in, with fresh timers.
 func (s *Store) ResumeLost(ctx context.Context, id uint) error {
 	now := time.Now().UTC()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var d Deployment
 		if err := tx.First(&d, id).Error; err != nil {
 			return notFound(err)

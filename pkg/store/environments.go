@@ -10,7 +10,7 @@ import (
 // Environments returns every environment by name.
 func (s *Store) Environments(ctx context.Context) ([]Environment, error) {
 	var es []Environment
-	if err := s.DB.WithContext(ctx).Order("name").Find(&es).Error; err != nil {
+	if err := s.db.WithContext(ctx).Order("name").Find(&es).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list environments: %w", err)
 	}
 	sortByName(es, func(e Environment) string { return e.Name })
@@ -23,7 +23,7 @@ func (s *Store) Environments(ctx context.Context) ([]Environment, error) {
 // (boot tests only) are never offered.
 func (s *Store) VisibleEnvironments(ctx context.Context, userID uint, admin bool) ([]Environment, error) {
 	var es []Environment
-	q := s.DB.WithContext(ctx).Order("name").Where("image_name <> ''")
+	q := s.db.WithContext(ctx).Order("name").Where("image_name <> ''")
 	if admin {
 		q = q.Where("type <> ?", EnvHidden)
 	} else {
@@ -39,7 +39,7 @@ func (s *Store) VisibleEnvironments(ctx context.Context, userID uint, admin bool
 // Environment returns the environment with id.
 func (s *Store) Environment(ctx context.Context, id uint) (*Environment, error) {
 	var e Environment
-	if err := s.DB.WithContext(ctx).First(&e, id).Error; err != nil {
+	if err := s.db.WithContext(ctx).First(&e, id).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &e, nil
@@ -48,7 +48,7 @@ func (s *Store) Environment(ctx context.Context, id uint) (*Environment, error) 
 // CreateEnvironment validates and inserts e: *InvalidError for a bad field, *DuplicateError
 // when the name is taken.
 func (s *Store) CreateEnvironment(ctx context.Context, e *Environment) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := checkEnvironment(tx, e); err != nil {
 			return err
 		}
@@ -59,12 +59,12 @@ func (s *Store) CreateEnvironment(ctx context.Context, e *Environment) error {
 // CheckEnvironment validates e and checks that its name is free, without saving it: for a
 // caller about to do slow work (measuring an image) first.
 func (s *Store) CheckEnvironment(ctx context.Context, e *Environment) error {
-	return checkEnvironment(s.DB.WithContext(ctx), e)
+	return checkEnvironment(s.db.WithContext(ctx), e)
 }
 
 // UpdateEnvironment validates e and saves every column of it, as CreateEnvironment.
 func (s *Store) UpdateEnvironment(ctx context.Context, e *Environment) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := checkEnvironment(tx, e); err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func (s *Store) UpdateEnvironment(ctx context.Context, e *Environment) error {
 
 // DeleteEnvironment deletes an environment no deployment uses (ErrInUse otherwise).
 func (s *Store) DeleteEnvironment(ctx context.Context, id uint) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&Deployment{}).Where("environment_id = ?", id).Count(&n).Error; err != nil {
 			return err

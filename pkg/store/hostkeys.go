@@ -16,7 +16,7 @@ import (
 // and nodeID; found is false when none is stored.
 func (s *Store) HostKey(ctx context.Context, role string, nodeID uint) (key string, found bool, err error) {
 	var hk HostKey
-	err = s.DB.WithContext(ctx).Where("role = ? AND node_id = ?", role, nodeID).First(&hk).Error
+	err = s.db.WithContext(ctx).Where("role = ? AND node_id = ?", role, nodeID).First(&hk).Error
 	if errors.Is(notFound(err), ErrNotFound) {
 		return "", false, nil
 	}
@@ -32,7 +32,7 @@ func (s *Store) PinHostKey(ctx context.Context, role string, nodeID uint, key st
 	if role == "" || key == "" {
 		return fmt.Errorf("store: unable to pin a host key: role and key are required")
 	}
-	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "role"}, {Name: "node_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"key"}),
 	}).Create(&HostKey{Role: role, NodeID: nodeID, Key: key}).Error

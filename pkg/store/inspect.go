@@ -8,7 +8,7 @@ import (
 // SwitchByName returns the switch called name; ErrNotFound when there is none.
 func (s *Store) SwitchByName(ctx context.Context, name string) (*Switch, error) {
 	var sw Switch
-	if err := s.DB.WithContext(ctx).Where("name = ?", name).First(&sw).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("name = ?", name).First(&sw).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &sw, nil
@@ -27,7 +27,7 @@ type NodeInspection struct {
 // port), each with its latest deployment and at most events of that deployment's last state
 // events. ErrNotFound when name names no node.
 func (s *Store) InspectNodes(ctx context.Context, name string, events int) ([]NodeInspection, error) {
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	var nodes []Node
 	if name == "" {
 		var err error

@@ -27,7 +27,7 @@ func TestInspectNodes(t *testing.T) {
 
 		// Two deployments on node-1 (the latest counts), one on node-2, none on node-3.
 		first := c.Deploy(t, s, 2)
-		check(t, s.DB.Model(&store.Deployment{}).Where("id = ?", first[0].ID).
+		check(t, storetest.DB(s).Model(&store.Deployment{}).Where("id = ?", first[0].ID).
 			Updates(map[string]any{"process": "destroy", "state": "destroyed"}).Error)
 		again := store.Deployment{ReservationID: c.Reservation.ID, NodeID: c.Nodes[0].ID, UserID: c.User.ID,
 			EnvironmentID: c.Environment.ID, Name: "again"}
@@ -40,12 +40,12 @@ func TestInspectNodes(t *testing.T) {
 				node1Latest = d.ID
 			}
 		}
-		check(t, s.DB.Model(&store.Deployment{}).Where("id = ?", node1Latest).
+		check(t, storetest.DB(s).Model(&store.Deployment{}).Where("id = ?", node1Latest).
 			Updates(map[string]any{"state": "env_copy", "bytes_done": 50, "bytes_total": 200,
 				"last_error": "boom", "lease_owner": "host:1"}).Error)
 		t0 := time.Now().UTC().Add(-time.Minute)
 		for i := range 7 {
-			check(t, s.DB.Create(&store.StateEvent{DeploymentID: node1Latest, NodeID: c.Nodes[0].ID, Process: "deploy",
+			check(t, storetest.DB(s).Create(&store.StateEvent{DeploymentID: node1Latest, NodeID: c.Nodes[0].ID, Process: "deploy",
 				State: process.StateName(fmt.Sprintf("s%d", i)), Outcome: store.OutcomeDone, StartedAt: t0, EndedAt: t0.Add(time.Second)}).Error)
 		}
 

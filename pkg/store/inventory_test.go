@@ -224,7 +224,7 @@ func TestDuplicatesRefused(t *testing.T) {
 		// The database itself keys SNMP switches' addresses.
 		dup := okSwitch()
 		dup.Name, dup.SNMPPort, dup.SNMPVersion, dup.Driver = "sw9", 161, "2c", power.DriverSNMP
-		if err := s.DB.Create(&dup).Error; err == nil {
+		if err := storetest.DB(s).Create(&dup).Error; err == nil {
 			t.Error("the database took a second SNMP switch at 192.0.2.10:161")
 		}
 		e := store.Environment{Name: "raspios", ImageName: "r.img"}
@@ -234,20 +234,20 @@ func TestDuplicatesRefused(t *testing.T) {
 		}
 
 		// The last line of defence: rows written past the checks.
-		if err := s.DB.Create(&store.Node{Name: "node-9", SwitchID: sw.ID, Port: 5, IP: "10.0.0.11"}).Error; err == nil {
+		if err := storetest.DB(s).Create(&store.Node{Name: "node-9", SwitchID: sw.ID, Port: 5, IP: "10.0.0.11"}).Error; err == nil {
 			t.Error("the database took a second node with IP 10.0.0.11")
 		}
-		if err := s.DB.Create(&store.Node{Name: "node-9", SwitchID: sw.ID, Port: 5, MAC: "b8:27:eb:00:00:01"}).Error; err == nil {
+		if err := storetest.DB(s).Create(&store.Node{Name: "node-9", SwitchID: sw.ID, Port: 5, MAC: "b8:27:eb:00:00:01"}).Error; err == nil {
 			t.Error("the database took a second node with one MAC")
 		}
-		if err := s.DB.Create(&store.Node{Name: "node-9", SwitchID: sw.ID, Port: 5, Serial: "a67c64b1"}).Error; err == nil {
+		if err := storetest.DB(s).Create(&store.Node{Name: "node-9", SwitchID: sw.ID, Port: 5, Serial: "a67c64b1"}).Error; err == nil {
 			t.Error("the database took a second node with one serial")
 		}
-		if err := s.DB.Create(&store.Switch{Name: "sw9", IP: "192.0.2.10", SNMPPort: 161, OID: "1.3", PortCount: 1}).Error; err == nil {
+		if err := storetest.DB(s).Create(&store.Switch{Name: "sw9", IP: "192.0.2.10", SNMPPort: 161, OID: "1.3", PortCount: 1}).Error; err == nil {
 			t.Error("the database took a second switch at one address")
 		}
 		for i := 5; i <= 6; i++ {
-			check(t, s.DB.Create(&store.Node{Name: fmt.Sprintf("node-%d", i), SwitchID: sw.ID, Port: i}).Error)
+			check(t, storetest.DB(s).Create(&store.Node{Name: fmt.Sprintf("node-%d", i), SwitchID: sw.ID, Port: i}).Error)
 		}
 	})
 }
@@ -285,9 +285,9 @@ func TestOpenReportsDuplicates(t *testing.T) {
 			if dialect == "mysql" {
 				drop += " ON nodes"
 			}
-			check(t, s.DB.Exec(drop).Error)
-			check(t, s.DB.Create(&store.Node{Name: "node-a", SwitchID: sw.ID, Port: 1, IP: "10.0.0.5"}).Error)
-			check(t, s.DB.Create(&store.Node{Name: "node-b", SwitchID: sw.ID, Port: 2, IP: "10.0.0.5"}).Error)
+			check(t, storetest.DB(s).Exec(drop).Error)
+			check(t, storetest.DB(s).Create(&store.Node{Name: "node-a", SwitchID: sw.ID, Port: 1, IP: "10.0.0.5"}).Error)
+			check(t, storetest.DB(s).Create(&store.Node{Name: "node-b", SwitchID: sw.ID, Port: 2, IP: "10.0.0.5"}).Error)
 			s.Close()
 
 			s, err = store.Open(ctx, url)
@@ -295,7 +295,7 @@ func TestOpenReportsDuplicates(t *testing.T) {
 			if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "nodes node-a and node-b share ip 10.0.0.5") {
 				t.Fatalf("warnings: %q", s.Warnings)
 			}
-			check(t, s.DB.Exec("UPDATE nodes SET ip = '10.0.0.6' WHERE name = 'node-b'").Error)
+			check(t, storetest.DB(s).Exec("UPDATE nodes SET ip = '10.0.0.6' WHERE name = 'node-b'").Error)
 			s.Close()
 
 			s, err = store.Open(ctx, url)
@@ -304,7 +304,7 @@ func TestOpenReportsDuplicates(t *testing.T) {
 			if len(s.Warnings) != 0 {
 				t.Fatalf("warnings after the fix: %q", s.Warnings)
 			}
-			if err := s.DB.Create(&store.Node{Name: "node-c", SwitchID: sw.ID, Port: 3, IP: "10.0.0.5"}).Error; err == nil {
+			if err := storetest.DB(s).Create(&store.Node{Name: "node-c", SwitchID: sw.ID, Port: 3, IP: "10.0.0.5"}).Error; err == nil {
 				t.Fatal("no unique index on the IP after the fix")
 			}
 		})

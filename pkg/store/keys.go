@@ -36,7 +36,7 @@ func uniqueKeys() []uniqueKey {
 // already break one are reported (naming both) instead: the index is created on the first
 // start after they are fixed. Once every index exists this only reads.
 func (s *Store) ensureKeys(ctx context.Context) ([]string, error) {
-	missing, warnings, err := s.missingKeys(ctx, s.DB)
+	missing, warnings, err := s.missingKeys(ctx, s.db)
 	if err != nil || len(missing) == 0 {
 		return warnings, err
 	}

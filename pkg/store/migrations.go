@@ -141,14 +141,14 @@ type Schema struct {
 // same time waits, then finds the schema current. A current schema costs one read.
 func (s *Store) migrate(ctx context.Context) error {
 	all := migrations()
-	v, err := s.schemaVersion(ctx, s.DB)
+	v, err := s.schemaVersion(ctx, s.db)
 	if err != nil {
 		return err
 	}
 	if v == len(all) {
 		return nil
 	}
-	if err := s.checkNotNewer(ctx, s.DB, v); err != nil {
+	if err := s.checkNotNewer(ctx, s.db, v); err != nil {
 		return err
 	}
 	return s.withMigrationLock(ctx, func(db *gorm.DB) error {
@@ -209,7 +209,7 @@ func (s *Store) checkNotNewer(ctx context.Context, db *gorm.DB, v int) error {
 
 // withMigrationLock runs fn on one connection while this process alone may migrate.
 func (s *Store) withMigrationLock(ctx context.Context, fn func(*gorm.DB) error) error {
-	return s.DB.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
 		conn = conn.Session(&gorm.Session{NewDB: true}) // each call a new statement, on this connection
 		if s.Dialect == "sqlite" {
 			return s.sqliteMigration(conn, fn)

@@ -33,7 +33,7 @@ func loadSQL(t *testing.T, url, file string) {
 	}
 	defer s.Close()
 	// One connection: the dump's SET and PRAGMA statements hold for the ones after them.
-	err = s.DB.Connection(func(conn *gorm.DB) error {
+	err = storetest.DB(s).Connection(func(conn *gorm.DB) error {
 		var stmt strings.Builder
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(line, "--") || strings.TrimSpace(line) == "" {
@@ -74,7 +74,7 @@ func open(t *testing.T, url string) *store.Store {
 func migrationsApplied(t *testing.T, s *store.Store) []int {
 	t.Helper()
 	var ms []store.SchemaMigration
-	check(t, s.DB.Order("version").Find(&ms).Error)
+	check(t, storetest.DB(s).Order("version").Find(&ms).Error)
 	v := make([]int, len(ms))
 	for i, m := range ms {
 		v[i] = m.Version
@@ -135,7 +135,7 @@ func TestMigrationWaits(t *testing.T) {
 			defer other.Close()
 			var release func() error
 			if dialect == "mysql" {
-				conn, err := other.DB.DB()
+				conn, err := storetest.DB(other).DB()
 				check(t, err)
 				c, err := conn.Conn(context.Background())
 				check(t, err)
@@ -150,7 +150,7 @@ func TestMigrationWaits(t *testing.T) {
 					return err
 				}
 			} else {
-				tx := other.DB.Begin() // immediate: holds the write lock
+				tx := storetest.DB(other).Begin() // immediate: holds the write lock
 				check(t, tx.Exec("CREATE TABLE other_daemon (id integer)").Error)
 				release = func() error { return tx.Commit().Error }
 			}
@@ -197,7 +197,7 @@ func TestOldDatabase(t *testing.T) {
 				t.Errorf("user: %+v", u)
 			}
 			var d store.Deployment
-			check(t, s.DB.Preload("Node").Preload("Environment").First(&d).Error)
+			check(t, storetest.DB(s).Preload("Node").Preload("Environment").First(&d).Error)
 			if d.State != "env_copy" || d.Generation != 3 || !d.NextCheckAt.Equal(at.Add(2*time.Second)) ||
 				!d.LeaseUntil.Equal(at.Add(30*time.Second)) || d.Node.Name != "pi-1" || d.Environment.SectorStart != 532480 || d.StepData != `{"k":"v"}` || d.CaptureName != "" {
 				t.Errorf("deployment: %+v", d)
@@ -205,7 +205,7 @@ func TestOldDatabase(t *testing.T) {
 			// A save_env request of before migration 6 had the environment's name in the step
 			// data: it moves to its own columns, and the step data still reads as save_env's.
 			var capture store.Deployment
-			check(t, s.DB.First(&capture, 2).Error)
+			check(t, storetest.DB(s).First(&capture, 2).Error)
 			var data process.SaveEnvData
 			check(t, json.Unmarshal([]byte(capture.StepData), &data))
 			if capture.CaptureName != "ada-tools" || capture.CaptureDescription != `with "my" tools` ||
@@ -216,12 +216,12 @@ func TestOldDatabase(t *testing.T) {
 				t.Errorf("node card device %q", d.Node.CardDevice)
 			}
 			var r store.Reservation
-			check(t, s.DB.Preload("Nodes").First(&r).Error)
+			check(t, storetest.DB(s).Preload("Nodes").First(&r).Error)
 			if len(r.Nodes) != 2 || !r.EndsAt.Equal(at.Add(48*time.Hour)) {
 				t.Errorf("reservation: %+v", r)
 			}
 			var run store.DiscoveryRun
-			check(t, s.DB.First(&run).Error)
+			check(t, storetest.DB(s).First(&run).Error)
 			if run.StartedAt == nil || !run.StartedAt.Equal(at) || run.EndedAt == nil {
 				t.Errorf("discovery run: %+v", run)
 			}
@@ -246,19 +246,19 @@ func TestMigrationsCoverModels(t *testing.T) {
 			url := legacy(t, dialect)
 			raw, err := store.OpenUnmigrated(context.Background(), url)
 			check(t, err)
-			check(t, raw.DB.Migrator().CreateTable(&store.SchemaMigration{}))
-			check(t, raw.DB.Create(&store.SchemaMigration{Version: 1, Name: "the legacy tables"}).Error)
+			check(t, storetest.DB(raw).Migrator().CreateTable(&store.SchemaMigration{}))
+			check(t, storetest.DB(raw).Create(&store.SchemaMigration{Version: 1, Name: "the legacy tables"}).Error)
 			raw.Close()
 			s := open(t, url)
 			for _, m := range store.Models() {
-				stmt := &gorm.Statement{DB: s.DB}
+				stmt := &gorm.Statement{DB: storetest.DB(s)}
 				check(t, stmt.Parse(m))
-				if !s.DB.Migrator().HasTable(m) {
+				if !storetest.DB(s).Migrator().HasTable(m) {
 					t.Errorf("no table %s after the migrations: append one for model %s (pkg/store/migrations.go)", stmt.Table, stmt.Schema.Name)
 					continue
 				}
 				for _, f := range stmt.Schema.Fields {
-					if f.DBName != "" && !f.IgnoreMigration && !s.DB.Migrator().HasColumn(m, f.DBName) {
+					if f.DBName != "" && !f.IgnoreMigration && !storetest.DB(s).Migrator().HasColumn(m, f.DBName) {
 						t.Errorf("no column %s.%s after the migrations: append one for %s.%s (pkg/store/migrations.go)",
 							stmt.Table, f.DBName, stmt.Schema.Name, f.Name)
 					}
@@ -276,7 +276,7 @@ func TestSchemaNewer(t *testing.T) {
 			s, err := store.Open(context.Background(), url)
 			check(t, err)
 			newer := store.LatestSchema() + 1
-			check(t, s.DB.Create(&store.SchemaMigration{Version: newer, Name: "deployments.from_the_future"}).Error)
+			check(t, storetest.DB(s).Create(&store.SchemaMigration{Version: newer, Name: "deployments.from_the_future"}).Error)
 			s.Close()
 			var before [32]byte
 			if dialect == "sqlite" {

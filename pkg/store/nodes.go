@@ -14,7 +14,7 @@ import (
 // Nodes returns every node with its switch, by switch and port.
 func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 	var ns []Node
-	err := s.DB.WithContext(ctx).Preload("Switch").
+	err := s.db.WithContext(ctx).Preload("Switch").
 		Joins("JOIN switches ON switches.id = nodes.switch_id").
 		Order("switches.name, nodes.port, nodes.name").Find(&ns).Error
 	if err != nil {
@@ -26,7 +26,7 @@ func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 // Node returns the node with id, with its switch.
 func (s *Store) Node(ctx context.Context, id uint) (*Node, error) {
 	var n Node
-	if err := s.DB.WithContext(ctx).Preload("Switch").First(&n, id).Error; err != nil {
+	if err := s.db.WithContext(ctx).Preload("Switch").First(&n, id).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &n, nil
@@ -35,7 +35,7 @@ func (s *Store) Node(ctx context.Context, id uint) (*Node, error) {
 // NodeByName returns the node called name, with its switch; ErrNotFound when there is none.
 func (s *Store) NodeByName(ctx context.Context, name string) (*Node, error) {
 	var n Node
-	if err := s.DB.WithContext(ctx).Preload("Switch").Where("name = ?", name).Take(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Preload("Switch").Where("name = ?", name).Take(&n).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &n, nil
@@ -44,7 +44,7 @@ func (s *Store) NodeByName(ctx context.Context, name string) (*Node, error) {
 // CreateNode validates and inserts n: *InvalidError for a bad field, *DuplicateError when its
 // name, IP, MAC, serial or switch port is another node's.
 func (s *Store) CreateNode(ctx context.Context, n *Node) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := checkNode(tx, n); err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ func (s *Store) CreateNode(ctx context.Context, n *Node) error {
 
 // UpdateNode validates n and saves every column of it, as CreateNode.
 func (s *Store) UpdateNode(ctx context.Context, n *Node) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := checkNode(tx, n); err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ func (s *Store) UpdateNode(ctx context.Context, n *Node) error {
 // DeleteNode deletes a node that no deployment used (ErrInUse otherwise); its past reservations
 // and its pinned host keys forget it.
 func (s *Store) DeleteNode(ctx context.Context, id uint) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var c int64
 		if err := tx.Model(&Deployment{}).Where("node_id = ?", id).Count(&c).Error; err != nil {
 			return err
@@ -122,7 +122,7 @@ func (ns NodeStatus) Free() bool {
 // without reflection.
 func (s *Store) NodeStatuses(ctx context.Context, now time.Time) ([]NodeStatus, error) {
 	now = now.UTC()
-	db, err := s.DB.DB()
+	db, err := s.db.DB()
 	if err != nil {
 		return nil, err
 	}

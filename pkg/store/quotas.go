@@ -59,7 +59,7 @@ func (e *QuotaError) Error() string {
 
 // ReadQuota returns the quota settings.
 func (s *Store) ReadQuota(ctx context.Context) (Quota, error) {
-	return readQuota(s.DB.WithContext(ctx))
+	return readQuota(s.db.WithContext(ctx))
 }
 
 func readQuota(tx *gorm.DB) (Quota, error) {
@@ -251,7 +251,7 @@ type QuotaUse struct {
 // UserQuotaUse returns the quotas and what user u holds against them at now.
 func (s *Store) UserQuotaUse(ctx context.Context, u *User, now time.Time) (QuotaUse, error) {
 	now = now.UTC()
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	q, err := readQuota(db)
 	if err != nil {
 		return QuotaUse{}, err

@@ -29,7 +29,7 @@ const MaxPortAttempts = 3
 // returns that one.
 func (s *Store) RequestPort(ctx context.Context, switchID uint, port int, action string, by uint) (*PortRequest, error) {
 	var r *PortRequest
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var sw Switch
 		if err := lockForUpdate(tx, s.Dialect).First(&sw, switchID).Error; err != nil {
 			return notFound(err)
@@ -74,7 +74,7 @@ func (s *Store) RequestPort(ctx context.Context, switchID uint, port int, action
 // PortRequest returns a request with its switch.
 func (s *Store) PortRequest(ctx context.Context, id uint) (*PortRequest, error) {
 	var r PortRequest
-	if err := s.DB.WithContext(ctx).Preload("Switch").First(&r, id).Error; err != nil {
+	if err := s.db.WithContext(ctx).Preload("Switch").First(&r, id).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &r, nil
@@ -83,7 +83,7 @@ func (s *Store) PortRequest(ctx context.Context, id uint) (*PortRequest, error) 
 // PortRequests returns the latest on, off and cycle requests on a switch, newest first.
 func (s *Store) PortRequests(ctx context.Context, switchID uint, limit int) ([]PortRequest, error) {
 	var rs []PortRequest
-	err := s.DB.WithContext(ctx).Where("switch_id = ? AND action <> ?", switchID, PortStatus).Order("id DESC").Limit(limit).Find(&rs).Error
+	err := s.db.WithContext(ctx).Where("switch_id = ? AND action <> ?", switchID, PortStatus).Order("id DESC").Limit(limit).Find(&rs).Error
 	return rs, err
 }
 
@@ -91,7 +91,7 @@ func (s *Store) PortRequests(ctx context.Context, switchID uint, limit int) ([]P
 // failed), and the one it has not ended yet; each may be nil.
 func (s *Store) LatestPortStatus(ctx context.Context, switchID uint) (ended, pending *PortRequest, err error) {
 	var rs []PortRequest
-	err = s.DB.WithContext(ctx).Where("switch_id = ? AND action = ?", switchID, PortStatus).Order("id DESC").Limit(2).Find(&rs).Error
+	err = s.db.WithContext(ctx).Where("switch_id = ? AND action = ?", switchID, PortStatus).Order("id DESC").Limit(2).Find(&rs).Error
 	if err != nil {
 		return nil, nil, err
 	}
@@ -136,7 +136,7 @@ func (r *PortRequest) PortStates() (map[int]PortState, error) {
 // ended instead, with the reason.
 func (s *Store) ClaimPortRequest(ctx context.Context, owner string, now time.Time, lease time.Duration) (*PortRequest, error) {
 	t := now.UTC()
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	for {
 		var r PortRequest
 		err := db.Preload("Switch").Where("state = ? OR (state = ? AND (lease_until IS NULL OR lease_until < ?))",
@@ -201,7 +201,7 @@ func (s *Store) RenewDiscovery(ctx context.Context, id uint, owner string, until
 
 // updateOwned applies u to the running request id of model's table if owner holds it.
 func (s *Store) updateOwned(ctx context.Context, model any, id uint, owner string, u map[string]any) error {
-	res := s.DB.WithContext(ctx).Model(model).Where("id = ? AND state = ? AND owner = ?", id, RequestRunning, owner).Updates(u)
+	res := s.db.WithContext(ctx).Model(model).Where("id = ? AND state = ? AND owner = ?", id, RequestRunning, owner).Updates(u)
 	if res.Error != nil {
 		return res.Error
 	}

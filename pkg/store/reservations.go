@@ -120,7 +120,7 @@ func (s *Store) CreateReservation(ctx context.Context, req ReservationRequest, n
 		return nil, errors.New("store: a reservation needs nodes")
 	}
 	r := &Reservation{UserID: req.UserID, StartsAt: start, EndsAt: end, TimeZone: req.TimeZone}
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// The user first, then the nodes (the order every transaction takes them in): the
 		// user's own racing requests wait here, and then see each other's reservations.
 		u, err := s.lockUser(tx, req.UserID)
@@ -206,7 +206,7 @@ func uniq(ids []uint) []uint {
 // Reservation returns the reservation with id, with its nodes (and their switch) and user.
 func (s *Store) Reservation(ctx context.Context, id uint) (*Reservation, error) {
 	var r Reservation
-	err := s.DB.WithContext(ctx).Preload("Nodes").Preload("Nodes.Switch").Preload("User").First(&r, id).Error
+	err := s.db.WithContext(ctx).Preload("Nodes").Preload("Nodes.Switch").Preload("User").First(&r, id).Error
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -218,7 +218,7 @@ func (s *Store) Reservation(ctx context.Context, id uint) (*Reservation, error) 
 // userID 0 returns everyone's.
 func (s *Store) UserReservations(ctx context.Context, userID uint, since time.Time) ([]Reservation, error) {
 	var rs []Reservation
-	q := s.DB.WithContext(ctx).Preload("Nodes").Preload("User").Where("ends_at > ?", since.UTC()).Order("starts_at, id")
+	q := s.db.WithContext(ctx).Preload("Nodes").Preload("User").Where("ends_at > ?", since.UTC()).Order("starts_at, id")
 	if userID != 0 {
 		q = q.Where("user_id = ?", userID)
 	}
@@ -236,7 +236,7 @@ func (s *Store) UserReservations(ctx context.Context, userID uint, since time.Ti
 // locking as CreateReservation.
 func (s *Store) ExtendReservation(ctx context.Context, id uint, newEnd, now time.Time) error {
 	newEnd, now = newEnd.UTC().Truncate(time.Second), now.UTC()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r Reservation
 		if err := tx.First(&r, id).Error; err != nil {
 			return notFound(err)
@@ -286,7 +286,7 @@ func (s *Store) ExtendReservation(ctx context.Context, id uint, newEnd, now time
 // deployed nodes to destroy.
 func (s *Store) EndReservation(ctx context.Context, id uint, now time.Time) error {
 	now = now.UTC()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r Reservation
 		if err := tx.First(&r, id).Error; err != nil {
 			return notFound(err)
@@ -310,7 +310,7 @@ func (s *Store) EndReservation(ctx context.Context, id uint, now time.Time) erro
 func (s *Store) DeployReservation(ctx context.Context, resID uint, tmpl Deployment, now time.Time) ([]Deployment, error) {
 	now = now.UTC()
 	var out []Deployment
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var r Reservation
 		q := tx
 		if s.Dialect == "mysql" {
@@ -376,7 +376,7 @@ func (s *Store) DeployReservation(ctx context.Context, resID uint, tmpl Deployme
 			d.Node, d.Reservation, d.Environment = Node{}, Reservation{}, Environment{}
 			out = append(out, d)
 		}
-		return (&Store{DB: tx, Dialect: s.Dialect}).CreateDeployments(ctx, out)
+		return (&Store{db: tx, Dialect: s.Dialect}).CreateDeployments(ctx, out)
 	}, s.txOptions())
 	if err != nil {
 		return nil, err
@@ -396,7 +396,7 @@ type DeploymentFilter struct {
 
 // Deployments returns the deployments matching f, with node, environment and reservation.
 func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error) {
-	q := s.DB.WithContext(ctx).Preload("Node").Preload("Environment").Preload("Reservation").
+	q := s.db.WithContext(ctx).Preload("Node").Preload("Environment").Preload("Reservation").
 		Joins("JOIN nodes ON nodes.id = deployments.node_id").Order("deployments.reservation_id")
 	if f.UserID != 0 {
 		q = q.Where("deployments.user_id = ?", f.UserID)
@@ -409,7 +409,7 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 	}
 	if !f.Current.IsZero() {
 		q = q.Where("(deployments.reservation_id IN (?) OR NOT (deployments.process = ? AND deployments.state = ?))",
-			s.DB.WithContext(ctx).Model(&Reservation{}).Select("id").Where("ends_at > ?", f.Current.UTC()), process.Destroy, process.Destroyed)
+			s.db.WithContext(ctx).Model(&Reservation{}).Select("id").Where("ends_at > ?", f.Current.UTC()), process.Destroy, process.Destroyed)
 	}
 	var ds []Deployment
 	if err := q.Find(&ds).Error; err != nil {
@@ -427,7 +427,7 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 // DeploymentEvents returns the state events of deployment id, oldest first.
 func (s *Store) DeploymentEvents(ctx context.Context, id uint) ([]StateEvent, error) {
 	var evs []StateEvent
-	err := s.DB.WithContext(ctx).Where("deployment_id = ?", id).Order("started_at, id").Find(&evs).Error
+	err := s.db.WithContext(ctx).Where("deployment_id = ?", id).Order("started_at, id").Find(&evs).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to list events of deployment %d: %w", id, err)
 	}

@@ -131,7 +131,7 @@ func TestReservationOverlap(t *testing.T) {
 			StartsAt: later, EndsAt: later.Add(time.Hour)}, later); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("node not destroyed yet but reserved: %v", err)
 		}
-		check(t, s.DB.Model(&store.Deployment{}).Where("reservation_id = ?", r.ID).Update("state", "destroyed").Error)
+		check(t, storetest.DB(s).Model(&store.Deployment{}).Where("reservation_id = ?", r.ID).Update("state", "destroyed").Error)
 		_, err = s.CreateReservation(ctx, store.ReservationRequest{UserID: c.bob.ID, NodeIDs: []uint{n1},
 			StartsAt: later, EndsAt: later.Add(time.Hour)}, later)
 		check(t, err)

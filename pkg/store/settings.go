@@ -11,7 +11,7 @@ import (
 // Setting returns the value stored under key, or ErrNotFound.
 func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var st Setting
-	if err := s.DB.WithContext(ctx).Where("`key` = ?", key).First(&st).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("`key` = ?", key).First(&st).Error; err != nil {
 		return "", notFound(err)
 	}
 	return st.Value, nil
@@ -20,7 +20,7 @@ func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 // Settings returns every stored setting.
 func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
 	var sts []Setting
-	if err := s.DB.WithContext(ctx).Find(&sts).Error; err != nil {
+	if err := s.db.WithContext(ctx).Find(&sts).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to read settings: %w", err)
 	}
 	m := make(map[string]string, len(sts))
@@ -32,7 +32,7 @@ func (s *Store) Settings(ctx context.Context) (map[string]string, error) {
 
 // SetSettings stores every key of values, all or none.
 func (s *Store) SetSettings(ctx context.Context, values map[string]string) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for k, v := range values {
 			err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "key"}},
 				DoUpdates: clause.AssignmentColumns([]string{"value"})}).
@@ -57,7 +57,7 @@ func (s *Store) EnsureSetting(ctx context.Context, key string, gen func() (strin
 	if err != nil {
 		return "", err
 	}
-	err = s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&Setting{Key: key, Value: v}).Error
+	err = s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&Setting{Key: key, Value: v}).Error
 	if err != nil {
 		return "", fmt.Errorf("store: unable to save setting %s: %w", key, err)
 	}

@@ -26,7 +26,7 @@ type StateCount struct {
 // waiting for a worker are counted in state "queued", not in the state they will start with.
 func (s *Store) DeploymentCounts(ctx context.Context) ([]StateCount, error) {
 	var out []StateCount
-	err := s.DB.WithContext(ctx).Model(&Deployment{}).
+	err := s.db.WithContext(ctx).Model(&Deployment{}).
 		Select("process, CASE WHEN queued THEN ? ELSE state END AS state, COUNT(*) AS count", OutcomeQueued).
 		Group("process, 2").Order("process, 2").Scan(&out).Error
 	return out, err
@@ -94,14 +94,14 @@ func statsArgs() []any {
 // NodeStats returns one row per node, in name order (nodes without events have zeros).
 func (s *Store) NodeStats(ctx context.Context) ([]DeployStats, error) {
 	var rows []DeployStats
-	err := s.DB.WithContext(ctx).Table("state_events e").
+	err := s.db.WithContext(ctx).Table("state_events e").
 		Select("e.node_id AS id, "+statsColumns, statsArgs()...).
 		Where("e.outcome <> ?", OutcomeQueued).Group("e.node_id").Scan(&rows).Error
 	if err != nil {
 		return nil, err
 	}
 	var nodes []Node
-	if err := s.DB.WithContext(ctx).Select("id, name").Find(&nodes).Error; err != nil {
+	if err := s.db.WithContext(ctx).Select("id, name").Find(&nodes).Error; err != nil {
 		return nil, err
 	}
 	names := make(map[uint]string, len(nodes))
@@ -115,7 +115,7 @@ func (s *Store) NodeStats(ctx context.Context) ([]DeployStats, error) {
 // environment of each event's deployment.
 func (s *Store) EnvironmentStats(ctx context.Context) ([]DeployStats, error) {
 	var rows []DeployStats
-	err := s.DB.WithContext(ctx).Table("state_events e").
+	err := s.db.WithContext(ctx).Table("state_events e").
 		Joins("JOIN deployments d ON d.id = e.deployment_id").
 		Select("d.environment_id AS id, "+statsColumns, statsArgs()...).
 		Where("e.outcome <> ?", OutcomeQueued).Group("d.environment_id").Scan(&rows).Error
@@ -123,7 +123,7 @@ func (s *Store) EnvironmentStats(ctx context.Context) ([]DeployStats, error) {
 		return nil, err
 	}
 	var envs []Environment
-	if err := s.DB.WithContext(ctx).Select("id, name").Find(&envs).Error; err != nil {
+	if err := s.db.WithContext(ctx).Select("id, name").Find(&envs).Error; err != nil {
 		return nil, err
 	}
 	names := make(map[uint]string, len(envs))
@@ -169,7 +169,7 @@ func (t StateTime) MeanMillis() int64 { return int64(t.MeanMS + 0.5) }
 // StateTimes returns the time per state for f, in process order, then state order.
 func (s *Store) StateTimes(ctx context.Context, f StatsFilter) ([]StateTime, error) {
 	var rows []StateTime
-	q := f.scope(s.DB.WithContext(ctx).Table("state_events e")).
+	q := f.scope(s.db.WithContext(ctx).Table("state_events e")).
 		Select(`e.process AS process, e.state AS state,
 			SUM(CASE WHEN e.outcome = ? THEN 1 ELSE 0 END) AS count,
 			AVG(CASE WHEN e.outcome = ? THEN e.duration_ms END) AS mean_ms,
@@ -236,7 +236,7 @@ type Failure struct {
 // Failures returns the last limit failures for f, newest first.
 func (s *Store) Failures(ctx context.Context, f StatsFilter, limit int) ([]Failure, error) {
 	var out []Failure
-	err := f.scope(s.DB.WithContext(ctx).Table("state_events e")).
+	err := f.scope(s.db.WithContext(ctx).Table("state_events e")).
 		Joins("LEFT JOIN nodes n ON n.id = e.node_id").
 		Joins("LEFT JOIN environments env ON env.id = d.environment_id").
 		Select("e.*, n.name AS node_name, d.environment_id AS environment_id, env.name AS environment_name").
@@ -256,7 +256,7 @@ type DeployOutcome struct {
 // success rate over time.
 func (s *Store) DeployOutcomes(ctx context.Context, f StatsFilter, since time.Time) ([]DeployOutcome, error) {
 	var out []DeployOutcome
-	err := f.scope(s.DB.WithContext(ctx).Table("state_events e")).
+	err := f.scope(s.db.WithContext(ctx).Table("state_events e")).
 		Select("e.ended_at AS ended_at, e.outcome = ? AS succeeded", OutcomeDone).
 		Where("e.process = ? AND e.ended_at >= ?", process.Deploy, since).
 		Where("(e.state = ? AND e.outcome = ?) OR e.outcome IN ?", lastDeployState(), OutcomeDone,

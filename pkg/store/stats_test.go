@@ -27,24 +27,24 @@ func seedStats(t *testing.T, s *store.Store) *statsFixture {
 	other := store.Environment{Name: "other", Type: store.EnvDefault, ImageName: "other.img", SSHUser: "pi", Shell: "bash"}
 	check(t, s.CreateEnvironment(ctx, &other))
 	ds := c.Deploy(t, s, 2)
-	check(t, s.DB.Model(&store.Deployment{}).Where("id = ?", ds[1].ID).Update("environment_id", other.ID).Error)
+	check(t, storetest.DB(s).Model(&store.Deployment{}).Where("id = ?", ds[1].ID).Update("environment_id", other.ID).Error)
 	// A second deployment of tiny on node-1.
 	d3 := store.Deployment{ReservationID: c.Reservation.ID, NodeID: c.Nodes[0].ID, UserID: c.User.ID,
 		EnvironmentID: c.Environment.ID, Name: "again", Process: "destroy", State: "destroyed"}
-	check(t, s.DB.Create(&d3).Error)
+	check(t, storetest.DB(s).Create(&d3).Error)
 	ds = append(ds, d3)
 	// node-3's request still waits for a worker; node-2's was taken by one.
 	d4 := store.Deployment{ReservationID: c.Reservation.ID, NodeID: c.Nodes[2].ID, UserID: c.User.ID,
 		EnvironmentID: c.Environment.ID, Name: "waiting", Process: "deploy", State: "boot_conf", Queued: true}
-	check(t, s.DB.Create(&d4).Error)
-	check(t, s.DB.Model(&store.Deployment{}).Where("id = ?", ds[1].ID).Update("queued", false).Error)
+	check(t, storetest.DB(s).Create(&d4).Error)
+	check(t, storetest.DB(s).Model(&store.Deployment{}).Where("id = ?", ds[1].ID).Update("queued", false).Error)
 
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	n := 0
 	ev := func(d store.Deployment, proc string, state process.StateName, outcome string, ms int64, msg string) {
 		n++
 		start := t0.Add(time.Duration(n) * time.Minute)
-		check(t, s.DB.Create(&store.StateEvent{DeploymentID: d.ID, NodeID: d.NodeID, Process: proc, State: state,
+		check(t, storetest.DB(s).Create(&store.StateEvent{DeploymentID: d.ID, NodeID: d.NodeID, Process: proc, State: state,
 			Outcome: outcome, Message: msg, StartedAt: start, EndedAt: start.Add(time.Duration(ms) * time.Millisecond),
 			DurationMS: ms}).Error)
 	}

@@ -15,14 +15,21 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/piseduce/piseduce/pkg/store/internal/rawdb"
 )
+
+// The test support package reaches the handle through rawdb, which only pkg/store/... may import.
+func init() { rawdb.Of = func(s any) *gorm.DB { return s.(*Store).db } }
 
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("store: not found")
 
-// Store wraps the database. DB is exported for packages that build their own queries.
+// Store wraps the database. Its handle is unexported: every query is a named method of this
+// package, so that what the programs ask of the database is all here (tests reach the handle
+// through storetest.DB).
 type Store struct {
-	DB      *gorm.DB
+	db      *gorm.DB
 	Dialect string // "sqlite" or "mysql"
 	// Warnings are what Open found wrong in the data and could not fix itself (two nodes
 	// sharing an IP address…); the daemons log them and "pitasks check" lists them.
@@ -64,16 +71,16 @@ func InspectSchema(ctx context.Context, connURL string) (Schema, error) {
 		return Schema{Latest: latest}, err
 	}
 	defer s.Close()
-	v, err := s.schemaVersion(ctx, s.DB)
+	v, err := s.schemaVersion(ctx, s.db)
 	if err != nil {
 		return Schema{Latest: latest}, err
 	}
 	sc := Schema{Version: v, Latest: latest}
-	if err := s.checkNotNewer(ctx, s.DB, v); err != nil {
+	if err := s.checkNotNewer(ctx, s.db, v); err != nil {
 		return sc, err
 	}
 	if v == latest {
-		_, sc.Warnings, err = s.missingKeys(ctx, s.DB)
+		_, sc.Warnings, err = s.missingKeys(ctx, s.db)
 	}
 	return sc, err
 }
@@ -127,19 +134,28 @@ func connect(ctx context.Context, connURL string, readOnly bool) (*Store, error)
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", target, err)
 	}
-	return &Store{DB: db, Dialect: dialect, target: target}, nil
+	return &Store{db: db, Dialect: dialect, target: target}, nil
 }
 
 // InTx runs fn with a Store whose every call is part of one transaction: all or nothing.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{DB: tx, Dialect: s.Dialect})
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&Store{db: tx, Dialect: s.Dialect})
 	})
+}
+
+// Ping says whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
 }
 
 // Close releases the connections.
 func (s *Store) Close() error {
-	sqlDB, err := s.DB.DB()
+	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
 	}

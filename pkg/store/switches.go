@@ -41,7 +41,7 @@ func updateRow(tx *gorm.DB, what string, id uint, row any) error {
 // Switches returns every switch by name.
 func (s *Store) Switches(ctx context.Context) ([]Switch, error) {
 	var sws []Switch
-	if err := s.DB.WithContext(ctx).Order("name").Find(&sws).Error; err != nil {
+	if err := s.db.WithContext(ctx).Order("name").Find(&sws).Error; err != nil {
 		return nil, fmt.Errorf("store: unable to list switches: %w", err)
 	}
 	sortByName(sws, func(sw Switch) string { return sw.Name })
@@ -51,7 +51,7 @@ func (s *Store) Switches(ctx context.Context) ([]Switch, error) {
 // Switch returns the switch with id.
 func (s *Store) Switch(ctx context.Context, id uint) (*Switch, error) {
 	var sw Switch
-	if err := s.DB.WithContext(ctx).First(&sw, id).Error; err != nil {
+	if err := s.db.WithContext(ctx).First(&sw, id).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &sw, nil
@@ -61,7 +61,7 @@ func (s *Store) Switch(ctx context.Context, id uint) (*Switch, error) {
 // are the power driver's to judge), *DuplicateError when its name or address is another
 // switch's.
 func (s *Store) CreateSwitch(ctx context.Context, sw *Switch) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := checkSwitch(tx, sw); err != nil {
 			return err
 		}
@@ -72,7 +72,7 @@ func (s *Store) CreateSwitch(ctx context.Context, sw *Switch) error {
 // UpdateSwitch validates sw and saves every column of it, as CreateSwitch; its nodes must
 // still be on its ports.
 func (s *Store) UpdateSwitch(ctx context.Context, sw *Switch) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := checkSwitch(tx, sw); err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (s *Store) UpdateSwitch(ctx context.Context, sw *Switch) error {
 
 // DeleteSwitch deletes a switch that powers no node (ErrInUse otherwise).
 func (s *Store) DeleteSwitch(ctx context.Context, id uint) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&Node{}).Where("switch_id = ?", id).Count(&n).Error; err != nil {
 			return err
@@ -105,7 +105,7 @@ func (s *Store) DeleteSwitch(ctx context.Context, id uint) error {
 // of switch switchID. One run per switch at a time: ErrInUse when one is pending or running.
 func (s *Store) RequestDiscovery(ctx context.Context, switchID uint, ports []int, by uint) (*DiscoveryRun, error) {
 	var r *DiscoveryRun
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var sw Switch
 		if err := lockForUpdate(tx, s.Dialect).First(&sw, switchID).Error; err != nil {
 			return notFound(err)
@@ -134,7 +134,7 @@ func (s *Store) RequestDiscovery(ctx context.Context, switchID uint, ports []int
 // DiscoveryRun returns a run with its switch.
 func (s *Store) DiscoveryRun(ctx context.Context, id uint) (*DiscoveryRun, error) {
 	var r DiscoveryRun
-	if err := s.DB.WithContext(ctx).Preload("Switch").First(&r, id).Error; err != nil {
+	if err := s.db.WithContext(ctx).Preload("Switch").First(&r, id).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &r, nil
@@ -143,7 +143,7 @@ func (s *Store) DiscoveryRun(ctx context.Context, id uint) (*DiscoveryRun, error
 // DiscoveryRuns returns the latest runs of a switch, newest first.
 func (s *Store) DiscoveryRuns(ctx context.Context, switchID uint, limit int) ([]DiscoveryRun, error) {
 	var rs []DiscoveryRun
-	err := s.DB.WithContext(ctx).Omit("output").Where("switch_id = ?", switchID).Order("id DESC").Limit(limit).Find(&rs).Error
+	err := s.db.WithContext(ctx).Omit("output").Where("switch_id = ?", switchID).Order("id DESC").Limit(limit).Find(&rs).Error
 	return rs, err
 }
 
@@ -163,7 +163,7 @@ func (r *DiscoveryRun) PortList() []int {
 // never stays "running" after its pitasks stopped.
 func (s *Store) ClaimDiscovery(ctx context.Context, owner string, now time.Time, lease time.Duration) (*DiscoveryRun, error) {
 	t := now.UTC()
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	if err := db.Model(&DiscoveryRun{}).Where("state = ? AND (lease_until IS NULL OR lease_until < ?)", DiscoveryRunning, t).
 		Updates(map[string]any{"state": DiscoveryFailed, "error": StoppedDuringRun, "ended_at": t}).Error; err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func (s *Store) AppendDiscoveryOutput(ctx context.Context, id uint, line string)
 	if s.Dialect == "sqlite" {
 		concat = "output || ?"
 	}
-	return s.DB.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ?", id).
+	return s.db.WithContext(ctx).Model(&DiscoveryRun{}).Where("id = ?", id).
 		Update("output", gorm.Expr(concat, line)).Error
 }
 

@@ -16,7 +16,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
 	if t.ExpiresAt.IsZero() {
 		return fmt.Errorf("store: API token %q of user %d has no expiry", t.Name, t.UserID)
 	}
-	if err := s.DB.WithContext(ctx).Create(t).Error; err != nil {
+	if err := s.db.WithContext(ctx).Create(t).Error; err != nil {
 		return fmt.Errorf("store: unable to create API token: %w", err)
 	}
 	return nil
@@ -25,13 +25,13 @@ func (s *Store) CreateAPIToken(ctx context.Context, t *APIToken) error {
 // APITokens returns the tokens of a user, newest first.
 func (s *Store) APITokens(ctx context.Context, userID uint) ([]APIToken, error) {
 	var ts []APIToken
-	err := s.DB.WithContext(ctx).Where("user_id = ?", userID).Order("id DESC").Find(&ts).Error
+	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("id DESC").Find(&ts).Error
 	return ts, err
 }
 
 // DeleteAPIToken revokes token id of user userID; ErrNotFound when it is not theirs.
 func (s *Store) DeleteAPIToken(ctx context.Context, userID, id uint) error {
-	res := s.DB.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&APIToken{})
+	res := s.db.WithContext(ctx).Where("id = ? AND user_id = ?", id, userID).Delete(&APIToken{})
 	if res.Error != nil {
 		return fmt.Errorf("store: unable to delete API token: %w", res.Error)
 	}
@@ -49,7 +49,7 @@ var ErrTokenExpired = errors.New("store: API token expired")
 // time).
 func (s *Store) UserByAPIToken(ctx context.Context, hash string, now time.Time) (*User, *APIToken, error) {
 	var t APIToken
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	if err := db.Where("hash = ?", hash).First(&t).Error; err != nil {
 		return nil, nil, notFound(err)
 	}
@@ -69,7 +69,7 @@ func (s *Store) UserByAPIToken(ctx context.Context, hash string, now time.Time) 
 
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, se *Session) error {
-	if err := s.DB.WithContext(ctx).Omit("User").Create(se).Error; err != nil {
+	if err := s.db.WithContext(ctx).Omit("User").Create(se).Error; err != nil {
 		return fmt.Errorf("store: unable to create session: %w", err)
 	}
 	return nil
@@ -78,7 +78,7 @@ func (s *Store) CreateSession(ctx context.Context, se *Session) error {
 // SessionByHash returns the unexpired session with that hash, with its user.
 func (s *Store) SessionByHash(ctx context.Context, hash string, now time.Time) (*Session, error) {
 	var se Session
-	err := s.DB.WithContext(ctx).Preload("User").Where("hash = ? AND expires_at > ?", hash, now.UTC()).First(&se).Error
+	err := s.db.WithContext(ctx).Preload("User").Where("hash = ? AND expires_at > ?", hash, now.UTC()).First(&se).Error
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -87,13 +87,13 @@ func (s *Store) SessionByHash(ctx context.Context, hash string, now time.Time) (
 
 // DeleteSession ends the session with that hash.
 func (s *Store) DeleteSession(ctx context.Context, hash string) error {
-	return s.DB.WithContext(ctx).Where("hash = ?", hash).Delete(&Session{}).Error
+	return s.db.WithContext(ctx).Where("hash = ?", hash).Delete(&Session{}).Error
 }
 
 // DeleteExpiredSessions removes the sessions that expired before now, the e-mail tokens a day
 // after and the API tokens a month after (their owners see them as expired until then).
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	now = now.UTC()
 	if err := db.Where("expires_at <= ?", now).Delete(&Session{}).Error; err != nil {
 		return err
@@ -106,7 +106,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error 
 
 // CreateEmailToken stores a token to send by e-mail.
 func (s *Store) CreateEmailToken(ctx context.Context, t *EmailToken) error {
-	if err := s.DB.WithContext(ctx).Omit("User").Create(t).Error; err != nil {
+	if err := s.db.WithContext(ctx).Omit("User").Create(t).Error; err != nil {
 		return fmt.Errorf("store: unable to create e-mail token: %w", err)
 	}
 	return nil
@@ -143,7 +143,7 @@ func useEmailToken(tx *gorm.DB, hash, purpose string, now time.Time) (*EmailToke
 func (s *Store) ResetPassword(ctx context.Context, tokenHash, hash string, now time.Time) (*User, error) {
 	now = now.UTC()
 	var u *User
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		t, err := useEmailToken(tx, tokenHash, TokenResetPassword, now)
 		if err != nil {
 			return err
@@ -167,7 +167,7 @@ func (s *Store) ResetPassword(ctx context.Context, tokenHash, hash string, now t
 func (s *Store) ConfirmEmail(ctx context.Context, hash string, now time.Time, autoApprove bool) (*User, error) {
 	now = now.UTC()
 	var u User
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		t, err := useEmailToken(tx, hash, TokenConfirmEmail, now)
 		if err != nil {
 			return err

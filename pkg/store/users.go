@@ -49,7 +49,7 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // CreateUser inserts u; ErrDuplicate when the e-mail is taken.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	u.Email = NormalizeEmail(u.Email)
-	if err := s.DB.WithContext(ctx).Create(u).Error; err != nil {
+	if err := s.db.WithContext(ctx).Create(u).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return ErrDuplicate
 		}
@@ -61,7 +61,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 // User returns the user with id.
 func (s *Store) User(ctx context.Context, id uint) (*User, error) {
 	var u User
-	if err := s.DB.WithContext(ctx).First(&u, id).Error; err != nil {
+	if err := s.db.WithContext(ctx).First(&u, id).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &u, nil
@@ -70,7 +70,7 @@ func (s *Store) User(ctx context.Context, id uint) (*User, error) {
 // UserByEmail returns the user with that e-mail (case-insensitive).
 func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 	var u User
-	if err := s.DB.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).First(&u).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).First(&u).Error; err != nil {
 		return nil, notFound(err)
 	}
 	return &u, nil
@@ -79,7 +79,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 // Users returns every user but the tombstones, oldest first.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
 	var us []User
-	err := s.DB.WithContext(ctx).Where("email NOT LIKE ?", "%"+deletedDomain).Order("id").Find(&us).Error
+	err := s.db.WithContext(ctx).Where("email NOT LIKE ?", "%"+deletedDomain).Order("id").Find(&us).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to list users: %w", err)
 	}
@@ -89,7 +89,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // CountUsers counts every user row.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.DB.WithContext(ctx).Model(&User{}).Count(&n).Error
+	err := s.db.WithContext(ctx).Model(&User{}).Count(&n).Error
 	return n, err
 }
 
@@ -120,7 +120,7 @@ func (s *Store) lockUser(tx *gorm.DB, id uint) (*User, error) {
 // SetUserAuthorized approves (true) or revokes (false) a user. Revoking ends their sessions
 // and revokes their API tokens; the last active admin cannot be revoked.
 func (s *Store) SetUserAuthorized(ctx context.Context, id uint, authorized bool) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		u, err := s.lockUser(tx, id)
 		if err != nil {
 			return err
@@ -157,7 +157,7 @@ func deleteCredentials(tx *gorm.DB, id uint, keepSessionHash string) error {
 
 // SetUserAdmin makes (true) or unmakes (false) an admin; the last active admin stays one.
 func (s *Store) SetUserAdmin(ctx context.Context, id uint, admin bool) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		u, err := s.lockUser(tx, id)
 		if err != nil {
 			return err
@@ -179,7 +179,7 @@ func (s *Store) SetUserAdmin(ctx context.Context, id uint, admin bool) error {
 // user (keepSessionHash, when not empty, is the session that made the change) and revokes all
 // their API tokens.
 func (s *Store) SetUserPassword(ctx context.Context, id uint, hash, keepSessionHash string) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return setPassword(tx, id, hash, false, keepSessionHash)
 	})
 }
@@ -188,7 +188,7 @@ func (s *Store) SetUserPassword(ctx context.Context, id uint, hash, keepSessionH
 // pitasks), which they must change at their next login; all their sessions end and their API
 // tokens are revoked.
 func (s *Store) SetOneTimePassword(ctx context.Context, id uint, hash string) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := s.lockUser(tx, id); err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func setPassword(tx *gorm.DB, id uint, hash string, oneTime bool, keepSessionHas
 
 // SetUserSSHKey stores the user's account SSH public key ("" removes it).
 func (s *Store) SetUserSSHKey(ctx context.Context, id uint, key string) error {
-	res := s.DB.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("ssh_key", key)
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("ssh_key", key)
 	if res.Error != nil {
 		return fmt.Errorf("store: unable to set SSH key of user %d: %w", id, res.Error)
 	}
@@ -238,7 +238,7 @@ func unfinished(q *gorm.DB) *gorm.DB {
 // pitasks has destroyed the last node. The last active admin cannot be deleted.
 func (s *Store) DeleteUser(ctx context.Context, id uint, now time.Time) (deleted bool, err error) {
 	now = now.UTC()
-	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		u, err := s.lockUser(tx, id)
 		if err != nil {
 			return err
@@ -302,7 +302,7 @@ func (s *Store) destroyDeployments(ctx context.Context, tx *gorm.DB, cond string
 	if err != nil {
 		return fmt.Errorf("store: unable to find deployments to destroy: %w", err)
 	}
-	inTx := &Store{DB: tx, Dialect: s.Dialect}
+	inTx := &Store{db: tx, Dialect: s.Dialect}
 	for _, id := range ids {
 		if err := inTx.RequestProcess(ctx, id, process.Destroy); err != nil {
 			return fmt.Errorf("store: unable to destroy deployment %d: %w", id, err)
@@ -355,12 +355,12 @@ func hardDeleteUser(tx *gorm.DB, id uint) error {
 // PurgeDeletedUsers removes the tombstones whose nodes are all destroyed; it returns how many.
 func (s *Store) PurgeDeletedUsers(ctx context.Context) (int, error) {
 	var ids []uint
-	if err := s.DB.WithContext(ctx).Model(&User{}).Where("email LIKE ?", "%"+deletedDomain).Pluck("id", &ids).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&User{}).Where("email LIKE ?", "%"+deletedDomain).Pluck("id", &ids).Error; err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, id := range ids {
-		err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var left int64
 			if err := unfinished(tx.Model(&Deployment{}).Where("user_id = ?", id)).Count(&left).Error; err != nil {
 				return err

@@ -89,7 +89,7 @@ func TestDeleteUser(t *testing.T) {
 		if n, err := s.PurgeDeletedUsers(ctx); err != nil || n != 0 {
 			t.Fatalf("purged too early: %d %v", n, err)
 		}
-		check(t, s.DB.Model(&store.Deployment{}).Where("user_id = ?", c.bob.ID).Update("state", "destroyed").Error)
+		check(t, storetest.DB(s).Model(&store.Deployment{}).Where("user_id = ?", c.bob.ID).Update("state", "destroyed").Error)
 		if n, err := s.PurgeDeletedUsers(ctx); err != nil || n != 1 {
 			t.Fatalf("purge: %d %v", n, err)
 		}
@@ -97,7 +97,7 @@ func TestDeleteUser(t *testing.T) {
 			t.Fatalf("user kept: %v", err)
 		}
 		var left int64
-		s.DB.Model(&store.Deployment{}).Count(&left)
+		storetest.DB(s).Model(&store.Deployment{}).Count(&left)
 		if left != 0 {
 			t.Fatalf("%d deployments left", left)
 		}
@@ -117,7 +117,7 @@ func TestTokensAndSettings(t *testing.T) {
 		now := time.Now().UTC()
 		check(t, s.CreateEmailToken(ctx, &store.EmailToken{Hash: "e1", UserID: c.bob.ID, Purpose: store.TokenConfirmEmail, ExpiresAt: now.Add(time.Hour)}))
 		check(t, s.CreateEmailToken(ctx, &store.EmailToken{Hash: "e2", UserID: c.bob.ID, Purpose: store.TokenConfirmEmail, ExpiresAt: now.Add(-time.Second)}))
-		check(t, s.DB.Model(&store.User{}).Where("id = ?", c.bob.ID).Updates(map[string]any{"email_confirmed": false, "authorized": false}).Error)
+		check(t, storetest.DB(s).Model(&store.User{}).Where("id = ?", c.bob.ID).Updates(map[string]any{"email_confirmed": false, "authorized": false}).Error)
 		u, err := s.ConfirmEmail(ctx, "e1", now, true)
 		check(t, err)
 		if !u.EmailConfirmed || !u.Authorized {
@@ -342,12 +342,12 @@ func TestAPITokensOfOlderVersions(t *testing.T) {
 			check(t, err)
 			c := seedWeb(t, s, 0, 0)
 			// The table as the previous version made it, with one of its tokens.
-			check(t, s.DB.Exec("ALTER TABLE api_tokens DROP COLUMN expires_at").Error)
-			check(t, s.DB.Exec("ALTER TABLE api_tokens DROP COLUMN read_only").Error)
-			check(t, s.DB.Exec("INSERT INTO api_tokens (user_id, name, hash, created_at) VALUES (?, 'old', 'oldhash', ?)", c.bob.ID, time.Now().UTC()).Error)
+			check(t, storetest.DB(s).Exec("ALTER TABLE api_tokens DROP COLUMN expires_at").Error)
+			check(t, storetest.DB(s).Exec("ALTER TABLE api_tokens DROP COLUMN read_only").Error)
+			check(t, storetest.DB(s).Exec("INSERT INTO api_tokens (user_id, name, hash, created_at) VALUES (?, 'old', 'oldhash', ?)", c.bob.ID, time.Now().UTC()).Error)
 			var since store.SchemaMigration
-			check(t, s.DB.Where("name LIKE ?", "api_tokens.expires_at%").First(&since).Error)
-			check(t, s.DB.Where("version >= ?", since.Version).Delete(&store.SchemaMigration{}).Error)
+			check(t, storetest.DB(s).Where("name LIKE ?", "api_tokens.expires_at%").First(&since).Error)
+			check(t, storetest.DB(s).Where("version >= ?", since.Version).Delete(&store.SchemaMigration{}).Error)
 			check(t, s.Close())
 
 			s, err = store.Open(ctx, url)

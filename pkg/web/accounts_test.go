@@ -14,6 +14,8 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/auth/smtptest"
+
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 var resetLinkRE = regexp.MustCompile(`http://piseduce\.test/password-reset/([A-Za-z0-9_-]+)`)
@@ -82,7 +84,7 @@ func TestPasswordResetByEmail(t *testing.T) {
 	}
 	tok := m[1]
 	var stored int64
-	f.st.DB.Table("email_tokens").Where("hash = ?", tok).Count(&stored)
+	storetest.DB(f.st).Table("email_tokens").Where("hash = ?", tok).Count(&stored)
 	if stored != 0 {
 		t.Fatal("the token is stored as sent, not hashed")
 	}

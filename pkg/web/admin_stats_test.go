@@ -13,6 +13,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // TestStatisticsPages: an admin sees per-node and per-environment statistics with the last
@@ -24,7 +25,7 @@ func TestStatisticsPages(t *testing.T) {
 		t.Helper()
 		ev := store.StateEvent{DeploymentID: d.ID, NodeID: d.NodeID, Process: "deploy", State: state, Outcome: outcome,
 			Message: msg, StartedAt: t0, EndedAt: t0.Add(time.Duration(ms) * time.Millisecond), DurationMS: ms}
-		if err := f.st.DB.Create(&ev).Error; err != nil {
+		if err := storetest.DB(f.st).Create(&ev).Error; err != nil {
 			t.Fatal(err)
 		}
 		t0 = ev.EndedAt

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/auth"
-	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestBrowserOnTheLab(t *testing.T) {
 	ctx := context.Background()
 	// The lab's test environment is a 76 MiB image gzipped to ~80 KB: over in a blink. Its raw
 	// image (same folder, same content and sha256) keeps the copy on the link for ~8 s.
-	if err := h.Store.DB.Model(&store.Environment{}).Where("id = ?", h.Env.ID).
+	if err := storetest.DB(h.Store).Model(&store.Environment{}).Where("id = ?", h.Env.ID).
 		Updates(map[string]any{"image_name": filepath.Base(h.Lab.Desc.Image.Img), "image_format": image.Raw}).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestBrowserOnTheLab(t *testing.T) {
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	var sw store.Switch
-	if err := h.Store.DB.First(&sw).Error; err != nil {
+	if err := storetest.DB(h.Store).First(&sw).Error; err != nil {
 		t.Fatal(err)
 	}
 	// The admin's switch page shows the ports as pitasks reads them on the lab's switch.

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -138,7 +139,7 @@ func reserveInTokyo(t *testing.T, c *chrome, sx *situations) {
 		t.Errorf("after reserving: %q, want the start in Asia/Tokyo", msg)
 	}
 	var r store.Reservation
-	if err := sx.st.DB.Joins("JOIN reservation_nodes ON reservation_nodes.reservation_id = reservations.id").
+	if err := storetest.DB(sx.st).Joins("JOIN reservation_nodes ON reservation_nodes.reservation_id = reservations.id").
 		Where("reservation_nodes.node_id = ?", node.ID).First(&r).Error; err != nil {
 		t.Fatal(err)
 	}

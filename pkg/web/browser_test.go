@@ -19,6 +19,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -194,7 +195,7 @@ func (s story) run(t *testing.T) {
 		nodes[n.ID] = n
 	}
 	var env store.Environment
-	if err := s.Store.DB.Where("name = ?", s.Env).First(&env).Error; err != nil {
+	if err := storetest.DB(s.Store).Where("name = ?", s.Env).First(&env).Error; err != nil {
 		t.Fatalf("environment %s: %v", s.Env, err)
 	}
 	stopPitasks := s.Pitasks()

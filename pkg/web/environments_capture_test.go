@@ -19,6 +19,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -59,7 +60,7 @@ func TestSaveAsEnvironmentButton(t *testing.T) {
 	if f.fingerprint() != before {
 		t.Error("a refused save changed the database")
 	}
-	if err := f.st.DB.Model(&store.Deployment{}).Where("id = ?", f.d2.ID).Update("state", "env_copy").Error; err != nil {
+	if err := storetest.DB(f.st).Model(&store.Deployment{}).Where("id = ?", f.d2.ID).Update("state", "env_copy").Error; err != nil {
 		t.Fatal(err)
 	}
 	before = f.fingerprint()

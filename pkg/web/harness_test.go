@@ -136,7 +136,7 @@ func newFixtureOn(t testing.TB, st *store.Store, opts ...fixtureOpt) *fixture {
 		ds, err := st.DeployReservation(ctx, r.ID, store.Deployment{Name: "exp", EnvironmentID: f.env.ID, SystemPassword: pw}, f.now)
 		must(err)
 		for _, d := range ds {
-			must(st.DB.Model(&store.Deployment{}).Where("id = ?", d.ID).Updates(map[string]any{"state": "deployed", "queued": false}).Error)
+			must(storetest.DB(st).Model(&store.Deployment{}).Where("id = ?", d.ID).Updates(map[string]any{"state": "deployed", "queued": false}).Error)
 		}
 		return ds
 	}
@@ -313,7 +313,7 @@ func (f *fixture) fingerprint() string {
 		"deployments", "state_events", "api_tokens", "settings", "email_tokens", "discovery_runs", "port_requests"}
 	var b strings.Builder
 	for _, tname := range tables {
-		rows, err := f.st.DB.Raw("SELECT * FROM " + tname).Rows()
+		rows, err := storetest.DB(f.st).Raw("SELECT * FROM " + tname).Rows()
 		if err != nil {
 			f.t.Fatal(err)
 		}

@@ -232,11 +232,7 @@ func oneLine(field, v string, min, max int) (string, error) {
 
 // healthz answers without auth: the process is up and the database answers.
 func (s *Server) healthz(c echo.Context) error {
-	sqlDB, err := s.store.DB.DB()
-	if err == nil {
-		err = sqlDB.PingContext(c.Request().Context())
-	}
-	if err != nil {
+	if err := s.store.Ping(c.Request().Context()); err != nil {
 		s.log.Error("health check: database", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
 	}

@@ -52,19 +52,19 @@ func TestLoad(t *testing.T) {
 				IP: fmt.Sprintf("10.%d.0.%d", s, p), Model: []string{"RPI4B", "RPI3Bplus"}[p%2]})
 		}
 	}
-	must(st.DB.CreateInBatches(&nodes, 500).Error)
+	must(storetest.DB(st).CreateInBatches(&nodes, 500).Error)
 	hash, _ := auth.HashPassword(testPassword)
 	var users []store.User
 	for i := 0; i < 40; i++ {
 		users = append(users, store.User{Email: fmt.Sprintf("u%d@example.org", i), PasswordHash: hash, FirstName: "User", LastName: fmt.Sprint(i),
 			EmailConfirmed: true, Authorized: true, Admin: i == 0})
 	}
-	must(st.DB.Create(&users).Error)
+	must(storetest.DB(st).Create(&users).Error)
 	deployState := process.All()[process.Deploy].States
 	var deps []store.Deployment
 	for i, u := range users {
 		r := store.Reservation{UserID: u.ID, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(5 * time.Hour)}
-		must(st.DB.Omit("Nodes", "User").Create(&r).Error)
+		must(storetest.DB(st).Omit("Nodes", "User").Create(&r).Error)
 		var links []map[string]any
 		for k := 0; k < 5; k++ {
 			n := nodes[i*25+k] // spread over the switches
@@ -73,9 +73,9 @@ func TestLoad(t *testing.T) {
 				Process: process.Deploy, State: deployState[(i+k)%len(deployState)].Name, StateStartedAt: now, NextCheckAt: now.Add(time.Hour),
 				BytesDone: 500_000_000, BytesTotal: 1_800_000_000, Throughput: 9_000_000, SystemPassword: "x"})
 		}
-		must(st.DB.Table("reservation_nodes").Create(links).Error)
+		must(storetest.DB(st).Table("reservation_nodes").Create(links).Error)
 	}
-	must(st.DB.Omit("Node", "Reservation", "Environment").CreateInBatches(&deps, 100).Error)
+	must(storetest.DB(st).Omit("Node", "Reservation", "Environment").CreateInBatches(&deps, 100).Error)
 
 	cfg := newFixtureConfig()
 	s, err := New(ctx, Options{Store: st, Config: cfg, Logger: quietLogger()})

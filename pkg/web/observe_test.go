@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // logLine returns the access log line of request id, or fails.
@@ -54,7 +56,7 @@ func TestAccessLogAndRequestID(t *testing.T) {
 		t.Errorf("404 access log: %s", l)
 	}
 	// A 500: the page's reference is the request id, and the error is logged under it.
-	f.st.DB.Exec("DROP TABLE reservation_nodes")
+	storetest.DB(f.st).Exec("DROP TABLE reservation_nodes")
 	res = alice.get("/resources")
 	id = res.Header().Get("X-Request-Id")
 	if res.Code != 500 || !strings.Contains(res.Body.String(), "reference "+id) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // situation is one thing a node may be going through. Every page about a node, its
@@ -101,10 +102,10 @@ func newSituations(t testing.TB) *situations {
 			if d.StateStartedAt.IsZero() {
 				d.StateStartedAt = f.now.Add(-time.Minute)
 			}
-			must(f.st.DB.Omit("Node", "Reservation", "User", "Environment").Create(&d).Error)
+			must(storetest.DB(f.st).Omit("Node", "Reservation", "User", "Environment").Create(&d).Error)
 			for _, ev := range evs {
 				ev.DeploymentID, ev.NodeID = d.ID, n.ID
-				must(f.st.DB.Create(&ev).Error)
+				must(storetest.DB(f.st).Create(&ev).Error)
 			}
 			sit.dep = &d
 		}

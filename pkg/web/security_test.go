@@ -22,6 +22,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // unsafePageRoutes are the POST routes of the pages, with their concrete paths and forms.
@@ -156,7 +157,7 @@ func TestNoLeaks(t *testing.T) {
 func TestInternalError(t *testing.T) {
 	f := newFixture(t)
 	b := f.as("user")
-	f.st.DB.Exec("DROP TABLE reservation_nodes")
+	storetest.DB(f.st).Exec("DROP TABLE reservation_nodes")
 	for _, p := range []string{"/resources", "/deployments"} {
 		res := b.get(p)
 		body := res.Body.String()
@@ -408,7 +409,7 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatalf("another client behind the same proxy: %d", res.StatusCode)
 	}
 	var ips []string
-	f.st.DB.Model(&store.Session{}).Where("user_id = ?", f.alice.ID).Order("id DESC").Limit(1).Pluck("ip", &ips)
+	storetest.DB(f.st).Model(&store.Session{}).Where("user_id = ?", f.alice.ID).Order("id DESC").Limit(1).Pluck("ip", &ips)
 	if len(ips) != 1 || ips[0] != "198.51.100.2" {
 		t.Errorf("the session's address: %v, want the one the proxy forwarded", ips)
 	}
@@ -827,7 +828,7 @@ func TestDeleteUserDestroysNodes(t *testing.T) {
 	if res := f.api("user", "GET", "/api/v1/nodes", nil); res.Code != http.StatusUnauthorized {
 		t.Error("the deleted user's token works")
 	}
-	f.st.DB.Model(&store.Deployment{}).Where("user_id = ?", f.alice.ID).Update("state", "destroyed")
+	storetest.DB(f.st).Model(&store.Deployment{}).Where("user_id = ?", f.alice.ID).Update("state", "destroyed")
 	admin.get("/admin/users")
 	if _, err := f.st.User(context.Background(), f.alice.ID); err != store.ErrNotFound {
 		t.Fatalf("tombstone not purged: %v", err)
@@ -876,7 +877,7 @@ func TestPowerPorts(t *testing.T) {
 // TestLiveStatus: the JSON feed computes percent, MiB/s and ETA, for the owner's rows only.
 func TestLiveStatus(t *testing.T) {
 	f := newFixture(t)
-	f.st.DB.Model(&store.Deployment{}).Where("id = ?", f.d1.ID).Updates(map[string]any{"state": "env_copy",
+	storetest.DB(f.st).Model(&store.Deployment{}).Where("id = ?", f.d1.ID).Updates(map[string]any{"state": "env_copy",
 		"bytes_done": 250_000_000, "bytes_total": 1_000_000_000, "throughput": 10_000_000})
 	b := f.as("user")
 	var out struct{ Deployments []deploymentView }
@@ -1115,10 +1116,10 @@ func TestOversizedBodies(t *testing.T) {
 	if res := alice.post("/reserve", url.Values{"model": {"RPI4B"}, "count": {"1"}, "hours": {"1"}, "x": {strings.Repeat("a", 4<<20)}}); res.Code != http.StatusSeeOther {
 		t.Errorf("a 4 MiB form: %d %.200s", res.Code, res.Body.String())
 	}
-	if err := f.st.DB.Where("user_id = ? AND id NOT IN ?", f.alice.ID, []uint{f.r1.ID, f.r3.ID}).Delete(&store.Reservation{}).Error; err != nil {
+	if err := storetest.DB(f.st).Where("user_id = ? AND id NOT IN ?", f.alice.ID, []uint{f.r1.ID, f.r3.ID}).Delete(&store.Reservation{}).Error; err != nil {
 		t.Fatal(err)
 	}
-	f.st.DB.Exec("DELETE FROM reservation_nodes WHERE reservation_id NOT IN (SELECT id FROM reservations)")
+	storetest.DB(f.st).Exec("DELETE FROM reservation_nodes WHERE reservation_id NOT IN (SELECT id FROM reservations)")
 
 	// The same through a real listening server.
 	base := liveServer(t, f, nil)

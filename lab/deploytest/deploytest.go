@@ -112,16 +112,16 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	if _, err := clusterdesc.Import(ctx, h.Store, cluster, filepath.Dir(desc.Image.Gz)); err != nil {
 		t.Fatal(err)
 	}
-	h.Store.DB.Order("port").Find(&h.Nodes)
+	storetest.DB(h.Store).Order("port").Find(&h.Nodes)
 	if len(h.Nodes) != len(desc.Nodes) {
 		t.Fatalf("imported %d nodes, the lab has %d", len(h.Nodes), len(desc.Nodes))
 	}
-	h.Store.DB.First(&h.Env)
+	storetest.DB(h.Store).First(&h.Env)
 
 	h.UserKey = NewKey(t)
 	h.User = store.User{Email: "ada@example.com", PasswordHash: "x", FirstName: "Ada", Authorized: true,
 		SSHKey: remote.AuthorizedKey(h.UserKey.PublicKey())}
-	h.Store.DB.Create(&h.User)
+	storetest.DB(h.Store).Create(&h.User)
 
 	signer, err := remote.LoadOrCreateKey(desc.PimasterKey)
 	if err != nil {
@@ -190,7 +190,7 @@ func (h *Harness) Deploy(nodes []store.Node, req Request) []store.Deployment {
 	h.T.Helper()
 	now := time.Now().UTC()
 	res := store.Reservation{UserID: h.User.ID, StartsAt: now, EndsAt: now.Add(2 * time.Hour), Nodes: nodes}
-	if err := h.Store.DB.Create(&res).Error; err != nil {
+	if err := storetest.DB(h.Store).Create(&res).Error; err != nil {
 		h.T.Fatal(err)
 	}
 	env := req.Env
@@ -273,7 +273,7 @@ func (h *Harness) WaitEnd(ds []store.Deployment, limit time.Duration) map[uint]*
 // Events returns the state events of a deployment, in order.
 func (h *Harness) Events(id uint) []store.StateEvent {
 	var evs []store.StateEvent
-	h.Store.DB.Where("deployment_id = ?", id).Order("id").Find(&evs)
+	storetest.DB(h.Store).Where("deployment_id = ?", id).Order("id").Find(&evs)
 	return evs
 }
 
