@@ -23,7 +23,7 @@ import (
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/config"
-	"github.com/piseduce/piseduce/pkg/deploy/deploytest"
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"

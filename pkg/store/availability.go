@@ -38,7 +38,7 @@ type AvailabilityFilter struct {
 // Availability returns the nodes matching f, in name order, each with the reservations that
 // meet [f.From, f.To).
 func (s *Store) Availability(ctx context.Context, f AvailabilityFilter) ([]NodeTimeline, error) {
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	q := db.Model(&Node{}).Preload("Switch")
 	if f.Model != "" {
 		q = q.Where("model = ?", f.Model)
@@ -102,7 +102,7 @@ func (s *Store) Availability(ctx context.Context, f AvailabilityFilter) ([]NodeT
 // NodeKinds returns the models of the nodes and the names of the switches that have nodes,
 // sorted: the choices of the availability filter.
 func (s *Store) NodeKinds(ctx context.Context) (models, switches []string, err error) {
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 	if err := db.Model(&Node{}).Distinct("model").Order("model").Pluck("model", &models).Error; err != nil {
 		return nil, nil, fmt.Errorf("store: unable to list models: %w", err)
 	}
@@ -162,7 +162,7 @@ func (s *Store) EarliestFit(ctx context.Context, req FitRequest, now time.Time) 
 		t0 = now
 	}
 	until := req.Until.UTC()
-	db := s.DB.WithContext(ctx)
+	db := s.db.WithContext(ctx)
 
 	var nodes []Node
 	need := req.Count

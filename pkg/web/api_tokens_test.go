@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/piseduce/piseduce/pkg/remote"
+
+	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // TestAPITokenWithPassword: a program gets a token with the user's e-mail and password, the
@@ -90,7 +92,7 @@ func TestDeploymentHostKey(t *testing.T) {
 	if v := get("admin"); v.HostKey != "" {
 		t.Errorf("an admin got the owner's host key")
 	}
-	if err := f.st.DB.Exec("UPDATE nodes SET public_ip = ?, public_port = ? WHERE id = ?", "pis.example.org", 2201, f.d1.NodeID).Error; err != nil {
+	if err := storetest.DB(f.st).Exec("UPDATE nodes SET public_ip = ?, public_port = ? WHERE id = ?", "pis.example.org", 2201, f.d1.NodeID).Error; err != nil {
 		t.Fatal(err)
 	}
 	if v := get("user"); v.SSHHost != "pis.example.org" || v.SSHPort != 2201 {
