@@ -203,3 +203,19 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// InspectWorkers reads the pitasks heartbeats of the database at connURL at now, without
+// creating or changing anything (pitasks check); recorded is false when the database has no
+// heartbeats table yet.
+func InspectWorkers(ctx context.Context, connURL string, now time.Time) (w WorkerHealth, recorded bool, err error) {
+	s, err := connect(ctx, connURL, true)
+	if err != nil {
+		return w, false, err
+	}
+	defer s.Close()
+	if !s.DB.Migrator().HasTable(&Heartbeat{}) {
+		return w, false, nil
+	}
+	w, err = s.WorkerHealth(ctx, now)
+	return w, err == nil, err
+}

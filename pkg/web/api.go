@@ -208,6 +208,7 @@ func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]de
 	out := make([]deploymentView, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
+		s.markQueued(c.Request().Context(), &out[i])
 	}
 	return out, nil
 }
@@ -257,7 +258,9 @@ func (s *Server) apiDeployment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewDeployment(d, currentUser(c), s.now()))
+	v := viewDeployment(d, currentUser(c), s.now())
+	s.markQueued(c.Request().Context(), &v)
+	return c.JSON(http.StatusOK, v)
 }
 
 func (s *Server) apiRequest(c echo.Context, a process.Action) error {
@@ -277,7 +280,9 @@ func (s *Server) replyDeployment(c echo.Context, code int, id uint) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(code, viewDeployment(d, currentUser(c), s.now()))
+	v := viewDeployment(d, currentUser(c), s.now())
+	s.markQueued(c.Request().Context(), &v)
+	return c.JSON(code, v)
 }
 
 func (s *Server) apiDestroy(c echo.Context) error  { return s.apiRequest(c, process.ActDestroy) }
