@@ -70,7 +70,7 @@ func (s *Server) markQueued(ctx context.Context, vs ...*deploymentView) {
 			read = true
 		}
 		if ok && !h.Running() {
-			v.QueuedReason, v.Label = noWorkerQueued, noWorkerQueued
+			v.QueuedReason = noWorkerQueued
 		}
 	}
 }
