@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -72,6 +73,23 @@ func TestCheckWritesNothing(t *testing.T) {
 		defer s.Close()
 		if out, err = check(t, ro); err != nil || !strings.Contains(out, fmt.Sprintf("database mysql reachable, schema version %d (current)", latest)) {
 			t.Fatalf("migrated database: %v %q", err, out)
+		}
+		if !strings.Contains(out, "workers: no pitasks has run on this database yet") {
+			t.Fatalf("fresh database, workers: %q", out)
+		}
+		// A pitasks that stopped ticking a minute ago is a problem; one that ticks is not.
+		now := time.Now().UTC()
+		if err := s.Beat(ctx, &store.Heartbeat{Owner: "old", TickMS: 2000, LastTick: now.Add(-time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if out, err = check(t, ro); err == nil || !strings.Contains(out, "warning: no pitasks is running: the last tick was 1m") {
+			t.Fatalf("stopped pitasks: %v %q", err, out)
+		}
+		if err := s.Beat(ctx, &store.Heartbeat{Owner: "new", TickMS: 2000, LastTick: now}); err != nil {
+			t.Fatal(err)
+		}
+		if out, err = check(t, ro); err != nil || !strings.Contains(out, "workers: 1 pitasks running") {
+			t.Fatalf("running pitasks: %v %q", err, out)
 		}
 		if err := storetest.DB(s).Create(&store.SchemaMigration{Version: latest + 1, Name: "from a newer PiSeduce"}).Error; err != nil {
 			t.Fatal(err)

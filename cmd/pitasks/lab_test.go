@@ -98,6 +98,13 @@ type labCluster struct {
 
 func newLabCluster(t *testing.T, dbURL string, nodes int) *labCluster {
 	t.Helper()
+	return newLabClusterWith(t, dbURL, nodes, 5*time.Second, "8/20")
+}
+
+// newLabClusterWith is newLabCluster with pitasks' [tasks] lease and the deploy process's
+// waits for SSH (before the hard reboot/before the node is lost, in seconds) as given.
+func newLabClusterWith(t *testing.T, dbURL string, nodes int, lease time.Duration, sshWaits string) *labCluster {
+	t.Helper()
 	l, _ := labtest.Up(t, lab.Options{Nodes: nodes})
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -113,7 +120,7 @@ func newLabCluster(t *testing.T, dbURL string, nodes int) *labCluster {
 connection_url = %s
 [tasks]
 tick = @every 1s
-lease = 5s
+lease = %s
 stop_grace = 5s
 [cluster]
 tftp_root = %s
@@ -122,9 +129,9 @@ img_dir = %s
 ssh_key = %s
 nfs_host_key = %s
 [timeouts]
-ssh_nfs = 8/20
-ssh_system = 8/20
-`, dbURL, d.TFTPRoot, d.NFSBootDir, filepath.Dir(d.Image.Img), d.PimasterKey, d.NFSHostPubKey)
+deploy.ssh_nfs = %[8]s
+deploy.ssh_system = %[8]s
+`, dbURL, lease, d.TFTPRoot, d.NFSBootDir, filepath.Dir(d.Image.Img), d.PimasterKey, d.NFSHostPubKey, sshWaits)
 	if err := os.WriteFile(c.cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -198,6 +198,25 @@ func checkCmd(ctx context.Context, path, connURL string, w io.Writer) error {
 	if len(sc.Warnings) > 0 {
 		return fmt.Errorf("%d problem(s) in the database", len(sc.Warnings))
 	}
+	return checkWorkers(ctx, connURL, time.Now(), w)
+}
+
+// checkWorkers says whether a pitasks works on the database (its heartbeat): none that ticked
+// within three ticks, when one ran before, is a problem; none ever is a fresh install.
+func checkWorkers(ctx context.Context, connURL string, now time.Time, w io.Writer) error {
+	h, recorded, err := store.InspectWorkers(ctx, connURL, now)
+	switch {
+	case err != nil:
+		return err
+	case !recorded || h.LastTick.IsZero():
+		fmt.Fprintln(w, "workers: no pitasks has run on this database yet")
+	case h.Running():
+		fmt.Fprintf(w, "workers: %d pitasks running, last tick %s ago\n", h.Alive, now.Sub(h.LastTick).Round(time.Second))
+	default:
+		fmt.Fprintf(w, "warning: no pitasks is running: the last tick was %s ago (%s); deployments wait\n",
+			now.Sub(h.LastTick).Round(time.Second), h.LastTick.UTC().Format(time.RFC3339))
+		return errors.New("no pitasks worker is running")
+	}
 	return nil
 }
 
@@ -224,11 +243,15 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		NFSHostname: cfg.Cluster.NFSHostname,
 		PimasterKey: remote.AuthorizedKey(signer.PublicKey()),
 	}, cfg.Tasks.MaxBooting)
+	sched, err := config.TickParser().Parse(cfg.Tasks.Tick)
+	if err != nil {
+		return fmt.Errorf("[tasks] tick: %w", err)
+	}
 	m := metrics.NewTasks()
 	ticks := &tickWatch{Observer: m}
 	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
-		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: cfg.Timeouts,
-		Observer: ticks})
+		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, Tick: tickInterval(sched, time.Now()),
+		StepDeadline: cfg.Tasks.StepDeadline, Timeouts: cfg.Timeouts, Observer: ticks})
 	if err != nil {
 		return err
 	}
@@ -240,10 +263,6 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	}
 	if err := eng.Start(ctx); err != nil {
 		return err
-	}
-	sched, err := config.TickParser().Parse(cfg.Tasks.Tick)
-	if err != nil {
-		return fmt.Errorf("[tasks] tick: %w", err)
 	}
 	c := cron.New()
 	c.Schedule(sched, cron.FuncJob(func() {

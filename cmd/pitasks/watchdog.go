@@ -40,3 +40,14 @@ func (w *tickWatch) alive(sched cron.Schedule) func(context.Context, time.Durati
 		return nil
 	}
 }
+
+// tickInterval is the longest time between two ticks of sched over the next few, from now:
+// the heartbeat's staleness is counted in it.
+func tickInterval(sched cron.Schedule, now time.Time) time.Duration {
+	var longest time.Duration
+	for i, t := 0, sched.Next(now); i < 8; i++ {
+		next := sched.Next(t)
+		longest, t = max(longest, next.Sub(t)), next
+	}
+	return longest
+}

@@ -76,6 +76,12 @@ type Store interface {
 	RequestProcess(ctx context.Context, id uint, proc string) error
 	LostDeployments(ctx context.Context) ([]uint, error)
 	ResumeLost(ctx context.Context, id uint) error
+	// The heartbeat, and the takeover of a stopped peer's leases.
+	Beat(ctx context.Context, h *store.Heartbeat) error
+	StopHeartbeat(ctx context.Context, owner, reason string, now time.Time) error
+	Heartbeats(ctx context.Context) ([]store.Heartbeat, error)
+	PruneHeartbeats(ctx context.Context, before time.Time) error
+	TakeOver(ctx context.Context, taker string, now, cutoff time.Time, gone map[string]string, force bool) (store.TakenOver, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -94,6 +100,11 @@ type Options struct {
 	Workers int
 	// Lease is how long a claimed deployment stays ours without renewal [60s].
 	Lease time.Duration
+	// Tick is the time between two calls of Tick [2s]; each writes the heartbeat.
+	Tick time.Duration
+	// TakeoverAfter is how old a peer's heartbeat is when its leases are taken over
+	// [3 ticks + 5s]; see heartbeat.go.
+	TakeoverAfter time.Duration
 	// StepDeadline bounds every Exec and Post call [30m].
 	StepDeadline time.Duration
 	// PollInterval is how soon a state whose Post said "not yet" is looked at again [1s].
@@ -145,6 +156,8 @@ type Engine struct {
 	base     context.Context
 	cancel   context.CancelFunc
 	renewal  chan struct{}
+	hb       store.Heartbeat // this process, as its heartbeat describes it
+	lastBeat time.Time       // before the last heartbeat written (monotonic), under mu
 }
 
 // New checks the options and returns an engine ready to Tick.
@@ -168,6 +181,8 @@ func New(o Options) (*Engine, error) {
 	}
 	setDefault(&o.Workers, 64)
 	setDefault(&o.Lease, 60*time.Second)
+	setDefault(&o.Tick, 2*time.Second)
+	setDefault(&o.TakeoverAfter, 3*o.Tick+5*time.Second)
 	setDefault(&o.StepDeadline, 30*time.Minute)
 	setDefault(&o.PollInterval, time.Second)
 	setDefault(&o.MaxBackoff, time.Minute)
@@ -186,7 +201,9 @@ func New(o Options) (*Engine, error) {
 	base, cancel := context.WithCancel(context.Background())
 	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{},
 		base: base, cancel: cancel, renewal: make(chan struct{})}
+	e.hb = e.newHeartbeat()
 	go e.renewLeases()
+	go e.fence()
 	return e, nil
 }
 
@@ -200,8 +217,22 @@ func setDefault[T comparable](v *T, def T) {
 // Owner is the name this engine leases deployments under.
 func (e *Engine) Owner() string { return e.o.Owner }
 
-// Start resumes the deployments that were lost, as the original pitasks did when it started.
+// Start writes the first heartbeat, takes over the leases of the pitasks that are gone, and
+// resumes the deployments that were lost, as the original pitasks did when it started.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.beat(ctx); err != nil {
+		return err
+	}
+	if err := e.o.Store.PruneHeartbeats(ctx, e.clock.Now().Add(-7*24*time.Hour)); err != nil {
+		return err
+	}
+	gone, err := e.goneOnThisMachine(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.takeOver(ctx, gone, true); err != nil {
+		return err
+	}
 	ids, err := e.o.Store.LostDeployments(ctx)
 	if err != nil {
 		return err
@@ -215,8 +246,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Tick does one round of the loop: reservations that ended are destroyed, then due
-// deployments are leased and handed to free workers. It does not wait for the work: a slow
+// Tick does one round of the loop: the heartbeat is written, the leases of dead peers are
+// taken over, reservations that ended are destroyed, then due deployments are leased and
+// handed to free workers. It does not wait for the work: a slow
 // node never holds up the next tick. A tick that starts while the previous one is still
 // claiming returns at once.
 func (e *Engine) Tick(ctx context.Context) error {
@@ -224,7 +256,16 @@ func (e *Engine) Tick(ctx context.Context) error {
 		return nil
 	}
 	defer e.tickMu.Unlock()
+	if e.stopRequested() {
+		return nil
+	}
+	if err := e.beat(ctx); err != nil {
+		return err
+	}
 	defer func(start time.Time) { e.o.Observer.Tick(time.Since(start)) }(time.Now())
+	if err := e.takeOver(ctx, nil, false); err != nil {
+		return err
+	}
 	now := e.clock.Now()
 	expired, err := e.o.Store.ExpiredDeployments(ctx, now)
 	if err != nil {
@@ -310,6 +351,9 @@ func (e *Engine) Stop(ctx context.Context) {
 	defer cancel()
 	if err := e.o.Store.ReleaseAll(rctx, e.o.Owner); err != nil {
 		e.log.Warn("stop: release leases", "err", err)
+	}
+	if err := e.o.Store.StopHeartbeat(rctx, e.o.Owner, "stopped", e.clock.Now()); err != nil {
+		e.log.Warn("stop: heartbeat", "err", err)
 	}
 }
 

@@ -23,6 +23,10 @@
 //	                                                        "queued": waiting for a worker
 //	piseduce_reservations_held                              gauge, reservations running now (database)
 //	piseduce_nodes_reserved                                 gauge, nodes those reservations hold (database)
+//	piseduce_last_tick_timestamp_seconds                    gauge, the latest tick of any pitasks (database:
+//	                                                        its heartbeat; absent until one ran)
+//	piseduce_workers_alive                                  gauge, pitasks processes that ticked within three
+//	                                                        of their ticks (database)
 //
 // both:
 //
@@ -243,6 +247,10 @@ func NewFrontend(st *store.Store, now func() time.Time) *Frontend {
 			"Reservations that have started and not ended (from the database).", nil, nil),
 		nodes: prometheus.NewDesc(namespace+"_nodes_reserved",
 			"Nodes held by the reservations running now (from the database).", nil, nil),
+		lastTick: prometheus.NewDesc(namespace+"_last_tick_timestamp_seconds",
+			"When the latest tick of any pitasks ended, Unix time (from the database: the pitasks heartbeats).", nil, nil),
+		workers: prometheus.NewDesc(namespace+"_workers_alive",
+			"pitasks processes that ticked within three of their ticks (from the database).", nil, nil),
 	})
 	return m
 }
@@ -262,15 +270,17 @@ func (m *Frontend) Request(route, method string, status int, d time.Duration) {
 
 // storeCollector reads the database's gauges at each scrape, with one query each.
 type storeCollector struct {
-	st                               *store.Store
-	now                              func() time.Time
-	deployments, reservations, nodes *prometheus.Desc
+	st                                                  *store.Store
+	now                                                 func() time.Time
+	deployments, reservations, nodes, lastTick, workers *prometheus.Desc
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.deployments
 	ch <- c.reservations
 	ch <- c.nodes
+	ch <- c.lastTick
+	ch <- c.workers
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -281,6 +291,14 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		for _, n := range counts {
 			ch <- prometheus.MustNewConstMetric(c.deployments, prometheus.GaugeValue, float64(n.Count), n.Process, n.State)
+		}
+	}
+	if w, err := c.st.WorkerHealth(ctx, c.now()); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.workers, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(c.workers, prometheus.GaugeValue, float64(w.Alive))
+		if !w.LastTick.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.lastTick, prometheus.GaugeValue, float64(w.LastTick.UnixNano())/1e9)
 		}
 	}
 	held, err := c.st.HeldReservations(ctx, c.now())

@@ -197,6 +197,13 @@ func TestFrontendCollectors(t *testing.T) {
 				NodeIDs: []uint{c.Nodes[3].ID, c.Nodes[4].ID}, StartsAt: now, EndsAt: now.Add(time.Hour)}, now); err != nil {
 				t.Fatal(err)
 			}
+			// One pitasks ticked 2 s ago, one stopped an hour ago.
+			tick := now.Add(-2 * time.Second).Truncate(time.Second)
+			for _, h := range []store.Heartbeat{{Owner: "alive", TickMS: 2000, LastTick: tick}, {Owner: "gone", TickMS: 2000, LastTick: now.Add(-time.Hour)}} {
+				if err := s.Beat(ctx, &h); err != nil {
+					t.Fatal(err)
+				}
+			}
 			m := metrics.NewFrontend(s, time.Now)
 			m.Request("/nodes/:id", "GET", 200, 30*time.Millisecond)
 			m.Request("/nodes/:id", "GET", 204, 10*time.Millisecond)
@@ -212,6 +219,8 @@ func TestFrontendCollectors(t *testing.T) {
 				`piseduce_deployments{process="destroy",state="queued"}`:                        1,
 				`piseduce_reservations_held`:                                                    2, // the seed's and this one
 				`piseduce_nodes_reserved`:                                                       2,
+				`piseduce_last_tick_timestamp_seconds`:                                          float64(tick.Unix()),
+				`piseduce_workers_alive`:                                                        1,
 				`piseduce_http_requests_total{code="2xx",method="GET",route="/nodes/:id"}`:      2,
 				`piseduce_http_requests_total{code="3xx",method="POST",route="/login"}`:         1,
 				`piseduce_http_requests_total{code="4xx",method="GET",route="unmatched"}`:       1,

@@ -290,5 +290,5 @@ type HostKey struct {
 
 func allModels() []any {
 	return []any{&User{}, &Switch{}, &Node{}, &Environment{}, &Reservation{}, &Deployment{},
-		&StateEvent{}, &APIToken{}, &Setting{}, &HostKey{}}
+		&StateEvent{}, &APIToken{}, &Setting{}, &HostKey{}, &Heartbeat{}}
 }

@@ -43,6 +43,8 @@ type statsCommon struct {
 type statsOverview struct {
 	Nodes        statsTable
 	Environments statsTable
+	// Workers are the pitasks processes, alive or not (workers.go).
+	Workers []workerRow
 	statsCommon
 }
 
@@ -54,6 +56,9 @@ func (s *Server) showAdminStats(c echo.Context) error {
 		return err
 	}
 	if d.Environments.Rows, err = s.store.EnvironmentStats(ctx); err != nil {
+		return err
+	}
+	if d.Workers, err = s.workerRows(ctx); err != nil {
 		return err
 	}
 	d.Nodes.Chart = ratesChart("Success rate per node", d.Nodes.Rows)

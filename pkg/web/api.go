@@ -208,6 +208,7 @@ func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]de
 	out := make([]deploymentView, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
+		s.markQueued(c.Request().Context(), &out[i])
 	}
 	return out, nil
 }
@@ -264,6 +265,7 @@ func (s *Server) apiDeployment(c echo.Context) error {
 			return err
 		}
 	}
+	s.markQueued(c.Request().Context(), &v)
 	return c.JSON(http.StatusOK, v)
 }
 
@@ -284,7 +286,9 @@ func (s *Server) replyDeployment(c echo.Context, code int, id uint) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(code, viewDeployment(d, currentUser(c), s.now()))
+	v := viewDeployment(d, currentUser(c), s.now())
+	s.markQueued(c.Request().Context(), &v)
+	return c.JSON(code, v)
 }
 
 func (s *Server) apiDestroy(c echo.Context) error  { return s.apiRequest(c, process.ActDestroy) }

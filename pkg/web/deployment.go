@@ -39,6 +39,7 @@ func (s *Server) showDeployment(c echo.Context) error {
 	now := s.now()
 	data := deploymentData{D: viewDeployment(d, u, now), Mine: d.UserID == u.ID, InitScript: d.InitScript,
 		ScriptOutput: d.ScriptOutput, Timeline: timeline(d, evs, now), Events: evs}
+	s.markQueued(ctx, &data.D)
 	if u.Admin {
 		owner, err := s.store.User(ctx, d.UserID)
 		if err == nil {

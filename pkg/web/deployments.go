@@ -66,7 +66,9 @@ func (s *Server) deploymentsData(c echo.Context, userID uint) (*deploymentsData,
 			add(ds[i].Reservation)
 		}
 		rv := &out.Reservations[byRes[ds[i].ReservationID]]
-		rv.Deployments = append(rv.Deployments, viewDeployment(&ds[i], viewer, now))
+		v := viewDeployment(&ds[i], viewer, now)
+		s.markQueued(c.Request().Context(), &v)
+		rv.Deployments = append(rv.Deployments, v)
 	}
 	for i := range out.Reservations {
 		rv := &out.Reservations[i]
@@ -117,6 +119,7 @@ func (s *Server) deploymentsStatus(c echo.Context) error {
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 		out[i].OSPassword, out[i].PublicKey = "", ""
+		s.markQueued(c.Request().Context(), &out[i])
 	}
 	return c.JSON(http.StatusOK, map[string]any{"deployments": out})
 }

@@ -32,6 +32,8 @@ type page struct {
 	Error string
 	// Data is the page's own content.
 	Data any
+	// NoWorker is the banner shown while no pitasks runs (workers.go).
+	NoWorker string
 }
 
 // pages holds one template set per page: the layout, the shared partials and the page.
@@ -74,6 +76,7 @@ func (s *Server) render(c echo.Context, code int, name string, p *page) error {
 	if p.Flash == "" {
 		p.Flash, p.FlashError = s.takeFlash(c)
 	}
+	p.NoWorker = s.noWorkerBanner(c.Request().Context())
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		return fmt.Errorf("web: render %s: %w", name, err)

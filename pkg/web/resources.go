@@ -193,6 +193,7 @@ func (s *Server) showNode(c echo.Context) error {
 		}
 		if dep.UserID == u.ID {
 			v := viewDeployment(dep, u, s.now())
+			s.markQueued(ctx, &v)
 			d.Mine = &v
 		}
 	}

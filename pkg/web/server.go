@@ -70,6 +70,7 @@ type Server struct {
 	background sync.WaitGroup
 
 	resources resourcesCache
+	workers   workersCache
 	metrics   *metrics.Frontend
 	zones     zones
 	// apiDocs is openapi.json as the docs page shows it.

@@ -36,6 +36,9 @@ type deploymentView struct {
 	// Queued: the request waits for a pitasks worker (since StateSince); State is where it
 	// will start.
 	Queued bool `json:"queued"`
+	// QueuedReason says why a queued deployment waits, when no pitasks runs ("queued: no
+	// worker running").
+	QueuedReason string `json:"queued_reason,omitempty"`
 	// Label and StateClass are the state's badge: its text and CSS class.
 	Label      string `json:"label"`
 	StateClass string `json:"state_class"`

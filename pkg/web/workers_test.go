@@ -1,0 +1,138 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/testenv"
+)
+
+// TestNoWorker: while no pitasks ticks, every page says so, a queued deployment says it waits
+// for no worker (page and API), and the admins' statistics page lists the pitasks processes;
+// once one ticks, all of it goes.
+func TestNoWorker(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.st.RequestProcess(ctx, f.d1.ID, "deploy"); err != nil { // queued for a worker
+		t.Fatal(err)
+	}
+	queuedReason := func() string {
+		rec := f.api("user", "GET", fmt.Sprintf("/api/v1/deployments/%d", f.d1.ID), nil)
+		var v deploymentView
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || !v.Queued {
+			t.Fatalf("deployment: %v %s", err, rec.Body)
+		}
+		return v.QueuedReason
+	}
+	page := func(role, path string) string { return f.as(role).get(path).Body.String() }
+
+	// No pitasks ever ran.
+	if got := queuedReason(); got != noWorkerQueued {
+		t.Fatalf("queued_reason without any pitasks: %q", got)
+	}
+	for _, p := range []string{"/resources", fmt.Sprintf("/deployments/%d", f.d1.ID), "/account"} {
+		if body := page("user", p); !strings.Contains(body, `id="no-worker"`) || !strings.Contains(body, "No pitasks worker has run yet") {
+			t.Fatalf("%s has no banner", p)
+		}
+	}
+	if body := page("user", fmt.Sprintf("/deployments/%d", f.d1.ID)); !strings.Contains(body, noWorkerQueued) {
+		t.Fatal("the queued deployment's page does not say that no worker runs")
+	}
+
+	// One that stopped ticking a minute ago, and one that stopped cleanly.
+	for _, h := range []store.Heartbeat{
+		{Owner: "pitasks-late", Host: "pimaster", PID: 41, Version: "v1.2", TickMS: 2000, LastTick: f.now.Add(-time.Minute), Leases: 3},
+		{Owner: "pitasks-stopped", Host: "pimaster", PID: 40, Version: "v1.1", TickMS: 2000, LastTick: f.now.Add(-time.Hour)},
+	} {
+		if err := f.st.Beat(ctx, &h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.st.StopHeartbeat(ctx, "pitasks-stopped", "stopped", f.now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	f.s.workers = workersCache{} // forget what was read a moment ago
+	if body := page("other", "/resources"); !strings.Contains(body, "No pitasks worker is running (the last one ticked 1m00s ago") {
+		t.Fatalf("banner with a stopped pitasks: %s", body)
+	}
+	admin := page("admin", "/admin/stats")
+	for _, want := range []string{"pitasks-late", "no tick for 1m00s", "pitasks-stopped", ">stopped<", "v1.2"} {
+		if !strings.Contains(admin, want) {
+			t.Errorf("the admins' page lacks %q", want)
+		}
+	}
+
+	// A pitasks ticks: no banner, the deployment is queued like any other.
+	if err := f.st.Beat(ctx, &store.Heartbeat{Owner: "pitasks-live", TickMS: 2000, LastTick: f.now}); err != nil {
+		t.Fatal(err)
+	}
+	f.s.workers = workersCache{}
+	if got := queuedReason(); got != "" {
+		t.Fatalf("queued_reason with a pitasks running: %q", got)
+	}
+	if body := page("user", "/resources"); strings.Contains(body, `id="no-worker"`) {
+		t.Fatal("banner while a pitasks runs")
+	}
+	if admin := page("admin", "/admin/stats"); !strings.Contains(admin, ">alive<") {
+		t.Error("the live pitasks is not shown alive")
+	}
+}
+
+// TestBrowserNoWorkerBanner: in Chromium, the banner appears on the pages once pitasks stops,
+// with the queued deployment saying it has no worker, and goes once pitasks runs again.
+func TestBrowserNoWorkerBanner(t *testing.T) {
+	testenv.NeedCommand(t, "chromium")
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	f := newFixture(t)
+	f.s.now = func() time.Time { return time.Now().UTC() }
+	srv := httptest.NewServer(f.s)
+	defer srv.Close()
+	c := newChrome(t, srv.URL, artifactsDir(t, "web-no-worker"), 5*time.Minute)
+	banner := `document.getElementById("no-worker") !== null`
+	reloadUntil := func(step, path, js string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			c.do(step, chromedp.Navigate(srv.URL+path), chromedp.WaitReady("body"))
+			if c.eval(`String(`+js+`)`) == "true" {
+				return
+			}
+			if time.Now().After(deadline) {
+				c.fail(step, "%s still false on %s", js, path)
+			}
+			time.Sleep(200 * time.Millisecond) // between two reloads, not a wait for the condition
+		}
+	}
+
+	stop := startPitasks(t, f.st)
+	c.login(f.alice.Email)
+	reloadUntil("pitasks runs: no banner", "/resources", "!("+banner+")")
+	c.shot("01-worker-running")
+
+	stop()
+	// pitasks gave its deployments back when it stopped; a new request waits for a worker.
+	if err := f.st.RequestProcess(context.Background(), f.d1.ID, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	reloadUntil("pitasks stopped: banner", "/resources", banner)
+	if msg := c.eval(`document.getElementById("no-worker").textContent`); !strings.Contains(msg, "No pitasks worker is running") {
+		t.Fatalf("banner: %q", msg)
+	}
+	reloadUntil("the deployment says it has no worker", fmt.Sprintf("/deployments/%d", f.d1.ID),
+		banner+` && document.body.textContent.includes("`+noWorkerQueued+`")`)
+	c.shot("02-no-worker")
+
+	stop = startPitasks(t, f.st)
+	defer stop()
+	reloadUntil("pitasks runs again: no banner", "/resources", "!("+banner+")")
+}
