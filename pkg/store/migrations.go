@@ -39,6 +39,8 @@ func migrations() []migration {
 		{"users.must_change_password: one-time passwords given by an admin or pitasks", autoMigrate(&User{})},
 		{"nodes.card_device: the disk a node's system is deployed on (" + DefaultCardDevice + " for the nodes there were)", cardDevices},
 		{"environments.os_family: how the image configures itself at first boot (plain until measured or set)", autoMigrate(&Environment{})},
+		{"reservations.ended_by, ended_at, end_reason; deployments.released; users.notify_since; notifications: admins end reservations, users release nodes, e-mail notifications",
+			autoMigrate(&Reservation{}, &Deployment{}, &User{}, &Notification{})},
 	}
 }
 
