@@ -104,7 +104,6 @@ func (s *Store) QueueNotifications(ctx context.Context, now time.Time) (int, err
 		Joins("JOIN users ON users.id = reservations.user_id").
 		Where("users.notify_since IS NOT NULL AND users.email NOT LIKE ?", "%"+deletedDomain).
 		Where("reservations.starts_at <= ? AND reservations.ends_at > ? AND reservations.ends_at <= ?", now, now, now.Add(time.Hour)).
-		Where("EXISTS (SELECT 1 FROM reservation_nodes WHERE reservation_nodes.reservation_id = reservations.id)").
 		Order("reservations.id").Scan(&ending).Error
 	if err != nil {
 		return 0, fmt.Errorf("store: unable to find ending reservations: %w", err)

@@ -65,6 +65,10 @@ type deploymentView struct {
 	// TimeZone is the zone the reservation was entered in (empty: UTC).
 	TimeZone  string    `json:"time_zone,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Released: the node was given back before the end of its reservation; the deployment
+	// is only destroyed. EndReason: an admin ended the reservation, for that reason.
+	Released  bool   `json:"released"`
+	EndReason string `json:"end_reason,omitempty"`
 }
 
 func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) deploymentView {
@@ -73,7 +77,10 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		SSHUser: d.Environment.SSHUser, OSUpdate: d.OSUpdate, SystemSizeMiB: d.SystemSize, PublicKey: d.PublicKey,
 		Process: d.Process, State: d.State, StateSince: d.StateStartedAt, Queued: d.Queued && d.Active(),
 		LastError: d.LastError, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, EndsAt: d.Reservation.EndsAt,
-		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt}
+		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt, Released: d.Released}
+	if d.Reservation.EndedBy != 0 {
+		v.EndReason = d.Reservation.EndReason
+	}
 	v.Label, v.StateClass = stateBadge(d.Process, d.State, v.Queued)
 	st := stateOf(d.Process, d.State)
 	v.Description = st.Description
