@@ -32,6 +32,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/cli"
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/config"
@@ -40,6 +41,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
+	"github.com/piseduce/piseduce/pkg/notify"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/requests"
 	"github.com/piseduce/piseduce/pkg/sdnotify"
@@ -220,6 +222,13 @@ func checkWorkers(ctx context.Context, connURL string, now time.Time, w io.Write
 	return nil
 }
 
+// How often pitasks looks for events to mail and sends the outbox, and how long one
+// message's SMTP exchange may take before it is tried again later.
+const (
+	notifyEvery       = 15 * time.Second
+	notifySendTimeout = 30 * time.Second
+)
+
 // serve runs the engine on the configured tick until ctx ends, then stops cleanly.
 func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) error {
 	for _, w := range cfg.Warnings {
@@ -281,6 +290,10 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	go (&requests.Discoveries{Store: st, Owner: eng.Owner(), Discover: discoverRun(cfg, st), Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
+	// E-mail notifications, from their own loop: SMTP never holds up a tick.
+	go (&notify.Outbox{Store: st, Mailer: auth.SMTPMailer{}, Owner: eng.Owner(), Every: notifyEvery, SendTimeout: notifySendTimeout, Log: log,
+		Base: auth.SMTPSettings{Address: cfg.Mail.SMTPAddress, Port: cfg.Mail.SMTPPort, Account: cfg.Mail.Account,
+			Password: cfg.Mail.Password.Value(), From: cfg.Mail.From}}).Run(ctx)
 	sdnotify.Ready(log)
 	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))
 	<-ctx.Done()

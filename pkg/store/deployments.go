@@ -77,6 +77,9 @@ func (s *Store) RequestProcess(ctx context.Context, id uint, proc string) error 
 		if err := canRun(proc, []Node{d.Node}, &d.Environment); err != nil {
 			return err
 		}
+		if d.Released && proc != process.Destroy {
+			return &ConflictError{Nodes: []string{d.Node.Name}, Reason: "given back before the end of the reservation: only destroyed now"}
+		}
 		updates := requestUpdates(p.Name, p.First(), time.Now().UTC())
 		if !p.Resumes {
 			updates["scratch"] = "" // a new run: the step data of the last one is no use (a reboot goes back to it)

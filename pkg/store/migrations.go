@@ -40,6 +40,8 @@ func migrations() []migration {
 		{"nodes.card_device: the disk a node's system is deployed on (" + DefaultCardDevice + " for the nodes there were)", cardDevices},
 		{"environments.os_family: how the image configures itself at first boot (plain until measured or set)", autoMigrate(&Environment{})},
 		{"pitasks_heartbeats: each pitasks process's last tick and what it holds (worker health, lease takeover)", autoMigrate(&Heartbeat{})},
+		{"reservations.ended_by, ended_at, end_reason; deployments.released; users.notify_since; notifications: admins end reservations, users release nodes, e-mail notifications",
+			autoMigrate(&Reservation{}, &Deployment{}, &User{}, &Notification{})},
 	}
 }
 

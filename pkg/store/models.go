@@ -21,8 +21,11 @@ type User struct {
 	// MustChangePassword: the password is a one-time password (given by an admin or pitasks);
 	// the user can do nothing but choose a new one until they do.
 	MustChangePassword bool
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// NotifySince: the user asked for e-mail notifications at that time (nil: none); only
+	// events from then on are mailed.
+	NotifySince *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Switch is a PoE switch that powers nodes through SNMP.
@@ -129,6 +132,12 @@ type Reservation struct {
 
 	// TimeZone is the IANA zone its start was entered in (empty: UTC); pages show its times there.
 	TimeZone string `gorm:"size:64"`
+
+	// EndedBy is the admin who ended the reservation (0: it was not ended by an admin), at
+	// EndedAt, for EndReason: the holder's pages show it.
+	EndedBy   uint `gorm:"not null;default:0"`
+	EndedAt   *time.Time
+	EndReason string `gorm:"type:text"`
 }
 
 // Deployment is one node of one reservation going through a process. The web writes the
@@ -182,6 +191,10 @@ type Deployment struct {
 	// the wait counts neither in the state's time nor against its timeouts.
 	Queued bool `gorm:"not null;default:false"`
 
+	// Released: the user gave the node back before the end of the reservation, which no longer
+	// holds it; the deployment only goes on to be destroyed.
+	Released bool `gorm:"not null;default:false"`
+
 	// Progress of the image copy.
 	BytesDone  int64
 	BytesTotal int64
@@ -214,7 +227,7 @@ func (d *Deployment) Active() bool {
 // Reservation must be loaded.
 func (d *Deployment) Situation(now time.Time) process.Situation {
 	return process.Situation{Process: d.Process, State: d.State, ResumeProcess: d.ResumeProcess, Held: d.Hold != "",
-		Running: !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)}
+		Running: !d.Released && !d.Reservation.StartsAt.After(now) && d.Reservation.EndsAt.After(now)}
 }
 
 // Outcomes of a state, recorded in StateEvent.
@@ -290,5 +303,5 @@ type HostKey struct {
 
 func allModels() []any {
 	return []any{&User{}, &Switch{}, &Node{}, &Environment{}, &Reservation{}, &Deployment{},
-		&StateEvent{}, &APIToken{}, &Setting{}, &HostKey{}, &Heartbeat{}}
+		&StateEvent{}, &APIToken{}, &Setting{}, &HostKey{}, &Heartbeat{}, &Notification{}}
 }

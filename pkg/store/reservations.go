@@ -408,8 +408,9 @@ func (s *Store) Deployments(ctx context.Context, f DeploymentFilter) ([]Deployme
 		q = q.Where("deployments.id IN ?", f.IDs)
 	}
 	if !f.Current.IsZero() {
-		q = q.Where("(deployments.reservation_id IN (?) OR NOT (deployments.process = ? AND deployments.state = ?))",
-			s.db.WithContext(ctx).Model(&Reservation{}).Select("id").Where("ends_at > ?", f.Current.UTC()), process.Destroy, process.Destroyed)
+		// A released node's deployment stays only until it is destroyed.
+		q = q.Where("((deployments.reservation_id IN (?) AND deployments.released = ?) OR NOT (deployments.process = ? AND deployments.state = ?))",
+			s.db.WithContext(ctx).Model(&Reservation{}).Select("id").Where("ends_at > ?", f.Current.UTC()), false, process.Destroy, process.Destroyed)
 	}
 	var ds []Deployment
 	if err := q.Find(&ds).Error; err != nil {

@@ -24,6 +24,8 @@ type accountData struct {
 	Now         time.Time
 	// Quota: the quotas and what the user holds against them.
 	Quota store.QuotaUse
+	// Mail: e-mail is set up, so notifications are offered; Notify: the user asked for them.
+	Mail, Notify bool
 }
 
 // tokenDays are the lifetimes offered for a new API token, in days.
@@ -43,6 +45,11 @@ func (s *Server) accountPage(c echo.Context, code int, p *page) error {
 	if d.Quota, err = s.store.UserQuotaUse(c.Request().Context(), u, d.Now); err != nil {
 		return err
 	}
+	st, err := s.settings(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	d.Mail, d.Notify = st.SMTP.Configured(), u.NotifySince != nil
 	p.Title, p.Nav, p.Data = "Account", "account", d
 	return s.render(c, code, "account", p)
 }

@@ -125,11 +125,17 @@ type reservationJSON struct {
 	TimeZone string   `json:"time_zone,omitempty"`
 	NodeIDs  []uint   `json:"node_ids"`
 	Nodes    []string `json:"nodes"`
+	// EndReason: an admin ended the reservation, at EndedAt, and said why.
+	EndReason string     `json:"end_reason,omitempty"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
 }
 
 func viewReservation(r *store.Reservation) reservationJSON {
 	out := reservationJSON{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
 		TimeZone: r.TimeZone, NodeIDs: []uint{}, Nodes: []string{}}
+	if r.EndedBy != 0 {
+		out.EndReason, out.EndedAt = r.EndReason, r.EndedAt
+	}
 	for _, n := range r.Nodes {
 		out.NodeIDs = append(out.NodeIDs, n.ID)
 		out.Nodes = append(out.Nodes, n.Name)

@@ -21,12 +21,16 @@ type reservationView struct {
 	// Undeployed counts the nodes with no deployment yet.
 	Undeployed int
 	Extend     []int
+	// CanRelease: its holder may give single nodes back (it runs and holds more than one).
+	CanRelease bool
 }
 
 type deploymentsData struct {
 	Reservations []reservationView
 	// All: an admin's view of everyone's deployments.
 	All bool
+	// Ended: the viewer's reservations an admin ended lately, with the reason.
+	Ended []store.Reservation
 }
 
 // deploymentsData gathers the current and future reservations of userID (0: everyone's), with
@@ -72,8 +76,20 @@ func (s *Server) deploymentsData(c echo.Context, userID uint) (*deploymentsData,
 	}
 	for i := range out.Reservations {
 		rv := &out.Reservations[i]
-		if n := len(rv.Reservation.Nodes) - len(rv.Deployments); n > 0 && rv.Running {
+		n := len(rv.Reservation.Nodes)
+		for _, d := range rv.Deployments {
+			if !d.Released {
+				n--
+			}
+		}
+		if n > 0 && rv.Running {
 			rv.Undeployed = n
+		}
+		rv.CanRelease = rv.Running && rv.Reservation.UserID == viewer.ID && len(rv.Reservation.Nodes) > 1
+	}
+	if userID != 0 {
+		if out.Ended, err = s.store.EndedByAdmin(ctx, userID, now.Add(-endedNoticeFor)); err != nil {
+			return nil, err
 		}
 	}
 	sort.SliceStable(out.Reservations, func(i, j int) bool {

@@ -84,6 +84,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(user, get, "/availability", s.showAvailability)
 	add(user, post, "/reservations/:id/extend", s.extendReservation)
 	add(user, post, "/reservations/:id/end", s.endReservation)
+	add(user, post, "/reservations/:id/nodes/:node/release", s.releaseNode)
 	add(user, get, "/reservations/:id/deploy", s.showDeploy)
 	add(user, post, "/reservations/:id/deploy", s.saveDeploy)
 	add(user, get, "/deployments", s.showDeployments)
@@ -96,6 +97,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(user, get, "/account", s.showAccount)
 	add(user, post, "/account/password", s.saveAccountPassword)
 	add(user, post, "/account/sshkey", s.saveAccountSSHKey)
+	add(user, post, "/account/notifications", s.saveNotify)
 	add(user, post, "/account/tokens", s.createToken)
 	add(user, post, "/account/tokens/:id/revoke", s.revokeToken)
 
@@ -140,6 +142,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(admin, get, "/admin/import", s.showImport)
 	add(admin, post, "/admin/import", s.saveImport)
 	add(admin, get, "/admin/deployments", s.showAdminDeployments)
+	add(admin, post, "/admin/reservations/:id/end", s.adminEndReservation)
 	add(admin, post, "/admin/deployments/:id/state", s.forceState)
 	add(admin, get, "/admin/stats", s.showAdminStats)
 	add(admin, get, "/admin/stats/nodes/:id", s.showNodeStats)
@@ -155,6 +158,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(apiUser, post, "/api/v1/reservations", s.apiCreateReservation)
 	add(apiUser, post, "/api/v1/reservations/:id/extend", s.apiExtendReservation)
 	add(apiUser, post, "/api/v1/reservations/:id/end", s.apiEndReservation)
+	add(apiUser, post, "/api/v1/reservations/:id/nodes/:node/release", s.apiReleaseNode)
 	add(apiUser, get, "/api/v1/deployments", s.apiDeployments)
 	add(apiUser, post, "/api/v1/deployments", s.apiCreateDeployments)
 	add(apiUser, get, "/api/v1/deployments/:id", s.apiDeployment)
@@ -191,5 +195,6 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(apiAdmin, http.MethodDelete, "/api/v1/admin/environments/:id", s.apiDeleteEnvironment)
 	add(apiAdmin, get, "/api/v1/admin/deployments", s.apiAdminDeployments)
 	add(apiAdmin, post, "/api/v1/admin/deployments/:id/state", s.apiForceState)
+	add(apiAdmin, post, "/api/v1/admin/reservations/:id/end", s.apiAdminEndReservation)
 	return e
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/notify"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -15,11 +16,11 @@ const (
 	settingEmailSignup   = store.SettingEmailSignup
 	settingAutoApprove   = "auto_approve"
 	settingMaxHours      = "max_hours"
-	settingSMTPAddress   = "smtp_address"
-	settingSMTPPort      = "smtp_port"
-	settingSMTPAccount   = "smtp_account"
-	settingSMTPPassword  = "smtp_password"
-	settingSMTPFrom      = "smtp_from"
+	settingSMTPAddress   = notify.SettingSMTPAddress
+	settingSMTPPort      = notify.SettingSMTPPort
+	settingSMTPAccount   = notify.SettingSMTPAccount
+	settingSMTPPassword  = notify.SettingSMTPPassword
+	settingSMTPFrom      = notify.SettingSMTPFrom
 )
 
 // Reservation length limits: MaxHours is the admin's setting, within these bounds.
@@ -56,17 +57,7 @@ func (s *Server) settings(ctx context.Context) (siteSettings, error) {
 		st.MaxHours = h
 	}
 	// Once the admin saved the mail settings in the page, they replace the config file's.
-	if v, ok := m[settingSMTPAddress]; ok {
-		st.SMTP.Address = v
-		st.SMTP.Account = m[settingSMTPAccount]
-		st.SMTP.From = m[settingSMTPFrom]
-		if p, err := strconv.Atoi(m[settingSMTPPort]); err == nil {
-			st.SMTP.Port = p
-		}
-		if p, ok := m[settingSMTPPassword]; ok {
-			st.SMTP.Password = p
-		}
-	}
+	st.SMTP = notify.SMTP(st.SMTP, m)
 	return st, nil
 }
 

@@ -75,6 +75,10 @@ type deploymentView struct {
 	// HostKey is the deployed system's SSH host key, pinned by pitasks: only to the owner,
 	// once deployed, in the answer about one deployment.
 	HostKey string `json:"host_key,omitempty"`
+	// Released: the node was given back before the end of its reservation; the deployment
+	// is only destroyed. EndReason: an admin ended the reservation, for that reason.
+	Released  bool   `json:"released"`
+	EndReason string `json:"end_reason,omitempty"`
 }
 
 func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) deploymentView {
@@ -83,7 +87,10 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) depl
 		SSHUser: d.Environment.SSHUser, OSUpdate: d.OSUpdate, SystemSizeMiB: d.SystemSize, PublicKey: d.PublicKey,
 		Process: d.Process, State: d.State, StateSince: d.StateStartedAt, Queued: d.Queued && d.Active(),
 		LastError: d.LastError, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, EndsAt: d.Reservation.EndsAt,
-		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt}
+		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt, Released: d.Released}
+	if d.Reservation.EndedBy != 0 {
+		v.EndReason = d.Reservation.EndReason
+	}
 	v.SSHHost, v.SSHPort = d.Node.IP, 22
 	if d.Node.PublicIP != "" && d.Node.PublicPort != 0 {
 		v.SSHHost, v.SSHPort = d.Node.PublicIP, d.Node.PublicPort
