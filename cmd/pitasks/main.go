@@ -262,6 +262,9 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	go (&requests.Discoveries{Store: st, Owner: eng.Owner(), Discover: discoverRun(cfg, st), Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
+	if cfg.Publishing() {
+		go keepNginxCurrent(ctx, cfg, st, log)
+	}
 	sdnotify.Ready(log)
 	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))
 	<-ctx.Done()
