@@ -257,7 +257,7 @@ func mustWrite(t *testing.T, p, s string) {
 	}
 }
 
-var installSteps = []string{"packages", "package", "forward", "ssh-key", "nfs-root", "exports", "firewall", "tftp", "database", "config", "units"}
+var installSteps = []string{"packages", "package", "forward", "ssh-key", "nfs-root", "exports", "firewall", "tftp", "database", "nginx", "config", "units"}
 
 // hostDeb is the package built for this machine's architecture.
 func hostDeb(t *testing.T) string {
@@ -306,6 +306,8 @@ func TestInstallDryRun(t *testing.T) {
 		"mariadb <<SQL", "CREATE DATABASE IF NOT EXISTS `piseduce`", "'pipi'@'localhost' IDENTIFIED BY <the password>",
 		"write " + root + "/etc/seducepp.conf (mode 640,", "mysql://pipi:<password>@localhost/piseduce",
 		"systemctl enable pitasks pifrontend",
+		"nginx libnginx-mod-stream", "write " + root + "/etc/nginx/conf.d/piseduce.conf (mode 644, root:root): # PiSeduce: the web nodes",
+		"ln -sfn /dev/null " + root + "/nfs/raspi/etc/systemd/system/nginx.service",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the plan lacks %q", want)
@@ -349,6 +351,10 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	// An earlier install exported the NFS root read-write to everyone; another export is not ours.
 	mustMkdir(t, filepath.Join(root, "etc"))
 	mustWrite(t, filepath.Join(root, "etc/exports"), "/srv/other 192.168.1.0/24(ro)\n/nfs/raspi *(rw,sync,no_subtree_check,no_root_squash)\n")
+	// The nginx package's own configuration (the packages step is skipped here).
+	mustMkdir(t, filepath.Join(root, "etc/nginx"))
+	nginxConf := "user www-data;\nevents {\n}\nhttp {\n\tinclude /etc/nginx/conf.d/*.conf;\n}\n"
+	mustWrite(t, filepath.Join(root, "etc/nginx/nginx.conf"), nginxConf)
 	run := func(args ...string) string {
 		out, code := script(t, []string{"PISEDUCE_ROOT=" + root}, "install.sh", append([]string{"--skip", "packages", "--nfs-source", src,
 			"--boot-source", boot, "--deb", pkg}, args...)...)
@@ -357,7 +363,8 @@ func TestInstallThrowawayRoot(t *testing.T) {
 		}
 		return out
 	}
-	first := run("--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1")
+	first := run("--pimaster-ip", "10.10.0.2", "--nodes-network", "10.10.0.0/24", "--nodes-interface", "eth1",
+		"--public-address", "pimaster.example.org", "--http-domain", "nodes.example.org")
 	for _, want := range []string{"+ rsync -aHx", "+ ssh-keygen -q -t ed25519 -N '' -C root@nfspi", "+ write " + root + "/etc/seducepp.conf",
 		"- skipped (PISEDUCE_ROOT is not /): the maintainer scripts of piseduce 1.0.0-1",
 		"- skipped (PISEDUCE_ROOT is not /): exportfs -ra", "- skipped (PISEDUCE_ROOT is not /): mariadb"} {
@@ -389,6 +396,23 @@ func TestInstallThrowawayRoot(t *testing.T) {
 		cfg.Cluster.NodesNetwork != "10.10.0.0/24" || cfg.Cluster.NodesInterface != "eth1" ||
 		cfg.Cluster.SSHKey != "/var/lib/piseduce/id_ed25519" || cfg.Cluster.NFSHostKey != "/nfs/raspi/etc/ssh/ssh_host_ed25519_key.pub" {
 		t.Errorf("config: url %t, cluster %+v", passwordRE.MatchString(cfg.DB.ConnectionURL.Value()), cfg.Cluster)
+	}
+	// nginx: the generated files included from the stream and http contexts, once each.
+	if n := cfg.Nginx; n.StreamConf != "/etc/nginx/piseduce/stream.conf" || n.HTTPConf != "/etc/nginx/piseduce/http.conf" ||
+		strings.Join(n.Reload, " ") != "/usr/sbin/nginx -s reload" || n.PublicAddress != "pimaster.example.org" || n.HTTPDomain != "nodes.example.org" {
+		t.Errorf("config [nginx]: %+v", n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/nginx/nginx.conf")); string(b) != nginxConf+
+		"stream { include /etc/nginx/piseduce/stream.conf; } # PiSeduce: the nodes' SSH ports\n" {
+		t.Errorf("nginx.conf:\n%s", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/nginx/conf.d/piseduce.conf")); !strings.Contains(string(b), "\ninclude /etc/nginx/piseduce/http.conf;\n") {
+		t.Errorf("conf.d/piseduce.conf: %q", b)
+	}
+	for _, f := range []string{"stream.conf", "http.conf"} {
+		if _, err := os.Stat(filepath.Join(root, "etc/nginx/piseduce", f)); err != nil {
+			t.Errorf("nginx's include: %v", err)
+		}
 	}
 	shipped, err := config.Load("../seducepp.conf")
 	if err != nil {

@@ -33,7 +33,12 @@ only changes what is not right, so running it again is safe. Steps, in order:
   tftp       /tftpboot and /tftpboot/rpiboot_uboot (the boot files of /boot/firmware or /boot
              without bootcode.bin and cmdline.txt)
   database   the MariaDB database and user, with a generated password
+  nginx      nginx publishes deployed nodes (README, "Publishing nodes"): nginx.conf includes
+             /etc/nginx/piseduce/stream.conf in a stream {} block, conf.d/piseduce.conf
+             includes /etc/nginx/piseduce/http.conf in http {}; pitasks rewrites both files
+             from the database and reloads nginx ([nginx] in /etc/seducepp.conf)
   config     /etc/seducepp.conf from the shipped one, with the mysql:// URL (0640 root:piseduce)
+             and, with the nginx step, its [nginx] files and reload command
   units      pifrontend.service and pitasks.service enabled and started, when systemd runs
              this machine (the package starts nothing by itself)
 
@@ -53,6 +58,11 @@ Options:
                        (e.g. an internal package mirror)
   --listen ADDR        [frontend] listen (the shipped 127.0.0.1 serves only this machine;
                        0.0.0.0 serves every network)
+  --public-address HOST  the pimaster's name or address as users outside reach it ([nginx]
+                       public_address: the deployment page's ssh -p PORT command names it)
+  --http-domain DOMAIN web nodes are published as http://NODE.DOMAIN/ ([nginx] http_domain;
+                       needs a wildcard DNS record *.DOMAIN naming this machine; without it
+                       only SSH is published)
   --db-name NAME       MariaDB database (default: piseduce)
   --db-user NAME       MariaDB user (default: pipi)
   --refresh-nfs-root   copy this system into /nfs/raspi again (else only done once)
@@ -75,11 +85,12 @@ die() {
 	exit 1
 }
 
-ALL_STEPS="packages package forward ssh-key nfs-root exports firewall tftp database config units"
+ALL_STEPS="packages package forward ssh-key nfs-root exports firewall tftp database nginx config units"
 PACKAGES=(dnsmasq nfs-kernel-server mariadb-server mariadb-client snmp pv mtools rsync openssl
-	openssh-server fdisk e2fsprogs dosfstools gzip xz-utils zstd tar iproute2 procps nftables)
+	openssh-server fdisk e2fsprogs dosfstools gzip xz-utils zstd tar iproute2 procps nftables
+	nginx libnginx-mod-stream)
 # Services of the pimaster that must not start on a node booting the NFS copy of this system.
-NFS_MASKED=(dnsmasq mariadb nfs-server nfs-kernel-server pifrontend pitasks)
+NFS_MASKED=(dnsmasq mariadb nfs-server nfs-kernel-server pifrontend pitasks nginx)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CHECKOUT=$(dirname "$HERE")
@@ -90,6 +101,8 @@ SKIP=""
 DEB=""
 PIMASTER_IP=""
 LISTEN=""
+PUBLIC_ADDRESS=""
+HTTP_DOMAIN=""
 NODES_NETWORK=""
 NODES_IF=""
 NODES_MAY_REACH=""
@@ -113,6 +126,8 @@ while [ $# -gt 0 ]; do
 	--deb) need_arg "$@"; DEB=$2; shift ;;
 	--pimaster-ip) need_arg "$@"; PIMASTER_IP=$2; shift ;;
 	--listen) need_arg "$@"; LISTEN=$2; shift ;;
+	--public-address) need_arg "$@"; PUBLIC_ADDRESS=$2; shift ;;
+	--http-domain) need_arg "$@"; HTTP_DOMAIN=$2; shift ;;
 	--nodes-network) need_arg "$@"; NODES_NETWORK=$2; shift ;;
 	--nodes-interface) need_arg "$@"; NODES_IF=$2; shift ;;
 	--nodes-may-reach) need_arg "$@"; NODES_MAY_REACH=${2//,/ }; shift ;;
@@ -133,6 +148,8 @@ done
 [[ $DB_NAME =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "--db-name must be letters, digits and _ (at most 32)"
 [[ $DB_USER =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "--db-user must be letters, digits and _ (at most 32)"
 [ -z "$LISTEN" ] || [[ $LISTEN =~ ^[0-9A-Za-z.:-]{1,64}$ ]] || die "--listen must be an address like 0.0.0.0"
+[ -z "$PUBLIC_ADDRESS" ] || [[ $PUBLIC_ADDRESS =~ ^[0-9A-Za-z.-]{1,253}$ ]] || die "--public-address must be a host name or an IPv4 address"
+[ -z "$HTTP_DOMAIN" ] || [[ $HTTP_DOMAIN =~ ^[0-9A-Za-z.-]{1,253}$ ]] || die "--http-domain must be a domain like nodes.example.org"
 IPV4='([0-9]{1,3}\.){3}[0-9]{1,3}'
 CIDR4="^$IPV4/([0-9]|[12][0-9]|3[0-2])$"
 for n in $NODES_MAY_REACH; do
@@ -670,6 +687,40 @@ step_database() {
 	CHANGED=1
 }
 
+# Where pitasks writes the nginx configuration that publishes the nodes (pkg/publish).
+NGINX_DIR=/etc/nginx/piseduce
+
+step_nginx() {
+	say "== nginx: $NGINX_DIR/stream.conf in nginx.conf's stream {}, $NGINX_DIR/http.conf in its http {}"
+	local main
+	main=$(R /etc/nginx/nginx.conf)
+	ensure_dir "$(R $NGINX_DIR)" 755 root:root
+	# pitasks owns their content: written here only so that nginx starts before pitasks does.
+	local f
+	for f in stream.conf http.conf; do
+		if [ -f "$(R $NGINX_DIR/$f)" ]; then
+			ok "$NGINX_DIR/$f exists (pitasks rewrites it)"
+		else
+			printf '# Rewritten by pitasks from its database.\n' | write_file "$(R $NGINX_DIR/$f)" 644 root:root
+		fi
+	done
+	mkdir_p "$(R /etc/nginx/conf.d)"
+	printf '# PiSeduce: the web nodes (written by admin/install.sh).\ninclude %s/http.conf;\n' "$NGINX_DIR" |
+		write_file "$(R /etc/nginx/conf.d/piseduce.conf)" 644 root:root
+	if [ -f "$main" ]; then
+		# At the end of nginx.conf: the main context, where stream {} belongs.
+		ensure_line "$main" "stream { include $NGINX_DIR/stream.conf; } # PiSeduce: the nodes' SSH ports" || true
+	else
+		warn "no /etc/nginx/nginx.conf (nginx not installed: the packages step installs it): its stream {} include is not added"
+	fi
+	[ "$REAL_ROOT" = 1 ] && [ "$DRY_RUN" = 0 ] && ! nginx -t -q && die "nginx -t refuses the configuration (see above)"
+	if systemd_running; then
+		if systemctl is-enabled -q nginx 2>/dev/null; then ok "nginx.service enabled"; else sys systemctl enable nginx; fi
+		if systemctl is-active -q nginx; then sys systemctl reload nginx; else sys systemctl start nginx; fi
+	fi
+	return 0
+}
+
 # ini_set SECTION KEY: stdin with [SECTION] KEY = $VALUE (environment), on stdout. The value
 # reaches awk through the environment, never through its program text.
 ini_set() {
@@ -710,6 +761,11 @@ step_config() {
 	[ -z "$NODES_NETWORK" ] || sets+=("cluster nodes_network $NODES_NETWORK")
 	[ -z "$NODES_IF" ] || sets+=("cluster nodes_interface $NODES_IF")
 	[ -z "$LISTEN" ] || sets+=("frontend listen $LISTEN")
+	if want_step nginx; then
+		sets+=("nginx stream_conf $NGINX_DIR/stream.conf" "nginx reload /usr/sbin/nginx -s reload")
+		[ -z "$HTTP_DOMAIN" ] || sets+=("nginx http_conf $NGINX_DIR/http.conf" "nginx http_domain $HTTP_DOMAIN")
+	fi
+	[ -z "$PUBLIC_ADDRESS" ] || sets+=("nginx public_address $PUBLIC_ADDRESS")
 	cp "$src" "$tmp"
 	local s
 	for s in "${sets[@]}"; do
@@ -721,7 +777,7 @@ step_config() {
 		die "the generated configuration does not parse (pifrontend -check)"
 	fi
 	install_file "$tmp" "$conf" 640 "root:$g" \
-		"the shipped configuration with [db] connection_url = mysql://$DB_USER:<password>@localhost/$DB_NAME, [cluster] ssh_key, img_dir, nfs_host_key${PIMASTER_IP:+, pimaster_ip}${NODES_NETWORK:+, nodes_network}${NODES_IF:+, nodes_interface}${LISTEN:+, [frontend] listen}"
+		"the shipped configuration with [db] connection_url = mysql://$DB_USER:<password>@localhost/$DB_NAME, [cluster] ssh_key, img_dir, nfs_host_key${PIMASTER_IP:+, pimaster_ip}${NODES_NETWORK:+, nodes_network}${NODES_IF:+, nodes_interface}${LISTEN:+, [frontend] listen}$(want_step nginx && echo ", [nginx] stream_conf, reload")${HTTP_DOMAIN:+, http_conf, http_domain}${PUBLIC_ADDRESS:+, public_address}"
 }
 
 step_units() {

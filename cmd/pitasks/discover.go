@@ -139,12 +139,21 @@ func keepDHCPHostsCurrent(ctx context.Context, cfg *config.Config, st *store.Sto
 		log.Warn("dnsmasq's hosts file is not kept current: no such folder", "dhcp_hosts_file", path)
 		return
 	}
+	var last []byte
+	keepCurrent(ctx, log, "dnsmasq hosts file", func(ctx context.Context) error {
+		return syncHostsOnChange(ctx, st, path, cfg.Cluster.DnsmasqPIDFile, &last)
+	})
+}
+
+// keepCurrent runs sync now and every 5 seconds until ctx ends, logging its errors: the files
+// other daemons read follow the database (sync rewrites them and reloads their daemon when
+// what the database calls for changed).
+func keepCurrent(ctx context.Context, log *slog.Logger, what string, sync func(context.Context) error) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	var last []byte
 	for {
-		if err := syncHostsOnChange(ctx, st, path, cfg.Cluster.DnsmasqPIDFile, &last); err != nil && ctx.Err() == nil {
-			log.Warn("dnsmasq hosts file", "err", err)
+		if err := sync(ctx); err != nil && ctx.Err() == nil {
+			log.Warn(what, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -294,6 +294,9 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	go (&notify.Outbox{Store: st, Mailer: auth.SMTPMailer{}, Owner: eng.Owner(), Every: notifyEvery, SendTimeout: notifySendTimeout, Log: log,
 		Base: auth.SMTPSettings{Address: cfg.Mail.SMTPAddress, Port: cfg.Mail.SMTPPort, Account: cfg.Mail.Account,
 			Password: cfg.Mail.Password.Value(), From: cfg.Mail.From}}).Run(ctx)
+	if cfg.Publishing() {
+		go keepNginxCurrent(ctx, cfg, st, log)
+	}
 	sdnotify.Ready(log)
 	go sdnotify.Watchdog(ctx, log, ticks.alive(sched))
 	<-ctx.Done()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/piseduce/piseduce/pkg/names"
 	"github.com/piseduce/piseduce/pkg/process"
 )
 
@@ -95,6 +96,22 @@ type Config struct {
 		DnsmasqLog     string
 		FirstNodeIP    string // node discovery gives new nodes the free addresses from here on
 	}
+	// Nginx: the pimaster's nginx publishes deployed nodes that have a public port (SSH, and
+	// HTTP for web environments). pitasks writes StreamConf and HTTPConf from the database and
+	// runs Reload when they change; all off while both paths are empty.
+	Nginx struct {
+		StreamConf string   // included in nginx.conf's stream {} block
+		HTTPConf   string   // included in its http {} block
+		Reload     []string // a program and its arguments (no shell), e.g. nginx -s reload
+		// PublicAddress is the pimaster's host name or address as users outside reach it: the
+		// deployment page's ssh command names it.
+		PublicAddress string
+		Listen        string // the address nginx listens on for the nodes' ports; empty: all
+		// A web node is http://NODE.HTTPDomain:HTTPPort/ (HTTPDomain's wildcard DNS record
+		// names the pimaster); no HTTP publishing while HTTPDomain is empty.
+		HTTPPort   int
+		HTTPDomain string
+	}
 	// Timeouts overrides the per-state timeouts of the engine, by process and state: the
 	// key deploy.turn_on of [timeouts]. A bare state name (turn_on), the old form, sets that
 	// state in every process that has it, unless the process's own key is given too.
@@ -134,6 +151,7 @@ func Default() *Config {
 	c.Cluster.DHCPHostsFile = "/var/lib/piseduce/dhcp-hosts"
 	c.Cluster.DnsmasqPIDFile = "/run/dnsmasq/dnsmasq.pid"
 	c.Cluster.DnsmasqLog = "/var/log/piseduce/dnsmasq.log"
+	c.Nginx.HTTPPort = 80
 	return c
 }
 
@@ -309,6 +327,8 @@ func (c *Config) set(e entry) error {
 		default:
 			return errUnknownKey
 		}
+	case "nginx":
+		return c.setNginx(e.key, v)
 	case "timeouts":
 		t, err := parseTimeout(v)
 		if err != nil {
@@ -346,8 +366,65 @@ func (c *Config) validate() error {
 	if string(c.DB.ConnectionURL) == "" {
 		return errors.New("[db] connection_url must not be empty")
 	}
+	for name, p := range map[string]string{"stream_conf": c.Nginx.StreamConf, "http_conf": c.Nginx.HTTPConf} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("[nginx] %s must be an absolute path, got %q", name, p)
+		}
+	}
+	if c.Nginx.HTTPConf != "" && c.Nginx.HTTPDomain == "" {
+		return errors.New("[nginx] http_conf needs http_domain: web nodes are published as http://NODE.HTTP_DOMAIN/")
+	}
 	if c.Tasks.Lease < 5*time.Second {
 		return fmt.Errorf("[tasks] lease %s is too short (at least 5s)", c.Tasks.Lease)
+	}
+	return nil
+}
+
+// Publishing reports whether pitasks keeps an nginx configuration ([nginx] stream_conf or
+// http_conf set).
+func (c *Config) Publishing() bool { return c.Nginx.StreamConf != "" || c.Nginx.HTTPConf != "" }
+
+func (c *Config) setNginx(key, v string) error {
+	host := func(dst *string) error {
+		if v == "" {
+			*dst = ""
+			return nil
+		}
+		if _, err := netip.ParseAddr(v); err != nil && !names.ValidDomain(strings.ToLower(v)) {
+			return fmt.Errorf("want a host name or an IP address, got %q", v)
+		}
+		*dst = v
+		return nil
+	}
+	switch key {
+	case "stream_conf":
+		c.Nginx.StreamConf = v
+	case "http_conf":
+		c.Nginx.HTTPConf = v
+	case "reload":
+		// Split on blanks and run as is: nothing here goes through a shell.
+		c.Nginx.Reload = strings.Fields(v)
+	case "public_address":
+		return host(&c.Nginx.PublicAddress)
+	case "listen":
+		if v == "" {
+			c.Nginx.Listen = ""
+			return nil
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return fmt.Errorf("want an IP address (empty: all), got %q", v)
+		}
+		c.Nginx.Listen = a.String()
+	case "http_port":
+		return setPort(&c.Nginx.HTTPPort, v)
+	case "http_domain":
+		if v != "" && !names.ValidDomain(strings.ToLower(v)) {
+			return fmt.Errorf("want a domain like nodes.example.org, got %q", v)
+		}
+		c.Nginx.HTTPDomain = strings.ToLower(v)
+	default:
+		return errUnknownKey
 	}
 	return nil
 }

@@ -160,6 +160,12 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[cluster]\ndhcp_hosts_file = dhcp-hosts\n", "dhcp_hosts_file must be an absolute path"},
 		{"[cluster]\ndnsmasq_pid_file = x.pid\n", "dnsmasq_pid_file must be an absolute path"},
 		{"[cluster]\ndnsmasq_log = \n", "dnsmasq_log must be an absolute path"},
+		{"[nginx]\nstream_conf = nodes.conf\n", "[nginx] stream_conf must be an absolute path"},
+		{"[nginx]\nhttp_conf = /etc/nginx/conf.d/nodes.conf\n", "http_conf needs http_domain"},
+		{"[nginx]\nhttp_domain = *.example.org\n", "t.conf:2: [nginx] http_domain: want a domain"},
+		{"[nginx]\npublic_address = pi master\n", "[nginx] public_address: want a host name or an IP address"},
+		{"[nginx]\nlisten = localhost\n", "[nginx] listen: want an IP address"},
+		{"[nginx]\nhttp_port = 0\n", "[nginx] http_port: want a whole number from 1 to 65535"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("t.conf", strings.NewReader(tc.in))
@@ -188,6 +194,28 @@ func TestDnsmasqKeys(t *testing.T) {
 		c.Cluster.DnsmasqLog != "/var/log/dnsmasq.log" || c.Cluster.FirstNodeIP != "10.10.0.11" ||
 		c.Cluster.NodesNetwork != "10.10.0.0/24" || c.Cluster.NodesInterface != "eth1" {
 		t.Fatalf("got %+v", c.Cluster)
+	}
+}
+
+func TestNginxKeys(t *testing.T) {
+	c, err := Load("../../seducepp.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Publishing() || c.Nginx.PublicAddress != "" || len(c.Nginx.Reload) != 0 {
+		t.Fatalf("the shipped config publishes nodes: %+v", c.Nginx)
+	}
+	c, err = Parse("t.conf", strings.NewReader("[nginx]\nstream_conf = /etc/nginx/piseduce/stream.conf\n"+
+		"http_conf = /etc/nginx/conf.d/piseduce-nodes.conf\nreload = /usr/sbin/nginx  -s reload\npublic_address = Pimaster.example.org\n"+
+		"listen = 192.0.2.1\nhttp_port = 8080\nhttp_domain = Nodes.Example.org\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Nginx
+	if !c.Publishing() || n.StreamConf != "/etc/nginx/piseduce/stream.conf" || n.HTTPConf != "/etc/nginx/conf.d/piseduce-nodes.conf" ||
+		strings.Join(n.Reload, "|") != "/usr/sbin/nginx|-s|reload" || n.PublicAddress != "Pimaster.example.org" ||
+		n.Listen != "192.0.2.1" || n.HTTPPort != 8080 || n.HTTPDomain != "nodes.example.org" {
+		t.Fatalf("got %+v", n)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/piseduce/piseduce/pkg/atomicfile"
 	"github.com/piseduce/piseduce/pkg/nodeid"
 )
 
@@ -84,27 +85,8 @@ func WriteHostsFile(path string, hosts []Host) error {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, mode); err != nil {
 		return fmt.Errorf("netboot: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("netboot: write %s: %w", path, err)
 	}
 	return nil
 }

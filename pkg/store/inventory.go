@@ -222,8 +222,10 @@ func (n *Node) Validate(sw *Switch) error {
 	if n.PublicIP = strings.TrimSpace(n.PublicIP); n.PublicIP != "" && net.ParseIP(n.PublicIP) == nil && !names.ValidDomain(strings.ToLower(n.PublicIP)) {
 		return bad("public_ip", "%q is not an IP address or a host name", n.PublicIP)
 	}
-	if n.PublicPort < 0 || n.PublicPort > 65535 {
-		return bad("public_port", "%d is not a TCP port (1 to 65535, 0 for none)", n.PublicPort)
+	// Below 1024 are the pimaster's own services (its SSH, nginx's HTTP): nginx could not
+	// publish a node there.
+	if n.PublicPort != 0 && (n.PublicPort < MinPublicPort || n.PublicPort > 65535) {
+		return bad("public_port", "%d is not a public port (%d to 65535, 0 for none)", n.PublicPort, MinPublicPort)
 	}
 	if n.CardDevice = strings.TrimSpace(n.CardDevice); n.CardDevice == "" {
 		n.CardDevice = DefaultCardDevice
@@ -232,6 +234,9 @@ func (n *Node) Validate(sw *Switch) error {
 	}
 	return nil
 }
+
+// MinPublicPort is the lowest public port a node may have.
+const MinPublicPort = 1024
 
 // DefaultCardDevice is a Pi's SD card.
 const DefaultCardDevice = "/dev/mmcblk0"
@@ -360,7 +365,8 @@ func checkSwitch(tx *gorm.DB, sw *Switch) error {
 	return nil
 }
 
-// checkNode validates n on its switch and refuses a duplicate name, IP, MAC, serial or port.
+// checkNode validates n on its switch and refuses a duplicate name, IP, MAC, serial, port or
+// public port.
 func checkNode(tx *gorm.DB, n *Node) error {
 	var sw Switch
 	if err := tx.First(&sw, n.SwitchID).Error; err != nil {
@@ -380,6 +386,9 @@ func checkNode(tx *gorm.DB, n *Node) error {
 	}
 	checks = append(checks, check{"port", fmt.Sprintf("port %d of switch %s", n.Port, label(sw.Name)),
 		"switch_id = ? AND port = ?", []any{n.SwitchID, n.Port}})
+	if n.PublicPort != 0 {
+		checks = append(checks, check{"public_port", fmt.Sprintf("public port %d", n.PublicPort), "public_port = ?", []any{n.PublicPort}})
+	}
 	return firstDuplicate(tx, &Node{}, "node", n.Name, n.ID, checks)
 }
 

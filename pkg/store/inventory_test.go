@@ -104,7 +104,9 @@ func TestValidate(t *testing.T) {
 		{func(n *store.Node) { n.Serial = "../../etc" }, "serial", "is not a node serial"},
 		{func(n *store.Node) { n.Model = "RPI 4" }, "model", "is not a model"},
 		{func(n *store.Node) { n.PublicIP = "pi1 example" }, "public_ip", "is not an IP address or a host name"},
-		{func(n *store.Node) { n.PublicPort = 65536 }, "public_port", "is not a TCP port"},
+		{func(n *store.Node) { n.PublicPort = 65536 }, "public_port", "is not a public port (1024 to 65535, 0 for none)"},
+		{func(n *store.Node) { n.PublicPort = 22 }, "public_port", "is not a public port"},
+		{func(n *store.Node) { n.PublicPort = -1 }, "public_port", "is not a public port"},
 		// Named as is in the commands run on the node: a disk, nothing else.
 		{func(n *store.Node) { n.CardDevice = "/dev/mmcblk0p2" }, "card_device", "is not a card device"},
 		{func(n *store.Node) { n.CardDevice = "/dev/mmcblk0;reboot" }, "card_device", "is not a card device"},
@@ -170,7 +172,7 @@ func TestDuplicatesRefused(t *testing.T) {
 		ctx := context.Background()
 		sw := okSwitch()
 		check(t, s.CreateSwitch(ctx, &sw))
-		n1 := store.Node{Name: "node-1", SwitchID: sw.ID, Port: 1, IP: "10.0.0.11", MAC: "b8:27:eb:00:00:01", Serial: "a67c64b1"}
+		n1 := store.Node{Name: "node-1", SwitchID: sw.ID, Port: 1, IP: "10.0.0.11", MAC: "b8:27:eb:00:00:01", Serial: "a67c64b1", PublicPort: 22001}
 		check(t, s.CreateNode(ctx, &n1))
 		for _, tc := range []struct {
 			n    store.Node
@@ -180,6 +182,7 @@ func TestDuplicatesRefused(t *testing.T) {
 			{store.Node{Name: "node-2", Port: 2, MAC: "B8:27:EB:00:00:01"}, "node node-2: MAC b8:27:eb:00:00:01 is already node node-1's"},
 			{store.Node{Name: "node-2", Port: 2, Serial: "A67C64B1"}, "node node-2: serial a67c64b1 is already node node-1's"},
 			{store.Node{Name: "node-2", Port: 1}, "node node-2: port 1 of switch sw1 is already node node-1's"},
+			{store.Node{Name: "node-2", Port: 2, PublicPort: 22001}, "node node-2: public port 22001 is already node node-1's"},
 			{store.Node{Name: "NODE-1", Port: 2}, "node node-1 exists already"},
 		} {
 			n := tc.n
@@ -190,7 +193,7 @@ func TestDuplicatesRefused(t *testing.T) {
 				t.Errorf("create %+v: %v, want %q", tc.n, err, tc.want)
 			}
 		}
-		// Unknown addresses and serials do not collide.
+		// Unknown addresses, serials and public ports (0) do not collide.
 		n2 := store.Node{Name: "node-2", SwitchID: sw.ID, Port: 2}
 		n3 := store.Node{Name: "node-3", SwitchID: sw.ID, Port: 3}
 		check(t, s.CreateNode(ctx, &n2))

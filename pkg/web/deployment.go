@@ -16,8 +16,10 @@ type deploymentData struct {
 	Mine         bool
 	InitScript   string
 	ScriptOutput string
-	Timeline     []timelineStep
-	Events       []store.StateEvent
+	// PublicSSH and PublicWeb: how to reach the node from outside, when nginx publishes it.
+	PublicSSH, PublicWeb string
+	Timeline             []timelineStep
+	Events               []store.StateEvent
 	// For the admin's force-state form: the processes' states, and the engine's own.
 	Processes []process.Process
 	Stopped   []process.StateName
@@ -40,6 +42,7 @@ func (s *Server) showDeployment(c echo.Context) error {
 	data := deploymentData{D: viewDeployment(d, u, now), Mine: d.UserID == u.ID, InitScript: d.InitScript,
 		ScriptOutput: d.ScriptOutput, Timeline: timeline(d, evs, now), Events: evs}
 	s.markQueued(ctx, &data.D)
+	data.PublicSSH, data.PublicWeb = s.published(d, data.D)
 	if u.Admin {
 		owner, err := s.store.User(ctx, d.UserID)
 		if err == nil {
