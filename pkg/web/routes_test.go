@@ -103,6 +103,7 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"POST /reservations/:id/deploy":        {path: "/reservations/" + r3 + "/deploy", form: deployForm, want: ownPost},
 		"GET /deployments":                     {path: "/deployments", want: userPage},
 		"GET /deployments/status.json":         {path: "/deployments/status.json", want: userPage},
+		"GET /deployments/events":              {path: "/deployments/events", want: userPage},
 		"GET /deployments/:id":                 {path: "/deployments/" + d1, want: ownView},
 		"POST /deployments/:id/reboot":         {path: "/deployments/" + d1 + "/reboot", want: ownPost},
 		"POST /deployments/:id/redeploy":       {path: "/deployments/" + d1 + "/redeploy", want: ownPost},
@@ -157,6 +158,7 @@ func (f *fixture) routeCases() map[string]routeCase {
 		"GET /metrics":                         {path: "/metrics", want: adminPage},
 
 		"GET /api/v1/nodes":                     {path: "/api/v1/nodes", want: apiAll},
+		"GET /api/v1/events":                    {path: "/api/v1/events", want: apiAll},
 		"GET /api/v1/environments":              {path: "/api/v1/environments", want: apiAll},
 		"GET /api/v1/reservations":              {path: "/api/v1/reservations", want: apiAll},
 		"POST /api/v1/reservations":             {path: "/api/v1/reservations", body: map[string]any{"node_ids": []uint{f.nodes[4].ID}, "hours": 2}, want: want{unauth, created, created, created}},
@@ -264,6 +266,7 @@ func TestRouteAccess(t *testing.T) {
 			t.Run(key+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				f := newFixture(t)
+				f.s.eventsMaxAge = 50 * time.Millisecond // the streams end for the recorder to return
 				api := strings.HasPrefix(r.Path, "/api/")
 				var b *browser
 				if !api {
