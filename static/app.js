@@ -28,7 +28,8 @@
     });
   });
 
-  // Live deployment status: poll the JSON feed and update rows in place (no reload).
+  // Live deployment status: server-sent events update rows in place (no reload); the JSON
+  // feed is polled instead when events do not come through.
   var rows = document.querySelectorAll("[data-dep]");
   if (!rows.length) { return; }
   var ids = Array.prototype.map.call(rows, function (r) { return r.getAttribute("data-dep"); });
@@ -80,7 +81,27 @@
       .catch(function () { schedule(10000); });
   }
   function schedule(ms) { clearTimeout(timer); timer = setTimeout(poll, document.hidden ? Math.max(ms, 10000) : ms); }
-  schedule(1500);
+
+  // window.__liveMode says which one the page ended up with ("events" or "polling").
+  function startPolling() {
+    if (window.__liveMode === "polling") { return; }
+    window.__liveMode = "polling";
+    schedule(1500);
+  }
+  if (!window.EventSource) { startPolling(); return; }
+  var es = new EventSource("/deployments/events?ids=" + unique.join(","));
+  // A proxy that buffers answers holds the stream back: nothing in 5 s means poll.
+  var fallback = setTimeout(function () { es.close(); startPolling(); }, 5000);
+  es.addEventListener("ready", function () { clearTimeout(fallback); window.__liveMode = "events"; });
+  es.addEventListener("deployment", function (ev) {
+    var d = null;
+    try { d = JSON.parse(ev.data); } catch (e) { return; }
+    update(d);
+  });
+  // The browser reconnects by itself after a network error; a refusal closes the stream.
+  es.onerror = function () {
+    if (es.readyState === EventSource.CLOSED) { clearTimeout(fallback); startPolling(); }
+  };
 })();
 
 // Live output of a node discovery.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -219,16 +220,36 @@ func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]de
 	return out, nil
 }
 
+// apiDeployments lists the current deployments, a page at a time when the client asks for
+// one (limit, then cursor: the next_cursor of the page before); without limit, all of them.
 func (s *Server) apiDeployments(c echo.Context) error {
-	f := store.DeploymentFilter{UserID: currentUser(c).ID, Current: s.now()}
-	if allRequested(c) {
-		f.UserID = 0
-	}
-	out, err := s.deploymentViews(c, f)
+	limit, after, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"deployments": out})
+	ds, gen, err := s.visibleDeployments(c, allRequested(c), nil)
+	if err != nil {
+		return err
+	}
+	if notModified(c, s.etag(c, gen)) {
+		return nil
+	}
+	if after != nil {
+		i := sort.Search(len(ds), func(i int) bool { return after.before(&ds[i]) })
+		ds = ds[i:]
+	}
+	body := map[string]any{}
+	if limit > 0 && len(ds) > limit {
+		ds = ds[:limit]
+		body["next_cursor"] = cursorOf(&ds[limit-1])
+	}
+	u, now := currentUser(c), s.now()
+	out := make([]deploymentView, len(ds))
+	for i := range ds {
+		out[i] = viewDeployment(&ds[i], u, now)
+	}
+	body["deployments"] = out
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) apiCreateDeployments(c echo.Context) error {

@@ -11,8 +11,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/process"
@@ -159,9 +163,132 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%s: %d errors", ep.name, errs)
 		}
 	}
+	loadViewers(t, st, srv.URL, deps[:20], cookies, users, &report)
 	t.Log("\n" + report.String())
 	if a := os.Getenv("ARTIFACTS"); a != "" {
 		_ = os.MkdirAll(a, 0o755)
 		_ = os.WriteFile(filepath.Join(a, "web-load.txt"), []byte(report.String()), 0o644)
+	}
+}
+
+// loadViewers measures 100 viewers watching 20 live deployments (four users' pages of five, 25
+// viewers each) while pitasks writes their progress twice a second: first as pages that poll
+// status.json every 2 s (with the ETag, as a browser does), then through the event streams;
+// the database queries, the CPU time of the whole process and the bytes sent, per second.
+func loadViewers(t *testing.T, st *store.Store, base string, live []store.Deployment, cookies []string, users []store.User, report *strings.Builder) {
+	const viewers = 100
+	duration := 10 * time.Second
+	var queries atomic.Int64
+	count := func(*gorm.DB) { queries.Add(1) }
+	cb := storetest.DB(st).Callback()
+	for _, err := range []error{cb.Query().After("gorm:query").Register("load:count", count),
+		cb.Raw().After("gorm:raw").Register("load:count", count), cb.Row().After("gorm:row").Register("load:count", count)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[uint][]string{}
+	for _, d := range live {
+		ids[d.UserID] = append(ids[d.UserID], fmt.Sprint(d.ID))
+	}
+	var owners []int
+	for i, u := range users {
+		if len(ids[u.ID]) > 0 {
+			owners = append(owners, i)
+		}
+	}
+	fmt.Fprintf(report, "\n%d viewers of %d live deployments (progress written twice a second), %s each:\n", viewers, len(live), duration)
+	fmt.Fprintf(report, "%-10s %12s %12s %14s %8s\n", "mode", "queries/s", "CPU (cores)", "bytes/s", "updates")
+	for _, mode := range []string{"polling", "events"} {
+		ctx, cancel := context.WithTimeout(context.Background(), duration)
+		var wg sync.WaitGroup
+		var bytes, updates atomic.Int64
+		wg.Add(1)
+		go func() { // pitasks
+			defer wg.Done()
+			tick := time.NewTicker(500 * time.Millisecond)
+			defer tick.Stop()
+			for n := int64(1); ; n++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				for _, d := range live {
+					if err := storetest.DB(st).Model(&store.Deployment{}).Where("id = ?", d.ID).Update("bytes_done", 500_000_000+n*1_000_000).Error; err != nil && ctx.Err() == nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+		var ru0 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+		q0, t0 := queries.Load(), time.Now()
+		for v := 0; v < viewers; v++ {
+			i := owners[v%len(owners)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				viewer(ctx, mode, base+"/deployments/", strings.Join(ids[users[i].ID], ","), cookies[i], &bytes, &updates)
+			}()
+		}
+		wg.Wait()
+		cancel()
+		var ru1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		secs := time.Since(t0).Seconds()
+		cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()).Seconds() / secs
+		fmt.Fprintf(report, "%-10s %12.1f %12.2f %14.0f %8d\n", mode, float64(queries.Load()-q0)/secs, cpu, float64(bytes.Load())/secs, updates.Load())
+	}
+	for _, name := range []string{"load:count"} {
+		_ = cb.Query().Remove(name)
+		_ = cb.Raw().Remove(name)
+		_ = cb.Row().Remove(name)
+	}
+}
+
+// viewer is one open deployments page until ctx ends: polling status.json every 2 s, or
+// reading the event stream. It counts the bytes received and the deployment updates.
+func viewer(ctx context.Context, mode, base, ids, cookie string, bytes, updates *atomic.Int64) {
+	client := &http.Client{}
+	if mode == "events" {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"events?ids="+ids, nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+		res, err := client.Do(req)
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := res.Body.Read(buf)
+			bytes.Add(int64(n))
+			updates.Add(int64(strings.Count(string(buf[:n]), "event: deployment")))
+			if err != nil {
+				return
+			}
+		}
+	}
+	etag := ""
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"status.json?ids="+ids, nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		if res, err := client.Do(req); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			bytes.Add(int64(len(b)))
+			if res.StatusCode == http.StatusOK {
+				etag = res.Header.Get("ETag")
+				updates.Add(int64(strings.Count(string(b), `"id":`)))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
 	}
 }

@@ -191,7 +191,7 @@ func canLogIn(u *store.User) bool {
 // CSRF cookie instead.
 func (s *Server) loadSession(c echo.Context, v *visitor) {
 	if tok := s.cookie(c, sessionCookie); tok != "" {
-		se, err := s.store.SessionByHash(c.Request().Context(), auth.HashToken(tok), s.now())
+		se, err := s.live.session(c.Request().Context(), auth.HashToken(tok))
 		switch {
 		case err == nil && canLogIn(&se.User):
 			u := se.User
@@ -251,7 +251,7 @@ func (s *Server) bearerUser(c echo.Context) (*store.User, *store.APIToken, error
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		return nil, nil, denied
 	}
-	u, t, err := s.store.UserByAPIToken(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)), s.now())
+	u, t, err := s.live.apiUser(c.Request().Context(), auth.HashToken(strings.TrimSpace(tok)))
 	switch {
 	case errors.Is(err, store.ErrTokenExpired):
 		return nil, nil, apiError(http.StatusUnauthorized, "this API token has expired: create a new one on your Account page")

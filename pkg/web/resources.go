@@ -28,12 +28,14 @@ type resourcesData struct {
 	Free   int
 }
 
-// resourcesCache keeps the resources page's node tables for resourcesTTL: under many clients
-// the page is built once per second instead of once per request. The tables hold nothing
-// specific to a visitor (holders are shown by name to everyone).
+// resourcesCache keeps the resources page's node tables while the live generation stays the
+// same, and resourcesTTL at most: under many clients the page is built once per change
+// instead of once per request. The tables hold nothing specific to a visitor (holders are
+// shown by name to everyone).
 type resourcesCache struct {
 	mu   sync.Mutex
 	at   time.Time
+	gen  uint64
 	data resourcesData
 }
 
@@ -121,9 +123,13 @@ func (s *Server) showResources(c echo.Context) error {
 }
 
 func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
+	gen, err := s.live.generation(c.Request().Context())
+	if err != nil {
+		return resourcesData{}, err
+	}
 	s.resources.mu.Lock()
 	defer s.resources.mu.Unlock()
-	if !s.resources.at.IsZero() && time.Since(s.resources.at) < resourcesTTL {
+	if s.resources.gen == gen && time.Since(s.resources.at) < resourcesTTL {
 		return s.resources.data, nil
 	}
 	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
@@ -142,7 +148,7 @@ func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
 	// The tables were produced by html/template with contextual escaping, for the HTML body
 	// context the page inserts them in.
 	d.Tables = template.HTML(buf.String()) //nolint:gosec // escaped by html/template above
-	s.resources.at, s.resources.data = time.Now(), d
+	s.resources.at, s.resources.gen, s.resources.data = time.Now(), gen, d
 	return d, nil
 }
 

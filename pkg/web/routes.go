@@ -49,7 +49,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	e.IPExtractor = s.clientIP()
 	e.HTTPErrorHandler = s.handleError
 	s.access = map[string]access{}
-	e.Use(s.observe, s.recoverer, s.securityHeaders, s.guard)
+	e.Use(s.observe, s.recoverer, s.securityHeaders, s.noteWrites, s.guard)
 	add := func(level access, method, path string, h echo.HandlerFunc) {
 		e.Add(method, path, h)
 		s.access[method+" "+path] = level
@@ -89,6 +89,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	add(user, post, "/reservations/:id/deploy", s.saveDeploy)
 	add(user, get, "/deployments", s.showDeployments)
 	add(user, get, "/deployments/status.json", s.deploymentsStatus)
+	add(user, get, "/deployments/events", s.deploymentEvents)
 	add(user, get, "/deployments/:id", s.showDeployment)
 	add(user, post, "/deployments/:id/reboot", s.rebootDeployment)
 	add(user, post, "/deployments/:id/redeploy", s.redeployDeployment)
@@ -152,6 +153,7 @@ func (s *Server) routes(static fs.FS) *echo.Echo {
 	// JSON API, Bearer tokens only (no cookies, so no CSRF).
 	add(apiUser, get, "/api/v1/nodes", s.apiNodes)
 	add(apiUser, http.MethodDelete, "/api/v1/tokens/current", s.apiRevokeCurrentToken)
+	add(apiUser, get, "/api/v1/events", s.deploymentEvents)
 	add(apiUser, get, "/api/v1/environments", s.apiEnvironments)
 	add(apiUser, get, "/api/v1/availability", s.apiAvailability)
 	add(apiUser, get, "/api/v1/reservations", s.apiReservations)

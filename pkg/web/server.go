@@ -71,8 +71,12 @@ type Server struct {
 
 	resources resourcesCache
 	workers   workersCache
-	metrics   *metrics.Frontend
-	zones     zones
+	live      *live
+	hub       hub
+	// eventsMaxAge ends an event stream: a browser opens a new one by itself.
+	eventsMaxAge time.Duration
+	metrics      *metrics.Frontend
+	zones        zones
 	// apiDocs is openapi.json as the docs page shows it.
 	apiDocs *apiDocs
 }
@@ -108,6 +112,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	// Through s.now, which tests may replace after New.
+	s.live = newLive(o.Store, func() time.Time { return s.now() })
+	s.eventsMaxAge = time.Hour
 	if s.metrics = o.Metrics; s.metrics == nil {
 		s.metrics = metrics.NewFrontend(o.Store, s.now)
 	}

@@ -1,0 +1,223 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/piseduce/piseduce/pkg/store"
+)
+
+// live keeps in memory what pifrontend's busiest answers are made of and what changes at
+// most once per pitasks tick: the current deployments of every user, and who the session
+// cookies and API tokens seen lately belong to. Every request filters the shared copy for its
+// own visitor, so nothing of one user reaches another through it.
+//
+// It is valid while the store's ChangeStamp (read at most every stampEvery) stays the same
+// and this process writes nothing; what the stamp might miss (two writes of one row within
+// the database's time resolution) is re-read after liveMaxAge anyway, well within a tick.
+// gen moves each time what it holds may have changed: ETags and the event streams use it.
+type live struct {
+	st  *store.Store
+	now func() time.Time
+	// epoch tells this process's generations from those of an earlier one.
+	epoch string
+
+	mu      sync.Mutex
+	checked time.Time // when the stamp was last read (monotonic clock)
+	stamp   string
+	gen     uint64
+
+	deps     []store.Deployment // DeploymentFilter{Current: …} of every user, in its order
+	depsGen  uint64
+	depsRead time.Time
+	// nextEnd is the soonest end of a reservation in deps: past it the actions allowed and
+	// the set of current deployments change with no write at all.
+	nextEnd time.Time
+
+	sessions map[string]liveSession
+	tokens   map[string]liveToken
+}
+
+const (
+	stampEvery = 250 * time.Millisecond
+	liveMaxAge = time.Second
+	// liveMaxEntries bounds the sessions and tokens remembered between two changes.
+	liveMaxEntries = 10000
+)
+
+type liveSession struct {
+	se   store.Session
+	read time.Time
+}
+
+type liveToken struct {
+	user store.User
+	tok  store.APIToken
+	read time.Time
+}
+
+func newLive(st *store.Store, now func() time.Time) *live {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &live{st: st, now: now, epoch: hex.EncodeToString(b), gen: 1}
+}
+
+// changed is called after every write of this process: whatever it changed shows at once.
+func (l *live) changed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bump()
+	l.checked = time.Time{}
+}
+
+// bump moves to a new generation; l.mu is held.
+func (l *live) bump() {
+	l.gen++
+	l.sessions, l.tokens = nil, nil
+}
+
+// generation reads the stamp if it is due and returns the current generation.
+func (l *live) generation(ctx context.Context) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refresh(ctx)
+}
+
+// refresh: l.mu is held.
+func (l *live) refresh(ctx context.Context) (uint64, error) {
+	if !l.nextEnd.IsZero() && !l.now().Before(l.nextEnd) {
+		l.nextEnd = time.Time{}
+		l.bump()
+	}
+	if !l.checked.IsZero() && time.Since(l.checked) < stampEvery {
+		return l.gen, nil
+	}
+	stamp, err := l.st.ChangeStamp(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if stamp != l.stamp {
+		l.stamp = stamp
+		l.bump()
+	}
+	l.checked = time.Now()
+	return l.gen, nil
+}
+
+// deployments returns the current deployments of every user (shared: read only) and the
+// generation they belong to.
+func (l *live) deployments(ctx context.Context) ([]store.Deployment, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	gen, err := l.refresh(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if l.depsGen == gen && time.Since(l.depsRead) < liveMaxAge {
+		return l.deps, gen, nil
+	}
+	now := l.now()
+	ds, err := l.st.Deployments(ctx, store.DeploymentFilter{Current: now})
+	if err != nil {
+		return nil, 0, err
+	}
+	if l.depsGen == gen && !reflect.DeepEqual(ds, l.deps) {
+		l.bump() // a change the stamp missed
+		gen = l.gen
+	}
+	l.nextEnd = time.Time{}
+	for i := range ds {
+		if e := ds[i].Reservation.EndsAt; e.After(now) && (l.nextEnd.IsZero() || e.Before(l.nextEnd)) {
+			l.nextEnd = e
+		}
+	}
+	l.deps, l.depsGen, l.depsRead = ds, gen, time.Now()
+	return ds, gen, nil
+}
+
+// session is store.SessionByHash, remembered until the next change or liveMaxAge.
+func (l *live) session(ctx context.Context, hash string) (*store.Session, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.refresh(ctx); err != nil {
+		return nil, err
+	}
+	now := l.now()
+	if e, ok := l.sessions[hash]; ok && time.Since(e.read) < liveMaxAge && now.Before(e.se.ExpiresAt) {
+		se := e.se
+		return &se, nil
+	}
+	se, err := l.st.SessionByHash(ctx, hash, now)
+	if err != nil {
+		return nil, err
+	}
+	if l.sessions == nil || len(l.sessions) >= liveMaxEntries {
+		l.sessions = map[string]liveSession{}
+	}
+	l.sessions[hash] = liveSession{se: *se, read: time.Now()}
+	return se, nil
+}
+
+// apiUser is store.UserByAPIToken, remembered like sessions. The token's last use is still
+// recorded (UserByAPIToken does it at most once a minute) since an entry lives a second.
+func (l *live) apiUser(ctx context.Context, hash string) (*store.User, *store.APIToken, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.refresh(ctx); err != nil {
+		return nil, nil, err
+	}
+	if e, ok := l.tokens[hash]; ok && time.Since(e.read) < liveMaxAge && l.now().Before(e.tok.ExpiresAt) {
+		u, t := e.user, e.tok
+		return &u, &t, nil
+	}
+	u, t, err := l.st.UserByAPIToken(ctx, hash, l.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	if l.tokens == nil || len(l.tokens) >= liveMaxEntries {
+		l.tokens = map[string]liveToken{}
+	}
+	l.tokens[hash] = liveToken{user: *u, tok: *t, read: time.Now()}
+	return u, t, nil
+}
+
+// noteWrites tells live about every request that may have written something.
+func (s *Server) noteWrites(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if unsafeMethod(c.Request().Method) {
+			s.live.changed()
+		}
+		return err
+	}
+}
+
+// etag is the entity tag of an answer built from generation gen for this visitor and this
+// URL: it is the visitor's own (their ID and role are in it), so a tag never validates
+// what another user would be sent.
+func (s *Server) etag(c echo.Context, gen uint64) string {
+	h := fnv.New64a()
+	u := currentUser(c)
+	fmt.Fprintf(h, "%d|%t|%s", u.ID, u.Admin, c.Request().URL.RequestURI())
+	return fmt.Sprintf(`"%s-%d-%x"`, s.live.epoch, gen, h.Sum64())
+}
+
+// notModified answers 304 when the client already holds tag; else it sets the ETag header
+// of the answer to come.
+func notModified(c echo.Context, tag string) bool {
+	c.Response().Header().Set("ETag", tag)
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && inm == tag {
+		c.Response().WriteHeader(http.StatusNotModified)
+		return true
+	}
+	return false
+}
