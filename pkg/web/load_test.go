@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
@@ -178,15 +176,7 @@ func TestLoad(t *testing.T) {
 func loadViewers(t *testing.T, st *store.Store, base string, live []store.Deployment, cookies []string, users []store.User, report *strings.Builder) {
 	const viewers = 100
 	duration := 10 * time.Second
-	var queries atomic.Int64
-	count := func(*gorm.DB) { queries.Add(1) }
-	cb := storetest.DB(st).Callback()
-	for _, err := range []error{cb.Query().After("gorm:query").Register("load:count", count),
-		cb.Raw().After("gorm:raw").Register("load:count", count), cb.Row().After("gorm:row").Register("load:count", count)} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	queries := storetest.CountQueries(t, st)
 	ids := map[uint][]string{}
 	for _, d := range live {
 		ids[d.UserID] = append(ids[d.UserID], fmt.Sprint(d.ID))
@@ -239,11 +229,6 @@ func loadViewers(t *testing.T, st *store.Store, base string, live []store.Deploy
 		secs := time.Since(t0).Seconds()
 		cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()).Seconds() / secs
 		fmt.Fprintf(report, "%-10s %12.1f %12.2f %14.0f %8d\n", mode, float64(queries.Load()-q0)/secs, cpu, float64(bytes.Load())/secs, updates.Load())
-	}
-	for _, name := range []string{"load:count"} {
-		_ = cb.Query().Remove(name)
-		_ = cb.Raw().Remove(name)
-		_ = cb.Row().Remove(name)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,4 +212,26 @@ func WantUnchanged(t testing.TB, url string, before [32]byte) {
 	if b, err := os.ReadFile(strings.TrimPrefix(url, "sqlite://") + "-wal"); err == nil && len(b) > 0 {
 		t.Fatalf("%d bytes were written to the write-ahead log of %s", len(b), url)
 	}
+}
+
+// CountQueries counts every query s makes (reads and raw statements) from now to the end of
+// the test, for tests and load tests that measure how much the database is asked.
+func CountQueries(t testing.TB, s *store.Store) *atomic.Int64 {
+	t.Helper()
+	n := new(atomic.Int64)
+	count := func(*gorm.DB) { n.Add(1) }
+	cb := DB(s).Callback()
+	name := fmt.Sprintf("storetest:count:%p", n)
+	for _, err := range []error{cb.Query().After("gorm:query").Register(name, count),
+		cb.Raw().After("gorm:raw").Register(name, count), cb.Row().After("gorm:row").Register(name, count)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		cb.Query().Remove(name)
+		cb.Raw().Remove(name)
+		cb.Row().Remove(name)
+	})
+	return n
 }
