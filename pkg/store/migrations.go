@@ -39,6 +39,7 @@ func migrations() []migration {
 		{"users.must_change_password: one-time passwords given by an admin or pitasks", autoMigrate(&User{})},
 		{"nodes.card_device: the disk a node's system is deployed on (" + DefaultCardDevice + " for the nodes there were)", cardDevices},
 		{"environments.os_family: how the image configures itself at first boot (plain until measured or set)", autoMigrate(&Environment{})},
+		{"deployments.silent_since, node_recovered: a node that stops answering is power-cycled once per run", autoMigrate(&Deployment{})},
 	}
 }
 
