@@ -228,7 +228,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	ticks := &tickWatch{Observer: m}
 	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
 		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, StepDeadline: cfg.Tasks.StepDeadline, Timeouts: cfg.Timeouts,
-		Observer: ticks})
+		SilentLimit: cfg.Tasks.NodeSilent, Observer: ticks})
 	if err != nil {
 		return err
 	}
