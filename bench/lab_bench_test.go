@@ -37,7 +37,7 @@ var (
 	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks), xz (inflated on the node, as Raspberry Pi OS ships)")
-	flagSSHLost = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 20s)")
+	flagSSHLost = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 60s)")
 	flagCardW   = flag.Int("card-write-mbs", 0, "nodes' SD card write speed in MB/s (0: the model's default; <0: unlimited)")
 	flagCardR   = flag.Int("card-read-mbs", 0, "nodes' SD card read speed in MB/s (0: the model's default; <0: unlimited)")
 	flagReport  = flag.String("report", "", "also write the report (markdown) to this file")

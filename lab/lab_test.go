@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/lab"
+	"github.com/piseduce/piseduce/lab/labtest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -152,7 +153,7 @@ func TestLabDeploysThreeNodes(t *testing.T) {
 	dir := labDir(t)
 	tm := &timings{}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // may wait for another lab (one per machine)
+	ctx, cancel := context.WithTimeout(context.Background(), labtest.Wait(t)) // may wait for another lab (one per machine)
 	defer cancel()
 	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 3, BootDelay: 300 * time.Millisecond, RetryDelay: time.Second,
 		CardSize: 256 << 20, Specs: []lab.NodeSpec{{}, {}, {Model: lab.ModelPi4}}, Log: testLog{t}})
@@ -186,7 +187,7 @@ func TestLabDeploysThreeNodes(t *testing.T) {
 	t0 := time.Now()
 	dr.power(true, 1, 2, 3)
 	for _, n := range d.Nodes {
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(2 * time.Minute) // generous: a busy machine boots slowly
 		for countEvents(&n, "boot failed") < 2 {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: boot not failing and retrying with an empty TFTP folder", n.Name)
@@ -233,7 +234,7 @@ func deployNode(dr *driver, tm *timings, n *lab.NodeDesc, img, pimasterPub, user
 	if err := exec.Command("cp", "-r", d.NFSBootDir, n.TFTPDir).Run(); err != nil {
 		return err
 	}
-	if _, err := dr.waitSSH(n, "cat /etc/hostname", func(s string) bool { return strings.TrimSpace(s) == "nfspi" }, 20*time.Second); err != nil {
+	if _, err := dr.waitSSH(n, "cat /etc/hostname", func(s string) bool { return strings.TrimSpace(s) == "nfspi" }, 2*time.Minute); err != nil {
 		return err
 	}
 	tm.add(n.Name, "ssh nfspi", time.Since(t0))
@@ -297,7 +298,7 @@ mcopy -s -n -i /dev/mmcblk0p1 '::/*' /tmp/boot/ 2>/dev/null
 	dr.ssh("root", d.PimasterKey, n, "reboot", nil)
 	if _, err := dr.waitSSH(n, "hostname; cat /etc/hostname", func(s string) bool {
 		return s == host+"\n"+host+"\n"
-	}, 30*time.Second); err != nil {
+	}, 2*time.Minute); err != nil {
 		return err
 	}
 	tm.add(n.Name, "reboot->card", time.Since(t0))
@@ -319,13 +320,13 @@ mcopy -s -n -i /dev/mmcblk0p1 '::/*' /tmp/boot/ 2>/dev/null
 	// Power cycle through the switch: what was written is still there.
 	t0 = time.Now()
 	dr.power(false, n.Port)
-	if _, err := waitUnreachable(n, 2*time.Second); err != nil {
+	if _, err := waitUnreachable(n, 15*time.Second); err != nil {
 		return err
 	}
 	dr.power(true, n.Port)
 	if _, err := dr.waitSSH(n, "cat /home/pi/proof.txt; grep ^pi: /etc/shadow; hostname", func(s string) bool {
 		return s == proof+"\n"+shadow+host+"\n"
-	}, 30*time.Second); err != nil {
+	}, 2*time.Minute); err != nil {
 		return fmt.Errorf("after power cycle: %w", err)
 	}
 	tm.add(n.Name, "power cycle", time.Since(t0))
@@ -333,7 +334,7 @@ mcopy -s -n -i /dev/mmcblk0p1 '::/*' /tmp/boot/ 2>/dev/null
 	// Port off: unreachable at once.
 	t0 = time.Now()
 	dr.power(false, n.Port)
-	if _, err := waitUnreachable(n, time.Second); err != nil {
+	if _, err := waitUnreachable(n, 15*time.Second); err != nil {
 		return err
 	}
 	tm.add(n.Name, "off->unreach", time.Since(t0))
@@ -485,7 +486,7 @@ func TestDownAfterSIGKILL(t *testing.T) {
 func TestNFSRootIsReadOnlyToNodes(t *testing.T) {
 	need(t)
 	dir := labDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute) // may wait for another lab
+	ctx, cancel := context.WithTimeout(context.Background(), labtest.Wait(t)) // may wait for another lab
 	defer cancel()
 	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 2, BootDelay: 200 * time.Millisecond, RetryDelay: time.Second,
 		CardSize: 64 << 20, Log: testLog{t}})
@@ -562,7 +563,7 @@ its dd is true
 	// The other node, booted after, and node-1's own next boot see none of it.
 	bootNFS(b)
 	dr.power(false, a.Port)
-	if _, err := waitUnreachable(a, 5*time.Second); err != nil {
+	if _, err := waitUnreachable(a, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	dr.power(true, a.Port)

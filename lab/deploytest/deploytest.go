@@ -47,6 +47,9 @@ type Harness struct {
 	Metrics  *metrics.Tasks // the engine's Observer, as in pitasks
 	Log      *labtest.Log   // pitasks' log (debug level)
 	LabLog   *labtest.Log
+	// SSHLost is the wait for a node's SSH before it is lost (Config.SSHLost); the one hard
+	// reboot comes at SSHLost*2/5.
+	SSHLost time.Duration
 }
 
 // NewKey returns a fresh ed25519 signer.
@@ -69,9 +72,14 @@ type Config struct {
 	MaxBooting int // nodes booting at once [pitasks' default]
 	// StepDeadline bounds each step [2m]; a real-size image on slow cards needs more.
 	StepDeadline time.Duration
-	// SSHLost: how long ssh_nfs and ssh_system wait for the node before it is lost [20s]
-	// (a hard reboot at 40 % of it); a benchmark on a busy machine waits longer.
+	// SSHLost: how long ssh_nfs and ssh_system wait for the node before it is lost [60s]
+	// (a hard reboot at 40 % of it). A lab node boots in seconds when the machine is idle; on a
+	// machine shared by several test runs it took more than 20 s.
 	SSHLost time.Duration
+	// NodeSilent: how long a node may not answer before pitasks power-cycles it [20s].
+	NodeSilent time.Duration
+	// KeepAlive: the SSH keepalive interval; three missed, a connection is dead [5s].
+	KeepAlive time.Duration
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -92,7 +100,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		c.MaxBooting = config.Default().Tasks.MaxBooting
 	}
 	l, labLog := labtest.Up(t, o)
-	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog}
+	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog, SSHLost: cmp.Or(c.SSHLost, 60*time.Second)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pitasks log:\n%s", labtest.Tail(h.Log.String(), 8000))
@@ -136,7 +144,8 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	}
 	h.TFTP = netboot.TFTP{Root: desc.TFTPRoot, NFSBootDir: desc.NFSBootDir}
 	h.Deployer = deploy.New(deploy.Deployer{
-		Dialer:       deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: h.Store, Timeout: 5 * time.Second}},
+		Dialer: deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: h.Store, Timeout: 5 * time.Second,
+			KeepAlive: cmp.Or(c.KeepAlive, 5*time.Second)}},
 		Switches:     &deploy.PowerDrivers{Timeout: time.Second, Retries: 1},
 		Boot:         h.TFTP,
 		Keys:         h.Store,
@@ -146,12 +155,11 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		PowerOffWait: 500 * time.Millisecond,
 	}, c.MaxBooting)
 	h.Metrics = metrics.NewTasks()
-	sshLost := cmp.Or(c.SSHLost, 20*time.Second)
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
-		Timeouts: shortSSHWaits(sshLost)})
+		SilentLimit: cmp.Or(c.NodeSilent, 20*time.Second), Timeouts: shortSSHWaits(h.SSHLost)})
 	if err != nil {
 		t.Fatal(err)
 	}

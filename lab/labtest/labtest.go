@@ -40,6 +40,21 @@ func Tail(s string, n int) string {
 	return s
 }
 
+// Wait is how long a test waits for another test's lab to go down: 3 minutes, or
+// PISEDUCE_LAB_WAIT (a Go duration).
+func Wait(t testing.TB) time.Duration {
+	t.Helper()
+	v := os.Getenv("PISEDUCE_LAB_WAIT")
+	if v == "" {
+		return 3 * time.Minute
+	}
+	wait, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("PISEDUCE_LAB_WAIT: %v", err)
+	}
+	return wait
+}
+
 // Up brings a lab up for t, in a fresh folder (o.Dir is ignored), and takes it down when t
 // ends, showing the lab's log if t failed. Without root or the lab's programs, t is skipped
 // (in CI: failed). Labs share one subnet: Up waits for another test's lab up to 3 minutes, or
@@ -60,13 +75,7 @@ func Up(t testing.TB, o lab.Options) (*lab.Lab, *Log) {
 	if o.Log == nil {
 		o.Log = log
 	}
-	wait := 3 * time.Minute
-	if v := os.Getenv("PISEDUCE_LAB_WAIT"); v != "" {
-		if wait, err = time.ParseDuration(v); err != nil {
-			t.Fatalf("PISEDUCE_LAB_WAIT: %v", err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), Wait(t))
 	defer cancel()
 	l, err := lab.Up(ctx, o)
 	if err != nil {

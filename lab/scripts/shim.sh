@@ -16,8 +16,26 @@ partprobe)
 	for dev in /dev/mmcblk0 /dev/nvme0n1; do [ -b "$dev" ] && break; done
 	for a in "$@"; do case "$a" in /dev/*) dev=$a ;; esac; done
 	partx -u "$dev" >/dev/null 2>&1 || partx -a "$dev" >/dev/null 2>&1
-	sleep 0.4 # the node's device watcher creates the partition devices
-	exit 0 ;;
+	# Return once the node's device watcher (boot.sh) made a device for each of the kernel's
+	# partitions, as udevadm settle does: however busy the host is, within 30 s.
+	majmin=$(stat -c '%t:%T' "$dev") || exit 1
+	name=$(basename "$(readlink -f "/sys/dev/block/$((0x${majmin%%:*})):$((0x${majmin##*:}))")")
+	i=0
+	while [ $i -lt 300 ]; do
+		ready=1
+		for s in /sys/block/"$name"/"$name"p*; do
+			[ -e "$s/dev" ] || continue
+			d=$(cat "$s/dev")
+			want=$(printf '%x:%x' "${d%%:*}" "${d##*:}")
+			p="${dev}p${s##*p}"
+			if [ ! -b "$p" ] || [ "$(stat -c '%t:%T' "$p")" != "$want" ]; then ready=0; break; fi
+		done
+		[ $ready = 1 ] && exit 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "partprobe: the partitions of $dev did not appear" >&2
+	exit 1 ;;
 systemctl)
 	for a in "$@"; do
 		case "$a" in

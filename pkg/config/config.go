@@ -71,6 +71,7 @@ type Config struct {
 		StepDeadline  time.Duration // the longest any single remote call may take
 		MaxBooting    int           // nodes powered on at once
 		StopGrace     time.Duration // how long a clean stop waits for running steps
+		NodeSilent    time.Duration // how long a node may not answer a state that needs it before it is power-cycled
 		MetricsListen string
 	}
 	Cluster struct {
@@ -143,6 +144,7 @@ func Default() *Config {
 	c.Tasks.StepDeadline = 30 * time.Minute
 	c.Tasks.MaxBooting = 8
 	c.Tasks.StopGrace = 20 * time.Second
+	c.Tasks.NodeSilent = 45 * time.Second // three SSH connection timeouts
 	c.Cluster.TFTPRoot = "/tftpboot"
 	c.Cluster.NFSBootDir = "/tftpboot/rpiboot_uboot"
 	c.Cluster.ImgDir = "/var/lib/piseduce/img"
@@ -281,6 +283,8 @@ func (c *Config) set(e entry) error {
 			return setDuration(&c.Tasks.StepDeadline, v)
 		case "stop_grace":
 			return setDuration(&c.Tasks.StopGrace, v)
+		case "node_silent":
+			return setDuration(&c.Tasks.NodeSilent, v)
 		case "metrics_listen":
 			c.Tasks.MetricsListen = v
 		default:

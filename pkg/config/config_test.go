@@ -38,6 +38,7 @@ connection_url = mysql://pipi:p@ss=word@localhost/piseduce
 tick = */3 * * * * *
 lease = 2m
 workers = 4
+node_silent = 20s
 [timeouts]
 deploy.turn_on = 60/90
 save_env.ssh_system = 150s/180
@@ -46,7 +47,7 @@ save_env.ssh_system = 150s/180
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Frontend.Port != 9100 || c.Tasks.Lease != 2*time.Minute || c.Tasks.Workers != 4 {
+	if c.Frontend.Port != 9100 || c.Tasks.Lease != 2*time.Minute || c.Tasks.Workers != 4 || c.Tasks.NodeSilent != 20*time.Second {
 		t.Fatalf("got %+v", c)
 	}
 	if c.DB.ConnectionURL.Value() != "mysql://pipi:p@ss=word@localhost/piseduce" {

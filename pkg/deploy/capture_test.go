@@ -30,7 +30,7 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 	src, dst := h.Nodes[0], h.Nodes[1]
 	const sizeMiB = 100
 	ds := h.Deploy([]store.Node{src}, deploytest.Request{SizeMiB: sizeMiB})
-	h.RunUntil(ds, 3*time.Minute, "deployed")
+	h.RunUntil(ds, 10*time.Minute, "deployed")
 
 	// The user leaves a marker and a blob of random bytes on the node.
 	b := make([]byte, 8)
@@ -56,7 +56,7 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 	seen := make(chan [2]int64, 1)
 	go func() {
 		var last [2]int64
-		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			var d store.Deployment
 			if storetest.DB(h.Store).First(&d, ds[0].ID).Error != nil {
 				continue
@@ -70,7 +70,7 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 		}
 		seen <- last
 	}()
-	h.RunUntil(ds, 3*time.Minute, "deployed")
+	h.RunUntil(ds, 10*time.Minute, "deployed")
 	d := h.Load(ds[0].ID)
 	wantSize := int64(lab.ImageRootStart+sizeMiB*2048) * 512
 	if d.Process != process.SaveEnv || d.BytesDone != wantSize || d.BytesTotal != wantSize {
@@ -126,7 +126,7 @@ func TestCaptureAndRedeployOnTheLab(t *testing.T) {
 
 	// Deploy it on another node.
 	ds2 := h.Deploy([]store.Node{dst}, deploytest.Request{Env: env})
-	h.RunUntil(ds2, 3*time.Minute, "deployed")
+	h.RunUntil(ds2, 10*time.Minute, "deployed")
 	c, err = dialAs(h, dst, lab.ImageUser, ssh.PublicKeys(h.UserKey))
 	if err != nil {
 		t.Fatal(err)

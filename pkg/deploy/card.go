@@ -91,10 +91,11 @@ func (d *Deployer) partition(ctx context.Context, t *engine.Task) error {
 	})
 }
 
-// waitPartition waits until dev exists with the given size in sectors.
+// waitPartition waits until dev exists with the given size in sectors, up to 30 s: udev makes
+// the device after the kernel learns of the partition, later on a busy node.
 func waitPartition(ctx context.Context, sh Shell, dev string, sectors int64) error {
 	var last string
-	for i := 0; i < 50; i++ {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		out, err := sh.Output(ctx, "blockdev", "--getsz", dev)
 		if err == nil && strings.TrimSpace(out) == strconv.FormatInt(sectors, 10) {
 			return nil

@@ -165,6 +165,17 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 	return ctl.Set(ctx, dep.Node.Port, true)
 }
 
+// PortOn reads whether the node's port powers it: engine.PortReader, so that a node lost
+// in the middle of a state is power-cycled at once when its port turns out to be off.
+func (d *Deployer) PortOn(ctx context.Context, dep *store.Deployment) (bool, error) {
+	ctl, err := d.Switches.Controller(&dep.Node.Switch)
+	if err != nil {
+		return false, err
+	}
+	st, err := ctl.Status(ctx, dep.Node.Port)
+	return st.On, err
+}
+
 // --- power and boot ---
 
 func (d *Deployer) bootConf(ctx context.Context, t *engine.Task) error {
@@ -295,14 +306,19 @@ func (d *Deployer) mismatch(ctx context.Context, t *engine.Task, role string, mm
 		t.D.Node.Name, t.D.Node.IP, what, mm.Presented.Type(), ssh.FingerprintSHA256(mm.Presented), why, mm))
 }
 
-// withShell runs f with a root shell on the node's NFS system or deployed system.
+// withShell runs f with a root shell on the node's NFS system or deployed system. A node that
+// could not be reached, or whose connection broke, is engine.Silent: the engine then looks at
+// its port and brings it back if it stays so.
 func (d *Deployer) withShell(ctx context.Context, t *engine.Task, role string, f func(Shell) error) error {
 	sh, err := d.dial(ctx, t, role)
-	if err != nil {
-		return err
+	if err == nil {
+		defer sh.Close()
+		err = f(sh)
 	}
-	defer sh.Close()
-	return f(sh)
+	if errors.Is(err, remote.ErrUnreachable) && !engine.IsPermanent(err) {
+		return engine.Silent(err)
+	}
+	return err
 }
 
 // hostnameIs reports whether the node answers SSH in role with the wanted hostname. A node

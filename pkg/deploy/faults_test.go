@@ -155,7 +155,7 @@ func TestFaultsOnTheLab(t *testing.T) {
 			t.Errorf("%s: %s outcomes %v, want failed at once", c.n.Name, c.state, got)
 		}
 		for _, ev := range h.Events(c.d.ID) {
-			if ev.State == c.state && time.Duration(ev.DurationMS)*time.Millisecond > 8*time.Second {
+			if ev.State == c.state && time.Duration(ev.DurationMS)*time.Millisecond > h.SSHLost*2/5 {
 				t.Errorf("%s: %s failed after %dms, past its hard-reboot timeout", c.n.Name, c.state, ev.DurationMS)
 			}
 		}

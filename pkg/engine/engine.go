@@ -35,6 +35,12 @@ type Rebooter interface {
 	HardReboot(ctx context.Context, d *store.Deployment) error
 }
 
+// PortReader reads whether a node's port gives it power. A Rebooter that is one lets the
+// engine tell a node switched off from one that hangs.
+type PortReader interface {
+	PortOn(ctx context.Context, d *store.Deployment) (bool, error)
+}
+
 // Clock tells the time; tests give a fake one.
 type Clock interface{ Now() time.Time }
 
@@ -86,6 +92,27 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
+// silentError marks an error that says the node did not answer.
+type silentError struct{ err error }
+
+func (s silentError) Error() string { return s.err.Error() }
+func (s silentError) Unwrap() error { return s.err }
+
+// Silent wraps err, a step's failure to reach its node (refused, no route, no answer), so that
+// a state that needs the node (process.State.Recover) brings it back: see Options.SilentLimit.
+func Silent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return silentError{err}
+}
+
+// IsSilent reports whether err was marked Silent.
+func IsSilent(err error) bool {
+	var s silentError
+	return errors.As(err, &s)
+}
+
 // Options configure an Engine. Zero values take the defaults in brackets.
 type Options struct {
 	Store    Store
@@ -113,6 +140,9 @@ type Options struct {
 	MaxBackoff time.Duration
 	// ProgressEvery is the least time between two progress writes [1s].
 	ProgressEvery time.Duration
+	// SilentLimit is how long a node may fail to answer a state that needs it (its port on)
+	// before it is power-cycled and booted again; a node whose port is off is at once [45s].
+	SilentLimit time.Duration
 	// Timeouts override the processes' default timeouts, by process and state.
 	Timeouts map[process.Key]process.Timeout
 	// Observer is told what happens, for metrics [none].
@@ -187,6 +217,7 @@ func New(o Options) (*Engine, error) {
 	setDefault(&o.PollInterval, time.Second)
 	setDefault(&o.MaxBackoff, time.Minute)
 	setDefault(&o.ProgressEvery, time.Second)
+	setDefault(&o.SilentLimit, 45*time.Second)
 	procs, err := process.WithTimeouts(o.Timeouts)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

@@ -121,7 +121,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		if err != nil {
 			return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 		}
-		d.ExecDone = true
+		d.ExecDone, d.SilentSince = true, nil
 	}
 	var done bool
 	err := e.call(ctx, func(c context.Context) error {
@@ -133,6 +133,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 	if err != nil {
 		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 	}
+	d.SilentSince = nil
 	now := e.clock.Now()
 	if done {
 		ev := e.event(d, store.OutcomeDone, "", now)
@@ -209,7 +210,7 @@ func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logge
 // enter puts d at the start of state.
 func (e *Engine) enter(d *store.Deployment, state process.StateName, now time.Time) {
 	d.State, d.StateStartedAt, d.NextCheckAt = state, now, now
-	d.ExecDone, d.Rebooted, d.Failures, d.LastError = false, false, 0, ""
+	d.ExecDone, d.Rebooted, d.Failures, d.LastError, d.SilentSince = false, false, 0, "", nil
 }
 
 func (e *Engine) event(d *store.Deployment, outcome, msg string, now time.Time) *store.StateEvent {
@@ -235,12 +236,74 @@ func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.Stat
 	if st.Lost > 0 && now.Sub(d.StateStartedAt) >= st.Lost {
 		return e.lose(ctx, d, err.Error(), log)
 	}
+	wait := e.backoff(d.Failures + 1)
+	if IsSilent(err) && st.Recover != "" {
+		cause := e.silent(ctx, d, log, now)
+		if cause != "" {
+			return e.recoverNode(ctx, d, st, log, cause, err)
+		}
+		// Look again soon enough to act on the limit, not a backoff after it.
+		wait = min(wait, e.o.SilentLimit/4)
+	}
 	d.Failures++
 	d.LastError = err.Error()
-	d.NextCheckAt = now.Add(e.backoff(d.Failures))
+	d.NextCheckAt = now.Add(wait)
 	log.Warn("attempt failed", "err", err, "failures", d.Failures, "retry_at", d.NextCheckAt)
 	e.save(ctx, d, e.event(d, store.OutcomeRetry, err.Error(), now), log)
 	return false
+}
+
+// silent notes that d's node did not answer and says why it must be brought back now: its
+// port is off, or it has been silent for SilentLimit; "" while it may still answer. A switch
+// that does not answer says nothing about the node: the silence alone decides then.
+func (e *Engine) silent(ctx context.Context, d *store.Deployment, log *slog.Logger, now time.Time) string {
+	if d.SilentSince == nil {
+		d.SilentSince = &now
+	}
+	if pr, ok := e.o.Rebooter.(PortReader); ok {
+		var on bool
+		err := e.call(ctx, func(c context.Context) error {
+			var err error
+			on, err = pr.PortOn(c, d)
+			return err
+		})
+		switch {
+		case err != nil:
+			log.Warn("reading the node's port", "err", err)
+		case !on:
+			return fmt.Sprintf("%s's port was off during %s", d.Node.Name, d.State)
+		}
+	}
+	if silent := now.Sub(*d.SilentSince); silent >= e.o.SilentLimit {
+		return fmt.Sprintf("%s stopped answering during %s (silent for %s)", d.Node.Name, d.State, silent.Round(time.Second))
+	}
+	return ""
+}
+
+// recoverNode power-cycles a node that stopped answering and sends the deployment back to
+// the boot its state needs (st.Recover), once per run: this is the deployment's hard reboot,
+// and the wait it goes back to gets no other. A second time the node is lost. Every step of
+// it is level-triggered: a pitasks that dies halfway leaves the deployment where it was, and
+// the next attempt finds the node silent again.
+func (e *Engine) recoverNode(ctx context.Context, d *store.Deployment, st process.State, log *slog.Logger, cause string, err error) bool {
+	if d.NodeRecovered {
+		return e.lose(ctx, d, cause+", again after its power cycle", log)
+	}
+	log.Warn("node lost: power-cycling it", "cause", cause, "err", err, "back_to", st.Recover)
+	if rerr := e.call(ctx, func(c context.Context) error { return e.o.Rebooter.HardReboot(c, d) }); rerr != nil {
+		d.Failures++
+		d.LastError = fmt.Sprintf("%s; power-cycling it: %v", cause, rerr)
+		d.NextCheckAt = e.clock.Now().Add(e.backoff(d.Failures))
+		e.o.Observer.StepError(d.Process, d.State, rerr)
+		e.save(ctx, d, e.event(d, store.OutcomeRetry, d.LastError, e.clock.Now()), log)
+		return false
+	}
+	now := e.clock.Now()
+	ev := e.event(d, store.OutcomeReboot, fmt.Sprintf("%s: power-cycled, back to %s", cause, st.Recover), now)
+	e.enter(d, st.Recover, now)
+	d.Rebooted, d.NodeRecovered = true, true
+	d.LastError = ev.Message
+	return e.save(ctx, d, ev, log)
 }
 
 // lose gives the deployment up as lost, remembering where to resume.

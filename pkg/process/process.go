@@ -91,6 +91,10 @@ type State struct {
 	Kind        Kind
 	// Progress: the deployment's byte counts tell how far this state is (a copy).
 	Progress bool
+	// Recover, when set, says the state needs its node up (it drives it over SSH) and where
+	// the node boots again from when it stops answering: after a power cycle, the deployment
+	// goes back to this state (the wait for the NFS system or for the card's).
+	Recover StateName
 }
 
 // Process is an ordered list of states. The last one is terminal, unless the process Resumes:
@@ -117,6 +121,18 @@ func copying(st State) State {
 	return st
 }
 
+// onNFS is a state that drives the node's NFS system: a node lost there boots it again.
+func onNFS(st State) State {
+	st.Recover = SSHNFS
+	return st
+}
+
+// onCard is a state that drives the system on the node's card: a node lost there boots it again.
+func onCard(st State) State {
+	st.Recover = SSHSystem
+	return st
+}
+
 func end(name StateName, kind Kind, description string) State {
 	return State{Name: name, Kind: kind, Description: description}
 }
@@ -134,19 +150,21 @@ var (
 
 // All returns every process by name. The timeouts follow the original system's; the SSH waits
 // use its later agent's 300/330 because a Pi 3B+ rebooting from a fresh card is slow.
+// boot_files and boot_update reboot the node themselves and have no Recover: their own
+// short limits bound them.
 func All() map[string]Process {
 	return map[string]Process{
 		Deploy: {Name: Deploy, NewData: newData[DeployData](), States: []State{
 			bootConf, turnOff, turnOnNFS, sshNFS,
-			copying(s(EnvCopy, 0, 3600, "Copying the image onto the card")),
-			copying(s(EnvCheck, 0, 400, "Checking the copy on the card")),
-			s(Partition, 0, 120, "Sizing the system's partition"),
-			s(SystemConf, 0, 60, "Configuring the system on the card"),
+			onNFS(copying(s(EnvCopy, 0, 3600, "Copying the image onto the card"))),
+			onNFS(copying(s(EnvCheck, 0, 400, "Checking the copy on the card"))),
+			onNFS(s(Partition, 0, 120, "Sizing the system's partition")),
+			onNFS(s(SystemConf, 0, 60, "Configuring the system on the card")),
 			bootFiles, sshSystem,
-			s(SystemUpdate, 0, 3600, "Updating the system's packages"),
+			onCard(s(SystemUpdate, 0, 3600, "Updating the system's packages")),
 			s(BootUpdate, 0, 120, "Rebooting on the updated boot files"),
-			s(UserConf, 0, 60, "Installing the user's keys and password"),
-			s(UserScript, 0, 1800, "Running the user's init script"),
+			onCard(s(UserConf, 0, 60, "Installing the user's keys and password")),
+			onCard(s(UserScript, 0, 1800, "Running the user's init script")),
 			deployed,
 		}},
 		Destroy: {Name: Destroy, States: []State{
@@ -166,8 +184,8 @@ func All() map[string]Process {
 		// checked (img_check), and the node boots its card again, unchanged.
 		SaveEnv: {Name: SaveEnv, NewData: newData[SaveEnvData](), States: []State{
 			s(ImgNetboot, 0, 60, "Rebooting the node into the network system"), sshNFS,
-			copying(s(ImgCopy, 0, 3600, "Copying the card into a new environment")),
-			copying(s(ImgCheck, 0, 400, "Checking the copy of the card")),
+			onNFS(copying(s(ImgCopy, 0, 3600, "Copying the card into a new environment"))),
+			onNFS(copying(s(ImgCheck, 0, 400, "Checking the copy of the card"))),
 			bootFiles, sshSystem, deployed,
 		}},
 	}

@@ -18,7 +18,7 @@ var ErrLeaseLost = errors.New("store: lease lost or deployment changed by a new 
 // observedColumns are the columns only pitasks writes.
 var observedColumns = []string{"process", "state", "resume_process", "resume_state", "state_started_at",
 	"exec_done", "rebooted", "next_check_at", "failures", "last_error", "bytes_done", "bytes_total",
-	"throughput", "script_output", "scratch", "queued", "updated_at"}
+	"throughput", "script_output", "scratch", "queued", "silent_since", "node_recovered", "updated_at"}
 
 // terminalStates are the states the engine never advances by itself.
 func terminalStates() []process.StateName {
@@ -154,7 +154,7 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 	return map[string]any{
 		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
 		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
-		"failures": 0, "last_error": "", "hold": "", "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
+		"failures": 0, "last_error": "", "hold": "", "silent_since": nil, "node_recovered": false, "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
 	}
 }
 

@@ -42,6 +42,7 @@ func migrations() []migration {
 		{"pitasks_heartbeats: each pitasks process's last tick and what it holds (worker health, lease takeover)", autoMigrate(&Heartbeat{})},
 		{"reservations.ended_by, ended_at, end_reason; deployments.released; users.notify_since; notifications: admins end reservations, users release nodes, e-mail notifications",
 			autoMigrate(&Reservation{}, &Deployment{}, &User{}, &Notification{})},
+		{"deployments.silent_since, node_recovered: a node that stops answering is power-cycled once per run", autoMigrate(&Deployment{})},
 	}
 }
 

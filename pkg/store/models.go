@@ -180,6 +180,12 @@ type Deployment struct {
 	NextCheckAt    time.Time `gorm:"index:idx_due,priority:3"`
 	Failures       int
 	LastError      string `gorm:"type:text"`
+	// SilentSince: since when the node has not answered the state that needs it (nil: it
+	// answers, or the state needs no node). The engine power-cycles a node silent too long.
+	SilentSince *time.Time
+	// NodeRecovered: the node stopped answering once in this run and was power-cycled; a
+	// second time it is lost. A new request clears it.
+	NodeRecovered bool `gorm:"not null;default:false"`
 	// Hold, when not empty, says why pitasks leaves the deployment alone until a user or an
 	// admin asks for a process (destroy, deploy): it came from the original PiSeduce in a
 	// state that none of our processes can take over (see pkg/origdb). Any request clears it;
