@@ -66,6 +66,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/clusterdesc
 	$(GO) test -run '^$$' -fuzz '^FuzzParseV3$$' -fuzztime $(FUZZTIME) ./pkg/power
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/sshkey
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./pkg/engine

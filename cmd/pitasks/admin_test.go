@@ -15,6 +15,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab/poeswitch"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
@@ -305,8 +306,8 @@ func TestPortCommandOnACommandSwitch(t *testing.T) {
 	dir := t.TempDir()
 	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
 	st := storetest.Open(t, "sqlite")
-	if err := st.CreateSwitch(ctx, &store.Switch{Name: "hub", PortCount: 3, MasterPort: 3, Driver: power.DriverCommand,
-		Power: power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("state-exit")}}}); err != nil {
+	if err := st.CreateSwitch(ctx, &store.Switch{Name: "hub", PortCount: 3, MasterPort: 3, Driver: powerconf.DriverCommand,
+		Power: powerconf.Settings{Command: powerconf.Command{On: argv("on"), Off: argv("off"), Status: argv("state-exit")}}}); err != nil {
 		t.Fatal(err)
 	}
 	run := func(cmd func(context.Context, *store.Store, []string, io.Writer) error, args ...string) string {

@@ -26,7 +26,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/names"
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -79,11 +79,11 @@ type Switch struct {
 	OIDOffset  int    `json:"oid_offset"`
 	// SNMPPort is an extension of ours (the original always used 161); omitted when 0.
 	SNMPPort int `json:"snmp_port,omitempty"`
-	// Driver and the power.Settings keys are extensions of ours: the power driver's kind
+	// Driver and the powerconf.Settings keys are extensions of ours: the power driver's kind
 	// ("snmp" when omitted, as in the original's files) and the other kinds' settings, e.g.
 	// "command": {"on": ["/usr/sbin/uhubctl", "-l", "1-1", "-p", "{port}", "-a", "on"], …}.
 	Driver string `json:"driver,omitempty"`
-	power.Settings
+	powerconf.Settings
 
 	source
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/lab/deploytest"
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -101,8 +101,8 @@ func TestDeployThroughCommandDriver(t *testing.T) {
 	}
 	dir := h.Lab.Switch().PortStateDir()
 	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
-	sw.Driver = power.DriverCommand
-	sw.Power = power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("state")}}
+	sw.Driver = powerconf.DriverCommand
+	sw.Power = powerconf.Settings{Command: powerconf.Command{On: argv("on"), Off: argv("off"), Status: argv("state")}}
 	if err := h.Store.UpdateSwitch(ctx, sw); err != nil {
 		t.Fatal(err)
 	}

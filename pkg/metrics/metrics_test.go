@@ -20,6 +20,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -89,7 +90,7 @@ func TestOrigin(t *testing.T) {
 		{errors.New("env_copy: short write"), metrics.OriginOther},
 		{fmt.Errorf("turn_on: power: set port 3: no answer: %w", power.ErrNoAnswer), metrics.OriginSNMP},
 		{fmt.Errorf("hard reboot: %w", fmt.Errorf("power: %w", power.ErrAuth)), metrics.OriginSNMP},
-		{fmt.Errorf("turn_on: %w", power.ErrConfig), metrics.OriginOther}, // a bad configuration, not the switch
+		{fmt.Errorf("turn_on: %w", powerconf.ErrConfig), metrics.OriginOther}, // a bad configuration, not the switch
 		{fmt.Errorf("ssh_nfs: %w for node-1", remote.ErrNoHostKey), metrics.OriginSSHHostKey},
 		{fmt.Errorf("ssh_system: %w", remote.ErrHostKeyMismatch), metrics.OriginSSHHostKey},
 		{fmt.Errorf("env_copy: %w", &remote.ExitError{Command: "dd", Target: "node-1", Status: 1}), metrics.OriginSSHCommand},

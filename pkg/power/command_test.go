@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 )
 
 // hub is a switch driven by testdata/fakehub, which keeps each port's state in a file of dir,
 // as uhubctl would drive a USB hub.
 type hub struct {
 	dir string
-	cfg power.Config
+	cfg powerconf.Config
 }
 
 func newHub(t *testing.T) *hub {
@@ -29,8 +30,8 @@ func newHub(t *testing.T) *hub {
 	}
 	dir := t.TempDir()
 	argv := func(action string) []string { return []string{prog, dir, action, "{port}"} }
-	return &hub{dir: dir, cfg: power.Config{Name: "usbhub", Driver: "command", Ports: 4, MasterPort: 4,
-		Settings: power.Settings{Command: power.Command{On: argv("on"), Off: argv("off"), Status: argv("status"),
+	return &hub{dir: dir, cfg: powerconf.Config{Name: "usbhub", Driver: "command", Ports: 4, MasterPort: 4,
+		Settings: powerconf.Settings{Command: powerconf.Command{On: argv("on"), Off: argv("off"), Status: argv("status"),
 			StatusOn: `Port {port}: \S+ power`, StatusOff: `Port {port}: \S+ off`}}}}
 }
 
@@ -259,26 +260,26 @@ func TestCommandValidation(t *testing.T) {
 	h := newHub(t)
 	cases := []struct {
 		name   string
-		change func(*power.Config)
+		change func(*powerconf.Config)
 		field  string // "" = valid
 		say    string
 	}{
-		{"valid", func(c *power.Config) {}, "", ""},
-		{"exit code rule", func(c *power.Config) { c.Command.StatusOn, c.Command.StatusOff = "", "" }, "", ""},
-		{"host may be given", func(c *power.Config) { c.Host = "pdu-1.lab.example" }, "", ""},
-		{"bad host", func(c *power.Config) { c.Host = "pdu 1" }, "Host", "not an IP address or a host name"},
-		{"unknown driver", func(c *power.Config) { c.Driver = "ipmi" }, "Driver", `unknown driver "ipmi" (want snmp or command)`},
-		{"no on command", func(c *power.Config) { c.Command.On = nil }, "command.on", "needs this command"},
-		{"no status command", func(c *power.Config) { c.Command.Status = nil }, "command.status", "needs this command"},
-		{"relative program", func(c *power.Config) { c.Command.Off = []string{"uhubctl", "-a", "off"} }, "command.off", `program "uhubctl" must be an absolute`},
-		{"placeholder in program", func(c *power.Config) { c.Command.Off = []string{"/usr/bin/{switch}"} }, "command.off", "without placeholders"},
-		{"unknown placeholder", func(c *power.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "-p", "{prot}"} }, "command.on", "unknown placeholder {prot}"},
-		{"newline in an argument", func(c *power.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "a\nb"} }, "command.on", "argument 1 must be one line"},
-		{"bad cycle", func(c *power.Config) { c.Command.Cycle = []string{""} }, "command.cycle", "absolute"},
-		{"one regexp only", func(c *power.Config) { c.Command.StatusOff = "" }, "command.status_on", "give both status_on and status_off"},
-		{"bad regexp", func(c *power.Config) { c.Command.StatusOff = "Port (" }, "command.status_off", "is not a regular expression"},
-		{"negative timeout", func(c *power.Config) { c.Command.Timeout = -1 }, "command.timeout", "from 0"},
-		{"no ports", func(c *power.Config) { c.Ports, c.MasterPort = 0, 0 }, "Ports", "ports must be from 1"},
+		{"valid", func(c *powerconf.Config) {}, "", ""},
+		{"exit code rule", func(c *powerconf.Config) { c.Command.StatusOn, c.Command.StatusOff = "", "" }, "", ""},
+		{"host may be given", func(c *powerconf.Config) { c.Host = "pdu-1.lab.example" }, "", ""},
+		{"bad host", func(c *powerconf.Config) { c.Host = "pdu 1" }, "Host", "not an IP address or a host name"},
+		{"unknown driver", func(c *powerconf.Config) { c.Driver = "ipmi" }, "Driver", `unknown driver "ipmi" (want snmp or command)`},
+		{"no on command", func(c *powerconf.Config) { c.Command.On = nil }, "command.on", "needs this command"},
+		{"no status command", func(c *powerconf.Config) { c.Command.Status = nil }, "command.status", "needs this command"},
+		{"relative program", func(c *powerconf.Config) { c.Command.Off = []string{"uhubctl", "-a", "off"} }, "command.off", `program "uhubctl" must be an absolute`},
+		{"placeholder in program", func(c *powerconf.Config) { c.Command.Off = []string{"/usr/bin/{switch}"} }, "command.off", "without placeholders"},
+		{"unknown placeholder", func(c *powerconf.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "-p", "{prot}"} }, "command.on", "unknown placeholder {prot}"},
+		{"newline in an argument", func(c *powerconf.Config) { c.Command.On = []string{"/usr/sbin/uhubctl", "a\nb"} }, "command.on", "argument 1 must be one line"},
+		{"bad cycle", func(c *powerconf.Config) { c.Command.Cycle = []string{""} }, "command.cycle", "absolute"},
+		{"one regexp only", func(c *powerconf.Config) { c.Command.StatusOff = "" }, "command.status_on", "give both status_on and status_off"},
+		{"bad regexp", func(c *powerconf.Config) { c.Command.StatusOff = "Port (" }, "command.status_off", "is not a regular expression"},
+		{"negative timeout", func(c *powerconf.Config) { c.Command.Timeout = -1 }, "command.timeout", "from 0"},
+		{"no ports", func(c *powerconf.Config) { c.Ports, c.MasterPort = 0, 0 }, "Ports", "ports must be from 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,8 +293,8 @@ func TestCommandValidation(t *testing.T) {
 				}
 				return
 			}
-			var ce *power.ConfigError
-			if !errors.As(err, &ce) || !errors.Is(err, power.ErrConfig) || ce.Problems[0].Field != tc.field || !strings.Contains(err.Error(), tc.say) {
+			var ce *powerconf.ConfigError
+			if !errors.As(err, &ce) || !errors.Is(err, powerconf.ErrConfig) || ce.Problems[0].Field != tc.field || !strings.Contains(err.Error(), tc.say) {
 				t.Fatalf("Open = %v, %v; want a ConfigError on %s saying %q", ctl, err, tc.field, tc.say)
 			}
 		})

@@ -4,20 +4,22 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 )
 
 // Open validates c (Normalize) and returns the driver of its kind. It sends nothing. This is
 // the one place that maps a driver kind to its implementation: a new kind is added here, in
-// Drivers, and in Config.Normalize.
-func Open(c Config) (Controller, error) {
+// powerconf.Drivers, and in powerconf.Config.Normalize.
+func Open(c powerconf.Config) (Controller, error) {
 	n, err := c.Normalize()
 	if err != nil {
 		return nil, err
 	}
 	switch n.Driver {
-	case DriverSNMP:
+	case powerconf.DriverSNMP:
 		return newSNMP(n), nil
-	case DriverCommand:
+	case powerconf.DriverCommand:
 		return newCommand(n), nil
 	}
 	// Normalize refuses unknown kinds: reaching here is a bug in this package.
@@ -55,7 +57,7 @@ func statusEach(ctx context.Context, n int, status func(context.Context, int) (P
 
 // refusePort fails for a port outside 1..Ports of c, and for the master port when the
 // operation switches it (set).
-func refusePort(c Config, op string, port int, set bool) error {
+func refusePort(c powerconf.Config, op string, port int, set bool) error {
 	if port < 1 || port > c.Ports {
 		return fmt.Errorf("power: %s: %w: switch %q has ports 1..%d", op, ErrPortRange, c.Name, c.Ports)
 	}

@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/gosnmp/gosnmp"
+
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 )
 
 // SNMP drives the PoE ports of one switch. It is safe for concurrent use: every
 // call opens its own gosnmp session (gosnmp.GoSNMP is not goroutine-safe), so
 // many nodes can be powered in parallel.
 type SNMP struct {
-	c    Config
+	c    powerconf.Config
 	addr string
 	// slots bounds the sessions in flight: a switch's agent answers one request
 	// at a time, and a request queued behind many others would time out (and be
@@ -38,24 +40,24 @@ var _ Controller = (*SNMP)(nil)
 
 // NewSNMP validates c, applies defaults and returns an SNMP driver. It sends nothing. Outside
 // this package, Open is the constructor: it picks the driver of c's kind.
-func NewSNMP(c Config) (*SNMP, error) {
+func NewSNMP(c powerconf.Config) (*SNMP, error) {
 	n, err := c.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	if n.Driver != DriverSNMP {
+	if n.Driver != powerconf.DriverSNMP {
 		return nil, fmt.Errorf("power: switch %q: driver %q is not SNMP", n.Name, n.Driver)
 	}
 	return newSNMP(n), nil
 }
 
 // newSNMP returns the driver of the normalized SNMP configuration n.
-func newSNMP(n Config) *SNMP {
+func newSNMP(n powerconf.Config) *SNMP {
 	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), slots: make(chan struct{}, maxSessions)}
 }
 
 // Config returns the normalized configuration (it prints with secrets redacted).
-func (s *SNMP) Config() Config { return s.c }
+func (s *SNMP) Config() powerconf.Config { return s.c }
 
 // Name is the switch name used in messages.
 func (s *SNMP) Name() string { return s.c.Name }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab/poeswitch"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
@@ -37,19 +38,19 @@ func startSwitch(t *testing.T, ports, offset int) *poeswitch.Switch {
 	return sw
 }
 
-func v2config(sw *poeswitch.Switch) power.Config {
-	return power.Config{Name: "poe-test", Host: "127.0.0.1", Port: sw.Port(), Version: "2c", Community: community,
+func v2config(sw *poeswitch.Switch) powerconf.Config {
+	return powerconf.Config{Name: "poe-test", Host: "127.0.0.1", Port: sw.Port(), Version: "2c", Community: community,
 		OID: sw.OIDBase(), OIDOffset: sw.Offset(), Ports: sw.Ports(), MasterPort: 1, Timeout: time.Second, Retries: 1}
 }
 
-func v3config(sw *poeswitch.Switch) power.Config {
+func v3config(sw *poeswitch.Switch) powerconf.Config {
 	c := v2config(sw)
 	c.Version, c.Community = "3", ""
 	c.V3User, c.V3AuthProto, c.V3AuthPass, c.V3PrivProto, c.V3PrivPass = v3user, "SHA", authPass, "AES", privPass
 	return c
 }
 
-func newSNMP(t *testing.T, c power.Config) *power.SNMP {
+func newSNMP(t *testing.T, c powerconf.Config) *power.SNMP {
 	t.Helper()
 	p, err := power.NewSNMP(c)
 	if err != nil {
@@ -78,7 +79,7 @@ func TestSetStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		sw   *poeswitch.Switch
-		conf func(*poeswitch.Switch) power.Config
+		conf func(*poeswitch.Switch) powerconf.Config
 	}{
 		{"v2c", sw0, v2config},
 		{"v2c offset 48", sw48, v2config},
@@ -191,36 +192,36 @@ func TestErrors(t *testing.T) {
 	closedPort := closedUDP(t)
 	type tc struct {
 		name    string
-		conf    power.Config
+		conf    powerconf.Config
 		ctx     time.Duration // overall deadline
 		maxTime time.Duration
 		want    []error
 		say     []string
 	}
-	fast := func(c power.Config) power.Config { c.Timeout, c.Retries = 300*time.Millisecond, 1; return c }
+	fast := func(c powerconf.Config) powerconf.Config { c.Timeout, c.Retries = 300*time.Millisecond, 1; return c }
 	cases := []tc{
-		{"wrong community", func() power.Config { c := fast(v2config(sw)); c.Community = "nope-nope"; return c }(),
+		{"wrong community", func() powerconf.Config { c := fast(v2config(sw)); c.Community = "nope-nope"; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrNoAnswer},
 			[]string{`no answer from switch "poe-test" at ` + sw.Addr() + " after ", "s (unreachable, or wrong community)", "port 2"}},
-		{"v3 wrong auth password", func() power.Config { c := fast(v3config(sw)); c.V3AuthPass = "wrong-auth-pass"; return c }(),
+		{"v3 wrong auth password", func() powerconf.Config { c := fast(v3config(sw)); c.V3AuthPass = "wrong-auth-pass"; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrAuth},
 			[]string{`switch "poe-test" at ` + sw.Addr(), "wrong authentication password", `v3 user "poeadmin"`, "port 2"}},
-		{"v3 wrong priv password", func() power.Config { c := fast(v3config(sw)); c.V3PrivPass = "wrong-priv-pass"; return c }(),
+		{"v3 wrong priv password", func() powerconf.Config { c := fast(v3config(sw)); c.V3PrivPass = "wrong-priv-pass"; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrNoAnswer}, // the agent drops what it cannot decrypt
 			[]string{`no answer from switch "poe-test" at ` + sw.Addr(), "wrong privacy password", "port 2"}},
-		{"v3 unknown user", func() power.Config { c := fast(v3config(sw)); c.V3User = "nobody"; return c }(),
+		{"v3 unknown user", func() powerconf.Config { c := fast(v3config(sw)); c.V3User = "nobody"; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrAuth},
 			[]string{`does not know v3 user "nobody"`}},
-		{"silent host", func() power.Config { c := fast(v2config(sw)); c.Port = silentPort; return c }(),
+		{"silent host", func() powerconf.Config { c := fast(v2config(sw)); c.Port = silentPort; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrNoAnswer},
 			[]string{"no answer from switch", "127.0.0.1:" + strconv.Itoa(silentPort), "(unreachable, or wrong community)"}},
-		{"nothing listening", func() power.Config { c := fast(v2config(sw)); c.Port = closedPort; return c }(),
+		{"nothing listening", func() powerconf.Config { c := fast(v2config(sw)); c.Port = closedPort; return c }(),
 			10 * time.Second, 2 * time.Second, []error{power.ErrNoAnswer},
 			[]string{"127.0.0.1:" + strconv.Itoa(closedPort)}},
-		{"ctx deadline before Timeout", func() power.Config { c := v2config(sw); c.Port, c.Timeout = silentPort, 30*time.Second; return c }(),
+		{"ctx deadline before Timeout", func() powerconf.Config { c := v2config(sw); c.Port, c.Timeout = silentPort, 30*time.Second; return c }(),
 			300 * time.Millisecond, 2 * time.Second, []error{context.DeadlineExceeded, power.ErrNoAnswer},
 			[]string{"port 2", "127.0.0.1:" + strconv.Itoa(silentPort)}},
-		{"wrong offset", func() power.Config { c := fast(v2config(sw)); c.OIDOffset = 48; return c }(),
+		{"wrong offset", func() powerconf.Config { c := fast(v2config(sw)); c.OIDOffset = 48; return c }(),
 			10 * time.Second, 2 * time.Second, nil, // set: notWritable; status: noSuchInstance
 			[]string{".1.3.6.1.2.1.105.1.1.1.3.1.50", "check oid, oid offset and ports"}},
 	}
@@ -270,7 +271,7 @@ func TestErrors(t *testing.T) {
 func TestCancel(t *testing.T) {
 	testenv.NeedCommand(t, "snmpd") // keep the suite's requirements uniform
 	host, port := silentUDP(t)
-	p := newSNMP(t, power.Config{Name: "silent", Host: host, Port: port, Community: "x", Ports: 4, Timeout: 30 * time.Second, Retries: 3})
+	p := newSNMP(t, powerconf.Config{Name: "silent", Host: host, Port: port, Community: "x", Ports: 4, Timeout: 30 * time.Second, Retries: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(150*time.Millisecond, cancel)
 	start := time.Now()
@@ -290,7 +291,7 @@ func TestCancel(t *testing.T) {
 func TestParallel(t *testing.T) {
 	const n = 20
 	sw := startSwitch(t, n+1, 48)
-	for _, conf := range []func(*poeswitch.Switch) power.Config{v2config, v3config} {
+	for _, conf := range []func(*poeswitch.Switch) powerconf.Config{v2config, v3config} {
 		c := conf(sw)
 		t.Run("v"+c.Version, func(t *testing.T) {
 			p := newSNMP(t, c) // one driver shared by all goroutines
@@ -387,7 +388,7 @@ func TestSessionsInFlight(t *testing.T) {
 			received <- struct{}{}
 		}
 	}()
-	p := newSNMP(t, power.Config{Name: "slow", Host: "127.0.0.1", Port: silent.LocalAddr().(*net.UDPAddr).Port,
+	p := newSNMP(t, powerconf.Config{Name: "slow", Host: "127.0.0.1", Port: silent.LocalAddr().(*net.UDPAddr).Port,
 		Community: "x", Ports: 8, Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab/poeswitch"
 	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 )
 
 // udpProxy relays datagrams between drivers and snmpd, with one socket to snmpd per
@@ -149,7 +150,7 @@ func discoveries(t *testing.T, requests [][]byte) int {
 // among them, is not taken for the answer to the current one.
 func TestLateAnswers(t *testing.T) {
 	sw := startSwitch(t, 4, 0)
-	for _, conf := range []func(*poeswitch.Switch) power.Config{v2config, v3config} {
+	for _, conf := range []func(*poeswitch.Switch) powerconf.Config{v2config, v3config} {
 		c := conf(sw)
 		t.Run("v"+c.Version, func(t *testing.T) {
 			px := startProxy(t, sw.Addr(), true, true)

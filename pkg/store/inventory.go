@@ -16,7 +16,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/names"
 	"github.com/piseduce/piseduce/pkg/nodeid"
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 )
 
 // The one validation of switches, nodes and environments. Every path that stores one (the web
@@ -127,7 +127,7 @@ func checkName(kind, name string) error {
 	return nil
 }
 
-// powerFields maps the SNMP fields of power.Config to the switch's.
+// powerFields maps the SNMP fields of powerconf.Config to the switch's.
 func powerFields() map[string]string {
 	return map[string]string{"Host": "ip", "Port": "snmp_port", "Version": "snmp_version", "Community": "community",
 		"V3User": "v3_user", "V3AuthProto": "v3_auth_proto", "V3AuthPass": "v3_auth_pass", "V3PrivProto": "v3_priv_proto",
@@ -136,8 +136,8 @@ func powerFields() map[string]string {
 }
 
 // PowerConfig is the power driver's configuration of the switch.
-func (sw *Switch) PowerConfig(timeout time.Duration, retries int) power.Config {
-	return power.Config{Name: sw.Name, Host: sw.IP, Port: sw.SNMPPort, Version: sw.SNMPVersion,
+func (sw *Switch) PowerConfig(timeout time.Duration, retries int) powerconf.Config {
+	return powerconf.Config{Name: sw.Name, Host: sw.IP, Port: sw.SNMPPort, Version: sw.SNMPVersion,
 		Community: sw.Community, V3User: sw.V3User, V3AuthProto: sw.V3AuthProto, V3AuthPass: sw.V3AuthPass,
 		V3PrivProto: sw.V3PrivProto, V3PrivPass: sw.V3PrivPass, OID: sw.OID, OIDOffset: sw.OIDOffset,
 		MasterPort: sw.MasterPort, Ports: sw.PortCount, Timeout: timeout, Retries: retries, Driver: sw.Driver, Settings: sw.Power}
@@ -152,7 +152,7 @@ func (sw *Switch) Validate() error {
 	}
 	sw.IP, sw.OID = strings.TrimSpace(sw.IP), strings.TrimSpace(sw.OID)
 	c, err := sw.PowerConfig(0, 0).Normalize()
-	var ce *power.ConfigError
+	var ce *powerconf.ConfigError
 	if errors.As(err, &ce) {
 		p := ce.Problems[0]
 		field, ok := powerFields()[p.Field]
@@ -171,7 +171,7 @@ func (sw *Switch) Validate() error {
 		}
 	}
 	sw.Driver = c.Driver
-	if c.Driver != power.DriverSNMP {
+	if c.Driver != powerconf.DriverSNMP {
 		return nil
 	}
 	sw.SNMPPort, sw.SNMPVersion = c.Port, c.Version
@@ -342,9 +342,9 @@ func checkSwitch(tx *gorm.DB, sw *Switch) error {
 		return err
 	}
 	checks := []check{nameCheck(sw.Name)}
-	if sw.Driver == power.DriverSNMP {
+	if sw.Driver == powerconf.DriverSNMP {
 		checks = append(checks, check{"ip", fmt.Sprintf("the address %s, SNMP port %d,", sw.IP, sw.SNMPPort),
-			"LOWER(ip) = ? AND snmp_port = ? AND driver = ?", []any{strings.ToLower(sw.IP), sw.SNMPPort, power.DriverSNMP}})
+			"LOWER(ip) = ? AND snmp_port = ? AND driver = ?", []any{strings.ToLower(sw.IP), sw.SNMPPort, powerconf.DriverSNMP}})
 	}
 	err := firstDuplicate(tx, &Switch{}, "switch", sw.Name, sw.ID, checks)
 	if err != nil || sw.ID == 0 {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
@@ -220,13 +220,13 @@ func TestDuplicatesRefused(t *testing.T) {
 		// Command switches have no SNMP agent: two USB hubs on one host may share its address.
 		for _, name := range []string{"hub1", "hub2"} {
 			argv := []string{"/usr/sbin/uhubctl", "-p", "{port}"}
-			hub := store.Switch{Name: name, IP: "192.0.2.10", SNMPPort: 161, PortCount: 4, Driver: power.DriverCommand,
-				Power: power.Settings{Command: power.Command{On: argv, Off: argv, Status: argv}}}
+			hub := store.Switch{Name: name, IP: "192.0.2.10", SNMPPort: 161, PortCount: 4, Driver: powerconf.DriverCommand,
+				Power: powerconf.Settings{Command: powerconf.Command{On: argv, Off: argv, Status: argv}}}
 			check(t, s.CreateSwitch(ctx, &hub))
 		}
 		// The database itself keys SNMP switches' addresses.
 		dup := okSwitch()
-		dup.Name, dup.SNMPPort, dup.SNMPVersion, dup.Driver = "sw9", 161, "2c", power.DriverSNMP
+		dup.Name, dup.SNMPPort, dup.SNMPVersion, dup.Driver = "sw9", 161, "2c", powerconf.DriverSNMP
 		if err := storetest.DB(s).Create(&dup).Error; err == nil {
 			t.Error("the database took a second SNMP switch at 192.0.2.10:161")
 		}

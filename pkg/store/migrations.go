@@ -11,7 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 )
 
 // migrations is the schema's history: entry i (from 1) brings a database from schema version
@@ -64,7 +64,7 @@ func publicAddresses(db *gorm.DB) error {
 	if err := db.AutoMigrate(&Node{}); err != nil {
 		return err
 	}
-	return db.Exec("UPDATE switches SET snmp_port = ? WHERE snmp_port = 0", power.DefaultPort).Error
+	return db.Exec("UPDATE switches SET snmp_port = ? WHERE snmp_port = 0", powerconf.DefaultPort).Error
 }
 
 func powerDrivers(db *gorm.DB) error {

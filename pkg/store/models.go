@@ -3,7 +3,7 @@ package store
 import (
 	"time"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/process"
 )
 
@@ -49,10 +49,10 @@ type Switch struct {
 	// OID is the admin-enable column base (pethPsePortAdminEnable); OIDOffset is added to the port number.
 	OID       string `gorm:"size:255;not null"`
 	OIDOffset int
-	// Driver is the power driver's kind (power.Drivers): "snmp" uses the SNMP settings above;
+	// Driver is the power driver's kind (powerconf.Drivers): "snmp" uses the SNMP settings above;
 	// the other kinds' settings are Power, one JSON document.
-	Driver    string         `gorm:"size:16;not null;default:snmp"`
-	Power     power.Settings `gorm:"column:power;type:text;serializer:json"`
+	Driver    string             `gorm:"size:16;not null;default:snmp"`
+	Power     powerconf.Settings `gorm:"column:power;type:text;serializer:json"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

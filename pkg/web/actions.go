@@ -2,14 +2,14 @@ package web
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/sshkey"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -163,12 +163,14 @@ func normalizeSSHKey(text string) (string, error) {
 	if strings.ContainsAny(text, "\r\n") {
 		return "", badInput("Give one SSH public key, on one line.")
 	}
-	pk, comment, options, rest, err := ssh.ParseAuthorizedKey([]byte(text))
-	if err != nil || len(options) > 0 || len(strings.TrimSpace(string(rest))) > 0 {
+	out, comment, err := sshkey.Parse(text)
+	if errors.Is(err, sshkey.ErrUnsupported) {
+		return "", badInput("This SSH key type is not accepted: give an ed25519, ECDSA or RSA key (ssh-keygen -t ed25519).")
+	}
+	if err != nil {
 		return "", badInput("This is not an SSH public key (expected a line like \"ssh-ed25519 AAAA… you@laptop\").")
 	}
-	out := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
-	if comment = strings.TrimSpace(comment); comment != "" && printable(comment) && len(comment) <= 100 {
+	if comment != "" && printable(comment) && len(comment) <= 100 {
 		out += " " + comment
 	}
 	return out, nil

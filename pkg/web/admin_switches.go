@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -29,9 +29,9 @@ type switchInput struct {
 	OID         string `json:"oid"`
 	OIDOffset   int    `json:"oid_offset"`
 	// Driver is the power driver's kind (snmp when empty); the other kinds' settings are
-	// power.Settings, whose keys ("command") are this object's.
+	// powerconf.Settings, whose keys ("command") are this object's.
 	Driver string `json:"driver"`
-	power.Settings
+	powerconf.Settings
 }
 
 // apply writes in over sw; the store validates the result.
@@ -66,7 +66,7 @@ type switchFormData struct {
 }
 
 // Drivers are the power driver kinds the form offers.
-func (switchFormData) Drivers() []string { return power.Drivers() }
+func (switchFormData) Drivers() []string { return powerconf.Drivers() }
 
 func switchForm(sw *store.Switch) switchInput {
 	return switchInput{Name: sw.Name, IP: sw.IP, SNMPPort: sw.SNMPPort, SNMPVersion: sw.SNMPVersion, V3User: sw.V3User,
@@ -78,7 +78,7 @@ func switchForm(sw *store.Switch) switchInput {
 func (s *Server) showSwitchForm(c echo.Context) error {
 	d := switchFormData{New: c.Param("id") == ""}
 	if d.New {
-		d.Switch = store.Switch{Driver: power.DriverSNMP, SNMPVersion: "2c", PortCount: 8, OID: power.PethPsePortAdminEnable}
+		d.Switch = store.Switch{Driver: powerconf.DriverSNMP, SNMPVersion: "2c", PortCount: 8, OID: powerconf.PethPsePortAdminEnable}
 	} else {
 		sw, err := byID(c, s.store.Switch)
 		if err != nil {
@@ -97,7 +97,7 @@ func bindSwitchForm(c echo.Context) switchInput {
 		V3User: c.FormValue("v3_user"), V3AuthProto: c.FormValue("v3_auth_proto"), V3AuthPass: c.FormValue("v3_auth_pass"),
 		V3PrivProto: c.FormValue("v3_priv_proto"), V3PrivPass: c.FormValue("v3_priv_pass"), PortCount: atoi("port_count"),
 		MasterPort: atoi("master_port"), OID: strings.TrimSpace(c.FormValue("oid")), OIDOffset: atoi("oid_offset"),
-		Driver: c.FormValue("driver"), Settings: power.Settings{Command: power.Command{On: argv(c.FormValue("command_on")),
+		Driver: c.FormValue("driver"), Settings: powerconf.Settings{Command: powerconf.Command{On: argv(c.FormValue("command_on")),
 			Off: argv(c.FormValue("command_off")), Status: argv(c.FormValue("command_status")),
 			Cycle: argv(c.FormValue("command_cycle")), StatusOn: c.FormValue("command_status_on"),
 			StatusOff: c.FormValue("command_status_off"), Timeout: atoi("command_timeout")}}}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/piseduce/piseduce/pkg/power"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -78,7 +78,7 @@ type switchJSON struct {
 	OID           string `json:"oid"`
 	OIDOffset     int    `json:"oid_offset"`
 	Driver        string `json:"driver"`
-	power.Settings
+	powerconf.Settings
 	Ports []portJSON `json:"ports,omitempty"`
 	// StatusError: why pitasks could not read the switch, the last time; Checked: when it read
 	// it last; Pending: its status request not ended yet (POST …/status writes one).
