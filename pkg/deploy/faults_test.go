@@ -120,8 +120,10 @@ func TestFaultsOnTheLab(t *testing.T) {
 	}
 	if d := end[ds[2].ID]; d.State != "deployed" {
 		t.Errorf("%s (power cut): %s, %s", cut.Name, d.State, d.LastError)
-	} else if got := outcomes(ds[2].ID, "env_copy"); len(got) < 2 || got[0] != "retry" || got[len(got)-1] != "done" {
-		t.Errorf("%s: env_copy outcomes %v, want a failed attempt then done", cut.Name, got)
+	} else if got := outcomes(ds[2].ID, "env_copy"); len(got) < 2 || (got[0] != store.OutcomeRetry && got[0] != store.OutcomeReboot) || got[len(got)-1] != store.OutcomeDone {
+		// A failed attempt retried, or, when pitasks read the port while it was off, the node
+		// power-cycled and booted again (issue 16's recovery); then the copy done.
+		t.Errorf("%s: env_copy outcomes %v, want a failed attempt or a power cycle, then done", cut.Name, got)
 	}
 	if d := end[ds[3].ID]; d.State != process.Failed || !strings.Contains(d.LastError, "truncated or corrupt") {
 		t.Errorf("%s (truncated image): %s, %q", trunc.Name, d.State, d.LastError)
