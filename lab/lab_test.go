@@ -340,8 +340,16 @@ mcopy -s -n -i /dev/mmcblk0p1 '::/*' /tmp/boot/ 2>/dev/null
 	tm.add(n.Name, "off->unreach", time.Since(t0))
 
 	// The card file holds the node's writes (root partition read with debugfs at its offset).
+	// The node's file system is released (its journal written back) when the last of its
+	// processes is gone, which a busy host may take a while to finish after the port is off.
 	fsImg := fmt.Sprintf("%s?offset=%d", n.Card, d.Image.SectorStart*512)
-	got, err := exec.Command("debugfs", "-R", "cat /home/pi/proof.txt", fsImg).Output()
+	var got []byte
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		got, err = exec.Command("debugfs", "-R", "cat /home/pi/proof.txt", fsImg).Output()
+		if err == nil && string(got) == proof+"\n" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || string(got) != proof+"\n" {
 		return fmt.Errorf("proof.txt on the card: %q %v", got, err)
 	}
