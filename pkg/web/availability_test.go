@@ -177,7 +177,7 @@ func TestBrowserAvailability(t *testing.T) {
 	}
 	f := newFixture(t)
 	srv := httptest.NewServer(f.s)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's own cleanup, which ends the page's event stream
 	c := newChrome(t, srv.URL, artifactsDir(t, "web-availability"), 10*time.Minute)
 	c.login(f.alice.Email)
 	c.click("availability link", `nav a[href="/availability"]`)

@@ -49,7 +49,7 @@ func TestBrowserOnTheLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's own cleanup, which ends the page's event stream
 	var sw store.Switch
 	if err := storetest.DB(h.Store).First(&sw).Error; err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func TestBrowserPages(t *testing.T) {
 	}
 	sx := newSituations(t)
 	srv := httptest.NewServer(sx.s)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's own cleanup, which ends the page's event stream
 	c := newChrome(t, srv.URL, artifactsDir(t, "web-pages"), 10*time.Minute)
 	const overflow = `String(document.documentElement.scrollWidth - document.documentElement.clientWidth)`
 	const nodeLinks = `Array.from(document.querySelectorAll('a[href^="/nodes/"]')).map(a => a.getAttribute("href") + "=" + a.textContent.trim()).join(" ")`

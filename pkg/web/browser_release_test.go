@@ -22,7 +22,7 @@ func TestBrowserReleaseAndAdminEnd(t *testing.T) {
 	f := newFixture(t)
 	f.s.now = func() time.Time { return time.Now().UTC() }
 	srv := httptest.NewServer(f.s)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's own cleanup, which ends the page's event stream
 	c := newChrome(t, srv.URL, artifactsDir(t, "web-release"), 10*time.Minute)
 	const wait = 2 * time.Minute
 

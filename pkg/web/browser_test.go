@@ -157,7 +157,7 @@ func TestBrowser(t *testing.T) {
 	}
 	f.pitasksRead(&f.sw, map[int]store.PortState{1: {On: true}, 2: {On: true}, 3: {On: true}, 4: {}, 5: {}, 6: {On: true}, 8: {On: true}}, nil)
 	srv := httptest.NewServer(f.s)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's own cleanup, which ends the page's event stream
 	story{
 		URL: srv.URL, Store: f.st, Admin: f.admin.Email, Nodes: free[:2], Env: f.env.Name,
 		Pitasks: func() func() { return startPitasks(t, f.st) },

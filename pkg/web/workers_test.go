@@ -96,7 +96,7 @@ func TestBrowserNoWorkerBanner(t *testing.T) {
 	f := newFixture(t)
 	f.s.now = func() time.Time { return time.Now().UTC() }
 	srv := httptest.NewServer(f.s)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's own cleanup, which ends the page's event stream
 	c := newChrome(t, srv.URL, artifactsDir(t, "web-no-worker"), 5*time.Minute)
 	banner := `document.getElementById("no-worker") !== null`
 	reloadUntil := func(step, path, js string) {
