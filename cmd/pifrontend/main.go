@@ -133,6 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	hs.RegisterOnShutdown(srv.EndStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	sdnotify.Ready(log)

@@ -31,6 +31,9 @@ type hub struct {
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
 	running bool
+	// ended is closed by EndStreams: every stream ends, those opening included.
+	ended   chan struct{}
+	endOnce sync.Once
 }
 
 // subscriber is one stream.
@@ -125,6 +128,13 @@ func (s *Server) subscribe(sub *subscriber) {
 		s.hub.running = true
 		go s.runHub()
 	}
+}
+
+// EndStreams ends every open event stream: pifrontend's graceful shutdown calls it
+// (http.Server.RegisterOnShutdown), which would otherwise wait for them until its timeout.
+// Browsers open a new stream by themselves, to the next pifrontend.
+func (s *Server) EndStreams() {
+	s.hub.endOnce.Do(func() { close(s.hub.ended) })
 }
 
 func (s *Server) unsubscribe(sub *subscriber) {
@@ -234,6 +244,8 @@ func (s *Server) deploymentEvents(c echo.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-end.C:
+			return nil
+		case <-s.hub.ended:
 			return nil
 		case _, ok := <-sub.wake:
 			if !ok {

@@ -243,6 +243,30 @@ func TestEventsPerUser(t *testing.T) {
 	}
 }
 
+// TestEndStreams: a graceful shutdown ends the open event streams at once, instead of waiting
+// for them until its timeout.
+func TestEndStreams(t *testing.T) {
+	sx := newSituations(t)
+	srv := httptest.NewServer(sx.s)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/deployments/events", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sessionFor(t, sx.st, &sx.alice)})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if line, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "retry:") {
+		t.Fatalf("the stream did not start: %q %v", line, err)
+	}
+	sx.s.EndStreams()
+	if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		t.Fatalf("the stream did not end: %v", err)
+	}
+}
+
 // bufferingProxy is a proxy that hands an answer on only once it is complete (some do): an
 // event stream never gets through.
 func bufferingProxy(upstream string) http.Handler {
