@@ -114,7 +114,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	// Through s.now, which tests may replace after New.
 	s.live = newLive(o.Store, func() time.Time { return s.now() })
-	s.eventsMaxAge = time.Hour
+	s.eventsMaxAge = 5 * time.Minute
 	s.hub.ended = make(chan struct{})
 	if s.metrics = o.Metrics; s.metrics == nil {
 		s.metrics = metrics.NewFrontend(o.Store, s.now)
