@@ -24,7 +24,6 @@ import (
 	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/config"
-	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"
 	"github.com/piseduce/piseduce/pkg/web"
@@ -62,7 +61,7 @@ func TestCLIOnTheLab(t *testing.T) {
 	}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
-	defer tickEvery(t, h.Engine, 250*time.Millisecond)()
+	defer deploytest.TickEvery(t, h.Engine, 250*time.Millisecond)()
 
 	home := t.TempDir()
 	keyFile := writeUserKey(t, home)
@@ -165,26 +164,4 @@ func writeUserKey(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// tickEvery runs the pitasks engine's tick every `every` until stop.
-func tickEvery(t *testing.T, e *engine.Engine, every time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
-				t.Logf("pitasks tick: %v", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
 }

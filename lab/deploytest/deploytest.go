@@ -293,3 +293,27 @@ func (h *Harness) Load(id uint) *store.Deployment {
 	}
 	return d
 }
+
+// TickEvery runs e.Tick every interval, as pitasks' loop does, until the returned func is
+// called (it returns once the last tick is over): for tests that run a web or a CLI beside
+// the engine.
+func TickEvery(t testing.TB, e *engine.Engine, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+				t.Logf("pitasks tick: %v", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

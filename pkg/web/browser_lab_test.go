@@ -63,7 +63,7 @@ func TestBrowserOnTheLab(t *testing.T) {
 		URL: srv.URL, Store: h.Store, Admin: admin.Email, Nodes: []uint{h.Nodes[0].ID, h.Nodes[1].ID}, Env: h.Env.Name,
 		Pitasks: func() func() {
 			stop := runPortRequests(t, h.Store)
-			tick := tickEvery(t, h.Engine, 250*time.Millisecond)
+			tick := deploytest.TickEvery(t, h.Engine, 250*time.Millisecond)
 			return func() { tick(); stop() }
 		},
 		Shots:      artifactsDir(t, "web-lab"),

@@ -16,6 +16,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/piseduce/piseduce/lab/deploytest"
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
@@ -41,7 +42,7 @@ var startPitasks = func(t *testing.T, st *store.Store) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopTicking := tickEvery(t, e, 150*time.Millisecond)
+	stopTicking := deploytest.TickEvery(t, e, 150*time.Millisecond)
 	return func() {
 		stopTicking()
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -50,34 +51,8 @@ var startPitasks = func(t *testing.T, st *store.Store) (stop func()) {
 	}
 }
 
-// tickEvery runs e.Tick every interval, as pitasks' loop does, until the returned func is
-// called (it returns once the last tick is over).
 // speedText is a copy speed as pages write it (units.Rate).
 var speedText = regexp.MustCompile(`^[0-9]+(\.[0-9])? (B|KiB|MiB|GiB|TiB)/s$`)
-
-func tickEvery(t *testing.T, e *engine.Engine, every time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
-				t.Logf("pitasks tick: %v", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
 
 // slowStep takes a moment, so that the states show in the page.
 type slowStep struct{}
