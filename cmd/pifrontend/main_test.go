@@ -19,6 +19,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/sdnotify/sdnotifytest"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
@@ -37,15 +38,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // start runs pifrontend until the returned func sends it SIGTERM; it returns what it printed.
@@ -93,7 +85,7 @@ func start(t *testing.T, conf string, port int) (stop func() (int, string)) {
 // stops it cleanly.
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	db := filepath.Join(dir, "pf.db")
 	conf := filepath.Join(dir, "seducepp.conf")
 	err := os.WriteFile(conf, []byte(fmt.Sprintf("[frontend]\nlisten = 127.0.0.1\nport = %d\n[db]\nconnection_url = sqlite://%s\n", port, db)), 0o600)
@@ -134,7 +126,7 @@ func TestRun(t *testing.T) {
 // every line is a JSON object, among them the access log line of each request.
 func TestNotifyAndAccessLog(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	conf := filepath.Join(dir, "seducepp.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[frontend]\nlisten = 127.0.0.1\nport = %d\n[db]\nconnection_url = sqlite://%s/pf.db\n", port, dir)), 0o600); err != nil {
 		t.Fatal(err)

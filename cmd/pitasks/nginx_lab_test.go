@@ -22,6 +22,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/publish/nginxtest"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/testenv"
 )
 
 // webScript is a user's init script that serves a page naming the node on port 80 (busybox's
@@ -42,7 +43,7 @@ func TestNginxPublishesDeployedLabNodes(t *testing.T) {
 
 	ports := map[int]bool{}
 	for len(ports) < 3 {
-		ports[nginxtest.FreePort(t)] = true
+		ports[testenv.FreePort(t)] = true
 	}
 	var free []int
 	for p := range ports {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,17 +18,8 @@ import (
 	"github.com/piseduce/piseduce/pkg/sdnotify/sdnotifytest"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/testenv"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // waitLog waits for a log line containing s.
 func waitLog(t *testing.T, out *labtest.Log, s string) {
@@ -57,7 +47,7 @@ func TestSystemdNotifyAndWatchdog(t *testing.T) {
 	}
 	defer st.Close()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	conf := filepath.Join(dir, "seducepp.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`[db]
 connection_url = %s

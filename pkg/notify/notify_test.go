@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +13,8 @@ import (
 	"github.com/piseduce/piseduce/pkg/notify"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/testenv"
 )
-
-// closedPort is a loopback port nobody listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestOutboxSendsOnceOverSMTP: a user who opted in gets one e-mail per event through a real
 // SMTP exchange, however many rounds see it; while the server is unreachable the message waits
@@ -53,7 +42,7 @@ func TestOutboxSendsOnceOverSMTP(t *testing.T) {
 			o := &notify.Outbox{Store: s, Mailer: auth.SMTPMailer{}, Owner: "pitasks-test", Every: time.Second,
 				SendTimeout: 30 * time.Second, Log: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now },
 				// First a server that is not there.
-				Base: auth.SMTPSettings{Address: srv.Host(), Port: closedPort(t), Password: "s3cret-mail-pw", From: "piseduce@example.com"}}
+				Base: auth.SMTPSettings{Address: srv.Host(), Port: testenv.FreePort(t), Password: "s3cret-mail-pw", From: "piseduce@example.com"}}
 			if err := o.Round(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -42,4 +43,16 @@ func NeedCommand(t testing.TB, names ...string) string {
 		}
 	}
 	return first
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that nobody listens on now: for a server a test
+// starts, or as an address where nothing answers.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -6,7 +6,6 @@ package nginxtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,17 +132,6 @@ func (n *Nginx) Test() error {
 		return fmt.Errorf("nginx -t: %v: %s", err, out)
 	}
 	return nil
-}
-
-// FreePort returns a TCP port free on 127.0.0.1 now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // WaitFor polls cond until it is true, or fails t after limit: nginx applies a reload in its
