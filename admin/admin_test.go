@@ -556,16 +556,6 @@ func checkNFSSetup(t *testing.T, root, bin string) {
 	}
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func deadUDPPort(t *testing.T) int {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -622,7 +612,7 @@ func newLab(t *testing.T, deadSwitch bool, extraConf string) *lab {
 
 func TestCheckBrokenSetup(t *testing.T) {
 	bin := binaries(t)
-	port := freeTCPPort(t)
+	port := testenv.FreePort(t)
 	l := newLab(t, true, fmt.Sprintf("[frontend]\nport = %d\n[cluster]\ntftp_root = /tftpboot\nnfs_boot_dir = /tftpboot/rpiboot_uboot\n", port))
 	root := t.TempDir() // an empty machine: nothing installed
 	env := []string{"PISEDUCE_ROOT=" + root}
