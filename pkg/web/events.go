@@ -216,6 +216,9 @@ func (s *Server) deploymentEvents(c echo.Context) error {
 	// nginx: do not buffer this answer (other proxies that do make the page fall back to polling).
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if c.Request().Method == http.MethodHead {
+		return nil // the headers say what GET gives; there is no body to wait for
+	}
 	// A stream lasts as long as the viewer stays: no write deadline.
 	_ = http.NewResponseController(w.Writer).SetWriteDeadline(time.Time{})
 	// The first event says the stream works, even with nothing to send yet.

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
@@ -14,7 +13,6 @@ import (
 // concurrent reservations of the same node through the API, of which exactly one wins.
 func TestOnMariaDB(t *testing.T) {
 	f := newFixtureOn(t, storetest.Open(t, "mysql"))
-	f.s.eventsMaxAge = 50 * time.Millisecond // the event streams end for the recorder to return
 	browsers := map[string]*browser{}
 	for _, role := range roles {
 		browsers[role] = f.as(role)

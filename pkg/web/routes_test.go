@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 )
 
 // want is the expected status for each kind of visitor.
@@ -276,7 +275,6 @@ func TestRouteAccess(t *testing.T) {
 			t.Run(key+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				f := newFixture(t)
-				f.s.eventsMaxAge = 50 * time.Millisecond // the streams end for the recorder to return
 				api := strings.HasPrefix(r.Path, "/api/")
 				var b *browser
 				if !api {

@@ -215,7 +215,8 @@ func TestEscaping(t *testing.T) {
 
 // liveServer serves f's database on a real loopback socket and returns its base URL. The
 // server's clock is now (f.now when nil: then the test must not change f.now meanwhile).
-// Its API answers are checked against openapi.json.
+// Its API answers are checked against openapi.json, and its event streams last 100 ms (a test
+// reading one to its end would wait minutes).
 func liveServer(t *testing.T, f *fixture, now func() time.Time) string {
 	t.Helper()
 	if now == nil {
@@ -225,6 +226,7 @@ func liveServer(t *testing.T, f *fixture, now func() time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.eventsMaxAge = 100 * time.Millisecond
 	return checkedServer(t, s).URL
 }
 
