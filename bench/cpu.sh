@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pitasks' CPU per GB streamed (root, Linux, OpenSSH's sshd): an image copy as env_copy sends it,
-# for each cipher and image format, on this CPU and again with its AES instructions turned off
+# for each cipher and image format, the first copy of an image file (which pitasks measures as it
+# sends) and the later ones (which it only sends), on this CPU and again with its AES instructions turned off
 # (GODEBUG=cpu.aes=off, a pimaster like the Raspberry Pi 4). Both runs go in turn on the same
 # machine, so compare within a run: the ratio of the two ciphers is what decides Ciphers().
 #

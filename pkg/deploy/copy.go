@@ -32,14 +32,16 @@ func (c cardDev) boot() string { return store.CardPartition(string(c), 1) }
 func (c cardDev) root() string { return store.CardPartition(string(c), 2) }
 
 // writeCard is the node's side of the copy: the image (inflated by the program given as its
-// other arguments) onto the card ($1), its partition table last. The old table is wiped first,
-// so a copy cut short leaves a card with no partitions: a Pi 3B+ whose card still had
-// bootcode.bin would try to boot that half-written card instead of the network, and be out of reach.
+// other arguments) onto the card ($1), its partition table last, and the sha256 of the raw
+// image received on stdout: the node hashes what it inflates, so the pimaster need not. The
+// old table is wiped first, so a copy cut short leaves a card with no partitions: a Pi 3B+
+// whose card still had bootcode.bin would try to boot that half-written card instead of the
+// network, and be out of reach.
 const writeCard = `set -eo pipefail
 card=$1; shift
 dd if=/dev/zero of="$card" bs=512 count=1 conv=fsync status=none
-"$@" | { dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
-	dd of="$card" bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }
+{ "$@" | tee /proc/self/fd/3 | { dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
+	dd of="$card" bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }; } 3>&1 | sha256sum
 dd if=/run/piseduce-mbr of="$card" bs=512 count=1 conv=fsync,notrunc status=none`
 
 // imagePath is the environment's image file: a regular file of img_dir (see image.Locate).
@@ -81,8 +83,13 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	var sum image.Sum
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		sum, err = image.Send(path, format, inflateHere, env.ImageSize, func(stdin io.Reader) error {
-			return sh.Run(ctx, argv, remote.RunOptions{Stdin: stdin})
+		sum, err = image.Send(path, format, inflateHere, image.Sum{Size: env.ImageSize, SHA256: env.ImageSHA256}, func(stdin io.Reader) (string, error) {
+			var out strings.Builder
+			if err := sh.Run(ctx, argv, remote.RunOptions{Stdin: stdin, Stdout: &out}); err != nil {
+				return "", err
+			}
+			got, _, _ := strings.Cut(strings.TrimSpace(out.String()), " ")
+			return got, nil
 		}, progress)
 		return err
 	})
@@ -93,10 +100,6 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 		return engine.Permanent(err)
 	case err != nil:
 		return err
-	}
-	if env.ImageSHA256 != "" && (sum.SHA256 != env.ImageSHA256 || (env.ImageSize > 0 && sum.Size != env.ImageSize)) {
-		return engine.Permanent(fmt.Errorf("image %s changed since it was registered: %d bytes, sha256 %s; registered %d bytes, sha256 %s",
-			env.ImageName, sum.Size, sum.SHA256, env.ImageSize, env.ImageSHA256))
 	}
 	data, err := engine.Data[process.DeployData](t)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,19 +51,23 @@ func images(t *testing.T) (dir string, raw []byte) {
 var files = map[string]string{Raw: "disk.img", Gzip: "disk.img.gz", XZ: "disk.img.xz", Zstd: "disk.img.zst", TarGz: "disk.tar.gz"}
 
 // nodeRun runs what a node would: the format's inflater when the node inflates, then dd onto
-// a "card" file.
-func nodeRun(format string, nodeInflates bool, card string) func(io.Reader) error {
-	return func(stdin io.Reader) error {
-		args := []string{"-c", `if [ $# -gt 0 ]; then "$@" | dd of="$0" bs=4M status=none; else dd of="$0" bs=4M status=none; fi`, card}
+// a "card" file, and returns the sha256 of what it received, as deploy's writeCard does.
+func nodeRun(format string, nodeInflates bool, card string) func(io.Reader) (string, error) {
+	return func(stdin io.Reader) (string, error) {
+		args := []string{"-c", `set -o pipefail; { if [ $# -gt 0 ]; then "$@"; else cat; fi | tee /dev/fd/3 | dd of="$0" bs=4M status=none; } 3>&1 | sha256sum`, card}
 		if nodeInflates {
 			args = append(args, NodeInflater(format)...)
 		}
-		cmd := exec.Command("sh", args...)
+		cmd := exec.Command("bash", args...)
 		cmd.Stdin = stdin
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("%v: %s", err, stderr.Bytes())
 		}
-		return nil
+		sum, _, _ := strings.Cut(string(out), " ")
+		return sum, nil
 	}
 }
 
@@ -73,7 +78,7 @@ func TestSendEveryFormatBothWays(t *testing.T) {
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
 			var last, total int64
-			sum, err := Send(filepath.Join(dir, name), format, here, 0, nodeRun(format, !here, card),
+			sum, err := Send(filepath.Join(dir, name), format, here, Sum{}, nodeRun(format, !here, card),
 				func(d, tt int64) { last, total = d, tt })
 			if err != nil {
 				t.Fatalf("%s (inflate here %v): %v", format, here, err)
@@ -98,7 +103,7 @@ func TestSendEveryFormatBothWays(t *testing.T) {
 func TestProgressCountsWireBytes(t *testing.T) {
 	dir, raw := images(t)
 	var last, total int64
-	_, err := Send(filepath.Join(dir, files[Zstd]), Zstd, true, int64(len(raw)), nodeRun(Zstd, false, filepath.Join(t.TempDir(), "card")),
+	_, err := Send(filepath.Join(dir, files[Zstd]), Zstd, true, Sum{Size: int64(len(raw))}, nodeRun(Zstd, false, filepath.Join(t.TempDir(), "card")),
 		func(d, tt int64) { last, total = d, tt })
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +124,7 @@ func TestTruncatedImagesFail(t *testing.T) {
 		os.WriteFile(short, b[:len(b)*2/3], 0o644)
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
-			_, err := Send(short, format, here, 0, nodeRun(format, !here, card), nil)
+			_, err := Send(short, format, here, Sum{}, nodeRun(format, !here, card), nil)
 			if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrBadImage) {
 				t.Errorf("%s truncated (inflate here %v): err = %v, want ErrCorrupt, an ErrBadImage", format, here, err)
 			}
@@ -154,9 +159,9 @@ func TestNodeFailureIsNotCorruption(t *testing.T) {
 	cut := errors.New("connection lost")
 	for format, name := range files {
 		for _, here := range []bool{false, true} {
-			_, err := Send(filepath.Join(dir, name), format, here, 0, func(stdin io.Reader) error {
+			_, err := Send(filepath.Join(dir, name), format, here, Sum{}, func(stdin io.Reader) (string, error) {
 				io.CopyN(io.Discard, stdin, 100<<10)
-				return cut
+				return "", cut
 			}, nil)
 			if !errors.Is(err, cut) || errors.Is(err, ErrBadImage) {
 				t.Errorf("%s (inflate here %v): err = %v, want the node's error", format, here, err)
@@ -176,7 +181,7 @@ func TestNoProgressAfterSendReturns(t *testing.T) {
 	}{{Raw, true}, {Gzip, false}} {
 		var busy, after bool // no lock: the race detector checks Send's promise too
 		started := make(chan struct{}, 1)
-		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, 0, func(stdin io.Reader) error {
+		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, Sum{}, func(stdin io.Reader) (string, error) {
 			go func() {
 				buf := make([]byte, 4096)
 				for {
@@ -186,7 +191,7 @@ func TestNoProgressAfterSendReturns(t *testing.T) {
 				}
 			}()
 			<-started // a progress report is under way: the command ends now
-			return errors.New("command ended")
+			return "", errors.New("command ended")
 		}, func(int64, int64) {
 			busy = true
 			select {
@@ -202,6 +207,113 @@ func TestNoProgressAfterSendReturns(t *testing.T) {
 		}
 		if after {
 			t.Errorf("%s (inflate here %v): Send returned during a progress report", c.format, c.here)
+		}
+	}
+}
+
+// A compressed image the node inflates is measured by the pimaster on its first copy only:
+// later copies of the same file version trust the measure kept beside it, which the node's
+// sha256 must match; a node that received something else, or a changed file, makes the
+// pimaster measure it again.
+func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
+	dir, raw := images(t)
+	want := sha256.Sum256(raw)
+	for _, format := range []string{Raw, Gzip, XZ, Zstd, TarGz} {
+		path := filepath.Join(dir, files[format])
+		card := filepath.Join(t.TempDir(), "card")
+		if _, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if _, err := os.Stat(digestPath(path)); err != nil {
+			t.Fatalf("%s: no measure kept beside the image: %v", format, err)
+		}
+		// Forge the kept measure: a copy that still inflated the file would notice.
+		fi, _ := os.Stat(path)
+		id, _ := idOf(fi, format)
+		forged := Sum{Size: 42, SHA256: strings.Repeat("ab", 32)}
+		rememberDigest(path, id, forged)
+		digests.Delete(path) // read from the file, as a restarted pitasks would
+		agrees := func(stdin io.Reader) (string, error) { io.Copy(io.Discard, stdin); return forged.SHA256, nil }
+		if sum, err := Send(path, format, false, Sum{}, agrees, nil); err != nil || sum != forged {
+			t.Fatalf("%s: second copy = %+v, %v; want the kept measure, with nothing inflated", format, sum, err)
+		}
+		// The node received the real image: the kept measure goes, the next copy measures.
+		if _, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil); err == nil || errors.Is(err, ErrBadImage) {
+			t.Fatalf("%s: a node disagreeing with the kept measure: err = %v, want an error to try again", format, err)
+		}
+		if _, err := os.Stat(digestPath(path)); err == nil {
+			t.Errorf("%s: the measure a node disagreed with is still kept", format)
+		}
+		sum, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil)
+		if err != nil || sum.SHA256 != hex.EncodeToString(want[:]) || sum.Size != int64(len(raw)) {
+			t.Fatalf("%s: the copy after = %+v, %v", format, sum, err)
+		}
+		// A file touched since it was measured is measured again.
+		rememberDigest(path, id, forged)
+		later := fi.ModTime().Add(time.Second)
+		if err := os.Chtimes(path, later, later); err != nil {
+			t.Fatal(err)
+		}
+		if sum, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil); err != nil || sum.SHA256 != hex.EncodeToString(want[:]) {
+			t.Errorf("%s: a touched file: %+v, %v; want it measured again", format, sum, err)
+		}
+	}
+}
+
+// A file rewritten with another image, in place, is measured again.
+func TestSendMeasuresARewrittenFile(t *testing.T) {
+	dir, _ := images(t)
+	path := filepath.Join(dir, files[Gzip])
+	card := filepath.Join(t.TempDir(), "card")
+	if _, err := Send(path, Gzip, false, Sum{}, nodeRun(Gzip, true, card), nil); err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Repeat([]byte("another image "), 100000)
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(other)
+	zw.Close()
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(other)
+	sum, err := Send(path, Gzip, false, Sum{}, nodeRun(Gzip, true, card), nil)
+	if err != nil || sum.SHA256 != hex.EncodeToString(want[:]) || sum.Size != int64(len(other)) {
+		t.Fatalf("rewritten file: %+v, %v; want the new image's measure", sum, err)
+	}
+}
+
+// The measure registered with an environment is trusted without inflating; a node receiving
+// another image, or a file measured differently, is ErrChanged, which trying again cannot fix.
+// A truncated file still fails as corrupt.
+func TestSendWithTheRegisteredMeasure(t *testing.T) {
+	dir, raw := images(t)
+	h := sha256.Sum256(raw)
+	known := Sum{Size: int64(len(raw)), SHA256: hex.EncodeToString(h[:])}
+	for _, format := range []string{Raw, XZ, Zstd} {
+		path := filepath.Join(dir, files[format])
+		for _, here := range []bool{false, true} {
+			card := filepath.Join(t.TempDir(), "card")
+			if sum, err := Send(path, format, here, known, nodeRun(format, !here, card), nil); err != nil || sum != known {
+				t.Errorf("%s (inflate here %v): %+v, %v", format, here, sum, err)
+			}
+			other := Sum{Size: known.Size, SHA256: strings.Repeat("0", 64)}
+			_, err := Send(path, format, here, other, nodeRun(format, !here, card), nil)
+			if !errors.Is(err, ErrChanged) || !errors.Is(err, ErrBadImage) {
+				t.Errorf("%s (inflate here %v) registered with another sha256: err = %v, want ErrChanged", format, here, err)
+			}
+		}
+		if _, err := os.Stat(digestPath(path)); err == nil {
+			t.Errorf("%s: measured although its measure was registered", format)
+		}
+		if format == Raw {
+			continue
+		}
+		b, _ := os.ReadFile(path)
+		short := filepath.Join(t.TempDir(), files[format])
+		os.WriteFile(short, b[:len(b)/2], 0o644)
+		if _, err := Send(short, format, false, known, nodeRun(format, true, filepath.Join(t.TempDir(), "card")), nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s truncated, registered measure: err = %v, want ErrCorrupt", format, err)
 		}
 	}
 }

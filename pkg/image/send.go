@@ -9,18 +9,28 @@ import (
 	"sync"
 )
 
-// Send streams the image file at path into run's stdin, and returns the size and sha256 of the
-// raw disk image it carried, to be checked against what lands on the card.
+// ErrChanged marks an image file whose raw image is not the one registered with its
+// environment: registering it again is the cure, not trying again.
+var ErrChanged error = badImage("image changed since it was registered")
+
+// Send streams the image file at path into run's stdin and returns the size and sha256 of the
+// raw disk image it carried, to be checked against what lands on the card. run returns the
+// sha256 (hex) of the raw image the node received, which the node computes as it inflates.
 //
-// With inflateHere the image is inflated by the pimaster and raw bytes go on the wire; else the
-// file's own bytes are sent (run's command inflates them, see NodeInflater) and a copy of the
-// stream is inflated here only to measure it. A truncated or damaged image fails with
+// known is the raw image's measure registered with its environment, if any: a file whose raw
+// image differs fails with ErrChanged. With inflateHere a compressed image is inflated by the
+// pimaster and raw bytes go on the wire, hashed here. Else the file's own bytes are sent
+// (run's command inflates them, see NodeInflater) and the pimaster hashes nothing when it
+// knows the measure of this version of the file: registered (known, with its size) or taken
+// by an earlier copy (see digest.go); the node's sha256 must then match it, and a mismatch
+// makes the next copy measure the file again. Otherwise a copy of the stream is inflated here
+// to measure it, once per version of the file. A truncated or damaged image fails with
 // ErrCorrupt, even when the node's command did not notice.
 //
 // progress gets what went on the wire so far and the total: the file's bytes and size, or,
-// when the pimaster inflates an image whose raw size is known (rawSize > 0), the raw bytes and
-// rawSize, so that the throughput shown is the link's.
-func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin io.Reader) error, progress func(done, total int64)) (Sum, error) {
+// when the pimaster inflates an image whose raw size is known (known.Size > 0), the raw bytes
+// and that size, so that the throughput shown is the link's.
+func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Reader) (string, error), progress func(done, total int64)) (Sum, error) {
 	if err := Check(format); err != nil {
 		return Sum{}, err
 	}
@@ -32,7 +42,7 @@ func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin i
 	src := &counter{r: bufio.NewReaderSize(io.LimitReader(f, fi.Size()), 1<<20), total: fi.Size()}
 	h := NewHasher()
 
-	if inflateHere || format == Raw {
+	if inflateHere && format != Raw {
 		raw, err := Inflate(src, format)
 		if err != nil {
 			return Sum{}, err
@@ -40,13 +50,13 @@ func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin i
 		defer raw.Close()
 		rec := &recorder{r: raw}
 		var wire io.Reader = rec
-		if format != Raw && rawSize > 0 {
-			wire = &counter{r: rec, total: rawSize, progress: progress}
+		if known.Size > 0 {
+			wire = &counter{r: rec, total: known.Size, progress: progress}
 		} else {
 			src.progress = progress
 		}
 		in := &gate{r: io.TeeReader(wire, h)}
-		rerr := run(in)
+		node, rerr := run(in)
 		in.close()
 		// A stream the node accepted may still have been cut short by a corrupt file.
 		if rec.err != nil {
@@ -55,13 +65,37 @@ func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin i
 		if rerr != nil {
 			return Sum{}, rerr
 		}
-		return h.Sum(), nil
+		return measured(path, h.Sum(), node, known)
+	}
+
+	src.progress = progress
+	id, identified := idOf(fi, format)
+	trusted, ok := known, known.Size > 0 && known.SHA256 != ""
+	if !ok && identified {
+		trusted, ok = cachedDigest(path, id)
+	}
+	if ok {
+		in := &gate{r: src}
+		node, rerr := run(in)
+		in.close()
+		if rerr != nil {
+			return Sum{}, nodeOrImage(path, format, rerr)
+		}
+		if node != trusted.SHA256 {
+			if trusted == known {
+				return Sum{}, changed(path, Sum{SHA256: node}, known)
+			}
+			forgetDigest(path)
+			return Sum{}, fmt.Errorf("image %s: the node received a raw image of sha256 %s, not the %s measured before; the next copy measures it again",
+				path, node, trusted.SHA256)
+		}
+		return measured(path, trusted, node, known)
 	}
 
 	// Inflate a copy of the stream here, in step with the sender; on a corrupt image the copy
 	// keeps draining so the sender never blocks.
 	pr, pw := io.Pipe()
-	measured := make(chan error, 1)
+	done := make(chan error, 1)
 	go func() {
 		raw, err := Inflate(pr, format)
 		if err == nil {
@@ -69,30 +103,63 @@ func Send(path, format string, inflateHere bool, rawSize int64, run func(stdin i
 			raw.Close()
 		}
 		io.Copy(io.Discard, pr)
-		measured <- err
+		done <- err
 	}()
-	src.progress = progress
 	in := &gate{r: io.TeeReader(src, pw)}
-	rerr := run(in)
+	node, rerr := run(in)
 	in.close()
 	if rerr != nil {
 		pw.CloseWithError(errStreamCut)
 	} else {
 		pw.Close()
 	}
-	merr := <-measured
+	merr := <-done
 	switch {
-	case rerr == nil && merr == nil:
-		return h.Sum(), nil
 	case merr != nil && !errors.Is(merr, errStreamCut):
 		return Sum{}, fmt.Errorf("image %s: %w", path, merr)
+	case rerr != nil:
+		return Sum{}, nodeOrImage(path, format, rerr)
 	}
-	// The node gave up first: because of the image (its inflater failed on it too), or of
-	// the node or the network. Only reading the whole file tells.
-	if _, err := Measure(context.Background(), path, format); errors.Is(err, ErrCorrupt) {
+	sum, err := measured(path, h.Sum(), node, known)
+	if err != nil {
 		return Sum{}, err
 	}
-	return Sum{}, rerr
+	// Kept only if the file did not change while it was read.
+	if after, err := f.Stat(); err == nil && identified {
+		if id2, _ := idOf(after, format); id2 == id {
+			rememberDigest(path, id, sum)
+		}
+	}
+	return sum, nil
+}
+
+// measured checks the measure sum the pimaster took while sending against the sha256 the node
+// received and the registered measure known.
+func measured(path string, sum Sum, node string, known Sum) (Sum, error) {
+	if node != sum.SHA256 {
+		return Sum{}, fmt.Errorf("image %s: the node received a raw image of sha256 %s, the pimaster sent %s", path, node, sum.SHA256)
+	}
+	if known.SHA256 != "" && (sum.SHA256 != known.SHA256 || (known.Size > 0 && sum.Size != known.Size)) {
+		return Sum{}, changed(path, sum, known)
+	}
+	return sum, nil
+}
+
+func changed(path string, got, known Sum) error {
+	size := ""
+	if got.Size > 0 {
+		size = fmt.Sprintf("%d bytes, ", got.Size)
+	}
+	return fmt.Errorf("image %s: %w: %ssha256 %s; registered %d bytes, sha256 %s", path, ErrChanged, size, got.SHA256, known.Size, known.SHA256)
+}
+
+// nodeOrImage is the error of a node that gave up on the stream: because of the image (its
+// inflater failed on it), or of the node or the network. Only reading the whole file tells.
+func nodeOrImage(path, format string, rerr error) error {
+	if _, err := Measure(context.Background(), path, format); errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return rerr
 }
 
 // errStreamCut ends the local copy of a stream the node stopped reading.

@@ -1,0 +1,96 @@
+package image
+
+import (
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// The measure of an image file (the size and sha256 of the raw image inside) is costly to
+// take from a compressed file: inflating xz costs the pimaster more than sending it. So it is
+// taken once per file and kept, in memory and in a cache file beside the image, keyed by the
+// file's identity: device, inode, size, and modification and change times to the nanosecond.
+// Replacing or rewriting the file changes that identity (the change time cannot be set back),
+// so a changed file is measured again and never trusted with an old digest.
+
+// fileID is what identifies one version of an image file.
+type fileID struct {
+	Format string `json:"format"`
+	Dev    uint64 `json:"dev"`
+	Ino    uint64 `json:"ino"`
+	Size   int64  `json:"size"`
+	Mtime  int64  `json:"mtime_ns"`
+	Ctime  int64  `json:"ctime_ns"`
+}
+
+func idOf(fi fs.FileInfo, format string) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{Format: format, Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: fi.Size(),
+		Mtime: fi.ModTime().UnixNano(), Ctime: st.Ctim.Nano()}, true
+}
+
+// digest is one cache entry: the measure of the file version ID.
+type digest struct {
+	ID  fileID `json:"file"`
+	Raw Sum    `json:"raw"`
+}
+
+var digests sync.Map // path → digest
+
+// digestPath is the cache file of the image at path: a dot file, which no image name can be
+// (CheckName), so it is never offered as an image.
+func digestPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".piseduce-sum")
+}
+
+// cachedDigest returns the measure of the image at path if it was taken from this very
+// version of the file.
+func cachedDigest(path string, id fileID) (Sum, bool) {
+	if d, ok := digests.Load(path); ok && d.(digest).ID == id {
+		return d.(digest).Raw, true
+	}
+	b, err := os.ReadFile(digestPath(path))
+	if err != nil {
+		return Sum{}, false
+	}
+	var d digest
+	if json.Unmarshal(b, &d) != nil || d.ID != id || d.Raw.Size <= 0 || len(d.Raw.SHA256) != 64 {
+		return Sum{}, false
+	}
+	digests.Store(path, d)
+	return d.Raw, true
+}
+
+// rememberDigest keeps the measure of a file version. The cache file is a convenience: where
+// img_dir is read-only, the measure is kept in memory only.
+func rememberDigest(path string, id fileID, raw Sum) {
+	d := digest{ID: id, Raw: raw}
+	digests.Store(path, d)
+	b, _ := json.Marshal(d)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".piseduce-sum-*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), digestPath(path))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// forgetDigest drops the measure of the image at path: a node received other bytes.
+func forgetDigest(path string) {
+	digests.Delete(path)
+	os.Remove(digestPath(path))
+}
