@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -71,14 +70,33 @@ type nodeJSON struct {
 	ReservationID uint              `json:"reservation_id,omitempty"`
 }
 
+// apiNodes lists the nodes, a page at a time when the client asks for one (limit, then
+// cursor), from what live holds; a reservation's id only to its holder and admins.
 func (s *Server) apiNodes(c echo.Context) error {
-	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
+	limit, raw, err := pageParams(c)
 	if err != nil {
 		return err
 	}
+	var after func(*store.NodeStatus) bool
+	if raw != nil {
+		k, err := parseNodeCursor(raw)
+		if err != nil {
+			return err
+		}
+		after = k.before
+	}
+	sts, gen, err := s.live.nodes(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if notModified(c, s.etag(c, gen)) {
+		return nil
+	}
+	sts, next := pageOf(sts, limit, after, nodeCursorOf)
 	me := currentUser(c)
 	out := make([]nodeJSON, len(sts))
-	for i, n := range sts {
+	for i := range sts {
+		n := &sts[i]
 		out[i] = nodeJSON{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
 			Free: n.Free(), Held: n.Held, Holder: n.Holder, NextStart: n.NextStart, Process: n.Process, State: n.State}
 		if n.Held {
@@ -89,7 +107,11 @@ func (s *Server) apiNodes(c echo.Context) error {
 			}
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"nodes": out})
+	body := map[string]any{"nodes": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 type environmentJSON struct {
@@ -223,9 +245,17 @@ func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]de
 // apiDeployments lists the current deployments, a page at a time when the client asks for
 // one (limit, then cursor: the next_cursor of the page before); without limit, all of them.
 func (s *Server) apiDeployments(c echo.Context) error {
-	limit, after, err := pageParams(c)
+	limit, raw, err := pageParams(c)
 	if err != nil {
 		return err
+	}
+	var after func(*store.Deployment) bool
+	if raw != nil {
+		k, err := parseListCursor(raw)
+		if err != nil {
+			return err
+		}
+		after = k.before
 	}
 	ds, gen, err := s.visibleDeployments(c, allRequested(c), nil)
 	if err != nil {
@@ -234,21 +264,16 @@ func (s *Server) apiDeployments(c echo.Context) error {
 	if notModified(c, s.etag(c, gen)) {
 		return nil
 	}
-	if after != nil {
-		i := sort.Search(len(ds), func(i int) bool { return after.before(&ds[i]) })
-		ds = ds[i:]
-	}
-	body := map[string]any{}
-	if limit > 0 && len(ds) > limit {
-		ds = ds[:limit]
-		body["next_cursor"] = cursorOf(&ds[limit-1])
-	}
+	ds, next := pageOf(ds, limit, after, cursorOf)
 	u, now := currentUser(c), s.now()
 	out := make([]deploymentView, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 	}
-	body["deployments"] = out
+	body := map[string]any{"deployments": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
 	return c.JSON(http.StatusOK, body)
 }
 

@@ -123,7 +123,7 @@ func (s *Server) showResources(c echo.Context) error {
 }
 
 func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
-	gen, err := s.live.generation(c.Request().Context())
+	sts, gen, err := s.live.nodes(c.Request().Context())
 	if err != nil {
 		return resourcesData{}, err
 	}
@@ -131,10 +131,6 @@ func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
 	defer s.resources.mu.Unlock()
 	if s.resources.gen == gen && time.Since(s.resources.at) < resourcesTTL {
 		return s.resources.data, nil
-	}
-	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
-	if err != nil {
-		return resourcesData{}, err
 	}
 	groups := resourceRows(groupNodes(sts), &s.zones)
 	d := resourcesData{Total: len(sts)}
