@@ -7,10 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -53,23 +53,6 @@ func allRequested(c echo.Context) bool {
 	return currentUser(c).Admin && c.QueryParam("all") == "true"
 }
 
-type nodeJSON struct {
-	ID            uint              `json:"id"`
-	Name          string            `json:"name"`
-	Model         string            `json:"model"`
-	Switch        string            `json:"switch"`
-	Port          int               `json:"port"`
-	IP            string            `json:"ip"`
-	Free          bool              `json:"free"`
-	Held          bool              `json:"held"`
-	Holder        string            `json:"holder,omitempty"`
-	Until         *time.Time        `json:"until,omitempty"`
-	NextStart     *time.Time        `json:"next_reservation,omitempty"`
-	Process       string            `json:"process,omitempty"`
-	State         process.StateName `json:"state,omitempty"`
-	ReservationID uint              `json:"reservation_id,omitempty"`
-}
-
 // apiNodes lists the nodes, a page at a time when the client asks for one (limit, then
 // cursor), from what live holds; a reservation's id only to its holder and admins.
 func (s *Server) apiNodes(c echo.Context) error {
@@ -94,10 +77,10 @@ func (s *Server) apiNodes(c echo.Context) error {
 	}
 	sts, next := pageOf(sts, limit, after, nodeCursorOf)
 	me := currentUser(c)
-	out := make([]nodeJSON, len(sts))
+	out := make([]apijson.Node, len(sts))
 	for i := range sts {
 		n := &sts[i]
-		out[i] = nodeJSON{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
+		out[i] = apijson.Node{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
 			Free: n.Free(), Held: n.Held, Holder: n.Holder, NextStart: n.NextStart, Process: n.Process, State: n.State}
 		if n.Held {
 			u := n.Until
@@ -114,47 +97,22 @@ func (s *Server) apiNodes(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
-type environmentJSON struct {
-	ID          uint   `json:"id"`
-	Name        string `json:"name"`
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	SSHUser     string `json:"ssh_user"`
-	Web         bool   `json:"web"`
-	ImageSize   int64  `json:"image_size"`
-}
-
 func (s *Server) apiEnvironments(c echo.Context) error {
 	u := currentUser(c)
 	es, err := s.store.VisibleEnvironments(c.Request().Context(), u.ID, u.Admin)
 	if err != nil {
 		return err
 	}
-	out := make([]environmentJSON, len(es))
+	out := make([]apijson.Environment, len(es))
 	for i, e := range es {
-		out[i] = environmentJSON{ID: e.ID, Name: e.Name, Type: e.Type, Description: e.Description, SSHUser: e.SSHUser,
+		out[i] = apijson.Environment{ID: e.ID, Name: e.Name, Type: e.Type, Description: e.Description, SSHUser: e.SSHUser,
 			Web: e.Web, ImageSize: e.ImageSize}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"environments": out})
 }
 
-type reservationJSON struct {
-	ID       uint      `json:"id"`
-	UserID   uint      `json:"user_id"`
-	User     string    `json:"user"`
-	StartsAt time.Time `json:"starts_at"`
-	EndsAt   time.Time `json:"ends_at"`
-	// TimeZone is the zone the reservation was entered in (empty: UTC).
-	TimeZone string   `json:"time_zone,omitempty"`
-	NodeIDs  []uint   `json:"node_ids"`
-	Nodes    []string `json:"nodes"`
-	// EndReason: an admin ended the reservation, at EndedAt, and said why.
-	EndReason string     `json:"end_reason,omitempty"`
-	EndedAt   *time.Time `json:"ended_at,omitempty"`
-}
-
-func viewReservation(r *store.Reservation) reservationJSON {
-	out := reservationJSON{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
+func viewReservation(r *store.Reservation) apijson.Reservation {
+	out := apijson.Reservation{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
 		TimeZone: r.TimeZone, NodeIDs: []uint{}, Nodes: []string{}}
 	if r.EndedBy != 0 {
 		out.EndReason, out.EndedAt = r.EndReason, r.EndedAt
@@ -175,7 +133,7 @@ func (s *Server) apiReservations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]reservationJSON, len(rs))
+	out := make([]apijson.Reservation, len(rs))
 	for i := range rs {
 		out[i] = viewReservation(&rs[i])
 	}
@@ -183,7 +141,7 @@ func (s *Server) apiReservations(c echo.Context) error {
 }
 
 func (s *Server) apiCreateReservation(c echo.Context) error {
-	var in reserveInput
+	var in apijson.ReservationRequest
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
@@ -227,14 +185,14 @@ func (s *Server) apiEndReservation(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ended"})
 }
 
-func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]deploymentView, error) {
+func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]apijson.Deployment, error) {
 	ds, err := s.store.Deployments(c.Request().Context(), f)
 	if err != nil {
 		return nil, err
 	}
 	u := currentUser(c)
 	now := s.now()
-	out := make([]deploymentView, len(ds))
+	out := make([]apijson.Deployment, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 		s.markQueued(c.Request().Context(), &out[i])
@@ -266,7 +224,7 @@ func (s *Server) apiDeployments(c echo.Context) error {
 	}
 	ds, next := pageOf(ds, limit, after, cursorOf)
 	u, now := currentUser(c), s.now()
-	out := make([]deploymentView, len(ds))
+	out := make([]apijson.Deployment, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 	}

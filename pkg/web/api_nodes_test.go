@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
 // nodesPage is GET path as role (with If-None-Match: tag when not ""): the answer, its nodes
 // and next_cursor.
-func (f *fixture) nodesPage(role, path, tag string) (*httptest.ResponseRecorder, []nodeJSON, string) {
+func (f *fixture) nodesPage(role, path, tag string) (*httptest.ResponseRecorder, []apijson.Node, string) {
 	f.t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.Header.Set("Authorization", "Bearer "+f.tokens[role])
@@ -27,7 +28,7 @@ func (f *fixture) nodesPage(role, path, tag string) (*httptest.ResponseRecorder,
 		return rec, nil, ""
 	}
 	var body struct {
-		Nodes []nodeJSON
+		Nodes []apijson.Node
 		Next  string `json:"next_cursor"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
@@ -36,7 +37,7 @@ func (f *fixture) nodesPage(role, path, tag string) (*httptest.ResponseRecorder,
 	return rec, body.Nodes, body.Next
 }
 
-func nodeNames(ns []nodeJSON) []string {
+func nodeNames(ns []apijson.Node) []string {
 	out := make([]string, len(ns))
 	for i, n := range ns {
 		out[i] = n.Name
@@ -46,7 +47,7 @@ func nodeNames(ns []nodeJSON) []string {
 
 // waitNodes asks for the whole list until ok holds for it: what pitasks (or another
 // pifrontend) writes shows within a tick.
-func (f *fixture) waitNodes(what string, ok func([]nodeJSON) bool) {
+func (f *fixture) waitNodes(what string, ok func([]apijson.Node) bool) {
 	f.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -119,7 +120,7 @@ func TestAPINodesPages(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f.waitNodes("node-7", func(ns []nodeJSON) bool { return len(ns) == len(f.nodes)+1 })
+		f.waitNodes("node-7", func(ns []apijson.Node) bool { return len(ns) == len(f.nodes)+1 })
 	})
 	if want := []string{"node-1", "node-2", "node-3", "node-4", "node-6", "node-7"}; !slices.Equal(got, want) {
 		t.Errorf("with nodes added and removed between pages: %v, want %v", got, want)
@@ -142,7 +143,7 @@ func TestAPINodesPages(t *testing.T) {
 func TestAPINodesETag(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	reservations := func(ns []nodeJSON) map[string]uint {
+	reservations := func(ns []apijson.Node) map[string]uint {
 		out := map[string]uint{}
 		for _, n := range ns {
 			if n.ReservationID != 0 {
@@ -179,8 +180,8 @@ func TestAPINodesETag(t *testing.T) {
 	if err := f.st.UpdateNode(ctx, &n); err != nil {
 		t.Fatal(err)
 	}
-	f.waitNodes("the new IP", func(ns []nodeJSON) bool {
-		return slices.ContainsFunc(ns, func(n nodeJSON) bool { return n.IP == "10.10.0.66" })
+	f.waitNodes("the new IP", func(ns []apijson.Node) bool {
+		return slices.ContainsFunc(ns, func(n apijson.Node) bool { return n.IP == "10.10.0.66" })
 	})
 	rec, _, _ = f.nodesPage("user", "/api/v1/nodes", tag)
 	tag2 := rec.Header().Get("ETag")

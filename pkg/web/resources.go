@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -156,7 +157,7 @@ type nodeData struct {
 	// The badge of the latest deployment's state.
 	StateLabel, StateClass string
 	// Mine is the visitor's deployment on the node, if they hold it.
-	Mine *deploymentView
+	Mine *apijson.Deployment
 }
 
 // showNode is one node: where it is, who holds it and, for its holder, how to reach it.
