@@ -132,9 +132,9 @@ func (ll *liveList[T]) soon(t, now time.Time) {
 	}
 }
 
-// get returns ll's list (shared: read only) and its generation, read again with read when
+// readLive returns ll's list (shared: read only) and its generation, read again with read when
 // it may be stale; changes gives the times it will change by itself. l.mu is held.
-func get[T any](ctx context.Context, l *live, ll *liveList[T], read func(context.Context, time.Time) ([]T, error),
+func readLive[T any](ctx context.Context, l *live, ll *liveList[T], read func(context.Context, time.Time) ([]T, error),
 	changes func(*T) []time.Time) ([]T, uint64, error) {
 	gen, err := l.refresh(ctx)
 	if err != nil {
@@ -167,7 +167,7 @@ func get[T any](ctx context.Context, l *live, ll *liveList[T], read func(context
 func (l *live) deployments(ctx context.Context) ([]store.Deployment, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return get(ctx, l, &l.deps, func(ctx context.Context, now time.Time) ([]store.Deployment, error) {
+	return readLive(ctx, l, &l.deps, func(ctx context.Context, now time.Time) ([]store.Deployment, error) {
 		return l.st.Deployments(ctx, store.DeploymentFilter{Current: now})
 	}, func(d *store.Deployment) []time.Time { return []time.Time{d.Reservation.EndsAt} })
 }
@@ -177,7 +177,7 @@ func (l *live) deployments(ctx context.Context) ([]store.Deployment, uint64, err
 func (l *live) nodes(ctx context.Context) ([]store.NodeStatus, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return get(ctx, l, &l.statuses, func(ctx context.Context, now time.Time) ([]store.NodeStatus, error) {
+	return readLive(ctx, l, &l.statuses, func(ctx context.Context, now time.Time) ([]store.NodeStatus, error) {
 		ns, err := l.st.NodeStatuses(ctx, now)
 		sort.SliceStable(ns, func(i, j int) bool { return nodeLess(&ns[i], &ns[j]) })
 		return ns, err
