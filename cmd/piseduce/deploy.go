@@ -17,8 +17,9 @@ func (a *app) deployCmd() subcommand {
 its nodes with --nodes). The system's password is random unless --password-from-stdin;
 the SSH key is --ssh-key's, else ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub, the
 first there is (none: log in with the password). With --wait, follows the
-deployments until every node is deployed or given up: live progress bars on a terminal,
-a line per change otherwise; the exit status is 1 when a node failed or was lost.`, 0, 1)
+deployments until every node is deployed or given up (news pushed by the site, or asked
+for every second when it cannot push): live progress bars on a terminal, a line per
+change otherwise; the exit status is 1 when a node failed or was lost.`, 0, 1)
 	nodeList := c.Flags.String("nodes", "", "the nodes of the reservation, by name: node-1,node-2")
 	envName := c.Flags.String("env", "", "the environment (piseduce envs lists them; required)")
 	name := c.Flags.String("name", "", "the deployments' name (default: the environment's)")
@@ -86,7 +87,9 @@ a line per change otherwise; the exit status is 1 when a node failed or was lost
 		if !*wait {
 			return nil
 		}
-		return follow(ctx, &poller{c: cl, ids: ids, every: a.pollEvery}, a.stdout, isTerminal(a.stdout))
+		w := &streamer{poll: &poller{c: cl, ids: ids, every: a.pollEvery}, wait: a.eventsWait}
+		defer w.close()
+		return follow(ctx, w, a.stdout, isTerminal(a.stdout))
 	}}
 }
 

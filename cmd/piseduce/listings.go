@@ -49,7 +49,7 @@ func (a *app) nodesCmd() subcommand {
 			if n.Until != nil {
 				until = when(*n.Until)
 			}
-			state := n.State
+			state := string(n.State)
 			if n.Process != "" && n.Process != "deploy" {
 				state = n.Process + ": " + state
 			}

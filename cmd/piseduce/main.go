@@ -35,7 +35,7 @@ import (
 
 func main() {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, pollEvery: time.Second,
-		execSSH: execSSH}
+		eventsWait: 5 * time.Second, execSSH: execSSH}
 	os.Exit(cli.Exit("piseduce", a.run(os.Args[1:]), os.Stdout, os.Stderr))
 }
 
@@ -44,8 +44,10 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	// pollEvery is how often deploy --wait asks the site.
+	// pollEvery is how often deploy --wait asks the site when its event stream is not to be had.
 	pollEvery time.Duration
+	// eventsWait is how long the site's event stream may take to open before polling instead.
+	eventsWait time.Duration
 	// execSSH replaces the process with ssh and argv (see ssh.go).
 	execSSH func(argv []string) error
 }

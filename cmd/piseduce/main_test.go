@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,19 @@ type site struct {
 	user       store.User
 	nodes      []store.Node
 	env        store.Environment
+
+	mu sync.Mutex
+	// asked counts the requests by method and path.
+	asked map[string]int
+	// proxy, when set, stands between the site and its visitors (a proxy that buffers).
+	proxy func(w http.ResponseWriter, r *http.Request, site http.Handler)
+}
+
+// requests is how many requests of method and path the site was asked.
+func (s *site) requests(method, path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked[method+" "+path]
 }
 
 func newSite(t *testing.T) *site {
@@ -71,7 +85,18 @@ func newSite(t *testing.T) *site {
 	must(s.st.CreateEnvironment(ctx, &s.env))
 	srv, err := web.New(ctx, web.Options{Store: s.st, Config: config.Default(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	must(err)
-	hs := httptest.NewServer(srv)
+	s.asked = map[string]int{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.asked[r.Method+" "+r.URL.Path]++
+		proxy := s.proxy
+		s.mu.Unlock()
+		if proxy != nil {
+			proxy(w, r, srv)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
 	return s
@@ -82,15 +107,19 @@ type user struct {
 	t      *testing.T
 	config string
 	ssh    [][]string // what piseduce ssh ran
+	// pollEvery and eventsWait are the app's.
+	pollEvery, eventsWait time.Duration
 }
 
-func newUser(t *testing.T) *user { return &user{t: t, config: t.TempDir()} }
+func newUser(t *testing.T) *user {
+	return &user{t: t, config: t.TempDir(), pollEvery: 10 * time.Millisecond, eventsWait: time.Minute}
+}
 
 // run runs piseduce args with stdin; its exit status, stdout and stderr.
 func (u *user) run(stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
-	a := &app{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, pollEvery: 10 * time.Millisecond,
-		getenv: func(k string) string {
+	a := &app{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, pollEvery: u.pollEvery,
+		eventsWait: u.eventsWait, getenv: func(k string) string {
 			if k == "XDG_CONFIG_HOME" {
 				return u.config
 			}
@@ -275,11 +304,10 @@ func (s *site) adminPost(t *testing.T, path, body string) {
 	}
 }
 
-// TestDeployWaitFollowsTheSite: deploy --wait polls the site until every node is done, and
-// exits 1 naming the node given up.
-func TestDeployWaitFollowsTheSite(t *testing.T) {
-	s := newSite(t)
-	u := newUser(t)
+// deployAndWait runs deploy --wait on two nodes while playing pitasks' part: one node
+// deployed, the other failed; it must exit 1 naming the node given up, within a minute.
+func deployAndWait(t *testing.T, s *site, u *user) {
+	t.Helper()
 	u.login(s)
 	u.ok("", "reserve", "--nodes", "node-1,node-2", "--for", "1h")
 	type result struct {
@@ -291,7 +319,6 @@ func TestDeployWaitFollowsTheSite(t *testing.T) {
 		code, out, errOut := u.run("", "deploy", "--nodes", "node-1,node-2", "--env", "raspios-lite", "--wait")
 		done <- result{code, out, errOut}
 	}()
-	// pitasks' part: one node deployed, the other failed.
 	var ds []store.Deployment
 	for deadline := time.Now().Add(2 * time.Minute); len(ds) < 2; time.Sleep(10 * time.Millisecond) {
 		var err error
@@ -302,11 +329,63 @@ func TestDeployWaitFollowsTheSite(t *testing.T) {
 	for i, state := range []string{"deployed", "failed"} {
 		s.adminPost(t, fmt.Sprintf("/api/v1/admin/deployments/%d/state", ds[i].ID), `{"process": "deploy", "state": "`+state+`", "reason": "test"}`)
 	}
-	r := <-done
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("a minute after the last change, deploy --wait has not seen it")
+	}
 	if r.code != 1 || !strings.Contains(r.errOut, "not deployed: "+ds[1].Node.Name+" failed") {
 		t.Errorf("exit %d, stderr %q, want 1 naming the failed node", r.code, r.errOut)
 	}
 	if !strings.Contains(r.out, "\n"+ds[0].Node.Name+": deployed\n") {
 		t.Errorf("no line saying %s is deployed:\n%s", ds[0].Node.Name, r.out)
+	}
+}
+
+// TestDeployWaitFollowsTheSite: deploy --wait follows the site's event stream: it reads the
+// deployments once, then the news comes pushed (it would poll once an hour here).
+func TestDeployWaitFollowsTheSite(t *testing.T) {
+	s := newSite(t)
+	u := newUser(t)
+	u.pollEvery = time.Hour
+	deployAndWait(t, s, u)
+	if n, m := s.requests("GET", "/api/v1/events"), s.requests("GET", "/api/v1/deployments"); n != 1 || m != 1 {
+		t.Errorf("%d event streams and %d reads of the deployments; want 1 and 1", n, m)
+	}
+}
+
+// TestDeployWaitPollsWithoutEvents: without the event stream (a site without one, a proxy
+// that buffers answers), deploy --wait polls the site instead.
+func TestDeployWaitPollsWithoutEvents(t *testing.T) {
+	for name, proxy := range map[string]func(w http.ResponseWriter, r *http.Request, site http.Handler){
+		"404": func(w http.ResponseWriter, r *http.Request, site http.Handler) {
+			if r.URL.Path == "/api/v1/events" {
+				http.NotFound(w, r)
+				return
+			}
+			site.ServeHTTP(w, r)
+		},
+		"a proxy that buffers": func(w http.ResponseWriter, r *http.Request, site http.Handler) {
+			if r.URL.Path == "/api/v1/events" {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				<-r.Context().Done() // the site's events are held until the answer ends
+				return
+			}
+			site.ServeHTTP(w, r)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newSite(t)
+			s.proxy = proxy
+			u := newUser(t)
+			u.eventsWait = 300 * time.Millisecond
+			deployAndWait(t, s, u)
+			if n, m := s.requests("GET", "/api/v1/events"), s.requests("GET", "/api/v1/deployments"); n != 1 || m < 2 {
+				t.Errorf("%d event streams and %d reads of the deployments; want 1 and polling", n, m)
+			}
+		})
 	}
 }

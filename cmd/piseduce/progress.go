@@ -13,8 +13,7 @@ import (
 )
 
 // watcher gives the deployments followed as they stand now, waiting for news first except
-// the first time. The poller asks the site every second; a stream of the site's events can
-// take its place.
+// the first time.
 type watcher interface {
 	Next(ctx context.Context) ([]client.Deployment, error)
 }
@@ -38,6 +37,11 @@ func (p *poller) Next(ctx context.Context) ([]client.Deployment, error) {
 		}
 	}
 	p.started = true
+	return p.read(ctx)
+}
+
+// read asks the API for the deployments now.
+func (p *poller) read(ctx context.Context) ([]client.Deployment, error) {
 	all, err := p.c.Deployments(ctx)
 	if err != nil {
 		return nil, err
@@ -59,6 +63,65 @@ func (p *poller) Next(ctx context.Context) ([]client.Deployment, error) {
 		out = append(out, *d)
 	}
 	return out, nil
+}
+
+// streamQuiet is how long a stream may say nothing (the site pings every 20 s) before it is
+// taken for stalled.
+const streamQuiet = 45 * time.Second
+
+// streamer follows the deployments through the site's event stream, from where the poller
+// read them: news arrives as it happens, without asking every second. It polls instead when
+// the stream cannot be opened or says nothing in time (a site without one, a proxy that
+// buffers answers), and from then on.
+type streamer struct {
+	poll *poller
+	// wait is how long the stream may take to say it works.
+	wait    time.Duration
+	events  *client.Events
+	cur     []client.Deployment
+	polling bool
+}
+
+func (s *streamer) Next(ctx context.Context) ([]client.Deployment, error) {
+	var err error
+	switch {
+	case s.polling:
+		return s.poll.Next(ctx)
+	case s.cur == nil:
+		s.cur, err = s.poll.read(ctx)
+		return slices.Clone(s.cur), err
+	case s.events == nil:
+		if s.events, err = s.poll.c.Events(ctx, s.poll.ids, s.wait); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			s.polling, s.poll.started = true, true
+			return s.poll.Next(ctx)
+		}
+	}
+	d, err := s.events.Next(streamQuiet)
+	if err != nil {
+		// The site ended the stream (it does every few minutes) or it stalled: read where
+		// things stand, then open a new one.
+		s.events.Close()
+		s.events = nil
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.cur, err = s.poll.read(ctx)
+		return slices.Clone(s.cur), err
+	}
+	if i := slices.IndexFunc(s.cur, func(c client.Deployment) bool { return c.ID == d.ID }); i >= 0 {
+		s.cur[i] = *d
+	}
+	return slices.Clone(s.cur), nil
+}
+
+// close ends the stream, if one is open.
+func (s *streamer) close() {
+	if s.events != nil {
+		s.events.Close()
+	}
 }
 
 // follow shows the deployments until each one is done: on a terminal (tty), a progress bar

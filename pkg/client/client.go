@@ -56,6 +56,29 @@ func IsStatus(err error, status int) bool {
 	return errors.As(err, &e) && e.Status == status
 }
 
+// request is method path with body, as the API wants it.
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+"/api/v1"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	return req, nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP == nil {
+		return defaultHTTP
+	}
+	return c.HTTP
+}
+
 // do sends method path with in as its JSON body (none when nil) and decodes the answer into
 // out (when not nil). An answer with an error status is an *Error.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -67,25 +90,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+"/api/v1"+path, body)
+	req, err := c.request(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if c.UserAgent != "" {
-		req.Header.Set("User-Agent", c.UserAgent)
-	}
-	h := c.HTTP
-	if h == nil {
-		h = defaultHTTP
-	}
-	res, err := h.Do(req)
+	res, err := c.httpClient().Do(req)
 	if err != nil {
 		return err
 	}
@@ -95,14 +107,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if res.StatusCode >= 400 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			// Not the API answering (a proxy, another site): say what came back.
-			e.Error = fmt.Sprintf("%s %s: %s from %s", method, path, res.Status, c.BaseURL)
-		}
-		return &Error{Status: res.StatusCode, Message: e.Error, RetryAfter: res.Header.Get("Retry-After")}
+		return c.answerError(method, path, res, data)
 	}
 	if out == nil {
 		return nil
@@ -111,6 +116,18 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: the answer is not PiSeduce's API (%v): is %s a PiSeduce site?", method, path, err, c.BaseURL)
 	}
 	return nil
+}
+
+// answerError is the *Error of an answer with an error status, whose body is data.
+func (c *Client) answerError(method, path string, res *http.Response, data []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) != nil || e.Error == "" {
+		// Not the API answering (a proxy, another site): say what came back.
+		e.Error = fmt.Sprintf("%s %s: %s from %s", method, path, res.Status, c.BaseURL)
+	}
+	return &Error{Status: res.StatusCode, Message: e.Error, RetryAfter: res.Header.Get("Retry-After")}
 }
 
 func (c *Client) get(ctx context.Context, path string, out any) error {

@@ -97,6 +97,16 @@ func TestAgainstPifrontend(t *testing.T) {
 	if _, err := cl.Deployment(ctx, 999); !client.IsStatus(err, http.StatusNotFound) {
 		t.Errorf("no such deployment: %v", err)
 	}
+	// The event stream: node-2's deployment as it stands first, without its password.
+	ev, err := cl.Events(ctx, []uint{ds[1].ID}, time.Minute)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	d, err := ev.Next(time.Minute)
+	ev.Close()
+	if err != nil || d.ID != ds[1].ID || d.Node != "node-2" || d.Process != "deploy" || d.OSPassword != "" {
+		t.Fatalf("the first event: %+v %v", d, err)
+	}
 	if d, err := cl.Destroy(ctx, ds[0].ID); err != nil || d.Process != "destroy" {
 		t.Fatalf("destroy: %+v %v", d, err)
 	}
@@ -117,5 +127,17 @@ func TestAgainstPifrontend(t *testing.T) {
 	defer other.Close()
 	if _, err := client.New(other.URL, "x").Nodes(ctx); err == nil || err.Error() != "GET /nodes: 404 Not Found from "+other.URL {
 		t.Errorf("another site: %v", err)
+	}
+	if _, err := client.New(other.URL, "x").Events(ctx, nil, time.Minute); !client.IsStatus(err, http.StatusNotFound) {
+		t.Errorf("events of another site: %v", err)
+	}
+	// A 200 that is not a stream (a proxy's page) is no stream either.
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html>please log in</html>"))
+	}))
+	defer page.Close()
+	if _, err := client.New(page.URL, "x").Events(ctx, nil, time.Minute); !errors.Is(err, client.ErrNoEvents) {
+		t.Errorf("events answered by a page: %v", err)
 	}
 }

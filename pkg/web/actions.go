@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/sshkey"
@@ -17,18 +18,7 @@ import (
 // check that the user may do it, and call one store method. Errors meant for the user are
 // *formError or store errors that userMessage knows.
 
-// reserveInput asks for nodes: NodeIDs, or Count nodes of Model; for Hours from StartsAt (now
-// when nil). TimeZone is the IANA zone the user enters and reads times in (empty: UTC).
-type reserveInput struct {
-	NodeIDs  []uint     `json:"node_ids"`
-	Model    string     `json:"model"`
-	Count    int        `json:"count"`
-	Hours    int        `json:"hours"`
-	StartsAt *time.Time `json:"starts_at"`
-	TimeZone string     `json:"time_zone"`
-}
-
-func (s *Server) reserve(ctx context.Context, u *store.User, in reserveInput) (*store.Reservation, error) {
+func (s *Server) reserve(ctx context.Context, u *store.User, in apijson.ReservationRequest) (*store.Reservation, error) {
 	st, err := s.settings(ctx)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/process"
 )
 
@@ -34,7 +35,7 @@ func TestActionsFollowTheStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		base := fmt.Sprintf("/deployments/%d", d.ID)
-		var v deploymentView
+		var v apijson.Deployment
 		if err := json.Unmarshal(sx.api("user", http.MethodGet, "/api/v1"+base, nil).Body.Bytes(), &v); err != nil {
 			t.Fatal(err)
 		}

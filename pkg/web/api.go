@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -54,32 +53,34 @@ func allRequested(c echo.Context) bool {
 	return currentUser(c).Admin && c.QueryParam("all") == "true"
 }
 
-type nodeJSON struct {
-	ID            uint              `json:"id"`
-	Name          string            `json:"name"`
-	Model         string            `json:"model"`
-	Switch        string            `json:"switch"`
-	Port          int               `json:"port"`
-	IP            string            `json:"ip"`
-	Free          bool              `json:"free"`
-	Held          bool              `json:"held"`
-	Holder        string            `json:"holder,omitempty"`
-	Until         *time.Time        `json:"until,omitempty"`
-	NextStart     *time.Time        `json:"next_reservation,omitempty"`
-	Process       string            `json:"process,omitempty"`
-	State         process.StateName `json:"state,omitempty"`
-	ReservationID uint              `json:"reservation_id,omitempty"`
-}
-
+// apiNodes lists the nodes, a page at a time when the client asks for one (limit, then
+// cursor), from what live holds; a reservation's id only to its holder and admins.
 func (s *Server) apiNodes(c echo.Context) error {
-	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
+	limit, raw, err := pageParams(c)
 	if err != nil {
 		return err
 	}
+	var after func(*store.NodeStatus) bool
+	if raw != nil {
+		k, err := parseNodeCursor(raw)
+		if err != nil {
+			return err
+		}
+		after = k.before
+	}
+	sts, gen, err := s.live.nodes(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if notModified(c, s.etag(c, gen)) {
+		return nil
+	}
+	sts, next := pageOf(sts, limit, after, nodeCursorOf)
 	me := currentUser(c)
-	out := make([]nodeJSON, len(sts))
-	for i, n := range sts {
-		out[i] = nodeJSON{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
+	out := make([]apijson.Node, len(sts))
+	for i := range sts {
+		n := &sts[i]
+		out[i] = apijson.Node{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
 			Free: n.Free(), Held: n.Held, Holder: n.Holder, NextStart: n.NextStart, Process: n.Process, State: n.State}
 		if n.Held {
 			u := n.Until
@@ -89,17 +90,11 @@ func (s *Server) apiNodes(c echo.Context) error {
 			}
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"nodes": out})
-}
-
-type environmentJSON struct {
-	ID          uint   `json:"id"`
-	Name        string `json:"name"`
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	SSHUser     string `json:"ssh_user"`
-	Web         bool   `json:"web"`
-	ImageSize   int64  `json:"image_size"`
+	body := map[string]any{"nodes": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) apiEnvironments(c echo.Context) error {
@@ -108,31 +103,16 @@ func (s *Server) apiEnvironments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]environmentJSON, len(es))
+	out := make([]apijson.Environment, len(es))
 	for i, e := range es {
-		out[i] = environmentJSON{ID: e.ID, Name: e.Name, Type: e.Type, Description: e.Description, SSHUser: e.SSHUser,
+		out[i] = apijson.Environment{ID: e.ID, Name: e.Name, Type: e.Type, Description: e.Description, SSHUser: e.SSHUser,
 			Web: e.Web, ImageSize: e.ImageSize}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"environments": out})
 }
 
-type reservationJSON struct {
-	ID       uint      `json:"id"`
-	UserID   uint      `json:"user_id"`
-	User     string    `json:"user"`
-	StartsAt time.Time `json:"starts_at"`
-	EndsAt   time.Time `json:"ends_at"`
-	// TimeZone is the zone the reservation was entered in (empty: UTC).
-	TimeZone string   `json:"time_zone,omitempty"`
-	NodeIDs  []uint   `json:"node_ids"`
-	Nodes    []string `json:"nodes"`
-	// EndReason: an admin ended the reservation, at EndedAt, and said why.
-	EndReason string     `json:"end_reason,omitempty"`
-	EndedAt   *time.Time `json:"ended_at,omitempty"`
-}
-
-func viewReservation(r *store.Reservation) reservationJSON {
-	out := reservationJSON{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
+func viewReservation(r *store.Reservation) apijson.Reservation {
+	out := apijson.Reservation{ID: r.ID, UserID: r.UserID, User: r.User.DisplayName(), StartsAt: r.StartsAt, EndsAt: r.EndsAt,
 		TimeZone: r.TimeZone, NodeIDs: []uint{}, Nodes: []string{}}
 	if r.EndedBy != 0 {
 		out.EndReason, out.EndedAt = r.EndReason, r.EndedAt
@@ -153,7 +133,7 @@ func (s *Server) apiReservations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]reservationJSON, len(rs))
+	out := make([]apijson.Reservation, len(rs))
 	for i := range rs {
 		out[i] = viewReservation(&rs[i])
 	}
@@ -161,7 +141,7 @@ func (s *Server) apiReservations(c echo.Context) error {
 }
 
 func (s *Server) apiCreateReservation(c echo.Context) error {
-	var in reserveInput
+	var in apijson.ReservationRequest
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
@@ -205,14 +185,14 @@ func (s *Server) apiEndReservation(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ended"})
 }
 
-func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]deploymentView, error) {
+func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]apijson.Deployment, error) {
 	ds, err := s.store.Deployments(c.Request().Context(), f)
 	if err != nil {
 		return nil, err
 	}
 	u := currentUser(c)
 	now := s.now()
-	out := make([]deploymentView, len(ds))
+	out := make([]apijson.Deployment, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 		s.markQueued(c.Request().Context(), &out[i])
@@ -223,9 +203,17 @@ func (s *Server) deploymentViews(c echo.Context, f store.DeploymentFilter) ([]de
 // apiDeployments lists the current deployments, a page at a time when the client asks for
 // one (limit, then cursor: the next_cursor of the page before); without limit, all of them.
 func (s *Server) apiDeployments(c echo.Context) error {
-	limit, after, err := pageParams(c)
+	limit, raw, err := pageParams(c)
 	if err != nil {
 		return err
+	}
+	var after func(*store.Deployment) bool
+	if raw != nil {
+		k, err := parseListCursor(raw)
+		if err != nil {
+			return err
+		}
+		after = k.before
 	}
 	ds, gen, err := s.visibleDeployments(c, allRequested(c), nil)
 	if err != nil {
@@ -234,21 +222,16 @@ func (s *Server) apiDeployments(c echo.Context) error {
 	if notModified(c, s.etag(c, gen)) {
 		return nil
 	}
-	if after != nil {
-		i := sort.Search(len(ds), func(i int) bool { return after.before(&ds[i]) })
-		ds = ds[i:]
-	}
-	body := map[string]any{}
-	if limit > 0 && len(ds) > limit {
-		ds = ds[:limit]
-		body["next_cursor"] = cursorOf(&ds[limit-1])
-	}
+	ds, next := pageOf(ds, limit, after, cursorOf)
 	u, now := currentUser(c), s.now()
-	out := make([]deploymentView, len(ds))
+	out := make([]apijson.Deployment, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 	}
-	body["deployments"] = out
+	body := map[string]any{"deployments": out}
+	if next != "" {
+		body["next_cursor"] = next
+	}
 	return c.JSON(http.StatusOK, body)
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -15,25 +16,8 @@ import (
 // the same checks, throttling included, as the login page; the token is answered once and
 // only its SHA-256 is kept, as for the tokens made on the Account page.
 
-type tokenRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	Name     string `json:"name"`
-	// Days is the token's lifetime, one of tokenDays (0: the default).
-	Days     int  `json:"days"`
-	ReadOnly bool `json:"read_only"`
-}
-
-type newTokenJSON struct {
-	ID        uint      `json:"id"`
-	Name      string    `json:"name"`
-	Token     string    `json:"token"`
-	ReadOnly  bool      `json:"read_only"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 func (s *Server) apiCreateToken(c echo.Context) error {
-	var in tokenRequest
+	var in apijson.TokenRequest
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
@@ -63,7 +47,7 @@ func (s *Server) apiCreateToken(c echo.Context) error {
 		return err
 	}
 	s.log.Info("API token created with a password", "user", u.ID, "days", in.Days, "read_only", in.ReadOnly)
-	return c.JSON(http.StatusCreated, newTokenJSON{ID: t.ID, Name: t.Name, Token: tok, ReadOnly: t.ReadOnly, ExpiresAt: t.ExpiresAt})
+	return c.JSON(http.StatusCreated, apijson.NewToken{ID: t.ID, Name: t.Name, Token: tok, ReadOnly: t.ReadOnly, ExpiresAt: t.ExpiresAt})
 }
 
 // apiRevokeCurrentToken revokes the token the request came with (logging out of the command

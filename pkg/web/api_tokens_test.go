@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/remote"
 
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -36,7 +37,7 @@ func TestAPITokenWithPassword(t *testing.T) {
 		}
 	}
 	res := ask(" Alice@Example.com ", testPassword, 7)
-	var tok newTokenJSON
+	var tok apijson.NewToken
 	if err := json.Unmarshal(res.Body.Bytes(), &tok); err != nil || res.Code != http.StatusCreated || !strings.HasPrefix(tok.Token, "psd_") ||
 		tok.ExpiresAt.Sub(f.now).Hours() != 7*24 {
 		t.Fatalf("token: %d %s (%v)", res.Code, res.Body, err)
@@ -78,9 +79,9 @@ func TestDeploymentHostKey(t *testing.T) {
 	if err := f.st.PinHostKey(t.Context(), remote.RoleSystem, f.d1.NodeID, key); err != nil {
 		t.Fatal(err)
 	}
-	get := func(role string) deploymentView {
+	get := func(role string) apijson.Deployment {
 		res := f.api(role, http.MethodGet, "/api/v1/deployments/"+fmt.Sprint(f.d1.ID), nil)
-		var v deploymentView
+		var v apijson.Deployment
 		if err := json.Unmarshal(res.Body.Bytes(), &v); err != nil || res.Code != http.StatusOK {
 			t.Fatalf("%s: %d %s", role, res.Code, res.Body)
 		}

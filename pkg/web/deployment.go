@@ -6,12 +6,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
 type deploymentData struct {
-	D            deploymentView
+	D            apijson.Deployment
 	Owner        string
 	Mine         bool
 	InitScript   string

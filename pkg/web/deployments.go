@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -17,7 +18,7 @@ type reservationView struct {
 	Running     bool
 	Future      bool
 	Ended       bool
-	Deployments []deploymentView
+	Deployments []apijson.Deployment
 	// Undeployed counts the nodes with no deployment yet.
 	Undeployed int
 	Extend     []int
@@ -132,7 +133,7 @@ func (s *Server) deploymentsStatus(c echo.Context) error {
 		return nil
 	}
 	now := s.now()
-	out := make([]deploymentView, len(ds))
+	out := make([]apijson.Deployment, len(ds))
 	for i := range ds {
 		out[i] = viewDeployment(&ds[i], u, now)
 		out[i].OSPassword, out[i].PublicKey = "", ""

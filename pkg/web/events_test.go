@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"
@@ -53,7 +54,7 @@ func TestStatusETagPerUser(t *testing.T) {
 		return b.do(req)
 	}
 	owners := func(rec *httptest.ResponseRecorder) map[uint]bool {
-		var body struct{ Deployments []deploymentView }
+		var body struct{ Deployments []apijson.Deployment }
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 			t.Fatalf("%v: %s", err, rec.Body)
 		}
@@ -126,7 +127,7 @@ func TestAPIDeploymentsPages(t *testing.T) {
 			t.Fatalf("%d: %s", rec.Code, rec.Body)
 		}
 		var body struct {
-			Deployments []deploymentView
+			Deployments []apijson.Deployment
 			Next        string `json:"next_cursor"`
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {

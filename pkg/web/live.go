@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"reflect"
+	"sort"
 	"sync"
 	"time"
 
@@ -36,12 +37,12 @@ type live struct {
 	stamp   string
 	gen     uint64
 
-	deps     []store.Deployment // DeploymentFilter{Current: …} of every user, in its order
-	depsGen  uint64
-	depsRead time.Time
-	// nextEnd is the soonest end of a reservation in deps: past it the actions allowed and
-	// the set of current deployments change with no write at all.
-	nextEnd time.Time
+	// deps: DeploymentFilter{Current: …} of every user, in its order; past the soonest end of
+	// their reservations the actions allowed and the set of current deployments change.
+	deps liveList[store.Deployment]
+	// statuses: store.NodeStatuses in nodeLess order; who holds a node changes when a
+	// reservation starts or ends.
+	statuses liveList[store.NodeStatus]
 
 	sessions map[string]liveSession
 	tokens   map[string]liveToken
@@ -85,17 +86,10 @@ func (l *live) bump() {
 	l.sessions, l.tokens = nil, nil
 }
 
-// generation reads the stamp if it is due and returns the current generation.
-func (l *live) generation(ctx context.Context) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.refresh(ctx)
-}
-
-// refresh: l.mu is held.
+// refresh reads the stamp if it is due and returns the current generation; l.mu is held.
 func (l *live) refresh(ctx context.Context) (uint64, error) {
-	if !l.nextEnd.IsZero() && !l.now().Before(l.nextEnd) {
-		l.nextEnd = time.Time{}
+	now := l.now()
+	if d, n := l.deps.due(now), l.statuses.due(now); d || n {
 		l.bump()
 	}
 	if !l.checked.IsZero() && time.Since(l.checked) < stampEvery {
@@ -113,35 +107,90 @@ func (l *live) refresh(ctx context.Context) (uint64, error) {
 	return l.gen, nil
 }
 
+// liveList is one list live holds, read again when the generation moved or after liveMaxAge.
+type liveList[T any] struct {
+	list []T
+	gen  uint64
+	read time.Time
+	// next is the soonest time the list changes with no write at all (zero: none known).
+	next time.Time
+}
+
+// due reports, once, that next has come.
+func (ll *liveList[T]) due(now time.Time) bool {
+	if ll.next.IsZero() || now.Before(ll.next) {
+		return false
+	}
+	ll.next = time.Time{}
+	return true
+}
+
+// soon lowers ll.next to t when t is still to come.
+func (ll *liveList[T]) soon(t, now time.Time) {
+	if t.After(now) && (ll.next.IsZero() || t.Before(ll.next)) {
+		ll.next = t
+	}
+}
+
+// readLive returns ll's list (shared: read only) and its generation, read again with read when
+// it may be stale; changes gives the times it will change by itself. l.mu is held.
+func readLive[T any](ctx context.Context, l *live, ll *liveList[T], read func(context.Context, time.Time) ([]T, error),
+	changes func(*T) []time.Time) ([]T, uint64, error) {
+	gen, err := l.refresh(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if ll.gen == gen && time.Since(ll.read) < liveMaxAge {
+		return ll.list, gen, nil
+	}
+	now := l.now()
+	list, err := read(ctx, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	if ll.gen == gen && !reflect.DeepEqual(list, ll.list) {
+		l.bump() // a change the stamp missed
+		gen = l.gen
+	}
+	ll.next = time.Time{}
+	for i := range list {
+		for _, t := range changes(&list[i]) {
+			ll.soon(t, now)
+		}
+	}
+	ll.list, ll.gen, ll.read = list, gen, time.Now()
+	return list, gen, nil
+}
+
 // deployments returns the current deployments of every user (shared: read only) and the
 // generation they belong to.
 func (l *live) deployments(ctx context.Context) ([]store.Deployment, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	gen, err := l.refresh(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	if l.depsGen == gen && time.Since(l.depsRead) < liveMaxAge {
-		return l.deps, gen, nil
-	}
-	now := l.now()
-	ds, err := l.st.Deployments(ctx, store.DeploymentFilter{Current: now})
-	if err != nil {
-		return nil, 0, err
-	}
-	if l.depsGen == gen && !reflect.DeepEqual(ds, l.deps) {
-		l.bump() // a change the stamp missed
-		gen = l.gen
-	}
-	l.nextEnd = time.Time{}
-	for i := range ds {
-		if e := ds[i].Reservation.EndsAt; e.After(now) && (l.nextEnd.IsZero() || e.Before(l.nextEnd)) {
-			l.nextEnd = e
+	return readLive(ctx, l, &l.deps, func(ctx context.Context, now time.Time) ([]store.Deployment, error) {
+		return l.st.Deployments(ctx, store.DeploymentFilter{Current: now})
+	}, func(d *store.Deployment) []time.Time { return []time.Time{d.Reservation.EndsAt} })
+}
+
+// nodes returns every node with who holds it (store.NodeStatuses, shared: read only) in
+// nodeLess order, and the generation they belong to.
+func (l *live) nodes(ctx context.Context) ([]store.NodeStatus, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return readLive(ctx, l, &l.statuses, func(ctx context.Context, now time.Time) ([]store.NodeStatus, error) {
+		ns, err := l.st.NodeStatuses(ctx, now)
+		sort.SliceStable(ns, func(i, j int) bool { return nodeLess(&ns[i], &ns[j]) })
+		return ns, err
+	}, func(n *store.NodeStatus) []time.Time {
+		var out []time.Time
+		if n.Held {
+			out = append(out, n.Until)
 		}
-	}
-	l.deps, l.depsGen, l.depsRead = ds, gen, time.Now()
-	return ds, gen, nil
+		if n.NextStart != nil {
+			out = append(out, *n.NextStart)
+		}
+		return out
+	})
 }
 
 // session is store.SessionByHash, remembered until the next change or liveMaxAge.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -404,9 +405,9 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 	depPage := func(b *browser, name string) string {
 		return page(b, fmt.Sprintf("/deployments/%d", sx.named(t, name).dep.ID))
 	}
-	status := func(name string) deploymentView {
+	status := func(name string) apijson.Deployment {
 		t.Helper()
-		var out struct{ Deployments []deploymentView }
+		var out struct{ Deployments []apijson.Deployment }
 		res := alice.get(fmt.Sprintf("/deployments/status.json?ids=%d", sx.named(t, name).dep.ID))
 		if err := json.Unmarshal(res.Body.Bytes(), &out); err != nil || len(out.Deployments) != 1 {
 			t.Fatalf("status of %s: %v %s", name, err, res.Body.String())
@@ -497,7 +498,7 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 			if got := strings.Contains(node, "ssh pi@"); got != deployed {
 				t.Errorf("%s: the node page shows how to log in: %v, want %v", sit.name, got, deployed)
 			}
-			var v deploymentView
+			var v apijson.Deployment
 			json.Unmarshal(sx.api(sit.owner, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", sit.dep.ID), nil).Body.Bytes(), &v)
 			if (v.OSPassword != "") != deployed || v.Reachable != deployed {
 				t.Errorf("%s: the API gives the password: %v, reachable %v; want %v", sit.name, v.OSPassword != "", v.Reachable, deployed)
@@ -542,9 +543,9 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 		if !strings.Contains(mine, mineRes.StartsAt.In(paris).Format("2006-01-02 15:04")+" Europe/Paris → "+until) {
 			t.Errorf("deployments page: no %s reservation in Europe/Paris", until)
 		}
-		var out struct{ Reservations []reservationJSON }
+		var out struct{ Reservations []apijson.Reservation }
 		json.Unmarshal(sx.api("other", http.MethodGet, "/api/v1/reservations", nil).Body.Bytes(), &out)
-		if i := slices.IndexFunc(out.Reservations, func(r reservationJSON) bool { return r.ID == bobs.ID }); i < 0 || out.Reservations[i].TimeZone != zoneBob {
+		if i := slices.IndexFunc(out.Reservations, func(r apijson.Reservation) bool { return r.ID == bobs.ID }); i < 0 || out.Reservations[i].TimeZone != zoneBob {
 			t.Errorf("API reservations: no %d in %s: %+v", bobs.ID, zoneBob, out.Reservations)
 		}
 		if body := page(alice, fmt.Sprintf("/nodes/%d", sx.nodes[0].ID)); !strings.Contains(body, sx.r1.EndsAt.UTC().Format("2006-01-02 15:04")+" UTC") {
@@ -556,7 +557,7 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 			"time_zone": "Mars/Olympus"}); res.Code != http.StatusBadRequest || !strings.Contains(res.Body.String(), "Unknown time zone") {
 			t.Errorf("API reservation in an unknown zone: %d %s", res.Code, res.Body.String())
 		}
-		var r reservationJSON
+		var r apijson.Reservation
 		res := sx.api("user", http.MethodPost, "/api/v1/reservations", map[string]any{"node_ids": []uint{free}, "hours": 1, "time_zone": "Asia/Tokyo"})
 		if json.Unmarshal(res.Body.Bytes(), &r); res.Code != http.StatusCreated || r.TimeZone != "Asia/Tokyo" {
 			t.Errorf("API reservation in Asia/Tokyo: %d %s", res.Code, res.Body.String())

@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/publish"
 	"github.com/piseduce/piseduce/pkg/store"
 )
@@ -10,7 +11,7 @@ import (
 // published is how a user outside the nodes' network reaches d's node through the pimaster's
 // nginx (README, "Publishing nodes"): the ssh command and the web address, each empty when
 // not published. pitasks publishes only deployed nodes, so neither shows before.
-func (s *Server) published(d *store.Deployment, v deploymentView) (sshCmd, webURL string) {
+func (s *Server) published(d *store.Deployment, v apijson.Deployment) (sshCmd, webURL string) {
 	n := s.cfg.Nginx
 	if !v.Reachable || d.Node.PublicPort == 0 {
 		return "", ""

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/auth/smtptest"
 	"github.com/piseduce/piseduce/pkg/notify"
@@ -65,7 +66,7 @@ func TestAdminEndsReservation(t *testing.T) {
 	if page := alice.get(fmt.Sprintf("/deployments/%d", f.d1.ID)).Body.String(); !strings.Contains(page, "Ended by an admin: the lab closes for &lt;maintenance&gt;") {
 		t.Fatalf("the deployment page does not say why:\n%s", page)
 	}
-	var dep deploymentView
+	var dep apijson.Deployment
 	if res := f.api("user", "GET", fmt.Sprintf("/api/v1/deployments/%d", f.d1.ID), nil); json.Unmarshal(res.Body.Bytes(), &dep) != nil || dep.EndReason != reason {
 		t.Fatalf("API deployment: %s", res.Body.String())
 	}
@@ -83,7 +84,7 @@ func TestAdminEndsReservation(t *testing.T) {
 		t.Fatalf("API without a reason: %d", res.Code)
 	}
 	res := f.api("admin", "POST", bobEnd, map[string]any{"reason": "needed for the exam"})
-	var got reservationJSON
+	var got apijson.Reservation
 	if res.Code != http.StatusOK || json.Unmarshal(res.Body.Bytes(), &got) != nil || got.EndReason != "needed for the exam" || got.EndedAt == nil {
 		t.Fatalf("API end: %d %s", res.Code, res.Body.String())
 	}
@@ -119,7 +120,7 @@ func TestUserReleasesNode(t *testing.T) {
 	}
 
 	res := f.api("user", "POST", fmt.Sprintf("/api/v1/reservations/%d/nodes/%d/release", f.r1.ID, n1.ID), nil)
-	var r reservationJSON
+	var r apijson.Reservation
 	if res.Code != http.StatusOK || json.Unmarshal(res.Body.Bytes(), &r) != nil || len(r.Nodes) != 1 || r.Nodes[0] != n2.Name {
 		t.Fatalf("release: %d %s", res.Code, res.Body.String())
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -92,7 +93,7 @@ func (s *Server) saveReserve(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var in reserveInput
+	var in apijson.ReservationRequest
 	for _, v := range form["nodes"] {
 		id, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {

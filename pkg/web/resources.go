@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -123,7 +124,7 @@ func (s *Server) showResources(c echo.Context) error {
 }
 
 func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
-	gen, err := s.live.generation(c.Request().Context())
+	sts, gen, err := s.live.nodes(c.Request().Context())
 	if err != nil {
 		return resourcesData{}, err
 	}
@@ -131,10 +132,6 @@ func (s *Server) resourcesTables(c echo.Context) (resourcesData, error) {
 	defer s.resources.mu.Unlock()
 	if s.resources.gen == gen && time.Since(s.resources.at) < resourcesTTL {
 		return s.resources.data, nil
-	}
-	sts, err := s.store.NodeStatuses(c.Request().Context(), s.now())
-	if err != nil {
-		return resourcesData{}, err
 	}
 	groups := resourceRows(groupNodes(sts), &s.zones)
 	d := resourcesData{Total: len(sts)}
@@ -160,7 +157,7 @@ type nodeData struct {
 	// The badge of the latest deployment's state.
 	StateLabel, StateClass string
 	// Mine is the visitor's deployment on the node, if they hold it.
-	Mine *deploymentView
+	Mine *apijson.Deployment
 }
 
 // showNode is one node: where it is, who holds it and, for its holder, how to reach it.

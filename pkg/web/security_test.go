@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/auth"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/process"
@@ -882,7 +883,7 @@ func TestLiveStatus(t *testing.T) {
 	storetest.DB(f.st).Model(&store.Deployment{}).Where("id = ?", f.d1.ID).Updates(map[string]any{"state": "env_copy",
 		"bytes_done": 250_000_000, "bytes_total": 1_000_000_000, "throughput": 10_000_000})
 	b := f.as("user")
-	var out struct{ Deployments []deploymentView }
+	var out struct{ Deployments []apijson.Deployment }
 	res := b.get(fmt.Sprintf("/deployments/status.json?ids=%d,%d", f.d1.ID, f.d3.ID))
 	if err := json.Unmarshal(res.Body.Bytes(), &out); err != nil {
 		t.Fatal(err, res.Body.String())

@@ -5,84 +5,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/units"
 )
 
-// deploymentView is a deployment as pages, the live-status JSON and the API show it. The OS
-// password is filled in only for the deployment's owner, once the node is deployed.
-type deploymentView struct {
-	ID            uint              `json:"id"`
-	Name          string            `json:"name"`
-	ReservationID uint              `json:"reservation_id"`
-	NodeID        uint              `json:"node_id"`
-	Node          string            `json:"node"`
-	NodeIP        string            `json:"node_ip"`
-	NodeModel     string            `json:"node_model"`
-	EnvironmentID uint              `json:"environment_id"`
-	Environment   string            `json:"environment"`
-	SSHUser       string            `json:"ssh_user"`
-	WebURL        string            `json:"web_url,omitempty"`
-	OSUpdate      bool              `json:"os_update"`
-	SystemSizeMiB int64             `json:"system_size_mib"`
-	PublicKey     string            `json:"public_key,omitempty"`
-	OSPassword    string            `json:"os_password,omitempty"`
-	Process       string            `json:"process"`
-	State         process.StateName `json:"state"`
-	// Description says what the state means, in words (pkg/process).
-	Description string    `json:"description"`
-	StateSince  time.Time `json:"state_since"`
-	// Queued: the request waits for a pitasks worker (since StateSince); State is where it
-	// will start.
-	Queued bool `json:"queued"`
-	// QueuedReason says why a queued deployment waits, when no pitasks runs ("queued: no
-	// worker running").
-	QueuedReason string `json:"queued_reason,omitempty"`
-	// Label and StateClass are the state's badge: its text and CSS class.
-	Label      string `json:"label"`
-	StateClass string `json:"state_class"`
-	// Reachable: the node runs the deployed system; how to log in is worth showing.
-	Reachable bool   `json:"reachable"`
-	LastError string `json:"last_error,omitempty"`
-	// Copy progress: Copying is true while the image is being written.
-	Copying    bool    `json:"copying"`
-	BytesDone  int64   `json:"bytes_done"`
-	BytesTotal int64   `json:"bytes_total"`
-	Percent    float64 `json:"percent"`
-	MiBps      float64 `json:"mib_per_s"`
-	Speed      string  `json:"speed,omitempty"`
-	ETASeconds int64   `json:"eta_s"`
-	// Step is the position in its process of the state the deployment is in, or stopped in
-	// when it is lost or failed (0: none, the state is not one of the process's); Steps the
-	// count; StepText says it in words.
-	Step     int    `json:"step"`
-	Steps    int    `json:"steps"`
-	StepText string `json:"step_text"`
-	// Actions the owner may take now (process.Allowed).
-	CanReboot   bool      `json:"can_reboot"`
-	CanRedeploy bool      `json:"can_redeploy"`
-	CanDestroy  bool      `json:"can_destroy"`
-	CanSave     bool      `json:"can_save"`
-	EndsAt      time.Time `json:"reservation_ends_at"`
-	// TimeZone is the zone the reservation was entered in (empty: UTC).
-	TimeZone  string    `json:"time_zone,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// SSHHost and SSHPort are where ssh reaches the node: its public address and port when
-	// the admin gave both, else its IP and 22.
-	SSHHost string `json:"ssh_host"`
-	SSHPort int    `json:"ssh_port"`
-	// HostKey is the deployed system's SSH host key, pinned by pitasks: only to the owner,
-	// once deployed, in the answer about one deployment.
-	HostKey string `json:"host_key,omitempty"`
-	// Released: the node was given back before the end of its reservation; the deployment
-	// is only destroyed. EndReason: an admin ended the reservation, for that reason.
-	Released  bool   `json:"released"`
-	EndReason string `json:"end_reason,omitempty"`
-}
-
-func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) deploymentView {
-	v := deploymentView{ID: d.ID, Name: d.Name, ReservationID: d.ReservationID, NodeID: d.NodeID, Node: d.Node.Name,
+func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) apijson.Deployment {
+	v := apijson.Deployment{ID: d.ID, Name: d.Name, ReservationID: d.ReservationID, NodeID: d.NodeID, Node: d.Node.Name,
 		NodeIP: d.Node.IP, NodeModel: d.Node.Model, EnvironmentID: d.EnvironmentID, Environment: d.Environment.Name,
 		SSHUser: d.Environment.SSHUser, OSUpdate: d.OSUpdate, SystemSizeMiB: d.SystemSize, PublicKey: d.PublicKey,
 		Process: d.Process, State: d.State, StateSince: d.StateStartedAt, Queued: d.Queued && d.Active(),

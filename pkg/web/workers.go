@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) noWorkerBanner(ctx context.Context) string {
 
 // markQueued says in vs that the deployments waiting for a worker have none while no pitasks
 // runs.
-func (s *Server) markQueued(ctx context.Context, vs ...*deploymentView) {
+func (s *Server) markQueued(ctx context.Context, vs ...*apijson.Deployment) {
 	var h store.WorkerHealth
 	ok, read := false, false
 	for _, v := range vs {

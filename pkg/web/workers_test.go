@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/piseduce/piseduce/pkg/apijson"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/testenv"
 )
@@ -26,7 +27,7 @@ func TestNoWorker(t *testing.T) {
 	}
 	queuedReason := func() string {
 		rec := f.api("user", "GET", fmt.Sprintf("/api/v1/deployments/%d", f.d1.ID), nil)
-		var v deploymentView
+		var v apijson.Deployment
 		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || !v.Queued {
 			t.Fatalf("deployment: %v %s", err, rec.Body)
 		}
