@@ -155,14 +155,23 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 		return err
 	}
 	if err := ctl.Set(ctx, dep.Node.Port, false); err != nil {
-		return err
+		return switchError(err)
 	}
 	select {
 	case <-time.After(d.PowerOffWait):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return ctl.Set(ctx, dep.Node.Port, true)
+	return switchError(ctl.Set(ctx, dep.Node.Port, true))
+}
+
+// switchError marks a switch that did not answer (engine.SwitchSilent): the node waits for
+// it without losing its state's time.
+func switchError(err error) error {
+	if errors.Is(err, power.ErrNoAnswer) {
+		return engine.SwitchSilent(err)
+	}
+	return err
 }
 
 // PortOn reads whether the node's port powers it: engine.PortReader, so that a node lost
@@ -196,7 +205,7 @@ func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
 	if err != nil {
 		return err
 	}
-	return ctl.Set(ctx, t.D.Node.Port, false)
+	return switchError(ctl.Set(ctx, t.D.Node.Port, false))
 }
 
 // isOff reports the port off, and kept off for PowerOffWait: a Pi switched off and on again
@@ -209,7 +218,7 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 	}
 	st, err := ctl.Status(ctx, t.D.Node.Port)
 	if err != nil || st.On {
-		return false, err
+		return false, switchError(err)
 	}
 	select {
 	case <-time.After(d.PowerOffWait - time.Since(t.D.StateStartedAt)):
@@ -230,7 +239,7 @@ func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 		return false, err
 	}
 	if err := ctl.Set(ctx, t.D.Node.Port, true); err != nil {
-		return false, err
+		return false, switchError(err)
 	}
 	return true, nil
 }

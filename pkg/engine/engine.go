@@ -113,6 +113,27 @@ func IsSilent(err error) bool {
 	return errors.As(err, &s)
 }
 
+// switchError marks an error that says the node's switch did not answer.
+type switchError struct{ err error }
+
+func (s switchError) Error() string { return s.err.Error() }
+func (s switchError) Unwrap() error { return s.err }
+
+// SwitchSilent wraps err, a step's or a hard reboot's failure to get an answer from the
+// node's switch. That is not the node's fault: see Options.SwitchLimit.
+func SwitchSilent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return switchError{err}
+}
+
+// IsSwitchSilent reports whether err was marked SwitchSilent.
+func IsSwitchSilent(err error) bool {
+	var s switchError
+	return errors.As(err, &s)
+}
+
 // Options configure an Engine. Zero values take the defaults in brackets.
 type Options struct {
 	Store    Store
@@ -143,6 +164,13 @@ type Options struct {
 	// SilentLimit is how long a node may fail to answer a state that needs it (its port on)
 	// before it is power-cycled and booted again; a node whose port is off is at once [45s].
 	SilentLimit time.Duration
+	// SwitchRetry caps the wait before trying again a state whose switch did not answer, so
+	// that the node goes on within seconds of the switch's return [3s].
+	SwitchRetry time.Duration
+	// SwitchLimit is how long a state that does not need its node (power, boot files, the
+	// SSH waits) waits for a silent switch; that time does not count against the state's own
+	// limit. After it, the deployment is lost, its reason naming the switch [5m].
+	SwitchLimit time.Duration
 	// Timeouts override the processes' default timeouts, by process and state.
 	Timeouts map[process.Key]process.Timeout
 	// Observer is told what happens, for metrics [none].
@@ -218,6 +246,8 @@ func New(o Options) (*Engine, error) {
 	setDefault(&o.MaxBackoff, time.Minute)
 	setDefault(&o.ProgressEvery, time.Second)
 	setDefault(&o.SilentLimit, 45*time.Second)
+	setDefault(&o.SwitchRetry, 3*time.Second)
+	setDefault(&o.SwitchLimit, 5*time.Minute)
 	procs, err := process.WithTimeouts(o.Timeouts)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -419,9 +449,13 @@ func (e *Engine) stopRequested() bool {
 	return e.stopping
 }
 
-// backoff is the wait after the n-th failed attempt in a row: exponential, capped, jittered.
-func (e *Engine) backoff(n int) time.Duration {
+// backoff is the wait after the n-th failed attempt in a row, err: exponential, capped,
+// jittered; a switch that did not answer is asked again within SwitchRetry.
+func (e *Engine) backoff(n int, err error) time.Duration {
 	d := time.Second << min(n, 10)
 	d = min(d, e.o.MaxBackoff)
+	if IsSwitchSilent(err) {
+		d = min(d, e.o.SwitchRetry)
+	}
 	return d/2 + mrand.N(d/2+1)
 }
