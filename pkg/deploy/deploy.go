@@ -228,18 +228,20 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 	}
 }
 
-// turnOn powers the node once a boot slot is free: Pis that netboot all together stall.
+// turnOn powers the node once a boot slot is free: Pis that netboot all together stall. A
+// node its switch did not power is not booting: its slot goes to another until it tries again.
 func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 	if !d.slots.acquire(t.D.NodeID) {
 		t.Log.Debug("waiting for a boot slot")
 		return false, nil
 	}
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
-	if err != nil {
-		return false, err
+	if err == nil {
+		err = switchError(ctl.Set(ctx, t.D.Node.Port, true))
 	}
-	if err := ctl.Set(ctx, t.D.Node.Port, true); err != nil {
-		return false, switchError(err)
+	if err != nil {
+		d.slots.release(t.D.NodeID)
+		return false, err
 	}
 	return true, nil
 }
