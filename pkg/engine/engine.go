@@ -208,14 +208,17 @@ type Engine struct {
 	clock    Clock
 	mu       sync.Mutex
 	inflight map[uint]context.CancelFunc
-	stopping bool
-	wg       sync.WaitGroup
-	tickMu   sync.Mutex
-	base     context.Context
-	cancel   context.CancelFunc
-	renewal  chan struct{}
-	hb       store.Heartbeat // this process, as its heartbeat describes it
-	lastBeat time.Time       // before the last heartbeat written (monotonic), under mu
+	// unreleased are leases whose release failed (the database was down): each tick tries
+	// again, or the deployment would wait for its own lease to run out.
+	unreleased map[uint]bool
+	stopping   bool
+	wg         sync.WaitGroup
+	tickMu     sync.Mutex
+	base       context.Context
+	cancel     context.CancelFunc
+	renewal    chan struct{}
+	hb         store.Heartbeat // this process, as its heartbeat describes it
+	lastBeat   time.Time       // before the last heartbeat written (monotonic), under mu
 }
 
 // New checks the options and returns an engine ready to Tick.
@@ -260,7 +263,7 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	base, cancel := context.WithCancel(context.Background())
-	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{},
+	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{}, unreleased: map[uint]bool{},
 		base: base, cancel: cancel, renewal: make(chan struct{})}
 	e.hb = e.newHeartbeat()
 	go e.renewLeases()
@@ -327,6 +330,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err := e.takeOver(ctx, nil, false); err != nil {
 		return err
 	}
+	if err := e.releaseAgain(ctx); err != nil {
+		return err
+	}
 	now := e.clock.Now()
 	expired, err := e.o.Store.ExpiredDeployments(ctx, now)
 	if err != nil {
@@ -371,9 +377,34 @@ func (e *Engine) Tick(ctx context.Context) error {
 			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer rcancel()
 			if err := e.o.Store.ReleaseLease(rctx, e.o.Owner, d.ID); err != nil {
-				e.log.Warn("release lease", "deployment", d.ID, "err", err)
+				e.log.Warn("release lease: trying again next tick", "deployment", d.ID, "err", err)
+				e.mu.Lock()
+				e.unreleased[d.ID] = true
+				e.mu.Unlock()
 			}
 		}()
+	}
+	return nil
+}
+
+// releaseAgain gives back the leases whose release failed, unless their deployment is being
+// worked on again.
+func (e *Engine) releaseAgain(ctx context.Context) error {
+	e.mu.Lock()
+	var ids []uint
+	for id := range e.unreleased {
+		if e.inflight[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		if err := e.o.Store.ReleaseLease(ctx, e.o.Owner, id); err != nil {
+			return err
+		}
+		e.mu.Lock()
+		delete(e.unreleased, id)
+		e.mu.Unlock()
 	}
 	return nil
 }
