@@ -135,8 +135,9 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 	}
 	now := e.clock.Now()
-	if !done && !e.rebootDue(d, st, now) {
-		// A hard reboot that is due has yet to get its answer from the switch.
+	if !done && (st.Recover != "" || !e.rebootDue(d, st, now)) {
+		// The node answered; in a state that does not drive it, the switch did unless a hard
+		// reboot is due: that one has yet to get its answer.
 		e.answered(d, st)
 	}
 	if done {
