@@ -260,7 +260,8 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	ticks := &tickWatch{Observer: m}
 	eng, err := engine.New(engine.Options{Store: st, Steps: dep.Steps(), Rebooter: dep, Log: log,
 		Workers: cfg.Tasks.Workers, Lease: cfg.Tasks.Lease, Tick: tickInterval(sched, time.Now()),
-		StepDeadline: cfg.Tasks.StepDeadline, Timeouts: cfg.Timeouts, SilentLimit: cfg.Tasks.NodeSilent, Observer: ticks})
+		StepDeadline: cfg.Tasks.StepDeadline, Timeouts: cfg.Timeouts, SilentLimit: cfg.Tasks.NodeSilent,
+		SwitchLimit: cfg.Tasks.SwitchSilent, Observer: ticks})
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,9 @@ type Config struct {
 	NodeSilent time.Duration
 	// KeepAlive: the SSH keepalive interval; three missed, a connection is dead [5s].
 	KeepAlive time.Duration
+	// SwitchLimit: how long a state waits for a silent switch before the node is lost
+	// [pitasks' default].
+	SwitchLimit time.Duration
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -159,7 +162,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
-		SilentLimit: cmp.Or(c.NodeSilent, 20*time.Second), Timeouts: shortSSHWaits(h.SSHLost)})
+		SilentLimit: cmp.Or(c.NodeSilent, 20*time.Second), SwitchLimit: c.SwitchLimit, Timeouts: shortSSHWaits(h.SSHLost)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,7 @@ type Config struct {
 		MaxBooting    int           // nodes powered on at once
 		StopGrace     time.Duration // how long a clean stop waits for running steps
 		NodeSilent    time.Duration // how long a node may not answer a state that needs it before it is power-cycled
+		SwitchSilent  time.Duration // how long a state may wait for a switch that does not answer before the node is lost
 		MetricsListen string
 	}
 	Cluster struct {
@@ -144,7 +145,8 @@ func Default() *Config {
 	c.Tasks.StepDeadline = 30 * time.Minute
 	c.Tasks.MaxBooting = 8
 	c.Tasks.StopGrace = 20 * time.Second
-	c.Tasks.NodeSilent = 45 * time.Second // three SSH connection timeouts
+	c.Tasks.NodeSilent = 45 * time.Second  // three SSH connection timeouts
+	c.Tasks.SwitchSilent = 5 * time.Minute // a switch rebooting takes one or two
 	c.Cluster.TFTPRoot = "/tftpboot"
 	c.Cluster.NFSBootDir = "/tftpboot/rpiboot_uboot"
 	c.Cluster.ImgDir = "/var/lib/piseduce/img"
@@ -285,6 +287,8 @@ func (c *Config) set(e entry) error {
 			return setDuration(&c.Tasks.StopGrace, v)
 		case "node_silent":
 			return setDuration(&c.Tasks.NodeSilent, v)
+		case "switch_silent":
+			return setDuration(&c.Tasks.SwitchSilent, v)
 		case "metrics_listen":
 			c.Tasks.MetricsListen = v
 		default:

@@ -39,6 +39,7 @@ tick = */3 * * * * *
 lease = 2m
 workers = 4
 node_silent = 20s
+switch_silent = 10m
 [timeouts]
 deploy.turn_on = 60/90
 save_env.ssh_system = 150s/180
@@ -47,7 +48,7 @@ save_env.ssh_system = 150s/180
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Frontend.Port != 9100 || c.Tasks.Lease != 2*time.Minute || c.Tasks.Workers != 4 || c.Tasks.NodeSilent != 20*time.Second {
+	if c.Frontend.Port != 9100 || c.Tasks.Lease != 2*time.Minute || c.Tasks.Workers != 4 || c.Tasks.NodeSilent != 20*time.Second || c.Tasks.SwitchSilent != 10*time.Minute {
 		t.Fatalf("got %+v", c)
 	}
 	if c.DB.ConnectionURL.Value() != "mysql://pipi:p@ss=word@localhost/piseduce" {

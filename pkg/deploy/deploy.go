@@ -155,14 +155,23 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 		return err
 	}
 	if err := ctl.Set(ctx, dep.Node.Port, false); err != nil {
-		return err
+		return switchError(err)
 	}
 	select {
 	case <-time.After(d.PowerOffWait):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return ctl.Set(ctx, dep.Node.Port, true)
+	return switchError(ctl.Set(ctx, dep.Node.Port, true))
+}
+
+// switchError marks a switch that did not answer (engine.SwitchSilent): the node waits for
+// it without losing its state's time.
+func switchError(err error) error {
+	if errors.Is(err, power.ErrNoAnswer) {
+		return engine.SwitchSilent(err)
+	}
+	return err
 }
 
 // PortOn reads whether the node's port powers it: engine.PortReader, so that a node lost
@@ -196,7 +205,7 @@ func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
 	if err != nil {
 		return err
 	}
-	return ctl.Set(ctx, t.D.Node.Port, false)
+	return switchError(ctl.Set(ctx, t.D.Node.Port, false))
 }
 
 // isOff reports the port off, and kept off for PowerOffWait: a Pi switched off and on again
@@ -209,7 +218,7 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 	}
 	st, err := ctl.Status(ctx, t.D.Node.Port)
 	if err != nil || st.On {
-		return false, err
+		return false, switchError(err)
 	}
 	select {
 	case <-time.After(d.PowerOffWait - time.Since(t.D.StateStartedAt)):
@@ -219,17 +228,19 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 	}
 }
 
-// turnOn powers the node once a boot slot is free: Pis that netboot all together stall.
+// turnOn powers the node once a boot slot is free: Pis that netboot all together stall. A
+// node its switch did not power is not booting: its slot goes to another until it tries again.
 func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 	if !d.slots.acquire(t.D.NodeID) {
 		t.Log.Debug("waiting for a boot slot")
 		return false, nil
 	}
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
-	if err != nil {
-		return false, err
+	if err == nil {
+		err = switchError(ctl.Set(ctx, t.D.Node.Port, true))
 	}
-	if err := ctl.Set(ctx, t.D.Node.Port, true); err != nil {
+	if err != nil {
+		d.slots.release(t.D.NodeID)
 		return false, err
 	}
 	return true, nil

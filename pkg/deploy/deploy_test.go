@@ -48,6 +48,32 @@ func TestTurnOffKeepsThePowerOffLongEnough(t *testing.T) {
 	}
 }
 
+// A switch that does not answer fails turn_on as the switch's fault (engine.SwitchSilent), and
+// the node, not powered, leaves its boot slot to another.
+func TestTurnOnThroughASilentSwitch(t *testing.T) {
+	sw := power.NewFake(8, 8)
+	d := New(Deployer{Switches: oneSwitch{sw}}, 1)
+	task := func(node uint) *engine.Task {
+		return &engine.Task{D: &store.Deployment{NodeID: node, Node: store.Node{Port: int(node)}}, Log: slog.Default()}
+	}
+	ctx := context.Background()
+	sw.Fail(1, fmt.Errorf("set port 1: %w", power.ErrNoAnswer))
+	if _, err := d.turnOn(ctx, task(1)); !engine.IsSwitchSilent(err) {
+		t.Fatalf("turn_on through a silent switch: %v, want an error marked SwitchSilent", err)
+	}
+	if done, err := d.turnOn(ctx, task(2)); !done || err != nil {
+		t.Fatalf("the next node's turn_on: %v, %v; want its slot and the power", done, err)
+	}
+	if done, _ := d.turnOn(ctx, task(1)); done {
+		t.Fatal("node 1 powered on while node 2 holds the only slot")
+	}
+	sw.Fail(3, fmt.Errorf("set port 3: %w", power.ErrAuth))
+	d.slots.release(2)
+	if _, err := d.turnOn(ctx, task(3)); err == nil || engine.IsSwitchSilent(err) {
+		t.Fatalf("turn_on refused by the switch: %v, want an error not marked SwitchSilent (the switch answered)", err)
+	}
+}
+
 func TestBootSlots(t *testing.T) {
 	b := newBootSlots(2)
 	if !b.acquire(1) || !b.acquire(2) || !b.acquire(1) {

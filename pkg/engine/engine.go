@@ -113,6 +113,27 @@ func IsSilent(err error) bool {
 	return errors.As(err, &s)
 }
 
+// switchError marks an error that says the node's switch did not answer.
+type switchError struct{ err error }
+
+func (s switchError) Error() string { return s.err.Error() }
+func (s switchError) Unwrap() error { return s.err }
+
+// SwitchSilent wraps err, a step's or a hard reboot's failure to get an answer from the
+// node's switch. That is not the node's fault: see Options.SwitchLimit.
+func SwitchSilent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return switchError{err}
+}
+
+// IsSwitchSilent reports whether err was marked SwitchSilent.
+func IsSwitchSilent(err error) bool {
+	var s switchError
+	return errors.As(err, &s)
+}
+
 // Options configure an Engine. Zero values take the defaults in brackets.
 type Options struct {
 	Store    Store
@@ -143,6 +164,13 @@ type Options struct {
 	// SilentLimit is how long a node may fail to answer a state that needs it (its port on)
 	// before it is power-cycled and booted again; a node whose port is off is at once [45s].
 	SilentLimit time.Duration
+	// SwitchRetry caps the wait before trying again a state whose switch did not answer, so
+	// that the node goes on within seconds of the switch's return [3s].
+	SwitchRetry time.Duration
+	// SwitchLimit is how long a state that does not need its node (power, boot files, the
+	// SSH waits) waits for a silent switch; that time does not count against the state's own
+	// limit. After it, the deployment is lost, its reason naming the switch [5m].
+	SwitchLimit time.Duration
 	// Timeouts override the processes' default timeouts, by process and state.
 	Timeouts map[process.Key]process.Timeout
 	// Observer is told what happens, for metrics [none].
@@ -180,14 +208,17 @@ type Engine struct {
 	clock    Clock
 	mu       sync.Mutex
 	inflight map[uint]context.CancelFunc
-	stopping bool
-	wg       sync.WaitGroup
-	tickMu   sync.Mutex
-	base     context.Context
-	cancel   context.CancelFunc
-	renewal  chan struct{}
-	hb       store.Heartbeat // this process, as its heartbeat describes it
-	lastBeat time.Time       // before the last heartbeat written (monotonic), under mu
+	// unreleased are leases whose release failed (the database was down): each tick tries
+	// again, or the deployment would wait for its own lease to run out.
+	unreleased map[uint]bool
+	stopping   bool
+	wg         sync.WaitGroup
+	tickMu     sync.Mutex
+	base       context.Context
+	cancel     context.CancelFunc
+	renewal    chan struct{}
+	hb         store.Heartbeat // this process, as its heartbeat describes it
+	lastBeat   time.Time       // before the last heartbeat written (monotonic), under mu
 }
 
 // New checks the options and returns an engine ready to Tick.
@@ -218,6 +249,8 @@ func New(o Options) (*Engine, error) {
 	setDefault(&o.MaxBackoff, time.Minute)
 	setDefault(&o.ProgressEvery, time.Second)
 	setDefault(&o.SilentLimit, 45*time.Second)
+	setDefault(&o.SwitchRetry, 3*time.Second)
+	setDefault(&o.SwitchLimit, 5*time.Minute)
 	procs, err := process.WithTimeouts(o.Timeouts)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -230,7 +263,7 @@ func New(o Options) (*Engine, error) {
 		}
 	}
 	base, cancel := context.WithCancel(context.Background())
-	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{},
+	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{}, unreleased: map[uint]bool{},
 		base: base, cancel: cancel, renewal: make(chan struct{})}
 	e.hb = e.newHeartbeat()
 	go e.renewLeases()
@@ -297,6 +330,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err := e.takeOver(ctx, nil, false); err != nil {
 		return err
 	}
+	if err := e.releaseAgain(ctx); err != nil {
+		return err
+	}
 	now := e.clock.Now()
 	expired, err := e.o.Store.ExpiredDeployments(ctx, now)
 	if err != nil {
@@ -341,9 +377,34 @@ func (e *Engine) Tick(ctx context.Context) error {
 			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer rcancel()
 			if err := e.o.Store.ReleaseLease(rctx, e.o.Owner, d.ID); err != nil {
-				e.log.Warn("release lease", "deployment", d.ID, "err", err)
+				e.log.Warn("release lease: trying again next tick", "deployment", d.ID, "err", err)
+				e.mu.Lock()
+				e.unreleased[d.ID] = true
+				e.mu.Unlock()
 			}
 		}()
+	}
+	return nil
+}
+
+// releaseAgain gives back the leases whose release failed, unless their deployment is being
+// worked on again.
+func (e *Engine) releaseAgain(ctx context.Context) error {
+	e.mu.Lock()
+	var ids []uint
+	for id := range e.unreleased {
+		if e.inflight[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		if err := e.o.Store.ReleaseLease(ctx, e.o.Owner, id); err != nil {
+			return err
+		}
+		e.mu.Lock()
+		delete(e.unreleased, id)
+		e.mu.Unlock()
 	}
 	return nil
 }
@@ -419,9 +480,13 @@ func (e *Engine) stopRequested() bool {
 	return e.stopping
 }
 
-// backoff is the wait after the n-th failed attempt in a row: exponential, capped, jittered.
-func (e *Engine) backoff(n int) time.Duration {
+// backoff is the wait after the n-th failed attempt in a row, err: exponential, capped,
+// jittered; a switch that did not answer is asked again within SwitchRetry.
+func (e *Engine) backoff(n int, err error) time.Duration {
 	d := time.Second << min(n, 10)
 	d = min(d, e.o.MaxBackoff)
+	if IsSwitchSilent(err) {
+		d = min(d, e.o.SwitchRetry)
+	}
 	return d/2 + mrand.N(d/2+1)
 }

@@ -121,7 +121,8 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		if err != nil {
 			return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 		}
-		d.ExecDone, d.SilentSince = true, nil
+		d.ExecDone = true
+		e.answered(d, st)
 	}
 	var done bool
 	err := e.call(ctx, func(c context.Context) error {
@@ -133,8 +134,12 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 	if err != nil {
 		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 	}
-	d.SilentSince = nil
 	now := e.clock.Now()
+	if !done && (st.Recover != "" || !e.rebootDue(d, st, now)) {
+		// The node answered; in a state that does not drive it, the switch did unless a hard
+		// reboot is due: that one has yet to get its answer.
+		e.answered(d, st)
+	}
 	if done {
 		ev := e.event(d, store.OutcomeDone, "", now)
 		next, ok := p.Next(d.State)
@@ -146,11 +151,11 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		log.Info("state done", "next", next, "took", time.Duration(ev.DurationMS)*time.Millisecond)
 		return e.save(ctx, d, ev, log)
 	}
-	elapsed := now.Sub(d.StateStartedAt)
+	elapsed := e.stateTime(d, st, now)
 	switch {
 	case st.Lost > 0 && elapsed >= st.Lost:
 		return e.lose(ctx, d, fmt.Sprintf("no progress in %s after %s", d.State, elapsed.Round(time.Second)), log)
-	case st.BeforeReboot > 0 && elapsed >= st.BeforeReboot && !d.Rebooted:
+	case e.rebootDue(d, st, now):
 		msg := fmt.Sprintf("%s not done after %s: hard reboot", d.State, elapsed.Round(time.Second))
 		log.Warn(msg)
 		err := e.call(ctx, func(c context.Context) error { return e.o.Rebooter.HardReboot(c, d) })
@@ -158,6 +163,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 			return e.retry(ctx, d, st, log, fmt.Errorf("hard reboot: %w", err))
 		}
 		ev := e.event(d, store.OutcomeReboot, msg, now)
+		e.answered(d, st)
 		d.Rebooted, d.ExecDone = true, false
 		d.NextCheckAt = now.Add(e.o.PollInterval)
 		e.save(ctx, d, ev, log)
@@ -233,11 +239,24 @@ func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.Stat
 		return false
 	}
 	now := e.clock.Now()
-	if st.Lost > 0 && now.Sub(d.StateStartedAt) >= st.Lost {
-		return e.lose(ctx, d, err.Error(), log)
+	wait := e.backoff(d.Failures+1, err)
+	if st.Recover == "" {
+		// Not the node's fault: while its switch is silent, the state's own time stops
+		// (stateTime), and the silence has a bound of its own.
+		switch {
+		case !IsSwitchSilent(err):
+			e.answered(d, st)
+		case d.SilentSince == nil:
+			d.SilentSince = &now
+		case now.Sub(*d.SilentSince) >= e.o.SwitchLimit:
+			return e.lose(ctx, d, fmt.Sprintf("switch %s did not answer for %s during %s",
+				d.Node.Switch.Name, now.Sub(*d.SilentSince).Round(time.Second), d.State), log)
+		}
 	}
-	wait := e.backoff(d.Failures + 1)
-	if IsSilent(err) && st.Recover != "" {
+	switch {
+	case st.Lost > 0 && e.stateTime(d, st, now) >= st.Lost:
+		return e.lose(ctx, d, err.Error(), log)
+	case IsSilent(err) && st.Recover != "":
 		cause := e.silent(ctx, d, log, now)
 		if cause != "" {
 			return e.recoverNode(ctx, d, st, log, cause, err)
@@ -251,6 +270,31 @@ func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.Stat
 	log.Warn("attempt failed", "err", err, "failures", d.Failures, "retry_at", d.NextCheckAt)
 	e.save(ctx, d, e.event(d, store.OutcomeRetry, err.Error(), now), log)
 	return false
+}
+
+// answered ends a silence: in a state that needs its node, the node's; otherwise its
+// switch's, and then the state's clock moves past the silence, so that the state's limit
+// counts only the time the switch answered.
+func (e *Engine) answered(d *store.Deployment, st process.State) {
+	if d.SilentSince != nil && st.Recover == "" {
+		d.StateStartedAt = d.StateStartedAt.Add(e.clock.Now().Sub(*d.SilentSince))
+	}
+	d.SilentSince = nil
+}
+
+// stateTime is how long d has been in its state, without the silence of its switch going on
+// now (a silence that ended was taken out of it by answered).
+func (e *Engine) stateTime(d *store.Deployment, st process.State, now time.Time) time.Duration {
+	if d.SilentSince != nil && st.Recover == "" {
+		return d.SilentSince.Sub(d.StateStartedAt)
+	}
+	return now.Sub(d.StateStartedAt)
+}
+
+// rebootDue reports whether the state has run past its time before a hard reboot, and not
+// had the reboot yet.
+func (e *Engine) rebootDue(d *store.Deployment, st process.State, now time.Time) bool {
+	return st.BeforeReboot > 0 && !d.Rebooted && e.stateTime(d, st, now) >= st.BeforeReboot
 }
 
 // silent notes that d's node did not answer and says why it must be brought back now: its
@@ -293,7 +337,7 @@ func (e *Engine) recoverNode(ctx context.Context, d *store.Deployment, st proces
 	if rerr := e.call(ctx, func(c context.Context) error { return e.o.Rebooter.HardReboot(c, d) }); rerr != nil {
 		d.Failures++
 		d.LastError = fmt.Sprintf("%s; power-cycling it: %v", cause, rerr)
-		d.NextCheckAt = e.clock.Now().Add(e.backoff(d.Failures))
+		d.NextCheckAt = e.clock.Now().Add(e.backoff(d.Failures, rerr))
 		e.o.Observer.StepError(d.Process, d.State, rerr)
 		e.save(ctx, d, e.event(d, store.OutcomeRetry, d.LastError, e.clock.Now()), log)
 		return false

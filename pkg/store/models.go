@@ -180,8 +180,9 @@ type Deployment struct {
 	NextCheckAt    time.Time `gorm:"index:idx_due,priority:3"`
 	Failures       int
 	LastError      string `gorm:"type:text"`
-	// SilentSince: since when the node has not answered the state that needs it (nil: it
-	// answers, or the state needs no node). The engine power-cycles a node silent too long.
+	// SilentSince: since when the node has not answered the state that needs it, or, in a
+	// state that needs none, its switch has not answered (nil: it answers). The engine
+	// power-cycles a node silent too long; a switch's silence stops the state's clock.
 	SilentSince *time.Time
 	// NodeRecovered: the node stopped answering once in this run and was power-cycled; a
 	// second time it is lost. A new request clears it.
