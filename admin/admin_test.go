@@ -718,3 +718,38 @@ func TestPortAndNodeScripts(t *testing.T) {
 		t.Errorf("node-state.sh with two nodes: exit %d", code)
 	}
 }
+
+// TestCheckSeesItsOwnDaemons: without systemd, check.sh counts a pitasks or pifrontend as
+// running only when it was started with the configuration being checked (-config, resolved
+// from its working directory): another one on the machine, another site's or a test's, is
+// not this site's.
+func TestCheckSeesItsOwnDaemons(t *testing.T) {
+	bin := binaries(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "seducepp.conf")
+	mustWrite(t, conf, "[db]\nconnection_url = sqlite://"+filepath.Join(dir, "piseduce.db")+"\n")
+	// Stand-ins named like the daemons (a script's process takes its file's name); they only wait.
+	fake := t.TempDir()
+	start := func(name, wd string, args ...string) {
+		p := filepath.Join(fake, name)
+		mustWrite(t, p, "#!/bin/sh\nsleep 600\n")
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(p, args...)
+		cmd.Dir = wd
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	}
+	start("pitasks", dir, "-config", filepath.Join(t.TempDir(), "other.conf"), "run")
+	start("pifrontend", dir, "-config=seducepp.conf")
+	out, _ := script(t, []string{"PISEDUCE_ROOT=" + t.TempDir()}, "check.sh", "--config", conf, "--bin-dir", bin)
+	for _, want := range []string{"PROBLEM: pitasks is not running", "ok: pifrontend is running (pifrontend)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check.sh output lacks %q:\n%s", want, out)
+		}
+	}
+}

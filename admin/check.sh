@@ -77,7 +77,31 @@ mode_ok() {
 
 systemd_running() { [ "$ROOT" = / ] && [ -d /run/systemd/system ]; }
 
-# running NAME PROCESS…: the service NAME runs (systemd unit, else one of the processes).
+# config_of PID: the configuration a PiSeduce daemon was started with (-config FILE, resolved
+# from its working directory), or the default when it was given none.
+config_of() {
+	local a prev='' conf=/etc/seducepp.conf
+	while IFS= read -r -d '' a; do
+		case $prev in -config | --config) conf=$a ;; esac
+		case $a in -config=* | --config=*) conf=${a#*=} ;; esac
+		prev=$a
+	done <"/proc/$1/cmdline"
+	(cd "/proc/$1/cwd" 2>/dev/null && realpath -m -- "$conf")
+}
+
+# ours PROCESS: a process of that name runs with this check's configuration (a daemon of
+# another configuration on the same machine, e.g. a test's, is not this site's).
+ours() {
+	local pid want
+	want=$(realpath -m -- "$CONFIG")
+	for pid in $(pgrep -x "$1"); do
+		[ "$(config_of "$pid")" = "$want" ] && return 0
+	done
+	return 1
+}
+
+# running NAME PROCESS…: the service NAME runs (systemd unit, else one of the processes; for
+# PiSeduce's own daemons, one started with this configuration).
 running() {
 	local name=$1 p
 	shift
@@ -90,10 +114,10 @@ running() {
 		return 0
 	fi
 	for p in "$@"; do
-		if pgrep -x "$p" >/dev/null 2>&1; then
-			good "$name is running ($p)"
-			return 0
-		fi
+		case $p in
+		pitasks | pifrontend) ours "$p" ;;
+		*) pgrep -x "$p" >/dev/null 2>&1 ;;
+		esac && { good "$name is running ($p)"; return 0; }
 	done
 	problem "$name is not running (no $* process)"
 }

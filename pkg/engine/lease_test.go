@@ -77,7 +77,13 @@ func TestTwoEnginesNeverRunAStepTwiceAtOnce(t *testing.T) {
 					time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
 					return true, nil
 				}
-				engines[i] = newEngine(t, s, f, nil, func(o *Options) { o.Owner = owner; o.Workers = 8; o.Lease = 10 * time.Second })
+				// Limits far above a turn's time even on a loaded machine: a save that missed its
+				// deadline, or a heartbeat late enough for a takeover, rightly has a step done
+				// again (steps are idempotent), and this test counts every run.
+				engines[i] = newEngine(t, s, f, nil, func(o *Options) {
+					o.Owner, o.Workers = owner, 8
+					o.Lease, o.StepDeadline, o.TakeoverAfter = 30*time.Second, time.Minute, time.Minute
+				})
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
