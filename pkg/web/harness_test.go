@@ -302,17 +302,32 @@ func (f *fixture) api(role, method, path string, body any) *httptest.ResponseRec
 }
 
 // serve answers req into a recorder and checks an API answer against openapi.json. An event
-// stream does not end by itself: this viewer reads its first 100 ms, then leaves.
+// stream does not end by itself: this viewer reads it for 100 ms after its first event, then
+// leaves.
 func (f *fixture) serve(req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	var w http.ResponseWriter = rec
 	if strings.HasSuffix(req.URL.Path, "/events") {
-		ctx, cancel := context.WithTimeout(req.Context(), 100*time.Millisecond)
+		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		req = req.WithContext(ctx)
+		w = &leavingViewer{ResponseRecorder: rec, leave: cancel}
 	}
-	rec := httptest.NewRecorder()
-	f.s.ServeHTTP(rec, req)
+	f.s.ServeHTTP(w, req)
 	checkAPIAnswer(f.t, req, rec)
 	return rec
+}
+
+// leavingViewer leaves (cancels its request) 100 ms after the first flush of the stream.
+type leavingViewer struct {
+	*httptest.ResponseRecorder
+	leave context.CancelFunc
+	once  sync.Once
+}
+
+func (v *leavingViewer) Flush() {
+	v.ResponseRecorder.Flush()
+	v.once.Do(func() { time.AfterFunc(100*time.Millisecond, v.leave) })
 }
 
 // fingerprint is the content of every table but the sessions (logins and logouts create and

@@ -111,7 +111,9 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			v.User, v.API, v.TokenID = u, true, tok.ID
 			return next(c)
 		}
-		s.loadSession(c, v)
+		if err := s.loadSession(c, v); err != nil {
+			return err
+		}
 		if unsafeMethod(r.Method) {
 			if err := readForm(c); err != nil {
 				return err
@@ -188,17 +190,17 @@ func canLogIn(u *store.User) bool {
 }
 
 // loadSession finds the visitor's session from the cookie; anonymous visitors get a random
-// CSRF cookie instead.
-func (s *Server) loadSession(c echo.Context, v *visitor) {
+// CSRF cookie instead. A database that fails is an error, not a logout: the cookie stays.
+func (s *Server) loadSession(c echo.Context, v *visitor) error {
 	if tok := s.cookie(c, sessionCookie); tok != "" {
 		se, err := s.live.session(c.Request().Context(), auth.HashToken(tok))
 		switch {
 		case err == nil && canLogIn(&se.User):
 			u := se.User
 			v.User, v.SessionHash, v.csrfSeed = &u, se.Hash, "session:"+tok
-			return
+			return nil
 		case err != nil && !errors.Is(err, store.ErrNotFound):
-			s.log.Error("session lookup failed", "err", err)
+			return fmt.Errorf("session lookup: %w", err)
 		}
 		s.setCookie(c, sessionCookie, "", -1)
 	}
@@ -208,6 +210,7 @@ func (s *Server) loadSession(c echo.Context, v *visitor) {
 		s.setCookie(c, csrfCookie, seed, 0)
 	}
 	v.csrfSeed = "anon:" + seed
+	return nil
 }
 
 // csrfToken is the token the visitor's forms carry.
