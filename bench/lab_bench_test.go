@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,7 +144,9 @@ func BenchmarkDeployLab(b *testing.B) {
 		r := round{n: n}
 		nodes := h.Nodes[:n]
 		r.base = baseline(b, h, nodes, baseImg, baseInflate, im.size)
+		stopWatch := watchMemory()
 		r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
+		r.mem = stopWatch()
 		rep.rounds = append(rep.rounds, r)
 		s := r.summary(im.size)
 		b.ReportMetric(s.total.Seconds(), fmt.Sprintf("s-total-n%d", n))
@@ -488,6 +491,47 @@ type round struct {
 	n      int
 	base   []baseNode
 	deploy []deployNode
+	mem    memPeak
+}
+
+// memPeak is this process's memory over a pitasks round: the engine's, as the harness beside it
+// only asks the database (the baseline's copies are ssh processes of their own).
+type memPeak struct {
+	heapBefore, heapPeak int64 // Go heap objects (live and not yet swept), bytes
+	rssBefore, rssPeak   int64 // VmRSS, bytes
+}
+
+// watchMemory samples this process's heap and resident size every 100 ms until stop.
+func watchMemory() (stop func() memPeak) {
+	heap := func() int64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(s)
+		return int64(s[0].Value.Uint64())
+	}
+	var m memPeak
+	m.heapBefore = heap()
+	m.rssBefore, _, _ = residentSize("self")
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			m.heapPeak = max(m.heapPeak, heap())
+			rss, _, _ := residentSize("self")
+			m.rssPeak = max(m.rssPeak, rss)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() memPeak {
+		close(done)
+		<-finished
+		return m
+	}
 }
 
 type summary struct {
@@ -617,6 +661,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %.1f / %.1f (%.2f) | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
 			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.im.size, s.pitasksCopy),
 			s.copyRatio, s.copyChkRatio, s.baseAgg, s.pitasksAgg, s.aggRatio, secs(s.hw), s.hwRatio)
+	}
+	w.WriteString("\nMemory of the benchmark process (the engine, and the harness that only asks the database) during each pitasks " +
+		"round (issue 14 item 3), sampled every 100 ms:\n\n| nodes | Go heap before / peak (MiB) | VmRSS before / peak (MiB) |\n|---|---|---|\n")
+	for _, rd := range r.rounds {
+		fmt.Fprintf(&w, "| %d | %.1f / %.1f | %.1f / %.1f |\n", rd.n, float64(rd.mem.heapBefore)/(1<<20), float64(rd.mem.heapPeak)/(1<<20),
+			float64(rd.mem.rssBefore)/(1<<20), float64(rd.mem.rssPeak)/(1<<20))
 	}
 	for _, rd := range r.rounds {
 		fmt.Fprintf(&w, "\n#### %d node(s) at once\n\n", rd.n)

@@ -1,5 +1,3 @@
-//go:build linux
-
 package bench
 
 import (
@@ -17,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,6 +69,7 @@ func TestSoak(t *testing.T) {
 	if os.Getenv("PISEDUCE_SOAK") != "1" {
 		t.Skip("set PISEDUCE_SOAK=1 to run the soak (make bench-soak)")
 	}
+	testenv.Need(t, runtime.GOOS == "linux", "Linux (the soak reads /proc)")
 	duration := 4 * time.Minute
 	if v := os.Getenv("PISEDUCE_SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -472,18 +472,9 @@ func startDaemon(t *testing.T, bin, name, cfgPath, logPath string, metricsPort i
 // sample records the process's VmRSS and VmHWM and, from its /metrics, its goroutines and heap.
 func (d *daemon) sample(now time.Time) {
 	s := memSample{at: now}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	var err error
+	s.rss, s.hwm, err = residentSize(strconv.Itoa(d.cmd.Process.Pid))
 	s.procErr = err != nil
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			s.rss = kb << 10
-		case "VmHWM":
-			s.hwm = kb << 10
-		}
-	}
 	s.metricsFailed = true
 	if res, err := d.metricsC.Get(d.metrics); err == nil {
 		sc := bufio.NewScanner(res.Body)
@@ -502,6 +493,22 @@ func (d *daemon) sample(now time.Time) {
 	d.mu.Lock()
 	d.samples = append(d.samples, s)
 	d.mu.Unlock()
+}
+
+// residentSize returns VmRSS and VmHWM of process pid ("self": this one), in bytes.
+func residentSize(pid string) (rss, hwm int64, err error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = kb << 10
+		case "VmHWM":
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm, err
 }
 
 // quarter returns the samples of the q-th quarter (0…3) of [from, to).
