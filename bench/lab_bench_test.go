@@ -116,7 +116,8 @@ func BenchmarkDeployLab(b *testing.B) {
 	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))
 	// Into the lab's image folder (pitasks' img_dir): the same file system, a rename.
 	imgDir := filepath.Dir(h.Lab.Desc.Image.Img)
-	for _, f := range []string{filepath.Base(im.raw), env.ImageName} {
+	// A raw environment's image is the raw file itself: moved once.
+	for _, f := range slices.Compact([]string{filepath.Base(im.raw), env.ImageName}) {
 		if err := os.Rename(filepath.Join(work, f), filepath.Join(imgDir, f)); err != nil && !os.IsExist(err) {
 			b.Fatal(err)
 		}
