@@ -154,8 +154,9 @@ func BenchmarkDeployLab(b *testing.B) {
 		b.ReportMetric(s.copyRatio, fmt.Sprintf("copy-ratio-n%d", n))
 		b.ReportMetric(s.hwRatio, fmt.Sprintf("hw-ratio-n%d", n))
 		b.ReportMetric(s.aggRatio, fmt.Sprintf("agg-throughput-ratio-n%d", n))
-		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s)", n, s.total.Round(100*time.Millisecond),
-			s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond))
+		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s); Go heap %.1f -> peak %.1f MiB, VmRSS %.1f -> peak %.1f MiB",
+			n, s.total.Round(100*time.Millisecond), s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond),
+			float64(r.mem.heapBefore)/(1<<20), float64(r.mem.heapPeak)/(1<<20), float64(r.mem.rssBefore)/(1<<20), float64(r.mem.rssPeak)/(1<<20))
 	}
 	b.StopTimer()
 	out := rep.markdown()
