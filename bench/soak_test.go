@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/auth"
+	"github.com/piseduce/piseduce/pkg/power/powerconf"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -64,7 +64,8 @@ const (
 // PISEDUCE_SOAK_DB: sqlite,mysql (default: both, one after the other); PISEDUCE_SOAK_BIN: the
 // folder of the built daemons (default: built here); PISEDUCE_SOAK_REPORT: also write the report
 // there. Network: every switch and node is on 127.76.0.0/16 or 127.77.0.0/16 where nothing
-// listens (checked before pitasks starts); the switches' SNMP port is one nothing listens on.
+// listens (checked before pitasks starts); the switches are driven by the command driver
+// (touch, rm and test of a file per port), so power is switched without any network.
 func TestSoak(t *testing.T) {
 	if os.Getenv("PISEDUCE_SOAK") != "1" {
 		t.Skip("set PISEDUCE_SOAK=1 to run the soak (make bench-soak)")
@@ -127,21 +128,20 @@ func soak(t *testing.T, dialect, bin string, duration time.Duration, report *str
 	if err != nil {
 		t.Fatal(err)
 	}
-	snmpPort := freeUDPPort(t)
-	fleet := seedSoak(t, st, snmpPort, duration)
+	dir := t.TempDir()
+	fleet := seedSoak(t, st, filepath.Join(dir, "power"), duration)
 	// What pitasks will read is checked, not what the seed meant to write.
 	if err := onlyLoopback(ctx, st); err != nil {
 		st.Close()
 		t.Fatalf("refusing to start pitasks: %v", err)
 	}
 	st.Close()
-	if err := nothingListens(snmpPort); err != nil {
+	if err := nothingListens(); err != nil {
 		t.Fatalf("refusing to start pitasks: %v", err)
 	}
 
-	dir := t.TempDir()
 	webPort, webMetrics, tasksMetrics := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	for _, d := range []string{"tftp/rpiboot_uboot", "img"} {
+	for _, d := range []string{"tftp/rpiboot_uboot", "img", "power"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -270,9 +270,10 @@ dnsmasq_log = %[5]s/dnsmasq.log
 	}
 }
 
-// seedSoak writes the fleet: 20 switches of 50 nodes, 40 users holding 5 active deployments
+// seedSoak writes the fleet: 20 switches of 50 nodes (power switched by the command driver: a
+// file per port in powerDir, no network), 40 users holding 5 active deployments
 // each, 10 users with nothing yet, a session and an API token for each user.
-func seedSoak(t *testing.T, st *store.Store, snmpPort int, duration time.Duration) soakFleet {
+func seedSoak(t *testing.T, st *store.Store, powerDir string, duration time.Duration) soakFleet {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	db := storetest.DB(st)
@@ -286,7 +287,10 @@ func seedSoak(t *testing.T, st *store.Store, snmpPort int, duration time.Duratio
 	must(st.CreateEnvironment(ctx, &env))
 	var nodes []store.Node
 	for s := range soakSwitches {
-		sw := store.Switch{Name: fmt.Sprintf("sw%02d", s), IP: fmt.Sprintf("127.76.0.%d", s+1), SNMPPort: snmpPort, Community: "c",
+		port := powerDir + "/{switch}-{port}"
+		sw := store.Switch{Name: fmt.Sprintf("sw%02d", s), IP: fmt.Sprintf("127.76.0.%d", s+1), Driver: powerconf.DriverCommand,
+			Power: powerconf.Settings{Command: powerconf.Command{On: []string{"/usr/bin/touch", port}, Off: []string{"/usr/bin/rm", "-f", port},
+				Status: []string{"/usr/bin/test", "-e", port}}},
 			PortCount: soakNodesPerSw + 2, MasterPort: soakNodesPerSw + 2, OID: ".1.3.6.1.2.1.105.1.1.1.3.1"}
 		must(st.CreateSwitch(ctx, &sw))
 		for p := 1; p <= soakNodesPerSw; p++ {
@@ -379,46 +383,24 @@ func onlyLoopback(ctx context.Context, st *store.Store) error {
 	return nil
 }
 
-// nothingListens checks that no socket of this network namespace is bound to the switches'
-// SNMP port, or listens on SSH's port 22, on an address the soak's switches and nodes have
-// (127.76/16, 127.77/16, or any address): pitasks' SNMP and SSH then reach nobody.
-func nothingListens(snmpPort int) error {
-	for _, f := range []struct {
-		file  string
-		port  int
-		state string // "" any (UDP), "0A" TCP LISTEN
-	}{{"/proc/net/udp", snmpPort, ""}, {"/proc/net/tcp", 22, "0A"}} {
-		b, err := os.ReadFile(f.file)
-		if err != nil {
-			return err
+// nothingListens checks that no socket of this network namespace listens on SSH's port 22 on
+// an address the soak's nodes have (127.77/16, or any address): pitasks' SSH reaches nobody.
+func nothingListens() error {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		fs := strings.Fields(line)
+		if len(fs) < 4 || fs[3] != "0A" { // LISTEN
+			continue
 		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) < 4 || (f.state != "" && fs[3] != f.state) {
-				continue
-			}
-			addr, port, ok := strings.Cut(fs[1], ":")
-			p, _ := strconv.ParseInt(port, 16, 32)
-			if !ok || int(p) != f.port {
-				continue
-			}
-			// /proc/net shows the address as little-endian hex: 127.76.x.y is "yx4C7F".
-			if addr == "00000000" || strings.HasSuffix(addr, "4C7F") || strings.HasSuffix(addr, "4D7F") {
-				return fmt.Errorf("%s: a socket is bound to %s:%d", f.file, addr, f.port)
-			}
+		// The address is little-endian hex: 127.77.x.y is "yx4D7F"; port 22 is "0016".
+		if addr, port, _ := strings.Cut(fs[1], ":"); port == "0016" && (addr == "00000000" || strings.HasSuffix(addr, "4D7F")) {
+			return fmt.Errorf("/proc/net/tcp: a socket listens on %s:22", addr)
 		}
 	}
 	return nil
-}
-
-// freeUDPPort is a UDP port nothing is bound to on loopback right now.
-func freeUDPPort(t *testing.T) int {
-	l, err := (&net.ListenConfig{}).ListenPacket(context.Background(), "udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.LocalAddr().(*net.UDPAddr).Port
 }
 
 // daemon is one of the two programs, running, and its memory samples.
