@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,7 +116,8 @@ func BenchmarkDeployLab(b *testing.B) {
 	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))
 	// Into the lab's image folder (pitasks' img_dir): the same file system, a rename.
 	imgDir := filepath.Dir(h.Lab.Desc.Image.Img)
-	for _, f := range []string{filepath.Base(im.raw), env.ImageName} {
+	// A raw environment's image is the raw file itself: moved once.
+	for _, f := range slices.Compact([]string{filepath.Base(im.raw), env.ImageName}) {
 		if err := os.Rename(filepath.Join(work, f), filepath.Join(imgDir, f)); err != nil && !os.IsExist(err) {
 			b.Fatal(err)
 		}
@@ -143,15 +145,18 @@ func BenchmarkDeployLab(b *testing.B) {
 		r := round{n: n}
 		nodes := h.Nodes[:n]
 		r.base = baseline(b, h, nodes, baseImg, baseInflate, im.size)
+		stopWatch := watchMemory()
 		r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
+		r.mem = stopWatch()
 		rep.rounds = append(rep.rounds, r)
 		s := r.summary(im.size)
 		b.ReportMetric(s.total.Seconds(), fmt.Sprintf("s-total-n%d", n))
 		b.ReportMetric(s.copyRatio, fmt.Sprintf("copy-ratio-n%d", n))
 		b.ReportMetric(s.hwRatio, fmt.Sprintf("hw-ratio-n%d", n))
 		b.ReportMetric(s.aggRatio, fmt.Sprintf("agg-throughput-ratio-n%d", n))
-		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s)", n, s.total.Round(100*time.Millisecond),
-			s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond))
+		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s); Go heap %.1f -> peak %.1f MiB, VmRSS %.1f -> peak %.1f MiB",
+			n, s.total.Round(100*time.Millisecond), s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond),
+			float64(r.mem.heapBefore)/(1<<20), float64(r.mem.heapPeak)/(1<<20), float64(r.mem.rssBefore)/(1<<20), float64(r.mem.rssPeak)/(1<<20))
 	}
 	b.StopTimer()
 	out := rep.markdown()
@@ -488,6 +493,47 @@ type round struct {
 	n      int
 	base   []baseNode
 	deploy []deployNode
+	mem    memPeak
+}
+
+// memPeak is this process's memory over a pitasks round: the engine's, as the harness beside it
+// only asks the database (the baseline's copies are ssh processes of their own).
+type memPeak struct {
+	heapBefore, heapPeak int64 // Go heap objects (live and not yet swept), bytes
+	rssBefore, rssPeak   int64 // VmRSS, bytes
+}
+
+// watchMemory samples this process's heap and resident size every 100 ms until stop.
+func watchMemory() (stop func() memPeak) {
+	heap := func() int64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(s)
+		return int64(s[0].Value.Uint64())
+	}
+	var m memPeak
+	m.heapBefore = heap()
+	m.rssBefore, _, _ = residentSize("self")
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			m.heapPeak = max(m.heapPeak, heap())
+			rss, _, _ := residentSize("self")
+			m.rssPeak = max(m.rssPeak, rss)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() memPeak {
+		close(done)
+		<-finished
+		return m
+	}
 }
 
 type summary struct {
@@ -617,6 +663,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %.1f / %.1f (%.2f) | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
 			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.im.size, s.pitasksCopy),
 			s.copyRatio, s.copyChkRatio, s.baseAgg, s.pitasksAgg, s.aggRatio, secs(s.hw), s.hwRatio)
+	}
+	w.WriteString("\nMemory of the benchmark process (the engine, and the harness that only asks the database) during each pitasks " +
+		"round (issue 14 item 3), sampled every 100 ms:\n\n| nodes | Go heap before / peak (MiB) | VmRSS before / peak (MiB) |\n|---|---|---|\n")
+	for _, rd := range r.rounds {
+		fmt.Fprintf(&w, "| %d | %.1f / %.1f | %.1f / %.1f |\n", rd.n, float64(rd.mem.heapBefore)/(1<<20), float64(rd.mem.heapPeak)/(1<<20),
+			float64(rd.mem.rssBefore)/(1<<20), float64(rd.mem.rssPeak)/(1<<20))
 	}
 	for _, rd := range r.rounds {
 		fmt.Fprintf(&w, "\n#### %d node(s) at once\n\n", rd.n)
