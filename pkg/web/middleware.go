@@ -1,8 +1,10 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -334,7 +336,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if code >= 500 {
 		ref := requestID(c)
-		s.log.Error("request failed", "request_id", ref, "method", c.Request().Method, "path", loggedPath(c), "err", err)
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			level = slog.LevelInfo // the visitor left before the answer: nothing failed here
+		}
+		s.log.Log(context.Background(), level, "request failed", "request_id", ref, "method", c.Request().Method, "path", loggedPath(c), "err", err)
 		msg = fmt.Sprintf("Something went wrong on our side (reference %s). Please try again later.", ref)
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/api/") || strings.HasSuffix(c.Path(), ".json") {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -132,5 +133,25 @@ func TestHTTPMetricsAndVersion(t *testing.T) {
 	}
 	if footer.MatchString(alice.get("/account").Body.String()) {
 		t.Error("a user sees the version")
+	}
+}
+
+// TestAVisitorWhoLeftIsNoError: a request cut short because its visitor left (its context
+// canceled) is logged at INFO, not as an error of ours.
+func TestAVisitorWhoLeftIsNoError(t *testing.T) {
+	f := newFixture(t)
+	for _, left := range []bool{true, false} {
+		f.log.Reset()
+		ctx, cancel := context.WithCancel(context.Background())
+		if left {
+			cancel()
+		}
+		c := f.s.echo.NewContext(httptest.NewRequest(http.MethodGet, "/resources", nil).WithContext(ctx), httptest.NewRecorder())
+		f.s.handleError(fmt.Errorf("session lookup: %w", context.Canceled), c)
+		cancel()
+		want := map[bool]string{true: `level=INFO msg="request failed"`, false: `level=ERROR msg="request failed"`}[left]
+		if !strings.Contains(f.log.String(), want) {
+			t.Errorf("visitor left %v: log lacks %q:\n%s", left, want, f.log.String())
+		}
 	}
 }
