@@ -337,8 +337,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if code >= 500 {
 		ref := requestID(c)
 		level := slog.LevelError
-		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
-			level = slog.LevelInfo // the visitor left before the answer: nothing failed here
+		if errors.Is(c.Request().Context().Err(), context.Canceled) {
+			// The visitor left before the answer, which cut short what served it (the error
+			// may be the driver's, e.g. sqlite3's "interrupted"): nothing failed here.
+			level = slog.LevelInfo
 		}
 		s.log.Log(context.Background(), level, "request failed", "request_id", ref, "method", c.Request().Method, "path", loggedPath(c), "err", err)
 		msg = fmt.Sprintf("Something went wrong on our side (reference %s). Please try again later.", ref)

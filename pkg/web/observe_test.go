@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -147,7 +148,7 @@ func TestAVisitorWhoLeftIsNoError(t *testing.T) {
 			cancel()
 		}
 		c := f.s.echo.NewContext(httptest.NewRequest(http.MethodGet, "/resources", nil).WithContext(ctx), httptest.NewRecorder())
-		f.s.handleError(fmt.Errorf("session lookup: %w", context.Canceled), c)
+		f.s.handleError(errors.New("session lookup: sqlite3: interrupted"), c)
 		cancel()
 		want := map[bool]string{true: `level=INFO msg="request failed"`, false: `level=ERROR msg="request failed"`}[left]
 		if !strings.Contains(f.log.String(), want) {
