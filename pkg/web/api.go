@@ -72,29 +72,28 @@ func (s *Server) apiNodes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if notModified(c, s.etag(c, gen)) {
-		return nil
-	}
-	sts, next := pageOf(sts, limit, after, nodeCursorOf)
-	me := currentUser(c)
-	out := make([]apijson.Node, len(sts))
-	for i := range sts {
-		n := &sts[i]
-		out[i] = apijson.Node{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
-			Free: n.Free(), Held: n.Held, Holder: n.Holder, NextStart: n.NextStart, Process: n.Process, State: n.State}
-		if n.Held {
-			u := n.Until
-			out[i].Until = &u
-			if n.HolderID == me.ID || me.Admin {
-				out[i].ReservationID = n.ReservationID
+	return s.answerJSON(c, gen, func() any {
+		sts, next := pageOf(sts, limit, after, nodeCursorOf)
+		me := currentUser(c)
+		out := make([]apijson.Node, len(sts))
+		for i := range sts {
+			n := &sts[i]
+			out[i] = apijson.Node{ID: n.ID, Name: n.Name, Model: n.Model, Switch: n.Switch.Name, Port: n.Port, IP: n.IP,
+				Free: n.Free(), Held: n.Held, Holder: n.Holder, NextStart: n.NextStart, Process: n.Process, State: n.State}
+			if n.Held {
+				u := n.Until
+				out[i].Until = &u
+				if n.HolderID == me.ID || me.Admin {
+					out[i].ReservationID = n.ReservationID
+				}
 			}
 		}
-	}
-	body := map[string]any{"nodes": out}
-	if next != "" {
-		body["next_cursor"] = next
-	}
-	return c.JSON(http.StatusOK, body)
+		body := map[string]any{"nodes": out}
+		if next != "" {
+			body["next_cursor"] = next
+		}
+		return body
+	})
 }
 
 func (s *Server) apiEnvironments(c echo.Context) error {
@@ -219,20 +218,19 @@ func (s *Server) apiDeployments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if notModified(c, s.etag(c, gen)) {
-		return nil
-	}
-	ds, next := pageOf(ds, limit, after, cursorOf)
-	u, now := currentUser(c), s.now()
-	out := make([]apijson.Deployment, len(ds))
-	for i := range ds {
-		out[i] = viewDeployment(&ds[i], u, now)
-	}
-	body := map[string]any{"deployments": out}
-	if next != "" {
-		body["next_cursor"] = next
-	}
-	return c.JSON(http.StatusOK, body)
+	return s.answerJSON(c, gen, func() any {
+		ds, next := pageOf(ds, limit, after, cursorOf)
+		u, now := currentUser(c), s.now()
+		out := make([]apijson.Deployment, len(ds))
+		for i := range ds {
+			out[i] = viewDeployment(&ds[i], u, now)
+		}
+		body := map[string]any{"deployments": out}
+		if next != "" {
+			body["next_cursor"] = next
+		}
+		return body
+	})
 }
 
 func (s *Server) apiCreateDeployments(c echo.Context) error {

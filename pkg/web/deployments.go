@@ -129,17 +129,16 @@ func (s *Server) deploymentsStatus(c echo.Context) error {
 	}
 	// No passwords in it: the browser may keep it and ask again with its ETag.
 	c.Response().Header().Set("Cache-Control", "private, no-cache")
-	if notModified(c, s.etag(c, gen)) {
-		return nil
-	}
-	now := s.now()
-	out := make([]apijson.Deployment, len(ds))
-	for i := range ds {
-		out[i] = viewDeployment(&ds[i], u, now)
-		out[i].OSPassword, out[i].PublicKey = "", ""
-		s.markQueued(c.Request().Context(), &out[i])
-	}
-	return c.JSON(http.StatusOK, map[string]any{"deployments": out})
+	return s.answerJSON(c, gen, func() any {
+		now := s.now()
+		out := make([]apijson.Deployment, len(ds))
+		for i := range ds {
+			out[i] = viewDeployment(&ds[i], u, now)
+			out[i].OSPassword, out[i].PublicKey = "", ""
+			s.markQueued(c.Request().Context(), &out[i])
+		}
+		return map[string]any{"deployments": out}
+	})
 }
 
 // visibleDeployments are the visitor's own current deployments (everyone's with all), or

@@ -333,3 +333,39 @@ func TestBrowserLiveProgress(t *testing.T) {
 		})
 	}
 }
+
+// TestETagHoldsThroughOthersChanges: a user's ETag still validates after another user's
+// deployment changed (which moves the cache's generation): the tag hashes their own answer.
+func TestETagHoldsThroughOthersChanges(t *testing.T) {
+	f := newFixture(t)
+	get := func(role, tag string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/deployments", nil)
+		req.Header.Set("Authorization", "Bearer "+f.tokens[role])
+		if tag != "" {
+			req.Header.Set("If-None-Match", tag)
+		}
+		return f.serve(req)
+	}
+	alice := get("user", "")
+	tag := alice.Header().Get("ETag")
+	if alice.Code != http.StatusOK || tag == "" {
+		t.Fatalf("alice: %d, ETag %q", alice.Code, tag)
+	}
+	writeProgress(t, f.st, &f.d3, 123<<20) // bob's deployment
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(get("other", "").Body.String(), fmt.Sprintf(`"bytes_done":%d`, 123<<20)); {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's progress never showed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rec := get("user", tag); rec.Code != http.StatusNotModified {
+		t.Errorf("alice's ETag after bob's change: %d, want 304", rec.Code)
+	}
+	writeProgress(t, f.st, &f.d1, 7<<20) // hers
+	for deadline := time.Now().Add(time.Minute); get("user", tag).Code != http.StatusOK; {
+		if time.Now().After(deadline) {
+			t.Fatal("alice's ETag still holds after her own deployment changed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -2,8 +2,7 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -27,11 +26,8 @@ import (
 // the database's time resolution) is re-read after liveMaxAge anyway, well within a tick.
 // gen moves each time what it holds may have changed: ETags and the event streams use it.
 type live struct {
-	st  *store.Store
-	now func() time.Time
-	// epoch tells this process's generations from those of an earlier one.
-	epoch string
-
+	st      *store.Store
+	now     func() time.Time
 	mu      sync.Mutex
 	checked time.Time // when the stamp was last read (monotonic clock)
 	stamp   string
@@ -46,6 +42,12 @@ type live struct {
 
 	sessions map[string]liveSession
 	tokens   map[string]liveToken
+	tags     map[string]liveTag // answerJSON's last ETag per visitor and URL
+}
+
+type liveTag struct {
+	gen uint64
+	tag string
 }
 
 const (
@@ -67,9 +69,7 @@ type liveToken struct {
 }
 
 func newLive(st *store.Store, now func() time.Time) *live {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return &live{st: st, now: now, epoch: hex.EncodeToString(b), gen: 1}
+	return &live{st: st, now: now, gen: 1}
 }
 
 // changed is called after every write of this process: whatever it changed shows at once.
@@ -250,23 +250,48 @@ func (s *Server) noteWrites(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// etag is the entity tag of an answer built from generation gen for this visitor and this
-// URL: it is the visitor's own (their ID and role are in it), so a tag never validates
-// what another user would be sent.
-func (s *Server) etag(c echo.Context, gen uint64) string {
-	h := fnv.New64a()
+// answerJSON sends what build makes as JSON, with an ETag that hashes the answer and who it
+// is for (user, role, URL): a client holding it gets 304 as long as its own answer is the
+// same, however often other users' changes move the generation, and a tag never validates
+// what another user would be sent. The last tag per visitor and URL is remembered with its
+// generation, so while nothing changed a 304 costs no encoding.
+func (s *Server) answerJSON(c echo.Context, gen uint64, build func() any) error {
 	u := currentUser(c)
-	fmt.Fprintf(h, "%d|%t|%s", u.ID, u.Admin, c.Request().URL.RequestURI())
-	return fmt.Sprintf(`"%s-%d-%x"`, s.live.epoch, gen, h.Sum64())
+	key := fmt.Sprintf("%d|%t|%s", u.ID, u.Admin, c.Request().URL.RequestURI())
+	inm := c.Request().Header.Get("If-None-Match")
+	if tag, ok := s.live.tag(key, gen); ok && inm == tag {
+		c.Response().Header().Set("ETag", tag)
+		return c.NoContent(http.StatusNotModified)
+	}
+	body, err := json.Marshal(build())
+	if err != nil {
+		return err
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write(body)
+	tag := fmt.Sprintf(`"%x"`, h.Sum64())
+	s.live.rememberTag(key, gen, tag)
+	c.Response().Header().Set("ETag", tag)
+	if inm == tag {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSONBlob(http.StatusOK, body)
 }
 
-// notModified answers 304 when the client already holds tag; else it sets the ETag header
-// of the answer to come.
-func notModified(c echo.Context, tag string) bool {
-	c.Response().Header().Set("ETag", tag)
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && inm == tag {
-		c.Response().WriteHeader(http.StatusNotModified)
-		return true
+// tag is the ETag remembered for key at generation gen.
+func (l *live) tag(key string, gen uint64) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.tags[key]
+	return e.tag, ok && e.gen == gen
+}
+
+func (l *live) rememberTag(key string, gen uint64, tag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tags == nil || len(l.tags) >= liveMaxEntries {
+		l.tags = map[string]liveTag{}
 	}
-	return false
+	l.tags[key] = liveTag{gen: gen, tag: tag}
 }
