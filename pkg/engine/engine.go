@@ -363,13 +363,13 @@ func (e *Engine) Tick(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range ds {
-		d := ds[i]
+		d := &ds[i] // not a copy: a Deployment is big, and ds is read once a tick
 		wctx, cancel := context.WithCancel(e.base)
 		e.inflight[d.ID] = cancel
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.work(wctx, &d)
+			e.work(wctx, d)
 			cancel()
 			e.mu.Lock()
 			delete(e.inflight, d.ID)

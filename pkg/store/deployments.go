@@ -210,7 +210,9 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 
 // ClaimDue leases up to limit deployments that have work due at now and no live lease,
 // skipping the ids in exclude (those this process is already working on). The lease is taken
-// with a conditional UPDATE, so two processes never both win the same row.
+// with a conditional UPDATE, so two processes never both win the same row. They come with
+// their node, its switch, their environment and user, read in the same query (not their
+// reservation: the engine's steps do not need it).
 func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]Deployment, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -241,9 +243,9 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if res.RowsAffected == 0 {
 		return nil, nil
 	}
-	var ds []Deployment
-	err := db.Preload("Node.Switch").Preload("Environment").Preload("Reservation").Preload("User").
-		Where("id IN ? AND lease_owner = ?", ids, owner).Order("next_check_at").Find(&ds).Error
+	ds := make([]Deployment, 0, len(ids))
+	err := db.Joins("Node").Joins("Node.Switch").Joins("Environment").Joins("User").
+		Where("deployments.id IN ? AND deployments.lease_owner = ?", ids, owner).Order("deployments.next_check_at").Find(&ds).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)
 	}

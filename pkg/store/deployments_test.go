@@ -24,6 +24,13 @@ func TestSaveObservedBatch(t *testing.T) {
 		if len(ds) != 4 {
 			t.Fatalf("claimed %d, want 4", len(ds))
 		}
+		for _, d := range ds {
+			if d.Node.ID != d.NodeID || d.Node.Name == "" || d.Node.Switch.Name != "sw1" || d.Environment.Name != "tiny" ||
+				d.User.Email != "user@example.com" || d.LeaseOwner != "a" {
+				t.Fatalf("claimed without what the steps need: node %d %q, switch %q, environment %q, user %q, lease %q",
+					d.Node.ID, d.Node.Name, d.Node.Switch.Name, d.Environment.Name, d.User.Email, d.LeaseOwner)
+			}
+		}
 		before := make([]*store.Deployment, len(ds))
 		for i := range ds {
 			before[i], err = s.Deployment(ctx, ds[i].ID)
