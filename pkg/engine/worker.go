@@ -446,14 +446,10 @@ func (e *Engine) writeBatch(batch []*pendingSave) {
 	for i, p := range live {
 		saves[i] = p.s
 	}
-	// Not one worker's context: its end must not fail the others' saves.
-	ctx, cancel := context.WithTimeout(context.Background(), e.o.Lease/3)
-	defer cancel()
-	err := e.o.Store.SaveObserved(ctx, e.o.Owner, saves)
-	if err != nil && len(saves) > 1 {
+	if err := e.saveObserved(saves); err != nil && len(saves) > 1 {
 		e.log.Warn("saving a batch failed: saving one at a time", "saves", len(saves), "err", err)
 		for i := range saves {
-			_ = e.o.Store.SaveObserved(ctx, e.o.Owner, saves[i:i+1]) // the outcome is in its Err
+			_ = e.saveObserved(saves[i : i+1]) // the outcome is in its Err
 		}
 	}
 	for i, p := range live {
@@ -462,4 +458,12 @@ func (e *Engine) writeBatch(batch []*pendingSave) {
 	for _, p := range batch {
 		close(p.done)
 	}
+}
+
+// saveObserved writes saves with a context of their own: not one worker's, whose end must not
+// fail the others' saves, nor the batch's, whose deadline must not fail the saves one by one.
+func (e *Engine) saveObserved(saves []store.Save) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Lease/3)
+	defer cancel()
+	return e.o.Store.SaveObserved(ctx, e.o.Owner, saves)
 }
