@@ -35,13 +35,12 @@ func BenchmarkTick(b *testing.B) {
 			if err := db.Exec("INSERT INTO pitasks_heartbeats (owner, leases) VALUES ('bench', 0)").Error; err != nil {
 				b.Fatal(err)
 			}
-			start := time.Now()
 			for b.Loop() {
 				if err := db.Exec("UPDATE pitasks_heartbeats SET leases = leases + 1 WHERE owner = 'bench'").Error; err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/tick")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/tick")
 		})
 		for _, c := range cases {
 			b.Run(dialect+"/"+c.name, func(b *testing.B) {
@@ -69,14 +68,13 @@ func BenchmarkTick(b *testing.B) {
 				tick() // the first turn ends the queued wait of every request: not the steady state
 				polls.Store(0)
 				b.ReportAllocs()
-				start := time.Now()
 				for b.Loop() {
 					tick()
 				}
 				if n := polls.Load(); n != c.due*int64(b.N) {
 					b.Fatalf("%d polls in %d ticks, want %d a tick", n, b.N, c.due)
 				}
-				ms := float64(time.Since(start).Microseconds()) / 1000 / float64(b.N)
+				ms := float64(b.Elapsed().Microseconds()) / 1000 / float64(b.N)
 				b.ReportMetric(ms, "ms/tick")
 				if dialect == "mysql" {
 					b.Logf("goal on MariaDB: < %g ms%s per tick; measured %.2f ms", c.goalMS, c.goalMem, ms)
