@@ -76,7 +76,7 @@ type Store interface {
 	RenewLeases(ctx context.Context, owner string, ids []uint, until time.Time) error
 	ReleaseLease(ctx context.Context, owner string, id uint) error
 	ReleaseAll(ctx context.Context, owner string) error
-	SaveObserved(ctx context.Context, owner string, d *store.Deployment, ev *store.StateEvent) error
+	SaveObserved(ctx context.Context, owner string, saves []store.Save) error
 	SaveProgress(ctx context.Context, owner string, d *store.Deployment) error
 	ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, error)
 	RequestProcess(ctx context.Context, id uint, proc string) error
@@ -219,6 +219,7 @@ type Engine struct {
 	renewal    chan struct{}
 	hb         store.Heartbeat // this process, as its heartbeat describes it
 	lastBeat   time.Time       // before the last heartbeat written (monotonic), under mu
+	saves      saveQueue
 }
 
 // New checks the options and returns an engine ready to Tick.
@@ -362,17 +363,20 @@ func (e *Engine) Tick(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range ds {
-		d := ds[i]
+		d := &ds[i] // not a copy: a Deployment is big, and ds is read once a tick
 		wctx, cancel := context.WithCancel(e.base)
 		e.inflight[d.ID] = cancel
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.work(wctx, &d)
+			e.work(wctx, d)
 			cancel()
 			e.mu.Lock()
 			delete(e.inflight, d.ID)
 			e.mu.Unlock()
+			if d.LeaseOwner == "" {
+				return // given back with the turn's last save
+			}
 			// A fresh context: the lease must go back even while stopping.
 			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer rcancel()

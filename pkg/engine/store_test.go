@@ -28,6 +28,19 @@ func (f *flakyStore) ReleaseLease(ctx context.Context, owner string, id uint) er
 	return f.Store.ReleaseLease(ctx, owner, id)
 }
 
+// SaveObserved fails as a release does: a turn's last save gives its lease back.
+func (f *flakyStore) SaveObserved(ctx context.Context, owner string, saves []store.Save) error {
+	for _, sv := range saves {
+		if sv.Release && f.failReleases.Add(-1) >= 0 {
+			for i := range saves {
+				saves[i].Err = errDatabaseGone
+			}
+			return errDatabaseGone
+		}
+	}
+	return f.Store.SaveObserved(ctx, owner, saves)
+}
+
 var errDatabaseGone = errors.New("database gone")
 
 func (f *flakyStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]store.Deployment, error) {
@@ -71,7 +84,7 @@ func TestALeaseWhoseReleaseFailedIsReleasedAtTheNextTick(t *testing.T) {
 	c := storetest.Seed(t, s, 1)
 	d := c.Deploy(t, s, 1)[0]
 	fs := &flakyStore{Store: s}
-	fs.failReleases.Store(2) // the turn's release, then the next tick's first try
+	fs.failReleases.Store(3) // the turn's last save and release, then the next tick's first try
 	f := newFakeSteps()
 	var waited atomic.Bool
 	f.post = func(_ context.Context, t *Task) (bool, error) {
@@ -93,4 +106,63 @@ func TestALeaseWhoseReleaseFailedIsReleasedAtTheNextTick(t *testing.T) {
 	}
 	// The lease runs for a minute: a second is enough now.
 	tickUntil(t, e, clock, time.Second, 3, func() bool { return load(t, s, d.ID).State == process.Deployed })
+}
+
+// batchFailStore is the real store whose SaveObserved fails every batch of more than one save
+// (a deadlock, say) without writing anything.
+type batchFailStore struct {
+	*store.Store
+	failed atomic.Int64
+}
+
+func (b *batchFailStore) SaveObserved(ctx context.Context, owner string, saves []store.Save) error {
+	if len(saves) > 1 {
+		b.failed.Add(1)
+		for i := range saves {
+			saves[i].Err = errDatabaseGone
+		}
+		return errDatabaseGone
+	}
+	return b.Store.SaveObserved(ctx, owner, saves)
+}
+
+// TestABatchThatFailsIsSavedOneByOne: the workers' saves go together, and a batch that fails
+// as a whole costs no one's turn: each save is written alone, every step runs once.
+func TestABatchThatFailsIsSavedOneByOne(t *testing.T) {
+	s := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, s, 8)
+	ds := c.Deploy(t, s, 8)
+	bs := &batchFailStore{Store: s}
+	f := newFakeSteps()
+	started := make(chan struct{})
+	var waiting atomic.Int64
+	f.post = func(context.Context, *Task) (bool, error) {
+		// The 8 turns end together, so that their saves meet in the queue.
+		if waiting.Add(1) == 8 {
+			close(started)
+		}
+		<-started
+		return true, nil
+	}
+	clock := newClock()
+	e := newEngine(t, s, f, clock, func(o *Options) { o.Store = bs })
+	tickUntil(t, e, clock, time.Second, 2, func() bool {
+		for _, d := range ds {
+			if load(t, s, d.ID).State != "deployed" {
+				return false
+			}
+		}
+		return true
+	})
+	if bs.failed.Load() == 0 {
+		t.Fatal("no batch of saves was written: the saves did not go together")
+	}
+	for _, d := range ds {
+		if got := f.execsOf(d.ID); len(got) != len(nonTerminal(deployProcess)) {
+			t.Fatalf("deployment %d ran %d steps, want %d: %v", d.ID, len(got), len(nonTerminal(deployProcess)), got)
+		}
+		if got := load(t, s, d.ID); got.LeaseOwner != "" {
+			t.Fatalf("deployment %d still leased by %q", d.ID, got.LeaseOwner)
+		}
+	}
 }

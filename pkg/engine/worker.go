@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/process"
@@ -149,7 +152,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		}
 		e.enter(d, next, now)
 		log.Info("state done", "next", next, "took", time.Duration(ev.DurationMS)*time.Millisecond)
-		return e.save(ctx, d, ev, log)
+		return e.save(ctx, d, ev, log, false)
 	}
 	elapsed := e.stateTime(d, st, now)
 	switch {
@@ -166,11 +169,11 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		e.answered(d, st)
 		d.Rebooted, d.ExecDone = true, false
 		d.NextCheckAt = now.Add(e.o.PollInterval)
-		e.save(ctx, d, ev, log)
+		e.save(ctx, d, ev, log, true)
 		return false
 	}
 	d.NextCheckAt = now.Add(e.o.PollInterval)
-	e.save(ctx, d, nil, log)
+	e.save(ctx, d, nil, log, true)
 	return false
 }
 
@@ -210,7 +213,7 @@ func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logge
 		ev.EndedAt, ev.DurationMS = ev.StartedAt, 0
 	}
 	d.Queued, d.StateStartedAt = false, now
-	return e.save(ctx, d, ev, log)
+	return e.save(ctx, d, ev, log, false)
 }
 
 // enter puts d at the start of state.
@@ -268,7 +271,7 @@ func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.Stat
 	d.LastError = err.Error()
 	d.NextCheckAt = now.Add(wait)
 	log.Warn("attempt failed", "err", err, "failures", d.Failures, "retry_at", d.NextCheckAt)
-	e.save(ctx, d, e.event(d, store.OutcomeRetry, err.Error(), now), log)
+	e.save(ctx, d, e.event(d, store.OutcomeRetry, err.Error(), now), log, true)
 	return false
 }
 
@@ -339,7 +342,7 @@ func (e *Engine) recoverNode(ctx context.Context, d *store.Deployment, st proces
 		d.LastError = fmt.Sprintf("%s; power-cycling it: %v", cause, rerr)
 		d.NextCheckAt = e.clock.Now().Add(e.backoff(d.Failures, rerr))
 		e.o.Observer.StepError(d.Process, d.State, rerr)
-		e.save(ctx, d, e.event(d, store.OutcomeRetry, d.LastError, e.clock.Now()), log)
+		e.save(ctx, d, e.event(d, store.OutcomeRetry, d.LastError, e.clock.Now()), log, true)
 		return false
 	}
 	now := e.clock.Now()
@@ -347,7 +350,7 @@ func (e *Engine) recoverNode(ctx context.Context, d *store.Deployment, st proces
 	e.enter(d, st.Recover, now)
 	d.Rebooted, d.NodeRecovered = true, true
 	d.LastError = ev.Message
-	return e.save(ctx, d, ev, log)
+	return e.save(ctx, d, ev, log, false)
 }
 
 // lose gives the deployment up as lost, remembering where to resume.
@@ -360,7 +363,7 @@ func (e *Engine) lose(ctx context.Context, d *store.Deployment, reason string, l
 	}
 	d.State, d.LastError = process.Lost, reason
 	log.Error("node lost", "reason", reason)
-	e.save(ctx, d, ev, log)
+	e.save(ctx, d, ev, log, true)
 	return false
 }
 
@@ -372,13 +375,14 @@ func (e *Engine) fail(ctx context.Context, d *store.Deployment, err error) bool 
 	d.ResumeProcess, d.ResumeState = d.Process, d.State
 	d.State, d.LastError = process.Failed, err.Error()
 	log.Error("deployment failed", "err", err)
-	e.save(ctx, d, ev, log)
+	e.save(ctx, d, ev, log, true)
 	return false
 }
 
 // save writes d's observed columns and ev; it reports whether the deployment is still ours.
-func (e *Engine) save(ctx context.Context, d *store.Deployment, ev *store.StateEvent, log *slog.Logger) bool {
-	if err := e.o.Store.SaveObserved(ctx, e.o.Owner, d, ev); err != nil {
+// The last save of a turn releases the lease with it.
+func (e *Engine) save(ctx context.Context, d *store.Deployment, ev *store.StateEvent, log *slog.Logger, last bool) bool {
+	if err := e.saves.write(ctx, e, store.Save{D: d, Event: ev, Release: last}); err != nil {
 		if errors.Is(err, store.ErrLeaseLost) {
 			log.Info("deployment changed by a new request or leased elsewhere: leaving it")
 		} else {
@@ -390,4 +394,76 @@ func (e *Engine) save(ctx context.Context, d *store.Deployment, ev *store.StateE
 		e.o.Observer.StateEnded(ev.Process, ev.State, ev.Outcome, time.Duration(ev.DurationMS)*time.Millisecond)
 	}
 	return true
+}
+
+// saveQueue groups the saves of the workers into transactions: while one is written, the
+// saves that come wait and go together in the next, so many turns ending at once cost a few
+// commits instead of one each.
+type saveQueue struct {
+	writing sync.Mutex // held by the worker writing a batch
+	mu      sync.Mutex
+	pending []*pendingSave
+}
+
+type pendingSave struct {
+	ctx  context.Context
+	s    store.Save
+	done chan struct{} // closed once s.Err is known
+}
+
+// write queues s and returns its outcome, writing the queue itself when no one else does.
+func (q *saveQueue) write(ctx context.Context, e *Engine, s store.Save) error {
+	p := &pendingSave{ctx: ctx, s: s, done: make(chan struct{})}
+	q.mu.Lock()
+	q.pending = append(q.pending, p)
+	q.mu.Unlock()
+	q.writing.Lock()
+	q.mu.Lock()
+	batch := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+	if len(batch) > 0 {
+		e.writeBatch(batch)
+	}
+	q.writing.Unlock()
+	<-p.done // p went in this batch or in one written before this worker could write
+	return p.s.Err
+}
+
+// writeBatch writes the saves whose worker still wants them in one transaction, by
+// deployment id (the order of the store's other multi-row writes, so that two pitasks lock
+// rows in the same order). A batch that fails as a whole (a deadlock, say) is written again
+// one save at a time: one save's failure must not end the others' turns.
+func (e *Engine) writeBatch(batch []*pendingSave) {
+	live := make([]*pendingSave, 0, len(batch))
+	for _, p := range batch {
+		if p.s.Err = p.ctx.Err(); p.s.Err == nil {
+			live = append(live, p)
+		}
+	}
+	slices.SortFunc(live, func(a, b *pendingSave) int { return cmp.Compare(a.s.D.ID, b.s.D.ID) })
+	saves := make([]store.Save, len(live))
+	for i, p := range live {
+		saves[i] = p.s
+	}
+	if err := e.saveObserved(saves); err != nil && len(saves) > 1 {
+		e.log.Warn("saving a batch failed: saving one at a time", "saves", len(saves), "err", err)
+		for i := range saves {
+			_ = e.saveObserved(saves[i : i+1]) // the outcome is in its Err
+		}
+	}
+	for i, p := range live {
+		p.s.Err = saves[i].Err
+	}
+	for _, p := range batch {
+		close(p.done)
+	}
+}
+
+// saveObserved writes saves with a context of their own: not one worker's, whose end must not
+// fail the others' saves, nor the batch's, whose deadline must not fail the saves one by one.
+func (e *Engine) saveObserved(saves []store.Save) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Lease/3)
+	defer cancel()
+	return e.o.Store.SaveObserved(ctx, e.o.Owner, saves)
 }

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -15,10 +18,57 @@ import (
 // lease was taken over, or the web asked for something new (Generation moved on).
 var ErrLeaseLost = errors.New("store: lease lost or deployment changed by a new request")
 
-// observedColumns are the columns only pitasks writes.
-var observedColumns = []string{"process", "state", "resume_process", "resume_state", "state_started_at",
-	"exec_done", "rebooted", "next_check_at", "failures", "last_error", "bytes_done", "bytes_total",
-	"throughput", "script_output", "scratch", "queued", "silent_since", "node_recovered", "updated_at"}
+// observedColumns are the columns only pitasks writes, with how to read each from a
+// Deployment (the value written, and the one compared to know whether it changed).
+var observedColumns = []struct {
+	name string
+	get  func(*Deployment) any
+}{
+	{"process", func(d *Deployment) any { return d.Process }},
+	{"state", func(d *Deployment) any { return d.State }},
+	{"resume_process", func(d *Deployment) any { return d.ResumeProcess }},
+	{"resume_state", func(d *Deployment) any { return d.ResumeState }},
+	{"state_started_at", func(d *Deployment) any { return d.StateStartedAt }},
+	{"exec_done", func(d *Deployment) any { return d.ExecDone }},
+	{"rebooted", func(d *Deployment) any { return d.Rebooted }},
+	{"next_check_at", func(d *Deployment) any { return d.NextCheckAt }},
+	{"failures", func(d *Deployment) any { return d.Failures }},
+	{"last_error", func(d *Deployment) any { return d.LastError }},
+	{"bytes_done", func(d *Deployment) any { return d.BytesDone }},
+	{"bytes_total", func(d *Deployment) any { return d.BytesTotal }},
+	{"throughput", func(d *Deployment) any { return d.Throughput }},
+	{"script_output", func(d *Deployment) any { return d.ScriptOutput }},
+	{"scratch", func(d *Deployment) any { return d.StepData }},
+	{"queued", func(d *Deployment) any { return d.Queued }},
+	{"silent_since", func(d *Deployment) any { return d.SilentSince }},
+	{"node_recovered", func(d *Deployment) any { return d.NodeRecovered }},
+}
+
+// observedValues are d's observed columns, pointers dereferenced (a snapshot must not share
+// what the engine may change in place).
+func observedValues(d *Deployment) []any {
+	vs := make([]any, len(observedColumns))
+	for i, c := range observedColumns {
+		vs[i] = c.get(d)
+		if t, ok := vs[i].(*time.Time); ok {
+			if t == nil {
+				vs[i] = nil
+			} else {
+				vs[i] = *t
+			}
+		}
+	}
+	return vs
+}
+
+// sameValue compares two observed values; times by instant.
+func sameValue(a, b any) bool {
+	if ta, ok := a.(time.Time); ok {
+		tb, ok := b.(time.Time)
+		return ok && ta.Equal(tb)
+	}
+	return a == b
+}
 
 // terminalStates are the states the engine never advances by itself.
 func terminalStates() []process.StateName {
@@ -160,7 +210,9 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 
 // ClaimDue leases up to limit deployments that have work due at now and no live lease,
 // skipping the ids in exclude (those this process is already working on). The lease is taken
-// with a conditional UPDATE, so two processes never both win the same row.
+// with a conditional UPDATE, so two processes never both win the same row. They come with
+// their node, its switch, their environment and user, read in the same query (not their
+// reservation: the engine's steps do not need it).
 func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]Deployment, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -191,11 +243,14 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if res.RowsAffected == 0 {
 		return nil, nil
 	}
-	var ds []Deployment
-	err := db.Preload("Node.Switch").Preload("Environment").Preload("Reservation").Preload("User").
-		Where("id IN ? AND lease_owner = ?", ids, owner).Order("next_check_at").Find(&ds).Error
+	ds := make([]Deployment, 0, len(ids))
+	err := db.Joins("Node").Joins("Node.Switch").Joins("Environment").Joins("User").
+		Where("deployments.id IN ? AND deployments.lease_owner = ?", ids, owner).Order("deployments.next_check_at").Find(&ds).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)
+	}
+	for i := range ds {
+		ds[i].saved = observedValues(&ds[i])
 	}
 	return ds, nil
 }
@@ -221,27 +276,190 @@ func (s *Store) ReleaseAll(ctx context.Context, owner string) error {
 		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
 }
 
-// SaveObserved writes the engine's columns of d, and ev when not nil, in one transaction, on
-// condition that owner still holds the lease and no new request came (same Generation).
-func (s *Store) SaveObserved(ctx context.Context, owner string, d *Deployment, ev *StateEvent) error {
-	d.UpdatedAt = time.Now().UTC()
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&Deployment{}).
-			Where("id = ? AND lease_owner = ? AND generation = ?", d.ID, owner, d.Generation).
-			Select(observedColumns).Updates(d)
-		if res.Error != nil {
-			return fmt.Errorf("store: unable to save deployment %d: %w", d.ID, res.Error)
+// Save is one write of the engine: its deployment's observed columns and, when not nil, the
+// event that ends a state.
+type Save struct {
+	D     *Deployment
+	Event *StateEvent
+	// Release gives the lease back in the same statement: the engine's turn on D ends.
+	Release bool
+	// Err is the outcome of this save: nil, ErrLeaseLost, or the database's error.
+	Err error
+}
+
+// SaveObserved writes saves in one transaction of a few statements, whatever their number:
+// one read of the leases, one UPDATE for the saves that change the same columns, one INSERT
+// of the events. Each save writes only the observed columns that changed since its
+// deployment was read (ClaimDue) or last written (updated_at moves when a column other than
+// next_check_at does: a node polled again changes nothing one sees), on condition that owner
+// still holds the lease and no new request came (same Generation), else its Err is
+// ErrLeaseLost; a save that changes nothing and releases nothing writes nothing. A released
+// lease leaves D.LeaseOwner empty. The error is the transaction's (then every Err is it); a
+// lease lost while the transaction ran fails it with ErrLeaseLost, for the caller to save one
+// at a time.
+func (s *Store) SaveObserved(ctx context.Context, owner string, saves []Save) error {
+	ws := make([]observedWrite, 0, len(saves))
+	for i := range saves {
+		saves[i].Err = nil
+		if w := planObserved(&saves[i]); w.cols != 0 || saves[i].Release {
+			ws = append(ws, w)
 		}
-		if res.RowsAffected == 0 {
-			return ErrLeaseLost
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ids := make([]uint, len(ws))
+		for i, w := range ws {
+			ids[i] = w.s.D.ID
 		}
-		if ev != nil {
-			if err := tx.Create(ev).Error; err != nil {
-				return fmt.Errorf("store: unable to record event of deployment %d: %w", d.ID, err)
+		var held []struct {
+			ID         uint
+			Generation int64
+		}
+		if err := tx.Model(&Deployment{}).Select("id", "generation").Where("id IN ? AND lease_owner = ?", ids, owner).
+			Find(&held).Error; err != nil {
+			return fmt.Errorf("store: unable to read leases: %w", err)
+		}
+		gen := make(map[uint]int64, len(held))
+		for _, h := range held {
+			gen[h.ID] = h.Generation
+		}
+		ours := make([]observedWrite, 0, len(ws))
+		for _, w := range ws {
+			if g, ok := gen[w.s.D.ID]; !ok || g != w.s.D.Generation {
+				w.s.Err = ErrLeaseLost
+				continue
+			}
+			ours = append(ours, w)
+		}
+		// Saves that change the same columns go in one UPDATE (by id: one lock order).
+		slices.SortStableFunc(ours, func(a, b observedWrite) int { return cmp.Compare(a.shape(), b.shape()) })
+		var evs []*StateEvent
+		for start := 0; start < len(ours); {
+			end := start + 1
+			for end < len(ours) && end-start < 100 && ours[end].shape() == ours[start].shape() {
+				end++
+			}
+			q, args := observedUpdate(ours[start:end], owner)
+			res := tx.Exec(q, args...)
+			if res.Error != nil {
+				return fmt.Errorf("store: unable to save deployments: %w", res.Error)
+			}
+			if res.RowsAffected != int64(end-start) {
+				return ErrLeaseLost // changed since read: which one, a save alone will tell
+			}
+			start = end
+		}
+		for _, w := range ours {
+			if w.s.Event != nil {
+				evs = append(evs, w.s.Event)
+			}
+		}
+		if len(evs) > 0 {
+			if err := tx.Create(evs).Error; err != nil {
+				return fmt.Errorf("store: unable to record state events: %w", err)
 			}
 		}
 		return nil
 	})
+	for _, w := range ws {
+		switch {
+		case err != nil:
+			w.s.Err = err
+		case w.s.Err == nil: // written
+			w.s.D.saved = w.vals
+			if w.s.Release {
+				w.s.D.LeaseOwner, w.s.D.LeaseUntil = "", time.Time{}
+			}
+		}
+	}
+	return err
+}
+
+// observedWrite is what one save writes: the observed columns that changed (a bit each, in
+// the order of observedColumns) and d's values of all of them, its snapshot once written.
+type observedWrite struct {
+	s    *Save
+	cols uint32
+	vals []any
+}
+
+// releaseBit marks, in a shape, the saves that give the lease back.
+const releaseBit = 1 << 31
+
+func (w observedWrite) shape() uint32 {
+	if w.s.Release {
+		return w.cols | releaseBit
+	}
+	return w.cols
+}
+
+func planObserved(s *Save) observedWrite {
+	w := observedWrite{s: s, vals: observedValues(s.D)}
+	for i := range observedColumns {
+		if s.D.saved == nil || !sameValue(w.vals[i], s.D.saved[i]) {
+			w.cols |= 1 << i
+		}
+	}
+	return w
+}
+
+// nextCheckBit is the column a node polled again changes alone.
+var nextCheckBit = func() uint32 {
+	for i, c := range observedColumns {
+		if c.name == "next_check_at" {
+			return 1 << i
+		}
+	}
+	panic("store: next_check_at is not an observed column")
+}()
+
+// observedUpdate is the one UPDATE of ws, saves of the same shape: a column's values by id,
+// on condition of the lease and of each one's generation. The SQL is made of column names.
+func observedUpdate(ws []observedWrite, owner string) (string, []any) {
+	var b strings.Builder
+	var args []any
+	byID := func(value func(observedWrite) any) {
+		b.WriteString("CASE id")
+		for _, w := range ws {
+			b.WriteString(" WHEN ? THEN ?")
+			args = append(args, w.s.D.ID, value(w))
+		}
+		b.WriteString(" END")
+	}
+	b.WriteString("UPDATE deployments SET ")
+	cols := ws[0].cols
+	for i, c := range observedColumns {
+		if cols&(1<<i) != 0 {
+			b.WriteString(c.name + " = ")
+			byID(func(w observedWrite) any { return c.get(w.s.D) })
+			b.WriteString(", ")
+		}
+	}
+	if cols&^nextCheckBit != 0 {
+		now := time.Now().UTC()
+		for _, w := range ws {
+			w.s.D.UpdatedAt = now
+		}
+		b.WriteString("updated_at = ?, ")
+		args = append(args, now)
+	}
+	if ws[0].s.Release {
+		b.WriteString("lease_owner = '', lease_until = ?, ")
+		args = append(args, time.Time{})
+	}
+	q := strings.TrimSuffix(b.String(), ", ")
+	b.Reset()
+	b.WriteString(q + " WHERE lease_owner = ? AND id IN ?")
+	ids := make([]uint, len(ws))
+	for i, w := range ws {
+		ids[i] = w.s.D.ID
+	}
+	args = append(args, owner, ids)
+	b.WriteString(" AND generation = ")
+	byID(func(w observedWrite) any { return w.s.D.Generation })
+	return b.String(), args
 }
 
 // SaveProgress records copy progress, under the same lease condition as SaveObserved.
@@ -254,6 +472,16 @@ func (s *Store) SaveProgress(ctx context.Context, owner string, d *Deployment) e
 	}
 	if res.RowsAffected == 0 {
 		return ErrLeaseLost
+	}
+	if d.saved != nil {
+		vals := slices.Clone(d.saved)
+		for i, c := range observedColumns {
+			switch c.name {
+			case "bytes_done", "bytes_total", "throughput":
+				vals[i] = c.get(d)
+			}
+		}
+		d.saved = vals
 	}
 	return nil
 }
