@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -113,6 +114,16 @@ func connect(ctx context.Context, connURL string, readOnly bool) (*Store, error)
 		dialector = mysql.Open(dsn)
 	}
 	db, err := gorm.Open(dialector, cfg)
+	// A new SQLite file is put in WAL mode by the first daemon to open it; another opening
+	// it at that moment is told "locked" at once, busy timeout or not: it tries again.
+	for deadline := time.Now().Add(sqliteBusyTimeout); dialect == "sqlite" && errors.Is(err, sqlite3.BUSY) && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("store: open %s: %w", target, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		db, err = gorm.Open(sqliteDialector(dsn, readOnly), cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", target, err)
 	}
