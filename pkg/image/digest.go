@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/piseduce/piseduce/pkg/atomicfile"
 )
 
 // The measure of an image file (the size and sha256 of the raw image inside) is costly to
@@ -73,20 +75,7 @@ func rememberDigest(path string, id fileID, raw Sum) {
 	d := digest{ID: id, Raw: raw}
 	digests.Store(path, d)
 	b, _ := json.Marshal(d)
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".piseduce-sum-*")
-	if err != nil {
-		return
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), digestPath(path))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
+	_ = atomicfile.Write(digestPath(path), b, 0o644)
 }
 
 // forgetDigest drops the measure of the image at path: a node received other bytes.
