@@ -26,6 +26,7 @@ type SNMP struct {
 	// at a time, and a request queued behind many others would time out (and be
 	// sent again, adding to the queue) although the switch is well.
 	slots chan struct{}
+	pace  *pace
 	// engine is the SNMPv3 engine of the switch, learnt by the first session.
 	engine engineCache
 }
@@ -53,7 +54,8 @@ func NewSNMP(c powerconf.Config) (*SNMP, error) {
 
 // newSNMP returns the driver of the normalized SNMP configuration n.
 func newSNMP(n powerconf.Config) *SNMP {
-	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), slots: make(chan struct{}, maxSessions)}
+	return &SNMP{c: n, addr: net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), slots: make(chan struct{}, maxSessions),
+		pace: newPace()}
 }
 
 // Config returns the normalized configuration (it prints with secrets redacted).
@@ -178,7 +180,7 @@ func (c *call) newGoSNMP(discover bool) *gosnmp.GoSNMP {
 		Transport: "udp",
 		Community: s.c.Community,
 		Version:   gosnmp.Version2c,
-		Timeout:   s.c.Timeout,
+		Timeout:   s.pace.timeout(s.c.Timeout),
 		Retries:   s.c.Retries,
 		Context:   c.ctx,
 		MaxOids:   gosnmp.MaxOids,
@@ -229,15 +231,22 @@ func (s *SNMP) session(ctx context.Context, op string, fn func(*call) error) err
 	if err := ctx.Err(); err != nil {
 		return c.fail(err, nil, "not sent to %s", c.where())
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-ctx.Done():
-		kind := ctx.Err()
-		if errors.Is(kind, context.DeadlineExceeded) {
-			kind = fmt.Errorf("%w: %w", ErrNoAnswer, kind)
+	inFlight := maxSessions
+	slots := []chan struct{}{s.slots}
+	if s.pace.isLate() {
+		inFlight, slots = 1, append(slots, s.pace.lone)
+	}
+	for _, slot := range slots {
+		select {
+		case slot <- struct{}{}:
+			defer func() { <-slot }()
+		case <-ctx.Done():
+			kind := ctx.Err()
+			if errors.Is(kind, context.DeadlineExceeded) {
+				kind = fmt.Errorf("%w: %w", ErrNoAnswer, kind)
+			}
+			return c.fail(kind, nil, "not sent to %s: the caller gave up {after} waiting behind %d requests in flight", c.where(), inFlight)
 		}
-		return c.fail(kind, nil, "not sent to %s: the caller gave up {after} waiting behind %d requests in flight", c.where(), maxSessions)
 	}
 	err := c.run(fn, false)
 	if errors.Is(err, errStaleEngine) {
@@ -259,13 +268,24 @@ func (c *call) run(fn func(*call) error, discover bool) error {
 	defer conn.Close()
 	stop := context.AfterFunc(c.ctx, func() { conn.Close() })
 	defer stop()
+	// The round trip of a request runs from its first send to its answer, whichever send that
+	// answers: a slow switch is rather overrated than underrated.
+	var sent time.Time
+	c.g.OnSent = func(*gosnmp.GoSNMP) {
+		if sent.IsZero() {
+			sent = time.Now()
+		}
+	}
+	c.g.OnRetry = func(*gosnmp.GoSNMP) { c.s.pace.unanswered() }
+	c.g.OnFinish = func(*gosnmp.GoSNMP) { c.s.pace.answered(time.Since(sent)); sent = time.Time{} }
 	if c.g.Version != gosnmp.Version3 {
 		return fn(c)
 	}
 	c.answers = &answerConn{Conn: conn}
 	c.g.Conn = c.answers
 	// A request is over once gosnmp took an answer: what comes later is late.
-	c.g.OnFinish = func(*gosnmp.GoSNMP) { c.answers.next() }
+	answered := c.g.OnFinish
+	c.g.OnFinish = func(g *gosnmp.GoSNMP) { answered(g); c.answers.next() }
 	if err := fn(c); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,4 +415,97 @@ func TestSessionsInFlight(t *testing.T) {
 		t.Fatal("a fifth request reached the switch")
 	default:
 	}
+}
+
+// slowAgent is a switch that answers one request at a time, each after service: a proxy that
+// queues every datagram for the real snmpd, answered or long given up on, as a slow agent does.
+// It returns its port and the count of requests it served.
+func slowAgent(t *testing.T, snmpdPort int, service time.Duration) (int, *atomic.Int64) {
+	t.Helper()
+	front, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	type datagram struct {
+		from net.Addr
+		b    []byte
+	}
+	queue := make(chan datagram, 10000)
+	var served atomic.Int64
+	go func() {
+		defer close(queue)
+		for {
+			b := make([]byte, 65536)
+			n, from, err := front.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			queue <- datagram{from, b[:n]}
+		}
+	}()
+	go func() {
+		for d := range queue {
+			time.Sleep(service)
+			back, err := net.Dial("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(snmpdPort)))
+			if err != nil {
+				continue
+			}
+			b := make([]byte, 65536)
+			_ = back.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := back.Write(d.b); err == nil {
+				if n, err := back.Read(b); err == nil {
+					served.Add(1)
+					_, _ = front.WriteTo(b[:n], d.from)
+				}
+			}
+			back.Close()
+		}
+	}()
+	return front.LocalAddr().(*net.UDPAddr).Port, &served
+}
+
+// TestSlowSwitchIsPaced: a switch whose every answer takes longer than the configured timeout,
+// powered on six ports at once by callers that try again on no answer, as the engine does. A
+// driver that resends on its configured timeout, four sessions at once, fills the agent's
+// queue with requests no one waits for and never sets the ports; the paced driver waits
+// longer and sends one at a time once the switch is late, and sets them all.
+func TestSlowSwitchIsPaced(t *testing.T) {
+	sw := startSwitch(t, 8, 0)
+	port, served := slowAgent(t, sw.Port(), 300*time.Millisecond)
+	c := v2config(sw)
+	c.Port, c.Timeout, c.Retries = port, 200*time.Millisecond, 1
+	p := newSNMP(t, c)
+	deadline := time.Now().Add(2 * time.Minute)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for port := 2; port <= 7; port++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ctx, cancel := context.WithDeadline(context.Background(), deadline)
+				errs[port] = p.Set(ctx, port, true)
+				cancel()
+				if errs[port] == nil || !errors.Is(errs[port], power.ErrNoAnswer) || time.Now().After(deadline) {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	for port := 2; port <= 7; port++ {
+		if errs[port] != nil {
+			t.Errorf("port %d: %v", port, errs[port])
+			continue
+		}
+		wantFile(t, sw, port, true)
+	}
+	// Each Set is a set and a get: 12 requests, and a few resent before the driver saw the
+	// switch was late.
+	if n := served.Load(); n > 40 {
+		t.Errorf("the switch served %d requests for 12 needed", n)
+	}
+	t.Logf("the switch served %d requests", served.Load())
 }
