@@ -120,7 +120,7 @@ func serveFakeCard(n *NodeDesc, keepMiB int) (string, error) {
 	root := &fs.Inode{}
 	card := &fakeCard{size: n.CardSize, keep: keep, f: f}
 	srv, err := fs.Mount(dir, root, &fs.Options{
-		MountOptions: fuse.MountOptions{FsName: "pilab-fakecard", Name: "pilab", DirectMountStrict: true, MaxWrite: 1 << 20},
+		MountOptions: fuse.MountOptions{FsName: "pilab-fakecard", Name: "pilab", DirectMountStrict: true},
 		OnAdd: func(ctx context.Context) {
 			root.AddChild("sdcard.img", root.NewPersistentInode(ctx, card, fs.StableAttr{Mode: syscall.S_IFREG}), true)
 		},
