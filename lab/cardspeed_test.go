@@ -37,13 +37,15 @@ func cardMBs(dr *driver, n *lab.NodeDesc, dd string, bytes int64) (float64, erro
 // pipeline writes images); a node whose card is set faster (the Pi 4 default) or unlimited
 // is faster in the same run. The limit is an upper bound, so the check is tight above
 // (+15%) and loose below (a busy machine may be slower than the card). A fake-capacity card
-// has its speed limit too, and wraps what is written past what it stores.
+// has its speed limit too, and wraps what is written past what it stores; its limit is set
+// lower, under what its FUSE server manages on a busy machine (8–11 MB/s under -race at load
+// average 50–69), or the check would not tell the limit from the server's own pace.
 func TestCardSpeedLimitHolds(t *testing.T) {
 	need(t)
 	l, _ := labtest.Up(t, lab.Options{Nodes: 4, BootDelay: 200 * time.Millisecond, RetryDelay: time.Second,
 		CardSize: 256 << 20, Specs: []lab.NodeSpec{
 			{CardWriteMBs: 12, CardReadMBs: 20}, {Model: lab.ModelPi4}, {CardWriteMBs: -1, CardReadMBs: -1},
-			{CardWriteMBs: 12, CardReadMBs: 20, FakeCardMiB: 96}}})
+			{CardWriteMBs: 5, CardReadMBs: 8, FakeCardMiB: 96}}})
 	d := l.Desc
 	slow, pi4, free, fake := &d.Nodes[0], &d.Nodes[1], &d.Nodes[2], &d.Nodes[3]
 	if slow.CardWriteMBs != 12 || slow.CardReadMBs != 20 || pi4.CardWriteMBs != 25 || pi4.CardReadMBs != 45 ||

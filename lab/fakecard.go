@@ -120,7 +120,10 @@ func serveFakeCard(n *NodeDesc, keepMiB int) (string, error) {
 	root := &fs.Inode{}
 	card := &fakeCard{size: n.CardSize, keep: keep, f: f}
 	srv, err := fs.Mount(dir, root, &fs.Options{
-		MountOptions: fuse.MountOptions{FsName: "pilab-fakecard", Name: "pilab", DirectMountStrict: true},
+		// 1 MiB requests: each costs the server (a test binary, maybe with -race) CPU time.
+		// Splicing them would need pipes larger than the default.
+		MountOptions: fuse.MountOptions{FsName: "pilab-fakecard", Name: "pilab", DirectMountStrict: true,
+			MaxWrite: 1 << 20, DisableSplice: true},
 		OnAdd: func(ctx context.Context) {
 			root.AddChild("sdcard.img", root.NewPersistentInode(ctx, card, fs.StableAttr{Mode: syscall.S_IFREG}), true)
 		},
