@@ -136,6 +136,9 @@ func cleanup(dir string, logf func(string, ...any)) error {
 	for _, nd := range nodeDirs {
 		os.Remove(filepath.Join(nd, "loop"))
 	}
+	if err := unmountFakeCards(dir); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("lab cleanup: %s", strings.Join(errs, "; "))
 	}

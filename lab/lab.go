@@ -68,6 +68,9 @@ type NodeSpec struct {
 	CardWriteMBs, CardReadMBs int
 	// CardDevice: CardSD (default) or, on a ModelPi5, CardNVMe.
 	CardDevice string
+	// FakeCardMiB makes the node's card a fake-capacity card that stores only its first
+	// FakeCardMiB MiB and silently wraps writes beyond (see fakecard.go); 0 = a real card.
+	FakeCardMiB int
 }
 
 // Options configures a lab.
@@ -116,6 +119,8 @@ type NodeDesc struct {
 	CardDevice string `json:"card_device"`
 	// SerialHigh: a Pi 5's serial has 16 hex digits; Serial is the last 8 (its TFTP folder).
 	SerialHigh string `json:"serial_high,omitempty"`
+	// FakeCardMiB: the card stores only its first FakeCardMiB MiB (0 = a real card).
+	FakeCardMiB int `json:"fake_card_mib,omitempty"`
 }
 
 // SwitchDesc describes the PoE switch in lab.json.
@@ -381,7 +386,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			Dir: filepath.Join(dirs["nodes"], name), CardSize: o.CardSize, BootDelayMS: spec.BootDelay.Milliseconds(),
 			LinkMbit: spec.LinkMbit, TFTPDir: filepath.Join(d.TFTPRoot, serial),
 			CardWriteMBs: spec.CardWriteMBs, CardReadMBs: spec.CardReadMBs, CardDevice: spec.CardDevice,
-			SerialHigh: hex.EncodeToString(h[4:8])}
+			SerialHigh: hex.EncodeToString(h[4:8]), FakeCardMiB: spec.FakeCardMiB}
 		nd.Card = filepath.Join(nd.Dir, "sdcard.img")
 		nd.EventsLog = filepath.Join(nd.Dir, "events.log")
 		d.Nodes = append(d.Nodes, nd)
@@ -559,6 +564,25 @@ func (l *Lab) startDnsmasq() error {
 	return errors.New("lab: dnsmasq did not start")
 }
 
+// blankCard makes node n's card file: a sparse file, or the file of a fake card's file system.
+func blankCard(n *NodeDesc) error {
+	os.Remove(n.Card)
+	if n.FakeCardMiB > 0 {
+		card, err := serveFakeCard(n, n.FakeCardMiB)
+		if err != nil {
+			return err
+		}
+		n.Card = card
+		return nil
+	}
+	f, err := os.Create(n.Card)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Truncate(n.CardSize)
+}
+
 func (l *Lab) prepareNode(n *NodeDesc) error {
 	d := l.Desc
 	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
@@ -567,17 +591,9 @@ func (l *Lab) prepareNode(n *NodeDesc) error {
 	for _, f := range []string{"events.log", "console.log", "dhcp.log", "state", "card_host_key.pub", "unshare.pid"} {
 		os.Remove(filepath.Join(n.Dir, f))
 	}
-	// A blank card.
-	os.Remove(n.Card)
-	f, err := os.Create(n.Card)
-	if err != nil {
+	if err := blankCard(n); err != nil {
 		return err
 	}
-	if err := f.Truncate(n.CardSize); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
 	loop, err := runOut("losetup", "-f", "--show", n.Card)
 	if err != nil {
 		return err

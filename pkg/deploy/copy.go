@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/piseduce/piseduce/pkg/engine"
@@ -110,7 +109,23 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	return nil
 }
 
-// envCheck reads back what landed on the card and compares it with what was sent.
+// sampleBlocks is how many blocks env_check reads back at random, besides those of the partition
+// table and of each partition's ends: 16 × 4 MiB, a few seconds at a card's read speed.
+const sampleBlocks = 16
+
+// readBlocks prints the sha256 of blocks of the card ($1), one line each: "B:N" is the first N
+// bytes of the image.BlockSize block B. The card is read with O_DIRECT: blocks still in the page
+// cache since the copy would prove nothing about what the card kept.
+const readBlocks = `set -eo pipefail
+card=$1; shift
+for b; do
+	dd if="$card" bs=4M skip="${b%:*}" count=1 iflag=direct,fullblock status=none | { head -c "${b#*:}" | sha256sum; cat >/dev/null; }
+done`
+
+// envCheck reads back a sample of the card's blocks (image.Sample) and compares them with the
+// image's: the sha256 the node computed of the stream proves the transfer, the sample that the
+// card kept it, whatever the image's size. A fake card, one that keeps only its first part and
+// drops or wraps what is written beyond, differs at the end of the last partition at least.
 func (d *Deployer) envCheck(ctx context.Context, t *engine.Task) (bool, error) {
 	want, err := engine.Data[process.DeployData](t)
 	if err != nil {
@@ -119,19 +134,50 @@ func (d *Deployer) envCheck(ctx context.Context, t *engine.Task) (bool, error) {
 	if want.Size <= 0 {
 		return false, engine.Permanent(errors.New("no record of the image copy to check"))
 	}
+	path, err := d.imagePath(t)
+	if err != nil {
+		return false, err
+	}
+	format := t.D.Environment.ImageFormat
+	if format == "" {
+		format = image.FormatOf(t.D.Environment.ImageName)
+	}
+	blocks, err := image.BlockSums(ctx, path, format, image.Sum{Size: want.Size, SHA256: want.SHA256})
+	if errors.Is(err, image.ErrBadImage) {
+		return false, engine.Permanent(fmt.Errorf("cannot check the card: %w", err))
+	}
+	if err != nil {
+		return false, err
+	}
+	layout, err := image.LayoutOf(path, format)
+	if err != nil {
+		layout = image.Layout{} // no partition table to follow: the table's block and random ones
+	}
+	sample := image.Sample(layout, want.Size, sampleBlocks)
+	args := []string{"bash", "-c", readBlocks, "bash", string(cardOf(t))}
+	for _, b := range sample {
+		args = append(args, fmt.Sprintf("%d:%d", b, min(image.BlockSize, want.Size-b*image.BlockSize)))
+	}
 	var out string
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		out, err = sh.Output(ctx, "sh", "-c", `head -c "$1" "$2" | sha256sum`, "sh", strconv.FormatInt(want.Size, 10), string(cardOf(t)))
+		out, err = sh.Output(ctx, args...)
 		return err
 	})
 	if err != nil {
 		return false, err
 	}
-	got, _, _ := strings.Cut(strings.TrimSpace(out), " ")
-	if got != want.SHA256 {
-		return false, engine.Permanent(fmt.Errorf("the card does not hold the image: sha256 of its first %d bytes is %s, the image's is %s",
-			want.Size, got, want.SHA256))
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(sample) {
+		return false, fmt.Errorf("reading the card back: %d block hashes for %d blocks", len(lines), len(sample))
 	}
+	for i, b := range sample {
+		got, _, _ := strings.Cut(lines[i], " ")
+		if got != blocks[b] {
+			return false, engine.Permanent(fmt.Errorf("the card does not hold the image: block at offset %d (%d MiB) reads back sha256 %s, the image's is %s",
+				b*image.BlockSize, b*image.BlockSize>>20, got, blocks[b]))
+		}
+	}
+	t.Log.Info("card checked", "blocks", len(sample), "of", len(blocks))
 	return true, nil
 }

@@ -11,12 +11,13 @@ import (
 	"github.com/piseduce/piseduce/pkg/atomicfile"
 )
 
-// The measure of an image file (the size and sha256 of the raw image inside) is costly to
-// take from a compressed file: inflating xz costs the pimaster more than sending it. So it is
-// taken once per file and kept, in memory and in a cache file beside the image, keyed by the
-// file's identity: device, inode, size, and modification and change times to the nanosecond.
-// Replacing or rewriting the file changes that identity (the change time cannot be set back),
-// so a changed file is measured again and never trusted with an old digest.
+// The measure of an image file (the size and sha256 of the raw image inside, and the sha256 of
+// each of its blocks) is costly to take from a compressed file: inflating xz costs the
+// pimaster more than sending it. So it is taken once per file and kept, in memory and in a
+// cache file beside the image, keyed by the file's identity: device, inode, size, and
+// modification and change times to the nanosecond. Replacing or rewriting the file changes
+// that identity (the change time cannot be set back), so a changed file is measured again and
+// never trusted with an old digest.
 
 // fileID is what identifies one version of an image file.
 type fileID struct {
@@ -37,10 +38,19 @@ func idOf(fi fs.FileInfo, format string) (fileID, bool) {
 		Mtime: fi.ModTime().UnixNano(), Ctime: st.Ctim.Nano()}, true
 }
 
-// digest is one cache entry: the measure of the file version ID.
+// digest is one cache entry: the measure of the file version ID. Facts about the raw image
+// that are worth keeping per version (a map of the blocks its file systems use, say) belong
+// here, beside Blocks.
 type digest struct {
-	ID  fileID `json:"file"`
-	Raw Sum    `json:"raw"`
+	ID     fileID `json:"file"`
+	Raw    Sum    `json:"raw"`
+	Blocks Blocks `json:"blocks"`
+}
+
+// valid tells an entry that is whole: an entry of an older version of this cache, without
+// block hashes, is measured again.
+func (d digest) valid() bool {
+	return d.Raw.Size > 0 && len(d.Raw.SHA256) == 64 && d.Blocks.Covers(d.Raw.Size)
 }
 
 var digests sync.Map // path → digest
@@ -53,26 +63,25 @@ func digestPath(path string) string {
 
 // cachedDigest returns the measure of the image at path if it was taken from this very
 // version of the file.
-func cachedDigest(path string, id fileID) (Sum, bool) {
+func cachedDigest(path string, id fileID) (digest, bool) {
 	if d, ok := digests.Load(path); ok && d.(digest).ID == id {
-		return d.(digest).Raw, true
+		return d.(digest), true
 	}
 	b, err := os.ReadFile(digestPath(path))
 	if err != nil {
-		return Sum{}, false
+		return digest{}, false
 	}
 	var d digest
-	if json.Unmarshal(b, &d) != nil || d.ID != id || d.Raw.Size <= 0 || len(d.Raw.SHA256) != 64 {
-		return Sum{}, false
+	if json.Unmarshal(b, &d) != nil || d.ID != id || !d.valid() {
+		return digest{}, false
 	}
 	digests.Store(path, d)
-	return d.Raw, true
+	return d, true
 }
 
 // rememberDigest keeps the measure of a file version. The cache file is a convenience: where
 // img_dir is read-only, the measure is kept in memory only.
-func rememberDigest(path string, id fileID, raw Sum) {
-	d := digest{ID: id, Raw: raw}
+func rememberDigest(path string, d digest) {
 	digests.Store(path, d)
 	b, _ := json.Marshal(d)
 	_ = atomicfile.Write(digestPath(path), b, 0o644)

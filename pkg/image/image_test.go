@@ -231,7 +231,7 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 		fi, _ := os.Stat(path)
 		id, _ := idOf(fi, format)
 		forged := Sum{Size: 42, SHA256: strings.Repeat("ab", 32)}
-		rememberDigest(path, id, forged)
+		rememberDigest(path, digest{ID: id, Raw: forged, Blocks: Blocks{strings.Repeat("cd", 32)}})
 		digests.Delete(path) // read from the file, as a restarted pitasks would
 		agrees := func(stdin io.Reader) (string, error) { io.Copy(io.Discard, stdin); return forged.SHA256, nil }
 		if sum, err := Send(path, format, false, Sum{}, agrees, nil); err != nil || sum != forged {
@@ -249,7 +249,7 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 			t.Fatalf("%s: the copy after = %+v, %v", format, sum, err)
 		}
 		// A file touched since it was measured is measured again.
-		rememberDigest(path, id, forged)
+		rememberDigest(path, digest{ID: id, Raw: forged, Blocks: Blocks{strings.Repeat("cd", 32)}})
 		later := fi.ModTime().Add(time.Second)
 		if err := os.Chtimes(path, later, later); err != nil {
 			t.Fatal(err)
@@ -283,9 +283,10 @@ func TestSendMeasuresARewrittenFile(t *testing.T) {
 	}
 }
 
-// The measure registered with an environment is trusted without inflating; a node receiving
-// another image, or a file measured differently, is ErrChanged, which trying again cannot fix.
-// A truncated file still fails as corrupt.
+// The measure registered with an environment must be the file's: a node receiving another
+// image, or a file measured differently, is ErrChanged, which trying again cannot fix. The
+// first copy of a registered file still measures it, for its block hashes. A truncated file
+// still fails as corrupt.
 func TestSendWithTheRegisteredMeasure(t *testing.T) {
 	dir, raw := images(t)
 	h := sha256.Sum256(raw)
@@ -303,8 +304,8 @@ func TestSendWithTheRegisteredMeasure(t *testing.T) {
 				t.Errorf("%s (inflate here %v) registered with another sha256: err = %v, want ErrChanged", format, here, err)
 			}
 		}
-		if _, err := os.Stat(digestPath(path)); err == nil {
-			t.Errorf("%s: measured although its measure was registered", format)
+		if d, ok := cachedDigest(path, fileIDOf(t, path, format)); !ok || d.Raw != known {
+			t.Errorf("%s: the registered file's measure was not kept: %+v", format, d)
 		}
 		if format == Raw {
 			continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 )
 
@@ -21,11 +22,12 @@ var ErrChanged error = badImage("image changed since it was registered")
 // image differs fails with ErrChanged. With inflateHere a compressed image is inflated by the
 // pimaster and raw bytes go on the wire, hashed here. Else the file's own bytes are sent
 // (run's command inflates them, see NodeInflater) and the pimaster hashes nothing when it
-// knows the measure of this version of the file: registered (known, with its size) or taken
-// by an earlier copy (see digest.go); the node's sha256 must then match it, and a mismatch
-// makes the next copy measure the file again. Otherwise a copy of the stream is inflated here
-// to measure it, once per version of the file. A truncated or damaged image fails with
-// ErrCorrupt, even when the node's command did not notice.
+// kept the measure of this version of the file from an earlier copy (see digest.go), the
+// registered one if any; the node's sha256 must then match it, and a mismatch makes the next
+// copy measure the file again. Otherwise a copy of the stream is inflated here to measure it,
+// once per version of the file. Either way the measure kept has the hashes of the raw image's
+// blocks (BlockSums). A truncated or damaged image fails with ErrCorrupt, even when the node's
+// command did not notice.
 //
 // progress gets what went on the wire so far and the total: the file's bytes and size, or,
 // when the pimaster inflates an image whose raw size is known (known.Size > 0), the raw bytes
@@ -41,6 +43,19 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 	defer f.Close()
 	src := &counter{r: bufio.NewReaderSize(io.LimitReader(f, fi.Size()), 1<<20), total: fi.Size()}
 	h := NewHasher()
+	id, identified := idOf(fi, format)
+	var kept digest
+	haveKept := false
+	if identified {
+		kept, haveKept = cachedDigest(path, id)
+		haveKept = haveKept && agrees(kept.Raw, known)
+	}
+	// keep remembers the measure taken by this copy, unless the file changed while it was read.
+	keep := func(sum Sum, blocks Blocks) {
+		if identified && unchanged(f, id, format) {
+			rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks})
+		}
+	}
 
 	if inflateHere && format != Raw {
 		raw, err := Inflate(src, format)
@@ -55,7 +70,13 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		} else {
 			src.progress = progress
 		}
-		in := &gate{r: io.TeeReader(wire, h)}
+		var bh *blockHasher
+		var hashes io.Writer = h
+		if identified && !haveKept {
+			bh = newBlockHasher()
+			hashes = io.MultiWriter(h, bh)
+		}
+		in := &gate{r: io.TeeReader(wire, hashes)}
 		node, rerr := run(in)
 		in.close()
 		// A stream the node accepted may still have been cut short by a corrupt file.
@@ -65,41 +86,38 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		if rerr != nil {
 			return Sum{}, rerr
 		}
-		return measured(path, h.Sum(), node, known)
+		sum, err := measured(path, h.Sum(), node, known)
+		if err == nil && bh != nil {
+			keep(sum, bh.blocks())
+		}
+		return sum, err
 	}
 
 	src.progress = progress
-	id, identified := idOf(fi, format)
-	trusted, ok := known, known.Size > 0 && known.SHA256 != ""
-	if !ok && identified {
-		trusted, ok = cachedDigest(path, id)
-	}
-	if ok {
+	if haveKept {
 		in := &gate{r: src}
 		node, rerr := run(in)
 		in.close()
 		if rerr != nil {
 			return Sum{}, nodeOrImage(path, format, rerr)
 		}
-		if node != trusted.SHA256 {
-			if trusted == known {
-				return Sum{}, changed(path, Sum{SHA256: node}, known)
-			}
+		if node != kept.Raw.SHA256 {
 			forgetDigest(path)
 			return Sum{}, fmt.Errorf("image %s: the node received a raw image of sha256 %s, not the %s measured before; the next copy measures it again",
-				path, node, trusted.SHA256)
+				path, node, kept.Raw.SHA256)
 		}
-		return measured(path, trusted, node, known)
+		return measured(path, kept.Raw, node, known)
 	}
 
 	// Inflate a copy of the stream here, in step with the sender; on a corrupt image the copy
 	// keeps draining so the sender never blocks.
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	bh := newBlockHasher()
 	go func() {
 		raw, err := Inflate(pr, format)
 		if err == nil {
-			_, err = io.Copy(h, raw)
+			_, err = io.Copy(io.MultiWriter(h, bh), raw)
 			raw.Close()
 		}
 		io.Copy(io.Discard, pr)
@@ -124,13 +142,23 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 	if err != nil {
 		return Sum{}, err
 	}
-	// Kept only if the file did not change while it was read.
-	if after, err := f.Stat(); err == nil && identified {
-		if id2, _ := idOf(after, format); id2 == id {
-			rememberDigest(path, id, sum)
-		}
-	}
+	keep(sum, bh.blocks())
 	return sum, nil
+}
+
+// agrees tells whether the measure sum is that of the registered measure known, if any.
+func agrees(sum, known Sum) bool {
+	return known.SHA256 == "" || (sum.SHA256 == known.SHA256 && (known.Size <= 0 || sum.Size == known.Size))
+}
+
+// unchanged tells whether the open file f is still the version id.
+func unchanged(f *os.File, id fileID, format string) bool {
+	after, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	id2, _ := idOf(after, format)
+	return id2 == id
 }
 
 // measured checks the measure sum the pimaster took while sending against the sha256 the node
@@ -139,7 +167,7 @@ func measured(path string, sum Sum, node string, known Sum) (Sum, error) {
 	if node != sum.SHA256 {
 		return Sum{}, fmt.Errorf("image %s: the node received a raw image of sha256 %s, the pimaster sent %s", path, node, sum.SHA256)
 	}
-	if known.SHA256 != "" && (sum.SHA256 != known.SHA256 || (known.Size > 0 && sum.Size != known.Size)) {
+	if !agrees(sum, known) {
 		return Sum{}, changed(path, sum, known)
 	}
 	return sum, nil

@@ -1,0 +1,132 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"slices"
+)
+
+// BlockSize is the unit in which a raw image is hashed block by block, so that a card can be
+// checked by reading back a sample of its blocks instead of the whole image.
+const BlockSize = 4 << 20
+
+// Blocks are the sha256 (hex) of each BlockSize block of a raw image, the last one as long as
+// what is left of the image.
+type Blocks []string
+
+// Covers tells whether b has one hash per block of a raw image of size bytes.
+func (b Blocks) Covers(size int64) bool {
+	return size > 0 && int64(len(b)) == (size+BlockSize-1)/BlockSize
+}
+
+// blockHasher hashes what is written to it block by block.
+type blockHasher struct {
+	h    hash.Hash
+	n    int // bytes of the current block
+	sums Blocks
+}
+
+func newBlockHasher() *blockHasher { return &blockHasher{h: sha256.New()} }
+
+func (b *blockHasher) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		c := min(len(p), BlockSize-b.n)
+		b.h.Write(p[:c])
+		b.n += c
+		p = p[c:]
+		if b.n == BlockSize {
+			b.next()
+		}
+	}
+	return total, nil
+}
+
+func (b *blockHasher) next() {
+	b.sums = append(b.sums, hex.EncodeToString(b.h.Sum(nil)))
+	b.h.Reset()
+	b.n = 0
+}
+
+// blocks ends the last block and returns the hashes.
+func (b *blockHasher) blocks() Blocks {
+	if b.n > 0 {
+		b.next()
+	}
+	return b.sums
+}
+
+// BlockSums returns the block hashes of the raw image inside the image file at path, which must
+// be the raw image want: those kept from an earlier measure of this version of the file (see
+// Send), or else taken now by reading the whole file, once, and kept. A file whose raw image
+// is not want fails with ErrChanged.
+func BlockSums(ctx context.Context, path, format string, want Sum) (Blocks, error) {
+	if err := Check(format); err != nil {
+		return nil, err
+	}
+	f, fi, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	id, identified := idOf(fi, format)
+	if identified {
+		if d, ok := cachedDigest(path, id); ok && d.Raw == want {
+			return d.Blocks, nil
+		}
+	}
+	h, bh := NewHasher(), newBlockHasher()
+	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, bh)); err != nil {
+		return nil, fmt.Errorf("image: %s: %w", path, err)
+	}
+	sum, blocks := h.Sum(), bh.blocks()
+	if sum != want {
+		return nil, changed(path, sum, want)
+	}
+	if identified && unchanged(f, id, format) {
+		rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks})
+	}
+	return blocks, nil
+}
+
+// Sample picks the blocks to read back from a card that was given a raw image of size bytes
+// and partition layout l: the one holding the partition table, those holding the first and
+// the last MiB of each partition (where a card too small for the image, or one that has lost
+// its last writes, differs), and k others at random, picked afresh at each call so that no card
+// can be made to pass by keeping only the blocks that are read. Block numbers are in
+// increasing order.
+func Sample(l Layout, size int64, k int) []int64 {
+	n := (size + BlockSize - 1) / BlockSize
+	if n <= 0 {
+		return nil
+	}
+	picked := map[int64]bool{0: true}
+	span := func(from, to int64) { // the blocks of bytes [from, to) of the image
+		from, to = max(from, 0), min(to, size)
+		for b := from / BlockSize; b*BlockSize < to; b++ {
+			picked[b] = true
+		}
+	}
+	for _, p := range l.Partitions {
+		start, end := p.Start*SectorSize, p.End()*SectorSize
+		span(start, min(start+1<<20, end))
+		span(max(end-1<<20, start), end)
+	}
+	for left := min(int64(k), n-int64(len(picked))); left > 0; {
+		if b := rand.Int64N(n); !picked[b] {
+			picked[b] = true
+			left--
+		}
+	}
+	out := make([]int64, 0, len(picked))
+	for b := range picked {
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return out
+}
