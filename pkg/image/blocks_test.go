@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/piseduce/piseduce/pkg/testenv"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 func fileIDOf(t *testing.T, path, format string) fileID {
@@ -125,6 +126,14 @@ func TestSample(t *testing.T) {
 		}
 		if k > 0 && slices.Equal(a, b) {
 			t.Errorf("two samples picked the same %d random blocks of 764: %v", k, a)
+		}
+	}
+	// After a sparse copy, only the blocks written are read, the last of them always.
+	written := []usedmap.Range{{Start: 0, End: 8 * mib}, {Start: 64 * mib, End: 72 * mib}, {Start: 400 * mib, End: 404 * mib}}
+	for i := 0; i < 20; i++ {
+		s := Sample(l, int64(size), written, 16)
+		if !slices.Equal(s, []int64{0, 1, 16, 17, 100}) {
+			t.Fatalf("sample %v of the written blocks 0, 1, 16, 17, 100", s)
 		}
 	}
 	// An image of fewer blocks than asked for is read whole.
