@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/clusterdesc
 	$(GO) test -run '^$$' -fuzz '^FuzzParseV3$$' -fuzztime $(FUZZTIME) ./pkg/power
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/sshkey
+	$(GO) test -run '^$$' -fuzz '^FuzzUsed$$' -fuzztime $(FUZZTIME) ./pkg/usedmap
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./pkg/engine

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/piseduce/piseduce/pkg/engine"
@@ -12,6 +13,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/store"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 const rootMount = "/mnt/piseduce"
@@ -31,17 +33,59 @@ func (c cardDev) boot() string { return store.CardPartition(string(c), 1) }
 func (c cardDev) root() string { return store.CardPartition(string(c), 2) }
 
 // writeCard is the node's side of the copy: the image (inflated by the program given as its
-// other arguments) onto the card ($1), its partition table last, and the sha256 of the raw
+// last arguments) onto the card ($1), its partition table last, and the sha256 of the raw
 // image received on stdout: the node hashes what it inflates, so the pimaster need not. The
 // old table is wiped first, so a copy cut short leaves a card with no partitions: a Pi 3B+
 // whose card still had bootcode.bin would try to boot that half-written card instead of the
 // network, and be out of reach.
+//
+// $2 is a count n of used ranges, given as the next 2n arguments (start and end offsets in
+// bytes, in order, the first from 0): the node then writes only those and reads the bytes in
+// between to /dev/null, still hashing the whole image. n = 0 writes the whole image.
 const writeCard = `set -eo pipefail
-card=$1; shift
-dd if=/dev/zero of="$card" bs=512 count=1 conv=fsync status=none
-{ "$@" | tee /proc/self/fd/3 | { dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
-	dd of="$card" bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none; }; } 3>&1 | sha256sum
+card=$1 n=$2; shift 2
+ranges=("${@:1:2*n}"); shift $((2*n))
+dd if=/dev/zero of="$card" bs=512 count=1 conv=fsync,notrunc status=none
+place() {
+	dd of=/run/piseduce-mbr bs=512 count=1 iflag=fullblock status=none
+	if ((n == 0)); then
+		dd of="$card" bs=4M seek=512 oflag=seek_bytes iflag=fullblock conv=fsync status=none
+		return
+	fi
+	local pos=512 i start end
+	for ((i = 0; i < n; i++)); do
+		start=${ranges[2*i]} end=${ranges[2*i+1]}
+		((start > pos)) && dd of=/dev/null bs=4M count=$((start - pos)) iflag=fullblock,count_bytes status=none
+		((start < pos)) && start=$pos
+		dd of="$card" bs=4M seek=$start count=$((end - start)) oflag=seek_bytes iflag=fullblock,count_bytes conv=notrunc status=none
+		pos=$end
+	done
+	dd of=/dev/null bs=4M status=none
+	sync "$card" # fsync: the card's cache, written by each dd above, before the table
+}
+{ "$@" | tee /proc/self/fd/3 | place; } 3>&1 | sha256sum
 dd if=/run/piseduce-mbr of="$card" bs=512 count=1 conv=fsync,notrunc status=none`
+
+// maxRanges bounds the used ranges given to writeCard as arguments: a finer map is coarsened
+// (short gaps written) to fit.
+const maxRanges = 512
+
+// coarsen closes the shortest gaps of a map of more than maxRanges ranges.
+func coarsen(used []usedmap.Range) []usedmap.Range {
+	for gap := int64(image.BlockSize); len(used) > maxRanges; gap *= 2 {
+		used = usedmap.Coarsen(used, gap)
+	}
+	return used
+}
+
+// cardArgs are writeCard's arguments after the card: the used ranges to write (none: all).
+func cardArgs(used []usedmap.Range) []string {
+	args := []string{strconv.Itoa(len(used))}
+	for _, r := range used {
+		args = append(args, strconv.FormatInt(r.Start, 10), strconv.FormatInt(r.End, 10))
+	}
+	return args
+}
 
 // imagePath is the environment's image file: a regular file of img_dir (see image.Locate).
 func (d *Deployer) imagePath(t *engine.Task) (string, error) {
@@ -69,7 +113,6 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	if !inflateHere {
 		inflater = image.NodeInflater(format)
 	}
-	argv := append([]string{"bash", "-c", writeCard, "bash", string(cardOf(t))}, inflater...)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var progressErr error
@@ -80,9 +123,15 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 		}
 	}
 	var sum image.Sum
+	var written []usedmap.Range
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		sum, err = image.Send(path, format, inflateHere, image.Sum{Size: env.ImageSize, SHA256: env.ImageSHA256}, func(stdin io.Reader) (string, error) {
+		sum, err = image.Send(path, format, inflateHere, image.Sum{Size: env.ImageSize, SHA256: env.ImageSHA256}, func(stdin io.Reader, used []usedmap.Range) (string, error) {
+			written = coarsen(used)
+			argv := append(append([]string{"bash", "-c", writeCard, "bash", string(cardOf(t))}, cardArgs(written)...), inflater...)
+			if written != nil {
+				t.Log.Info("copying the used ranges of the image only", "ranges", len(written), "bytes", usedmap.Bytes(written))
+			}
 			var out strings.Builder
 			if err := sh.Run(ctx, argv, remote.RunOptions{Stdin: stdin, Stdout: &out}); err != nil {
 				return "", err
@@ -104,7 +153,7 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	if err != nil {
 		return err
 	}
-	data.Size, data.SHA256 = sum.Size, sum.SHA256
+	data.Size, data.SHA256, data.Written = sum.Size, sum.SHA256, written
 	t.Log.Info("image copied", "bytes", sum.Size, "sha256", sum.SHA256)
 	return nil
 }
@@ -153,7 +202,7 @@ func (d *Deployer) envCheck(ctx context.Context, t *engine.Task) (bool, error) {
 	if err != nil {
 		layout = image.Layout{} // no partition table to follow: the table's block and random ones
 	}
-	sample := image.Sample(layout, want.Size, sampleBlocks)
+	sample := image.Sample(layout, want.Size, want.Written, sampleBlocks)
 	args := []string{"bash", "-c", readBlocks, "bash", string(cardOf(t))}
 	for _, b := range sample {
 		args = append(args, fmt.Sprintf("%d:%d", b, min(image.BlockSize, want.Size-b*image.BlockSize)))

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // BlockSize is the unit in which a raw image is hashed block by block, so that a card can be
@@ -80,8 +82,8 @@ func BlockSums(ctx context.Context, path, format string, want Sum) (Blocks, erro
 			return d.Blocks, nil
 		}
 	}
-	h, bh := NewHasher(), newBlockHasher()
-	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, bh)); err != nil {
+	h, bh, mapper := NewHasher(), newBlockHasher(), NewUsedMapper()
+	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, bh, mapper)); err != nil {
 		return nil, fmt.Errorf("image: %s: %w", path, err)
 	}
 	sum, blocks := h.Sum(), bh.blocks()
@@ -89,7 +91,7 @@ func BlockSums(ctx context.Context, path, format string, want Sum) (Blocks, erro
 		return nil, changed(path, sum, want)
 	}
 	if identified && unchanged(f, id, format) {
-		rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks})
+		rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks, Used: mapper.Used(BlockSize)})
 	}
 	return blocks, nil
 }
@@ -100,16 +102,36 @@ func BlockSums(ctx context.Context, path, format string, want Sum) (Blocks, erro
 // its last writes, differs), and k others at random, picked afresh at each call so that no card
 // can be made to pass by keeping only the blocks that are read. Block numbers are in
 // increasing order.
-func Sample(l Layout, size int64, k int) []int64 {
+//
+// written are the only ranges of the image the copy wrote (nil: all of it), whole blocks (see
+// UsedRanges): only their blocks are picked, the last one always (a fake card differs there).
+func Sample(l Layout, size int64, written []usedmap.Range, k int) []int64 {
 	n := (size + BlockSize - 1) / BlockSize
 	if n <= 0 {
 		return nil
 	}
-	picked := map[int64]bool{0: true}
-	span := func(from, to int64) { // the blocks of bytes [from, to) of the image
+	if len(written) == 0 {
+		written = []usedmap.Range{{Start: 0, End: size}}
+	}
+	var blocks []int64 // those written
+	for _, r := range written {
+		for b := r.Start / BlockSize; b*BlockSize < min(r.End, size); b++ {
+			if len(blocks) == 0 || b > blocks[len(blocks)-1] {
+				blocks = append(blocks, b)
+			}
+		}
+	}
+	isWritten := func(b int64) bool {
+		_, found := slices.BinarySearch(blocks, b)
+		return found
+	}
+	picked := map[int64]bool{0: true, blocks[len(blocks)-1]: true}
+	span := func(from, to int64) { // the written blocks of bytes [from, to) of the image
 		from, to = max(from, 0), min(to, size)
 		for b := from / BlockSize; b*BlockSize < to; b++ {
-			picked[b] = true
+			if isWritten(b) {
+				picked[b] = true
+			}
 		}
 	}
 	for _, p := range l.Partitions {
@@ -117,8 +139,8 @@ func Sample(l Layout, size int64, k int) []int64 {
 		span(start, min(start+1<<20, end))
 		span(max(end-1<<20, start), end)
 	}
-	for left := min(int64(k), n-int64(len(picked))); left > 0; {
-		if b := rand.Int64N(n); !picked[b] {
+	for left := min(k, len(blocks)-len(picked)); left > 0; {
+		if b := blocks[rand.IntN(len(blocks))]; !picked[b] {
 			picked[b] = true
 			left--
 		}

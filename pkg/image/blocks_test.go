@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/piseduce/piseduce/pkg/testenv"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 func fileIDOf(t *testing.T, path, format string) fileID {
@@ -75,7 +76,7 @@ func TestBlockSumsKeptByTheCopy(t *testing.T) {
 		// BlockSums answers from the cache: a forged entry shows it did not read the file.
 		forged := slices.Clone(want)
 		forged[1] = want[0]
-		rememberDigest(p, digest{ID: d.ID, Raw: sum, Blocks: forged})
+		rememberDigest(p, digest{ID: d.ID, Raw: sum, Blocks: forged, Used: d.Used})
 		if got, err := BlockSums(context.Background(), p, c.format, sum); err != nil || !slices.Equal(got, forged) {
 			t.Errorf("%s: BlockSums = %v, %v; want the kept hashes", c.format, got, err)
 		}
@@ -109,7 +110,7 @@ func TestSample(t *testing.T) {
 	size := 3*1024*mib + mib + 100<<10
 	fixed := []int64{0, 1, 64, 65, 768} // the table; boot's first and last MiB; root's
 	for _, k := range []int{0, 16} {
-		a, b := Sample(l, int64(size), k), Sample(l, int64(size), k)
+		a, b := Sample(l, int64(size), nil, k), Sample(l, int64(size), nil, k)
 		for _, s := range [][]int64{a, b} {
 			if len(s) != len(fixed)+k || !slices.IsSorted(s) {
 				t.Fatalf("k=%d: sample %v: want %d sorted blocks", k, s, len(fixed)+k)
@@ -127,8 +128,16 @@ func TestSample(t *testing.T) {
 			t.Errorf("two samples picked the same %d random blocks of 764: %v", k, a)
 		}
 	}
+	// After a sparse copy, only the blocks written are read, the last of them always.
+	written := []usedmap.Range{{Start: 0, End: 8 * mib}, {Start: 64 * mib, End: 72 * mib}, {Start: 400 * mib, End: 404 * mib}}
+	for i := 0; i < 20; i++ {
+		s := Sample(l, int64(size), written, 16)
+		if !slices.Equal(s, []int64{0, 1, 16, 17, 100}) {
+			t.Fatalf("sample %v of the written blocks 0, 1, 16, 17, 100", s)
+		}
+	}
 	// An image of fewer blocks than asked for is read whole.
-	if s := Sample(Layout{}, 3*BlockSize-1, 16); !slices.Equal(s, []int64{0, 1, 2}) {
+	if s := Sample(Layout{}, 3*BlockSize-1, nil, 16); !slices.Equal(s, []int64{0, 1, 2}) {
 		t.Errorf("a 3-block image: sample %v", s)
 	}
 }

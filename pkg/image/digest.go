@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/piseduce/piseduce/pkg/atomicfile"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // The measure of an image file (the size and sha256 of the raw image inside, and the sha256 of
@@ -39,18 +40,19 @@ func idOf(fi fs.FileInfo, format string) (fileID, bool) {
 }
 
 // digest is one cache entry: the measure of the file version ID. Facts about the raw image
-// that are worth keeping per version (a map of the blocks its file systems use, say) belong
-// here, beside Blocks.
+// that are worth keeping per version belong here: the hashes of its blocks, and the ranges its
+// file systems use (see UsedRanges), which a copy may write alone.
 type digest struct {
-	ID     fileID `json:"file"`
-	Raw    Sum    `json:"raw"`
-	Blocks Blocks `json:"blocks"`
+	ID     fileID          `json:"file"`
+	Raw    Sum             `json:"raw"`
+	Blocks Blocks          `json:"blocks"`
+	Used   []usedmap.Range `json:"used"`
 }
 
 // valid tells an entry that is whole: an entry of an older version of this cache, without
-// block hashes, is measured again.
+// block hashes or used ranges, is measured again.
 func (d digest) valid() bool {
-	return d.Raw.Size > 0 && len(d.Raw.SHA256) == 64 && d.Blocks.Covers(d.Raw.Size)
+	return d.Raw.Size > 0 && len(d.Raw.SHA256) == 64 && d.Blocks.Covers(d.Raw.Size) && usedmap.Valid(d.Used, d.Raw.Size)
 }
 
 var digests sync.Map // path → digest

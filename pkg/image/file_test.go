@@ -14,6 +14,7 @@ import (
 
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/testenv"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // within runs f and fails t if it has not returned by the deadline (a generous one: only a
@@ -114,7 +115,7 @@ func TestReadingRefusesDevicesAndFIFOs(t *testing.T) {
 			if _, err := image.LayoutOf(p, image.Raw); err == nil {
 				t.Errorf("LayoutOf(%s) accepted it", p)
 			}
-			if _, err := image.Send(p, image.Raw, true, image.Sum{}, func(io.Reader) (string, error) { return "", nil }, nil); err == nil {
+			if _, err := image.Send(p, image.Raw, true, image.Sum{}, func(io.Reader, []usedmap.Range) (string, error) { return "", nil }, nil); err == nil {
 				t.Errorf("Send(%s) accepted it", p)
 			}
 		})

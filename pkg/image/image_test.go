@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/testenv"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // images writes a random raw image and its compressed forms, made by the real tools.
@@ -52,8 +53,8 @@ var files = map[string]string{Raw: "disk.img", Gzip: "disk.img.gz", XZ: "disk.im
 
 // nodeRun runs what a node would: the format's inflater when the node inflates, then dd onto
 // a "card" file, and returns the sha256 of what it received, as deploy's writeCard does.
-func nodeRun(format string, nodeInflates bool, card string) func(io.Reader) (string, error) {
-	return func(stdin io.Reader) (string, error) {
+func nodeRun(format string, nodeInflates bool, card string) func(io.Reader, []usedmap.Range) (string, error) {
+	return func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 		args := []string{"-c", `set -o pipefail; { if [ $# -gt 0 ]; then "$@"; else cat; fi | tee /dev/fd/3 | dd of="$0" bs=4M status=none; } 3>&1 | sha256sum`, card}
 		if nodeInflates {
 			args = append(args, NodeInflater(format)...)
@@ -159,7 +160,7 @@ func TestNodeFailureIsNotCorruption(t *testing.T) {
 	cut := errors.New("connection lost")
 	for format, name := range files {
 		for _, here := range []bool{false, true} {
-			_, err := Send(filepath.Join(dir, name), format, here, Sum{}, func(stdin io.Reader) (string, error) {
+			_, err := Send(filepath.Join(dir, name), format, here, Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 				io.CopyN(io.Discard, stdin, 100<<10)
 				return "", cut
 			}, nil)
@@ -181,7 +182,7 @@ func TestNoProgressAfterSendReturns(t *testing.T) {
 	}{{Raw, true}, {Gzip, false}} {
 		var busy, after bool // no lock: the race detector checks Send's promise too
 		started := make(chan struct{}, 1)
-		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, Sum{}, func(stdin io.Reader) (string, error) {
+		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 			go func() {
 				buf := make([]byte, 4096)
 				for {
@@ -231,9 +232,12 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 		fi, _ := os.Stat(path)
 		id, _ := idOf(fi, format)
 		forged := Sum{Size: 42, SHA256: strings.Repeat("ab", 32)}
-		rememberDigest(path, digest{ID: id, Raw: forged, Blocks: Blocks{strings.Repeat("cd", 32)}})
+		rememberDigest(path, digest{ID: id, Raw: forged, Blocks: Blocks{strings.Repeat("cd", 32)}, Used: []usedmap.Range{{Start: 0, End: forged.Size}}})
 		digests.Delete(path) // read from the file, as a restarted pitasks would
-		agrees := func(stdin io.Reader) (string, error) { io.Copy(io.Discard, stdin); return forged.SHA256, nil }
+		agrees := func(stdin io.Reader, _ []usedmap.Range) (string, error) {
+			io.Copy(io.Discard, stdin)
+			return forged.SHA256, nil
+		}
 		if sum, err := Send(path, format, false, Sum{}, agrees, nil); err != nil || sum != forged {
 			t.Fatalf("%s: second copy = %+v, %v; want the kept measure, with nothing inflated", format, sum, err)
 		}
@@ -249,7 +253,7 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 			t.Fatalf("%s: the copy after = %+v, %v", format, sum, err)
 		}
 		// A file touched since it was measured is measured again.
-		rememberDigest(path, digest{ID: id, Raw: forged, Blocks: Blocks{strings.Repeat("cd", 32)}})
+		rememberDigest(path, digest{ID: id, Raw: forged, Blocks: Blocks{strings.Repeat("cd", 32)}, Used: []usedmap.Range{{Start: 0, End: forged.Size}}})
 		later := fi.ModTime().Add(time.Second)
 		if err := os.Chtimes(path, later, later); err != nil {
 			t.Fatal(err)

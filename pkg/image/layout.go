@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // SectorSize is the sector size of SD cards and of the images written on them.
@@ -278,4 +280,19 @@ func (s *firstSector) Write(p []byte) (int, error) {
 		s.b = append(s.b, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
+}
+
+// NewUsedMapper returns a usedmap.Mapper that reads a raw image's MBR partition table.
+func NewUsedMapper() *usedmap.Mapper {
+	return usedmap.New(func(mbr []byte) ([]usedmap.Extent, error) {
+		l, err := ParseMBR(mbr)
+		if err != nil {
+			return nil, err
+		}
+		parts := make([]usedmap.Extent, len(l.Partitions))
+		for i, p := range l.Partitions {
+			parts[i] = usedmap.Extent{Start: p.Start * SectorSize, Size: p.Sectors * SectorSize}
+		}
+		return parts, nil
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // ErrChanged marks an image file whose raw image is not the one registered with its
@@ -17,6 +19,9 @@ var ErrChanged error = badImage("image changed since it was registered")
 // Send streams the image file at path into run's stdin and returns the size and sha256 of the
 // raw disk image it carried, to be checked against what lands on the card. run returns the
 // sha256 (hex) of the raw image the node received, which the node computes as it inflates.
+// run is also given the ranges of the raw image its file systems use when they are known for
+// this version of the file (nil otherwise): the node may write those alone, and it still
+// receives and hashes the whole image.
 //
 // known is the raw image's measure registered with its environment, if any: a file whose raw
 // image differs fails with ErrChanged. With inflateHere a compressed image is inflated by the
@@ -26,13 +31,13 @@ var ErrChanged error = badImage("image changed since it was registered")
 // registered one if any; the node's sha256 must then match it, and a mismatch makes the next
 // copy measure the file again. Otherwise a copy of the stream is inflated here to measure it,
 // once per version of the file. Either way the measure kept has the hashes of the raw image's
-// blocks (BlockSums). A truncated or damaged image fails with ErrCorrupt, even when the node's
+// blocks (BlockSums) and its used ranges. A truncated or damaged image fails with ErrCorrupt, even when the node's
 // command did not notice.
 //
 // progress gets what went on the wire so far and the total: the file's bytes and size, or,
 // when the pimaster inflates an image whose raw size is known (known.Size > 0), the raw bytes
 // and that size, so that the throughput shown is the link's.
-func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Reader) (string, error), progress func(done, total int64)) (Sum, error) {
+func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Reader, used []usedmap.Range) (string, error), progress func(done, total int64)) (Sum, error) {
 	if err := Check(format); err != nil {
 		return Sum{}, err
 	}
@@ -50,10 +55,14 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		kept, haveKept = cachedDigest(path, id)
 		haveKept = haveKept && agrees(kept.Raw, known)
 	}
+	var used []usedmap.Range // what the node may write alone: only the map of a version measured
+	if haveKept {
+		used = kept.Used
+	}
 	// keep remembers the measure taken by this copy, unless the file changed while it was read.
-	keep := func(sum Sum, blocks Blocks) {
+	keep := func(sum Sum, blocks Blocks, m *usedmap.Mapper) {
 		if identified && unchanged(f, id, format) {
-			rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks})
+			rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks, Used: m.Used(BlockSize)})
 		}
 	}
 
@@ -71,13 +80,14 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 			src.progress = progress
 		}
 		var bh *blockHasher
+		var mapper *usedmap.Mapper
 		var hashes io.Writer = h
 		if identified && !haveKept {
-			bh = newBlockHasher()
-			hashes = io.MultiWriter(h, bh)
+			bh, mapper = newBlockHasher(), NewUsedMapper()
+			hashes = io.MultiWriter(h, bh, mapper)
 		}
 		in := &gate{r: io.TeeReader(wire, hashes)}
-		node, rerr := run(in)
+		node, rerr := run(in, used)
 		in.close()
 		// A stream the node accepted may still have been cut short by a corrupt file.
 		if rec.err != nil {
@@ -88,7 +98,7 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		}
 		sum, err := measured(path, h.Sum(), node, known)
 		if err == nil && bh != nil {
-			keep(sum, bh.blocks())
+			keep(sum, bh.blocks(), mapper)
 		}
 		return sum, err
 	}
@@ -96,7 +106,7 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 	src.progress = progress
 	if haveKept {
 		in := &gate{r: src}
-		node, rerr := run(in)
+		node, rerr := run(in, used)
 		in.close()
 		if rerr != nil {
 			return Sum{}, nodeOrImage(path, format, rerr)
@@ -109,22 +119,22 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		return measured(path, kept.Raw, node, known)
 	}
 
-	// Inflate a copy of the stream here, in step with the sender; on a corrupt image the copy
-	// keeps draining so the sender never blocks.
+	// Inflate a copy of the stream here, in step with the sender, to measure and map it; on a
+	// corrupt image the copy keeps draining so the sender never blocks.
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	bh := newBlockHasher()
+	bh, mapper := newBlockHasher(), NewUsedMapper()
 	go func() {
 		raw, err := Inflate(pr, format)
 		if err == nil {
-			_, err = io.Copy(io.MultiWriter(h, bh), raw)
+			_, err = io.Copy(io.MultiWriter(h, bh, mapper), raw)
 			raw.Close()
 		}
 		io.Copy(io.Discard, pr)
 		done <- err
 	}()
 	in := &gate{r: io.TeeReader(src, pw)}
-	node, rerr := run(in)
+	node, rerr := run(in, nil)
 	in.close()
 	if rerr != nil {
 		pw.CloseWithError(errStreamCut)
@@ -142,7 +152,7 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 	if err != nil {
 		return Sum{}, err
 	}
-	keep(sum, bh.blocks())
+	keep(sum, bh.blocks(), mapper)
 	return sum, nil
 }
 

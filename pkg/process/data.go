@@ -1,5 +1,7 @@
 package process
 
+import "github.com/piseduce/piseduce/pkg/usedmap"
+
 // Step data: what a process's steps keep from one state for a later one (a checksum from the
 // copy for the check). Each process that keeps some has its own type (Process.NewData); the
 // engine alone reads it from the deployment and writes it back, the steps get and change it
@@ -10,6 +12,9 @@ package process
 type DeployData struct {
 	Size   int64  `json:"size,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+	// Written are the only ranges of the image env_copy wrote, its file systems' used ones;
+	// none: all of it.
+	Written []usedmap.Range `json:"written,omitempty"`
 }
 
 // SaveEnvData is what save_env's img_copy leaves for img_check: the image file in img_dir, its

@@ -19,6 +19,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/remote"
 	"github.com/piseduce/piseduce/pkg/remote/internal/sshdtest"
 	"github.com/piseduce/piseduce/pkg/testenv"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 // streamImages are the benchmark's images, made once: 128 MiB raw, shaped like an OS image
@@ -121,7 +122,7 @@ func streamCPU(b *testing.B, srv *sshdtest.Server, keys remote.HostKeyStore, cip
 	argv := append([]string{"sh", "-c", `"$@" | sha256sum`, "sh"}, inflater...)
 	var wire int64
 	send := func() {
-		_, err := image.Send(path, format, false, image.Sum{}, func(stdin io.Reader) (string, error) {
+		_, err := image.Send(path, format, false, image.Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 			var out strings.Builder
 			err := c.Run(context.Background(), argv, remote.RunOptions{Stdin: stdin, Stdout: &out})
 			sum, _, _ := strings.Cut(out.String(), " ")
