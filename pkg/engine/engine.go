@@ -210,16 +210,22 @@ type Engine struct {
 	inflight map[uint]context.CancelFunc
 	// unreleased are leases whose release failed (the database was down): each tick tries
 	// again, or the deployment would wait for its own lease to run out.
-	unreleased map[uint]bool
-	stopping   bool
-	wg         sync.WaitGroup
-	tickMu     sync.Mutex
-	base       context.Context
-	cancel     context.CancelFunc
-	renewal    chan struct{}
-	hb         store.Heartbeat // this process, as its heartbeat describes it
-	lastBeat   time.Time       // before the last heartbeat written (monotonic), under mu
-	saves      saveQueue
+	unreleased  map[uint]bool
+	stopping    bool
+	wg          sync.WaitGroup
+	tickMu      sync.Mutex
+	base        context.Context
+	cancel      context.CancelFunc
+	renewal     chan struct{}
+	hb          store.Heartbeat // this process, as its heartbeat describes it
+	tickAt      time.Time       // the start of the last tick (Clock), under mu
+	tickMono    time.Time       // the same (monotonic), under mu
+	lastBeat    time.Time       // the start of the last tick whose heartbeat was written (monotonic), under mu
+	beatMu      sync.Mutex      // one heartbeat written at a time
+	beats       chan struct{}   // a token while beatPending is set, for beatLoop
+	beatPending *beatRequest    // the heartbeat asked for and not taken up yet, under mu
+	beatDone    chan struct{}   // closed once beatLoop returned
+	saves       saveQueue
 }
 
 // New checks the options and returns an engine ready to Tick.
@@ -265,10 +271,11 @@ func New(o Options) (*Engine, error) {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{}, unreleased: map[uint]bool{},
-		base: base, cancel: cancel, renewal: make(chan struct{})}
+		base: base, cancel: cancel, renewal: make(chan struct{}), beats: make(chan struct{}, 1), beatDone: make(chan struct{})}
 	e.hb = e.newHeartbeat()
 	go e.renewLeases()
 	go e.fence()
+	go e.beatLoop()
 	return e, nil
 }
 
@@ -285,6 +292,7 @@ func (e *Engine) Owner() string { return e.o.Owner }
 // Start writes the first heartbeat, takes over the leases of the pitasks that are gone, and
 // resumes the deployments that were lost, as the original pitasks did when it started.
 func (e *Engine) Start(ctx context.Context) error {
+	e.noteTick()
 	if err := e.beat(ctx); err != nil {
 		return err
 	}
@@ -311,11 +319,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Tick does one round of the loop: the heartbeat is written, the leases of dead peers are
-// taken over, reservations that ended are destroyed, then due deployments are leased and
-// handed to free workers. It does not wait for the work: a slow
-// node never holds up the next tick. A tick that starts while the previous one is still
-// claiming returns at once.
+// Tick does one round of the loop: the heartbeat is written (by beatLoop, unless it is late:
+// see heartbeat.go), the leases of dead peers are taken over, reservations that ended are
+// destroyed, then due deployments are leased and handed to free workers. It does not wait for
+// the work: a slow node never holds up the next tick. A tick that starts while the previous
+// one is still claiming returns at once.
 func (e *Engine) Tick(ctx context.Context) error {
 	if !e.tickMu.TryLock() {
 		return nil
@@ -324,8 +332,14 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if e.stopRequested() {
 		return nil
 	}
-	if err := e.beat(ctx); err != nil {
-		return err
+	e.noteTick()
+	var beat *beatRequest // nil: written already
+	if e.beatLate() {
+		if err := e.beat(ctx); err != nil {
+			return err
+		}
+	} else {
+		beat = e.beatSoon()
 	}
 	defer func(start time.Time) { e.o.Observer.Tick(time.Since(start)) }(time.Now())
 	if err := e.takeOver(ctx, nil, false); err != nil {
@@ -359,6 +373,16 @@ func (e *Engine) Tick(ctx context.Context) error {
 	ds, err := e.o.Store.ClaimDue(ctx, e.o.Owner, now, e.o.Lease, free, busy)
 	if err != nil {
 		return err
+	}
+	if len(ds) > 0 && beat != nil {
+		if err := e.waitBeat(ctx, beat); err != nil {
+			e.mu.Lock()
+			for i := range ds {
+				e.unreleased[ds[i].ID] = true
+			}
+			e.mu.Unlock()
+			return fmt.Errorf("heartbeat: %w", err)
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -443,6 +467,7 @@ func (e *Engine) Stop(ctx context.Context) {
 	}
 	e.cancel()
 	close(e.renewal)
+	<-e.beatDone // a heartbeat written after StopHeartbeat would say this process was taken over
 	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.o.Store.ReleaseAll(rctx, e.o.Owner); err != nil {

@@ -15,17 +15,27 @@ import (
 
 // The heartbeat and the takeover of a dead peer's leases.
 //
-// Every tick writes this process's heartbeat (store.Beat), then frees the leases of the peers
-// whose heartbeat is older than Options.TakeoverAfter (store.TakeOver), before claiming: a
-// dead pitasks's deployments are picked up at the next tick of any live one, not when their
-// leases run out. A pitasks that starts also frees at once the leases of a process of the
-// same machine whose PID is gone (a crash and a restart, the usual case).
+// Every tick has this process's heartbeat written (store.Beat: the tick's start as LastTick),
+// then frees the leases of the peers whose heartbeat is older than Options.TakeoverAfter
+// (store.TakeOver), before claiming: a dead pitasks's deployments are picked up at the next
+// tick of any live one, not when their leases run out. A pitasks that starts also frees at
+// once the leases of a process of the same machine whose PID is gone (a crash and a restart,
+// the usual case).
+//
+// The heartbeat is a commit (on MariaDB a disk flush): a tick hands it to its own goroutine
+// (beatLoop) and goes on with its reads, so a tick that has nothing due writes nothing and
+// does not wait for it. A tick that claimed work starts it only once its heartbeat is written,
+// as before: its workers do not compete with it for the database, and a process whose
+// heartbeat cannot be written runs nothing new (the claimed leases are given back at the next
+// tick). A tick writes its heartbeat itself, before anything else, when none was written for
+// half of fenceAfter (the first tick, a tick after a wedge or a database outage).
 //
 // A holder that is alive but late must never run a step that a peer took over. Writes are
 // guarded by owner (SaveObserved, SaveProgress), so a step result is never written by a
 // holder that lost the lease; and the step itself is stopped before a peer can take it:
 // when this process has not written a heartbeat for fenceAfter (two thirds of TakeoverAfter,
-// measured on its own monotonic clock from before the last write that succeeded), it cancels
+// measured on its own monotonic clock from the start of the tick whose heartbeat was last
+// written), it cancels
 // everything it runs, as a peer may soon take it over. A beat that comes late but before
 // that keeps its leases: the takeover is conditional on the heartbeat still being old.
 
@@ -39,13 +49,84 @@ func (e *Engine) newHeartbeat() store.Heartbeat {
 		Machine: machine(), TickMS: e.o.Tick.Milliseconds()}
 }
 
-// beat writes the heartbeat; when a peer took this process for dead, what it still runs is
-// cancelled (the peer may be running it now).
+// noteTick records the start of a tick: the time its heartbeat will say.
+func (e *Engine) noteTick() {
+	e.mu.Lock()
+	e.tickAt, e.tickMono = e.clock.Now(), time.Now()
+	e.mu.Unlock()
+}
+
+// beatLate reports whether no heartbeat was written for half of fenceAfter (or ever): the
+// tick then writes its own before it claims.
+func (e *Engine) beatLate() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastBeat.IsZero() || time.Since(e.lastBeat) > e.fenceAfter()/2
+}
+
+// beatRequest is a heartbeat asked of beatLoop by one tick or more; err is known once done
+// is closed.
+type beatRequest struct {
+	done chan struct{}
+	err  error
+}
+
+// beatSoon asks beatLoop for the heartbeat of the tick that just started: it joins the
+// request not yet taken up, which writes the latest tick.
+func (e *Engine) beatSoon() *beatRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.beatPending == nil {
+		e.beatPending = &beatRequest{done: make(chan struct{})}
+		e.beats <- struct{}{} // never blocks: a token is in the buffer only while a request is pending
+	}
+	return e.beatPending
+}
+
+// waitBeat waits for r, a heartbeat asked for by this tick.
+func (e *Engine) waitBeat(ctx context.Context, r *beatRequest) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.base.Done():
+		return errors.New("engine: stopping")
+	}
+}
+
+// beatLoop writes the heartbeats the ticks ask for, until the engine stops.
+func (e *Engine) beatLoop() {
+	defer close(e.beatDone)
+	for {
+		select {
+		case <-e.renewal:
+			return
+		case <-e.beats:
+		}
+		e.mu.Lock()
+		r := e.beatPending
+		e.beatPending = nil
+		e.mu.Unlock()
+		ctx, cancel := context.WithTimeout(e.base, e.fenceAfter())
+		r.err = e.beat(ctx)
+		cancel()
+		if r.err != nil && e.base.Err() == nil {
+			e.log.Warn("heartbeat", "err", r.err)
+		}
+		close(r.done)
+	}
+}
+
+// beat writes the heartbeat of the last tick; when a peer took this process for dead, what it
+// still runs is cancelled (the peer may be running it now).
 func (e *Engine) beat(ctx context.Context) error {
-	before := time.Now()
+	e.beatMu.Lock()
+	defer e.beatMu.Unlock()
 	e.mu.Lock()
 	hb := e.hb
-	hb.LastTick, hb.Leases = e.clock.Now(), len(e.inflight)
+	hb.LastTick, hb.Leases = e.tickAt, len(e.inflight)
+	tick := e.tickMono
 	e.mu.Unlock()
 	err := e.o.Store.Beat(ctx, &hb)
 	if errors.Is(err, store.ErrTakenOver) {
@@ -57,7 +138,9 @@ func (e *Engine) beat(ctx context.Context) error {
 		return err
 	}
 	e.mu.Lock()
-	e.lastBeat = before
+	if tick.After(e.lastBeat) {
+		e.lastBeat = tick
+	}
 	e.mu.Unlock()
 	return nil
 }

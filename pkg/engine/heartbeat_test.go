@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,4 +193,131 @@ func exitedPID(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return cmd.Process.Pid
+}
+
+// gatedBeats is the real store whose heartbeats wait while held (until gate is closed) and
+// fail while failing is set.
+type gatedBeats struct {
+	*store.Store
+	held, failing atomic.Bool
+	gate          chan struct{}
+}
+
+func (g *gatedBeats) Beat(ctx context.Context, h *store.Heartbeat) error {
+	if g.held.Load() {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if g.failing.Load() {
+		return errDatabaseGone
+	}
+	return g.Store.Beat(ctx, h)
+}
+
+// TestATickDoesNotWaitForItsHeartbeat: a tick hands its heartbeat (a commit) to a goroutine of
+// its own: a tick with nothing due does not wait for it; one that claimed work starts it once
+// the heartbeat says the tick's time, and not when it cannot be written. A tick whose last
+// heartbeat is late writes its own first, and claims nothing when it cannot.
+func TestATickDoesNotWaitForItsHeartbeat(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := storetest.Open(t, dialect)
+			c := storetest.Seed(t, s, 1)
+			d := c.Deploy(t, s, 1)[0]
+			g := &gatedBeats{Store: s, gate: make(chan struct{})}
+			f := newFakeSteps()
+			clock := newClock()
+			ctx := context.Background()
+			lastTick := func() time.Time {
+				t.Helper()
+				hs, err := s.Heartbeats(ctx)
+				if err != nil || len(hs) != 1 {
+					t.Fatalf("heartbeats %v, %v", hs, err)
+				}
+				return hs[0].LastTick
+			}
+			says := func(got, want time.Time) bool { return got.Sub(want).Abs() < time.Millisecond } // MariaDB keeps ms
+			var polls atomic.Int32
+			var early atomic.Value // a poll that ran before its tick's heartbeat was written
+			f.post = func(context.Context, *Task) (bool, error) {
+				polls.Add(1)
+				if got, now := lastTick(), clock.Now(); !says(got, now) {
+					early.Store(fmt.Sprintf("the heartbeat says %s during the tick of %s", got, now))
+				}
+				return false, nil
+			}
+			// A poll an hour away: the deployment is due only when the clock says so.
+			e := newEngine(t, s, f, clock, func(o *Options) {
+				o.Store, o.Owner, o.TakeoverAfter, o.PollInterval = g, "ticker", time.Hour, time.Hour
+			})
+			tick := func(ctx context.Context, want int32) error {
+				t.Helper()
+				err := e.Tick(ctx)
+				e.Wait()
+				if got := polls.Load(); got != want {
+					t.Fatalf("%d polls, want %d", got, want)
+				}
+				if v := early.Load(); v != nil {
+					t.Fatal(v)
+				}
+				return err
+			}
+			check := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			first := clock.Now()
+			check(tick(ctx, 1)) // the first tick writes its heartbeat itself
+			if got := lastTick(); !says(got, first) {
+				t.Fatalf("heartbeat of the first tick says %s, want %s", got, first)
+			}
+
+			// Nothing due: the tick returns while its heartbeat is held.
+			g.held.Store(true)
+			clock.Add(time.Second)
+			second := clock.Now()
+			// Bounded: a tick that waited for the held heartbeat would fail here.
+			tctx, cancel := context.WithTimeout(ctx, time.Minute)
+			check(tick(tctx, 1))
+			cancel()
+			if got := lastTick(); !says(got, first) {
+				t.Fatalf("heartbeat written while held: %s", got)
+			}
+
+			// Work due: the tick claims it, and starts it only once its heartbeat is written; it
+			// gives up when it cannot be, and the next tick gives the lease back and claims again.
+			clock.Add(time.Hour)
+			tctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+			if err := tick(tctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("tick whose heartbeat is held = %v, want its deadline", err)
+			}
+			cancel()
+			g.held.Store(false)
+			close(g.gate)
+			waitUntil(t, "the held heartbeat", func() bool { return says(lastTick(), second) || says(lastTick(), clock.Now()) })
+			clock.Add(time.Second)
+			check(tick(ctx, 2))
+
+			// No heartbeat written for long: the next tick writes its own before claiming, and
+			// claims nothing while it fails.
+			clock.Add(time.Hour)
+			e.mu.Lock()
+			e.lastBeat = time.Now().Add(-e.fenceAfter())
+			e.mu.Unlock()
+			g.failing.Store(true)
+			if err := tick(ctx, 2); !errors.Is(err, errDatabaseGone) {
+				t.Fatalf("tick with a late heartbeat that fails = %v, want the heartbeat's error", err)
+			}
+			if got := load(t, s, d.ID).LeaseOwner; got != "" {
+				t.Fatalf("a tick without its heartbeat claimed: lease %q", got)
+			}
+			g.failing.Store(false)
+			check(tick(ctx, 3))
+		})
+	}
 }

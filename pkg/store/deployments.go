@@ -236,7 +236,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	res := db.Model(&Deployment{}).
 		Where("id IN ?", ids).
 		Where("(lease_owner = '' OR lease_until < ?)", now).
-		Updates(map[string]any{"lease_owner": owner, "lease_until": now.Add(lease)})
+		UpdateColumns(map[string]any{"lease_owner": owner, "lease_until": now.Add(lease)})
 	if res.Error != nil {
 		return nil, fmt.Errorf("store: unable to lease deployments: %w", res.Error)
 	}
@@ -255,25 +255,28 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	return ds, nil
 }
 
+// The lease columns are written without updated_at: a lease is nothing pifrontend shows, and
+// updated_at moving would change its change stamp (ChangeStamp) at every claim.
+
 // RenewLeases extends this owner's leases on ids until until.
 func (s *Store) RenewLeases(ctx context.Context, owner string, ids []uint, until time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return s.db.WithContext(ctx).Model(&Deployment{}).Where("id IN ? AND lease_owner = ?", ids, owner).
-		Update("lease_until", until).Error
+		UpdateColumn("lease_until", until).Error
 }
 
 // ReleaseLease gives deployment id back, if it is still ours.
 func (s *Store) ReleaseLease(ctx context.Context, owner string, id uint) error {
 	return s.db.WithContext(ctx).Model(&Deployment{}).Where("id = ? AND lease_owner = ?", id, owner).
-		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
+		UpdateColumns(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
 }
 
 // ReleaseAll gives back every lease held by owner (clean stop).
 func (s *Store) ReleaseAll(ctx context.Context, owner string) error {
 	return s.db.WithContext(ctx).Model(&Deployment{}).Where("lease_owner = ?", owner).
-		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
+		UpdateColumns(map[string]any{"lease_owner": "", "lease_until": time.Time{}}).Error
 }
 
 // Save is one write of the engine: its deployment's observed columns and, when not nil, the

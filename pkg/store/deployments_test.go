@@ -90,3 +90,47 @@ func TestSaveObservedBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestLeasesLeaveUpdatedAtAlone: claiming, renewing, releasing and taking over leases is
+// nothing pifrontend shows: updated_at, and with it the change stamp, stay put.
+func TestLeasesLeaveUpdatedAtAlone(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := storetest.Seed(t, s, 3)
+		c.Deploy(t, s, 3)
+		past := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+		check(t, storetest.DB(s).Model(&store.Deployment{}).Where("1 = 1").UpdateColumn("updated_at", past).Error)
+		stamp, err := s.ChangeStamp(ctx)
+		check(t, err)
+		unchanged := func(what string) {
+			t.Helper()
+			var moved int64
+			check(t, storetest.DB(s).Model(&store.Deployment{}).Where("updated_at <> ?", past).Count(&moved).Error)
+			if got, err := s.ChangeStamp(ctx); err != nil || moved > 0 || got != stamp {
+				t.Fatalf("%s: %d rows' updated_at moved; change stamp %q, was %q (%v)", what, moved, got, stamp, err)
+			}
+		}
+		now := time.Now().UTC().Add(time.Second)
+		ds, err := s.ClaimDue(ctx, "a", now, time.Minute, 10, nil)
+		check(t, err)
+		if len(ds) != 3 {
+			t.Fatalf("claimed %d, want 3", len(ds))
+		}
+		unchanged("claim")
+		check(t, s.RenewLeases(ctx, "a", []uint{ds[0].ID, ds[1].ID, ds[2].ID}, now.Add(2*time.Minute)))
+		unchanged("renewal")
+		check(t, s.ReleaseLease(ctx, "a", ds[0].ID))
+		unchanged("release")
+		check(t, s.Beat(ctx, &store.Heartbeat{Owner: "a", TickMS: 1000, LastTick: now.Add(-time.Hour)}))
+		taken, err := s.TakeOver(ctx, "b", now, now.Add(-time.Minute), nil, false)
+		check(t, err)
+		if taken.Deployments != 2 {
+			t.Fatalf("took %d leases over, want 2", taken.Deployments)
+		}
+		unchanged("takeover")
+		_, err = s.ClaimDue(ctx, "b", now, time.Minute, 10, nil)
+		check(t, err)
+		check(t, s.ReleaseAll(ctx, "b"))
+		unchanged("release of all")
+	})
+}

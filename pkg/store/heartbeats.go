@@ -177,7 +177,7 @@ func (s *Store) TakeOver(ctx context.Context, taker string, now, cutoff time.Tim
 	}
 	dead := db.Model(&Heartbeat{}).Select("owner").Where("stopped_at IS NOT NULL AND owner <> ?", taker)
 	res := db.Model(&Deployment{}).Where("lease_owner IN (?)", dead).
-		Updates(map[string]any{"lease_owner": "", "lease_until": time.Time{}})
+		UpdateColumns(map[string]any{"lease_owner": "", "lease_until": time.Time{}}) // not updated_at, as ReleaseLease
 	if res.Error != nil {
 		return out, fmt.Errorf("store: take over deployments: %w", res.Error)
 	}
