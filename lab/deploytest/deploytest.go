@@ -23,6 +23,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
+	"github.com/piseduce/piseduce/pkg/discovery"
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
@@ -50,6 +51,7 @@ type Harness struct {
 	// SSHLost is the wait for a node's SSH before it is lost (Config.SSHLost); the one hard
 	// reboot comes at SSHLost*2/5.
 	SSHLost time.Duration
+	tick    time.Duration // Config.Tick
 }
 
 // NewKey returns a fresh ed25519 signer.
@@ -83,6 +85,12 @@ type Config struct {
 	// SwitchLimit: how long a state waits for a silent switch before the node is lost
 	// [pitasks' default].
 	SwitchLimit time.Duration
+	// Tick: the time between two ticks of RunUntil and WaitEnd [250ms]; PollInterval: how soon
+	// a state not done is looked at again [300ms]. pitasks' defaults are 2s and 1s.
+	Tick, PollInterval time.Duration
+	// BootEvents: SSH waits are woken by the nodes' DHCP and TFTP requests in dnsmasq's log, as
+	// in pitasks (discovery.Boots).
+	BootEvents bool
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -103,7 +111,8 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		c.MaxBooting = config.Default().Tasks.MaxBooting
 	}
 	l, labLog := labtest.Up(t, o)
-	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog, SSHLost: cmp.Or(c.SSHLost, 60*time.Second)}
+	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog, SSHLost: cmp.Or(c.SSHLost, 60*time.Second),
+		tick: cmp.Or(c.Tick, 250*time.Millisecond)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pitasks log:\n%s", labtest.Tail(h.Log.String(), 8000))
@@ -161,7 +170,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
+		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: cmp.Or(c.PollInterval, 300*time.Millisecond),
 		SilentLimit: cmp.Or(c.NodeSilent, 20*time.Second), SwitchLimit: c.SwitchLimit, Timeouts: shortSSHWaits(h.SSHLost)})
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +181,18 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		defer cancel()
 		h.Engine.Stop(ctx)
 	})
+	if c.BootEvents {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			(&discovery.Boots{Log: desc.DnsmasqLog, Wake: h.Engine.Wake, Logger: slog.New(slog.NewTextHandler(h.Log, nil)),
+				Waiting: func(ctx context.Context, mac, ip string) ([]uint, error) {
+					return h.Store.BootWaits(ctx, mac, ip, deploy.BootWaits)
+				}}).Run(ctx)
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	return h
 }
 
@@ -253,7 +274,7 @@ func (h *Harness) RunUntil(ds []store.Deployment, limit time.Duration, states ..
 			}
 			h.T.Fatalf("not all %v after %s", states, limit)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(h.tick)
 	}
 }
 
@@ -277,7 +298,7 @@ func (h *Harness) WaitEnd(ds []store.Deployment, limit time.Duration) map[uint]*
 		if time.Now().After(deadline) {
 			h.T.Fatalf("%d of %d deployments still running after %s", len(ds)-len(end), len(ds), limit)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(h.tick)
 	}
 }
 
