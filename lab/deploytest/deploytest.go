@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,7 @@ type Harness struct {
 	// reboot comes at SSHLost*2/5.
 	SSHLost time.Duration
 	tick    time.Duration // Config.Tick
+	calls   recorder
 }
 
 // NewKey returns a fresh ed25519 signer.
@@ -167,7 +169,11 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		PowerOffWait: 500 * time.Millisecond,
 	}, c.MaxBooting)
 	h.Metrics = metrics.NewTasks()
-	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
+	steps := h.Deployer.Steps()
+	for st, step := range steps {
+		steps[st] = recordedStep{Step: step, r: &h.calls, state: st}
+	}
+	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: steps, Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: cmp.Or(c.PollInterval, 300*time.Millisecond),
@@ -182,18 +188,80 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		h.Engine.Stop(ctx)
 	})
 	if c.BootEvents {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			(&discovery.Boots{Log: desc.DnsmasqLog, Wake: h.Engine.Wake, Logger: slog.New(slog.NewTextHandler(h.Log, nil)),
-				Waiting: func(ctx context.Context, mac, ip string) ([]uint, error) {
-					return h.Store.BootWaits(ctx, mac, ip, deploy.BootWaits)
-				}}).Run(ctx)
-		}()
-		t.Cleanup(func() { cancel(); <-done })
+		t.Cleanup(h.FollowBoots())
 	}
 	return h
+}
+
+// FollowBoots wakes the SSH waits of the nodes seen booting in the lab's dnsmasq log, as
+// pitasks does (discovery.Boots), until the returned func is called.
+func (h *Harness) FollowBoots() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&discovery.Boots{Log: h.Lab.Desc.DnsmasqLog, Wake: h.Engine.Wake, Logger: slog.New(slog.NewTextHandler(h.Log, nil)),
+			Waiting: func(ctx context.Context, mac, ip string) ([]uint, error) {
+				return h.Store.BootWaits(ctx, mac, ip, deploy.BootWaits)
+			}}).Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// Call is one Exec or Post of a step, as the engine made it.
+type Call struct {
+	Deployment uint
+	State      process.StateName
+	Post       bool // else Exec
+	Done       bool // a Post that said the state's work is done
+	Start, End time.Time
+}
+
+// recorder keeps the engine's step calls, for the benchmark's overhead between states.
+type recorder struct {
+	mu    sync.Mutex
+	calls []Call
+}
+
+type recordedStep struct {
+	engine.Step
+	r     *recorder
+	state process.StateName
+}
+
+func (s recordedStep) Exec(ctx context.Context, t *engine.Task) error {
+	c := Call{Deployment: t.D.ID, State: s.state, Start: time.Now()}
+	err := s.Step.Exec(ctx, t)
+	s.r.add(c)
+	return err
+}
+
+func (s recordedStep) Post(ctx context.Context, t *engine.Task) (bool, error) {
+	c := Call{Deployment: t.D.ID, State: s.state, Post: true, Start: time.Now()}
+	done, err := s.Step.Post(ctx, t)
+	c.Done = done && err == nil
+	s.r.add(c)
+	return done, err
+}
+
+func (r *recorder) add(c Call) {
+	c.End = time.Now()
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+}
+
+// Calls returns the step calls made for deployment id so far, in the order they ended.
+func (h *Harness) Calls(id uint) []Call {
+	h.calls.mu.Lock()
+	defer h.calls.mu.Unlock()
+	var out []Call
+	for _, c := range h.calls.calls {
+		if c.Deployment == id {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // shortSSHWaits are the lab's timeouts of every wait for SSH: its nodes boot in seconds, so
