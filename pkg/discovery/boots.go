@@ -61,10 +61,15 @@ func (b *Boots) Run(ctx context.Context) {
 	nodes := map[string]*booting{} // by IP (a DHCP answer's and a TFTP request's), else MAC
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var lastErr string // said once, not every read
 	for {
 		lines, err := tail.lines()
-		if err != nil {
+		if err != nil && err.Error() != lastErr {
 			log.Warn("boot events: reading dnsmasq's log", "log", b.Log, "err", err)
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
 		}
 		now := time.Now()
 		for _, l := range lines {
