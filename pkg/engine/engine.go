@@ -385,6 +385,11 @@ func (e *Engine) claim(ctx context.Context, now time.Time) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stopping {
+		// A wake's claim while Stop waits for the workers: no new one may start (Stop gives
+		// these leases back, or they run out).
+		return nil
+	}
 	for i := range ds {
 		d := &ds[i] // not a copy: a Deployment is big, and ds is read once a tick
 		wctx, cancel := context.WithCancel(e.base)
