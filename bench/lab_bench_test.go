@@ -45,6 +45,9 @@ var (
 	flagWorkers = flag.Int("workers", 0, "pitasks [tasks] workers (0: pitasks' default, 16)")
 	flagBooting = flag.Int("max-booting", 0, "pitasks [tasks] max_booting (0: pitasks' default, 8)")
 	flagCipher  = flag.String("baseline-cipher", "", "ssh -c CIPHER for the baseline (default: OpenSSH's own choice, chacha20-poly1305)")
+	flagTick    = flag.Duration("tick", 0, "time between two engine ticks (0: the lab harness's 250ms; pitasks' default is 2s)")
+	flagPoll    = flag.Duration("poll", 0, "how soon a state not done is looked at again (0: the lab harness's 300ms; pitasks' default is 1s)")
+	flagBoots   = flag.String("boot-events", "on", "wake the SSH waits from dnsmasq's log as pitasks does: on, off, or both (each size twice, off then on)")
 )
 
 // initScript is the user's init script of every benchmark deployment.
@@ -110,7 +113,19 @@ func BenchmarkDeployLab(b *testing.B) {
 	start := time.Now()
 	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
 	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting,
-		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second), SSHLost: *flagSSHLost}
+		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second), SSHLost: *flagSSHLost,
+		Tick: *flagTick, PollInterval: *flagPoll}
+	var boots []bool
+	switch *flagBoots {
+	case "on":
+		boots = []bool{true}
+	case "off":
+		boots = []bool{false}
+	case "both":
+		boots = []bool{false, true}
+	default:
+		b.Fatalf("-boot-events: %q", *flagBoots)
+	}
 	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize}, cfg)
 	labUp := time.Since(start)
 	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))
@@ -142,21 +157,33 @@ func BenchmarkDeployLab(b *testing.B) {
 		baseSends: filepath.Base(baseImg), model: *flagModel, cipher: *flagCipher, cfg: cfg}
 	b.ResetTimer()
 	for _, n := range sizes {
-		r := round{n: n}
 		nodes := h.Nodes[:n]
-		r.base = baseline(b, h, nodes, baseImg, baseInflate, im.size)
-		stopWatch := watchMemory()
-		r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
-		r.mem = stopWatch()
-		rep.rounds = append(rep.rounds, r)
-		s := r.summary(im.size)
-		b.ReportMetric(s.total.Seconds(), fmt.Sprintf("s-total-n%d", n))
-		b.ReportMetric(s.copyRatio, fmt.Sprintf("copy-ratio-n%d", n))
-		b.ReportMetric(s.hwRatio, fmt.Sprintf("hw-ratio-n%d", n))
-		b.ReportMetric(s.aggRatio, fmt.Sprintf("agg-throughput-ratio-n%d", n))
-		b.Logf("%d nodes: deployed in %s (baseline copy %s, pitasks env_copy %s); Go heap %.1f -> peak %.1f MiB, VmRSS %.1f -> peak %.1f MiB",
-			n, s.total.Round(100*time.Millisecond), s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond),
-			float64(r.mem.heapBefore)/(1<<20), float64(r.mem.heapPeak)/(1<<20), float64(r.mem.rssBefore)/(1<<20), float64(r.mem.rssPeak)/(1<<20))
+		base := baseline(b, h, nodes, baseImg, baseInflate, im.size)
+		for _, on := range boots {
+			r := round{n: n, base: base, bootEvents: on}
+			stopBoots := func() {}
+			if on {
+				stopBoots = h.FollowBoots()
+			}
+			stopWatch := watchMemory()
+			r.deploy = deployRound(b, h, nodes, &env, im.rootMiB+*flagExtra)
+			r.mem = stopWatch()
+			stopBoots()
+			rep.rounds = append(rep.rounds, r)
+			s := r.summary(im.size)
+			tag := fmt.Sprintf("n%d", n)
+			if len(boots) > 1 && !on {
+				tag += "-noboots"
+			}
+			b.ReportMetric(s.total.Seconds(), "s-total-"+tag)
+			b.ReportMetric(s.copyRatio, "copy-ratio-"+tag)
+			b.ReportMetric(s.hwRatio, "hw-ratio-"+tag)
+			b.ReportMetric(s.aggRatio, "agg-throughput-ratio-"+tag)
+			b.ReportMetric(s.gap.Seconds()*1000, "ms-median-interstate-"+tag)
+			b.Logf("%d nodes, boot events %v: deployed in %s (baseline copy %s, pitasks env_copy %s); Go heap %.1f -> peak %.1f MiB, VmRSS %.1f -> peak %.1f MiB",
+				n, on, s.total.Round(100*time.Millisecond), s.baseCopy.Round(100*time.Millisecond), s.pitasksCopy.Round(100*time.Millisecond),
+				float64(r.mem.heapBefore)/(1<<20), float64(r.mem.heapPeak)/(1<<20), float64(r.mem.rssBefore)/(1<<20), float64(r.mem.rssPeak)/(1<<20))
+		}
 	}
 	b.StopTimer()
 	out := rep.markdown()
@@ -435,6 +462,11 @@ type deployNode struct {
 	order    []string
 	bytes    int64
 	attempts int // events that were not "done" (retries, reboots)
+	// gaps: from the end of the step call that finished a state to the start of the next
+	// state's first call (the engine's overhead between states).
+	gaps []time.Duration
+	// lag: for ssh_nfs and ssh_system, from the node up (the lab's events log) to the state's end.
+	lag map[string]time.Duration
 }
 
 // deployRound asks for a deployment of every node at once (one reservation), ticks the engine
@@ -475,6 +507,21 @@ func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *s
 		}
 		r.total = end.Sub(t0)
 		r.first, r.last = first, last
+		r.gaps = stateGaps(h.Calls(d.ID))
+		r.lag = map[string]time.Duration{}
+		if boots, err := h.Lab.Desc.Node(got.Node.Name).Boots(); err == nil {
+			for st, mode := range map[string]string{"ssh_nfs": "nfs", "ssh_system": "card"} {
+				var up time.Time
+				for _, bt := range boots {
+					if bt.Mode == mode && !bt.At.Before(first[st].Add(-time.Second)) && bt.At.Before(last[st]) {
+						up = bt.At
+					}
+				}
+				if !up.IsZero() {
+					r.lag[st] = last[st].Sub(up)
+				}
+			}
+		}
 		res[i] = r
 	}
 	for _, d := range ds {
@@ -487,13 +534,43 @@ func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *s
 	return res
 }
 
+// stateGaps returns, for each state that followed another, the time from the end of the call
+// that finished the previous state (its Post said done) to the start of its own first call.
+func stateGaps(calls []deploytest.Call) []time.Duration {
+	slices.SortFunc(calls, func(a, b deploytest.Call) int { return a.Start.Compare(b.Start) })
+	var out []time.Duration
+	var doneAt time.Time
+	var doneState process.StateName
+	for _, c := range calls {
+		if !doneAt.IsZero() && c.State != doneState {
+			out = append(out, c.Start.Sub(doneAt))
+			doneAt = time.Time{}
+		}
+		if c.Post && c.Done {
+			doneAt, doneState = c.End, c.State
+		}
+	}
+	return out
+}
+
+// quantile returns the q-quantile of ds (0.5: the median), 0 for none.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(float64(len(s)-1)*q+0.5)]
+}
+
 // --- the report ---
 
 type round struct {
-	n      int
-	base   []baseNode
-	deploy []deployNode
-	mem    memPeak
+	n          int
+	bootEvents bool
+	base       []baseNode
+	deploy     []deployNode
+	mem        memPeak
 }
 
 // memPeak is this process's memory over a pitasks round: the engine's, as the harness beside it
@@ -546,8 +623,10 @@ type summary struct {
 	// Aggregate copy: first copy's start to last copy's end, over all nodes. pitasks
 	// staggers the copies (at most 8 nodes boot at once), the baseline starts them together.
 	baseSpan, pitasksSpan time.Duration
-	baseAgg, pitasksAgg   float64 // MB/s, all nodes together
-	aggRatio              float64 // pitasks aggregate throughput / baseline's
+	baseAgg, pitasksAgg   float64       // MB/s, all nodes together
+	aggRatio              float64       // pitasks aggregate throughput / baseline's
+	gap, gapP90           time.Duration // median and 90th percentile of the overhead between states
+	nfsLag, systemLag     time.Duration // means: node up to ssh_nfs / ssh_system done
 }
 
 func mean(ds []time.Duration) time.Duration {
@@ -562,8 +641,15 @@ func mean(ds []time.Duration) time.Duration {
 // bytes: the raw image, or the compressed one when the node inflates it).
 func (r round) summary(rawBytes int64) summary {
 	var s summary
-	var totals, copies, boots, pcopies, checks []time.Duration
+	var totals, copies, boots, pcopies, checks, gaps, nfsLags, sysLags []time.Duration
 	for _, d := range r.deploy {
+		gaps = append(gaps, d.gaps...)
+		if l, ok := d.lag["ssh_nfs"]; ok {
+			nfsLags = append(nfsLags, l)
+		}
+		if l, ok := d.lag["ssh_system"]; ok {
+			sysLags = append(sysLags, l)
+		}
 		s.total = max(s.total, d.total)
 		totals = append(totals, d.total)
 		pcopies = append(pcopies, d.states["env_copy"])
@@ -602,6 +688,7 @@ func (r round) summary(rawBytes int64) summary {
 	s.copyChkRatio = s.copyCheck.Seconds() / s.baseCopy.Seconds()
 	// Two boots (the NFS system, then the card: the lab boots both alike) and one copy, as the
 	// baseline measured them on the same nodes and links; the configuration work is not counted.
+	s.gap, s.gapP90, s.nfsLag, s.systemLag = quantile(gaps, 0.5), quantile(gaps, 0.9), mean(nfsLags), mean(sysLags)
 	s.hw = 2*s.baseBoot + s.baseCopy
 	s.hwRatio = s.total.Seconds() / s.hw.Seconds()
 	return s
@@ -655,6 +742,20 @@ func (r *report) markdown() string {
 	if r.cipher != "" {
 		fmt.Fprintf(&w, "Baseline cipher: `ssh -c %s`.\n\n", r.cipher)
 	}
+	fmt.Fprintf(&w, "Engine tick %s, poll interval %s (0: the harness's 250ms / 300ms; pitasks' defaults are 2s / 1s).\n\n",
+		r.cfg.Tick, r.cfg.PollInterval)
+	w.WriteString("| nodes | boot events | deployed: slowest / mean (s) | slowest / estimate | node up → ssh_nfs done (s) | node up → ssh_system done (s) | " +
+		"overhead between states: median / p90 (ms) |\n|---|---|---|---|---|---|---|\n")
+	for _, rd := range r.rounds {
+		s := rd.summary(r.im.size)
+		on := "off"
+		if rd.bootEvents {
+			on = "on"
+		}
+		fmt.Fprintf(&w, "| %d | %s | %s / %s | %.2f | %.2f | %.2f | %.0f / %.0f |\n", rd.n, on, secs(s.total), secs(s.meanTotal), s.hwRatio,
+			s.nfsLag.Seconds(), s.systemLag.Seconds(), float64(s.gap.Microseconds())/1000, float64(s.gapP90.Microseconds())/1000)
+	}
+	w.WriteString("\n")
 	w.WriteString("| nodes | deployed: slowest / mean (s) | baseline boot (s) | baseline copy (s, MB/s per node) | pitasks env_copy (s, MB/s per node) | " +
 		"copy ratio pitasks/baseline | (env_copy+env_check)/baseline | aggregate MB/s baseline / pitasks (ratio) | hardware-bound estimate (s) | slowest / estimate |\n")
 	w.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
@@ -671,7 +772,7 @@ func (r *report) markdown() string {
 			float64(rd.mem.rssBefore)/(1<<20), float64(rd.mem.rssPeak)/(1<<20))
 	}
 	for _, rd := range r.rounds {
-		fmt.Fprintf(&w, "\n#### %d node(s) at once\n\n", rd.n)
+		fmt.Fprintf(&w, "\n#### %d node(s) at once, boot events %v\n\n", rd.n, rd.bootEvents)
 		w.WriteString("Per node: time to `deployed` (s), baseline boot / copy (s), pitasks env_copy (s), retries or reboots\n\n")
 		for i, d := range rd.deploy {
 			bn := baseNode{}

@@ -37,6 +37,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
+	"github.com/piseduce/piseduce/pkg/discovery"
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/logging"
 	"github.com/piseduce/piseduce/pkg/metrics"
@@ -244,13 +245,14 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		return err
 	}
 	dep := deploy.New(deploy.Deployer{
-		Dialer:      deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: st}},
-		Switches:    &deploy.PowerDrivers{},
-		Boot:        netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
-		Keys:        st,
-		ImgDir:      cfg.Cluster.ImgDir,
-		NFSHostname: cfg.Cluster.NFSHostname,
-		PimasterKey: remote.AuthorizedKey(signer.PublicKey()),
+		Dialer:       deploy.SSH{Dialer: &remote.Dialer{Signer: signer, Keys: st}},
+		Switches:     &deploy.PowerDrivers{},
+		Boot:         netboot.TFTP{Root: cfg.Cluster.TFTPRoot, NFSBootDir: cfg.Cluster.NFSBootDir},
+		Keys:         st,
+		ImgDir:       cfg.Cluster.ImgDir,
+		NFSHostname:  cfg.Cluster.NFSHostname,
+		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
+		PowerOffWait: cfg.Tasks.PowerOffWait, ModelOffWait: cfg.Tasks.ModelOffWait,
 	}, cfg.Tasks.MaxBooting)
 	sched, err := config.TickParser().Parse(cfg.Tasks.Tick)
 	if err != nil {
@@ -291,6 +293,11 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 	go (&requests.Discoveries{Store: st, Owner: eng.Owner(), Discover: discoverRun(cfg, st), Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go (&requests.Ports{Store: st, Owner: eng.Owner(), Open: openSwitch, Lease: cfg.Tasks.Lease, Log: log}).Run(ctx)
 	go keepDHCPHostsCurrent(ctx, cfg, st, log)
+	// A node seen booting in dnsmasq's log has its SSH wait woken at once.
+	go (&discovery.Boots{Log: cfg.Cluster.DnsmasqLog, Wake: eng.Wake, Logger: log,
+		Waiting: func(ctx context.Context, mac, ip string) ([]uint, error) {
+			return st.BootWaits(ctx, mac, ip, deploy.BootWaits)
+		}}).Run(ctx)
 	// E-mail notifications, from their own loop: SMTP never holds up a tick.
 	go (&notify.Outbox{Store: st, Mailer: auth.SMTPMailer{}, Owner: eng.Owner(), Every: notifyEvery, SendTimeout: notifySendTimeout, Log: log,
 		Base: auth.SMTPSettings{Address: cfg.Mail.SMTPAddress, Port: cfg.Mail.SMTPPort, Account: cfg.Mail.Account,

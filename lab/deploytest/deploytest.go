@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/clusterdesc"
 	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/deploy"
+	"github.com/piseduce/piseduce/pkg/discovery"
 	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/metrics"
 	"github.com/piseduce/piseduce/pkg/netboot"
@@ -50,6 +52,8 @@ type Harness struct {
 	// SSHLost is the wait for a node's SSH before it is lost (Config.SSHLost); the one hard
 	// reboot comes at SSHLost*2/5.
 	SSHLost time.Duration
+	tick    time.Duration // Config.Tick
+	calls   recorder
 }
 
 // NewKey returns a fresh ed25519 signer.
@@ -83,6 +87,12 @@ type Config struct {
 	// SwitchLimit: how long a state waits for a silent switch before the node is lost
 	// [pitasks' default].
 	SwitchLimit time.Duration
+	// Tick: the time between two ticks of RunUntil and WaitEnd [250ms]; PollInterval: how soon
+	// a state not done is looked at again [300ms]. pitasks' defaults are 2s and 1s.
+	Tick, PollInterval time.Duration
+	// BootEvents: SSH waits are woken by the nodes' DHCP and TFTP requests in dnsmasq's log, as
+	// in pitasks (discovery.Boots).
+	BootEvents bool
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -103,7 +113,8 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		c.MaxBooting = config.Default().Tasks.MaxBooting
 	}
 	l, labLog := labtest.Up(t, o)
-	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog, SSHLost: cmp.Or(c.SSHLost, 60*time.Second)}
+	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog, SSHLost: cmp.Or(c.SSHLost, 60*time.Second),
+		tick: cmp.Or(c.Tick, 250*time.Millisecond)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pitasks log:\n%s", labtest.Tail(h.Log.String(), 8000))
@@ -158,10 +169,14 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		PowerOffWait: 500 * time.Millisecond,
 	}, c.MaxBooting)
 	h.Metrics = metrics.NewTasks()
-	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: h.Deployer.Steps(), Rebooter: h.Deployer,
+	steps := h.Deployer.Steps()
+	for st, step := range steps {
+		steps[st] = recordedStep{Step: step, r: &h.calls, state: st}
+	}
+	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: steps, Rebooter: h.Deployer,
 		Observer: h.Metrics,
 		Log:      slog.New(slog.NewTextHandler(h.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: 300 * time.Millisecond,
+		Workers:  c.Workers, StepDeadline: cmp.Or(c.StepDeadline, 2*time.Minute), PollInterval: cmp.Or(c.PollInterval, 300*time.Millisecond),
 		SilentLimit: cmp.Or(c.NodeSilent, 20*time.Second), SwitchLimit: c.SwitchLimit, Timeouts: shortSSHWaits(h.SSHLost)})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +187,81 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		defer cancel()
 		h.Engine.Stop(ctx)
 	})
+	if c.BootEvents {
+		t.Cleanup(h.FollowBoots())
+	}
 	return h
+}
+
+// FollowBoots wakes the SSH waits of the nodes seen booting in the lab's dnsmasq log, as
+// pitasks does (discovery.Boots), until the returned func is called.
+func (h *Harness) FollowBoots() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&discovery.Boots{Log: h.Lab.Desc.DnsmasqLog, Wake: h.Engine.Wake, Logger: slog.New(slog.NewTextHandler(h.Log, nil)),
+			Waiting: func(ctx context.Context, mac, ip string) ([]uint, error) {
+				return h.Store.BootWaits(ctx, mac, ip, deploy.BootWaits)
+			}}).Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// Call is one Exec or Post of a step, as the engine made it.
+type Call struct {
+	Deployment uint
+	State      process.StateName
+	Post       bool // else Exec
+	Done       bool // a Post that said the state's work is done
+	Start, End time.Time
+}
+
+// recorder keeps the engine's step calls, for the benchmark's overhead between states.
+type recorder struct {
+	mu    sync.Mutex
+	calls []Call
+}
+
+type recordedStep struct {
+	engine.Step
+	r     *recorder
+	state process.StateName
+}
+
+func (s recordedStep) Exec(ctx context.Context, t *engine.Task) error {
+	c := Call{Deployment: t.D.ID, State: s.state, Start: time.Now()}
+	err := s.Step.Exec(ctx, t)
+	s.r.add(c)
+	return err
+}
+
+func (s recordedStep) Post(ctx context.Context, t *engine.Task) (bool, error) {
+	c := Call{Deployment: t.D.ID, State: s.state, Post: true, Start: time.Now()}
+	done, err := s.Step.Post(ctx, t)
+	c.Done = done && err == nil
+	s.r.add(c)
+	return done, err
+}
+
+func (r *recorder) add(c Call) {
+	c.End = time.Now()
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+}
+
+// Calls returns the step calls made for deployment id so far, in the order they ended.
+func (h *Harness) Calls(id uint) []Call {
+	h.calls.mu.Lock()
+	defer h.calls.mu.Unlock()
+	var out []Call
+	for _, c := range h.calls.calls {
+		if c.Deployment == id {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // shortSSHWaits are the lab's timeouts of every wait for SSH: its nodes boot in seconds, so
@@ -253,7 +342,7 @@ func (h *Harness) RunUntil(ds []store.Deployment, limit time.Duration, states ..
 			}
 			h.T.Fatalf("not all %v after %s", states, limit)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(h.tick)
 	}
 }
 
@@ -277,7 +366,7 @@ func (h *Harness) WaitEnd(ds []store.Deployment, limit time.Duration) map[uint]*
 		if time.Now().After(deadline) {
 			h.T.Fatalf("%d of %d deployments still running after %s", len(ds)-len(end), len(ds), limit)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(h.tick)
 	}
 }
 

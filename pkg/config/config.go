@@ -74,6 +74,11 @@ type Config struct {
 		NodeSilent    time.Duration // how long a node may not answer a state that needs it before it is power-cycled
 		SwitchSilent  time.Duration // how long a state may wait for a switch that does not answer before the node is lost
 		MetricsListen string
+		// PowerOffWait is how long a node is left without power before it is powered on again
+		// (turn_off, a hard reboot), for its capacitors to drain: 0 is pitasks' safe default
+		// (power.OffWait, 3 s); ModelOffWait sets it by node model (power_off_wait.RPI4B).
+		PowerOffWait time.Duration
+		ModelOffWait map[string]time.Duration
 	}
 	Cluster struct {
 		TFTPRoot    string
@@ -217,7 +222,10 @@ func Parse(name string, r io.Reader) (*Config, error) {
 
 var errUnknownKey = errors.New("unknown key")
 
-var ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+var (
+	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	modelRE = regexp.MustCompile(`^[A-Za-z0-9+._-]{1,64}$`) // as a node's model (pkg/store)
+)
 
 // TickParser parses [tasks] tick: standard cron with optional seconds, or @every 2s.
 func TickParser() cron.Parser {
@@ -291,8 +299,24 @@ func (c *Config) set(e entry) error {
 			return setDuration(&c.Tasks.SwitchSilent, v)
 		case "metrics_listen":
 			c.Tasks.MetricsListen = v
+		case "power_off_wait":
+			return setOffWait(&c.Tasks.PowerOffWait, v)
 		default:
-			return errUnknownKey
+			model, ok := strings.CutPrefix(e.key, "power_off_wait.")
+			if !ok {
+				return errUnknownKey
+			}
+			if !modelRE.MatchString(model) {
+				return fmt.Errorf("%q is not a node model: letters, digits and + . _ - (like RPI4B or RPI3Bplus)", model)
+			}
+			var w time.Duration
+			if err := setOffWait(&w, v); err != nil {
+				return err
+			}
+			if c.Tasks.ModelOffWait == nil {
+				c.Tasks.ModelOffWait = map[string]time.Duration{}
+			}
+			c.Tasks.ModelOffWait[model] = w
 		}
 	case "cluster":
 		switch e.key {
@@ -452,6 +476,20 @@ func setPrefixes(dst *[]netip.Prefix, v string) error {
 		out = append(out, p.Masked())
 	}
 	*dst = out
+	return nil
+}
+
+// setOffWait reads a power-off wait: more than nothing (a Pi switched off and on at once may
+// not reset), at most a minute.
+func setOffWait(dst *time.Duration, v string) error {
+	d, err := parseSeconds(v)
+	if err != nil {
+		return err
+	}
+	if d <= 0 || d > time.Minute {
+		return fmt.Errorf("want a duration from 1ms to 1m, like 3s, got %q", v)
+	}
+	*dst = d
 	return nil
 }
 

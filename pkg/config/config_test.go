@@ -40,6 +40,8 @@ lease = 2m
 workers = 4
 node_silent = 20s
 switch_silent = 10m
+power_off_wait = 4s
+power_off_wait.RPI3Bplus = 2500ms
 [timeouts]
 deploy.turn_on = 60/90
 save_env.ssh_system = 150s/180
@@ -50,6 +52,9 @@ save_env.ssh_system = 150s/180
 	}
 	if c.Frontend.Port != 9100 || c.Tasks.Lease != 2*time.Minute || c.Tasks.Workers != 4 || c.Tasks.NodeSilent != 20*time.Second || c.Tasks.SwitchSilent != 10*time.Minute {
 		t.Fatalf("got %+v", c)
+	}
+	if c.Tasks.PowerOffWait != 4*time.Second || !maps.Equal(c.Tasks.ModelOffWait, map[string]time.Duration{"rpi3bplus": 2500 * time.Millisecond}) {
+		t.Fatalf("power_off_wait %s, by model %v", c.Tasks.PowerOffWait, c.Tasks.ModelOffWait)
 	}
 	if c.DB.ConnectionURL.Value() != "mysql://pipi:p@ss=word@localhost/piseduce" {
 		t.Fatalf("connection_url = %q", c.DB.ConnectionURL.Value())
@@ -168,6 +173,10 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[nginx]\npublic_address = pi master\n", "[nginx] public_address: want a host name or an IP address"},
 		{"[nginx]\nlisten = localhost\n", "[nginx] listen: want an IP address"},
 		{"[nginx]\nhttp_port = 0\n", "[nginx] http_port: want a whole number from 1 to 65535"},
+		{"[tasks]\npower_off_wait = 0\n", "t.conf:2: [tasks] power_off_wait: want a duration from 1ms to 1m"},
+		{"[tasks]\npower_off_wait.RPI4B = 2m\n", "[tasks] power_off_wait.rpi4b: want a duration from 1ms to 1m"},
+		{"[tasks]\npower_off_wait.RPI 4 = 3s\n", "\"rpi 4\" is not a node model"},
+		{"[tasks]\npower_off_waits = 3s\n", "[tasks] power_off_waits: unknown key"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("t.conf", strings.NewReader(tc.in))

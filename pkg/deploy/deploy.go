@@ -85,8 +85,9 @@ type Deployer struct {
 	// SSHPort of the nodes [22].
 	SSHPort int
 	// PowerOffWait is how long a node is left without power, in turn_off and in a hard
-	// reboot [power.OffWait].
+	// reboot [power.OffWait]; ModelOffWait overrides it by node model (matched ignoring case).
 	PowerOffWait time.Duration
+	ModelOffWait map[string]time.Duration
 
 	slots *bootSlots
 }
@@ -101,6 +102,21 @@ func New(d Deployer, maxBooting int) *Deployer {
 	}
 	d.slots = newBootSlots(maxBooting)
 	return &d
+}
+
+// BootWaits are the states that wait for a node's system to answer after it (re)boots:
+// pitasks wakes them when dnsmasq's log shows the node booting (discovery.Boots).
+var BootWaits = []process.StateName{process.SSHNFS, process.SSHSystem, process.BootUpdate, process.ComingBack}
+
+// offWait is how long a node of this model is left without power. Models match whatever
+// their case: seducepp.conf's keys are read in lower case.
+func (d *Deployer) offWait(model string) time.Duration {
+	for m, w := range d.ModelOffWait {
+		if strings.EqualFold(m, model) {
+			return w
+		}
+	}
+	return d.PowerOffWait
 }
 
 // step adapts two functions to engine.Step; a nil exec does nothing, a nil post is done at once.
@@ -158,7 +174,7 @@ func (d *Deployer) HardReboot(ctx context.Context, dep *store.Deployment) error 
 		return switchError(err)
 	}
 	select {
-	case <-time.After(d.PowerOffWait):
+	case <-time.After(d.offWait(dep.Node.Model)):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -208,9 +224,9 @@ func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
 	return switchError(ctl.Set(ctx, t.D.Node.Port, false))
 }
 
-// isOff reports the port off, and kept off for PowerOffWait: a Pi switched off and on again
-// within milliseconds may ride through on its capacitors (or the switch may not cut at all),
-// and not boot again.
+// isOff reports the port off, and kept off for the model's power-off wait: a Pi switched off
+// and on again within milliseconds may ride through on its capacitors (or the switch may not
+// cut at all), and not boot again.
 func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
 	if err != nil {
@@ -221,7 +237,7 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 		return false, switchError(err)
 	}
 	select {
-	case <-time.After(d.PowerOffWait - time.Since(t.D.StateStartedAt)):
+	case <-time.After(d.offWait(t.D.Node.Model) - time.Since(t.D.StateStartedAt)):
 		return true, nil
 	case <-ctx.Done():
 		return false, ctx.Err()

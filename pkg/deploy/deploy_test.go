@@ -48,6 +48,37 @@ func TestTurnOffKeepsThePowerOffLongEnough(t *testing.T) {
 	}
 }
 
+// The power-off wait is the model's when seducepp.conf names it, the default for the others.
+func TestPowerOffWaitByModel(t *testing.T) {
+	sw := power.NewFake(8, 8)
+	d := New(Deployer{Switches: oneSwitch{sw}, PowerOffWait: 50 * time.Millisecond,
+		ModelOffWait: map[string]time.Duration{"rpi5": 1500 * time.Millisecond}}, 2)
+	ctx := context.Background()
+	for _, c := range []struct {
+		model    string
+		min, max time.Duration
+	}{{"RPI3Bplus", 50 * time.Millisecond, 1500 * time.Millisecond}, {"RPI5", 1500 * time.Millisecond, time.Hour}} {
+		task := &engine.Task{D: &store.Deployment{NodeID: 1, Node: store.Node{Port: 3, Model: c.model}, StateStartedAt: time.Now()},
+			Log: slog.Default()}
+		if err := d.turnOff(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+		if done, err := d.isOff(ctx, task); err != nil || !done {
+			t.Fatalf("%s: isOff = %v, %v", c.model, done, err)
+		}
+		if el := time.Since(task.D.StateStartedAt); el < c.min || el > c.max {
+			t.Fatalf("%s: off for %s, want %s to %s", c.model, el, c.min, c.max)
+		}
+		start := time.Now()
+		if err := d.HardReboot(ctx, task.D); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el < c.min || el > c.max {
+			t.Fatalf("%s: the hard reboot kept the port off for %s, want %s to %s", c.model, el, c.min, c.max)
+		}
+	}
+}
+
 // A switch that does not answer fails turn_on as the switch's fault (engine.SwitchSilent), and
 // the node, not powered, leaves its boot slot to another.
 func TestTurnOnThroughASilentSwitch(t *testing.T) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +68,7 @@ func TestStepDataIsTheEngines(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := process.DeployData{Size: 42, SHA256: "c0ffee"}
-	if len(checked) < 2 || checked[0] != want || checked[len(checked)-1] != want {
+	if len(checked) < 2 || !reflect.DeepEqual(checked[0], want) || !reflect.DeepEqual(checked[len(checked)-1], want) {
 		t.Errorf("env_check read %+v, want %+v each time", checked, want)
 	}
 	// partition asked for save_env's data: a bug in a step, failed at once.

@@ -15,6 +15,7 @@ import (
 	mrand "math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/piseduce/piseduce/pkg/process"
@@ -80,6 +81,7 @@ type Store interface {
 	SaveProgress(ctx context.Context, owner string, d *store.Deployment) error
 	ExpiredDeployments(ctx context.Context, now time.Time) ([]uint, error)
 	RequestProcess(ctx context.Context, id uint, proc string) error
+	MakeDue(ctx context.Context, id uint, now time.Time) (bool, error)
 	LostDeployments(ctx context.Context) ([]uint, error)
 	ResumeLost(ctx context.Context, id uint) error
 	// The heartbeat, and the takeover of a stopped peer's leases.
@@ -210,8 +212,15 @@ type Engine struct {
 	inflight map[uint]context.CancelFunc
 	// unreleased are leases whose release failed (the database was down): each tick tries
 	// again, or the deployment would wait for its own lease to run out.
-	unreleased  map[uint]bool
-	stopping    bool
+	unreleased map[uint]bool
+	// woken are deployments woken (Wake) while a worker had them: made due again when the
+	// turn ends, as the turn's last save writes its own next check.
+	woken    map[uint]bool
+	stopping bool
+	// claimMu serializes claims (a tick's, a wake's); claimWanted: a Wake asked for one while
+	// another held claimMu, and the holder claims again once it lets go.
+	claimMu     sync.Mutex
+	claimWanted atomic.Bool
 	wg          sync.WaitGroup
 	tickMu      sync.Mutex
 	base        context.Context
@@ -271,7 +280,7 @@ func New(o Options) (*Engine, error) {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	e := &Engine{o: o, procs: procs, log: o.Log, clock: o.Clock, inflight: map[uint]context.CancelFunc{}, unreleased: map[uint]bool{},
-		base: base, cancel: cancel, renewal: make(chan struct{}), beats: make(chan struct{}, 1), beatDone: make(chan struct{})}
+		woken: map[uint]bool{}, base: base, cancel: cancel, renewal: make(chan struct{}), beats: make(chan struct{}, 1), beatDone: make(chan struct{})}
 	e.hb = e.newHeartbeat()
 	go e.renewLeases()
 	go e.fence()
@@ -359,6 +368,20 @@ func (e *Engine) Tick(ctx context.Context) error {
 		}
 		e.log.Info("reservation ended: destroying", "deployment", id)
 	}
+	e.claimMu.Lock()
+	err = e.claim(ctx, now, beat)
+	e.claimMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return e.claimAgain(ctx)
+}
+
+// claim leases the deployments due at now, as many as there are free workers, and starts a
+// worker on each once beat, the tick's heartbeat, is written (nil: written already). The caller
+// holds claimMu: two claims at once would start two workers on one deployment.
+func (e *Engine) claim(ctx context.Context, now time.Time, beat *beatRequest) error {
+	e.claimWanted.Store(false)
 	e.mu.Lock()
 	if e.stopping {
 		e.mu.Unlock()
@@ -386,6 +409,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stopping {
+		// A wake's claim while Stop waits for the workers: no new one may start (Stop gives
+		// these leases back, or they run out).
+		return nil
+	}
 	for i := range ds {
 		d := &ds[i] // not a copy: a Deployment is big, and ds is read once a tick
 		wctx, cancel := context.WithCancel(e.base)
@@ -397,7 +425,12 @@ func (e *Engine) Tick(ctx context.Context) error {
 			cancel()
 			e.mu.Lock()
 			delete(e.inflight, d.ID)
+			woken := e.woken[d.ID]
+			delete(e.woken, d.ID)
 			e.mu.Unlock()
+			if woken {
+				defer e.wakeIdle(d.ID)
+			}
 			if d.LeaseOwner == "" {
 				return // given back with the turn's last save
 			}
@@ -411,6 +444,51 @@ func (e *Engine) Tick(ctx context.Context) error {
 				e.mu.Unlock()
 			}
 		}()
+	}
+	return nil
+}
+
+// Wake makes deployment id due now and claims it at once, without waiting for the next
+// tick: pitasks calls it when dnsmasq's log shows the deployment's node booting. It is a
+// nudge, level-triggered: the step decides what is done, and a wake lost (or never sent)
+// costs time only. A deployment being worked on is made due again when its turn ends.
+func (e *Engine) Wake(ctx context.Context, id uint) error {
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return nil
+	}
+	if e.inflight[id] != nil {
+		e.woken[id] = true
+		e.mu.Unlock()
+		return nil
+	}
+	e.mu.Unlock()
+	if _, err := e.o.Store.MakeDue(ctx, id, e.clock.Now()); err != nil {
+		return err
+	}
+	e.claimWanted.Store(true)
+	return e.claimAgain(ctx)
+}
+
+// wakeIdle is Wake for a deployment whose turn has just ended, from its worker.
+func (e *Engine) wakeIdle(id uint) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Lease/3)
+	defer cancel()
+	if err := e.Wake(ctx, id); err != nil {
+		e.log.Warn("wake", "deployment", id, "err", err)
+	}
+}
+
+// claimAgain claims what is due while a claim is wanted and no other claim holds claimMu;
+// the holder, once it lets go, comes here too, so a wanted claim is never left behind.
+func (e *Engine) claimAgain(ctx context.Context) error {
+	for e.claimWanted.Load() && !e.stopRequested() && e.claimMu.TryLock() {
+		err := e.claim(ctx, e.clock.Now(), nil)
+		e.claimMu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

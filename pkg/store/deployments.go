@@ -531,3 +531,40 @@ func (s *Store) ResumeLost(ctx context.Context, id uint) error {
 			StartedAt: now, EndedAt: now}).Error
 	})
 }
+
+// BootWaits returns the deployments of the node whose MAC is mac or whose IP is ip (either
+// may be empty) that are in one of states: the waits a boot of that node ends. pitasks wakes
+// them when dnsmasq's log shows the node booting.
+func (s *Store) BootWaits(ctx context.Context, mac, ip string, states []process.StateName) ([]uint, error) {
+	if (mac == "" && ip == "") || len(states) == 0 {
+		return nil, nil
+	}
+	nodes := s.db.WithContext(ctx).Model(&Node{}).Select("id")
+	switch {
+	case mac != "" && ip != "":
+		nodes = nodes.Where("mac = ? OR ip = ?", strings.ToLower(mac), ip)
+	case mac != "":
+		nodes = nodes.Where("mac = ?", strings.ToLower(mac))
+	default:
+		nodes = nodes.Where("ip = ?", ip)
+	}
+	var ids []uint
+	err := s.db.WithContext(ctx).Model(&Deployment{}).Where("node_id IN (?) AND state IN ? AND hold = ''", nodes, states).
+		Order("id").Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: unable to find the deployments waiting for a boot: %w", err)
+	}
+	return ids, nil
+}
+
+// MakeDue brings deployment id's next check forward to now if it was later: a boot seen in
+// dnsmasq's log ends the wait sooner. It reports whether it changed anything. Whoever holds
+// the lease may still write its own next check: a wake only ever costs or saves time.
+func (s *Store) MakeDue(ctx context.Context, id uint, now time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Deployment{}).Where("id = ? AND next_check_at > ?", id, now).
+		UpdateColumn("next_check_at", now)
+	if res.Error != nil {
+		return false, fmt.Errorf("store: unable to make deployment %d due: %w", id, res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
