@@ -65,12 +65,16 @@ func faultRound(t *testing.T, c *labCluster, d *daemon, name string, fault func(
 		}
 	}
 	fmt.Fprintf(c.out, "---- round: %s ----\n", name)
+	// The chain is timed on the configuration node, whose phase is the shortest: once it is
+	// configured, the card-boot node (requested a copy ahead, 30 s of boot each time) waits
+	// for its card, the NFS-boot node (requested at its copy) for its NFS system, the copy
+	// node copies at 1 MB/s, the user-script node sleeps, and the last node is powered on.
 	request(roleUserScript, roleCardBoot)
-	waitFor(t, 5*time.Minute, "the slow-booting node to copy", in(roleCardBoot, process.EnvCopy))
-	request(roleCopy)
-	waitFor(t, 5*time.Minute, "the slow-booting node to boot its card", in(roleCardBoot, process.SSHSystem))
-	request(roleConfiguration, roleNFSBoot)
-	waitFor(t, 5*time.Minute, "a node to be configured", in(roleConfiguration, process.Partition, process.SystemConf))
+	waitFor(t, 5*time.Minute, "the card-boot node to copy", in(roleCardBoot, process.EnvCopy))
+	request(roleCopy, roleConfiguration)
+	waitFor(t, 5*time.Minute, "the configuration node to copy", in(roleConfiguration, process.EnvCopy))
+	request(roleNFSBoot)
+	waitFor(t, 5*time.Minute, "the configuration node to be configured", in(roleConfiguration, process.Partition, process.SystemConf))
 	request(rolePowerOn)
 	// Caught in passing: on a loaded machine the last node may be past power-on already.
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !in(rolePowerOn, process.TurnOff, process.TurnOn)(); {
@@ -143,7 +147,7 @@ func TestWholeSystemFaultsAcrossPhases(t *testing.T) {
 	}
 	// The user-script node's script outlasts the other nodes' holds.
 	if err := storetest.DB(c.st).Model(&store.Deployment{}).Where("id = ?", c.ds[roleUserScript].ID).
-		Update("init_script", "sleep 90").Error; err != nil {
+		Update("init_script", "sleep 120").Error; err != nil {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, c.cfg, c.out)
