@@ -98,14 +98,15 @@ type labCluster struct {
 
 func newLabCluster(t *testing.T, dbURL string, nodes int) *labCluster {
 	t.Helper()
-	return newLabClusterWith(t, dbURL, nodes, 5*time.Second, "8/20")
+	return newLabClusterWith(t, dbURL, lab.Options{Nodes: nodes}, 5*time.Second, "8/20")
 }
 
-// newLabClusterWith is newLabCluster with pitasks' [tasks] lease and the deploy process's
-// waits for SSH (before the hard reboot/before the node is lost, in seconds) as given.
-func newLabClusterWith(t *testing.T, dbURL string, nodes int, lease time.Duration, sshWaits string) *labCluster {
+// newLabClusterWith is newLabCluster on a lab brought up with o, with pitasks' [tasks] lease
+// and the deploy process's waits for SSH (before the hard reboot/before the node is lost, in
+// seconds) as given.
+func newLabClusterWith(t *testing.T, dbURL string, o lab.Options, lease time.Duration, sshWaits string) *labCluster {
 	t.Helper()
-	l, _ := labtest.Up(t, lab.Options{Nodes: nodes})
+	l, _ := labtest.Up(t, o)
 	ctx := context.Background()
 	dir := t.TempDir()
 	c := &labCluster{lab: l, out: &labtest.Log{}}
@@ -253,11 +254,7 @@ func TestPitasksRidesOutADatabaseRestart(t *testing.T) {
 	c := newLabCluster(t, db.URL(), 1)
 	startDaemon(t, c.cfg, c.out)
 	waitFor(t, 2*time.Minute, "the copy to be under way", inCopy(c, t, 0.2))
-	db.Stop()
-	fmt.Fprintln(c.out, "---- database stopped ----")
-	time.Sleep(4 * time.Second)
-	db.Start()
-	fmt.Fprintln(c.out, "---- database started ----")
+	restartDatabase(c, db, 4*time.Second)
 	waitFor(t, 3*time.Minute, "deployed", deployed(c, t))
 	// The outage was felt (and logged) by pitasks, not slept through.
 	_, during, _ := strings.Cut(c.out.String(), "---- database stopped ----")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
@@ -96,7 +97,7 @@ func faultCost(t *testing.T, c *labCluster, name string, fault func(d *daemon) *
 // leases over at once: the fault costs seconds, not the lease's minute.
 func TestPitasksKilledMidCopyIsTakenOverInSeconds(t *testing.T) {
 	// Generous waits for SSH: on a loaded machine the nodes boot slowly, and both runs wait alike.
-	c := newLabClusterWith(t, "sqlite://"+t.TempDir()+"/piseduce.db", 3, 60*time.Second, "60/180")
+	c := newLabClusterWith(t, "sqlite://"+t.TempDir()+"/piseduce.db", lab.Options{Nodes: 3}, 60*time.Second, "60/180")
 	d := startDaemon(t, c.cfg, c.out)
 	waitFor(t, 10*time.Minute, "the first deployment", allDeployed(c, t))
 	stopDaemon(t, d)
@@ -137,17 +138,23 @@ func TestPitasksKilledMidCopyIsTakenOverInSeconds(t *testing.T) {
 // deployed, and the fault costs about the outage.
 func TestDatabaseRestartMidCopyOnThreeNodes(t *testing.T) {
 	db := storetest.PrivateMariaDB(t)
-	c := newLabClusterWith(t, db.URL(), 3, 60*time.Second, "60/180")
+	c := newLabClusterWith(t, db.URL(), lab.Options{Nodes: 3}, 60*time.Second, "60/180")
 	d := startDaemon(t, c.cfg, c.out)
 	waitFor(t, 10*time.Minute, "the first deployment", allDeployed(c, t))
 	stopDaemon(t, d)
 
 	faultCost(t, c, "the database restarted (down 4 s)", func(d *daemon) *daemon {
-		db.Stop()
-		fmt.Fprintln(c.out, "---- database stopped ----")
-		time.Sleep(4 * time.Second) // the fault's own length, not a wait for a condition
-		db.Start()
-		fmt.Fprintln(c.out, "---- database started ----")
+		restartDatabase(c, db, 4*time.Second)
 		return d
 	})
+}
+
+// restartDatabase is the fault "the database restarted": db shut down, started again down
+// later, as an admin's restart would. The fault matrix uses it too.
+func restartDatabase(c *labCluster, db *storetest.MariaDB, down time.Duration) {
+	db.Stop()
+	fmt.Fprintln(c.out, "---- database stopped ----")
+	time.Sleep(down) // the fault's own length, not a wait for a condition
+	db.Start()
+	fmt.Fprintln(c.out, "---- database started ----")
 }

@@ -409,3 +409,23 @@ func TickEvery(t testing.TB, e *engine.Engine, every time.Duration) (stop func()
 	}()
 	return func() { cancel(); <-done }
 }
+
+// Phase names the phase of a deployment a deploy state belongs to, as the fault matrix
+// (issue 16) counts them: power-on, NFS boot, copy, configuration, card boot, user script.
+func Phase(s process.StateName) string {
+	switch s {
+	case process.BootConf, process.TurnOff, process.TurnOn:
+		return "power-on"
+	case process.SSHNFS:
+		return "NFS boot"
+	case process.EnvCopy, process.EnvCheck:
+		return "copy"
+	case process.Partition, process.SystemConf:
+		return "configuration"
+	case process.BootFiles, process.SSHSystem:
+		return "card boot"
+	case process.SystemUpdate, process.BootUpdate, process.UserConf, process.UserScript:
+		return "user script"
+	}
+	return string(s)
+}

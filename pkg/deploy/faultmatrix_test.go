@@ -78,14 +78,16 @@ func thawSwitch(h *deploytest.Harness, _ store.Node) error {
 // ends deployed, or lost saying why, within the bound; none is left busy. It prints the time
 // each took to recover (BENCHMARKS.md keeps a run's table).
 //
-// Not in the matrix: the database restarted (this harness runs SQLite, which has no server to
-// restart), and pitasks SIGKILLed (the harness runs the engine in the test's process).
+// The whole-system cells, the database restarted and pitasks SIGKILLed, need the real daemons:
+// cmd/pitasks' TestWholeSystemFaultsAcrossPhases.
 //
-// Not yet in make test (PISEDUCE_FAULT_MATRIX=1 runs it): on a busy machine a frozen switch
-// still loses nodes that wait in turn_on (issue 16).
+// Not yet in make test (PISEDUCE_FAULT_MATRIX=1 runs it): on a machine at a load average of
+// 45 to 60, eleven nodes at once overwhelm the lab's switch (its SNMP agent answers one
+// request at a time, later than the harness's 1 s timeout, and the requests sent again fill
+// its queue) and the copies cut meanwhile each read the whole image again (BENCHMARKS.md).
 func TestFaultMatrixOnTheLab(t *testing.T) {
 	if os.Getenv("PISEDUCE_FAULT_MATRIX") != "1" {
-		t.Skip("set PISEDUCE_FAULT_MATRIX=1 to run the fault matrix (not yet passing every cell)")
+		t.Skip("set PISEDUCE_FAULT_MATRIX=1 to run the fault matrix (not yet passing every cell on a loaded machine)")
 	}
 	ssh := []process.StateName{process.SSHNFS}
 	copying := []process.StateName{process.EnvCopy}
@@ -225,7 +227,6 @@ func TestFaultMatrixOnTheLab(t *testing.T) {
 		}
 		fmt.Fprintf(&table, "| %s | %s | %s | %s | %s | %.1f s |\n", c.phase, c.fault, d.State, at, after, last.Sub(from).Seconds())
 	}
-	fmt.Fprintf(&table, "| any | database restarted | skipped: this harness runs SQLite, no server to restart | | | |\n")
 	t.Logf("fault matrix, %d nodes, all ended within %s (bound %s); times from the injection (baseline: from the request):\n%s",
 		len(cells), time.Since(start).Round(time.Second), bound, table.String())
 	for _, d := range end {
