@@ -35,6 +35,7 @@ var (
 	flagRoot    = flag.Int64("root-mib", 0, "size of the image's root partition in MiB, the rest empty (0: what the payload needs)")
 	flagExtra   = flag.Int64("extra-mib", 100, "MiB added to the image's root partition by the deployment")
 	flagLink    = flag.Int("link-mbit", 0, "node link rate in Mbit/s (0: the model's default, Pi 3B+ = 80 = 10 MB/s; <0: unlimited)")
+	flagUplink  = flag.Int("uplink-mbit", 0, "the pimaster's uplink to the nodes in Mbit/s (0: unlimited)")
 	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks), xz (inflated on the node, as Raspberry Pi OS ships)")
@@ -126,7 +127,7 @@ func BenchmarkDeployLab(b *testing.B) {
 	default:
 		b.Fatalf("-boot-events: %q", *flagBoots)
 	}
-	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize}, cfg)
+	h := deploytest.StartWith(b, lab.Options{Nodes: maxN, Specs: specs, CardSize: cardSize, UplinkMbit: *flagUplink}, cfg)
 	labUp := time.Since(start)
 	b.Logf("lab of %d nodes up in %s", maxN, labUp.Round(100*time.Millisecond))
 	// Into the lab's image folder (pitasks' img_dir): the same file system, a rename.
@@ -153,7 +154,7 @@ func BenchmarkDeployLab(b *testing.B) {
 	}
 
 	rep := &report{labUp: labUp, im: im, format: *flagFormat, wireBytes: wire.Size(), extraMiB: *flagExtra,
-		link: h.Lab.Desc.Nodes[0].LinkMbit, cardW: h.Lab.Desc.Nodes[0].CardWriteMBs, cardR: h.Lab.Desc.Nodes[0].CardReadMBs,
+		link: h.Lab.Desc.Nodes[0].LinkMbit, uplink: h.Lab.Desc.UplinkMbit, cardW: h.Lab.Desc.Nodes[0].CardWriteMBs, cardR: h.Lab.Desc.Nodes[0].CardReadMBs,
 		baseSends: filepath.Base(baseImg), model: *flagModel, cipher: *flagCipher, cfg: cfg}
 	b.ResetTimer()
 	for _, n := range sizes {
@@ -701,6 +702,7 @@ type report struct {
 	wireBytes int64
 	extraMiB  int64
 	link      int
+	uplink    int // Mbit/s, 0 = unlimited
 	cardW     int // MB/s, 0 = unlimited
 	cardR     int
 	baseSends string
@@ -725,10 +727,14 @@ func (r *report) markdown() string {
 	if r.link == 0 {
 		link = "unlimited"
 	}
+	uplink := "unlimited"
+	if r.uplink > 0 {
+		uplink = fmt.Sprintf("%d Mbit/s", r.uplink)
+	}
 	fmt.Fprintf(&w, "### Lab benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf); lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB, "+
+	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf), the pimaster's uplink %s; lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB, "+
 		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
-		r.model, link, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
+		r.model, link, uplink, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
 		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
 	card := "unlimited"
 	if r.cardW > 0 {

@@ -16,20 +16,30 @@ import (
 // cardMBs runs a dd command on n and returns the bytes per second measured on the node
 // (time taken there, around dd alone), in MB/s.
 func cardMBs(dr *driver, n *lab.NodeDesc, dd string, bytes int64) (float64, error) {
-	out, err := dr.ssh("root", dr.d.PimasterKey, n, "t0=$(date +%s.%N); "+dd+" 2>/dev/null || exit 1; t1=$(date +%s.%N); echo $t0 $t1", nil)
+	t0, t1, err := timedOnNode(dr, n, dd+" 2>/dev/null", nil)
 	if err != nil {
 		return 0, err
 	}
+	return float64(bytes) / t1.Sub(t0).Seconds() / 1e6, nil
+}
+
+// timedOnNode runs cmd on n, stdin fed to it, and returns when it started and ended by the
+// node's clock (the host's: the nodes are namespaces), so an SSH session's set-up is not counted.
+func timedOnNode(dr *driver, n *lab.NodeDesc, cmd string, stdin []byte) (t0, t1 time.Time, err error) {
+	out, err := dr.ssh("root", dr.d.PimasterKey, n, "t0=$(date +%s.%N); "+cmd+" || exit 1; t1=$(date +%s.%N); echo $t0 $t1", stdin)
+	if err != nil {
+		return t0, t1, err
+	}
 	f := strings.Fields(out)
 	if len(f) != 2 {
-		return 0, fmt.Errorf("%s: unexpected output %q", n.Name, out)
+		return t0, t1, fmt.Errorf("%s: unexpected output %q", n.Name, out)
 	}
-	t0, err0 := strconv.ParseFloat(f[0], 64)
-	t1, err1 := strconv.ParseFloat(f[1], 64)
-	if err0 != nil || err1 != nil || t1 <= t0 {
-		return 0, fmt.Errorf("%s: bad times %q", n.Name, out)
+	s0, err0 := strconv.ParseFloat(f[0], 64)
+	s1, err1 := strconv.ParseFloat(f[1], 64)
+	if err0 != nil || err1 != nil || s1 <= s0 {
+		return t0, t1, fmt.Errorf("%s: bad times %q", n.Name, out)
 	}
-	return float64(bytes) / (t1 - t0) / 1e6, nil
+	return time.Unix(0, int64(s0*1e9)), time.Unix(0, int64(s1*1e9)), nil
 }
 
 // TestCardSpeedLimitHolds: a node's card writes and reads at its set speed, measured on the

@@ -91,6 +91,12 @@ type Options struct {
 
 	// Card speeds in MB/s for nodes whose spec sets none (0 = the model's default, <0 = unlimited).
 	CardWriteMBs, CardReadMBs int
+
+	// UplinkMbit is the pimaster's uplink towards the nodes in Mbit/s (0 = unlimited): a tbf
+	// on the bridge device's egress, which all the pimaster's traffic to the nodes leaves
+	// through (and nothing bridged between nodes or dnsmasq does). Only that direction is
+	// shaped: deployments send images down; what comes back is acknowledgements and output.
+	UplinkMbit int
 }
 
 // NodeDesc describes one node in lab.json.
@@ -144,6 +150,7 @@ type SwitchDesc struct {
 type Desc struct {
 	Dir            string     `json:"dir"`
 	Subnet         string     `json:"subnet"`
+	UplinkMbit     int        `json:"uplink_mbit,omitempty"` // the pimaster's egress to the nodes; 0 = unlimited
 	PimasterIP     string     `json:"pimaster_ip"`
 	DHCPServerIP   string     `json:"dhcp_server_ip"` // dnsmasq: DHCP and TFTP
 	Switch         SwitchDesc `json:"switch"`
@@ -237,6 +244,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if o.Model == "" {
 		o.Model = ModelPi3
 	}
+	if o.UplinkMbit < 0 {
+		return nil, errors.New("lab: Options.UplinkMbit < 0")
+	}
 	if o.BootDelay == 0 {
 		o.BootDelay = 500 * time.Millisecond
 	}
@@ -270,7 +280,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.WriteFile(activeFile, []byte(o.Dir+"\n"), 0o644); err != nil {
 		return l, err
 	}
-	d := &Desc{Dir: o.Dir, Subnet: Subnet, PimasterIP: HostIP, DHCPServerIP: DHCPIP, NFSRoot: "/nfs/raspi",
+	d := &Desc{Dir: o.Dir, Subnet: Subnet, UplinkMbit: o.UplinkMbit, PimasterIP: HostIP, DHCPServerIP: DHCPIP, NFSRoot: "/nfs/raspi",
 		BootRequires: "<tftp_root>/<serial>/cmdline.txt and a kernel (kernel8.img, kernel7l.img, kernel7.img or kernel.img; " +
 			"a Pi 5: kernel_2712.img or kernel8.img, and its device tree bcm2712-rpi-5-b.dtb)"}
 	l.Desc = d
@@ -474,6 +484,12 @@ func (l *Lab) network() error {
 			return err
 		}
 	}
+	if d.UplinkMbit > 0 {
+		c := tbf("", Bridge, d.UplinkMbit)
+		if err := run(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
 	add := func(ns, veth, ip, mac string, mbit int) error {
 		if err := run("ip", "netns", "add", ns); err != nil {
 			return err
@@ -495,10 +511,7 @@ func (l *Lab) network() error {
 				[]string{"ip", "-n", ns, "link", "set", "eth0", "up"})
 		}
 		if mbit > 0 {
-			rate := fmt.Sprintf("%dmbit", mbit)
-			burst := fmt.Sprintf("%dkb", max(32, mbit/8*4))
-			cmds = append(cmds, []string{"tc", "qdisc", "replace", "dev", veth, "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms"},
-				[]string{"tc", "-n", ns, "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms"})
+			cmds = append(cmds, tbf("", veth, mbit), tbf(ns, "eth0", mbit))
 		}
 		for _, c := range cmds {
 			if err := run(c[0], c[1:]...); err != nil {
@@ -516,6 +529,16 @@ func (l *Lab) network() error {
 		}
 	}
 	return nil
+}
+
+// tbf is the tc command that limits dev's egress (in netns ns, "" = the root one) to mbit Mbit/s.
+func tbf(ns, dev string, mbit int) []string {
+	c := []string{"tc"}
+	if ns != "" {
+		c = append(c, "-n", ns)
+	}
+	return append(c, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", fmt.Sprintf("%dmbit", mbit),
+		"burst", fmt.Sprintf("%dkb", max(32, mbit/8*4)), "latency", "100ms")
 }
 
 func disableIPv6(ns, iface string) {

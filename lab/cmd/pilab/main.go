@@ -1,6 +1,6 @@
 // Command pilab runs the virtual Pi lab.
 //
-//	pilab up [-n 4] [-dir /var/tmp/pilab] [-model RPI3Bplus|RPI4B|RPI5] [-card-device /dev/nvme0n1] [-boot-delay 500ms] [-link-mbit 0] [-card-mb 512]
+//	pilab up [-n 4] [-dir /var/tmp/pilab] [-model RPI3Bplus|RPI4B|RPI5] [-card-device /dev/nvme0n1] [-boot-delay 500ms] [-link-mbit 0] [-uplink-mbit 0] [-card-mb 512]
 //	          [-card-write-mbs 0] [-card-read-mbs 0]
 //	pilab run ...            same as up, in the foreground (up starts this in the background)
 //	pilab down [-dir DIR]    idempotent; also cleans up after a killed lab
@@ -41,6 +41,7 @@ func main() {
 	bootDelay := fs.Duration("boot-delay", 500*time.Millisecond, "boot delay")
 	retry := fs.Duration("retry-delay", 2*time.Second, "delay before a failed boot is retried")
 	link := fs.Int("link-mbit", 0, "link rate in Mbit/s (0: model default, -1: unlimited)")
+	uplink := fs.Int("uplink-mbit", 0, "the pimaster's uplink to the nodes in Mbit/s (0: unlimited)")
 	cardMB := fs.Int64("card-mb", 512, "SD card size in MiB")
 	cardW := fs.Int("card-write-mbs", 0, "SD card write speed in MB/s (0: model default, -1: unlimited)")
 	cardR := fs.Int("card-read-mbs", 0, "SD card read speed in MB/s (0: model default, -1: unlimited)")
@@ -52,7 +53,7 @@ func main() {
 	fs.Parse(args)
 	opts := func() lab.Options {
 		o := lab.Options{Dir: *dir, Nodes: *n, Model: *model, BootDelay: *bootDelay, RetryDelay: *retry,
-			CardSize: *cardMB << 20, CardWriteMBs: *cardW, CardReadMBs: *cardR, Offset: *offset, Community: *community, Log: os.Stderr}
+			CardSize: *cardMB << 20, CardWriteMBs: *cardW, CardReadMBs: *cardR, UplinkMbit: *uplink, Offset: *offset, Community: *community, Log: os.Stderr}
 		for i := 0; i < *n; i++ {
 			o.Specs = append(o.Specs, lab.NodeSpec{LinkMbit: *link, CardDevice: *cardDev})
 		}
