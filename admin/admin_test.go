@@ -418,7 +418,7 @@ func TestInstallThrowawayRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg.Frontend, shipped.Frontend) || cfg.Tasks != shipped.Tasks {
+	if !reflect.DeepEqual(cfg.Frontend, shipped.Frontend) || !reflect.DeepEqual(cfg.Tasks, shipped.Tasks) {
 		t.Errorf("the installed config changed more than it should:\n%+v\n%+v", cfg.Frontend, shipped.Frontend)
 	}
 
