@@ -46,7 +46,9 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		return Sum{}, err
 	}
 	defer f.Close()
-	src := &counter{r: bufio.NewReaderSize(io.LimitReader(f, fi.Size()), 1<<20), total: fi.Size()}
+	// The file is read in the reader's buffer (remote.Run's, one SSH packet): no buffer of its
+	// own per copy, as many copies run at once (one per node).
+	src := &counter{r: io.LimitReader(f, fi.Size()), total: fi.Size()}
 	h := NewHasher()
 	id, identified := idOf(fi, format)
 	var kept digest
@@ -67,7 +69,8 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 	}
 
 	if inflateHere && format != Raw {
-		raw, err := Inflate(src, format)
+		// The decoder reads in small pieces: buffered, so that is not one syscall each.
+		raw, err := Inflate(bufio.NewReaderSize(src, inflateBuffer), format)
 		if err != nil {
 			return Sum{}, err
 		}
@@ -170,6 +173,9 @@ func unchanged(f *os.File, id fileID, format string) bool {
 	id2, _ := idOf(after, format)
 	return id2 == id
 }
+
+// inflateBuffer buffers the file read by an image inflated here.
+const inflateBuffer = 64 << 10
 
 // measured checks the measure sum the pimaster took while sending against the sha256 the node
 // received and the registered measure known.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -158,6 +159,46 @@ func TestStdinStreaming(t *testing.T) {
 	}
 	if got, _, _ := strings.Cut(out.String(), " "); got != want {
 		t.Fatalf("remote sha256 %q, want %q", got, want)
+	}
+}
+
+// A large stdin and a large stdout come through whole, the command's stderr beside them.
+func TestStdinToStdout(t *testing.T) {
+	_, c := connect(t)
+	const size = 8 << 20
+	want := sha256.New()
+	io.Copy(want, &patternReader{n: size})
+	got := sha256.New()
+	var stderr bytes.Buffer
+	err := c.Run(context.Background(), []string{"sh", "-c", "cat; echo done >&2"},
+		remote.RunOptions{Stdin: &patternReader{n: size}, Stdout: got, Stderr: &stderr})
+	if err != nil || !bytes.Equal(got.Sum(nil), want.Sum(nil)) || stderr.String() != "done\n" {
+		t.Fatalf("cat: %v, stdout sha256 %x want %x, stderr %q", err, got.Sum(nil), want.Sum(nil), stderr.String())
+	}
+}
+
+// A stdin cut short by a read error fails Run, even though the command saw an end and
+// exited 0.
+func TestStdinReadErrorFails(t *testing.T) {
+	_, c := connect(t)
+	broken := errors.New("disk read error")
+	stdin := io.MultiReader(&patternReader{n: 1 << 20}, iotest.ErrReader(broken))
+	var out bytes.Buffer
+	err := c.Run(context.Background(), []string{"sha256sum"}, remote.RunOptions{Stdin: stdin, Stdout: &out})
+	if !errors.Is(err, broken) {
+		t.Fatalf("Run = %v (stdout %q), want the read error", err, out.String())
+	}
+}
+
+// A command that exits without reading its stdin is not held up by it: Run returns its
+// status while the stream still has data.
+func TestCommandNotReadingStdin(t *testing.T) {
+	_, c := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := c.Run(ctx, []string{"true"}, remote.RunOptions{Stdin: &patternReader{n: 1 << 40}})
+	if err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 }
 

@@ -88,16 +88,37 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 	// goroutine of an abandoned session is still draining.
 	defer stdout.close()
 	defer stderr.close()
-	sess.Stdin = o.Stdin
+	var stdin io.WriteCloser
+	if o.Stdin != nil {
+		if stdin, err = sess.StdinPipe(); err != nil {
+			return fmt.Errorf("remote: %q on %s: %w", name, c.target, err)
+		}
+	}
 	sess.Stdout = stdout
 	sess.Stderr = group
 	if err := sess.Start(cmd); err != nil {
 		return withKind(fmt.Errorf("remote: %q on %s: start: %w", name, c.target, c.explain(err)), ErrUnreachable)
 	}
+	fed := make(chan error, 1)
+	if stdin != nil {
+		go feed(stdin, o.Stdin, fed)
+	}
 	waited := make(chan error, 1)
 	go func() { waited <- sess.Wait() }()
 	select {
 	case err = <-waited:
+		if err == nil {
+			// feed reports a read error before the command can see its stdin end, so a
+			// command that exited on a stream cut short finds it here. A command that exited
+			// without reading all of its stdin is not an error.
+			select {
+			case ferr := <-fed:
+				if ferr != nil {
+					return fmt.Errorf("remote: %q on %s: reading its stdin: %w", name, c.target, ferr)
+				}
+			default:
+			}
+		}
 	case <-ctx.Done():
 		// OpenSSH honours the signal request for non-root users only (root sessions are run by
 		// its monitor, which refuses): also kill the command's process group from a second
@@ -128,6 +149,70 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 			name, c.target, c.explain(err)), ErrUnreachable)
 	}
 	return withKind(fmt.Errorf("remote: %q on %s: %w", name, c.target, c.explain(err)), ErrUnreachable)
+}
+
+// copyBufferSize is one SSH packet's payload in OpenSSH's sessions (32 KiB): each read of a
+// command's stdin fills one packet.
+const copyBufferSize = 32 << 10
+
+// copyBuffers are the buffers feed reads into, reused from one command to the next.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// feed copies r to the command's stdin w, sends r's error (nil at its end) on fed, then
+// closes w: the command reads its end. It reads r itself, into a pooled buffer, instead of setting
+// ssh.Session.Stdin, which passes the stream through an io.Pipe between two goroutines, each
+// copying it with a 32 KiB buffer of its own: one buffer and one copy per command less (one
+// image copy per node in flight).
+func feed(w io.WriteCloser, r io.Reader, fed chan<- error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	var rerr error
+	for {
+		n, err := r.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				break // the session ended: Wait says why
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
+	}
+	fed <- rerr
+	w.Close()
+}
+
+// drain copies a command's output r to w. It reads into a small buffer, which holds most
+// commands' whole output, and takes a pooled copy buffer only once a read fills it (a large
+// output: a card read back). Left to io.Copy, each of stdout and stderr would hold a 32 KiB
+// buffer for as long as the command runs, an image copy's included.
+func drain(w io.Writer, r io.Reader) (int64, error) {
+	const small = 512
+	buf := make([]byte, small)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == small && len(buf) == small {
+			big := copyBuffers.Get().(*[]byte)
+			defer copyBuffers.Put(big)
+			buf = *big
+		}
+	}
 }
 
 // Output runs argv and returns its standard output; stderr goes into an *ExitError on failure.
@@ -292,6 +377,9 @@ func (g *groupSniffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// ReadFrom is how x/crypto/ssh copies the command's stderr in: see drain.
+func (g *groupSniffer) ReadFrom(r io.Reader) (int64, error) { return drain(g, r) }
+
 // pgid returns the reported process group, or 0.
 func (g *groupSniffer) pgid() int {
 	g.mu.Lock()
@@ -314,6 +402,9 @@ func (g *guardedWriter) Write(p []byte) (int, error) {
 	}
 	return g.w.Write(p)
 }
+
+// ReadFrom is how x/crypto/ssh copies the command's stdout in: see drain.
+func (g *guardedWriter) ReadFrom(r io.Reader) (int64, error) { return drain(g, r) }
 
 func (g *guardedWriter) close() {
 	g.mu.Lock()

@@ -3,12 +3,15 @@ package remote_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +34,15 @@ var streamImages struct {
 }
 
 const streamRawMiB = 128
+
+// TestMain removes the benchmarks' images, shared by all of them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if streamImages.dir != "" {
+		os.RemoveAll(streamImages.dir)
+	}
+	os.Exit(code)
+}
 
 func streamImage(b *testing.B, format string) string {
 	b.Helper()
@@ -93,7 +105,6 @@ func BenchmarkStreamCPU(b *testing.B) {
 	testenv.NeedCommand(b, "gzip", "xz", "zstd")
 	srv := sshdtest.Start(b)
 	keys := remote.StaticHostKey(srv.HostKey)
-	b.Cleanup(func() { os.RemoveAll(streamImages.dir) })
 	for _, cipher := range []string{ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305} {
 		for _, format := range []string{image.Raw, image.Gzip, image.XZ, image.Zstd} {
 			for _, first := range []bool{true, false} {
@@ -153,4 +164,99 @@ func streamCPU(b *testing.B, srv *sshdtest.Server, keys remote.HostKeyStore, cip
 	b.ReportMetric(used.Seconds()/gb, "cpu-s/GB")
 	b.ReportMetric(gb*1e3/elapsed.Seconds(), "MB/s")
 	b.ReportMetric(float64(wire)/(streamRawMiB<<20), "wire/raw")
+}
+
+// BenchmarkConcurrentCopies streams the raw image to n nodes at once as n env_copy states do
+// (image.Send hashing it here, into sha256sum over a real sshd, one connection per node) and
+// reports this process's Go heap at its peak (heap objects, live or not yet swept, sampled
+// every 10 ms, as make bench-lab does) and its CPU per GB on the wire.
+func BenchmarkConcurrentCopies(b *testing.B) {
+	srv := sshdtest.Start(b)
+	keys := remote.StaticHostKey(srv.HostKey)
+	path := streamImage(b, image.Raw)
+	for _, n := range []int{1, 10, 20} {
+		b.Run(fmt.Sprintf("copies=%d", n), func(b *testing.B) {
+			clients := dialNodes(b, srv, keys, n)
+			var wire atomic.Int64
+			var peak int64
+			var used time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				stop := make(chan struct{})
+				sampled := make(chan int64)
+				go func() {
+					top := heapObjects()
+					tick := time.NewTicker(10 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-tick.C:
+							top = max(top, heapObjects())
+						case <-stop:
+							sampled <- max(top, heapObjects())
+							return
+						}
+					}
+				}()
+				start := cpuTime()
+				errs := make(chan error, n)
+				for _, c := range clients {
+					go func() {
+						sum, err := sendRaw(c, path, nil)
+						wire.Add(sum.Size)
+						errs <- err
+					}()
+				}
+				for range clients {
+					if err := <-errs; err != nil {
+						b.Error(err)
+					}
+				}
+				used += cpuTime() - start
+				close(stop)
+				peak = max(peak, <-sampled)
+			}
+			gb := float64(wire.Load()) / 1e9
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(used.Seconds()/gb, "cpu-s/GB")
+			b.ReportMetric(gb*1e3/b.Elapsed().Seconds(), "MB/s")
+		})
+	}
+}
+
+func heapObjects() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// dialNodes opens n connections to srv, one per stand-in node, closed with tb. They are
+// dialled one after the other: sshd drops unauthenticated connections beyond MaxStartups.
+func dialNodes(tb testing.TB, srv *sshdtest.Server, keys remote.HostKeyStore, n int) []*remote.Client {
+	tb.Helper()
+	d := &remote.Dialer{Signer: srv.Signer, Timeout: time.Minute, Keys: keys}
+	clients := make([]*remote.Client, n)
+	for i := range clients {
+		c, err := d.Dial(context.Background(), remote.Target{Addr: srv.Addr, Role: remote.RoleSystem, NodeID: uint(i + 1)})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		clients[i] = c
+	}
+	return clients
+}
+
+// sendRaw copies the raw image at path as env_copy does (hashed here, checked against the
+// node's sha256sum); wrap, if not nil, wraps the stream the session reads.
+func sendRaw(c *remote.Client, path string, wrap func(io.Reader) io.Reader) (image.Sum, error) {
+	return image.Send(path, image.Raw, true, image.Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
+		if wrap != nil {
+			stdin = wrap(stdin)
+		}
+		var out strings.Builder
+		err := c.Run(context.Background(), []string{"sha256sum"}, remote.RunOptions{Stdin: stdin, Stdout: &out})
+		sum, _, _ := strings.Cut(out.String(), " ")
+		return sum, err
+	}, nil)
 }
