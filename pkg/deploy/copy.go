@@ -126,7 +126,7 @@ func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	var written []usedmap.Range
 	err = d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		var err error
-		sum, err = image.Send(path, format, inflateHere, image.Sum{Size: env.ImageSize, SHA256: env.ImageSHA256}, func(stdin io.Reader, used []usedmap.Range) (string, error) {
+		sum, err = image.Send(ctx, path, format, inflateHere, image.Sum{Size: env.ImageSize, SHA256: env.ImageSHA256}, func(stdin io.Reader, used []usedmap.Range) (string, error) {
 			written = coarsen(used)
 			argv := append(append([]string{"bash", "-c", writeCard, "bash", string(cardOf(t))}, cardArgs(written)...), inflater...)
 			if written != nil {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand"
@@ -57,7 +58,7 @@ func TestWriteCardSparse(t *testing.T) {
 		if err := os.WriteFile(card, garbage, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		sum, err := image.Send(im.Gz, image.Gzip, false, image.Sum{}, node, nil)
+		sum, err := image.Send(context.Background(), im.Gz, image.Gzip, false, image.Sum{}, node, nil)
 		if err != nil {
 			t.Fatalf("copy %d: %v", copyN+1, err)
 		}

@@ -65,7 +65,7 @@ func TestBlockSumsKeptByTheCopy(t *testing.T) {
 		here         bool
 	}{{Raw, "disk.img", true}, {XZ, "disk.img.xz", false}, {Zstd, "disk.img.zst", true}} {
 		p := filepath.Join(dir, c.name)
-		if _, err := Send(p, c.format, c.here, sum, nodeRun(c.format, !c.here, filepath.Join(t.TempDir(), "card")), nil); err != nil {
+		if _, err := Send(context.Background(), p, c.format, c.here, sum, nodeRun(c.format, !c.here, filepath.Join(t.TempDir(), "card")), nil); err != nil {
 			t.Fatalf("%s: %v", c.format, err)
 		}
 		digests.Delete(p) // read the cache file, as a restarted pitasks would

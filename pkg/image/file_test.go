@@ -115,7 +115,7 @@ func TestReadingRefusesDevicesAndFIFOs(t *testing.T) {
 			if _, err := image.LayoutOf(p, image.Raw); err == nil {
 				t.Errorf("LayoutOf(%s) accepted it", p)
 			}
-			if _, err := image.Send(p, image.Raw, true, image.Sum{}, func(io.Reader, []usedmap.Range) (string, error) { return "", nil }, nil); err == nil {
+			if _, err := image.Send(context.Background(), p, image.Raw, true, image.Sum{}, func(io.Reader, []usedmap.Range) (string, error) { return "", nil }, nil); err == nil {
 				t.Errorf("Send(%s) accepted it", p)
 			}
 		})

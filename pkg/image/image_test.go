@@ -79,7 +79,7 @@ func TestSendEveryFormatBothWays(t *testing.T) {
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
 			var last, total int64
-			sum, err := Send(filepath.Join(dir, name), format, here, Sum{}, nodeRun(format, !here, card),
+			sum, err := Send(context.Background(), filepath.Join(dir, name), format, here, Sum{}, nodeRun(format, !here, card),
 				func(d, tt int64) { last, total = d, tt })
 			if err != nil {
 				t.Fatalf("%s (inflate here %v): %v", format, here, err)
@@ -104,7 +104,7 @@ func TestSendEveryFormatBothWays(t *testing.T) {
 func TestProgressCountsWireBytes(t *testing.T) {
 	dir, raw := images(t)
 	var last, total int64
-	_, err := Send(filepath.Join(dir, files[Zstd]), Zstd, true, Sum{Size: int64(len(raw))}, nodeRun(Zstd, false, filepath.Join(t.TempDir(), "card")),
+	_, err := Send(context.Background(), filepath.Join(dir, files[Zstd]), Zstd, true, Sum{Size: int64(len(raw))}, nodeRun(Zstd, false, filepath.Join(t.TempDir(), "card")),
 		func(d, tt int64) { last, total = d, tt })
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestTruncatedImagesFail(t *testing.T) {
 		os.WriteFile(short, b[:len(b)*2/3], 0o644)
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
-			_, err := Send(short, format, here, Sum{}, nodeRun(format, !here, card), nil)
+			_, err := Send(context.Background(), short, format, here, Sum{}, nodeRun(format, !here, card), nil)
 			if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrBadImage) {
 				t.Errorf("%s truncated (inflate here %v): err = %v, want ErrCorrupt, an ErrBadImage", format, here, err)
 			}
@@ -160,7 +160,7 @@ func TestNodeFailureIsNotCorruption(t *testing.T) {
 	cut := errors.New("connection lost")
 	for format, name := range files {
 		for _, here := range []bool{false, true} {
-			_, err := Send(filepath.Join(dir, name), format, here, Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
+			_, err := Send(context.Background(), filepath.Join(dir, name), format, here, Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 				io.CopyN(io.Discard, stdin, 100<<10)
 				return "", cut
 			}, nil)
@@ -182,7 +182,7 @@ func TestNoProgressAfterSendReturns(t *testing.T) {
 	}{{Raw, true}, {Gzip, false}} {
 		var busy, after bool // no lock: the race detector checks Send's promise too
 		started := make(chan struct{}, 1)
-		_, err := Send(filepath.Join(dir, files[c.format]), c.format, c.here, Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
+		_, err := Send(context.Background(), filepath.Join(dir, files[c.format]), c.format, c.here, Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 			go func() {
 				buf := make([]byte, 4096)
 				for {
@@ -222,7 +222,7 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 	for _, format := range []string{Raw, Gzip, XZ, Zstd, TarGz} {
 		path := filepath.Join(dir, files[format])
 		card := filepath.Join(t.TempDir(), "card")
-		if _, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil); err != nil {
+		if _, err := Send(context.Background(), path, format, false, Sum{}, nodeRun(format, true, card), nil); err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
 		if _, err := os.Stat(digestPath(path)); err != nil {
@@ -238,17 +238,17 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 			io.Copy(io.Discard, stdin)
 			return forged.SHA256, nil
 		}
-		if sum, err := Send(path, format, false, Sum{}, agrees, nil); err != nil || sum != forged {
+		if sum, err := Send(context.Background(), path, format, false, Sum{}, agrees, nil); err != nil || sum != forged {
 			t.Fatalf("%s: second copy = %+v, %v; want the kept measure, with nothing inflated", format, sum, err)
 		}
 		// The node received the real image: the kept measure goes, the next copy measures.
-		if _, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil); err == nil || errors.Is(err, ErrBadImage) {
+		if _, err := Send(context.Background(), path, format, false, Sum{}, nodeRun(format, true, card), nil); err == nil || errors.Is(err, ErrBadImage) {
 			t.Fatalf("%s: a node disagreeing with the kept measure: err = %v, want an error to try again", format, err)
 		}
 		if _, err := os.Stat(digestPath(path)); err == nil {
 			t.Errorf("%s: the measure a node disagreed with is still kept", format)
 		}
-		sum, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil)
+		sum, err := Send(context.Background(), path, format, false, Sum{}, nodeRun(format, true, card), nil)
 		if err != nil || sum.SHA256 != hex.EncodeToString(want[:]) || sum.Size != int64(len(raw)) {
 			t.Fatalf("%s: the copy after = %+v, %v", format, sum, err)
 		}
@@ -258,7 +258,7 @@ func TestSendMeasuresEachFileVersionOnce(t *testing.T) {
 		if err := os.Chtimes(path, later, later); err != nil {
 			t.Fatal(err)
 		}
-		if sum, err := Send(path, format, false, Sum{}, nodeRun(format, true, card), nil); err != nil || sum.SHA256 != hex.EncodeToString(want[:]) {
+		if sum, err := Send(context.Background(), path, format, false, Sum{}, nodeRun(format, true, card), nil); err != nil || sum.SHA256 != hex.EncodeToString(want[:]) {
 			t.Errorf("%s: a touched file: %+v, %v; want it measured again", format, sum, err)
 		}
 	}
@@ -269,7 +269,7 @@ func TestSendMeasuresARewrittenFile(t *testing.T) {
 	dir, _ := images(t)
 	path := filepath.Join(dir, files[Gzip])
 	card := filepath.Join(t.TempDir(), "card")
-	if _, err := Send(path, Gzip, false, Sum{}, nodeRun(Gzip, true, card), nil); err != nil {
+	if _, err := Send(context.Background(), path, Gzip, false, Sum{}, nodeRun(Gzip, true, card), nil); err != nil {
 		t.Fatal(err)
 	}
 	other := bytes.Repeat([]byte("another image "), 100000)
@@ -281,7 +281,7 @@ func TestSendMeasuresARewrittenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := sha256.Sum256(other)
-	sum, err := Send(path, Gzip, false, Sum{}, nodeRun(Gzip, true, card), nil)
+	sum, err := Send(context.Background(), path, Gzip, false, Sum{}, nodeRun(Gzip, true, card), nil)
 	if err != nil || sum.SHA256 != hex.EncodeToString(want[:]) || sum.Size != int64(len(other)) {
 		t.Fatalf("rewritten file: %+v, %v; want the new image's measure", sum, err)
 	}
@@ -299,11 +299,11 @@ func TestSendWithTheRegisteredMeasure(t *testing.T) {
 		path := filepath.Join(dir, files[format])
 		for _, here := range []bool{false, true} {
 			card := filepath.Join(t.TempDir(), "card")
-			if sum, err := Send(path, format, here, known, nodeRun(format, !here, card), nil); err != nil || sum != known {
+			if sum, err := Send(context.Background(), path, format, here, known, nodeRun(format, !here, card), nil); err != nil || sum != known {
 				t.Errorf("%s (inflate here %v): %+v, %v", format, here, sum, err)
 			}
 			other := Sum{Size: known.Size, SHA256: strings.Repeat("0", 64)}
-			_, err := Send(path, format, here, other, nodeRun(format, !here, card), nil)
+			_, err := Send(context.Background(), path, format, here, other, nodeRun(format, !here, card), nil)
 			if !errors.Is(err, ErrChanged) || !errors.Is(err, ErrBadImage) {
 				t.Errorf("%s (inflate here %v) registered with another sha256: err = %v, want ErrChanged", format, here, err)
 			}
@@ -317,8 +317,27 @@ func TestSendWithTheRegisteredMeasure(t *testing.T) {
 		b, _ := os.ReadFile(path)
 		short := filepath.Join(t.TempDir(), files[format])
 		os.WriteFile(short, b[:len(b)/2], 0o644)
-		if _, err := Send(short, format, false, known, nodeRun(format, true, filepath.Join(t.TempDir(), "card")), nil); !errors.Is(err, ErrCorrupt) {
+		if _, err := Send(context.Background(), short, format, false, known, nodeRun(format, true, filepath.Join(t.TempDir(), "card")), nil); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s truncated, registered measure: err = %v, want ErrCorrupt", format, err)
 		}
+	}
+}
+
+// A node lost at the start of a copy of an image not measured yet: Send reads the whole file to
+// tell whether the image is to blame, within ctx: once the step's time is up, the node's error.
+func TestNodeLostBeforeTheImageWasRead(t *testing.T) {
+	dir, _ := images(t)
+	b, _ := os.ReadFile(filepath.Join(dir, files[Gzip]))
+	short := filepath.Join(t.TempDir(), files[Gzip])
+	os.WriteFile(short, b[:len(b)*2/3], 0o644)
+	lost := errors.New("node lost")
+	run := func(io.Reader, []usedmap.Range) (string, error) { return "", lost }
+	if _, err := Send(context.Background(), short, Gzip, false, Sum{}, run, nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated image, node lost: %v, want ErrCorrupt", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Send(ctx, short, Gzip, false, Sum{}, run, nil); !errors.Is(err, lost) {
+		t.Errorf("truncated image, node lost, time up: %v, want the node's error", err)
 	}
 }

@@ -241,6 +241,9 @@ func examine(ctx context.Context, path string, spill io.Writer) (Info, error) {
 func readRaw(ctx context.Context, f *os.File, size int64, format string, limit int64, w io.Writer) error {
 	r, err := Inflate(bufio.NewReaderSize(ctxReader{ctx: ctx, r: io.LimitReader(f, size)}, 1<<20), format)
 	if err != nil {
+		if ctx.Err() != nil { // the header was not read: no sign of a corrupt image
+			return fmt.Errorf("reading given up: %w", ctx.Err())
+		}
 		return err
 	}
 	defer r.Close()

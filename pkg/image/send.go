@@ -17,7 +17,8 @@ import (
 var ErrChanged error = badImage("image changed since it was registered")
 
 // Send streams the image file at path into run's stdin and returns the size and sha256 of the
-// raw disk image it carried, to be checked against what lands on the card. run returns the
+// raw disk image it carried, to be checked against what lands on the card; ctx bounds what it
+// reads of the file after run failed, to tell a corrupt image from a lost node. run returns the
 // sha256 (hex) of the raw image the node received, which the node computes as it inflates.
 // run is also given the ranges of the raw image its file systems use when they are known for
 // this version of the file (nil otherwise): the node may write those alone, and it still
@@ -37,7 +38,7 @@ var ErrChanged error = badImage("image changed since it was registered")
 // progress gets what went on the wire so far and the total: the file's bytes and size, or,
 // when the pimaster inflates an image whose raw size is known (known.Size > 0), the raw bytes
 // and that size, so that the throughput shown is the link's.
-func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Reader, used []usedmap.Range) (string, error), progress func(done, total int64)) (Sum, error) {
+func Send(ctx context.Context, path, format string, inflateHere bool, known Sum, run func(stdin io.Reader, used []usedmap.Range) (string, error), progress func(done, total int64)) (Sum, error) {
 	if err := Check(format); err != nil {
 		return Sum{}, err
 	}
@@ -112,7 +113,7 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 		node, rerr := run(in, used)
 		in.close()
 		if rerr != nil {
-			return Sum{}, nodeOrImage(path, format, rerr)
+			return Sum{}, rerr // the image is not to blame: this version of it was measured whole
 		}
 		if node != kept.Raw.SHA256 {
 			forgetDigest(path)
@@ -149,7 +150,7 @@ func Send(path, format string, inflateHere bool, known Sum, run func(stdin io.Re
 	case merr != nil && !errors.Is(merr, errStreamCut):
 		return Sum{}, fmt.Errorf("image %s: %w", path, merr)
 	case rerr != nil:
-		return Sum{}, nodeOrImage(path, format, rerr)
+		return Sum{}, nodeOrImage(ctx, path, format, rerr)
 	}
 	sum, err := measured(path, h.Sum(), node, known)
 	if err != nil {
@@ -199,8 +200,8 @@ func changed(path string, got, known Sum) error {
 
 // nodeOrImage is the error of a node that gave up on the stream: because of the image (its
 // inflater failed on it), or of the node or the network. Only reading the whole file tells.
-func nodeOrImage(path, format string, rerr error) error {
-	if _, err := Measure(context.Background(), path, format); errors.Is(err, ErrCorrupt) {
+func nodeOrImage(ctx context.Context, path, format string, rerr error) error {
+	if _, err := Measure(ctx, path, format); errors.Is(err, ErrCorrupt) {
 		return err
 	}
 	return rerr

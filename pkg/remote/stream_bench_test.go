@@ -133,7 +133,7 @@ func streamCPU(b *testing.B, srv *sshdtest.Server, keys remote.HostKeyStore, cip
 	argv := append([]string{"sh", "-c", `"$@" | sha256sum`, "sh"}, inflater...)
 	var wire int64
 	send := func() {
-		_, err := image.Send(path, format, false, image.Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
+		_, err := image.Send(context.Background(), path, format, false, image.Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 			var out strings.Builder
 			err := c.Run(context.Background(), argv, remote.RunOptions{Stdin: stdin, Stdout: &out})
 			sum, _, _ := strings.Cut(out.String(), " ")
@@ -250,7 +250,7 @@ func dialNodes(tb testing.TB, srv *sshdtest.Server, keys remote.HostKeyStore, n 
 // sendRaw copies the raw image at path as env_copy does (hashed here, checked against the
 // node's sha256sum); wrap, if not nil, wraps the stream the session reads.
 func sendRaw(c *remote.Client, path string, wrap func(io.Reader) io.Reader) (image.Sum, error) {
-	return image.Send(path, image.Raw, true, image.Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
+	return image.Send(context.Background(), path, image.Raw, true, image.Sum{}, func(stdin io.Reader, _ []usedmap.Range) (string, error) {
 		if wrap != nil {
 			stdin = wrap(stdin)
 		}
