@@ -61,16 +61,13 @@ func (b *Boots) Run(ctx context.Context) {
 	nodes := map[string]*booting{} // by IP (a DHCP answer's and a TFTP request's), else MAC
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var lastErr string // said once, not every read
+	failing := false // a log that cannot be read is said once, not every read, until it can
 	for {
 		lines, err := tail.lines()
-		if err != nil && err.Error() != lastErr {
+		if err != nil && !failing {
 			log.Warn("boot events: reading dnsmasq's log", "log", b.Log, "err", err)
 		}
-		lastErr = ""
-		if err != nil {
-			lastErr = err.Error()
-		}
+		failing = err != nil
 		now := time.Now()
 		for _, l := range lines {
 			ev, ok := ParseLogLine(l)
