@@ -228,8 +228,10 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := newSNMP(t, c.conf)
 			for _, op := range []string{"set", "status"} {
+				// A driver of its own: after one unanswered request a driver waits longer
+				// for the next (TestSlowSwitchIsPaced); this is how fast the first fails.
+				p := newSNMP(t, c.conf)
 				start := time.Now()
 				var err error
 				if op == "set" {
