@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,8 +22,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/bench/deploymodel"
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/lab/deploytest"
+	"github.com/piseduce/piseduce/pkg/config"
 	"github.com/piseduce/piseduce/pkg/image"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
@@ -714,6 +717,57 @@ type report struct {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
 
+// modelParams takes the model's parameters from the first round (issue 14 item 4: the model is
+// checked against the lab with what the lab measured, not with assumed values): one node's
+// copy rate and check, the boots and configuration as the state events timed them, and what
+// the states do not account for. The uplink is its tbf rate at the payload share of a link
+// measured by make bench-lab (0.935, as bench/deploymodel's site parameters).
+func (r *report) modelParams() (deploymodel.Params, bool) {
+	if len(r.rounds) == 0 || len(r.rounds[0].deploy) == 0 {
+		return deploymodel.Params{}, false
+	}
+	ds := r.rounds[0].deploy
+	state := func(names ...string) time.Duration {
+		var all []time.Duration
+		for _, d := range ds {
+			var sum time.Duration
+			for _, n := range names {
+				sum += d.states[n]
+			}
+			all = append(all, sum)
+		}
+		return mean(all)
+	}
+	var totals, inStates []time.Duration
+	for _, d := range ds {
+		totals = append(totals, d.total)
+		var sum time.Duration
+		for _, v := range d.states {
+			sum += v
+		}
+		inStates = append(inStates, sum)
+	}
+	p := deploymodel.Params{
+		ImageBytes: float64(r.im.size), WireBytes: float64(r.wireBytes),
+		Start: state("boot_conf", "turn_off"), Boot1: state("turn_on", "ssh_nfs"),
+		Conf1: state("partition", "system_conf", "boot_files"), Boot2: state("ssh_system", "system_update", "boot_update"),
+		Conf2: state("user_conf", "user_script"), Fixed: max(0, mean(totals)-mean(inStates)),
+		Slots: cmp.Or(r.cfg.MaxBooting, config.Default().Tasks.MaxBooting), Workers: cmp.Or(r.cfg.Workers, config.Default().Tasks.Workers),
+	}
+	copySecs, check := state("env_copy").Seconds(), state("env_check").Seconds()
+	if copySecs <= 0 {
+		return deploymodel.Params{}, false
+	}
+	p.LinkBps = p.WireBytes / copySecs
+	if check > 0 {
+		p.CheckBps = p.ImageBytes / check
+	}
+	if r.uplink > 0 {
+		p.UplinkBps = float64(r.uplink) * 1e6 / 8 * 0.935
+	}
+	return p, true
+}
+
 func mbps(bytes int64, d time.Duration) string {
 	if d <= 0 {
 		return "-"
@@ -770,6 +824,15 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&w, "| %d | %s / %s | %s | %s (%s) | %s (%s) | %.2f | %.2f | %.1f / %.1f (%.2f) | %s | %.2f |\n", rd.n, secs(s.total), secs(s.meanTotal),
 			secs(s.baseBoot), secs(s.baseCopy), mbps(r.im.size, s.baseCopy), secs(s.pitasksCopy), mbps(r.im.size, s.pitasksCopy),
 			s.copyRatio, s.copyChkRatio, s.baseAgg, s.pitasksAgg, s.aggRatio, secs(s.hw), s.hwRatio)
+	}
+	if p, ok := r.modelParams(); ok {
+		w.WriteString("\nThe deployment-time model (bench/deploymodel) against this run: its parameters are the first round's " +
+			"(per-state means, the copy rate of one node, env_check), the uplink at 0.935 of its tbf rate, pitasks' slots and workers; " +
+			"it predicts the slowest node of each round:\n\n| nodes | measured slowest (s) | model (s) | measured / model | copies bound by the uplink (s) |\n|---|---|---|---|---|\n")
+		for _, rd := range r.rounds {
+			s, m := rd.summary(r.im.size), deploymodel.Predict(p, rd.n)
+			fmt.Fprintf(&w, "| %d | %s | %s | %.2f | %s |\n", rd.n, secs(s.total), secs(m.Max), s.total.Seconds()/m.Max.Seconds(), secs(m.Shared))
+		}
 	}
 	w.WriteString("\nMemory of the benchmark process (the engine, and the harness that only asks the database) during each pitasks " +
 		"round (issue 14 item 3), sampled every 100 ms:\n\n| nodes | Go heap before / peak (MiB) | VmRSS before / peak (MiB) |\n|---|---|---|\n")

@@ -482,8 +482,10 @@ func (e *Engine) wakeIdle(id uint) {
 
 // claimAgain claims what is due while a claim is wanted and no other claim holds claimMu;
 // the holder, once it lets go, comes here too, so a wanted claim is never left behind.
+// It waits for no heartbeat: with none written lately it claims nothing, and the next tick,
+// which writes its own first, takes the wanted claim up.
 func (e *Engine) claimAgain(ctx context.Context) error {
-	for e.claimWanted.Load() && !e.stopRequested() && e.claimMu.TryLock() {
+	for e.claimWanted.Load() && !e.stopRequested() && !e.beatLate() && e.claimMu.TryLock() {
 		err := e.claim(ctx, e.clock.Now(), nil)
 		e.claimMu.Unlock()
 		if err != nil {

@@ -89,3 +89,56 @@ func TestWakeMakesADeploymentDueNow(t *testing.T) {
 		})
 	}
 }
+
+// TestAWakeStartsNothingWithoutARecentHeartbeat: a process whose heartbeat has not been
+// written lately may be about to be taken over, so a wake between ticks leases nothing; the
+// next tick writes its heartbeat first, then claims the deployment the wake made due.
+func TestAWakeStartsNothingWithoutARecentHeartbeat(t *testing.T) {
+	s := storetest.Open(t, "sqlite")
+	c := storetest.Seed(t, s, 1)
+	d := c.Deploy(t, s, 1)[0]
+	f := newFakeSteps()
+	var mu sync.Mutex
+	posts := 0
+	f.post = func(ctx context.Context, t *Task) (bool, error) {
+		if t.D.State != process.SSHNFS {
+			return true, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		posts++
+		return false, nil
+	}
+	looked := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return posts
+	}
+	e := newEngine(t, s, f, newClock(), func(o *Options) { o.PollInterval = time.Hour })
+	ctx := context.Background()
+	if err := e.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.Wait()
+	if n := looked(); n != 1 {
+		t.Fatalf("ssh_nfs looked at %d times in the first tick, want 1", n)
+	}
+
+	e.mu.Lock()
+	e.lastBeat = time.Now().Add(-e.fenceAfter())
+	e.mu.Unlock()
+	if err := e.Wake(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.Wait()
+	if n, got := looked(), load(t, s, d.ID); n != 1 || got.LeaseOwner != "" {
+		t.Fatalf("a wake with a late heartbeat: ssh_nfs looked at %d times, lease %q; want 1 and none", n, got.LeaseOwner)
+	}
+	if err := e.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.Wait()
+	if n := looked(); n != 2 {
+		t.Fatalf("the tick after the wake: ssh_nfs looked at %d times, want 2", n)
+	}
+}
