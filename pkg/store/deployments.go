@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -243,9 +244,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if res.RowsAffected == 0 {
 		return nil, nil
 	}
-	ds := make([]Deployment, 0, len(ids))
-	err := db.Joins("Node").Joins("Node.Switch").Joins("Environment").Joins("User").
-		Where("deployments.id IN ? AND deployments.lease_owner = ?", ids, owner).Order("deployments.next_check_at").Find(&ds).Error
+	ds, err := s.leased(ctx, owner, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)
 	}
@@ -253,6 +252,81 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		ds[i].saved = observedValues(&ds[i])
 	}
 	return ds, nil
+}
+
+// leased reads the deployments ids that owner leases, by next check, with their node (one
+// query), then the few switches, environments and users they share, once each, whole: a
+// deployment's Node.Switch, Environment and User are copies of those (their slices and
+// strings shared: no step changes them).
+func (s *Store) leased(ctx context.Context, owner string, ids []uint) ([]Deployment, error) {
+	sc, err := s.claimScanners()
+	if err != nil {
+		return nil, err
+	}
+	db := s.db.WithContext(ctx)
+	rows, err := db.Raw("SELECT "+sc.deployment.list()+", "+sc.node.list()+
+		" FROM deployments LEFT JOIN nodes ON nodes.id = deployments.node_id"+
+		" WHERE deployments.id IN ? AND deployments.lease_owner = ? ORDER BY deployments.next_check_at", ids, owner).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ds := make([]Deployment, 0, len(ids))
+	dd, nd := sc.deployment.dests(), sc.node.dests()
+	args := make([]any, 0, len(dd)+len(nd))
+	for rows.Next() {
+		ds = append(ds, Deployment{})
+		d := &ds[len(ds)-1]
+		args = sc.deployment.point(dd, reflect.ValueOf(d).Elem(), args[:0])
+		args = sc.node.point(nd, reflect.ValueOf(&d.Node).Elem(), args)
+		if err := rows.Scan(args...); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	switches, err := byID(db, ds, func(d *Deployment) uint { return d.Node.SwitchID }, func(s *Switch) uint { return s.ID })
+	if err != nil {
+		return nil, err
+	}
+	envs, err := byID(db, ds, func(d *Deployment) uint { return d.EnvironmentID }, func(e *Environment) uint { return e.ID })
+	if err != nil {
+		return nil, err
+	}
+	users, err := byID(db, ds, func(d *Deployment) uint { return d.UserID }, func(u *User) uint { return u.ID })
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		d := &ds[i]
+		d.Node.Switch, d.Environment, d.User = switches[d.Node.SwitchID], envs[d.EnvironmentID], users[d.UserID]
+	}
+	return ds, nil
+}
+
+// byID reads the rows of T whose ids key gives for ds, each once; a missing one reads as
+// T's zero value, as a left join would.
+func byID[T any](db *gorm.DB, ds []Deployment, key func(*Deployment) uint, id func(*T) uint) (map[uint]T, error) {
+	var ids []uint
+	for i := range ds {
+		if k := key(&ds[i]); k != 0 && !slices.Contains(ids, k) {
+			ids = append(ids, k)
+		}
+	}
+	out := make(map[uint]T, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []T
+	if err := db.Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[id(&rows[i])] = rows[i]
+	}
+	return out, nil
 }
 
 // The lease columns are written without updated_at: a lease is nothing pifrontend shows, and
