@@ -199,6 +199,7 @@ func (e *Engine) call(ctx context.Context, f func(context.Context) error) error 
 		case err := <-res:
 			return err
 		case <-time.After(2 * time.Second):
+			e.abandons.Add(1)
 			return fmt.Errorf("abandoned after %s: %w", e.o.StepDeadline, ctx.Err())
 		}
 	}

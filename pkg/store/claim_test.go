@@ -54,7 +54,7 @@ func TestClaimDueReadsWhatGormReads(t *testing.T) {
 			check(t, db.Omit(clause.Associations).Create(&d).Error)
 			ids = append(ids, d.ID)
 		}
-		ds, err := s.ClaimDue(ctx, "a", time.Now().UTC(), time.Minute, 10, nil)
+		ds, err := s.ClaimDue(ctx, "a", time.Now().UTC(), time.Minute, 10, nil, nil)
 		check(t, err)
 		if len(ds) != len(ids) {
 			t.Fatalf("claimed %d, want %d", len(ds), len(ids))

@@ -214,9 +214,10 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 // ClaimDue leases up to limit deployments that have work due at now and no live lease,
 // skipping the ids in exclude (those this process is already working on). The lease is taken
 // with a conditional UPDATE, so two processes never both win the same row. They come with
-// their node, its switch, their environment and user, read in the same query (not their
-// reservation: the engine's steps do not need it).
-func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]Deployment, error) {
+// their node, its switch, their environment and user (not their reservation: the engine's
+// steps do not need it). The result may reuse into's array, deployments no longer in use
+// (nil: a new array).
+func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint, into []Deployment) ([]Deployment, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -246,7 +247,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if res.RowsAffected == 0 {
 		return nil, nil
 	}
-	ds, err := s.leased(ctx, owner, ids)
+	ds, err := s.leased(ctx, owner, ids, into)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)
 	}
@@ -259,8 +260,8 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 // leased reads the deployments ids that owner leases, by next check, with their node (one
 // query), then the few switches, environments and users they share, once each, whole: a
 // deployment's Node.Switch, Environment and User are copies of those (their slices and
-// strings shared: no step changes them).
-func (s *Store) leased(ctx context.Context, owner string, ids []uint) ([]Deployment, error) {
+// strings shared: no step changes them). It reuses into's array if it is large enough.
+func (s *Store) leased(ctx context.Context, owner string, ids []uint, into []Deployment) ([]Deployment, error) {
 	sc, err := s.claimScanners()
 	if err != nil {
 		return nil, err
@@ -273,11 +274,14 @@ func (s *Store) leased(ctx context.Context, owner string, ids []uint) ([]Deploym
 		return nil, err
 	}
 	defer rows.Close()
-	ds := make([]Deployment, 0, len(ids))
+	ds := into[:0]
+	if cap(ds) < len(ids) {
+		ds = make([]Deployment, 0, len(ids))
+	}
 	dd, nd := sc.deployment.dests(), sc.node.dests()
 	args := make([]any, 0, len(dd)+len(nd))
 	for rows.Next() {
-		ds = append(ds, Deployment{})
+		ds = append(ds, Deployment{}) // zero: nothing of a reused element stays
 		d := &ds[len(ds)-1]
 		args = sc.deployment.point(dd, reflect.ValueOf(d).Elem(), args[:0])
 		args = sc.node.point(nd, reflect.ValueOf(&d.Node).Elem(), args)
