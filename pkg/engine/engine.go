@@ -73,7 +73,7 @@ func IsPermanent(err error) bool {
 // leases, save what a step observed, and find the expired and the lost. *store.Store is it;
 // a test may wrap one to make a call fail.
 type Store interface {
-	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]store.Deployment, error)
+	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint, into []store.Deployment) ([]store.Deployment, error)
 	RenewLeases(ctx context.Context, owner string, ids []uint, until time.Time) error
 	ReleaseLease(ctx context.Context, owner string, id uint) error
 	ReleaseAll(ctx context.Context, owner string) error
@@ -235,6 +235,29 @@ type Engine struct {
 	beatPending *beatRequest    // the heartbeat asked for and not taken up yet, under mu
 	beatDone    chan struct{}   // closed once beatLoop returned
 	saves       saveQueue
+	// spare is the array of a claim whose workers are all done, for the next claim to fill
+	// again (a busy pitasks claims as many deployments every tick), under mu. abandons counts
+	// the steps call gave up on: such a step may still hold its deployment, whose claim's
+	// array then is never reused.
+	spare    []store.Deployment
+	abandons atomic.Int64
+}
+
+// claimed is one claim's array of deployments while workers have them.
+type claimed struct {
+	ds       []store.Deployment
+	left     int   // workers not done with theirs, under Engine.mu
+	abandons int64 // Engine.abandons when claimed
+}
+
+// doneWith notes that a worker let go of its deployment of c; the last one makes c's array
+// the next claim's, unless a step was abandoned since c was claimed.
+func (e *Engine) doneWith(c *claimed) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.left--; c.left == 0 && e.abandons.Load() == c.abandons {
+		e.spare = c.ds
+	}
 }
 
 // New checks the options and returns an engine ready to Tick.
@@ -392,9 +415,17 @@ func (e *Engine) claim(ctx context.Context, now time.Time, beat *beatRequest) er
 	for id := range e.inflight {
 		busy = append(busy, id)
 	}
+	into := e.spare
+	e.spare = nil
+	abandons := e.abandons.Load()
 	e.mu.Unlock()
-	ds, err := e.o.Store.ClaimDue(ctx, e.o.Owner, now, e.o.Lease, free, busy)
-	if err != nil {
+	ds, err := e.o.Store.ClaimDue(ctx, e.o.Owner, now, e.o.Lease, free, busy, into)
+	if err != nil || len(ds) == 0 {
+		e.mu.Lock()
+		if e.spare == nil {
+			e.spare = into
+		}
+		e.mu.Unlock()
 		return err
 	}
 	if len(ds) > 0 && beat != nil {
@@ -414,6 +445,7 @@ func (e *Engine) claim(ctx context.Context, now time.Time, beat *beatRequest) er
 		// these leases back, or they run out).
 		return nil
 	}
+	c := &claimed{ds: ds, left: len(ds), abandons: abandons}
 	for i := range ds {
 		d := &ds[i] // not a copy: a Deployment is big, and ds is read once a tick
 		wctx, cancel := context.WithCancel(e.base)
@@ -421,6 +453,7 @@ func (e *Engine) claim(ctx context.Context, now time.Time, beat *beatRequest) er
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
+			defer e.doneWith(c) // d is not used after it
 			e.work(wctx, d)
 			cancel()
 			e.mu.Lock()

@@ -43,11 +43,11 @@ func (f *flakyStore) SaveObserved(ctx context.Context, owner string, saves []sto
 
 var errDatabaseGone = errors.New("database gone")
 
-func (f *flakyStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]store.Deployment, error) {
+func (f *flakyStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint, into []store.Deployment) ([]store.Deployment, error) {
 	if f.failing.Load() {
 		return nil, errDatabaseGone
 	}
-	return f.Store.ClaimDue(ctx, owner, now, lease, limit, exclude)
+	return f.Store.ClaimDue(ctx, owner, now, lease, limit, exclude, into)
 }
 
 // TestATickWhoseClaimFailsLeavesNothingHalfDone: a tick that cannot claim says so and runs no

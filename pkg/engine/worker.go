@@ -108,7 +108,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 	if p.Terminal(d.State) {
 		return false
 	}
-	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
+	log := e.deploymentLog(d)
 	if d.Queued && !e.start(ctx, d, log) {
 		return false
 	}
@@ -199,6 +199,7 @@ func (e *Engine) call(ctx context.Context, f func(context.Context) error) error 
 		case err := <-res:
 			return err
 		case <-time.After(2 * time.Second):
+			e.abandons.Add(1)
 			return fmt.Errorf("abandoned after %s: %w", e.o.StepDeadline, ctx.Err())
 		}
 	}
@@ -371,7 +372,7 @@ func (e *Engine) lose(ctx context.Context, d *store.Deployment, reason string, l
 func (e *Engine) fail(ctx context.Context, d *store.Deployment, err error) bool {
 	now := e.clock.Now()
 	ev := e.event(d, store.OutcomeFailed, err.Error(), now)
-	log := e.log.With("deployment", d.ID, "node", d.Node.Name, "process", d.Process, "state", d.State)
+	log := e.deploymentLog(d)
 	d.ResumeProcess, d.ResumeState = d.Process, d.State
 	d.State, d.LastError = process.Failed, err.Error()
 	log.Error("deployment failed", "err", err)

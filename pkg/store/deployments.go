@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,55 +22,62 @@ import (
 var ErrLeaseLost = errors.New("store: lease lost or deployment changed by a new request")
 
 // observedColumns are the columns only pitasks writes, with how to read each from a
-// Deployment (the value written, and the one compared to know whether it changed).
+// Deployment (get, the value written) and whether it differs from the snapshot (observed)
+// of when it was last read or written; times by instant.
 var observedColumns = []struct {
 	name string
 	get  func(*Deployment) any
+	same func(*Deployment, *observed) bool
 }{
-	{"process", func(d *Deployment) any { return d.Process }},
-	{"state", func(d *Deployment) any { return d.State }},
-	{"resume_process", func(d *Deployment) any { return d.ResumeProcess }},
-	{"resume_state", func(d *Deployment) any { return d.ResumeState }},
-	{"state_started_at", func(d *Deployment) any { return d.StateStartedAt }},
-	{"exec_done", func(d *Deployment) any { return d.ExecDone }},
-	{"rebooted", func(d *Deployment) any { return d.Rebooted }},
-	{"next_check_at", func(d *Deployment) any { return d.NextCheckAt }},
-	{"failures", func(d *Deployment) any { return d.Failures }},
-	{"last_error", func(d *Deployment) any { return d.LastError }},
-	{"bytes_done", func(d *Deployment) any { return d.BytesDone }},
-	{"bytes_total", func(d *Deployment) any { return d.BytesTotal }},
-	{"throughput", func(d *Deployment) any { return d.Throughput }},
-	{"script_output", func(d *Deployment) any { return d.ScriptOutput }},
-	{"scratch", func(d *Deployment) any { return d.StepData }},
-	{"queued", func(d *Deployment) any { return d.Queued }},
-	{"silent_since", func(d *Deployment) any { return d.SilentSince }},
-	{"node_recovered", func(d *Deployment) any { return d.NodeRecovered }},
-}
-
-// observedValues are d's observed columns, pointers dereferenced (a snapshot must not share
-// what the engine may change in place).
-func observedValues(d *Deployment) []any {
-	vs := make([]any, len(observedColumns))
-	for i, c := range observedColumns {
-		vs[i] = c.get(d)
-		if t, ok := vs[i].(*time.Time); ok {
-			if t == nil {
-				vs[i] = nil
-			} else {
-				vs[i] = *t
-			}
+	{"process", func(d *Deployment) any { return d.Process }, func(d *Deployment, o *observed) bool { return d.Process == o.Process }},
+	{"state", func(d *Deployment) any { return d.State }, func(d *Deployment, o *observed) bool { return d.State == o.State }},
+	{"resume_process", func(d *Deployment) any { return d.ResumeProcess }, func(d *Deployment, o *observed) bool { return d.ResumeProcess == o.ResumeProcess }},
+	{"resume_state", func(d *Deployment) any { return d.ResumeState }, func(d *Deployment, o *observed) bool { return d.ResumeState == o.ResumeState }},
+	{"state_started_at", func(d *Deployment) any { return d.StateStartedAt }, func(d *Deployment, o *observed) bool { return d.StateStartedAt.Equal(o.StateStartedAt) }},
+	{"exec_done", func(d *Deployment) any { return d.ExecDone }, func(d *Deployment, o *observed) bool { return d.ExecDone == o.ExecDone }},
+	{"rebooted", func(d *Deployment) any { return d.Rebooted }, func(d *Deployment, o *observed) bool { return d.Rebooted == o.Rebooted }},
+	{"next_check_at", func(d *Deployment) any { return d.NextCheckAt }, func(d *Deployment, o *observed) bool { return d.NextCheckAt.Equal(o.NextCheckAt) }},
+	{"failures", func(d *Deployment) any { return d.Failures }, func(d *Deployment, o *observed) bool { return d.Failures == o.Failures }},
+	{"last_error", func(d *Deployment) any { return d.LastError }, func(d *Deployment, o *observed) bool { return d.LastError == o.LastError }},
+	{"bytes_done", func(d *Deployment) any { return d.BytesDone }, func(d *Deployment, o *observed) bool { return d.BytesDone == o.BytesDone }},
+	{"bytes_total", func(d *Deployment) any { return d.BytesTotal }, func(d *Deployment, o *observed) bool { return d.BytesTotal == o.BytesTotal }},
+	{"throughput", func(d *Deployment) any { return d.Throughput }, func(d *Deployment, o *observed) bool { return d.Throughput == o.Throughput }},
+	{"script_output", func(d *Deployment) any { return d.ScriptOutput }, func(d *Deployment, o *observed) bool { return d.ScriptOutput == o.ScriptOutput }},
+	{"scratch", func(d *Deployment) any { return d.StepData }, func(d *Deployment, o *observed) bool { return d.StepData == o.StepData }},
+	{"queued", func(d *Deployment) any { return d.Queued }, func(d *Deployment, o *observed) bool { return d.Queued == o.Queued }},
+	{"silent_since", func(d *Deployment) any {
+		if d.SilentSince == nil {
+			return nil
 		}
-	}
-	return vs
+		return *d.SilentSince
+	}, func(d *Deployment, o *observed) bool {
+		return (d.SilentSince == nil) == !o.Silent && (d.SilentSince == nil || d.SilentSince.Equal(o.SilentSince))
+	}},
+	{"node_recovered", func(d *Deployment) any { return d.NodeRecovered }, func(d *Deployment, o *observed) bool { return d.NodeRecovered == o.NodeRecovered }},
 }
 
-// sameValue compares two observed values; times by instant.
-func sameValue(a, b any) bool {
-	if ta, ok := a.(time.Time); ok {
-		tb, ok := b.(time.Time)
-		return ok && ta.Equal(tb)
+// observed is a snapshot of a deployment's observed columns, by value: a copy, not boxed
+// values (a busy tick takes 400), and nothing shared with what the engine changes in place
+// (SilentSince). TestObservedColumns checks it against observedColumns.
+type observed struct {
+	Process, ResumeProcess, LastError, ScriptOutput, StepData string
+	State, ResumeState                                        process.StateName
+	StateStartedAt, NextCheckAt, SilentSince                  time.Time
+	Silent, ExecDone, Rebooted, Queued, NodeRecovered         bool
+	Failures                                                  int
+	BytesDone, BytesTotal, Throughput                         int64
+}
+
+// observe takes d's snapshot.
+func observe(d *Deployment) {
+	d.saved = observed{Process: d.Process, ResumeProcess: d.ResumeProcess, LastError: d.LastError, ScriptOutput: d.ScriptOutput,
+		StepData: d.StepData, State: d.State, ResumeState: d.ResumeState, StateStartedAt: d.StateStartedAt,
+		NextCheckAt: d.NextCheckAt, Silent: d.SilentSince != nil, ExecDone: d.ExecDone, Rebooted: d.Rebooted, Queued: d.Queued,
+		NodeRecovered: d.NodeRecovered, Failures: d.Failures, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, Throughput: d.Throughput}
+	if d.SilentSince != nil {
+		d.saved.SilentSince = *d.SilentSince
 	}
-	return a == b
+	d.read = true
 }
 
 // terminalStates are the states the engine never advances by itself.
@@ -211,9 +221,10 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 // ClaimDue leases up to limit deployments that have work due at now and no live lease,
 // skipping the ids in exclude (those this process is already working on). The lease is taken
 // with a conditional UPDATE, so two processes never both win the same row. They come with
-// their node, its switch, their environment and user, read in the same query (not their
-// reservation: the engine's steps do not need it).
-func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint) ([]Deployment, error) {
+// their node, its switch, their environment and user (not their reservation: the engine's
+// steps do not need it). The result may reuse into's array, deployments no longer in use
+// (nil: a new array).
+func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int, exclude []uint, into []Deployment) ([]Deployment, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -234,7 +245,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		return nil, nil
 	}
 	res := db.Model(&Deployment{}).
-		Where("id IN ?", ids).
+		Where("id IN ("+idList(ids)+")").
 		Where("(lease_owner = '' OR lease_until < ?)", now).
 		UpdateColumns(map[string]any{"lease_owner": owner, "lease_until": now.Add(lease)})
 	if res.Error != nil {
@@ -243,16 +254,92 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if res.RowsAffected == 0 {
 		return nil, nil
 	}
-	ds := make([]Deployment, 0, len(ids))
-	err := db.Joins("Node").Joins("Node.Switch").Joins("Environment").Joins("User").
-		Where("deployments.id IN ? AND deployments.lease_owner = ?", ids, owner).Order("deployments.next_check_at").Find(&ds).Error
+	ds, err := s.leased(ctx, owner, ids, into)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to load leased deployments: %w", err)
 	}
 	for i := range ds {
-		ds[i].saved = observedValues(&ds[i])
+		observe(&ds[i])
 	}
 	return ds, nil
+}
+
+// leased reads the deployments ids that owner leases, by next check, with their node (one
+// query), then the few switches, environments and users they share, once each, whole: a
+// deployment's Node.Switch, Environment and User are copies of those (their slices and
+// strings shared: no step changes them). It reuses into's array if it is large enough.
+func (s *Store) leased(ctx context.Context, owner string, ids []uint, into []Deployment) ([]Deployment, error) {
+	sc, err := s.claimScanners()
+	if err != nil {
+		return nil, err
+	}
+	db := s.db.WithContext(ctx)
+	rows, err := db.Raw("SELECT "+sc.deployment.list()+", "+sc.node.list()+
+		" FROM deployments LEFT JOIN nodes ON nodes.id = deployments.node_id"+
+		" WHERE deployments.id IN ("+idList(ids)+") AND deployments.lease_owner = ? ORDER BY deployments.next_check_at", owner).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ds := into[:0]
+	if cap(ds) < len(ids) {
+		ds = make([]Deployment, 0, len(ids))
+	}
+	dd, nd := sc.deployment.dests(), sc.node.dests()
+	args := make([]any, 0, len(dd)+len(nd))
+	for rows.Next() {
+		ds = append(ds, Deployment{}) // zero: nothing of a reused element stays
+		d := &ds[len(ds)-1]
+		args = sc.deployment.point(dd, reflect.ValueOf(d).Elem(), args[:0])
+		args = sc.node.point(nd, reflect.ValueOf(&d.Node).Elem(), args)
+		if err := rows.Scan(args...); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	switches, err := byID(db, ds, func(d *Deployment) uint { return d.Node.SwitchID }, func(s *Switch) uint { return s.ID })
+	if err != nil {
+		return nil, err
+	}
+	envs, err := byID(db, ds, func(d *Deployment) uint { return d.EnvironmentID }, func(e *Environment) uint { return e.ID })
+	if err != nil {
+		return nil, err
+	}
+	users, err := byID(db, ds, func(d *Deployment) uint { return d.UserID }, func(u *User) uint { return u.ID })
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		d := &ds[i]
+		d.Node.Switch, d.Environment, d.User = switches[d.Node.SwitchID], envs[d.EnvironmentID], users[d.UserID]
+	}
+	return ds, nil
+}
+
+// byID reads the rows of T whose ids key gives for ds, each once; a missing one reads as
+// T's zero value, as a left join would.
+func byID[T any](db *gorm.DB, ds []Deployment, key func(*Deployment) uint, id func(*T) uint) (map[uint]T, error) {
+	var ids []uint
+	for i := range ds {
+		if k := key(&ds[i]); k != 0 && !slices.Contains(ids, k) {
+			ids = append(ids, k)
+		}
+	}
+	out := make(map[uint]T, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []T
+	if err := db.Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[id(&rows[i])] = rows[i]
+	}
+	return out, nil
 }
 
 // The lease columns are written without updated_at: a lease is nothing pifrontend shows, and
@@ -316,17 +403,9 @@ func (s *Store) SaveObserved(ctx context.Context, owner string, saves []Save) er
 		for i, w := range ws {
 			ids[i] = w.s.D.ID
 		}
-		var held []struct {
-			ID         uint
-			Generation int64
-		}
-		if err := tx.Model(&Deployment{}).Select("id", "generation").Where("id IN ? AND lease_owner = ?", ids, owner).
-			Find(&held).Error; err != nil {
+		gen, err := leaseGenerations(tx, owner, ids)
+		if err != nil {
 			return fmt.Errorf("store: unable to read leases: %w", err)
-		}
-		gen := make(map[uint]int64, len(held))
-		for _, h := range held {
-			gen[h.ID] = h.Generation
 		}
 		ours := make([]observedWrite, 0, len(ws))
 		for _, w := range ws {
@@ -345,11 +424,15 @@ func (s *Store) SaveObserved(ctx context.Context, owner string, saves []Save) er
 				end++
 			}
 			q, args := observedUpdate(ours[start:end], owner)
-			res := tx.Exec(q, args...)
-			if res.Error != nil {
-				return fmt.Errorf("store: unable to save deployments: %w", res.Error)
+			res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, args...) // not through gorm: nothing of it is needed here
+			if err != nil {
+				return fmt.Errorf("store: unable to save deployments: %w", err)
 			}
-			if res.RowsAffected != int64(end-start) {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("store: unable to save deployments: %w", err)
+			}
+			if n != int64(end-start) {
 				return ErrLeaseLost // changed since read: which one, a save alone will tell
 			}
 			start = end
@@ -371,7 +454,7 @@ func (s *Store) SaveObserved(ctx context.Context, owner string, saves []Save) er
 		case err != nil:
 			w.s.Err = err
 		case w.s.Err == nil: // written
-			w.s.D.saved = w.vals
+			observe(w.s.D) // as written: its worker waits for this save
 			if w.s.Release {
 				w.s.D.LeaseOwner, w.s.D.LeaseUntil = "", time.Time{}
 			}
@@ -380,12 +463,48 @@ func (s *Store) SaveObserved(ctx context.Context, owner string, saves []Save) er
 	return err
 }
 
+// leaseGenerations are the generations of the deployments ids that owner leases, by id.
+func leaseGenerations(tx *gorm.DB, owner string, ids []uint) (map[uint]int64, error) {
+	rows, err := tx.Raw("SELECT id, generation FROM deployments WHERE id IN ("+idList(ids)+") AND lease_owner = ?", owner).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	gen := make(map[uint]int64, len(ids))
+	var id, g any // as the driver gives them: a typed destination would cost a conversion each
+	for rows.Next() {
+		if err := rows.Scan(&id, &g); err != nil {
+			return nil, err
+		}
+		i, err := intValue(id)
+		if err != nil {
+			return nil, err
+		}
+		if gen[uint(i)], err = intValue(g); err != nil {
+			return nil, err
+		}
+	}
+	return gen, rows.Err()
+}
+
+// idList is ids as SQL, "1, 2, 3": integers written by strconv need no arguments, and a
+// claim's or a batch's 200 arguments cost more than the rest of its query.
+func idList(ids []uint) string {
+	b := make([]byte, 0, 8*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendUint(b, uint64(id), 10)
+	}
+	return string(b)
+}
+
 // observedWrite is what one save writes: the observed columns that changed (a bit each, in
-// the order of observedColumns) and d's values of all of them, its snapshot once written.
+// the order of observedColumns).
 type observedWrite struct {
 	s    *Save
 	cols uint32
-	vals []any
 }
 
 // releaseBit marks, in a shape, the saves that give the lease back.
@@ -399,9 +518,9 @@ func (w observedWrite) shape() uint32 {
 }
 
 func planObserved(s *Save) observedWrite {
-	w := observedWrite{s: s, vals: observedValues(s.D)}
-	for i := range observedColumns {
-		if s.D.saved == nil || !sameValue(w.vals[i], s.D.saved[i]) {
+	w := observedWrite{s: s}
+	for i, c := range observedColumns {
+		if !s.D.read || !c.same(s.D, &s.D.saved) {
 			w.cols |= 1 << i
 		}
 	}
@@ -419,25 +538,35 @@ var nextCheckBit = func() uint32 {
 }()
 
 // observedUpdate is the one UPDATE of ws, saves of the same shape: a column's values by id,
-// on condition of the lease and of each one's generation. The SQL is made of column names.
+// on condition of the lease and of each one's generation. The SQL is made of column names and
+// of the ids and generations, integers written by strconv: only the values are arguments
+// (a thousand arguments cost more than the rest of a busy tick's save).
 func observedUpdate(ws []observedWrite, owner string) (string, []any) {
 	var b strings.Builder
-	var args []any
+	b.Grow(256 + 64*len(ws)*bits.OnesCount32(ws[0].cols))
+	args := make([]any, 0, 3+len(ws)*bits.OnesCount32(ws[0].cols))
 	byID := func(value func(observedWrite) any) {
 		b.WriteString("CASE id")
 		for _, w := range ws {
-			b.WriteString(" WHEN ? THEN ?")
-			args = append(args, w.s.D.ID, value(w))
+			b.WriteString(" WHEN ")
+			b.WriteString(strconv.FormatUint(uint64(w.s.D.ID), 10))
+			b.WriteString(" THEN ?")
+			args = append(args, value(w))
 		}
 		b.WriteString(" END")
 	}
 	b.WriteString("UPDATE deployments SET ")
+	set := func(col string) {
+		if len(args) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(col + " = ")
+	}
 	cols := ws[0].cols
 	for i, c := range observedColumns {
 		if cols&(1<<i) != 0 {
-			b.WriteString(c.name + " = ")
+			set(c.name)
 			byID(func(w observedWrite) any { return c.get(w.s.D) })
-			b.WriteString(", ")
 		}
 	}
 	if cols&^nextCheckBit != 0 {
@@ -445,23 +574,31 @@ func observedUpdate(ws []observedWrite, owner string) (string, []any) {
 		for _, w := range ws {
 			w.s.D.UpdatedAt = now
 		}
-		b.WriteString("updated_at = ?, ")
+		set("updated_at")
+		b.WriteString("?")
 		args = append(args, now)
 	}
 	if ws[0].s.Release {
-		b.WriteString("lease_owner = '', lease_until = ?, ")
+		set("lease_owner")
+		b.WriteString("'', lease_until = ?")
 		args = append(args, time.Time{})
 	}
-	q := strings.TrimSuffix(b.String(), ", ")
-	b.Reset()
-	b.WriteString(q + " WHERE lease_owner = ? AND id IN ?")
-	ids := make([]uint, len(ws))
+	b.WriteString(" WHERE lease_owner = ? AND id IN (")
+	args = append(args, owner)
 	for i, w := range ws {
-		ids[i] = w.s.D.ID
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatUint(uint64(w.s.D.ID), 10))
 	}
-	args = append(args, owner, ids)
-	b.WriteString(" AND generation = ")
-	byID(func(w observedWrite) any { return w.s.D.Generation })
+	b.WriteString(") AND generation = CASE id")
+	for _, w := range ws {
+		b.WriteString(" WHEN ")
+		b.WriteString(strconv.FormatUint(uint64(w.s.D.ID), 10))
+		b.WriteString(" THEN ")
+		b.WriteString(strconv.FormatInt(w.s.D.Generation, 10))
+	}
+	b.WriteString(" END")
 	return b.String(), args
 }
 
@@ -476,16 +613,7 @@ func (s *Store) SaveProgress(ctx context.Context, owner string, d *Deployment) e
 	if res.RowsAffected == 0 {
 		return ErrLeaseLost
 	}
-	if d.saved != nil {
-		vals := slices.Clone(d.saved)
-		for i, c := range observedColumns {
-			switch c.name {
-			case "bytes_done", "bytes_total", "throughput":
-				vals[i] = c.get(d)
-			}
-		}
-		d.saved = vals
-	}
+	d.saved.BytesDone, d.saved.BytesTotal, d.saved.Throughput = d.BytesDone, d.BytesTotal, d.Throughput
 	return nil
 }
 

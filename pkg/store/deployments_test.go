@@ -19,7 +19,7 @@ func TestSaveObservedBatch(t *testing.T) {
 		c := storetest.Seed(t, s, 4)
 		c.Deploy(t, s, 4)
 		now := time.Now().UTC().Add(time.Second)
-		ds, err := s.ClaimDue(ctx, "a", now, time.Minute, 10, nil)
+		ds, err := s.ClaimDue(ctx, "a", now, time.Minute, 10, nil, nil)
 		check(t, err)
 		if len(ds) != 4 {
 			t.Fatalf("claimed %d, want 4", len(ds))
@@ -111,7 +111,7 @@ func TestLeasesLeaveUpdatedAtAlone(t *testing.T) {
 			}
 		}
 		now := time.Now().UTC().Add(time.Second)
-		ds, err := s.ClaimDue(ctx, "a", now, time.Minute, 10, nil)
+		ds, err := s.ClaimDue(ctx, "a", now, time.Minute, 10, nil, nil)
 		check(t, err)
 		if len(ds) != 3 {
 			t.Fatalf("claimed %d, want 3", len(ds))
@@ -128,7 +128,7 @@ func TestLeasesLeaveUpdatedAtAlone(t *testing.T) {
 			t.Fatalf("took %d leases over, want 2", taken.Deployments)
 		}
 		unchanged("takeover")
-		_, err = s.ClaimDue(ctx, "b", now, time.Minute, 10, nil)
+		_, err = s.ClaimDue(ctx, "b", now, time.Minute, 10, nil, nil)
 		check(t, err)
 		check(t, s.ReleaseAll(ctx, "b"))
 		unchanged("release of all")

@@ -220,9 +220,10 @@ type Deployment struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 
-	// saved are the observed columns as ClaimDue read them or SaveObserved last wrote them:
-	// only what differs is written.
-	saved []any
+	// saved are the observed columns as ClaimDue read them or SaveObserved last wrote them
+	// (read: they were): only what differs is written.
+	saved observed
+	read  bool
 }
 
 // Active reports whether the engine still has work to do on the deployment.

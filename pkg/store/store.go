@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -36,6 +37,10 @@ type Store struct {
 	// sharing an IP address…); the daemons log them and "pitasks check" lists them.
 	Warnings []string
 	target   string // the connection URL without its password, for messages
+
+	scanOnce sync.Once // builds scanners, or scanErr
+	scanners *claimScanners
+	scanErr  error
 }
 
 // sqliteBusyTimeout is how long a SQLite statement waits for another connection's write lock.

@@ -48,7 +48,7 @@ func TestValuesRoundTrip(t *testing.T) {
 		c := storetest.Seed(t, s, len(trickyValues))
 		c.Deploy(t, s, len(trickyValues))
 		now := time.Now().UTC().Add(time.Second)
-		ds, err := s.ClaimDue(ctx, "owner'\\", now, time.Minute, len(trickyValues), nil)
+		ds, err := s.ClaimDue(ctx, "owner'\\", now, time.Minute, len(trickyValues), nil, nil)
 		check(t, err)
 		if len(ds) != len(trickyValues) {
 			t.Fatalf("claimed %d deployments, want %d", len(ds), len(trickyValues))
