@@ -312,12 +312,13 @@ func inject(t *testing.T, h *deploytest.Harness, r *run, stop <-chan struct{}) {
 			if err != nil || !c.when(h, n, d) || (len(c.injected) == 1 && !d.NodeRecovered) {
 				continue
 			}
+			at := time.Now()
 			if err := c.inject(h, n); err != nil {
 				t.Errorf("%s: inject %s: %v", n.Name, c.fault, err)
 				return
 			}
-			c.injected = append(c.injected, time.Now())
-			t.Logf("%s: %s in %s (%s)", n.Name, c.fault, d.State, time.Since(r.start).Round(time.Second))
+			c.injected = append(c.injected, at)
+			t.Logf("%s: %s in %s (%s)", n.Name, c.fault, d.State, at.Sub(r.start).Round(time.Second))
 			if c.thaw != nil {
 				select {
 				case <-stop:
