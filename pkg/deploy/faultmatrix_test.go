@@ -117,14 +117,6 @@ func freezeAsItStarts(h *deploytest.Harness, n store.Node) error {
 	return nodeSignal(desc, syscall.SIGCONT)
 }
 
-func freezeSwitch(h *deploytest.Harness, _ store.Node) error {
-	return syscall.Kill(h.Lab.Desc.Switch.PID, syscall.SIGSTOP)
-}
-
-func thawSwitch(h *deploytest.Harness, _ store.Node) error {
-	return syscall.Kill(h.Lab.Desc.Switch.PID, syscall.SIGCONT)
-}
-
 // in: the deployment is in one of states.
 func in(states ...process.StateName) func(*deploytest.Harness, store.Node, *store.Deployment) bool {
 	return func(_ *deploytest.Harness, _ store.Node, d *store.Deployment) bool {
@@ -230,7 +222,6 @@ func TestFaultMatrixOnTheLab(t *testing.T) {
 	// Seven nodes booting together on a machine shared with other test runs can take more
 	// than a minute to answer SSH: the waits are generous.
 	h := deploytest.StartWith(t, lab.Options{Nodes: nodes, Specs: specs}, deploytest.Config{SSHLost: 3 * time.Minute})
-	t.Cleanup(func() { thawSwitch(h, store.Node{}) }) // never leave the lab's switch stopped
 	for _, n := range []int{slow1, slow2, slow3} {
 		if err := h.Lab.InjectFault(h.Nodes[n].Name, lab.FaultSlow); err != nil {
 			t.Fatal(err)
