@@ -191,6 +191,9 @@ const (
 	FaultNone     = ""
 	FaultHangOnce = "hang-once" // the next boot hangs before the firmware: no DHCP, no SSH
 	FaultHang     = "hang"      // every boot hangs until the fault is cleared
+	// FaultSlow: every boot takes 10 s more once the node's processes run (before its DHCP
+	// request), long enough for a test to catch the node booting.
+	FaultSlow = "slow"
 	// FaultNewHostKey: at its next boot the node answers SSH with a host key nobody pinned, as
 	// another machine at its address would. Booting its card, it makes the card a new key
 	// (kept); booting the NFS system, its sshd has a key of its own for that boot.
@@ -210,7 +213,7 @@ func (l *Lab) InjectFault(name, fault string) error {
 		}
 		return nil
 	}
-	if fault != FaultHangOnce && fault != FaultHang && fault != FaultNewHostKey {
+	if fault != FaultHangOnce && fault != FaultHang && fault != FaultSlow && fault != FaultNewHostKey {
 		return fmt.Errorf("lab: unknown fault %q", fault)
 	}
 	return writeAtomic(p, []byte(fault+"\n"), 0o644)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // The whole-system cells of the fault matrix (issue 16): pitasks SIGKILLed, the database
-// restarted. Such a fault hits every node at once, so each round deploys six nodes staggered
+// restarted, the switch frozen. Such a fault hits every node at once, so each round deploys six nodes staggered
 // so that, at the fault, they are spread over the six phases of a deployment. Four phases are
 // held long enough not to be missed: a slow boot (NFS boot, card boot), a slow link (copy), a
 // long init script (user script); the other two are caught in passing: the fault comes once
@@ -130,9 +131,10 @@ func roleName(r int) string {
 }
 
 // TestWholeSystemFaultsAcrossPhases is the fault matrix's whole-system cells: a round with
-// pitasks SIGKILLed (restarted 3 s later), then a round with the database (a private MariaDB)
-// shut down and started again 4 s later, each hitting six nodes spread over the six phases of
-// a deployment. Every node is deployed after each fault.
+// pitasks SIGKILLed (restarted 3 s later), a round with the database (a private MariaDB) shut
+// down and started again 4 s later, then a round with the switch's SNMP agent stopped
+// (SIGSTOP) for 20 s, each hitting six nodes spread over the six phases of a deployment.
+// Every node is deployed after each fault.
 func TestWholeSystemFaultsAcrossPhases(t *testing.T) {
 	db := storetest.PrivateMariaDB(t)
 	c := newLabClusterWith(t, db.URL(), faultRoundLab(), 60*time.Second, "90/240")
@@ -154,8 +156,26 @@ func TestWholeSystemFaultsAcrossPhases(t *testing.T) {
 	d = faultRound(t, c, d, "pitasks SIGKILLed", func(d *daemon) *daemon {
 		return killAndRestart(t, d, c.cfg, 3*time.Second)
 	})
-	faultRound(t, c, d, "database restarted", func(d *daemon) *daemon {
+	d = faultRound(t, c, d, "database restarted", func(d *daemon) *daemon {
 		restartDatabase(c, db, 4*time.Second)
 		return d
 	})
+	faultRound(t, c, d, "switch frozen 20 s", func(d *daemon) *daemon {
+		freezeSwitch(t, c, 20*time.Second)
+		return d
+	})
+}
+
+// freezeSwitch stops the lab switch's SNMP agent (SIGSTOP), as a hung switch, for frozen.
+func freezeSwitch(t *testing.T, c *labCluster, frozen time.Duration) {
+	pid := c.lab.Desc.Switch.PID
+	thaw := func() { syscall.Kill(pid, syscall.SIGCONT) }
+	t.Cleanup(thaw) // never leave the lab's switch stopped
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c.out, "---- switch frozen for %s ----\n", frozen)
+	time.Sleep(frozen) // the fault's own length, not a wait for a condition
+	thaw()
+	fmt.Fprintln(c.out, "---- switch thawed ----")
 }

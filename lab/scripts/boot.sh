@@ -17,10 +17,12 @@ export MTOOLS_SKIP_CHECK=1 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 state booting
 
 # Faults a test can inject (Lab.InjectFault): a node that hangs at power-on and never answers,
-# once ("hang-once", consumed by this boot) or until the fault file is removed ("hang").
+# once ("hang-once", consumed by this boot) or until the fault file is removed ("hang"); a
+# node whose every boot takes 10 s more, its processes running ("slow").
 case "$(cat "$ND/fault" 2>/dev/null)" in
 hang-once) rm -f "$ND/fault"; log "fault: hanging this boot"; while :; do sleep 1; done ;;
 hang) log "fault: hanging"; while :; do sleep 1; done ;;
+slow) log "fault: a slow boot (10 s)"; sleep 10 ;;
 esac
 
 # --- private /run, /tmp and /dev (never the host's) ---

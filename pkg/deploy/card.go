@@ -305,7 +305,14 @@ func (d *Deployer) rebootNode(ctx context.Context, t *engine.Task) (bool, error)
 	if !d.slots.acquire(t.D.NodeID) {
 		return false, nil
 	}
-	return true, d.reboot(ctx, t, remote.RoleNFS)
+	err := d.reboot(ctx, t, remote.RoleNFS)
+	if errors.Is(err, errOtherSystem) {
+		// The node runs its card's system already: this reboot was done, and its record lost
+		// (the database down, or pitasks killed, between the reboot and its save).
+		t.Log.Info("the node already runs its deployed system: its reboot was done")
+		return true, nil
+	}
+	return true, err
 }
 
 // reboot asks the system in role to reboot. The connection drops as it goes down, so only a

@@ -238,6 +238,16 @@ func TestHostKeyMeaning(t *testing.T) {
 		t.Errorf("work on the system while the NFS system answers: %v", err)
 	}
 
+	// boot_files' reboot into the card, its node answering with the card's key: the reboot was
+	// done and its record lost (the database restarted in between: the fault matrix found a
+	// node lost there). A stranger still fails at once.
+	if done, err := deployer(cardKey, "node-3").rebootNode(ctx, task()); !done || err != nil {
+		t.Errorf("reboot into the card, the card's system answering: done %v, err %v; want done", done, err)
+	}
+	if _, err := deployer(stranger, "node-3").rebootNode(ctx, task()); !engine.IsPermanent(err) {
+		t.Errorf("reboot into the card, a stranger answering: %v; want a permanent mismatch", err)
+	}
+
 	// Nothing pinned: never trusted, and it says what to do.
 	empty := &remote.MemoryHostKeys{}
 	d = New(Deployer{Dialer: keyDialer{keys: empty, key: nfsKey, shell: hostnameShell{name: "nfspi"}}, Keys: empty, NFSHostname: "nfspi"}, 2)
