@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 var (
@@ -42,10 +44,14 @@ var (
 	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
 	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks), xz (inflated on the node, as Raspberry Pi OS ships)")
-	flagSSHLost = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 60s)")
-	flagCardW   = flag.Int("card-write-mbs", 0, "nodes' SD card write speed in MB/s (0: the model's default; <0: unlimited)")
-	flagCardR   = flag.Int("card-read-mbs", 0, "nodes' SD card read speed in MB/s (0: the model's default; <0: unlimited)")
-	flagReport  = flag.String("report", "", "also write the report (markdown) to this file")
+	flagSSHLost  = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 60s)")
+	flagCardW    = flag.Int("card-write-mbs", 0, "nodes' SD card write speed in MB/s (0: the model's default; <0: unlimited)")
+	flagCardR    = flag.Int("card-read-mbs", 0, "nodes' SD card read speed in MB/s (0: the model's default; <0: unlimited)")
+	flagReport   = flag.String("report", "", "also write the report (markdown) to this file")
+	flagReadBack = flag.Bool("readback", false, "the baseline also reads the whole image back from the card (`dd iflag=direct | sha256sum`, "+
+		"the old env_check), timed: the reference of the card goal (issue 14 item 2)")
+	flagMeasured = flag.Bool("measured", false, "measure and map the image before the rounds (image.BlockSums, as a registration "+
+		"would), so that the first copy writes only the ranges its file systems use")
 	flagWorkers = flag.Int("workers", 0, "pitasks [tasks] workers (0: pitasks' default, 16)")
 	flagBooting = flag.Int("max-booting", 0, "pitasks [tasks] max_booting (0: pitasks' default, 8)")
 	flagCipher  = flag.String("baseline-cipher", "", "ssh -c CIPHER for the baseline (default: OpenSSH's own choice, chacha20-poly1305)")
@@ -146,6 +152,13 @@ func BenchmarkDeployLab(b *testing.B) {
 		b.Fatal(err)
 	}
 	wirePath := filepath.Join(imgDir, env.ImageName)
+	if *flagMeasured { // after the rename: a file's measure is kept per version, its change time included
+		t := time.Now()
+		if _, err := image.BlockSums(context.Background(), wirePath, env.ImageFormat, image.Sum{Size: im.size, SHA256: im.sha256}); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("image measured and mapped in %s", time.Since(t).Round(100*time.Millisecond))
+	}
 	wire, err := os.Stat(wirePath)
 	if err != nil {
 		b.Fatal(err)
@@ -162,7 +175,7 @@ func BenchmarkDeployLab(b *testing.B) {
 	b.ResetTimer()
 	for _, n := range sizes {
 		nodes := h.Nodes[:n]
-		base := baseline(b, h, nodes, baseImg, baseInflate, im.size)
+		base := baseline(b, h, nodes, baseImg, baseInflate, im)
 		for _, on := range boots {
 			r := round{n: n, base: base, bootEvents: on}
 			stopBoots := func() {}
@@ -329,6 +342,7 @@ type baseNode struct {
 	start, end time.Time     // the copy
 	boot       time.Duration // power on → the NFS system answers SSH
 	copy       time.Duration // ssh … dd < image, to its exit
+	readBack   time.Duration // the whole image read back from the card and hashed (-readback)
 }
 
 var ddBytes = regexp.MustCompile(`(?m)^(\d+) bytes`)
@@ -336,9 +350,11 @@ var ddBytes = regexp.MustCompile(`(?m)^(\d+) bytes`)
 // baseline boots the nodes into the NFS system as pitasks does (TFTP folder, power on through
 // the switch), waits until each answers SSH, then pipes the image into
 // `ssh root@node 'dd of=/dev/mmcblk0 bs=4M conv=fsync'` on every node at once, with the
-// OpenSSH client, the pimaster key and the lab's known_hosts. The nodes are off afterwards.
-func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img, inflate string, rawSize int64) []baseNode {
+// OpenSSH client, the pimaster key and the lab's known_hosts; with -readback each then reads
+// the whole image back and checks its sha256. The nodes are off afterwards.
+func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img, inflate string, im benchImage) []baseNode {
 	b.Helper()
+	rawSize := im.size
 	desc := h.Lab.Desc
 	sw := h.Lab.Switch()
 	sshArgs := func(n store.Node, cmd string) []string {
@@ -413,6 +429,17 @@ func baseline(b *testing.B, h *deploytest.Harness, nodes []store.Node, img, infl
 				errs[i] = fmt.Errorf("%s: dd did not write the whole image: %s", n.Name, stderr.String())
 				return
 			}
+			if *flagReadBack {
+				// Direct I/O: the page cache, which the copy just filled, would prove nothing.
+				read := fmt.Sprintf("dd if=/dev/mmcblk0 bs=4M count=%d iflag=direct,count_bytes status=none | sha256sum", rawSize)
+				t0 := time.Now()
+				out, err := exec.CommandContext(ctx, "ssh", sshArgs(n, read)...).Output()
+				res[i].readBack = time.Since(t0)
+				if got, _, _ := strings.Cut(string(out), " "); err != nil || got != im.sha256 {
+					errs[i] = fmt.Errorf("%s: reading the card back: %v, sha256 %q, want %s", n.Name, err, got, im.sha256)
+					return
+				}
+			}
 			// Not timed: wipe the partition table again. A Pi 3B+ whose card holds a
 			// bootcode.bin boots the card, not the network (pitasks deletes it from the cards
 			// it deploys; this plain copy did not).
@@ -465,7 +492,8 @@ type deployNode struct {
 	last     map[string]time.Time
 	order    []string
 	bytes    int64
-	attempts int // events that were not "done" (retries, reboots)
+	written  int64 // bytes env_copy wrote onto the card (its used ranges, or the whole image)
+	attempts int   // events that were not "done" (retries, reboots)
 	// gaps: from the end of the step call that finished a state to the start of the next
 	// state's first call (the engine's overhead between states).
 	gaps []time.Duration
@@ -487,6 +515,14 @@ func deployRound(b *testing.B, h *deploytest.Harness, nodes []store.Node, env *s
 			b.Errorf("%s: init script output %q", got.Node.Name, got.ScriptOutput)
 		}
 		r := deployNode{name: got.Node.Name, states: map[string]time.Duration{}, bytes: got.BytesTotal}
+		var data process.DeployData
+		if err := json.Unmarshal([]byte(got.StepData), &data); err != nil {
+			b.Fatalf("%s: step data %q: %v", got.Node.Name, got.StepData, err)
+		}
+		r.written = data.Size
+		if data.Written != nil {
+			r.written = usedmap.Bytes(data.Written)
+		}
 		first, last := map[string]time.Time{}, map[string]time.Time{}
 		var end time.Time
 		for _, ev := range h.Events(d.ID) {
@@ -620,6 +656,8 @@ func watchMemory() (stop func() memPeak) {
 type summary struct {
 	total, meanTotal        time.Duration // slowest node; mean over nodes
 	baseCopy, baseBoot      time.Duration // means
+	baseReadBack            time.Duration // mean (-readback)
+	cardRatio               float64       // copyCheck / (baseCopy + baseReadBack): the card goal
 	pitasksCopy, copyCheck  time.Duration // means: env_copy; env_copy + env_check
 	copyRatio, copyChkRatio float64       // pitasks / baseline
 	hw                      time.Duration // hardware-bound estimate of one node
@@ -645,7 +683,7 @@ func mean(ds []time.Duration) time.Duration {
 // bytes: the raw image, or the compressed one when the node inflates it).
 func (r round) summary(rawBytes int64) summary {
 	var s summary
-	var totals, copies, boots, pcopies, checks, gaps, nfsLags, sysLags []time.Duration
+	var totals, copies, boots, readBacks, pcopies, checks, gaps, nfsLags, sysLags []time.Duration
 	for _, d := range r.deploy {
 		gaps = append(gaps, d.gaps...)
 		if l, ok := d.lag["ssh_nfs"]; ok {
@@ -662,7 +700,9 @@ func (r round) summary(rawBytes int64) summary {
 	for _, b := range r.base {
 		copies = append(copies, b.copy)
 		boots = append(boots, b.boot)
+		readBacks = append(readBacks, b.readBack)
 	}
+	s.baseReadBack = mean(readBacks)
 	s.meanTotal, s.baseCopy, s.baseBoot = mean(totals), mean(copies), mean(boots)
 	var f, l time.Time
 	for _, d := range r.deploy {
@@ -690,6 +730,7 @@ func (r round) summary(rawBytes int64) summary {
 	s.pitasksCopy, s.copyCheck = mean(pcopies), mean(checks)
 	s.copyRatio = s.pitasksCopy.Seconds() / s.baseCopy.Seconds()
 	s.copyChkRatio = s.copyCheck.Seconds() / s.baseCopy.Seconds()
+	s.cardRatio = s.copyCheck.Seconds() / (s.baseCopy + s.baseReadBack).Seconds()
 	// Two boots (the NFS system, then the card: the lab boots both alike) and one copy, as the
 	// baseline measured them on the same nodes and links; the configuration work is not counted.
 	s.gap, s.gapP90, s.nfsLag, s.systemLag = quantile(gaps, 0.5), quantile(gaps, 0.9), mean(nfsLags), mean(sysLags)
@@ -834,6 +875,18 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&w, "| %d | %s | %s | %.2f | %s |\n", rd.n, secs(s.total), secs(m.Max), s.total.Seconds()/m.Max.Seconds(), secs(m.Shared))
 		}
 	}
+	if *flagReadBack {
+		w.WriteString("\nThe card goal (issue 14 item 2: ≤ 0.6): pitasks' env_copy + env_check against the baseline's straight copy " +
+			"plus a full read-back of the card (`dd iflag=direct | sha256sum`), means per node:\n\n" +
+			"| nodes | baseline copy + read-back (s) | pitasks env_copy + env_check (s) | ratio |\n|---|---|---|---|\n")
+		for _, rd := range r.rounds {
+			s := rd.summary(r.im.size)
+			fmt.Fprintf(&w, "| %d | %s + %s | %s | %.3f |\n", rd.n, secs(s.baseCopy), secs(s.baseReadBack), secs(s.copyCheck), s.cardRatio)
+		}
+	}
+	if *flagMeasured {
+		w.WriteString("\nThe image was measured and mapped before the rounds (-measured): every copy wrote only the ranges its file systems use.\n")
+	}
 	w.WriteString("\nMemory of the benchmark process (the engine, and the harness that only asks the database) during each pitasks " +
 		"round (issue 14 item 3), sampled every 100 ms:\n\n| nodes | Go heap before / peak (MiB) | VmRSS before / peak (MiB) |\n|---|---|---|\n")
 	for _, rd := range r.rounds {
@@ -842,7 +895,7 @@ func (r *report) markdown() string {
 	}
 	for _, rd := range r.rounds {
 		fmt.Fprintf(&w, "\n#### %d node(s) at once, boot events %v\n\n", rd.n, rd.bootEvents)
-		w.WriteString("Per node: time to `deployed` (s), baseline boot / copy (s), pitasks env_copy (s), retries or reboots\n\n")
+		w.WriteString("Per node: time to `deployed` (s), baseline boot / copy (s), pitasks env_copy (s) and what it wrote onto the card, retries or reboots\n\n")
 		for i, d := range rd.deploy {
 			bn := baseNode{}
 			for _, b := range rd.base {
@@ -853,7 +906,8 @@ func (r *report) markdown() string {
 			if i > 0 {
 				w.WriteString("; ")
 			}
-			fmt.Fprintf(&w, "%s %s (%s/%s, %s", d.name, secs(d.total), secs(bn.boot), secs(bn.copy), secs(d.states["env_copy"]))
+			fmt.Fprintf(&w, "%s %s (%s/%s, %s, %.1f MiB written", d.name, secs(d.total), secs(bn.boot), secs(bn.copy), secs(d.states["env_copy"]),
+				float64(d.written)/(1<<20))
 			if d.attempts > 0 {
 				fmt.Fprintf(&w, ", %d retries", d.attempts)
 			}

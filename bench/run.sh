@@ -8,7 +8,8 @@
 #   bench/run.sh -sizes 1,3 -format gz -link-mbit 320
 #   BENCH_TIMEOUT=60m bench/run.sh -sizes 1,3 -format xz -root-mib 2048 -payload-mib 400   # real size, card-bound
 #
-# Other flags: -model RPI4B, -link-mbit N (0: the model's default, Pi 3B+ 80 Mbit/s = 10 MB/s;
+# -readback: the baseline also reads the card back whole (the card goal's reference); -measured: the image is
+# measured and mapped first, so every copy is sparse. Other flags: -model RPI4B, -link-mbit N (0: the model's default, Pi 3B+ 80 Mbit/s = 10 MB/s;
 # <0: unlimited), -uplink-mbit N (the pimaster's uplink to the nodes; 0: unlimited), -card-write-mbs/-card-read-mbs N (0: the model's card, Pi 3B+ 15/22 MB/s;
 # <0: unlimited), -root-mib N (root partition size, the rest of it empty). The lab takes the machine-wide lab lock: it waits for other labs.
 set -euo pipefail

@@ -161,6 +161,11 @@ func (n *node) cutPower() {
 	waitCardReleased(n.d.LoopDev, 5*time.Second)
 }
 
+// WaitCardReleased waits up to max until no ext4 file system of the node's card is mounted
+// anywhere: a node powered off has its card's file systems unmounted by the kernel once its
+// namespaces are gone, which the lab waits for only 5 s. It tells whether they were.
+func (n NodeDesc) WaitCardReleased(max time.Duration) bool { return waitCardReleased(n.LoopDev, max) }
+
 // waitCardReleased waits until no ext4 file system of loop (or its partitions) is mounted anywhere.
 func waitCardReleased(loop string, max time.Duration) bool {
 	base := filepath.Base(loop)

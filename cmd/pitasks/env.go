@@ -109,6 +109,7 @@ func envRegisterCmd(ctx context.Context, st *store.Store, imgDir string, args []
 		if err := copyIntoDir(ctx, src, imgDir, e.ImageName, *move); err != nil {
 			return err
 		}
+		info.KeepFor(filepath.Join(imgDir, e.ImageName)) // its measure was kept for src
 	}
 	// What is registered is a regular file inside img_dir, never a link out of it or to nothing.
 	if _, err := image.Locate(imgDir, e.ImageName); err != nil {

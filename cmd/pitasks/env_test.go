@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 	"github.com/piseduce/piseduce/pkg/testenv"
 	"github.com/piseduce/piseduce/pkg/units"
+	"github.com/piseduce/piseduce/pkg/usedmap"
 )
 
 func TestEnvRegisterAndExport(t *testing.T) {
@@ -56,6 +58,17 @@ func TestEnvRegisterAndExport(t *testing.T) {
 	}
 	if _, err := os.Stat(im.Zst); err != nil {
 		t.Errorf("the source was not kept: %v", err)
+	}
+	// Its measure was kept for the copy: the first deployment is sent sparse, the file not
+	// measured again.
+	var used []usedmap.Range
+	if _, err := image.Send(ctx, filepath.Join(imgDir, e.ImageName), e.ImageFormat, false, image.Sum{Size: e.ImageSize, SHA256: e.ImageSHA256},
+		func(r io.Reader, u []usedmap.Range) (string, error) {
+			used = u
+			_, err := io.Copy(io.Discard, r)
+			return e.ImageSHA256, err // the node's hash: the image's, as measured
+		}, nil); err != nil || !usedmap.Valid(used, e.ImageSize) {
+		t.Errorf("the first copy from img_dir: %v, used ranges %v; want the registration's", err, used)
 	}
 	// The family is measured (Raspberry Pi OS: init= in cmdline.txt), and the description is
 	// the image's os-release name unless one is given; -family overrides the measure.

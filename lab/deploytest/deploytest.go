@@ -93,6 +93,9 @@ type Config struct {
 	// BootEvents: SSH waits are woken by the nodes' DHCP and TFTP requests in dnsmasq's log, as
 	// in pitasks (discovery.Boots).
 	BootEvents bool
+	// BeforeExec, if set, is called in the worker before each step's Exec: a test looks at a
+	// node between two states, the deployment waiting for it.
+	BeforeExec func(state process.StateName, t *engine.Task)
 }
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
@@ -171,7 +174,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	h.Metrics = metrics.NewTasks()
 	steps := h.Deployer.Steps()
 	for st, step := range steps {
-		steps[st] = recordedStep{Step: step, r: &h.calls, state: st}
+		steps[st] = recordedStep{Step: step, r: &h.calls, state: st, before: c.BeforeExec}
 	}
 	h.Engine, err = engine.New(engine.Options{Store: h.Store, Steps: steps, Rebooter: h.Deployer,
 		Observer: h.Metrics,
@@ -225,11 +228,15 @@ type recorder struct {
 
 type recordedStep struct {
 	engine.Step
-	r     *recorder
-	state process.StateName
+	r      *recorder
+	state  process.StateName
+	before func(process.StateName, *engine.Task)
 }
 
 func (s recordedStep) Exec(ctx context.Context, t *engine.Task) error {
+	if s.before != nil {
+		s.before(s.state, t)
+	}
 	c := Call{Deployment: t.D.ID, State: s.state, Start: time.Now()}
 	err := s.Step.Exec(ctx, t)
 	s.r.add(c)

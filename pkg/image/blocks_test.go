@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,5 +141,64 @@ func TestSample(t *testing.T) {
 	// An image of fewer blocks than asked for is read whole.
 	if s := Sample(Layout{}, 3*BlockSize-1, nil, 16); !slices.Equal(s, []int64{0, 1, 2}) {
 		t.Errorf("a 3-block image: sample %v", s)
+	}
+}
+
+// Registering an image (Examine) keeps its measure, block hashes and used ranges, for that
+// version of the file, and KeepFor for a copy of it: the first copy of either to a node is
+// then given the used ranges (sent sparse) without measuring the file. A copy without its
+// measure kept is given none.
+func TestExamineKeepsTheMeasure(t *testing.T) {
+	testenv.NeedCommand(t, "xz")
+	raw := make([]byte, 3<<20+123)
+	rand.Read(raw[1<<20 : 2<<20])
+	// One Linux partition, the second MiB.
+	raw[450] = 0x83
+	binary.LittleEndian.PutUint32(raw[454:], 2048)
+	binary.LittleEndian.PutUint32(raw[458:], 2048)
+	raw[510], raw[511] = 0x55, 0xaa
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("xz", "-0", "-T1", path).CombinedOutput(); err != nil {
+		t.Fatalf("xz: %v %s", err, out)
+	}
+	path += ".xz"
+	info, err := Examine(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests.Delete(path) // read the cache file, as pitasks would after env-register
+	if d, ok := cachedDigest(path, fileIDOf(t, path, XZ)); !ok || !slices.Equal(d.Blocks, blocksOf(raw)) || !usedmap.Valid(d.Used, int64(len(raw))) {
+		t.Fatalf("Examine kept %+v (found %v), want the image's blocks and used ranges", d, ok)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, bare := filepath.Join(t.TempDir(), "kept.img.xz"), filepath.Join(t.TempDir(), "bare.img.xz")
+	for _, p := range []string{kept, bare} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info.KeepFor(kept)
+	for _, c := range []struct {
+		path   string
+		sparse bool
+	}{{path, true}, {kept, true}, {bare, false}} {
+		var given []usedmap.Range
+		run := nodeRun(XZ, true, filepath.Join(t.TempDir(), "card"))
+		sum, err := Send(context.Background(), c.path, XZ, false, info.Sum, func(r io.Reader, used []usedmap.Range) (string, error) {
+			given = used
+			return run(r, used)
+		}, nil)
+		if err != nil || sum != info.Sum {
+			t.Fatalf("%s: Send = %+v, %v; want %+v", c.path, sum, err, info.Sum)
+		}
+		if (given != nil) != c.sparse {
+			t.Errorf("%s: the first copy was given the used ranges %v; want them given: %v", filepath.Base(c.path), given, c.sparse)
+		}
 	}
 }

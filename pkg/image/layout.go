@@ -198,13 +198,35 @@ type Info struct {
 	Format string
 	Sum
 	Layout Layout
+	// The hashes of the raw image's blocks and its used ranges, taken in the same pass (see
+	// KeepFor).
+	blocks Blocks
+	used   []usedmap.Range
+}
+
+// KeepFor keeps the measure info took, block hashes and used ranges included, for the file at
+// path: the file examined, or a copy of it (env-register copies an image into img_dir after
+// measuring it). The first deployment of that file version then neither inflates it to
+// measure it nor writes the blocks its file systems do not use. Were path not such a copy,
+// the first copy would tell (the node's sha256 differs) and measure it again. Like the
+// measure a copy keeps, this is a saving only: a file it cannot stat keeps nothing.
+func (info Info) KeepFor(path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if id, ok := idOf(fi, info.Format); ok && info.blocks.Covers(info.Size) {
+		rememberDigest(path, digest{ID: id, Raw: info.Sum, Blocks: info.blocks, Used: info.used})
+	}
 }
 
 // Examine measures the image file at path in one pass: its format (from its content, see
 // DetectFormat), the size and sha256 of the raw disk image inside, and its partition layout. A
 // raw image shorter than its partition table says fails; so does a truncated compressed one.
 // It reads a regular file only (see Open), as far as its size when opened, at most
-// MaxRawSize raw bytes, and gives up with ctx's error when ctx ends first.
+// MaxRawSize raw bytes, and gives up with ctx's error when ctx ends first. In the same pass it
+// hashes the raw image's blocks and maps its used ranges, and keeps them for this version of
+// the file, as the first copy of it would (see Send and KeepFor).
 func Examine(ctx context.Context, path string) (Info, error) {
 	return examine(ctx, path, io.Discard)
 }
@@ -220,9 +242,9 @@ func examine(ctx context.Context, path string, spill io.Writer) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	h := NewHasher()
+	h, bh, mapper := NewHasher(), newBlockHasher(), NewUsedMapper()
 	first := &firstSector{}
-	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, first, spill)); err != nil {
+	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, first, spill, bh, mapper)); err != nil {
 		return Info{}, fmt.Errorf("image: %s: %w", path, err)
 	}
 	l, err := ParseMBR(first.b)
@@ -233,7 +255,11 @@ func examine(ctx context.Context, path string, spill io.Writer) (Info, error) {
 	if sum.Size < l.End {
 		return Info{}, fmt.Errorf("image: %s: %w: %d bytes, its partitions end at byte %d", path, ErrCorrupt, sum.Size, l.End)
 	}
-	return Info{Format: format, Sum: sum, Layout: l}, nil
+	info := Info{Format: format, Sum: sum, Layout: l, blocks: bh.blocks(), used: mapper.Used(BlockSize)}
+	if id, ok := idOf(fi, format); ok && unchanged(f, id, format) {
+		rememberDigest(path, digest{ID: id, Raw: sum, Blocks: info.blocks, Used: info.used})
+	}
+	return info, nil
 }
 
 // readRaw inflates the first size bytes of f, an image of format, into w: at most limit

@@ -2,6 +2,7 @@ package usedmap_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand"
 	"os"
@@ -293,4 +294,43 @@ func FuzzUsed(f *testing.F) {
 			t.Fatalf("invalid map %v of %d bytes", used, len(raw))
 		}
 	})
+}
+
+// TestUnreadableFileSystemsAreWrittenWhole: an ext file system whose layout the map does not
+// read (meta_bg, bigalloc) or whose superblock is damaged counts as used whole, so its copy
+// falls back to writing all of it; the FAT beside it is still mapped. The plain ext4 of the
+// same size is the control: it leaves blocks out.
+func TestUnreadableFileSystemsAreWrittenWhole(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		ext      []string
+		damage   bool // the superblock's blocks-per-group made impossible
+		readable bool
+	}{
+		{"plain ext4 (control)", nil, false, true},
+		{"meta_bg", []string{"-O", "meta_bg,^resize_inode"}, false, false},
+		{"bigalloc", []string{"-O", "bigalloc", "-C", "16384"}, false, false},
+		{"damaged superblock", nil, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := makeDisk(t, 1<<20, 2<<10, 16<<10, []string{"-F", "12"}, c.ext)
+			raw, err := os.ReadFile(d.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.damage {
+				binary.LittleEndian.PutUint32(raw[d.ext.Start+1024+0x20:], 0)
+			}
+			used := usedOf(t, raw, 512, 1)
+			if !usedmap.Valid(used, d.size) {
+				t.Fatalf("invalid map %v", used)
+			}
+			if free := freeIn(used, d.ext); (len(free) > 0) != c.readable {
+				t.Errorf("ext left out %v; want some left out: %v", free, c.readable)
+			}
+			if len(freeIn(used, d.fat)) == 0 {
+				t.Errorf("the FAT beside it left nothing out: %v", used)
+			}
+		})
+	}
 }
