@@ -300,15 +300,15 @@ func (s *Store) leased(ctx context.Context, owner string, ids []uint, into []Dep
 		return nil, err
 	}
 	rows.Close()
-	switches, err := byID(db, ds, func(d *Deployment) uint { return d.Node.SwitchID }, func(s *Switch) uint { return s.ID })
+	switches, err := readByID(db, ds, func(d *Deployment) uint { return d.Node.SwitchID }, func(s *Switch) uint { return s.ID })
 	if err != nil {
 		return nil, err
 	}
-	envs, err := byID(db, ds, func(d *Deployment) uint { return d.EnvironmentID }, func(e *Environment) uint { return e.ID })
+	envs, err := readByID(db, ds, func(d *Deployment) uint { return d.EnvironmentID }, func(e *Environment) uint { return e.ID })
 	if err != nil {
 		return nil, err
 	}
-	users, err := byID(db, ds, func(d *Deployment) uint { return d.UserID }, func(u *User) uint { return u.ID })
+	users, err := readByID(db, ds, func(d *Deployment) uint { return d.UserID }, func(u *User) uint { return u.ID })
 	if err != nil {
 		return nil, err
 	}
@@ -319,9 +319,9 @@ func (s *Store) leased(ctx context.Context, owner string, ids []uint, into []Dep
 	return ds, nil
 }
 
-// byID reads the rows of T whose ids key gives for ds, each once; a missing one reads as
+// readByID reads the rows of T whose ids key gives for ds, each once; a missing one reads as
 // T's zero value, as a left join would.
-func byID[T any](db *gorm.DB, ds []Deployment, key func(*Deployment) uint, id func(*T) uint) (map[uint]T, error) {
+func readByID[T any](db *gorm.DB, ds []Deployment, key func(*Deployment) uint, id func(*T) uint) (map[uint]T, error) {
 	var ids []uint
 	for i := range ds {
 		if k := key(&ds[i]); k != 0 && !slices.Contains(ids, k) {
@@ -545,7 +545,7 @@ func observedUpdate(ws []observedWrite, owner string) (string, []any) {
 	var b strings.Builder
 	b.Grow(256 + 64*len(ws)*bits.OnesCount32(ws[0].cols))
 	args := make([]any, 0, 3+len(ws)*bits.OnesCount32(ws[0].cols))
-	byID := func(value func(observedWrite) any) {
+	caseByID := func(value func(observedWrite) any) {
 		b.WriteString("CASE id")
 		for _, w := range ws {
 			b.WriteString(" WHEN ")
@@ -566,7 +566,7 @@ func observedUpdate(ws []observedWrite, owner string) (string, []any) {
 	for i, c := range observedColumns {
 		if cols&(1<<i) != 0 {
 			set(c.name)
-			byID(func(w observedWrite) any { return c.get(w.s.D) })
+			caseByID(func(w observedWrite) any { return c.get(w.s.D) })
 		}
 	}
 	if cols&^nextCheckBit != 0 {
@@ -583,15 +583,12 @@ func observedUpdate(ws []observedWrite, owner string) (string, []any) {
 		b.WriteString("'', lease_until = ?")
 		args = append(args, time.Time{})
 	}
-	b.WriteString(" WHERE lease_owner = ? AND id IN (")
-	args = append(args, owner)
+	ids := make([]uint, len(ws))
 	for i, w := range ws {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.FormatUint(uint64(w.s.D.ID), 10))
+		ids[i] = w.s.D.ID
 	}
-	b.WriteString(") AND generation = CASE id")
+	b.WriteString(" WHERE lease_owner = ? AND id IN (" + idList(ids) + ") AND generation = CASE id")
+	args = append(args, owner)
 	for _, w := range ws {
 		b.WriteString(" WHEN ")
 		b.WriteString(strconv.FormatUint(uint64(w.s.D.ID), 10))
