@@ -136,6 +136,23 @@ func IsSwitchSilent(err error) bool {
 	return errors.As(err, &s)
 }
 
+// waitError marks a step that could not go on before its turn.
+type waitError struct{ what string }
+
+func (w waitError) Error() string { return "waiting for " + w.what }
+
+// Wait is what a step returns when it cannot go on before its turn at something this
+// pitasks shares between nodes, what (e.g. "a boot slot"). The state's clock stops while it
+// waits, so the wait costs it neither a hard reboot nor its limit: the turn is not the node's
+// business. The step is tried again each PollInterval; it is not a failure.
+func Wait(what string) error { return waitError{what} }
+
+// IsWait reports whether err is a Wait.
+func IsWait(err error) bool {
+	var w waitError
+	return errors.As(err, &w)
+}
+
 // Options configure an Engine. Zero values take the defaults in brackets.
 type Options struct {
 	Store    Store

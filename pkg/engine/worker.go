@@ -121,6 +121,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 	if !d.ExecDone {
 		err := e.call(ctx, func(c context.Context) error { return s.Exec(c, t) })
 		t.keepData()
+		e.endWait(d, err)
 		if err != nil {
 			return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 		}
@@ -134,6 +135,7 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		return err
 	})
 	t.keepData()
+	e.endWait(d, err)
 	if err != nil {
 		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 	}
@@ -220,7 +222,7 @@ func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logge
 // enter puts d at the start of state.
 func (e *Engine) enter(d *store.Deployment, state process.StateName, now time.Time) {
 	d.State, d.StateStartedAt, d.NextCheckAt = state, now, now
-	d.ExecDone, d.Rebooted, d.Failures, d.LastError, d.SilentSince = false, false, 0, "", nil
+	d.ExecDone, d.Rebooted, d.Failures, d.LastError, d.SilentSince, d.WaitingSince = false, false, 0, "", nil, nil
 }
 
 func (e *Engine) event(d *store.Deployment, outcome, msg string, now time.Time) *store.StateEvent {
@@ -232,6 +234,9 @@ func (e *Engine) event(d *store.Deployment, outcome, msg string, now time.Time) 
 // retry records a failed attempt: a permanent error fails the deployment, a lost timeout
 // loses it, anything else is tried again after a backoff.
 func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.State, log *slog.Logger, err error) bool {
+	if w := (waitError{}); errors.As(err, &w) {
+		return e.wait(ctx, d, st, log, w.what)
+	}
 	if !errors.Is(err, store.ErrLeaseLost) && ctx.Err() == nil {
 		e.o.Observer.StepError(d.Process, d.State, err)
 	}
@@ -276,6 +281,29 @@ func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.Stat
 	return false
 }
 
+// wait keeps d in its state until its turn, the state's clock stopped: see Wait. A silence
+// of its switch that stopped the clock already goes on: the wait did not ask the switch, and
+// that silence keeps its own bound (SwitchLimit) until the switch answers.
+func (e *Engine) wait(ctx context.Context, d *store.Deployment, st process.State, log *slog.Logger, what string) bool {
+	now := e.clock.Now()
+	if d.WaitingSince == nil && (d.SilentSince == nil || st.Recover != "") {
+		d.WaitingSince = &now
+		log.Info("waiting for its turn", "for", what)
+	}
+	d.NextCheckAt = now.Add(e.o.PollInterval)
+	e.save(ctx, d, nil, log, true)
+	return false
+}
+
+// endWait ends d's wait for its turn once a step went on (err is not a Wait): the state's
+// clock starts again where it stopped.
+func (e *Engine) endWait(d *store.Deployment, err error) {
+	if d.WaitingSince != nil && !IsWait(err) {
+		d.StateStartedAt = d.StateStartedAt.Add(e.clock.Now().Sub(*d.WaitingSince))
+		d.WaitingSince = nil
+	}
+}
+
 // answered ends a silence: in a state that needs its node, the node's; otherwise its
 // switch's, and then the state's clock moves past the silence, so that the state's limit
 // counts only the time the switch answered.
@@ -286,10 +314,13 @@ func (e *Engine) answered(d *store.Deployment, st process.State) {
 	d.SilentSince = nil
 }
 
-// stateTime is how long d has been in its state, without the silence of its switch going on
-// now (a silence that ended was taken out of it by answered).
+// stateTime is how long d has been in its state, without its wait for a turn or the silence
+// of its switch going on now (those that ended were taken out of it by endWait and answered).
 func (e *Engine) stateTime(d *store.Deployment, st process.State, now time.Time) time.Duration {
-	if d.SilentSince != nil && st.Recover == "" {
+	switch {
+	case d.WaitingSince != nil:
+		return d.WaitingSince.Sub(d.StateStartedAt)
+	case d.SilentSince != nil && st.Recover == "":
 		return d.SilentSince.Sub(d.StateStartedAt)
 	}
 	return now.Sub(d.StateStartedAt)

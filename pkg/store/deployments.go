@@ -45,37 +45,47 @@ var observedColumns = []struct {
 	{"script_output", func(d *Deployment) any { return d.ScriptOutput }, func(d *Deployment, o *observed) bool { return d.ScriptOutput == o.ScriptOutput }},
 	{"scratch", func(d *Deployment) any { return d.StepData }, func(d *Deployment, o *observed) bool { return d.StepData == o.StepData }},
 	{"queued", func(d *Deployment) any { return d.Queued }, func(d *Deployment, o *observed) bool { return d.Queued == o.Queued }},
-	{"silent_since", func(d *Deployment) any {
-		if d.SilentSince == nil {
-			return nil
-		}
-		return *d.SilentSince
-	}, func(d *Deployment, o *observed) bool {
-		return (d.SilentSince == nil) == !o.Silent && (d.SilentSince == nil || d.SilentSince.Equal(o.SilentSince))
-	}},
+	{"silent_since", func(d *Deployment) any { return optTime(d.SilentSince) }, func(d *Deployment, o *observed) bool { return sameTime(d.SilentSince, o.Silent, o.SilentSince) }},
+	{"waiting_since", func(d *Deployment) any { return optTime(d.WaitingSince) }, func(d *Deployment, o *observed) bool { return sameTime(d.WaitingSince, o.Waiting, o.WaitingSince) }},
 	{"node_recovered", func(d *Deployment) any { return d.NodeRecovered }, func(d *Deployment, o *observed) bool { return d.NodeRecovered == o.NodeRecovered }},
+}
+
+// optTime is a nullable time column's value.
+func optTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return *t
+}
+
+// sameTime reports whether the nullable t is the snapshot's value (set, at).
+func sameTime(t *time.Time, set bool, at time.Time) bool {
+	return (t != nil) == set && (t == nil || t.Equal(at))
 }
 
 // observed is a snapshot of a deployment's observed columns, by value: a copy, not boxed
 // values (a busy tick takes 400), and nothing shared with what the engine changes in place
-// (SilentSince). TestObservedColumns checks it against observedColumns.
+// (SilentSince, WaitingSince). TestObservedColumns checks it against observedColumns.
 type observed struct {
-	Process, ResumeProcess, LastError, ScriptOutput, StepData string
-	State, ResumeState                                        process.StateName
-	StateStartedAt, NextCheckAt, SilentSince                  time.Time
-	Silent, ExecDone, Rebooted, Queued, NodeRecovered         bool
-	Failures                                                  int
-	BytesDone, BytesTotal, Throughput                         int64
+	Process, ResumeProcess, LastError, ScriptOutput, StepData  string
+	State, ResumeState                                         process.StateName
+	StateStartedAt, NextCheckAt, SilentSince, WaitingSince     time.Time
+	Silent, Waiting, ExecDone, Rebooted, Queued, NodeRecovered bool
+	Failures                                                   int
+	BytesDone, BytesTotal, Throughput                          int64
 }
 
 // observe takes d's snapshot.
 func observe(d *Deployment) {
 	d.saved = observed{Process: d.Process, ResumeProcess: d.ResumeProcess, LastError: d.LastError, ScriptOutput: d.ScriptOutput,
 		StepData: d.StepData, State: d.State, ResumeState: d.ResumeState, StateStartedAt: d.StateStartedAt,
-		NextCheckAt: d.NextCheckAt, Silent: d.SilentSince != nil, ExecDone: d.ExecDone, Rebooted: d.Rebooted, Queued: d.Queued,
+		NextCheckAt: d.NextCheckAt, Silent: d.SilentSince != nil, Waiting: d.WaitingSince != nil, ExecDone: d.ExecDone, Rebooted: d.Rebooted, Queued: d.Queued,
 		NodeRecovered: d.NodeRecovered, Failures: d.Failures, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, Throughput: d.Throughput}
 	if d.SilentSince != nil {
 		d.saved.SilentSince = *d.SilentSince
+	}
+	if d.WaitingSince != nil {
+		d.saved.WaitingSince = *d.WaitingSince
 	}
 	d.read = true
 }
@@ -214,7 +224,7 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 	return map[string]any{
 		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
 		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
-		"failures": 0, "last_error": "", "hold": "", "silent_since": nil, "node_recovered": false, "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
+		"failures": 0, "last_error": "", "hold": "", "silent_since": nil, "waiting_since": nil, "node_recovered": false, "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
 	}
 }
 

@@ -43,6 +43,7 @@ func migrations() []migration {
 		{"reservations.ended_by, ended_at, end_reason; deployments.released; users.notify_since; notifications: admins end reservations, users release nodes, e-mail notifications",
 			autoMigrate(&Reservation{}, &Deployment{}, &User{}, &Notification{})},
 		{"deployments.silent_since, node_recovered: a node that stops answering is power-cycled once per run", autoMigrate(&Deployment{})},
+		{"deployments.waiting_since: a state waiting for a boot slot stops its clock", autoMigrate(&Deployment{})},
 	}
 }
 

@@ -184,6 +184,10 @@ type Deployment struct {
 	// state that needs none, its switch has not answered (nil: it answers). The engine
 	// power-cycles a node silent too long; a switch's silence stops the state's clock.
 	SilentSince *time.Time
+	// WaitingSince: since when the state waits its turn at something pitasks shares between
+	// nodes, a boot slot ([tasks] max_booting); the state's clock stops meanwhile (nil: it
+	// does not wait). A turn is not the node's business: no hard reboot, no loss for it.
+	WaitingSince *time.Time
 	// NodeRecovered: the node stopped answering once in this run and was power-cycled; a
 	// second time it is lost. A new request clears it.
 	NodeRecovered bool `gorm:"not null;default:false"`
