@@ -62,7 +62,7 @@ func (d *Deployer) imgNetboot(ctx context.Context, t *engine.Task) error {
 	if err := d.Boot.BootNFS(t.D.Node.Serial); err != nil {
 		return bootError(err)
 	}
-	d.slots.acquire(t.D.NodeID)
+	d.slots.note(t.D.NodeID)
 	if err := d.reboot(ctx, t, remote.RoleSystem); err != nil {
 		if engine.IsPermanent(err) {
 			return err // a stranger answers: no power cycle either

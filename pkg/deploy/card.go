@@ -303,7 +303,7 @@ func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shel
 // rebootNode reboots the node into the system its TFTP folder now boots.
 func (d *Deployer) rebootNode(ctx context.Context, t *engine.Task) (bool, error) {
 	if !d.slots.acquire(t.D.NodeID) {
-		return false, nil
+		return false, errNoSlot
 	}
 	err := d.reboot(ctx, t, remote.RoleNFS)
 	if errors.Is(err, errOtherSystem) {

@@ -248,8 +248,7 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 // node its switch did not power is not booting: its slot goes to another until it tries again.
 func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
 	if !d.slots.acquire(t.D.NodeID) {
-		t.Log.Debug("waiting for a boot slot")
-		return false, nil
+		return false, errNoSlot
 	}
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
 	if err == nil {
@@ -390,44 +389,93 @@ func run(ctx context.Context, sh Shell, argv ...string) error {
 
 // bootSlots lets at most max nodes boot at once (in this pitasks process). A slot is taken
 // when a node is powered on or rebooted and given back when its system answers SSH, when it
-// is powered off, or after slotTTL in case the deployment went elsewhere.
+// is powered off, or after slotTTL in case the deployment went elsewhere. Slots go to the
+// nodes in the order they first asked: a node that holds a slot only briefly and asks again
+// (its switch did not answer) cannot keep one that waits longer from its turn for ever.
 type bootSlots struct {
-	mu    sync.Mutex
-	max   int
-	taken map[uint]time.Time
+	mu      sync.Mutex
+	max     int
+	now     func() time.Time
+	taken   map[uint]time.Time // node → when it took its slot
+	waiting map[uint]waiter
+	asks    uint64 // waiters so far: a waiter's place in the queue
 }
 
-const slotTTL = 6 * time.Minute
+// waiter is a node refused a slot: its place in the queue, and when it last asked.
+type waiter struct {
+	place uint64
+	asked time.Time
+}
+
+const (
+	slotTTL = 6 * time.Minute
+	// waiterTTL drops a waiter that stopped asking (its deployment moved on) from the queue;
+	// a waiting state asks every poll interval.
+	waiterTTL = time.Minute
+)
+
+// errNoSlot is turn_on's and boot_files' wait for a slot: the state's clock stops meanwhile.
+var errNoSlot = engine.Wait("a boot slot ([tasks] max_booting)")
 
 func newBootSlots(max int) *bootSlots {
 	if max <= 0 {
 		max = 1 << 30
 	}
-	return &bootSlots{max: max, taken: map[uint]time.Time{}}
+	return &bootSlots{max: max, now: time.Now, taken: map[uint]time.Time{}, waiting: map[uint]waiter{}}
 }
 
-func (b *bootSlots) acquire(node uint) bool {
+// acquire takes a slot for node, or queues it and reports false.
+func (b *bootSlots) acquire(node uint) bool { return b.take(node, true) }
+
+// note takes a slot, if one is free, for a node that reboots without waiting for one (its
+// deployment cannot put the reboot off), so that the others wait for its boot.
+func (b *bootSlots) note(node uint) { b.take(node, false) }
+
+func (b *bootSlots) take(node uint, queue bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := time.Now()
+	now := b.now()
 	for n, at := range b.taken {
 		if now.Sub(at) > slotTTL {
 			delete(b.taken, n)
 		}
 	}
+	for n, w := range b.waiting {
+		if now.Sub(w.asked) > waiterTTL {
+			delete(b.waiting, n)
+		}
+	}
 	if _, ok := b.taken[node]; ok {
 		return true
 	}
-	if len(b.taken) >= b.max {
+	me, queued := b.waiting[node]
+	ahead := 0
+	for n, w := range b.waiting {
+		if n != node && (!queued || w.place < me.place) {
+			ahead++
+		}
+	}
+	if ahead >= b.max-len(b.taken) {
+		if queue {
+			if !queued {
+				b.asks++
+				me.place = b.asks
+			}
+			me.asked = now
+			b.waiting[node] = me
+		}
 		return false
 	}
+	delete(b.waiting, node)
 	b.taken[node] = now
 	return true
 }
 
+// release gives node's slot back, or its place in the queue.
 func (b *bootSlots) release(node uint) {
 	b.mu.Lock()
 	delete(b.taken, node)
+	delete(b.waiting, node)
 	b.mu.Unlock()
 }
 

@@ -95,8 +95,8 @@ func TestTurnOnThroughASilentSwitch(t *testing.T) {
 	if done, err := d.turnOn(ctx, task(2)); !done || err != nil {
 		t.Fatalf("the next node's turn_on: %v, %v; want its slot and the power", done, err)
 	}
-	if done, _ := d.turnOn(ctx, task(1)); done {
-		t.Fatal("node 1 powered on while node 2 holds the only slot")
+	if done, err := d.turnOn(ctx, task(1)); done || !engine.IsWait(err) {
+		t.Fatalf("node 1 while node 2 holds the only slot: %v, %v; want a wait (engine.Wait)", done, err)
 	}
 	sw.Fail(3, fmt.Errorf("set port 3: %w", power.ErrAuth))
 	d.slots.release(2)
@@ -116,6 +116,51 @@ func TestBootSlots(t *testing.T) {
 	b.release(1)
 	if !b.acquire(3) {
 		t.Fatal("a released slot was not given to the next node")
+	}
+}
+
+// Slots go in the order nodes first asked: a node that gives its slot back and asks again at
+// once (its switch did not answer) goes behind one that waited, as the frozen switch of
+// TestFrozenSwitchDuringTurnOn did to boot_files. A waiter that stops asking leaves the queue,
+// and note takes a free slot without queueing.
+func TestBootSlotsGoInTurn(t *testing.T) {
+	now := time.Now()
+	b := newBootSlots(1)
+	b.now = func() time.Time { return now }
+	tick := func(d time.Duration) { now = now.Add(d) }
+	if !b.acquire(1) {
+		t.Fatal("the first node got no slot")
+	}
+	tick(time.Second)
+	if b.acquire(2) {
+		t.Fatal("node 2 got the only slot node 1 holds")
+	}
+	tick(time.Second)
+	b.release(1) // its switch did not answer
+	if b.acquire(1) {
+		t.Fatal("node 1 took the slot back before node 2, which waited")
+	}
+	if b.acquire(3) {
+		t.Fatal("node 3 went before the nodes waiting")
+	}
+	tick(time.Second)
+	if !b.acquire(2) {
+		t.Fatal("node 2, first in the queue, did not get the free slot")
+	}
+	b.release(2)
+	if b.acquire(3) || !b.acquire(1) {
+		t.Fatal("node 1 asked before node 3: its turn comes first")
+	}
+	b.release(1)
+	tick(waiterTTL + time.Second) // node 3 stopped asking
+	b.note(4)
+	if b.acquire(3) {
+		t.Fatal("node 3 got the slot note gave node 4")
+	}
+	b.release(4)
+	b.note(5)
+	if !b.acquire(3) {
+		t.Fatal("note took a slot a queued node waited for")
 	}
 }
 
