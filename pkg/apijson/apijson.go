@@ -130,6 +130,9 @@ type Deployment struct {
 	// QueuedReason says why a queued deployment waits, when no pitasks runs ("queued: no
 	// worker running").
 	QueuedReason string `json:"queued_reason,omitempty"`
+	// Waiting: the state waits its turn to boot the node (pitasks' max_booting), its time
+	// limits stopped meanwhile.
+	Waiting bool `json:"waiting"`
 	// Label and StateClass are the state's badge: its text and CSS class.
 	Label      string `json:"label"`
 	StateClass string `json:"state_class"`

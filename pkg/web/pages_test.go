@@ -155,6 +155,9 @@ func newSituations(t testing.TB) *situations {
 	}
 	add("queued", sw, "user", -h, 2*h, &store.Deployment{Process: process.Deploy, State: "boot_conf", Queued: true,
 		StateStartedAt: now.Add(-2 * time.Minute)})
+	waitingSince := now.Add(-40 * time.Second)
+	add("waiting for a boot slot", sw, "user", -h, 2*h, &store.Deployment{Process: process.Deploy, State: "turn_on",
+		StateStartedAt: now.Add(-time.Minute), WaitingSince: &waitingSince}, done(process.Deploy, "turn_on")...)
 	add("lost", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Deploy, State: process.Lost,
 		ResumeProcess: process.Deploy, ResumeState: "env_copy", StateStartedAt: now.Add(-2*h + 40*time.Second),
 		LastError: "no progress in env_copy after 1h0m0s", BytesDone: 300 << 20, BytesTotal: 1800 << 20},
@@ -463,6 +466,19 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 		}
 		if tl := timelineOf(depPage(alice, "deploy/turn_on")); len(tl) < 3 || tl[0] != "queued done 4.0s" || tl[1] != "boot_conf done 7.0s" {
 			t.Errorf("timeline after the wait: %q", tl)
+		}
+	})
+
+	t.Run("the wait for a boot slot shows", func(t *testing.T) {
+		const want = "step 3 of 15, waiting for its turn to boot"
+		if v := status("waiting for a boot slot"); !v.Waiting || v.Queued || v.StepText != want {
+			t.Errorf("live status of a node waiting for a boot slot: waiting %v, queued %v, %q; want %q", v.Waiting, v.Queued, v.StepText, want)
+		}
+		if body := depPage(alice, "waiting for a boot slot"); !strings.Contains(body, want) {
+			t.Errorf("the deployment page does not say %q", want)
+		}
+		if v := status("deploy/turn_on"); v.Waiting || v.StepText != "step 3 of 15" {
+			t.Errorf("a node in turn_on that does not wait: waiting %v, %q", v.Waiting, v.StepText)
 		}
 	})
 

@@ -16,6 +16,7 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) apij
 		NodeIP: d.Node.IP, NodeModel: d.Node.Model, EnvironmentID: d.EnvironmentID, Environment: d.Environment.Name,
 		SSHUser: d.Environment.SSHUser, OSUpdate: d.OSUpdate, SystemSizeMiB: d.SystemSize, PublicKey: d.PublicKey,
 		Process: d.Process, State: d.State, StateSince: d.StateStartedAt, Queued: d.Queued && d.Active(),
+		Waiting:   d.WaitingSince != nil && d.Active(),
 		LastError: d.LastError, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, EndsAt: d.Reservation.EndsAt,
 		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt, Released: d.Released}
 	if d.Reservation.EndedBy != 0 {
@@ -97,6 +98,8 @@ func stepOf(d *store.Deployment, queued bool) (step, steps int, text string) {
 		text = fmt.Sprintf("stopped at step %d of %d: %s", step, steps, state)
 	case queued:
 		text = fmt.Sprintf("waiting for a worker, then step %d of %d", step, steps)
+	case d.WaitingSince != nil:
+		text = fmt.Sprintf("step %d of %d, waiting for its turn to boot", step, steps)
 	default:
 		text = fmt.Sprintf("step %d of %d", step, steps)
 	}
