@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/piseduce/piseduce/pkg/process"
+	"github.com/piseduce/piseduce/pkg/store"
 	"github.com/piseduce/piseduce/pkg/store/storetest"
 )
 
 // BenchmarkTick measures one tick at 1,000 nodes with 200 deployments (issue 17, item 1):
 //   - busy: the 200 wait for their node and are all due at every tick (each tick leases,
-//     polls and saves all 200);
+//     polls and saves all 200), for as many ticks as it takes;
 //   - idle: the 200 wait for a next check an hour away: nothing is due.
 //
 // It reports ms/tick beside the goals, which `make bench` prints.
@@ -47,6 +49,12 @@ func BenchmarkTick(b *testing.B) {
 				s := storetest.Open(b, dialect)
 				cl := storetest.Seed(b, s, 1000)
 				cl.Deploy(b, s, 200)
+				// In env_copy, its copy done, each waits in a state an hour long: the clock may run
+				// for as many ticks as the benchmark takes without any deployment running out of time.
+				if err := storetest.DB(s).Model(&store.Deployment{}).Where("id > 0").
+					Updates(map[string]any{"state": process.EnvCopy, "exec_done": true}).Error; err != nil {
+					b.Fatal(err)
+				}
 				f := newFakeSteps()
 				var polls atomic.Int64
 				f.post = func(context.Context, *Task) (bool, error) { polls.Add(1); return false, nil }
