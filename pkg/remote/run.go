@@ -153,10 +153,10 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 
 // copyBufferSize is how much of a command's stdin each read takes, and so each SSH packet
 // carries. x/crypto/ssh sizes a channel's packet buffer and its cipher's output buffer by the
-// largest write: this one size sets all three buffers of a copy in flight, one per node (8 KiB:
-// ~30 KiB a copy; OpenSSH's 32 KiB packets held ~116 KiB), for four times the packets and write
-// syscalls per GB, well within pitasks' CPU goal (BENCHMARKS.md, "The heap of a copy in flight").
-const copyBufferSize = 8 << 10
+// largest write: this one size sets all three buffers of a copy in flight, one per node. 16 KiB
+// holds ~55 KiB a copy where OpenSSH's 32 KiB packets held ~116, for ~1.2 × the CPU per GB; 8
+// KiB held ~30 KiB but cost ~1.65 × the CPU (BENCHMARKS.md, "The heap of a copy in flight").
+const copyBufferSize = 16 << 10
 
 // copyBuffers are the buffers feed reads into, reused from one command to the next.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
