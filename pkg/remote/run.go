@@ -152,11 +152,12 @@ func (c *Client) Run(ctx context.Context, argv []string, o RunOptions) error {
 }
 
 // copyBufferSize is how much of a command's stdin each read takes, and so each SSH packet
-// carries. x/crypto/ssh sizes a channel's packet buffer and its cipher's output buffer by the
-// largest write: this one size sets all three buffers of a copy in flight, one per node. 16 KiB
-// holds ~55 KiB a copy where OpenSSH's 32 KiB packets held ~116, for ~1.2 × the CPU per GB; 8
-// KiB held ~30 KiB but cost ~1.65 × the CPU (BENCHMARKS.md, "The heap of a copy in flight").
-const copyBufferSize = 16 << 10
+// carries: one packet of OpenSSH's sessions. x/crypto/ssh sizes a channel's packet buffer and
+// its cipher's output buffer by the largest write, so this size sets all three buffers of a copy
+// in flight, one per node: 16 KiB would hold ~80 KiB a node instead of ~140 for ~1.15-1.35 x the
+// CPU per GB, which xz's later copies, at the CPU goal already, cannot afford (BENCHMARKS.md,
+// "Smaller packets").
+const copyBufferSize = 32 << 10
 
 // copyBuffers are the buffers feed reads into, reused from one command to the next.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
