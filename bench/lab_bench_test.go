@@ -35,8 +35,11 @@ import (
 )
 
 var (
-	flagSizes        = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
-	flagPayload      = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
+	flagSizes     = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
+	flagPayload   = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
+	flagFreshRoot = flag.Bool("fresh-root", false, "a root grown by -root-mib or the payload is made afresh at its size, as a real "+
+		"system's is (mkfs.ext4: 4 KiB blocks, an inode per 16 KiB), instead of resized from the lab image's 32 MiB one "+
+		"(1 KiB blocks, an inode per 4 KiB: inode tables are 6 % of it, in every 8 MiB)")
 	flagCompressible = flag.Bool("compressible", false, "the payload is words of a fixed random vocabulary instead: xz -0 packs it "+
 		"about 2.9:1 (xz -6 3.4:1), as it does a system's binaries and text")
 	flagRoot   = flag.Int64("root-mib", 0, "size of the image's root partition in MiB, the rest empty (0: what the payload needs)")
@@ -224,9 +227,10 @@ type benchImage struct {
 }
 
 // buildImage makes dir/bench-os.img from the lab's test image srcImg: its ext4 root partition
-// grown to rootMiB, with a file of payload MiB of random bytes in /opt. No loop devices, no
-// mounts: the partition is cut out, grown with resize2fs, filled with debugfs, and put back
-// behind a partition table that says its new size.
+// grown to rootMiB, with a file of payload MiB (random, or -compressible) in /opt. No loop
+// devices, no mounts: the partition is cut out, grown with resize2fs (or made afresh with its
+// files, -fresh-root), filled with debugfs, and put back behind a partition table that says
+// its new size.
 func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64) benchImage {
 	b.Helper()
 	tmp, err := os.MkdirTemp(dir, "bench-build-")
@@ -242,14 +246,24 @@ func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64)
 	rootStart := int64(lab.ImageRootStart) * 512
 	root := filepath.Join(tmp, "root.ext4")
 	copyRange(b, root, src, rootStart, int64(lab.ImageRootSectors)*512)
-	if rootMiB > lab.ImageRootSectors/2048 {
+	switch {
+	case rootMiB > lab.ImageRootSectors/2048 && *flagFreshRoot:
+		// The lab image's files, owners and modes into a file system made at full size.
+		tree := filepath.Join(tmp, "tree")
+		if err := os.Mkdir(tree, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		mustRun(b, nil, "debugfs", "-R", "rdump / "+tree, root)
+		label := strings.TrimSpace(string(mustRun(b, nil, "e2label", root)))
+		mustRun(b, nil, "mkfs.ext4", "-F", "-q", "-L", label, "-d", tree, root, fmt.Sprintf("%dM", rootMiB))
+	case rootMiB > lab.ImageRootSectors/2048:
 		if out, err := exec.Command("e2fsck", "-f", "-y", root).CombinedOutput(); err != nil {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
 				b.Fatalf("e2fsck: %v: %s", err, out)
 			}
 		}
 		mustRun(b, nil, "resize2fs", root, fmt.Sprintf("%dM", rootMiB))
-	} else {
+	default:
 		rootMiB = lab.ImageRootSectors / 2048
 	}
 	if payloadMiB > 0 {
@@ -305,6 +319,13 @@ func payloadKind() string {
 		return "compressible"
 	}
 	return "random"
+}
+
+func freshRoot() string {
+	if *flagFreshRoot {
+		return " (made afresh: 4 KiB blocks)"
+	}
+	return ""
 }
 
 // words is a reproducible, compressible stream: words of 2–11 random bytes drawn at random from a
@@ -371,13 +392,18 @@ func compressImage(b *testing.B, raw, ext, name string, args ...string) {
 	}
 }
 
-func mustRun(b *testing.B, stdin io.Reader, name string, args ...string) {
+// mustRun runs name and returns its output (stdout).
+func mustRun(b *testing.B, stdin io.Reader, name string, args ...string) []byte {
 	b.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdin = stdin
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("%s %s: %v: %s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
 	}
+	return out
 }
 
 // --- the baseline ---
@@ -872,9 +898,9 @@ func (r *report) markdown() string {
 		uplink = fmt.Sprintf("%d Mbit/s", r.uplink)
 	}
 	fmt.Fprintf(&w, "### Lab benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf), the pimaster's uplink %s; lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB holding %d MiB of %s payload, "+
+	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf), the pimaster's uplink %s; lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB%s holding %d MiB of %s payload, "+
 		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
-		r.model, link, uplink, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB, *flagPayload, payloadKind(),
+		r.model, link, uplink, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB, freshRoot(), *flagPayload, payloadKind(),
 		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
 	card := "unlimited"
 	if r.cardW > 0 {
