@@ -39,7 +39,7 @@ var (
 	flagPayload   = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
 	flagFreshRoot = flag.Bool("fresh-root", false, "a root grown by -root-mib or the payload is made afresh at its size, as a real "+
 		"system's is (mkfs.ext4: 4 KiB blocks, an inode per 16 KiB), instead of resized from the lab image's 32 MiB one "+
-		"(1 KiB blocks, an inode per 4 KiB: inode tables are 6 % of it, in every 8 MiB)")
+		"(1 KiB blocks, an inode per 4 KiB: inode tables are 6 % of it)")
 	flagCompressible = flag.Bool("compressible", false, "the payload is words of a fixed random vocabulary instead: xz -0 packs it "+
 		"about 2.9:1 (xz -6 3.4:1), as it does a system's binaries and text")
 	flagRoot   = flag.Int64("root-mib", 0, "size of the image's root partition in MiB, the rest empty (0: what the payload needs)")
