@@ -36,7 +36,7 @@ import (
 
 var (
 	flagSizes     = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
-	flagPayload   = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
+	flagPayload   = flag.Int("payload-mib", 40, "MiB of data added to the image's root file system: random (incompressible) unless -compressible")
 	flagFreshRoot = flag.Bool("fresh-root", false, "a root grown by -root-mib or the payload is made afresh at its size, as a real "+
 		"system's is (mkfs.ext4: 4 KiB blocks, an inode per 16 KiB), instead of resized from the lab image's 32 MiB one "+
 		"(1 KiB blocks, an inode per 4 KiB: inode tables are 6 % of it)")
