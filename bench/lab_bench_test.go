@@ -35,14 +35,19 @@ import (
 )
 
 var (
-	flagSizes   = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
-	flagPayload = flag.Int("payload-mib", 40, "MiB of random (incompressible) data added to the image's root file system")
-	flagRoot    = flag.Int64("root-mib", 0, "size of the image's root partition in MiB, the rest empty (0: what the payload needs)")
-	flagExtra   = flag.Int64("extra-mib", 100, "MiB added to the image's root partition by the deployment")
-	flagLink    = flag.Int("link-mbit", 0, "node link rate in Mbit/s (0: the model's default, Pi 3B+ = 80 = 10 MB/s; <0: unlimited)")
-	flagUplink  = flag.Int("uplink-mbit", 0, "the pimaster's uplink to the nodes in Mbit/s (0: unlimited)")
-	flagModel   = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
-	flagFormat  = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
+	flagSizes     = flag.String("sizes", "1,5,20", "nodes deployed at once, one round each (one lab of the largest size)")
+	flagPayload   = flag.Int("payload-mib", 40, "MiB of data added to the image's root file system: random (incompressible) unless -compressible")
+	flagFreshRoot = flag.Bool("fresh-root", false, "a root grown by -root-mib or the payload is made afresh at its size, as a real "+
+		"system's is (mkfs.ext4: 4 KiB blocks, an inode per 16 KiB), instead of resized from the lab image's 32 MiB one "+
+		"(1 KiB blocks, an inode per 4 KiB: inode tables are 6 % of it)")
+	flagCompressible = flag.Bool("compressible", false, "the payload is words of a fixed random vocabulary instead: xz -0 packs it "+
+		"about 2.9:1 (xz -6 3.4:1), as it does a system's binaries and text")
+	flagRoot   = flag.Int64("root-mib", 0, "size of the image's root partition in MiB, the rest empty (0: what the payload needs)")
+	flagExtra  = flag.Int64("extra-mib", 100, "MiB added to the image's root partition by the deployment")
+	flagLink   = flag.Int("link-mbit", 0, "node link rate in Mbit/s (0: the model's default, Pi 3B+ = 80 = 10 MB/s; <0: unlimited)")
+	flagUplink = flag.Int("uplink-mbit", 0, "the pimaster's uplink to the nodes in Mbit/s (0: unlimited)")
+	flagModel  = flag.String("model", lab.ModelPi3, "node model: "+lab.ModelPi3+" or "+lab.ModelPi4)
+	flagFormat = flag.String("format", "raw", "how the environment's image is stored and streamed: raw (the same bytes as the baseline), "+
 		"gz (inflated on the node, as the lab's test environment), gz-pimaster (inflated by pitasks), xz (inflated on the node, as Raspberry Pi OS ships)")
 	flagSSHLost  = flag.Duration("ssh-lost", 0, "how long pitasks waits for a node's SSH before it is lost (0: the lab tests' 60s)")
 	flagCardW    = flag.Int("card-write-mbs", 0, "nodes' SD card write speed in MB/s (0: the model's default; <0: unlimited)")
@@ -117,8 +122,8 @@ func BenchmarkDeployLab(b *testing.B) {
 	default:
 		b.Fatalf("-format: %q", *flagFormat)
 	}
-	b.Logf("image %s: %.1f MiB raw (%d MiB random), root partition %d MiB; %s made in %s", filepath.Base(im.raw),
-		float64(im.size)/(1<<20), *flagPayload, im.rootMiB, env.ImageName, time.Since(t0).Round(100*time.Millisecond))
+	b.Logf("image %s: %.1f MiB raw (%d MiB %s), root partition %d MiB; %s made in %s", filepath.Base(im.raw),
+		float64(im.size)/(1<<20), *flagPayload, payloadKind(), im.rootMiB, env.ImageName, time.Since(t0).Round(100*time.Millisecond))
 
 	start := time.Now()
 	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
@@ -222,9 +227,10 @@ type benchImage struct {
 }
 
 // buildImage makes dir/bench-os.img from the lab's test image srcImg: its ext4 root partition
-// grown to rootMiB, with a file of payload MiB of random bytes in /opt. No loop devices, no
-// mounts: the partition is cut out, grown with resize2fs, filled with debugfs, and put back
-// behind a partition table that says its new size.
+// grown to rootMiB, with a file of payload MiB (random, or -compressible) in /opt. No loop
+// devices, no mounts: the partition is cut out, grown with resize2fs (or made afresh with its
+// files, -fresh-root), filled with debugfs, and put back behind a partition table that says
+// its new size.
 func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64) benchImage {
 	b.Helper()
 	tmp, err := os.MkdirTemp(dir, "bench-build-")
@@ -240,14 +246,24 @@ func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64)
 	rootStart := int64(lab.ImageRootStart) * 512
 	root := filepath.Join(tmp, "root.ext4")
 	copyRange(b, root, src, rootStart, int64(lab.ImageRootSectors)*512)
-	if rootMiB > lab.ImageRootSectors/2048 {
+	switch {
+	case rootMiB > lab.ImageRootSectors/2048 && *flagFreshRoot:
+		// The lab image's files, owners and modes into a file system made at full size.
+		tree := filepath.Join(tmp, "tree")
+		if err := os.Mkdir(tree, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		mustRun(b, nil, "debugfs", "-R", "rdump / "+tree, root)
+		label := strings.TrimSpace(string(mustRun(b, nil, "e2label", root)))
+		mustRun(b, nil, "mkfs.ext4", "-F", "-q", "-L", label, "-d", tree, root, fmt.Sprintf("%dM", rootMiB))
+	case rootMiB > lab.ImageRootSectors/2048:
 		if out, err := exec.Command("e2fsck", "-f", "-y", root).CombinedOutput(); err != nil {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
 				b.Fatalf("e2fsck: %v: %s", err, out)
 			}
 		}
 		mustRun(b, nil, "resize2fs", root, fmt.Sprintf("%dM", rootMiB))
-	} else {
+	default:
 		rootMiB = lab.ImageRootSectors / 2048
 	}
 	if payloadMiB > 0 {
@@ -256,8 +272,11 @@ func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64)
 		if err != nil {
 			b.Fatal(err)
 		}
-		rnd := rand.NewChaCha8([32]byte{'p', 'i', 's', 'e', 'd', 'u', 'c', 'e'}) // reproducible, incompressible
-		if _, err := io.CopyN(f, rnd, int64(payloadMiB)<<20); err != nil {
+		var data io.Reader = rand.NewChaCha8([32]byte{'p', 'i', 's', 'e', 'd', 'u', 'c', 'e'}) // reproducible, incompressible
+		if *flagCompressible {
+			data = newWords(rand.NewChaCha8([32]byte{'w', 'o', 'r', 'd', 's'}), 1024)
+		}
+		if _, err := io.CopyN(f, data, int64(payloadMiB)<<20); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()
@@ -295,6 +314,53 @@ func buildImage(b *testing.B, srcImg, dir string, payloadMiB int, rootMiB int64)
 	return benchImage{raw: raw, size: n, sha256: hex.EncodeToString(sum.Sum(nil)), rootMiB: rootMiB}
 }
 
+func payloadKind() string {
+	if *flagCompressible {
+		return "compressible"
+	}
+	return "random"
+}
+
+func freshRoot() string {
+	if *flagFreshRoot {
+		return " (made afresh: 4 KiB blocks)"
+	}
+	return ""
+}
+
+// words is a reproducible, compressible stream: words of 2–11 random bytes drawn at random from a
+// vocabulary of n. Random bytes within a word keep it from packing like text does; 1024 words
+// give about 3:1, near the used part of a real system image.
+type words struct {
+	rnd   *rand.Rand
+	vocab [][]byte
+	rest  []byte // what is left of the current word
+}
+
+func newWords(src rand.Source, n int) *words {
+	w := &words{rnd: rand.New(src)}
+	for range n {
+		word := make([]byte, 2+w.rnd.IntN(10))
+		for i := range word {
+			word[i] = byte(w.rnd.Uint32())
+		}
+		w.vocab = append(w.vocab, word)
+	}
+	return w
+}
+
+func (w *words) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(w.rest) == 0 {
+			w.rest = w.vocab[w.rnd.IntN(len(w.vocab))]
+		}
+		c := copy(p[n:], w.rest)
+		w.rest, n = w.rest[c:], n+c
+	}
+	return n, nil
+}
+
 func copyRange(b *testing.B, dst string, src *os.File, off, n int64) {
 	b.Helper()
 	f, err := os.Create(dst)
@@ -326,13 +392,18 @@ func compressImage(b *testing.B, raw, ext, name string, args ...string) {
 	}
 }
 
-func mustRun(b *testing.B, stdin io.Reader, name string, args ...string) {
+// mustRun runs name and returns its output (stdout).
+func mustRun(b *testing.B, stdin io.Reader, name string, args ...string) []byte {
 	b.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdin = stdin
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("%s %s: %v: %s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
 	}
+	return out
 }
 
 // --- the baseline ---
@@ -827,9 +898,9 @@ func (r *report) markdown() string {
 		uplink = fmt.Sprintf("%d Mbit/s", r.uplink)
 	}
 	fmt.Fprintf(&w, "### Lab benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf), the pimaster's uplink %s; lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB, "+
+	fmt.Fprintf(&w, "%s nodes, links %s (tc tbf), the pimaster's uplink %s; lab up in %s s. Image: %.1f MiB raw (%s, sha256 %s…), root partition %d MiB%s holding %d MiB of %s payload, "+
 		"deployed with +%d MiB (root %d MiB) and an init script; environment format `%s`: %.1f MiB on the wire per node.\n\n",
-		r.model, link, uplink, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB,
+		r.model, link, uplink, secs(r.labUp), float64(r.im.size)/(1<<20), filepath.Base(r.im.raw), r.im.sha256[:12], r.im.rootMiB, freshRoot(), *flagPayload, payloadKind(),
 		r.extraMiB, r.im.rootMiB+r.extraMiB, r.format, float64(r.wireBytes)/(1<<20))
 	card := "unlimited"
 	if r.cardW > 0 {

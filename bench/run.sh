@@ -7,6 +7,7 @@
 #   bench/run.sh                                  # defaults: -sizes 1,5,20 -format raw -payload-mib 40 -extra-mib 100
 #   bench/run.sh -sizes 1,3 -format gz -link-mbit 320
 #   BENCH_TIMEOUT=60m bench/run.sh -sizes 1,3 -format xz -root-mib 2048 -payload-mib 400   # real size, card-bound
+#   ... -compressible                               # the payload packs ~3:1 (xz -0), as a real system does
 #
 # -readback: the baseline also reads the card back whole (the card goal's reference); -measured: the image is
 # measured and mapped first, so every copy is sparse. Other flags: -model RPI4B, -link-mbit N (0: the model's default, Pi 3B+ 80 Mbit/s = 10 MB/s;
