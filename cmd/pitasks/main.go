@@ -253,7 +253,7 @@ func serve(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.L
 		NFSHostname:  cfg.Cluster.NFSHostname,
 		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
 		PowerOffWait: cfg.Tasks.PowerOffWait, ModelOffWait: cfg.Tasks.ModelOffWait,
-	}, cfg.Tasks.MaxBooting)
+	}, deploy.Limits{Booting: cfg.Tasks.MaxBooting, Copying: cfg.Tasks.MaxCopying})
 	sched, err := config.TickParser().Parse(cfg.Tasks.Tick)
 	if err != nil {
 		return fmt.Errorf("[tasks] tick: %w", err)

@@ -74,6 +74,7 @@ func NewKey(t testing.TB) ssh.Signer {
 type Config struct {
 	Workers    int // deployments worked on at once [pitasks' default]
 	MaxBooting int // nodes booting at once [pitasks' default]
+	MaxCopying int // images copied at once [pitasks' default]
 	// StepDeadline bounds each step [2m]; a real-size image on slow cards needs more.
 	StepDeadline time.Duration
 	// SSHLost: how long ssh_nfs and ssh_system wait for the node before it is lost [60s]
@@ -100,7 +101,7 @@ type Config struct {
 
 // Start brings up a lab (o.Dir is chosen when empty), imports it like an admin would (its
 // cluster_desc/ folder) and builds the engine with the real drivers and pitasks' defaults
-// (seducepp.conf's [tasks] workers and max_booting). Everything is torn down when t ends.
+// (seducepp.conf's [tasks] workers, max_booting and max_copying). Everything is torn down when t ends.
 func Start(t testing.TB, o lab.Options) *Harness {
 	t.Helper()
 	return StartWith(t, o, Config{})
@@ -114,6 +115,9 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 	}
 	if c.MaxBooting == 0 {
 		c.MaxBooting = config.Default().Tasks.MaxBooting
+	}
+	if c.MaxCopying == 0 {
+		c.MaxCopying = config.Default().Tasks.MaxCopying
 	}
 	l, labLog := labtest.Up(t, o)
 	h := &Harness{T: t, Lab: l, Log: &labtest.Log{}, LabLog: labLog, SSHLost: cmp.Or(c.SSHLost, 60*time.Second),
@@ -170,7 +174,7 @@ func StartWith(t testing.TB, o lab.Options, c Config) *Harness {
 		NFSHostname:  "nfspi",
 		PimasterKey:  remote.AuthorizedKey(signer.PublicKey()),
 		PowerOffWait: 500 * time.Millisecond,
-	}, c.MaxBooting)
+	}, deploy.Limits{Booting: c.MaxBooting, Copying: c.MaxCopying})
 	h.Metrics = metrics.NewTasks()
 	steps := h.Deployer.Steps()
 	for st, step := range steps {
@@ -217,6 +221,7 @@ type Call struct {
 	State      process.StateName
 	Post       bool // else Exec
 	Done       bool // a Post that said the state's work is done
+	Err        error
 	Start, End time.Time
 }
 
@@ -239,6 +244,7 @@ func (s recordedStep) Exec(ctx context.Context, t *engine.Task) error {
 	}
 	c := Call{Deployment: t.D.ID, State: s.state, Start: time.Now()}
 	err := s.Step.Exec(ctx, t)
+	c.Err = err
 	s.r.add(c)
 	return err
 }
@@ -246,7 +252,7 @@ func (s recordedStep) Exec(ctx context.Context, t *engine.Task) error {
 func (s recordedStep) Post(ctx context.Context, t *engine.Task) (bool, error) {
 	c := Call{Deployment: t.D.ID, State: s.state, Post: true, Start: time.Now()}
 	done, err := s.Step.Post(ctx, t)
-	c.Done = done && err == nil
+	c.Done, c.Err = done && err == nil, err
 	s.r.add(c)
 	return done, err
 }

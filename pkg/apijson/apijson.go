@@ -130,9 +130,11 @@ type Deployment struct {
 	// QueuedReason says why a queued deployment waits, when no pitasks runs ("queued: no
 	// worker running").
 	QueuedReason string `json:"queued_reason,omitempty"`
-	// Waiting: the state waits its turn to boot the node (pitasks' max_booting), its time
-	// limits stopped meanwhile.
-	Waiting bool `json:"waiting"`
+	// Waiting: the state waits its turn at something pitasks shares between nodes, its time
+	// limits stopped meanwhile; WaitingFor says what ("its turn to boot": max_booting; "its
+	// turn to copy an image": max_copying).
+	Waiting    bool   `json:"waiting"`
+	WaitingFor string `json:"waiting_for,omitempty"`
 	// Label and StateClass are the state's badge: its text and CSS class.
 	Label      string `json:"label"`
 	StateClass string `json:"state_class"`

@@ -70,6 +70,7 @@ type Config struct {
 		Lease         time.Duration // how long a claimed deployment stays ours without renewal
 		StepDeadline  time.Duration // the longest any single remote call may take
 		MaxBooting    int           // nodes powered on at once
+		MaxCopying    int           // images copied at once (env_copy, img_copy)
 		StopGrace     time.Duration // how long a clean stop waits for running steps
 		NodeSilent    time.Duration // how long a node may not answer a state that needs it before it is power-cycled
 		SwitchSilent  time.Duration // how long a state may wait for a switch that does not answer before the node is lost
@@ -149,6 +150,10 @@ func Default() *Config {
 	c.Tasks.Lease = 60 * time.Second
 	c.Tasks.StepDeadline = 30 * time.Minute
 	c.Tasks.MaxBooting = 8
+	// 48 copies never bind with 8 boot slots on the sites of BENCHMARKS' scale model (a
+	// copy takes minutes, a node starts one every ~5 s), and leave 16 of the 64 workers to
+	// the other states; their memory is pitasks' bound whatever the number of nodes.
+	c.Tasks.MaxCopying = 48
 	c.Tasks.StopGrace = 20 * time.Second
 	c.Tasks.NodeSilent = 45 * time.Second  // three SSH connection timeouts
 	c.Tasks.SwitchSilent = 5 * time.Minute // a switch rebooting takes one or two
@@ -287,6 +292,8 @@ func (c *Config) set(e entry) error {
 			return setInt(&c.Tasks.Workers, v, 1, 4096)
 		case "max_booting":
 			return setInt(&c.Tasks.MaxBooting, v, 1, 4096)
+		case "max_copying":
+			return setInt(&c.Tasks.MaxCopying, v, 1, 4096)
 		case "lease":
 			return setDuration(&c.Tasks.Lease, v)
 		case "step_deadline":

@@ -62,7 +62,7 @@ func (d *Deployer) imgNetboot(ctx context.Context, t *engine.Task) error {
 	if err := d.Boot.BootNFS(t.D.Node.Serial); err != nil {
 		return bootError(err)
 	}
-	d.slots.note(t.D.NodeID)
+	d.boots.note(t.D.NodeID)
 	if err := d.reboot(ctx, t, remote.RoleSystem); err != nil {
 		if engine.IsPermanent(err) {
 			return err // a stranger answers: no power cycle either
@@ -80,7 +80,7 @@ head -c "$1" "$2" | "${@:3}"`
 
 // imgCopy streams the card's used bytes, compressed on the node, into a new image file in
 // img_dir. The stream is inflated here as it arrives, for the progress (in card bytes) and
-// the sha256 img_check compares with the node's.
+// the sha256 img_check compares with the node's. It waits for a copy slot.
 func (d *Deployer) imgCopy(ctx context.Context, t *engine.Task) error {
 	c, err := d.capture(t)
 	if err != nil {
@@ -89,6 +89,10 @@ func (d *Deployer) imgCopy(ctx context.Context, t *engine.Task) error {
 	if d.ImgDir == "" {
 		return engine.Permanent(errors.New("no img_dir configured"))
 	}
+	if !d.copies.acquire(t.D.NodeID) {
+		return d.copies.wait
+	}
+	defer d.copies.release(t.D.NodeID)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var progressErr error

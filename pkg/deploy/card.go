@@ -302,8 +302,8 @@ func (d *Deployer) installBootFiles(ctx context.Context, t *engine.Task, sh Shel
 
 // rebootNode reboots the node into the system its TFTP folder now boots.
 func (d *Deployer) rebootNode(ctx context.Context, t *engine.Task) (bool, error) {
-	if !d.slots.acquire(t.D.NodeID) {
-		return false, errNoSlot
+	if !d.boots.acquire(t.D.NodeID) {
+		return false, d.boots.wait
 	}
 	err := d.reboot(ctx, t, remote.RoleNFS)
 	if errors.Is(err, errOtherSystem) {

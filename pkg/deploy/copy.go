@@ -97,13 +97,17 @@ func (d *Deployer) imagePath(t *engine.Task) (string, error) {
 }
 
 // envCopy streams the image over SSH into dd on the card, with byte-exact progress, and
-// remembers the size and sha256 of the raw image for env_check.
+// remembers the size and sha256 of the raw image for env_check. It waits for a copy slot.
 func (d *Deployer) envCopy(ctx context.Context, t *engine.Task) error {
 	env := t.D.Environment
 	path, err := d.imagePath(t)
 	if err != nil {
 		return err
 	}
+	if !d.copies.acquire(t.D.NodeID) {
+		return d.copies.wait
+	}
+	defer d.copies.release(t.D.NodeID)
 	format := env.ImageFormat
 	if format == "" {
 		format = image.FormatOf(env.ImageName)

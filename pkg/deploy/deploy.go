@@ -14,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -89,18 +88,24 @@ type Deployer struct {
 	PowerOffWait time.Duration
 	ModelOffWait map[string]time.Duration
 
-	slots *bootSlots
+	boots, copies *slots
 }
 
-// New returns a Deployer that lets at most maxBooting nodes boot at once.
-func New(d Deployer, maxBooting int) *Deployer {
+// Limits are what nodes share in this pitasks; 0 is no limit.
+type Limits struct {
+	Booting int // nodes powered on and booting at once ([tasks] max_booting)
+	Copying int // images copied at once, to or from a card ([tasks] max_copying)
+}
+
+// New returns a Deployer that keeps to l.
+func New(d Deployer, l Limits) *Deployer {
 	if d.SSHPort == 0 {
 		d.SSHPort = 22
 	}
 	if d.PowerOffWait == 0 {
 		d.PowerOffWait = power.OffWait
 	}
-	d.slots = newBootSlots(maxBooting)
+	d.boots, d.copies = newBootSlots(l.Booting), newCopySlots(l.Copying)
 	return &d
 }
 
@@ -216,7 +221,7 @@ func bootError(err error) error {
 }
 
 func (d *Deployer) turnOff(ctx context.Context, t *engine.Task) error {
-	d.slots.release(t.D.NodeID)
+	d.boots.release(t.D.NodeID)
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
 	if err != nil {
 		return err
@@ -247,15 +252,15 @@ func (d *Deployer) isOff(ctx context.Context, t *engine.Task) (bool, error) {
 // turnOn powers the node once a boot slot is free: Pis that netboot all together stall. A
 // node its switch did not power is not booting: its slot goes to another until it tries again.
 func (d *Deployer) turnOn(ctx context.Context, t *engine.Task) (bool, error) {
-	if !d.slots.acquire(t.D.NodeID) {
-		return false, errNoSlot
+	if !d.boots.acquire(t.D.NodeID) {
+		return false, d.boots.wait
 	}
 	ctl, err := d.Switches.Controller(&t.D.Node.Switch)
 	if err == nil {
 		err = switchError(ctl.Set(ctx, t.D.Node.Port, true))
 	}
 	if err != nil {
-		d.slots.release(t.D.NodeID)
+		d.boots.release(t.D.NodeID)
 		return false, err
 	}
 	return true, nil
@@ -368,7 +373,7 @@ func (d *Deployer) hostnameIs(ctx context.Context, t *engine.Task, role, want st
 		t.Log.Debug("node up with another system", "hostname", got, "want", want)
 		return false, nil
 	}
-	d.slots.release(t.D.NodeID)
+	d.boots.release(t.D.NodeID)
 	return true, nil
 }
 
@@ -383,100 +388,6 @@ func (d *Deployer) systemUp(ctx context.Context, t *engine.Task) (bool, error) {
 // run runs argv and returns an error carrying its stderr.
 func run(ctx context.Context, sh Shell, argv ...string) error {
 	return sh.Run(ctx, argv, remote.RunOptions{})
-}
-
-// --- boot slots ---
-
-// bootSlots lets at most max nodes boot at once (in this pitasks process). A slot is taken
-// when a node is powered on or rebooted and given back when its system answers SSH, when it
-// is powered off, or after slotTTL in case the deployment went elsewhere. Slots go to the
-// nodes in the order they first asked: a node that holds a slot only briefly and asks again
-// (its switch did not answer) cannot keep one that waits longer from its turn for ever.
-type bootSlots struct {
-	mu      sync.Mutex
-	max     int
-	now     func() time.Time
-	taken   map[uint]time.Time // node → when it took its slot
-	waiting map[uint]waiter
-	asks    uint64 // waiters so far: a waiter's place in the queue
-}
-
-// waiter is a node refused a slot: its place in the queue, and when it last asked.
-type waiter struct {
-	place uint64
-	asked time.Time
-}
-
-const (
-	slotTTL = 6 * time.Minute
-	// waiterTTL drops a waiter that stopped asking (its deployment moved on) from the queue;
-	// a waiting state asks every poll interval.
-	waiterTTL = time.Minute
-)
-
-// errNoSlot is turn_on's and boot_files' wait for a slot: the state's clock stops meanwhile.
-var errNoSlot = engine.Wait("a boot slot ([tasks] max_booting)")
-
-func newBootSlots(max int) *bootSlots {
-	if max <= 0 {
-		max = 1 << 30
-	}
-	return &bootSlots{max: max, now: time.Now, taken: map[uint]time.Time{}, waiting: map[uint]waiter{}}
-}
-
-// acquire takes a slot for node, or queues it and reports false.
-func (b *bootSlots) acquire(node uint) bool { return b.take(node, true) }
-
-// note takes a slot, if one is free, for a node that reboots without waiting for one (its
-// deployment cannot put the reboot off), so that the others wait for its boot.
-func (b *bootSlots) note(node uint) { b.take(node, false) }
-
-func (b *bootSlots) take(node uint, queue bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	for n, at := range b.taken {
-		if now.Sub(at) > slotTTL {
-			delete(b.taken, n)
-		}
-	}
-	for n, w := range b.waiting {
-		if now.Sub(w.asked) > waiterTTL {
-			delete(b.waiting, n)
-		}
-	}
-	if _, ok := b.taken[node]; ok {
-		return true
-	}
-	me, queued := b.waiting[node]
-	ahead := 0
-	for n, w := range b.waiting {
-		if n != node && (!queued || w.place < me.place) {
-			ahead++
-		}
-	}
-	if ahead >= b.max-len(b.taken) {
-		if queue {
-			if !queued {
-				b.asks++
-				me.place = b.asks
-			}
-			me.asked = now
-			b.waiting[node] = me
-		}
-		return false
-	}
-	delete(b.waiting, node)
-	b.taken[node] = now
-	return true
-}
-
-// release gives node's slot back, or its place in the queue.
-func (b *bootSlots) release(node uint) {
-	b.mu.Lock()
-	delete(b.taken, node)
-	delete(b.waiting, node)
-	b.mu.Unlock()
 }
 
 // errorf formats an error for a node.

@@ -27,7 +27,7 @@ func (o oneSwitch) Controller(*store.Switch) (power.Controller, error) { return 
 
 func TestTurnOffKeepsThePowerOffLongEnough(t *testing.T) {
 	sw := power.NewFake(8, 8)
-	d := New(Deployer{Switches: oneSwitch{sw}, PowerOffWait: 300 * time.Millisecond}, 2)
+	d := New(Deployer{Switches: oneSwitch{sw}, PowerOffWait: 300 * time.Millisecond}, Limits{Booting: 2})
 	task := &engine.Task{D: &store.Deployment{NodeID: 1, Node: store.Node{Port: 3}, StateStartedAt: time.Now()}, Log: slog.Default()}
 	ctx := context.Background()
 	if err := d.turnOff(ctx, task); err != nil {
@@ -52,7 +52,7 @@ func TestTurnOffKeepsThePowerOffLongEnough(t *testing.T) {
 func TestPowerOffWaitByModel(t *testing.T) {
 	sw := power.NewFake(8, 8)
 	d := New(Deployer{Switches: oneSwitch{sw}, PowerOffWait: 50 * time.Millisecond,
-		ModelOffWait: map[string]time.Duration{"rpi5": 1500 * time.Millisecond}}, 2)
+		ModelOffWait: map[string]time.Duration{"rpi5": 1500 * time.Millisecond}}, Limits{Booting: 2})
 	ctx := context.Background()
 	for _, c := range []struct {
 		model    string
@@ -83,7 +83,7 @@ func TestPowerOffWaitByModel(t *testing.T) {
 // the node, not powered, leaves its boot slot to another.
 func TestTurnOnThroughASilentSwitch(t *testing.T) {
 	sw := power.NewFake(8, 8)
-	d := New(Deployer{Switches: oneSwitch{sw}}, 1)
+	d := New(Deployer{Switches: oneSwitch{sw}}, Limits{Booting: 1})
 	task := func(node uint) *engine.Task {
 		return &engine.Task{D: &store.Deployment{NodeID: node, Node: store.Node{Port: int(node)}}, Log: slog.Default()}
 	}
@@ -99,7 +99,7 @@ func TestTurnOnThroughASilentSwitch(t *testing.T) {
 		t.Fatalf("node 1 while node 2 holds the only slot: %v, %v; want a wait (engine.Wait)", done, err)
 	}
 	sw.Fail(3, fmt.Errorf("set port 3: %w", power.ErrAuth))
-	d.slots.release(2)
+	d.boots.release(2)
 	if _, err := d.turnOn(ctx, task(3)); err == nil || engine.IsSwitchSilent(err) {
 		t.Fatalf("turn_on refused by the switch: %v, want an error not marked SwitchSilent (the switch answered)", err)
 	}
@@ -161,6 +161,33 @@ func TestBootSlotsGoInTurn(t *testing.T) {
 	b.note(5)
 	if !b.acquire(3) {
 		t.Fatal("note took a slot a queued node waited for")
+	}
+}
+
+// A copy slot is held as long as the copy runs: a copy that outlasts a boot slot's TTL (a
+// large image on a slow card) still keeps the others waiting, and each kind of slot waits
+// with its own words.
+func TestCopySlotsLastTheCopy(t *testing.T) {
+	now := time.Now()
+	d := New(Deployer{}, Limits{Booting: 1, Copying: 1})
+	d.copies.now = func() time.Time { return now }
+	d.boots.now = func() time.Time { return now }
+	if !d.copies.acquire(1) || !d.boots.acquire(1) {
+		t.Fatal("node 1 got no slot")
+	}
+	now = now.Add(bootSlotTTL + time.Minute)
+	if d.copies.acquire(2) {
+		t.Fatal("node 2 copies while node 1's copy runs past bootSlotTTL")
+	}
+	if !d.boots.acquire(2) {
+		t.Fatal("a boot slot held past bootSlotTTL was not given back")
+	}
+	d.copies.release(1)
+	if !d.copies.acquire(2) {
+		t.Fatal("node 2 did not get the copy slot node 1 gave back")
+	}
+	if !engine.IsWait(d.copies.wait) || !engine.IsWait(d.boots.wait) || d.copies.wait.Error() == d.boots.wait.Error() {
+		t.Errorf("the slots' waits: %v, %v; want two engine.Waits saying what each waits for", d.copies.wait, d.boots.wait)
 	}
 }
 
@@ -245,7 +272,7 @@ func TestHostKeyMeaning(t *testing.T) {
 	}
 	deployer := func(presented ssh.PublicKey, hostname string) *Deployer {
 		return New(Deployer{Dialer: keyDialer{keys: keys, key: presented, shell: hostnameShell{name: hostname}},
-			Keys: keys, NFSHostname: "nfspi"}, 2)
+			Keys: keys, NFSHostname: "nfspi"}, Limits{Booting: 2})
 	}
 
 	for _, c := range []struct {
@@ -295,7 +322,7 @@ func TestHostKeyMeaning(t *testing.T) {
 
 	// Nothing pinned: never trusted, and it says what to do.
 	empty := &remote.MemoryHostKeys{}
-	d = New(Deployer{Dialer: keyDialer{keys: empty, key: nfsKey, shell: hostnameShell{name: "nfspi"}}, Keys: empty, NFSHostname: "nfspi"}, 2)
+	d = New(Deployer{Dialer: keyDialer{keys: empty, key: nfsKey, shell: hostnameShell{name: "nfspi"}}, Keys: empty, NFSHostname: "nfspi"}, Limits{Booting: 2})
 	if _, err := d.nfsUp(ctx, task()); !engine.IsPermanent(err) || !strings.Contains(err.Error(), "[cluster] nfs_host_key") {
 		t.Errorf("no NFS key: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/piseduce/piseduce/lab"
 	"github.com/piseduce/piseduce/lab/deploytest"
+	"github.com/piseduce/piseduce/pkg/engine"
 	"github.com/piseduce/piseduce/pkg/netboot"
 	"github.com/piseduce/piseduce/pkg/process"
 	"github.com/piseduce/piseduce/pkg/remote"
@@ -61,8 +63,10 @@ func cardFile(h *deploytest.Harness, n store.Node, path string) string {
 	return string(out)
 }
 
+// TestDeployThreeLabNodesEndToEnd deploys three nodes at once, one copy at a time
+// (max_copying 1), and checks what each user gets, then destroys them.
 func TestDeployThreeLabNodesEndToEnd(t *testing.T) {
-	h := deploytest.Start(t, lab.Options{Nodes: 3})
+	h := deploytest.StartWith(t, lab.Options{Nodes: 3}, deploytest.Config{MaxCopying: 1})
 	deployKey := deploytest.NewKey(t)
 	password := `p4ss 'with" $(quotes) ; and` + "`ticks`"
 	script := "#!/bin/bash\nset -e\necho \"hello from $(hostname)\" | tee /home/pi/hello.txt\nid -un\n"
@@ -76,6 +80,7 @@ func TestDeployThreeLabNodesEndToEnd(t *testing.T) {
 	t.Logf("3 nodes deployed in %s", took.Round(100*time.Millisecond))
 	after := scrapeMetrics(t, msrv.URL)
 	checkMetricsMoved(t, before, after)
+	checkCopiesTookTurns(t, h, ds)
 	var copied int64
 	for _, d := range ds {
 		copied += h.Load(d.ID).BytesTotal
@@ -212,6 +217,57 @@ func checkMetricsMoved(t *testing.T, before, after map[string]float64) {
 		t.Logf("metrics: %s %v → %v", c.key, before[c.key], after[c.key])
 		if before[c.key] != c.from || after[c.key] < c.atLeast {
 			t.Errorf("metrics: %s went %v → %v, want %v → at least %v", c.key, before[c.key], after[c.key], c.from, c.atLeast)
+		}
+	}
+}
+
+// checkCopiesTookTurns checks that no two env_copy steps copied at once (max_copying 1) and
+// that the nodes that found the slot taken waited (engine.Wait), their state's clock stopped.
+func checkCopiesTookTurns(t *testing.T, h *deploytest.Harness, ds []store.Deployment) {
+	t.Helper()
+	var copies []deploytest.Call
+	waits := 0
+	for _, d := range ds {
+		for _, c := range h.Calls(d.ID) {
+			switch {
+			case c.State != process.EnvCopy || c.Post:
+			case engine.IsWait(c.Err):
+				waits++
+			case c.Err == nil:
+				copies = append(copies, c)
+			}
+		}
+	}
+	if len(copies) != len(ds) {
+		t.Fatalf("%d env_copy steps copied, want %d", len(copies), len(ds))
+	}
+	slices.SortFunc(copies, func(a, b deploytest.Call) int { return a.Start.Compare(b.Start) })
+	// A copy's step call starts before it takes the slot and ends after it gives it back:
+	// the next may start within that return, never during the copy.
+	const slack = time.Second
+	for i := 1; i < len(copies); i++ {
+		if overlap := copies[i-1].End.Sub(copies[i].Start); overlap > slack {
+			t.Errorf("deployment %d copied during deployment %d's copy (%s at once), with max_copying 1",
+				copies[i].Deployment, copies[i-1].Deployment, overlap.Round(time.Millisecond))
+		}
+	}
+	t.Logf("copies one at a time: %d, the others waited %d times; each copy took %v", len(copies), waits, func() (out []time.Duration) {
+		for _, c := range copies {
+			out = append(out, c.End.Sub(c.Start).Round(time.Millisecond))
+		}
+		return out
+	}())
+	if waits == 0 {
+		t.Error("no node waited for a copy slot: the nodes did not reach env_copy together")
+	}
+	for _, d := range ds {
+		if got := h.Load(d.ID); got.WaitingSince != nil || got.WaitingFor != "" {
+			t.Errorf("deployment %d: deployed, still waiting since %v for %q", d.ID, got.WaitingSince, got.WaitingFor)
+		}
+		for _, ev := range h.Events(d.ID) {
+			if ev.State == process.EnvCopy && ev.Outcome != store.OutcomeDone {
+				t.Errorf("deployment %d: env_copy %s: %s (a wait for a slot is not a failure)", d.ID, ev.Outcome, ev.Message)
+			}
 		}
 	}
 }

@@ -44,7 +44,7 @@ func (d *Deployer) bootUpdate(ctx context.Context, t *engine.Task) error {
 	if err != nil {
 		return err
 	}
-	d.slots.note(t.D.NodeID)
+	d.boots.note(t.D.NodeID)
 	return d.reboot(ctx, t, remote.RoleSystem)
 }
 

@@ -142,7 +142,8 @@ type waitError struct{ what string }
 func (w waitError) Error() string { return "waiting for " + w.what }
 
 // Wait is what a step returns when it cannot go on before its turn at something this
-// pitasks shares between nodes, what (e.g. "a boot slot"). The state's clock stops while it
+// pitasks shares between nodes; what says it to the node's user ("its turn to boot") and is
+// kept in Deployment.WaitingFor while it waits. The state's clock stops while it
 // waits, so the wait costs it neither a hard reboot nor its limit: the turn is not the node's
 // business. The step is tried again each PollInterval; it is not a failure.
 func Wait(what string) error { return waitError{what} }

@@ -34,7 +34,7 @@ func TestAWaitForATurnStopsTheStatesClock(t *testing.T) {
 				switch t.D.State {
 				case process.TurnOn:
 					if holder != 0 && holder != t.D.ID {
-						return false, Wait("a boot slot")
+						return false, Wait("its turn to boot")
 					}
 					holder, heldAt = t.D.ID, clock.Now()
 				case process.SSHNFS:
@@ -56,8 +56,8 @@ func TestAWaitForATurnStopsTheStatesClock(t *testing.T) {
 					}
 					if got.WaitingSince != nil {
 						sawWaiting = true
-						if got.State != process.TurnOn {
-							t.Fatalf("deployment %d waits in %s", d.ID, got.State)
+						if got.State != process.TurnOn || got.WaitingFor != "its turn to boot" {
+							t.Fatalf("deployment %d waits in %s for %q", d.ID, got.State, got.WaitingFor)
 						}
 					}
 					all = all && got.State == process.Deployed
@@ -87,8 +87,8 @@ func TestAWaitForATurnStopsTheStatesClock(t *testing.T) {
 						t.Errorf("deployment %d: turn_on ended before it started", d.ID)
 					}
 				}
-				if got := load(t, s, d.ID); got.WaitingSince != nil {
-					t.Errorf("deployment %d: deployed, still waiting since %v", d.ID, got.WaitingSince)
+				if got := load(t, s, d.ID); got.WaitingSince != nil || got.WaitingFor != "" {
+					t.Errorf("deployment %d: deployed, still waiting since %v for %q", d.ID, got.WaitingSince, got.WaitingFor)
 				}
 				p, _ := process.Get(process.Deploy)
 				if n := len(events(t, s, d.ID)); n > len(p.States)+1 { // its states' and the queue's

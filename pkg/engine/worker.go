@@ -222,7 +222,7 @@ func (e *Engine) start(ctx context.Context, d *store.Deployment, log *slog.Logge
 // enter puts d at the start of state.
 func (e *Engine) enter(d *store.Deployment, state process.StateName, now time.Time) {
 	d.State, d.StateStartedAt, d.NextCheckAt = state, now, now
-	d.ExecDone, d.Rebooted, d.Failures, d.LastError, d.SilentSince, d.WaitingSince = false, false, 0, "", nil, nil
+	d.ExecDone, d.Rebooted, d.Failures, d.LastError, d.SilentSince, d.WaitingSince, d.WaitingFor = false, false, 0, "", nil, nil, ""
 }
 
 func (e *Engine) event(d *store.Deployment, outcome, msg string, now time.Time) *store.StateEvent {
@@ -287,8 +287,8 @@ func (e *Engine) retry(ctx context.Context, d *store.Deployment, st process.Stat
 func (e *Engine) wait(ctx context.Context, d *store.Deployment, st process.State, log *slog.Logger, what string) bool {
 	now := e.clock.Now()
 	if d.WaitingSince == nil && (d.SilentSince == nil || st.Recover != "") {
-		d.WaitingSince = &now
-		log.Info("waiting for its turn", "for", what)
+		d.WaitingSince, d.WaitingFor = &now, what
+		log.Info("waiting", "for", what)
 	}
 	d.NextCheckAt = now.Add(e.o.PollInterval)
 	e.save(ctx, d, nil, log, true)
@@ -300,7 +300,7 @@ func (e *Engine) wait(ctx context.Context, d *store.Deployment, st process.State
 func (e *Engine) endWait(d *store.Deployment, err error) {
 	if d.WaitingSince != nil && !IsWait(err) {
 		d.StateStartedAt = d.StateStartedAt.Add(e.clock.Now().Sub(*d.WaitingSince))
-		d.WaitingSince = nil
+		d.WaitingSince, d.WaitingFor = nil, ""
 	}
 }
 

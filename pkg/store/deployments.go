@@ -47,6 +47,7 @@ var observedColumns = []struct {
 	{"queued", func(d *Deployment) any { return d.Queued }, func(d *Deployment, o *observed) bool { return d.Queued == o.Queued }},
 	{"silent_since", func(d *Deployment) any { return optTime(d.SilentSince) }, func(d *Deployment, o *observed) bool { return sameTime(d.SilentSince, o.Silent, o.SilentSince) }},
 	{"waiting_since", func(d *Deployment) any { return optTime(d.WaitingSince) }, func(d *Deployment, o *observed) bool { return sameTime(d.WaitingSince, o.Waiting, o.WaitingSince) }},
+	{"waiting_for", func(d *Deployment) any { return d.WaitingFor }, func(d *Deployment, o *observed) bool { return d.WaitingFor == o.WaitingFor }},
 	{"node_recovered", func(d *Deployment) any { return d.NodeRecovered }, func(d *Deployment, o *observed) bool { return d.NodeRecovered == o.NodeRecovered }},
 }
 
@@ -67,18 +68,18 @@ func sameTime(t *time.Time, set bool, at time.Time) bool {
 // values (a busy tick takes 400), and nothing shared with what the engine changes in place
 // (SilentSince, WaitingSince). TestObservedColumns checks it against observedColumns.
 type observed struct {
-	Process, ResumeProcess, LastError, ScriptOutput, StepData  string
-	State, ResumeState                                         process.StateName
-	StateStartedAt, NextCheckAt, SilentSince, WaitingSince     time.Time
-	Silent, Waiting, ExecDone, Rebooted, Queued, NodeRecovered bool
-	Failures                                                   int
-	BytesDone, BytesTotal, Throughput                          int64
+	Process, ResumeProcess, LastError, ScriptOutput, StepData, WaitingFor string
+	State, ResumeState                                                    process.StateName
+	StateStartedAt, NextCheckAt, SilentSince, WaitingSince                time.Time
+	Silent, Waiting, ExecDone, Rebooted, Queued, NodeRecovered            bool
+	Failures                                                              int
+	BytesDone, BytesTotal, Throughput                                     int64
 }
 
 // observe takes d's snapshot.
 func observe(d *Deployment) {
 	d.saved = observed{Process: d.Process, ResumeProcess: d.ResumeProcess, LastError: d.LastError, ScriptOutput: d.ScriptOutput,
-		StepData: d.StepData, State: d.State, ResumeState: d.ResumeState, StateStartedAt: d.StateStartedAt,
+		StepData: d.StepData, WaitingFor: d.WaitingFor, State: d.State, ResumeState: d.ResumeState, StateStartedAt: d.StateStartedAt,
 		NextCheckAt: d.NextCheckAt, Silent: d.SilentSince != nil, Waiting: d.WaitingSince != nil, ExecDone: d.ExecDone, Rebooted: d.Rebooted, Queued: d.Queued,
 		NodeRecovered: d.NodeRecovered, Failures: d.Failures, BytesDone: d.BytesDone, BytesTotal: d.BytesTotal, Throughput: d.Throughput}
 	if d.SilentSince != nil {
@@ -224,7 +225,7 @@ func requestUpdates(proc string, state process.StateName, now time.Time) map[str
 	return map[string]any{
 		"generation": gorm.Expr("generation + 1"), "process": proc, "state": state,
 		"state_started_at": now, "next_check_at": now, "exec_done": false, "rebooted": false,
-		"failures": 0, "last_error": "", "hold": "", "silent_since": nil, "waiting_since": nil, "node_recovered": false, "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
+		"failures": 0, "last_error": "", "hold": "", "silent_since": nil, "waiting_since": nil, "waiting_for": "", "node_recovered": false, "queued": (&Deployment{Process: proc, State: state}).Active(), "updated_at": now,
 	}
 }
 

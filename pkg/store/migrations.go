@@ -44,6 +44,7 @@ func migrations() []migration {
 			autoMigrate(&Reservation{}, &Deployment{}, &User{}, &Notification{})},
 		{"deployments.silent_since, node_recovered: a node that stops answering is power-cycled once per run", autoMigrate(&Deployment{})},
 		{"deployments.waiting_since: a state waiting for a boot slot stops its clock", autoMigrate(&Deployment{})},
+		{"deployments.waiting_for: what a waiting state waits for (a boot or a copy slot)", autoMigrate(&Deployment{})},
 	}
 }
 

@@ -185,9 +185,11 @@ type Deployment struct {
 	// power-cycles a node silent too long; a switch's silence stops the state's clock.
 	SilentSince *time.Time
 	// WaitingSince: since when the state waits its turn at something pitasks shares between
-	// nodes, a boot slot ([tasks] max_booting); the state's clock stops meanwhile (nil: it
+	// nodes, a boot or copy slot ([tasks] max_booting, max_copying); the state's clock stops meanwhile (nil: it
 	// does not wait). A turn is not the node's business: no hard reboot, no loss for it.
 	WaitingSince *time.Time
+	// WaitingFor says what it waits for, to the node's user: engine.Wait's what.
+	WaitingFor string `gorm:"size:100;not null;default:''"`
 	// NodeRecovered: the node stopped answering once in this run and was power-cycled; a
 	// second time it is lost. A new request clears it.
 	NodeRecovered bool `gorm:"not null;default:false"`

@@ -157,7 +157,9 @@ func newSituations(t testing.TB) *situations {
 		StateStartedAt: now.Add(-2 * time.Minute)})
 	waitingSince := now.Add(-40 * time.Second)
 	add("waiting for a boot slot", sw, "user", -h, 2*h, &store.Deployment{Process: process.Deploy, State: "turn_on",
-		StateStartedAt: now.Add(-time.Minute), WaitingSince: &waitingSince}, done(process.Deploy, "turn_on")...)
+		StateStartedAt: now.Add(-time.Minute), WaitingSince: &waitingSince, WaitingFor: "its turn to boot"}, done(process.Deploy, "turn_on")...)
+	add("waiting for a copy slot", sw, "user", -h, 2*h, &store.Deployment{Process: process.Deploy, State: "env_copy",
+		StateStartedAt: now.Add(-time.Minute), WaitingSince: &waitingSince, WaitingFor: "its turn to copy an image"}, done(process.Deploy, "env_copy")...)
 	add("lost", sw, "user", -3*h, 2*h, &store.Deployment{Process: process.Deploy, State: process.Lost,
 		ResumeProcess: process.Deploy, ResumeState: "env_copy", StateStartedAt: now.Add(-2*h + 40*time.Second),
 		LastError: "no progress in env_copy after 1h0m0s", BytesDone: 300 << 20, BytesTotal: 1800 << 20},
@@ -469,16 +471,22 @@ func TestWhatAUserSeesIsTrue(t *testing.T) {
 		}
 	})
 
-	t.Run("the wait for a boot slot shows", func(t *testing.T) {
-		const want = "step 3 of 15, waiting for its turn to boot"
-		if v := status("waiting for a boot slot"); !v.Waiting || v.Queued || v.StepText != want {
-			t.Errorf("live status of a node waiting for a boot slot: waiting %v, queued %v, %q; want %q", v.Waiting, v.Queued, v.StepText, want)
+	t.Run("the wait for a boot or copy slot shows", func(t *testing.T) {
+		for name, want := range map[string]string{
+			"waiting for a boot slot": "step 3 of 15, waiting for its turn to boot",
+			"waiting for a copy slot": "step 5 of 15, waiting for its turn to copy an image",
+		} {
+			if v := status(name); !v.Waiting || v.Queued || v.StepText != want || !strings.HasSuffix(want, "waiting for "+v.WaitingFor) {
+				t.Errorf("live status of a node %s: waiting %v (for %q), queued %v, %q; want %q", name, v.Waiting, v.WaitingFor, v.Queued, v.StepText, want)
+			}
+			if body := depPage(alice, name); !strings.Contains(body, want) {
+				t.Errorf("the deployment page does not say %q", want)
+			}
 		}
-		if body := depPage(alice, "waiting for a boot slot"); !strings.Contains(body, want) {
-			t.Errorf("the deployment page does not say %q", want)
-		}
-		if v := status("deploy/turn_on"); v.Waiting || v.StepText != "step 3 of 15" {
-			t.Errorf("a node in turn_on that does not wait: waiting %v, %q", v.Waiting, v.StepText)
+		for _, name := range []string{"deploy/turn_on", "deploy/env_copy"} {
+			if v := status(name); v.Waiting || v.WaitingFor != "" || strings.Contains(v.StepText, "waiting") {
+				t.Errorf("a node in %s that does not wait: waiting %v (for %q), %q", name, v.Waiting, v.WaitingFor, v.StepText)
+			}
 		}
 	})
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -21,6 +22,9 @@ func viewDeployment(d *store.Deployment, viewer *store.User, now time.Time) apij
 		TimeZone: d.Reservation.TimeZone, UpdatedAt: d.UpdatedAt, Released: d.Released}
 	if d.Reservation.EndedBy != 0 {
 		v.EndReason = d.Reservation.EndReason
+	}
+	if v.Waiting {
+		v.WaitingFor = d.WaitingFor
 	}
 	v.SSHHost, v.SSHPort = d.Node.IP, 22
 	if d.Node.PublicIP != "" && d.Node.PublicPort != 0 {
@@ -99,7 +103,7 @@ func stepOf(d *store.Deployment, queued bool) (step, steps int, text string) {
 	case queued:
 		text = fmt.Sprintf("waiting for a worker, then step %d of %d", step, steps)
 	case d.WaitingSince != nil:
-		text = fmt.Sprintf("step %d of %d, waiting for its turn to boot", step, steps)
+		text = fmt.Sprintf("step %d of %d, waiting for %s", step, steps, cmp.Or(d.WaitingFor, "its turn"))
 	default:
 		text = fmt.Sprintf("step %d of %d", step, steps)
 	}
