@@ -57,8 +57,9 @@ var (
 		"the old env_check), timed: the reference of the card goal (issue 14 item 2)")
 	flagMeasured = flag.Bool("measured", false, "measure and map the image before the rounds (image.BlockSums, as a registration "+
 		"would), so that the first copy writes only the ranges its file systems use")
-	flagWorkers = flag.Int("workers", 0, "pitasks [tasks] workers (0: pitasks' default, 16)")
+	flagWorkers = flag.Int("workers", 0, "pitasks [tasks] workers (0: pitasks' default, 64)")
 	flagBooting = flag.Int("max-booting", 0, "pitasks [tasks] max_booting (0: pitasks' default, 8)")
+	flagCopying = flag.Int("max-copying", 0, "pitasks [tasks] max_copying (0: pitasks' default, 48)")
 	flagCipher  = flag.String("baseline-cipher", "", "ssh -c CIPHER for the baseline (default: OpenSSH's own choice, chacha20-poly1305)")
 	flagTick    = flag.Duration("tick", 0, "time between two engine ticks (0: the lab harness's 250ms; pitasks' default is 2s)")
 	flagPoll    = flag.Duration("poll", 0, "how soon a state not done is looked at again (0: the lab harness's 300ms; pitasks' default is 1s)")
@@ -127,7 +128,7 @@ func BenchmarkDeployLab(b *testing.B) {
 
 	start := time.Now()
 	// A step may take as long as a copy at 2 MB/s: the default (2 min) is for the small image.
-	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting,
+	cfg := deploytest.Config{Workers: *flagWorkers, MaxBooting: *flagBooting, MaxCopying: *flagCopying,
 		StepDeadline: max(2*time.Minute, time.Duration(cardSize/2e6)*time.Second), SSHLost: *flagSSHLost,
 		Tick: *flagTick, PollInterval: *flagPoll}
 	var boots []bool
@@ -864,7 +865,7 @@ func (r *report) modelParams() (deploymodel.Params, bool) {
 		Start: state("boot_conf", "turn_off"), Boot1: state("turn_on", "ssh_nfs"),
 		Conf1: state("partition", "system_conf", "boot_files"), Boot2: state("ssh_system", "system_update", "boot_update"),
 		Conf2: state("user_conf", "user_script"), Fixed: max(0, mean(totals)-mean(inStates)),
-		Slots: cmp.Or(r.cfg.MaxBooting, config.Default().Tasks.MaxBooting), Workers: cmp.Or(r.cfg.Workers, config.Default().Tasks.Workers),
+		Slots: cmp.Or(r.cfg.MaxBooting, config.Default().Tasks.MaxBooting), Copies: min(cmp.Or(r.cfg.Workers, config.Default().Tasks.Workers), cmp.Or(r.cfg.MaxCopying, config.Default().Tasks.MaxCopying)),
 	}
 	copySecs, check := state("env_copy").Seconds(), state("env_check").Seconds()
 	if copySecs <= 0 {
@@ -908,8 +909,9 @@ func (r *report) markdown() string {
 	}
 	fmt.Fprintf(&w, "SD cards: %s (blk-throttle). The baseline sends `%s`. MB/s = bytes of the raw image written onto a card per second.\n\n",
 		card, r.baseSends)
-	if r.cfg.Workers != 0 || r.cfg.MaxBooting != 0 {
-		fmt.Fprintf(&w, "pitasks settings: workers %d, max_booting %d (0: default, 16 and 8).\n\n", r.cfg.Workers, r.cfg.MaxBooting)
+	if r.cfg.Workers != 0 || r.cfg.MaxBooting != 0 || r.cfg.MaxCopying != 0 {
+		fmt.Fprintf(&w, "pitasks settings: workers %d, max_booting %d, max_copying %d (0: default, 64, 8 and 48).\n\n",
+			r.cfg.Workers, r.cfg.MaxBooting, r.cfg.MaxCopying)
 	}
 	if r.cipher != "" {
 		fmt.Fprintf(&w, "Baseline cipher: `ssh -c %s`.\n\n", r.cipher)
@@ -939,7 +941,7 @@ func (r *report) markdown() string {
 	}
 	if p, ok := r.modelParams(); ok {
 		w.WriteString("\nThe deployment-time model (bench/deploymodel) against this run: its parameters are the first round's " +
-			"(per-state means, the copy rate of one node, env_check), the uplink at 0.935 of its tbf rate, pitasks' slots and workers; " +
+			"(per-state means, the copy rate of one node, env_check), the uplink at 0.935 of its tbf rate, pitasks' boot and copy slots; " +
 			"it predicts the slowest node of each round:\n\n| nodes | measured slowest (s) | model (s) | measured / model | copies bound by the uplink (s) |\n|---|---|---|---|---|\n")
 		for _, rd := range r.rounds {
 			s, m := rd.summary(r.im.size), deploymodel.Predict(p, rd.n)

@@ -1,12 +1,12 @@
 // Package deploymodel predicts how long pitasks takes to deploy N nodes at once, from measured
 // parameters: each node's link and card, the image's size and compression, the two boots, the
-// configuration steps, the pimaster's uplink and CPU, and pitasks' boot slots and workers.
+// configuration steps, the pimaster's uplink and CPU, and pitasks' boot and copy slots.
 //
 // It replays a deployment as pitasks runs it (pkg/deploy): a node takes a boot slot to power on
 // and keeps it until its NFS system answers; it streams the image (a worker held for the whole
 // copy) at the lowest of its own link, card and inflater, while all copies share the uplink and
 // the pimaster's CPU fairly; it checks the card, configures it, takes a slot again to reboot
-// into the card, and is configured. Slots and workers go first come, first served. Between
+// into the card, and is configured. Slots go first come, first served. Between
 // events every rate is constant, so the replay jumps from event to event: exact for this
 // model, and quick for 200 nodes.
 package deploymodel
@@ -40,8 +40,8 @@ type Params struct {
 	Conf2 time.Duration // user_conf, user_script
 	Fixed time.Duration // what the states do not account for (ticks between them), per node
 
-	Slots   int // max_booting: nodes booting at once; 0: no limit
-	Workers int // copies at once (a copy holds a worker); 0: no limit
+	Slots  int // max_booting: nodes booting at once; 0: no limit
+	Copies int // copies at once: max_copying, or the workers if fewer (a copy holds one); 0: no limit
 }
 
 // NodeCap is one node's copy rate alone, in bytes on the wire per second: its link, or its
@@ -115,16 +115,16 @@ func Predict(p Params, n int) Result {
 		ns[i] = node{phase: starting, end: sec(p.Start)}
 	}
 	res := Result{N: n, Done: make([]time.Duration, n)}
-	slots, workers := p.Slots, p.Workers
+	slots, copies := p.Slots, p.Copies
 	if slots <= 0 {
 		slots = n
 	}
-	if workers <= 0 {
-		workers = n
+	if copies <= 0 {
+		copies = n
 	}
-	usedSlots, usedWorkers := 0, 0
+	usedSlots, usedCopies := 0, 0
 	now, copyStart, copyEnd := 0.0, math.Inf(1), 0.0
-	// grant gives free slots or workers to the nodes waiting for them, oldest first.
+	// grant gives free boot or copy slots to the nodes waiting for them, oldest first.
 	grant := func(waits func(phase) bool, used *int, limit int, next func(*node)) {
 		for *used < limit {
 			best := -1
@@ -149,7 +149,7 @@ func Predict(p Params, n int) Result {
 				nd.phase, nd.end = boot2, now+sec(p.Boot2)
 			}
 		})
-		grant(func(ph phase) bool { return ph == wantWorker }, &usedWorkers, workers, func(nd *node) {
+		grant(func(ph phase) bool { return ph == wantWorker }, &usedCopies, copies, func(nd *node) {
 			nd.phase, nd.left = copying, p.WireBytes
 			copyStart = min(copyStart, now)
 		})
@@ -189,7 +189,7 @@ func Predict(p Params, n int) Result {
 			case copying:
 				nd.left -= rate * dt
 				if nd.left <= p.WireBytes*eps {
-					usedWorkers--
+					usedCopies--
 					copyEnd = now
 					nd.phase, nd.end = checking, now+check
 				}

@@ -91,16 +91,16 @@ func TestSlotsMakeWaves(t *testing.T) {
 	near(t, "8 nodes: one wave each", Predict(p, 8).Max, 1+3+4)
 }
 
-// 4 nodes, 2 workers: the copies go two at a time.
-func TestWorkersLimitTheCopies(t *testing.T) {
+// 4 nodes, 2 copy slots: the copies go two at a time.
+func TestCopySlotsLimitTheCopies(t *testing.T) {
 	p := base()
-	p.Workers = 2
+	p.Copies = 2
 	near(t, "slowest", Predict(p, 4).Max, alone+10)
 }
 
 func TestSlowerWithMoreNodes(t *testing.T) {
 	p := base()
-	p.UplinkBps, p.Slots, p.Workers = 60e6, 8, 16
+	p.UplinkBps, p.Slots, p.Copies = 60e6, 8, 16
 	prev := time.Duration(0)
 	for n := 1; n <= 120; n++ {
 		r := Predict(p, n)

@@ -29,7 +29,7 @@ const (
 	cpuPerGB  = 3.91
 	cores     = 2
 	mbit      = 1e6 / 8 // bytes per second
-	pitasksWk = 64      // pitasks' default workers
+	pitasksCp = 48      // pitasks' default max_copying
 	pitasksMB = 8       // pitasks' default max_booting
 )
 
@@ -44,7 +44,7 @@ func site(linkMbit, cardW, cardR float64, boot1, boot2 time.Duration) deploymode
 		Conf1: 6100 * time.Millisecond, // partition 1.2 + system_conf 3.9 + boot_files 1.0 (the 2092 MiB lab run)
 		Conf2: time.Second,             // user_conf + user_script (lab)
 		Fixed: 4 * time.Second,         // ssh_nfs and ssh_system wait for a tick (pitasks' default: 2 s)
-		Slots: pitasksMB, Workers: pitasksWk}
+		Slots: pitasksMB, Copies: pitasksCp}
 }
 
 var (
@@ -53,7 +53,7 @@ var (
 )
 
 func unlimited(p deploymodel.Params, uplink bool) deploymodel.Params {
-	p.Slots, p.Workers = 0, 0
+	p.Slots, p.Copies = 0, 0
 	if !uplink {
 		p.UplinkBps = 0
 	}
@@ -75,9 +75,9 @@ func variants(p deploymodel.Params) []variant {
 		return func(n int) float64 { return deploymodel.Predict(p, n).Max.Seconds() }
 	}
 	return []variant{
-		{true, "pitasks defaults (8 slots, 64 workers)", color.RGBA{31, 119, 180, 255}, false, pred(p)},
+		{true, "pitasks defaults (8 boot slots, 48 copies)", color.RGBA{31, 119, 180, 255}, false, pred(p)},
 		{false, "  same, uplink unlimited", color.RGBA{31, 119, 180, 255}, true, pred(noUplink(p))},
-		{true, "no slot or worker limit", color.RGBA{214, 39, 40, 255}, false, pred(unlimited(p, true))},
+		{true, "no boot or copy slot limit", color.RGBA{214, 39, 40, 255}, false, pred(unlimited(p, true))},
 		{true, "  same, uplink unlimited", color.RGBA{214, 39, 40, 255}, true, pred(unlimited(p, false))},
 		{true, "chained streaming, no slot limit", color.RGBA{44, 160, 44, 255}, false,
 			func(n int) float64 { return deploymodel.Chain(unlimited(p, true), n, 20*time.Millisecond).Seconds() }},
@@ -171,7 +171,7 @@ func tables() {
 					break
 				}
 			}
-			fmt.Printf("\nThe uplink costs more than 5 %% (%s): %s.\n", []string{"pitasks defaults", "no slot or worker limit"}[i], bind)
+			fmt.Printf("\nThe uplink costs more than 5 %% (%s): %s.\n", []string{"pitasks defaults", "no boot or copy slot limit"}[i], bind)
 		}
 	}
 }
