@@ -173,5 +173,42 @@ func tables() {
 			}
 			fmt.Printf("\nThe uplink costs more than 5 %% (%s): %s.\n", []string{"pitasks defaults", "no boot or copy slot limit"}[i], bind)
 		}
+		copySlots(p)
+	}
+}
+
+// copySlots prints the time of 50, 100 and 200 nodes by max_copying, with pitasks' 8 boot slots
+// and without a boot slot limit, and the fewest copy slots that cost nothing (≤ 1 % at N = 1, 8,
+// …, 197) against no copy limit: past it, more copies at once only add memory.
+func copySlots(p deploymodel.Params) {
+	fmt.Print("\n| max_copying | 8 boot slots: 50 / 100 / 200 nodes (s) | no boot slot limit: 50 / 100 / 200 nodes (s) |\n|---|---|---|\n")
+	booting := []int{pitasksMB, 0}
+	for _, c := range []int{8, 16, 32, 48, 64, 0} {
+		fmt.Printf("| %s |", map[bool]string{true: "no limit", false: fmt.Sprint(c)}[c == 0])
+		for _, b := range booting {
+			q := p
+			q.Slots, q.Copies = b, c
+			fmt.Printf(" %.0f / %.0f / %.0f |", deploymodel.Predict(q, 50).Max.Seconds(), deploymodel.Predict(q, 100).Max.Seconds(),
+				deploymodel.Predict(q, 200).Max.Seconds())
+		}
+		fmt.Println()
+	}
+	for _, b := range booting {
+		least := 0
+		for c := 1; c <= 200 && least == 0; c++ {
+			free := true
+			for n := 1; n <= 200 && free; n += 7 {
+				q := p
+				q.Slots, q.Copies = b, 0
+				without := deploymodel.Predict(q, n).Max.Seconds()
+				q.Copies = c
+				free = deploymodel.Predict(q, n).Max.Seconds() <= 1.01*without
+			}
+			if free {
+				least = c
+			}
+		}
+		fmt.Printf("\nWith %s, the fewest copy slots that cost nothing (≤ 1 %% at N = 1, 8, …, 197 nodes): %d.\n",
+			map[bool]string{true: "no boot slot limit", false: fmt.Sprintf("%d boot slots", b)}[b == 0], least)
 	}
 }
