@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"hash"
-	"io"
 	"math/rand/v2"
 	"slices"
 
@@ -65,8 +63,8 @@ func (b *blockHasher) blocks() Blocks {
 
 // BlockSums returns the block hashes of the raw image inside the image file at path, which must
 // be the raw image want: those kept from an earlier measure of this version of the file (see
-// Send), or else taken now by reading the whole file, once, and kept. A file whose raw image
-// is not want fails with ErrChanged.
+// Send), or else taken now by reading the whole file, once however many ask (measureOnce), and
+// kept. A file whose raw image is not want fails with ErrChanged.
 func BlockSums(ctx context.Context, path, format string, want Sum) (Blocks, error) {
 	if err := Check(format); err != nil {
 		return nil, err
@@ -82,18 +80,14 @@ func BlockSums(ctx context.Context, path, format string, want Sum) (Blocks, erro
 			return d.Blocks, nil
 		}
 	}
-	h, bh, mapper := NewHasher(), newBlockHasher(), NewUsedMapper()
-	if err := readRaw(ctx, f, fi.Size(), format, MaxRawSize, io.MultiWriter(h, bh, mapper)); err != nil {
-		return nil, fmt.Errorf("image: %s: %w", path, err)
+	d, err := measureOnce(path, id, format).wait(ctx, path)
+	if err != nil {
+		return nil, err
 	}
-	sum, blocks := h.Sum(), bh.blocks()
-	if sum != want {
-		return nil, changed(path, sum, want)
+	if d.Raw != want {
+		return nil, changed(path, d.Raw, want)
 	}
-	if identified && unchanged(f, id, format) {
-		rememberDigest(path, digest{ID: id, Raw: sum, Blocks: blocks, Used: mapper.Used(BlockSize)})
-	}
-	return blocks, nil
+	return d.Blocks, nil
 }
 
 // Sample picks the blocks to read back from a card that was given a raw image of size bytes

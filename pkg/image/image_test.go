@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,5 +340,58 @@ func TestNodeLostBeforeTheImageWasRead(t *testing.T) {
 	cancel()
 	if _, err := Send(ctx, short, Gzip, false, Sum{}, run, nil); !errors.Is(err, lost) {
 		t.Errorf("truncated image, node lost, time up: %v, want the node's error", err)
+	}
+}
+
+// Copies of one version of a file that run at once share one measure, whatever their number:
+// the pimaster inflates the file once, not once per node. A later version is measured again.
+func TestCopiesAtOnceShareOneMeasure(t *testing.T) {
+	dir, raw := images(t)
+	want := sha256.Sum256(raw)
+	for _, format := range []string{Raw, XZ, Zstd} {
+		path := filepath.Join(dir, files[format])
+		const copies = 6
+		before := measuresTaken.Load()
+		var started sync.WaitGroup
+		started.Add(copies)
+		errs := make(chan error, copies)
+		for i := range copies {
+			card := filepath.Join(t.TempDir(), "card")
+			node := nodeRun(format, true, card)
+			go func() {
+				sum, err := Send(context.Background(), path, format, false, Sum{}, func(stdin io.Reader, used []usedmap.Range) (string, error) {
+					started.Done()
+					started.Wait() // every copy is under way before any ends
+					return node(stdin, used)
+				}, nil)
+				if err == nil && (sum.SHA256 != hex.EncodeToString(want[:]) || sum.Size != int64(len(raw))) {
+					err = fmt.Errorf("copy %d: measure %+v", i, sum)
+				}
+				errs <- err
+			}()
+		}
+		for range copies {
+			if err := <-errs; err != nil {
+				t.Fatalf("%s: %v", format, err)
+			}
+		}
+		if n := measuresTaken.Load() - before; n != 1 {
+			t.Errorf("%s: %d copies at once took %d measures, want 1", format, copies, n)
+		}
+		if _, err := os.Stat(digestPath(path)); err != nil {
+			t.Errorf("%s: the shared measure was not kept: %v", format, err)
+		}
+		// A new version: the kept measure is not its own, and copies measure it again.
+		later := time.Now().Add(time.Minute)
+		if err := os.Chtimes(path, later, later); err != nil {
+			t.Fatal(err)
+		}
+		before = measuresTaken.Load()
+		if _, err := Send(context.Background(), path, format, false, Sum{}, nodeRun(format, true, filepath.Join(t.TempDir(), "card")), nil); err != nil {
+			t.Fatalf("%s, touched: %v", format, err)
+		}
+		if n := measuresTaken.Load() - before; n != 1 {
+			t.Errorf("%s: a new version of the file took %d measures, want 1", format, n)
+		}
 	}
 }

@@ -17,8 +17,8 @@ import (
 var ErrChanged error = badImage("image changed since it was registered")
 
 // Send streams the image file at path into run's stdin and returns the size and sha256 of the
-// raw disk image it carried, to be checked against what lands on the card; ctx bounds what it
-// reads of the file after run failed, to tell a corrupt image from a lost node. run returns the
+// raw disk image it carried, to be checked against what lands on the card; ctx bounds its wait
+// for the file's measure. run returns the
 // sha256 (hex) of the raw image the node received, which the node computes as it inflates.
 // run is also given the ranges of the raw image its file systems use when they are known for
 // this version of the file (nil otherwise): the node may write those alone, and it still
@@ -30,10 +30,10 @@ var ErrChanged error = badImage("image changed since it was registered")
 // (run's command inflates them, see NodeInflater) and the pimaster hashes nothing when it
 // kept the measure of this version of the file from an earlier copy (see digest.go), the
 // registered one if any; the node's sha256 must then match it, and a mismatch makes the next
-// copy measure the file again. Otherwise a copy of the stream is inflated here to measure it,
-// once per version of the file. Either way the measure kept has the hashes of the raw image's
-// blocks (BlockSums) and its used ranges. A truncated or damaged image fails with ErrCorrupt, even when the node's
-// command did not notice.
+// copy measure the file again. Otherwise the file is measured here (measureOnce), once per
+// version of the file however many copies of it are under way. Either way the measure kept has
+// the hashes of the raw image's blocks (BlockSums) and its used ranges. A truncated or damaged
+// image fails with ErrCorrupt, even when the node's command did not notice.
 //
 // progress gets what went on the wire so far and the total: the file's bytes and size, or,
 // when the pimaster inflates an image whose raw size is known (known.Size > 0), the raw bytes
@@ -123,41 +123,22 @@ func Send(ctx context.Context, path, format string, inflateHere bool, known Sum,
 		return measured(path, kept.Raw, node, known)
 	}
 
-	// Inflate a copy of the stream here, in step with the sender, to measure and map it; on a
-	// corrupt image the copy keeps draining so the sender never blocks.
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	bh, mapper := newBlockHasher(), NewUsedMapper()
-	go func() {
-		raw, err := Inflate(pr, format)
-		if err == nil {
-			_, err = io.Copy(io.MultiWriter(h, bh, mapper), raw)
-			raw.Close()
-		}
-		io.Copy(io.Discard, pr)
-		done <- err
-	}()
-	in := &gate{r: io.TeeReader(src, pw)}
+	// The file's bytes go as they are, and the version is measured from the file, once
+	// whatever the number of copies under way (measureOnce).
+	m := measureOnce(path, id, format)
+	in := &gate{r: src}
 	node, rerr := run(in, nil)
 	in.close()
-	if rerr != nil {
-		pw.CloseWithError(errStreamCut)
-	} else {
-		pw.Close()
-	}
-	merr := <-done
+	d, merr := m.wait(ctx, path)
 	switch {
-	case merr != nil && !errors.Is(merr, errStreamCut):
-		return Sum{}, fmt.Errorf("image %s: %w", path, merr)
+	case rerr != nil && errors.Is(merr, ErrCorrupt):
+		return Sum{}, merr // the node's inflater failed on the image
 	case rerr != nil:
-		return Sum{}, nodeOrImage(ctx, path, format, rerr)
+		return Sum{}, rerr
+	case merr != nil:
+		return Sum{}, merr
 	}
-	sum, err := measured(path, h.Sum(), node, known)
-	if err != nil {
-		return Sum{}, err
-	}
-	keep(sum, bh.blocks(), mapper)
-	return sum, nil
+	return measured(path, d.Raw, node, known)
 }
 
 // agrees tells whether the measure sum is that of the registered measure known, if any.
@@ -197,18 +178,6 @@ func changed(path string, got, known Sum) error {
 	}
 	return fmt.Errorf("image %s: %w: %ssha256 %s; registered %d bytes, sha256 %s", path, ErrChanged, size, got.SHA256, known.Size, known.SHA256)
 }
-
-// nodeOrImage is the error of a node that gave up on the stream: because of the image (its
-// inflater failed on it), or of the node or the network. Only reading the whole file tells.
-func nodeOrImage(ctx context.Context, path, format string, rerr error) error {
-	if _, err := Measure(ctx, path, format); errors.Is(err, ErrCorrupt) {
-		return err
-	}
-	return rerr
-}
-
-// errStreamCut ends the local copy of a stream the node stopped reading.
-var errStreamCut = errors.New("stream cut: the node stopped reading")
 
 // counter counts the file bytes read and reports them.
 type counter struct {
