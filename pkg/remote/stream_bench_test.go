@@ -8,11 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,17 +86,11 @@ func writeOSLike(path string, size int) error {
 	return f.Close()
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkStreamCPU measures what one image copy costs pitasks' CPU, as env_copy sends it
 // (image.Send into a remote command over a real sshd), for each cipher and format: cpu-s/GB
 // is this process's CPU seconds per GB on the wire (the sshd and the node's inflater and
 // sha256sum are other processes, a node's work). "first" is the first copy of a file version,
-// which pitasks measures as it sends (the file is touched before each one); "later" are the
+// which pitasks also measures, reading the file (the file is touched before each one); "later" are the
 // next copies, which only send. Run it again with GODEBUG=cpu.aes=off to see a pimaster
 // without AES instructions (a Raspberry Pi 4): bench/cpu.sh does both.
 func BenchmarkStreamCPU(b *testing.B) {
@@ -155,9 +147,9 @@ func streamCPU(b *testing.B, srv *sshdtest.Server, keys remote.HostKeyStore, cip
 				b.Fatal(err)
 			}
 		}
-		start := cpuTime()
+		start := testenv.CPUTime()
 		send()
-		used += cpuTime() - start
+		used += testenv.CPUTime() - start
 	}
 	elapsed := b.Elapsed()
 	gb := float64(wire) * float64(b.N) / 1e9
@@ -182,23 +174,8 @@ func BenchmarkConcurrentCopies(b *testing.B) {
 			var used time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				stop := make(chan struct{})
-				sampled := make(chan int64)
-				go func() {
-					top := heapObjects()
-					tick := time.NewTicker(10 * time.Millisecond)
-					defer tick.Stop()
-					for {
-						select {
-						case <-tick.C:
-							top = max(top, heapObjects())
-						case <-stop:
-							sampled <- max(top, heapObjects())
-							return
-						}
-					}
-				}()
-				start := cpuTime()
+				stop := testenv.PeakHeap()
+				start := testenv.CPUTime()
 				errs := make(chan error, n)
 				for _, c := range clients {
 					go func() {
@@ -212,9 +189,8 @@ func BenchmarkConcurrentCopies(b *testing.B) {
 						b.Error(err)
 					}
 				}
-				used += cpuTime() - start
-				close(stop)
-				peak = max(peak, <-sampled)
+				used += testenv.CPUTime() - start
+				peak = max(peak, stop())
 			}
 			gb := float64(wire.Load()) / 1e9
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
@@ -222,12 +198,6 @@ func BenchmarkConcurrentCopies(b *testing.B) {
 			b.ReportMetric(gb*1e3/b.Elapsed().Seconds(), "MB/s")
 		})
 	}
-}
-
-func heapObjects() int64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return int64(s[0].Value.Uint64())
 }
 
 // dialNodes opens n connections to srv, one per stand-in node, closed with tb. They are
