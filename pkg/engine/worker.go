@@ -119,9 +119,10 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 	s := e.o.Steps[d.State]
 
 	if !d.ExecDone {
+		began := e.clock.Now()
 		err := e.call(ctx, func(c context.Context) error { return s.Exec(c, t) })
 		t.keepData()
-		e.endWait(d, err)
+		e.endWait(d, err, began)
 		if err != nil {
 			return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 		}
@@ -129,13 +130,14 @@ func (e *Engine) step(ctx context.Context, d *store.Deployment) bool {
 		e.answered(d, st)
 	}
 	var done bool
+	began := e.clock.Now()
 	err := e.call(ctx, func(c context.Context) error {
 		var err error
 		done, err = s.Post(c, t)
 		return err
 	})
 	t.keepData()
-	e.endWait(d, err)
+	e.endWait(d, err, began)
 	if err != nil {
 		return e.retry(ctx, d, st, log, fmt.Errorf("%s: %w", d.State, err))
 	}
@@ -295,11 +297,12 @@ func (e *Engine) wait(ctx context.Context, d *store.Deployment, st process.State
 	return false
 }
 
-// endWait ends d's wait for its turn once a step went on (err is not a Wait): the state's
-// clock starts again where it stopped.
-func (e *Engine) endWait(d *store.Deployment, err error) {
+// endWait ends d's wait for its turn once the step call that began at began went on (err is
+// not a Wait): the state's clock starts again where it stopped, and runs from that call's
+// start, which is the work done in the turn (a copy, a boot).
+func (e *Engine) endWait(d *store.Deployment, err error, began time.Time) {
 	if d.WaitingSince != nil && !IsWait(err) {
-		d.StateStartedAt = d.StateStartedAt.Add(e.clock.Now().Sub(*d.WaitingSince))
+		d.StateStartedAt = d.StateStartedAt.Add(began.Sub(*d.WaitingSince))
 		d.WaitingSince, d.WaitingFor = nil, ""
 	}
 }
