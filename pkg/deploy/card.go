@@ -256,7 +256,7 @@ func configureBoot(ctx context.Context, sh Shell, card cardDev) error {
 func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
 	const dir = "/tmp/piseduce-boot"
 	mtools := cardOf(t).mtools
-	return d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
+	err := d.withShell(ctx, t, remote.RoleNFS, func(sh Shell) error {
 		if err := run(ctx, sh, "rm", "-rf", dir); err != nil {
 			return err
 		}
@@ -268,6 +268,15 @@ func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
 		}
 		return d.installBootFiles(ctx, t, sh, dir)
 	})
+	if errors.Is(err, errOtherSystem) {
+		// The node runs the system this deployment wrote on its card (its key is pinned by
+		// system_conf): only these boot files in its TFTP folder boot it, so they were
+		// installed and the node rebooted, and the record of it was lost (the database down,
+		// or pitasks killed, before the state's save). rebootNode sees the same and goes on.
+		t.Log.Info("the node already runs its deployed system: its boot files were installed")
+		return nil
+	}
+	return err
 }
 
 // bootSecrets are boot partition files that hold secrets (a password hash, a cloud-init seed

@@ -312,9 +312,16 @@ func TestHostKeyMeaning(t *testing.T) {
 
 	// boot_files' reboot into the card, its node answering with the card's key: the reboot was
 	// done and its record lost (the database restarted in between: the fault matrix found a
-	// node lost there). A stranger still fails at once.
+	// node lost there, in the reboot and, its Exec not yet recorded, in the boot files' copy).
+	// A stranger still fails at once.
 	if done, err := deployer(cardKey, "node-3").rebootNode(ctx, task()); !done || err != nil {
 		t.Errorf("reboot into the card, the card's system answering: done %v, err %v; want done", done, err)
+	}
+	if err := deployer(cardKey, "node-3").bootFiles(ctx, task()); err != nil {
+		t.Errorf("boot files, the card's system answering: %v; want done", err)
+	}
+	if err := deployer(stranger, "node-3").bootFiles(ctx, task()); !engine.IsPermanent(err) {
+		t.Errorf("boot files, a stranger answering: %v; want a permanent mismatch", err)
 	}
 	if _, err := deployer(stranger, "node-3").rebootNode(ctx, task()); !engine.IsPermanent(err) {
 		t.Errorf("reboot into the card, a stranger answering: %v; want a permanent mismatch", err)
