@@ -268,15 +268,23 @@ func (d *Deployer) bootFiles(ctx context.Context, t *engine.Task) error {
 		}
 		return d.installBootFiles(ctx, t, sh, dir)
 	})
-	if errors.Is(err, errOtherSystem) {
-		// The node runs the system this deployment wrote on its card (its key is pinned by
-		// system_conf): only these boot files in its TFTP folder boot it, so they were
-		// installed and the node rebooted, and the record of it was lost (the database down,
-		// or pitasks killed, before the state's save). rebootNode sees the same and goes on.
-		t.Log.Info("the node already runs its deployed system: its boot files were installed")
+	if onItsCard(t, err, "its boot files were installed") {
 		return nil
 	}
 	return err
+}
+
+// onItsCard reports whether err, from boot_files' work on the NFS system, says the node runs
+// the system this deployment wrote on its card (its key pinned by system_conf) instead. Only
+// the boot files boot_files installs in its TFTP folder boot that system: they were installed
+// and the node rebooted, and the record of it was lost (the database down, or pitasks killed,
+// before the state's save), so that work is done.
+func onItsCard(t *engine.Task, err error, done string) bool {
+	if !errors.Is(err, errOtherSystem) {
+		return false
+	}
+	t.Log.Info("the node already runs its deployed system: " + done)
+	return true
 }
 
 // bootSecrets are boot partition files that hold secrets (a password hash, a cloud-init seed
@@ -315,10 +323,7 @@ func (d *Deployer) rebootNode(ctx context.Context, t *engine.Task) (bool, error)
 		return false, d.boots.wait
 	}
 	err := d.reboot(ctx, t, remote.RoleNFS)
-	if errors.Is(err, errOtherSystem) {
-		// The node runs its card's system already: this reboot was done, and its record lost
-		// (the database down, or pitasks killed, between the reboot and its save).
-		t.Log.Info("the node already runs its deployed system: its reboot was done")
+	if onItsCard(t, err, "its reboot was done") {
 		return true, nil
 	}
 	return true, err
