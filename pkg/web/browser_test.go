@@ -413,11 +413,14 @@ func (c *chrome) eval(js string) string {
 	return v
 }
 
-// waitFor waits until the expression js is true.
+// waitFor waits until the expression js is true; if it never is, the failure says what the
+// page's state badges showed and how it got its live updates.
 func (c *chrome) waitFor(step, js string, timeout time.Duration) {
 	c.t.Helper()
 	if _, err := chromedp.Run(c.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-		c.fail(step, "waiting for %s: %v", js, err)
+		seen, _ := chromedp.Run(c.ctx, chromedp.Evaluate[string](
+			`JSON.stringify({states: Array.from(document.querySelectorAll(".js-state")).map(e => e.textContent.trim()), live: window.__liveMode || ""})`))
+		c.fail(step, "waiting for %s: %v (the page showed %s)", js, err, seen)
 	}
 }
 

@@ -18,9 +18,9 @@ import (
 )
 
 // Server-sent events: each viewer of a deployments page (or the CLI) holds one stream; one
-// loop (hub.run) looks at what live holds once per eventsEvery for all of them, which reads
-// the store only when the generation moved, and sends each stream the deployments of its
-// viewer that changed since it last sent them.
+// loop (runHub) looks at what live holds once per eventsEvery for all of them, which reads
+// the store only when the generation moved, and sends each stream that has not seen that
+// generation yet the deployments of its viewer that changed since it last sent them.
 const (
 	eventsEvery = time.Second
 	// eventsPing keeps proxies and browsers from closing a stream that has nothing to say.
@@ -46,6 +46,8 @@ type subscriber struct {
 	allowed func(context.Context) error
 
 	mu sync.Mutex
+	// gen is the generation of live's list last looked at: an older list never replaces it.
+	gen uint64
 	// sent is the last data sent of each deployment; pending what to send next, in order.
 	sent    map[uint]string
 	pending []uint
@@ -54,13 +56,26 @@ type subscriber struct {
 	wake    chan struct{}
 }
 
-// update queues what changed in ds for s; the caller holds nothing.
-func (sub *subscriber) update(ds []store.Deployment, now time.Time) {
+func newSubscriber(u store.User) *subscriber {
+	return &subscriber{user: u, sent: map[uint]string{}, queued: map[uint]string{}, wake: make(chan struct{}, 1)}
+}
+
+// behind reports whether sub has not looked at generation gen yet.
+func (sub *subscriber) behind(gen uint64) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if sub.closed {
+	return !sub.closed && sub.gen < gen
+}
+
+// update queues what changed in ds, live's list of generation gen, for sub; a list older than
+// one it already looked at is ignored. The caller holds nothing.
+func (sub *subscriber) update(ds []store.Deployment, gen uint64, now time.Time) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed || gen <= sub.gen {
 		return
 	}
+	sub.gen = gen
 	changed := false
 	for i := range ds {
 		d := &ds[i]
@@ -147,7 +162,6 @@ func (s *Server) unsubscribe(sub *subscriber) {
 func (s *Server) runHub() {
 	t := time.NewTicker(eventsEvery)
 	defer t.Stop()
-	var last uint64
 	for range t.C {
 		s.hub.mu.Lock()
 		if len(s.hub.subs) == 0 {
@@ -167,16 +181,16 @@ func (s *Server) runHub() {
 			s.log.Error("events: unable to read deployments", "err", err)
 			continue
 		}
-		if gen != last {
-			now := s.now()
-			for _, sub := range subs {
-				if err := sub.allowed(ctx); err != nil {
-					sub.close()
-					continue
-				}
-				sub.update(ds, now)
+		now := s.now()
+		for _, sub := range subs {
+			if !sub.behind(gen) {
+				continue
 			}
-			last = gen
+			if err := sub.allowed(ctx); err != nil {
+				sub.close()
+				continue
+			}
+			sub.update(ds, gen, now)
 		}
 		cancel()
 	}
@@ -186,7 +200,7 @@ func (s *Server) runHub() {
 // is one deployment as status.json gives it, each time it changes (all of them first).
 func (s *Server) deploymentEvents(c echo.Context) error {
 	v := vis(c)
-	sub := &subscriber{user: *v.User, sent: map[uint]string{}, queued: map[uint]string{}, wake: make(chan struct{}, 1)}
+	sub := newSubscriber(*v.User)
 	if q := c.QueryParam("ids"); q != "" {
 		sub.ids = map[uint]bool{}
 		for _, p := range strings.Split(q, ",") {
@@ -202,12 +216,16 @@ func (s *Server) deploymentEvents(c echo.Context) error {
 		}
 	}
 	sub.allowed = s.stillAllowed(c)
+	// Subscribed before its first read, the stream gets every generation from that read on:
+	// one the hub looked at in between reaches it too (an older read is then ignored).
+	s.subscribe(sub)
+	defer s.unsubscribe(sub)
 	ctx := c.Request().Context()
-	ds, _, err := s.live.deployments(ctx)
+	ds, gen, err := s.live.deployments(ctx)
 	if err != nil {
 		return err
 	}
-	sub.update(ds, s.now())
+	sub.update(ds, gen, s.now())
 
 	w := c.Response()
 	h := w.Header()
@@ -226,8 +244,6 @@ func (s *Server) deploymentEvents(c echo.Context) error {
 		return nil
 	}
 	w.Flush()
-	s.subscribe(sub)
-	defer s.unsubscribe(sub)
 	ping := time.NewTicker(eventsPing)
 	defer ping.Stop()
 	end := time.NewTimer(s.eventsMaxAge)

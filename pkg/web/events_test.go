@@ -244,6 +244,57 @@ func TestEventsPerUser(t *testing.T) {
 	}
 }
 
+// TestAStreamGetsWhatItsFirstReadMissed: a stream whose first read of live's list came before
+// a change, and which subscribed only after the hub had sent that change to the others, still
+// gets it. The hub once kept one generation for all streams, and such a stream waited for the
+// next change: a page stayed at "destroy: turn_off" for good after its nodes were destroyed.
+func TestAStreamGetsWhatItsFirstReadMissed(t *testing.T) {
+	sx := newSituations(t)
+	ctx := context.Background()
+	copying := sx.named(t, "deploy/env_copy").dep
+	allowed := func(context.Context) error { return nil }
+	stale, staleGen, err := sx.s.live.deployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another viewer's stream, open all along: the hub sends it the change.
+	early := newSubscriber(sx.alice)
+	early.allowed = allowed
+	sx.s.subscribe(early)
+	defer sx.s.unsubscribe(early)
+	writeProgress(t, sx.st, copying, 1200<<20)
+	waitForBytes(t, early, copying.ID, 1200<<20)
+
+	late := newSubscriber(sx.alice)
+	late.allowed = allowed
+	late.update(stale, staleGen, sx.s.now())
+	sx.s.subscribe(late)
+	defer sx.s.unsubscribe(late)
+	waitForBytes(t, late, copying.ID, 1200<<20)
+}
+
+// waitForBytes waits until sub has an event of deployment id with bytes_done want to send.
+func waitForBytes(t *testing.T, sub *subscriber, id uint, want int64) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		for _, data := range sub.take() {
+			var ev apijson.Deployment
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.ID == id && ev.BytesDone == want {
+				return
+			}
+		}
+		select {
+		case <-sub.wake:
+		case <-timeout:
+			t.Fatalf("no event of deployment %d with %d bytes done in a minute", id, want)
+		}
+	}
+}
+
 // TestEndStreams: a graceful shutdown ends the open event streams at once, instead of waiting
 // for them until its timeout.
 func TestEndStreams(t *testing.T) {
