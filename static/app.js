@@ -68,6 +68,8 @@
       }
       var step = row.querySelector(".js-step");
       if (step) { step.textContent = d.step_text; }
+      var qr = row.querySelector(".js-queued-reason");
+      if (qr) { qr.textContent = d.queued_reason || ""; qr.hidden = !d.queued_reason; }
       var er = row.querySelector(".js-error");
       if (er) { er.textContent = d.last_error || ""; er.hidden = !d.last_error; }
     });

@@ -20,7 +20,9 @@ import (
 // Server-sent events: each viewer of a deployments page (or the CLI) holds one stream; one
 // loop (runHub) looks at what live holds once per eventsEvery for all of them, which reads
 // the store only when the generation moved, and sends each stream that has not seen that
-// generation yet the deployments of its viewer that changed since it last sent them.
+// generation yet the deployments of its viewer that changed since it last sent them. Whether
+// a pitasks runs is part of what a stream has seen: a queued deployment's queued_reason changes
+// with it, as status.json's does.
 const (
 	eventsEvery = time.Second
 	// eventsPing keeps proxies and browsers from closing a stream that has nothing to say.
@@ -46,8 +48,10 @@ type subscriber struct {
 	allowed func(context.Context) error
 
 	mu sync.Mutex
-	// gen is the generation of live's list last looked at: an older list never replaces it.
-	gen uint64
+	// gen is the generation of live's list last looked at: an older list never replaces it;
+	// idle, whether no pitasks ran then.
+	gen  uint64
+	idle bool
 	// sent is the last data sent of each deployment; pending what to send next, in order.
 	sent    map[uint]string
 	pending []uint
@@ -60,22 +64,28 @@ func newSubscriber(u store.User) *subscriber {
 	return &subscriber{user: u, sent: map[uint]string{}, queued: map[uint]string{}, wake: make(chan struct{}, 1)}
 }
 
-// behind reports whether sub has not looked at generation gen yet.
-func (sub *subscriber) behind(gen uint64) bool {
+// behind reports whether sub has not looked at generation gen, with idle, yet.
+func (sub *subscriber) behind(gen uint64, idle bool) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	return !sub.closed && sub.gen < gen
+	return !sub.closed && sub.isBehind(gen, idle)
 }
 
-// update queues what changed in ds, live's list of generation gen, for sub; a list older than
-// one it already looked at is ignored. The caller holds nothing.
-func (sub *subscriber) update(ds []store.Deployment, gen uint64, now time.Time) {
+// isBehind is behind with sub.mu held.
+func (sub *subscriber) isBehind(gen uint64, idle bool) bool {
+	return sub.gen < gen || sub.gen == gen && sub.idle != idle
+}
+
+// update queues what changed in ds, live's list of generation gen, for sub, idle saying
+// whether no pitasks runs; a list older than one it already looked at is ignored. The caller
+// holds nothing.
+func (sub *subscriber) update(ds []store.Deployment, gen uint64, idle bool, now time.Time) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if sub.closed || gen <= sub.gen {
+	if sub.closed || !sub.isBehind(gen, idle) {
 		return
 	}
-	sub.gen = gen
+	sub.gen, sub.idle = gen, idle
 	changed := false
 	for i := range ds {
 		d := &ds[i]
@@ -84,6 +94,9 @@ func (sub *subscriber) update(ds []store.Deployment, gen uint64, now time.Time) 
 		}
 		v := viewDeployment(d, &sub.user, now)
 		v.OSPassword, v.PublicKey = "", ""
+		if idle && v.Queued {
+			v.QueuedReason = noWorkerQueued
+		}
 		b, err := json.Marshal(v)
 		if err != nil || sub.sent[d.ID] == string(b) {
 			continue
@@ -181,16 +194,16 @@ func (s *Server) runHub() {
 			s.log.Error("events: unable to read deployments", "err", err)
 			continue
 		}
-		now := s.now()
+		now, idle := s.now(), s.noWorkerFor(ctx, ds)
 		for _, sub := range subs {
-			if !sub.behind(gen) {
+			if !sub.behind(gen, idle) {
 				continue
 			}
 			if err := sub.allowed(ctx); err != nil {
 				sub.close()
 				continue
 			}
-			sub.update(ds, gen, now)
+			sub.update(ds, gen, idle, now)
 		}
 		cancel()
 	}
@@ -225,7 +238,7 @@ func (s *Server) deploymentEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sub.update(ds, gen, s.now())
+	sub.update(ds, gen, s.noWorkerFor(ctx, ds), s.now())
 
 	w := c.Response()
 	h := w.Header()

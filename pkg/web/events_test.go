@@ -267,7 +267,7 @@ func TestAStreamGetsWhatItsFirstReadMissed(t *testing.T) {
 
 	late := newSubscriber(sx.alice)
 	late.allowed = allowed
-	late.update(stale, staleGen, sx.s.now())
+	late.update(stale, staleGen, false, sx.s.now())
 	sx.s.subscribe(late)
 	defer sx.s.unsubscribe(late)
 	waitForBytes(t, late, copying.ID, 1200<<20)

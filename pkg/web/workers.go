@@ -57,23 +57,38 @@ func (s *Server) noWorkerBanner(ctx context.Context) string {
 	}
 }
 
+// noWorker reports whether no pitasks runs (false when that could not be read).
+func (s *Server) noWorker(ctx context.Context) bool {
+	h, ok := s.workerHealth(ctx)
+	return ok && !h.Running()
+}
+
 // markQueued says in vs that the deployments waiting for a worker have none while no pitasks
 // runs.
 func (s *Server) markQueued(ctx context.Context, vs ...*apijson.Deployment) {
-	var h store.WorkerHealth
-	ok, read := false, false
+	idle, read := false, false
 	for _, v := range vs {
 		if !v.Queued {
 			continue
 		}
 		if !read {
-			h, ok = s.workerHealth(ctx)
-			read = true
+			idle, read = s.noWorker(ctx), true
 		}
-		if ok && !h.Running() {
+		if idle {
 			v.QueuedReason = noWorkerQueued
 		}
 	}
+}
+
+// noWorkerFor is noWorker for the event streams of ds: the health is read only while one of
+// them waits for a worker, so a quiet hub reads the store only when the generation moves.
+func (s *Server) noWorkerFor(ctx context.Context, ds []store.Deployment) bool {
+	for i := range ds {
+		if ds[i].Queued && ds[i].Active() {
+			return s.noWorker(ctx)
+		}
+	}
+	return false
 }
 
 // workerRow is one pitasks process on the admin page.

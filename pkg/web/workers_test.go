@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -88,7 +89,8 @@ func TestNoWorker(t *testing.T) {
 }
 
 // TestBrowserNoWorkerBanner: in Chromium, the banner appears on the pages once pitasks stops,
-// with the queued deployment saying it has no worker, and goes once pitasks runs again.
+// with the queued deployment saying it has no worker (its open page stops saying it once
+// pitasks runs again), and goes once pitasks runs again.
 func TestBrowserNoWorkerBanner(t *testing.T) {
 	testenv.NeedCommand(t, "chromium")
 	if testing.Short() {
@@ -129,11 +131,46 @@ func TestBrowserNoWorkerBanner(t *testing.T) {
 	if msg := c.eval(`document.getElementById("no-worker").textContent`); !strings.Contains(msg, "No pitasks worker is running") {
 		t.Fatalf("banner: %q", msg)
 	}
+	reason := `document.getElementById("queued-reason")`
 	reloadUntil("the deployment says it has no worker", fmt.Sprintf("/deployments/%d", f.d1.ID),
-		banner+` && document.body.textContent.includes("`+noWorkerQueued+`")`)
+		banner+` && !`+reason+`.hidden && `+reason+`.textContent === "`+noWorkerQueued+`"`)
 	c.shot("02-no-worker")
 
 	stop = startPitasks(t, f.st)
 	defer stop()
+	// The page, not reloaded, stops saying so once a pitasks takes the deployment.
+	c.waitFor("the reason goes without a reload", reason+`.hidden`, time.Minute)
 	reloadUntil("pitasks runs again: no banner", "/resources", "!("+banner+")")
+}
+
+// TestAStreamSaysWhenNoWorkerRuns: the event stream of a queued deployment says it waits for
+// no worker, as status.json does, and stops saying it once a pitasks ticks, though the
+// deployment itself did not change.
+func TestAStreamSaysWhenNoWorkerRuns(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := f.st.RequestProcess(ctx, f.d1.ID, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(f.s)
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/deployments/events?ids=%d", srv.URL, f.d1.ID), nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sessionFor(t, f.st, &f.alice)})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	id := float64(f.d1.ID)
+	readEvents(t, res, func(ev map[string]any) bool {
+		return ev["id"] == id && ev["queued"] == true && ev["queued_reason"] == noWorkerQueued
+	})
+	if err := f.st.Beat(ctx, &store.Heartbeat{Owner: "pitasks-live", TickMS: 2000, LastTick: f.now}); err != nil {
+		t.Fatal(err)
+	}
+	readEvents(t, res, func(ev map[string]any) bool {
+		_, said := ev["queued_reason"]
+		return ev["id"] == id && ev["queued"] == true && !said
+	})
 }
