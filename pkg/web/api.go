@@ -218,12 +218,14 @@ func (s *Server) apiDeployments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.answerJSON(c, gen, func() any {
+	idle := s.noWorkerFor(c.Request().Context(), ds)
+	return s.answerJSON(c, withWorkers(gen, idle), func() any {
 		ds, next := pageOf(ds, limit, after, cursorOf)
 		u, now := currentUser(c), s.now()
 		out := make([]apijson.Deployment, len(ds))
 		for i := range ds {
 			out[i] = viewDeployment(&ds[i], u, now)
+			sayNoWorker(&out[i], idle)
 		}
 		body := map[string]any{"deployments": out}
 		if next != "" {

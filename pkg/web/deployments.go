@@ -129,13 +129,14 @@ func (s *Server) deploymentsStatus(c echo.Context) error {
 	}
 	// No passwords in it: the browser may keep it and ask again with its ETag.
 	c.Response().Header().Set("Cache-Control", "private, no-cache")
-	return s.answerJSON(c, gen, func() any {
+	idle := s.noWorkerFor(c.Request().Context(), ds)
+	return s.answerJSON(c, withWorkers(gen, idle), func() any {
 		now := s.now()
 		out := make([]apijson.Deployment, len(ds))
 		for i := range ds {
 			out[i] = viewDeployment(&ds[i], u, now)
 			out[i].OSPassword, out[i].PublicKey = "", ""
-			s.markQueued(c.Request().Context(), &out[i])
+			sayNoWorker(&out[i], idle)
 		}
 		return map[string]any{"deployments": out}
 	})

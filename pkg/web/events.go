@@ -94,9 +94,7 @@ func (sub *subscriber) update(ds []store.Deployment, gen uint64, idle bool, now 
 		}
 		v := viewDeployment(d, &sub.user, now)
 		v.OSPassword, v.PublicKey = "", ""
-		if idle && v.Queued {
-			v.QueuedReason = noWorkerQueued
-		}
+		sayNoWorker(&v, idle)
 		b, err := json.Marshal(v)
 		if err != nil || sub.sent[d.ID] == string(b) {
 			continue

@@ -64,20 +64,34 @@ func (s *Server) noWorker(ctx context.Context) bool {
 }
 
 // markQueued says in vs that the deployments waiting for a worker have none while no pitasks
-// runs.
+// runs; the health is read only if one of them is queued.
 func (s *Server) markQueued(ctx context.Context, vs ...*apijson.Deployment) {
-	idle, read := false, false
 	for _, v := range vs {
-		if !v.Queued {
-			continue
-		}
-		if !read {
-			idle, read = s.noWorker(ctx), true
-		}
-		if idle {
-			v.QueuedReason = noWorkerQueued
+		if v.Queued {
+			idle := s.noWorker(ctx)
+			for _, v := range vs {
+				sayNoWorker(v, idle)
+			}
+			return
 		}
 	}
+}
+
+// sayNoWorker sets v's queued_reason when it waits for a worker and none runs (idle).
+func sayNoWorker(v *apijson.Deployment, idle bool) {
+	if idle && v.Queued {
+		v.QueuedReason = noWorkerQueued
+	}
+}
+
+// withWorkers is the generation of an answer that holds queued_reason: live's generation with
+// idle, whether no pitasks runs, folded in, so that its ETag changes when a pitasks stops or
+// starts though no deployment did.
+func withWorkers(gen uint64, idle bool) uint64 {
+	if idle {
+		return gen<<1 | 1
+	}
+	return gen << 1
 }
 
 // noWorkerFor is noWorker for the event streams of ds: the health is read only while one of

@@ -35,10 +35,44 @@ func TestNoWorker(t *testing.T) {
 		return v.QueuedReason
 	}
 	page := func(role, path string) string { return f.as(role).get(path).Body.String() }
+	// The lists give it too: the API's, and status.json (its answer asked again with its ETag).
+	inList := func(rec *httptest.ResponseRecorder) string {
+		t.Helper()
+		var body struct{ Deployments []apijson.Deployment }
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%v: %s", err, rec.Body)
+		}
+		for _, v := range body.Deployments {
+			if v.ID == f.d1.ID {
+				return v.QueuedReason
+			}
+		}
+		t.Fatalf("deployment %d not in %s", f.d1.ID, rec.Body)
+		return ""
+	}
+	alice := f.as("user") // one session: a login moves live's generation
+	status := func(tag string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/deployments/status.json", nil)
+		if tag != "" {
+			req.Header.Set("If-None-Match", tag)
+		}
+		return alice.do(req)
+	}
 
 	// No pitasks ever ran.
 	if got := queuedReason(); got != noWorkerQueued {
 		t.Fatalf("queued_reason without any pitasks: %q", got)
+	}
+	if got := inList(f.api("user", "GET", "/api/v1/deployments", nil)); got != noWorkerQueued {
+		t.Fatalf("queued_reason in the API's list without any pitasks: %q", got)
+	}
+	idleStatus := status("")
+	if got := inList(idleStatus); got != noWorkerQueued {
+		t.Fatalf("queued_reason in status.json without any pitasks: %q", got)
+	}
+	idleTag := idleStatus.Header().Get("ETag")
+	if rec := status(idleTag); rec.Code != http.StatusNotModified {
+		t.Fatalf("status.json again, nothing changed: %d", rec.Code)
 	}
 	for _, p := range []string{"/resources", fmt.Sprintf("/deployments/%d", f.d1.ID), "/account"} {
 		if body := page("user", p); !strings.Contains(body, `id="no-worker"`) || !strings.Contains(body, "No pitasks worker has run yet") {
@@ -80,11 +114,30 @@ func TestNoWorker(t *testing.T) {
 	if got := queuedReason(); got != "" {
 		t.Fatalf("queued_reason with a pitasks running: %q", got)
 	}
+	if got := inList(f.api("user", "GET", "/api/v1/deployments", nil)); got != "" {
+		t.Fatalf("queued_reason in the API's list with a pitasks running: %q", got)
+	}
+	// No deployment changed, but the answer did: the ETag taken while none ran no longer holds.
+	if rec := status(idleTag); rec.Code != http.StatusOK || inList(rec) != "" {
+		t.Fatalf("status.json with a pitasks running, asked with the tag of before: %d %s", rec.Code, rec.Body)
+	}
 	if body := page("user", "/resources"); strings.Contains(body, `id="no-worker"`) {
 		t.Fatal("banner while a pitasks runs")
 	}
 	if admin := page("admin", "/admin/stats"); !strings.Contains(admin, ">alive<") {
 		t.Error("the live pitasks is not shown alive")
+	}
+
+	// That pitasks stops ticking: nothing is written, no deployment changes, yet the answer
+	// does, and the ETag taken while it ran no longer holds.
+	runningTag := status("").Header().Get("ETag")
+	if rec := status(runningTag); rec.Code != http.StatusNotModified {
+		t.Fatalf("status.json again with a pitasks running, nothing changed: %d", rec.Code)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.s.workers = workersCache{}
+	if rec := status(runningTag); rec.Code != http.StatusOK || inList(rec) != noWorkerQueued {
+		t.Fatalf("status.json once the pitasks stopped ticking, asked with the tag of before: %d %s", rec.Code, rec.Body)
 	}
 }
 
